@@ -1,0 +1,53 @@
+#!/bin/sh
+# Sets labnb up on Debian 12 as root, then runs what was asked:
+#   scripts/setup.sh serve [labnb serve options]   start the server with the built-in labs
+#   scripts/setup.sh test [pytest options]         run the whole test suite
+#   scripts/setup.sh                               only set up
+# Idempotent, and quick once done: packages are installed only when missing,
+# the venv is refreshed only when pyproject.toml changed.
+set -eu
+cd "$(dirname "$0")/.."
+what=${1:-setup}
+[ $# -gt 0 ] && shift
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: labnb makes lab hosts with namespaces and cgroups, which needs root; run it with sudo" >&2
+    exit 1
+fi
+
+packages="docker.io tini busybox-static iproute2 iptables iputils-ping uidmap bridge-utils util-linux python3 python3-venv"
+[ "$what" = test ] && packages="$packages chromium"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup.sh: installing$missing"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+
+# root maps each lab host's root to its own range of 65536 ids (newuidmap needs these entries)
+for f in /etc/subuid /etc/subgid; do
+    grep -qs '^root:200000:' "$f" || echo "root:200000:4194304" >> "$f"
+done
+
+extras=""
+[ "$what" = test ] && extras="[test]"
+stamp=".venv/.labnb-installed$extras"
+want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/pip install -q --disable-pip-version-check -e ".$extras"
+    echo "$want" > "$stamp"
+fi
+.venv/bin/labnb image build
+
+case "$what" in
+    serve) exec .venv/bin/labnb serve "$@" ;;
+    test)  exec .venv/bin/python -m pytest "$@" ;;
+    setup) echo "setup.sh: done" ;;
+    *) echo "setup.sh: unknown command $what (use serve or test)" >&2; exit 2 ;;
+esac

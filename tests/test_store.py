@@ -1,0 +1,252 @@
+"""The run store against real SQLite files, including a SIGKILLed writer."""
+
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the tests run without the package installed
+    sys.path.insert(0, str(ROOT))
+
+from webapp.store import Store, is_run_id  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "data" / "runs.db") as s:
+        yield s
+
+
+def new_run(store, step="s1", learner="ada", lab="bridge"):
+    return store.start_run(learner, lab, step, "docker run --rm busybox ifconfig", "lh-1")
+
+
+def test_files_private_and_wal(tmp_path):
+    path = tmp_path / "data" / "runs.db"
+    with Store(path) as s:
+        s.append_chunk(new_run(s), 0, b"x")  # makes -wal and -shm exist
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.close()
+
+
+def test_reopen_keeps_schema_and_data(tmp_path):
+    path = tmp_path / "runs.db"
+    with Store(path) as s:
+        run = new_run(s)
+        s.append_chunk(run, 0, b"kept")
+    with Store(path) as s:
+        assert s.output(run) == b"kept"
+
+
+def test_newer_schema_refused(tmp_path):
+    path = tmp_path / "runs.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        Store(path)
+
+
+def test_append_and_read_in_order(store):
+    run = new_run(store)
+    assert is_run_id(run)
+    parts = [f"line {i}\r\n".encode() for i in range(50)] + [b"\xe2\x82", b"\xac\x00\xff"]
+    for seq, data in enumerate(parts):
+        store.append_chunk(run, seq, data)
+    assert store.output(run) == b"".join(parts)
+    assert store.chunks_since(run) == list(enumerate(parts))
+    assert store.chunks_since(run, 49) == [(50, parts[50]), (51, parts[51])]
+    assert store.chunks_since(run, 10, limit=2) == [(11, parts[11]), (12, parts[12])]
+    assert store.chunks_since(run, 51) == []
+    with pytest.raises(sqlite3.IntegrityError):
+        store.append_chunk(run, 3, b"again")
+    r = store.get_run(run)
+    assert (r["status"], r["stored_bytes"], r["truncated"], r["last_seq"]) == (
+        "running", len(b"".join(parts)), 0, 51)
+
+
+def test_finish_and_checks(store):
+    run = new_run(store)
+    store.record_check(run, 0, "exit_code", True, None, None)
+    store.record_check(run, 1, "output", False, "look at eth0", "no 172.17.0.2")
+    assert store.finish_run(run, "done", exit_code=0) is True
+    assert store.finish_run(run, "interrupted") is False  # stop racing the exit
+    r = store.get_run(run)
+    assert r["status"] == "done" and r["exit_code"] == 0 and r["duration"] >= 0
+    assert [(c["idx"], c["passed"], c["hint"]) for c in r["checks"]] == [
+        (0, True, None), (1, False, "look at eth0")]
+    with pytest.raises(ValueError, match="cannot take more output"):
+        store.append_chunk(run, 0, b"late")
+    with pytest.raises(ValueError, match="status"):
+        store.finish_run(new_run(store), "running")
+    with pytest.raises(LookupError):
+        store.finish_run("0" * 32, "done")
+
+
+def test_hostile_input(store):
+    for bad in ["", "x" * 32, "A" * 32, "0" * 31, "0" * 33, "'; DROP TABLE runs; --", None, 7]:
+        assert not is_run_id(bad)
+        with pytest.raises(ValueError, match="run id"):
+            store.chunks_since(bad)
+    with pytest.raises(ValueError, match="learner"):
+        store.start_run("", "lab", "s", "true", None)
+    with pytest.raises(ValueError, match="step"):
+        store.start_run("a", "lab", "s" * 1000, "true", None)
+    with pytest.raises(ValueError, match="seq"):
+        store.append_chunk(new_run(store), -1, b"")
+    with pytest.raises(ValueError, match="data"):
+        store.append_chunk(new_run(store), 0, "text, not bytes")
+    evil = "ada'); DELETE FROM runs; --"
+    run = store.start_run(evil, "lab", "s1", "echo '\"; --", None)
+    assert store.get_run(run)["learner"] == evil and store.runs_for(evil, "lab")[0]["id"] == run
+
+
+def test_output_cap_counts_what_it_drops(tmp_path):
+    with Store(tmp_path / "runs.db", max_output=10) as s:
+        run = new_run(s)
+        for seq, data in enumerate([b"123456", b"789012", b"345"]):
+            s.append_chunk(run, seq, data)
+        assert s.output(run) == b"1234567890"
+        assert [seq for seq, _ in s.chunks_since(run)] == [0, 1]
+        r = s.get_run(run)
+        assert (r["stored_bytes"], r["truncated"], r["last_seq"]) == (10, 5, 2)
+
+
+def test_head_tail_of_10_mb(store):
+    run = new_run(store)
+    chunk = 4096
+    data = bytes(i * 7 % 251 for i in range(10 * 1024 * 1024 + 123))
+    for seq, pos in enumerate(range(0, len(data), chunk)):
+        store.append_chunk(run, seq, data[pos : pos + chunk])
+    head, tail, total, omitted = store.output_head_tail(run, 100_000, 50_001)
+    assert head == data[:100_000] and tail == data[-50_001:]
+    assert (total, omitted) == (len(data), len(data) - 150_001)
+    assert store.output_head_tail(run, 0, 0) == (b"", b"", len(data), len(data))
+    assert store.output_head_tail(run, 1, 4097)[:2] == (data[:1], data[-4097:])
+    assert store.output_head_tail(run, 6_000_000, 6_000_000) == (data, b"", len(data), 0)
+    assert store.output(run) == data
+    assert store.output_head_tail(new_run(store), 10, 10) == (b"", b"", 0, 0)
+
+
+def test_last_runs_progress_and_delete(store):
+    a1 = new_run(store, "s1")
+    store.finish_run(a1, "failed", exit_code=1)
+    a2 = new_run(store, "s1")
+    store.record_check(a2, 0, "exit_code", True)
+    store.finish_run(a2, "done", exit_code=0)
+    b1 = new_run(store, "s2")
+    store.record_check(b1, 0, "output", False, "hint")
+    store.finish_run(b1, "done", exit_code=0)
+    c1 = new_run(store, "s3")  # still running
+    other = new_run(store, "s1", learner="bob")
+    store.finish_run(other, "done", exit_code=0)
+
+    assert {k: v["id"] for k, v in store.last_runs("ada", "bridge").items()} == {
+        "s1": a2, "s2": b1, "s3": c1}
+    assert [r["id"] for r in store.runs_for("ada", "bridge")] == [a1, a2, b1, c1]
+    assert store.progress("ada", "bridge", ["s1", "s2", "s3", "s4"]) == (1, 4)
+    assert store.progress("bob", "bridge", ["s1", "s2"]) == (1, 2)
+    assert store.progress("ada", "host", ["s1"]) == (0, 1)
+
+    assert store.delete_learner_runs("ada", "bridge") == 3  # the running one stays
+    assert [r["id"] for r in store.runs_for("ada", "bridge")] == [c1]
+    assert store.get_run(a2) is None and store.chunks_since(a2) == []
+    assert store.get_run(other)["status"] == "done"
+
+
+def test_mark_cut_off(tmp_path):
+    path = tmp_path / "runs.db"
+    with Store(path) as s:
+        running, done = new_run(s), new_run(s)
+        s.finish_run(done, "done", exit_code=0)
+    with Store(path) as s:
+        assert s.mark_cut_off() == 1
+        r = s.get_run(running)
+        assert r["status"] == "cut_off" and r["ended"] >= r["started"]
+        assert s.get_run(done)["status"] == "done"
+        assert s.mark_cut_off() == 0
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from webapp.store import Store
+    s = Store(sys.argv[1])
+    run = s.start_run("ada", "bridge", "s1", "yes", "lh-1")
+    print(run, flush=True)
+    seq = 0
+    while True:
+        s.append_chunk(run, seq, b"chunk %d\\n" % seq)
+        print(seq, flush=True)  # reported to the "browser" only once stored
+        seq += 1
+    """
+)
+
+
+def test_sigkill_mid_run_loses_nothing_reported(tmp_path):
+    path = tmp_path / "runs.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(ROOT)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        run = child.stdout.readline().strip()
+        reported = []
+        while len(reported) < 300:
+            line = child.stdout.readline()
+            assert line, "child died early"
+            reported.append(int(line))
+        child.send_signal(signal.SIGKILL)
+        # The pipe may hold more lines the child wrote before it died.
+        reported += [int(line) for line in child.stdout.read().split() if line.strip()]
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    with Store(path) as s:
+        stored = dict(s.chunks_since(run))
+        for seq in reported:
+            assert stored[seq] == b"chunk %d\n" % seq
+        assert sorted(stored) == list(range(len(stored)))  # no holes
+        assert s.get_run(run)["status"] == "running"
+        assert s.mark_cut_off() == 1
+        assert s.get_run(run)["status"] == "cut_off"
+
+
+def test_threads_append_to_different_runs(store):
+    runs = [new_run(store, f"s{i}") for i in range(8)]
+    errors = []
+
+    def work(run):
+        try:
+            for seq in range(200):
+                store.append_chunk(run, seq, b"%s %d\n" % (run.encode(), seq))
+                if seq % 50 == 0:
+                    store.chunks_since(run, max(seq - 10, -1))
+            store.finish_run(run, "done", exit_code=0)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for run in runs:
+        assert store.output(run) == b"".join(b"%s %d\n" % (run.encode(), i) for i in range(200))
+        assert store.get_run(run)["status"] == "done"

@@ -1,0 +1,123 @@
+"""``labnb doctor``: can this machine make lab hosts? Each problem comes with what to do."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+
+from .config import Settings
+from .labhost import cgroups, image
+from .labhost.sandbox import RANGE, image_archive
+
+BINARIES = {
+    "dockerd": "docker.io", "docker": "docker.io", "tini": "tini", "unshare": "util-linux",
+    "nsenter": "util-linux", "setsid": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap",
+    "ip": "iproute2", "iptables": "iptables", "brctl": "bridge-utils", "ping": "iputils-ping",
+    "busybox": "busybox-static", "bash": "bash",
+}
+
+
+@dataclasses.dataclass
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+    todo: str = ""
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20)
+
+
+def check_root() -> Finding:
+    ok = os.geteuid() == 0
+    return Finding("root", ok, "running as root" if ok else f"running as uid {os.geteuid()}",
+                   "" if ok else "Run labnb as root (sudo), or LABNB_BACKEND=plain on a disposable VM")
+
+
+def check_binaries() -> Finding:
+    missing = sorted({pkg for b, pkg in BINARIES.items() if shutil.which(b) is None})
+    return Finding("binaries", not missing, "all found" if not missing else "missing packages: " + ", ".join(missing),
+                   "" if not missing else "apt-get install -y " + " ".join(missing))
+
+
+def check_userns() -> Finding:
+    r = _run(["unshare", "--user", "--map-root-user", "true"])
+    ok = r.returncode == 0
+    return Finding("user namespaces", ok, "can be made" if ok else r.stderr.strip(),
+                   "" if ok else "Enable user namespaces: sysctl -w user.max_user_namespaces=15000 "
+                                 "(and kernel.unprivileged_userns_clone=1 where it exists)")
+
+
+def check_overlay_in_userns() -> Finding:
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+        for sub in ("l", "u", "w", "m"):
+            os.mkdir(os.path.join(d, sub))
+        r = _run(["unshare", "--user", "--map-root-user", "--mount", "mount", "-t", "overlay", "overlay",
+                  "-o", f"lowerdir={d}/l,upperdir={d}/u,workdir={d}/w", f"{d}/m"])
+    ok = r.returncode == 0
+    return Finding("overlay in a user namespace", ok, "works" if ok else r.stderr.strip(),
+                   "" if ok else "Needs Linux >= 5.11 for dockerd's overlay2 storage in a lab host; upgrade the kernel")
+
+
+def check_subids(settings: Settings) -> Finding:
+    need = (settings.uid_base, settings.max_lab_hosts * RANGE)
+    problems = []
+    for path in ("/etc/subuid", "/etc/subgid"):
+        covered = False
+        try:
+            with open(path) as f:
+                for line in f:
+                    parts = line.strip().split(":")
+                    if len(parts) == 3 and parts[0] in ("root", "0"):
+                        start, count = int(parts[1]), int(parts[2])
+                        covered |= start <= need[0] and start + count >= need[0] + need[1]
+        except (OSError, ValueError):
+            pass
+        if not covered:
+            problems.append(path)
+    ok = not problems
+    entry = f"root:{need[0]}:{need[1]}"
+    return Finding("subordinate ids", ok,
+                   f"root may map {need[1]} ids from {need[0]}" if ok else f"no entry for root covering {entry} in "
+                   + " and ".join(problems),
+                   "" if ok else f"Add the line {entry} to {' and '.join(problems)} (scripts/setup.sh does)")
+
+
+def check_cgroups() -> Finding:
+    try:
+        version = cgroups.version()
+        points = cgroups.hierarchies()
+    except cgroups.CgroupError as e:
+        return Finding("cgroups", False, str(e), "Mount cgroups under /sys/fs/cgroup")
+    if version == 1:
+        missing = [c for c in ("memory", "pids", "cpu", "cpuset")
+                   if not any(c in key.split(",") for key in points)]
+        ok = not missing
+        return Finding("cgroups", ok, "v1, delegation by chown" if ok else "v1 without " + ", ".join(missing),
+                       "" if ok else "Enable the missing cgroup v1 controllers (kernel config / boot options)")
+    available = set(open(os.path.join(cgroups.ROOT, "cgroup.controllers")).read().split())
+    missing = [c for c in cgroups.V2_CONTROLLERS if c not in available]
+    writable = os.access(os.path.join(cgroups.ROOT, "cgroup.subtree_control"), os.W_OK)
+    ok = not missing and writable
+    detail = "v2, delegation per cgroup-v2.rst" if ok else (
+        f"v2 without the controllers {', '.join(missing)}" if missing else "v2, but its subtree_control is not writable")
+    return Finding("cgroups", ok, detail, "" if ok else
+                   "Run labnb as a systemd service with Delegate=yes, or from a cgroup whose controllers you may enable")
+
+
+def check_image(settings: Settings) -> Finding:
+    path = image_archive(settings)
+    ok = image.image_id(path) is not None
+    return Finding("busybox image", ok, path if ok else f"{path} is missing or unreadable",
+                   "" if ok else "Run `labnb image build`")
+
+
+def run_all(settings: Settings) -> list[Finding]:
+    findings = [check_root(), check_binaries()]
+    if findings[0].ok and findings[1].ok:
+        findings += [check_userns(), check_overlay_in_userns(), check_subids(settings), check_cgroups()]
+    findings.append(check_image(settings))
+    return findings

@@ -1,0 +1,29 @@
+"""The command executor: runs commands in a lab host under a PTY and streams
+what they print. ``run`` starts a one-shot command; ``open_terminal`` a named
+shell that later commands are typed into."""
+from __future__ import annotations
+
+from ..labhost.base import LabHost
+from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
+from .process import DEFAULT_WINDOW, OutputCallback, PtyProcess
+from .terminal import Terminal, TerminalBusy, TerminalRun
+
+__all__ = ["run", "open_terminal", "PtyProcess", "Terminal", "TerminalRun", "TerminalBusy", "Outcome",
+           "DONE", "ERROR", "FAILED", "INTERRUPTED", "TIMED_OUT", "DEFAULT_WINDOW"]
+
+
+def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = None,
+        timeout: float | None = None, window: int | None = DEFAULT_WINDOW,
+        rows: int = 24, cols: int = 120) -> PtyProcess:
+    """Start ``command`` (bash syntax) in the lab host; returns the running process."""
+    argv = lab_host.command_argv(["bash", "--norc", "--noprofile", "-c", command])
+    return PtyProcess(argv, lab_host.command_env(), on_output=on_output, timeout=timeout,
+                      window=window, rows=rows, cols=cols).start()
+
+
+def open_terminal(lab_host: LabHost, name: str, *, on_idle_output: OutputCallback | None = None,
+                  rows: int = 24, cols: int = 120) -> Terminal:
+    """Start a named interactive shell in the lab host and wait for its first prompt."""
+    argv = lab_host.command_argv(["bash", "--norc", "--noprofile", "-i"])
+    return Terminal(name, argv, lab_host.command_env(), rows=rows, cols=cols,
+                    on_idle_output=on_idle_output).start()

@@ -1,0 +1,23 @@
+"""How a command ended."""
+from __future__ import annotations
+
+import dataclasses
+
+DONE, FAILED, INTERRUPTED, TIMED_OUT, ERROR = "done", "failed", "interrupted", "timed_out", "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """``status`` is one of done (exit 0), failed (non-zero exit or killed by
+    someone else), interrupted (stopped on request), timed_out, or error (it
+    could not start: ``error`` says why)."""
+
+    status: str
+    exit_code: int | None
+    signal: int | None
+    duration: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == DONE

@@ -1,0 +1,264 @@
+"""The cgroup subtree of a lab host: where its limits live and what its dockerd may manage.
+
+Layout, the same on cgroup v1 (one tree per hierarchy) and v2 (one tree):
+
+    labnb/<id>            owned by root; memory, pids and cpu limits: the learner cannot lift them
+    labnb/<id>/lab        delegated: owned by the lab host's mapped root
+    labnb/<id>/lab/init   the lab host's own processes (dockerd, learner's commands)
+    labnb/<id>/lab/docker made by its dockerd (``--cgroup-parent``) for containers
+
+On v2 the lab host's processes and its containers share ``lab`` as their
+common ancestor because a delegated process may only move tasks below a
+cgroup it owns (kernel ``cgroup-v2.rst``, "Delegation Containment").
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import time
+
+ROOT = "/sys/fs/cgroup"
+TOP = "labnb"
+V2_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+class CgroupError(RuntimeError):
+    """The host cannot give a lab host a cgroup subtree of its own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    memory_bytes: int
+    pids: int
+    cpu_weight: int  # 1..10000, v2 semantics; 100 is a normal share
+
+    @property
+    def cpu_shares(self) -> int:
+        """v1 cpu.shares equivalent of the v2 weight (1024 is a normal share)."""
+        return max(2, self.cpu_weight * 1024 // 100)
+
+
+def hierarchies() -> dict[str, str]:
+    """Mount point of every cgroup hierarchy under /sys/fs/cgroup, keyed by a name.
+
+    v1 controllers and named hierarchies (``name=systemd``) count: runc joins
+    every hierarchy it finds, so every one needs the delegated subtree. On a
+    v2-only host the single tree is keyed ``""``.
+    """
+    found: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            point = left.split()[4]
+            fstype, _src, options = right.split()[:3]
+            if not point.startswith(ROOT):
+                continue
+            if fstype == "cgroup2":
+                found["" if point == ROOT else "unified"] = point
+            elif fstype == "cgroup":
+                opts = options.split(",")
+                names = [o for o in opts if o in _V1_CONTROLLERS or o.startswith("name=")]
+                if names:
+                    found[",".join(names)] = point
+    return found
+
+
+_V1_CONTROLLERS = {
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls",
+    "net_prio", "blkio", "pids", "perf_event", "hugetlb", "rdma", "misc",
+}
+
+
+def version() -> int:
+    """2 on a host with only the unified hierarchy, else 1 (also hybrid hosts)."""
+    h = hierarchies()
+    if not h:
+        raise CgroupError(
+            "no cgroup file system is mounted under /sys/fs/cgroup; mount cgroup2 there "
+            "(mount -t cgroup2 none /sys/fs/cgroup) or boot with cgroups enabled")
+    return 2 if set(h) == {""} else 1
+
+
+class Subtree:
+    """The cgroup subtree of one lab host, in every hierarchy."""
+
+    def __init__(self, lab_host_id: str):
+        self.id = lab_host_id
+        self.rel = f"{TOP}/{lab_host_id}"
+        self.points = hierarchies()
+
+    @property
+    def docker_parent(self) -> str:
+        """``--cgroup-parent`` for the lab host's dockerd."""
+        return f"/{self.rel}/lab/docker"
+
+    def paths(self, sub: str = "") -> list[str]:
+        return [os.path.join(p, self.rel, sub) if sub else os.path.join(p, self.rel)
+                for p in self.points.values()]
+
+    def procs_files(self) -> list[str]:
+        """Where a process is written to join the lab host (its ``lab/init`` cgroup)."""
+        return [os.path.join(p, "cgroup.procs") for p in self.paths("lab/init")]
+
+    def create(self, uid: int, gid: int, limits: Limits) -> None:
+        """Make the subtree, set limits on its root-owned top, delegate ``lab``."""
+        if "" in self.points:
+            self._create_v2(uid, gid, limits)
+        else:
+            self._create_v1(uid, gid, limits)
+
+    def _create_v1(self, uid: int, gid: int, limits: Limits) -> None:
+        for key, point in self.points.items():
+            top = os.path.join(point, TOP)
+            for d in (top, os.path.join(top, self.id), os.path.join(top, self.id, "lab"),
+                      os.path.join(top, self.id, "lab", "init")):
+                _mkdir(d)
+                if "cpuset" in key.split(","):
+                    _inherit_cpuset(d)
+            base = os.path.join(top, self.id)
+            controllers = key.split(",")
+            if "memory" in controllers:
+                _write(os.path.join(base, "memory.limit_in_bytes"), limits.memory_bytes)
+            if "pids" in controllers:
+                _write(os.path.join(base, "pids.max"), limits.pids)
+            if "cpu" in controllers:
+                _write(os.path.join(base, "cpu.shares"), limits.cpu_shares)
+            _chown_tree(os.path.join(base, "lab"), uid, gid)
+
+    def _create_v2(self, uid: int, gid: int, limits: Limits) -> None:
+        point = self.points[""]
+        top = os.path.join(point, TOP)
+        base = os.path.join(top, self.id)
+        lab = os.path.join(base, "lab")
+        for d in (top, base, lab, os.path.join(lab, "init")):
+            _mkdir(d)
+        available = set(_read(os.path.join(point, "cgroup.controllers")).split())
+        missing = [c for c in V2_CONTROLLERS if c not in available]
+        if missing:
+            raise CgroupError(
+                f"the cgroup v2 controllers {', '.join(missing)} are not available at {point}; "
+                "enable them in the parent's cgroup.subtree_control (with systemd: "
+                "Delegate=yes on the labnb service)")
+        wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+        for d in (point, top, base, lab):
+            _write(os.path.join(d, "cgroup.subtree_control"), wanted)
+        _write(os.path.join(base, "memory.max"), limits.memory_bytes)
+        _write(os.path.join(base, "memory.swap.max"), 0, optional=True)
+        _write(os.path.join(base, "pids.max"), limits.pids)
+        _write(os.path.join(base, "cpu.weight"), limits.cpu_weight)
+        # Delegation per cgroup-v2.rst: the directory and these three files.
+        for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+            os.chown(os.path.join(lab, name), uid, gid)
+        _chown_tree(os.path.join(lab, "init"), uid, gid)
+
+    def pids(self) -> set[int]:
+        """Every process still in the subtree, in any hierarchy."""
+        found: set[int] = set()
+        for path in self.paths():
+            for dirpath, _dirs, files in os.walk(path):
+                if "cgroup.procs" in files:
+                    try:
+                        found.update(int(x) for x in _read(os.path.join(dirpath, "cgroup.procs")).split())
+                    except OSError:
+                        pass
+        return found
+
+    def memory_bytes(self) -> int | None:
+        """Memory charged to the lab host now (for health and the benchmark)."""
+        for key, point in self.points.items():
+            names = key.split(",")
+            base = os.path.join(point, self.rel)
+            try:
+                if key == "":
+                    return int(_read(os.path.join(base, "memory.current")))
+                if "memory" in names:
+                    return int(_read(os.path.join(base, "memory.usage_in_bytes")))
+            except OSError:
+                return None
+        return None
+
+    def kill_all(self, timeout: float = 5.0) -> None:
+        """SIGKILL every process left in the subtree until none remain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.pids()
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            if time.monotonic() > deadline:
+                raise CgroupError(f"processes {sorted(left)} of lab host {self.id} survive SIGKILL")
+            time.sleep(0.02)
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Remove the subtree depth first; a dying task can hold a cgroup busy briefly."""
+        deadline = time.monotonic() + timeout
+        for path in self.paths():
+            if not os.path.isdir(path):
+                continue
+            dirs = [d for d, _s, _f in os.walk(path)]
+            for d in sorted(dirs, key=len, reverse=True):
+                while True:
+                    try:
+                        os.rmdir(d)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError as e:
+                        if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                            raise CgroupError(f"cannot remove cgroup {d}: {e.strerror}") from e
+                        time.sleep(0.02)
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self.paths())
+
+
+def existing_ids() -> set[str]:
+    """Ids of every lab host that has a subtree in some hierarchy."""
+    ids: set[str] = set()
+    for point in hierarchies().values():
+        top = os.path.join(point, TOP)
+        if os.path.isdir(top):
+            ids.update(e.name for e in os.scandir(top) if e.is_dir())
+    return ids
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        pass
+
+
+def _inherit_cpuset(path: str) -> None:
+    parent = os.path.dirname(path)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not _read(os.path.join(path, name)).strip():
+            _write(os.path.join(path, name), _read(os.path.join(parent, name)).strip())
+
+
+def _chown_tree(path: str, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for dirpath, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(dirpath, name), uid, gid)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value, optional: bool = False) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(str(value))
+    except FileNotFoundError:
+        if not optional:
+            raise CgroupError(f"the cgroup file {path} is missing; is the controller enabled?") from None
+    except OSError as e:
+        raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}") from e

@@ -1,0 +1,127 @@
+"""Lab hosts for learners: made on demand or claimed from a warm pool.
+
+A sandbox lab host takes most of a second to make; a workshop of 30 opening
+the same lab at once would wait for each other. The pool keeps ``size`` lab
+hosts started and ready in the background, so a claim takes milliseconds.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from ..config import Settings
+from .base import LabHost, LabHostError
+from .plain import PlainLabHost
+from .sandbox import SandboxLabHost, prepare_state_dir
+
+log = logging.getLogger(__name__)
+
+
+def make(settings: Settings) -> LabHost:
+    """A new, not yet started, lab host of the configured backend."""
+    if settings.backend == "sandbox":
+        return SandboxLabHost(settings)
+    if settings.backend == "plain":
+        return PlainLabHost(settings)
+    raise LabHostError(f"unknown lab host backend {settings.backend!r}", "Set LABNB_BACKEND to sandbox or plain")
+
+
+def create(settings: Settings) -> LabHost:
+    """Make a lab host and wait until it is ready."""
+    host = make(settings)
+    host.start()
+    try:
+        host.wait_ready(settings.ready_timeout)
+    except BaseException:
+        host.destroy()
+        raise
+    return host
+
+
+class Pool:
+    """Ready lab hosts waiting to be claimed, refilled by one background thread."""
+
+    def __init__(self, settings: Settings, size: int | None = None):
+        self.settings = settings
+        self.size = settings.pool_size if size is None else size
+        self._ready: list[LabHost] = []
+        self._claimed: dict[str, LabHost] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self.last_error: str | None = None
+        self._thread: threading.Thread | None = None
+        if settings.backend == "sandbox":
+            prepare_state_dir(settings)
+
+    def start(self) -> "Pool":
+        if self.size > 0 and self.settings.backend == "sandbox":
+            self._thread = threading.Thread(target=self._fill, name="lab-host-pool", daemon=True)
+            self._thread.start()
+        return self
+
+    def claim(self, timeout: float | None = None) -> LabHost:
+        """A ready lab host: from the pool when one waits, else made now."""
+        with self._cond:
+            host = self._ready.pop(0) if self._ready else None
+            self._cond.notify_all()
+        if host is None or not host.health().ok:
+            if host is not None:
+                host.destroy()
+            host = create(self.settings)
+        with self._cond:
+            self._claimed[host.id] = host
+        return host
+
+    def release(self, host: LabHost) -> None:
+        """Destroy a claimed lab host (its learner left, or asked for a fresh one)."""
+        with self._cond:
+            self._claimed.pop(host.id, None)
+        host.destroy()
+
+    def claimed(self) -> list[LabHost]:
+        with self._cond:
+            return list(self._claimed.values())
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._ready)
+
+    def wait_full(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._ready) >= self.size or self._closed, timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            hosts = self._ready + list(self._claimed.values())
+            self._ready, self._claimed = [], {}
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout=self.settings.ready_timeout)
+        for host in hosts:
+            host.destroy()
+
+    def _fill(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or len(self._ready) < self.size)
+                if self._closed:
+                    return
+            try:
+                host = create(self.settings)
+                failures, self.last_error = 0, None
+            except LabHostError as e:
+                failures += 1
+                self.last_error = str(e)
+                log.error("warm pool: %s", e)
+                with self._cond:
+                    if self._cond.wait_for(lambda: self._closed, min(60, 2 ** failures)):
+                        return
+                continue
+            with self._cond:
+                if self._closed:
+                    host.destroy()
+                    return
+                self._ready.append(host)
+                self._cond.notify_all()

@@ -1,0 +1,42 @@
+"""Finding and removing sandbox lab hosts, for operators and after a crash.
+
+A lab host outlives a server killed with SIGKILL (its namespaces live on
+under the ``unshare`` process that made it). Its record names the server
+process that owns it; ``gc`` removes lab hosts whose owner is gone, and any
+cgroup subtree or dir without a record (a crash mid-creation).
+"""
+from __future__ import annotations
+
+from ..config import Settings
+from . import cgroups, records
+from .sandbox import teardown
+
+
+def list_all(settings: Settings) -> list[dict]:
+    """Every sandbox lab host on this machine, with whether its owner still runs."""
+    found = {m["id"]: m for m in records.read_all(settings.state_dir)}
+    for lab_host_id in cgroups.existing_ids() - set(found):
+        found[lab_host_id] = {"id": lab_host_id}
+    slots = records.slots_of(settings.state_dir)
+    for lab_host_id, slot in slots.items():
+        found.setdefault(lab_host_id, {"id": lab_host_id})
+    for meta in found.values():
+        meta.setdefault("slot", slots.get(meta["id"]))
+        meta["owner_alive"] = records.process_alive(meta.get("owner"), meta.get("owner_start"))
+        meta["alive"] = records.process_alive(meta.get("pid"), meta.get("pid_start"))
+    return sorted(found.values(), key=lambda m: m["id"])
+
+
+def remove(settings: Settings, meta: dict) -> None:
+    pid = meta.get("pid") if meta.get("alive") else None
+    teardown(settings, meta["id"], pid, meta.get("slot"))
+
+
+def gc(settings: Settings, everything: bool = False) -> list[str]:
+    """Remove orphaned lab hosts (all of them with ``everything``); return their ids."""
+    removed = []
+    for meta in list_all(settings):
+        if everything or not meta["owner_alive"]:
+            remove(settings, meta)
+            removed.append(meta["id"])
+    return removed

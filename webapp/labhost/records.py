@@ -1,0 +1,96 @@
+"""On-disk records of sandbox lab hosts, so that an operator, or a server
+restarted after a crash, can find and remove what an earlier server made.
+
+``<state_dir>/hosts/<id>/meta.json`` describes a lab host;
+``<state_dir>/slots/<n>`` reserves uid range n (made with O_EXCL: atomic
+across processes).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+HOSTS = "hosts"
+SLOTS = "slots"
+
+
+def host_dir(state_dir: str, lab_host_id: str) -> str:
+    return os.path.join(state_dir, HOSTS, lab_host_id)
+
+
+def reserve_slot(state_dir: str, lab_host_id: str, max_slots: int) -> int:
+    """The lowest free slot; raise RuntimeError when all are taken."""
+    d = os.path.join(state_dir, SLOTS)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    for n in range(max_slots):
+        try:
+            fd = os.open(os.path.join(d, str(n)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(lab_host_id)
+        return n
+    raise RuntimeError(f"all {max_slots} lab host slots are taken")
+
+
+def release_slot(state_dir: str, slot: int) -> None:
+    try:
+        os.unlink(os.path.join(state_dir, SLOTS, str(slot)))
+    except FileNotFoundError:
+        pass
+
+
+def write(state_dir: str, meta: dict) -> None:
+    path = os.path.join(host_dir(state_dir, meta["id"]), "meta.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta, f)
+    os.replace(tmp, path)
+
+
+def read_all(state_dir: str) -> list[dict]:
+    """Every recorded lab host; a dir without a readable record still shows, by id."""
+    root = os.path.join(state_dir, HOSTS)
+    if not os.path.isdir(root):
+        return []
+    found = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.is_dir():
+            continue
+        try:
+            with open(os.path.join(entry.path, "meta.json")) as f:
+                found.append(json.load(f))
+        except (OSError, ValueError):
+            found.append({"id": entry.name})
+    return found
+
+
+def slots_of(state_dir: str) -> dict[str, int]:
+    """Lab host id -> slot, read from the slot files."""
+    d = os.path.join(state_dir, SLOTS)
+    if not os.path.isdir(d):
+        return {}
+    found = {}
+    for name in os.listdir(d):
+        try:
+            with open(os.path.join(d, name)) as f:
+                found[f.read().strip()] = int(name)
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def process_alive(pid: int | None, start_time: int | None) -> bool:
+    """True if ``pid`` runs and is the same process (same start time) as recorded."""
+    if not pid:
+        return False
+    try:
+        return start_time is None or process_start_time(pid) == start_time
+    except OSError:
+        return False
+
+
+def process_start_time(pid: int) -> int:
+    """Start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Runs under tini, PID 1 of a new lab host, inside its fresh user, mount,
+# net, uts, ipc and pid namespaces, as the lab host's root (the server wrote
+# the uid/gid map before it started).
+# Arguments: HOSTNAME DATA_DIR CGROUP_PARENT ADDRESS SCRIPTS_DIR
+set -eu
+exec </dev/null
+name=$1 data=$2 cgparent=$3 address=$4 scripts=$5
+
+# Private views of what must be the lab host's own: /run (netns names, the
+# docker socket), /etc/docker (daemon.json), HOME, /tmp; and a sysfs of its
+# own network namespace so brctl and /sys/class/net show its devices.
+mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
+mkdir -p /run/netns /run/labnb/bin /run/labnb/cg
+cp "$scripts/start-docker" "$scripts/restart-docker" /run/labnb/bin/
+cp "$scripts/inputrc" /run/labnb/inputrc
+mount --rbind /sys/fs/cgroup /run/labnb/cg
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount --move /run/labnb/cg /sys/fs/cgroup
+rmdir /run/labnb/cg
+mount -t tmpfs -o mode=755 tmpfs /etc/docker
+mount -t tmpfs -o mode=700 tmpfs /root
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+
+hostname "$name"
+ip link set lo up
+# The stand-in for the host's network card: a link with a MAC address and an
+# address, that leads nowhere (vxlan without remote: no module needed).
+ip link add ens33 type vxlan id 1 dstport 4789
+ip link set ens33 mtu 1500 address 00:0c:29:b5:9a:13 up
+ip addr add "$address" brd + dev ens33
+
+echo '{}' > /etc/docker/daemon.json
+printf '%s\n' --data-root "$data" --cgroup-parent "$cgparent" \
+    --pidfile /run/docker.pid --host unix:///run/docker.sock \
+    --log-level warn > /run/labnb/dockerd.args
+/run/labnb/bin/start-docker --no-wait
+exec sleep 2147483647

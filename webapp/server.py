@@ -1,0 +1,55 @@
+"""Running the app in production: gunicorn, one worker process, many threads.
+
+One process because lab hosts, terminals and runs live in its memory;
+threads because Flask-SocketIO's author recommends ``async_mode='threading'``
+(eventlet is unmaintained) and gunicorn's gthread worker serves WebSockets
+through simple-websocket.
+"""
+from __future__ import annotations
+
+import logging
+
+from gunicorn.app.base import BaseApplication
+
+from . import create_app
+from .config import Settings
+from .labhost import reaper
+from .labhost.pool import Pool
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app, options: dict):
+        self.application, self.options = app, options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.application
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("labnb")
+    if settings.backend == "sandbox":
+        removed = reaper.gc(settings)
+        if removed:
+            log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
+    # The pool's thread must start in the worker: gunicorn forks it from this
+    # process, and threads do not survive a fork.
+    pool = Pool(settings)
+    app = create_app(settings, pool)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+
+    def when_ready(_server):
+        print(f"\n    labnb is running. Open this URL in a browser:\n\n        {url}\n", flush=True)
+
+    _Gunicorn(app, {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": 1, "worker_class": "gthread", "threads": 64, "timeout": 0,
+        "when_ready": when_ready, "post_worker_init": lambda _w: pool.start(),
+        "worker_exit": lambda _s, _w: pool.close(),
+        "accesslog": None, "loglevel": "warning",
+    }).run()
