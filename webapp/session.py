@@ -1,0 +1,226 @@
+"""A learner's lab session: one lab, one lab host, its named terminals, and
+the runs of its steps. The headless runner and the web notebook both drive
+labs through this, so a step means the same thing in CI and in a browser.
+
+A run of a step types or starts the step's commands in order, then judges
+its checks. Everything it does is reported as events to one callback:
+
+    {"type": "block", "block": i, "line": n, "command": text}  a command starts
+    {"type": "output", "data": bytes, "text": str}               output, in order
+    {"type": "block_end", "block": i, "outcome": Outcome, "ok": bool, "note": str}
+    {"type": "check", "idx": i, "kind": "check"|"match", "passed": bool, "hint": str, "detail": str}
+    {"type": "end", "status": str}                               done|failed|interrupted|timed_out|error
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Callable
+
+from . import executor
+from .executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
+from .lab import Check, Command, Lab, Match, Step, plain_text
+from .labhost.base import LabHost
+
+Event = dict
+EventCallback = Callable[[Event], None]
+
+
+class SessionBusy(RuntimeError):
+    pass
+
+
+class StepRun:
+    """One run of one step. ``ack(total)`` takes the consumer's cumulative count
+    of output bytes dealt with; ``stop()`` ends it (an endless command so
+    ends as intended)."""
+
+    def __init__(self, session: "LabSession", step: Step, on_event: EventCallback,
+                 endless_for: float | None, window: int | None):
+        self.id = uuid.uuid4().hex
+        self.session, self.step, self.on_event = session, step, on_event
+        self.endless_for, self.window = endless_for, window
+        self.status: str | None = None
+        self.output: list[str] = []
+        self._current = None            # the PtyProcess or TerminalRun now running
+        self._delivered = 0             # output bytes sent to the consumer
+        self._current_base = 0          # ... before the current command started
+        self._acked = 0
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- consumer side ----------------------------------------------------
+    def ack(self, total: int) -> None:
+        with self._lock:
+            if total <= self._acked:
+                return
+            delta_from = max(self._acked, self._current_base)
+            self._acked = min(total, self._delivered)
+            current = self._current
+            delta = self._acked - delta_from
+        if current is not None and delta > 0:
+            current.ack(delta)
+
+    def stop(self) -> None:
+        self._stop.set()
+        current = self._current
+        if current is not None:
+            current.interrupt()
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        self._done.wait(timeout)
+        return self.status
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    # -- the run ----------------------------------------------------------
+    def _emit_output(self, data: bytes, text: str) -> None:
+        with self._lock:
+            self._delivered += len(data)
+            if self.window is None:
+                self._acked = self._delivered
+        self.output.append(text)
+        self.on_event({"type": "output", "data": data, "text": text})
+        if self.window is None and self._current is not None:
+            self._current.ack(len(data))
+
+    def _run(self) -> None:
+        status = DONE
+        try:
+            for i, block in enumerate(self.step.blocks):
+                if isinstance(block, Command) and block.run:
+                    status = self._run_command(i, block)
+                    if status != DONE:
+                        break
+            if status == DONE:
+                status = self._judge()
+        except Exception as e:  # a lab host that died, a terminal that would not start
+            self._emit_output(f"\r\nlabnb: {e}\r\n".encode(), f"\r\nlabnb: {e}\r\n")
+            status = ERROR
+        finally:
+            self.status = status
+            self.session._run_ended(self)
+            self.on_event({"type": "end", "status": status})
+            self._done.set()
+
+    def _run_command(self, i: int, cmd: Command) -> str:
+        if self._stop.is_set():
+            return INTERRUPTED
+        self.on_event({"type": "block", "block": i, "line": cmd.line, "command": cmd.text})
+        with self._lock:
+            self._current_base = self._delivered
+        endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless else None
+        if cmd.terminal:
+            term = self.session.terminal(cmd.terminal)
+            self._current = term.run(cmd.text, on_output=self._emit_output,
+                                     timeout=None if cmd.endless else cmd.timeout, endless=cmd.endless)
+        else:
+            self._current = executor.run(self.session.lab_host, cmd.text, on_output=self._emit_output,
+                                         timeout=None if cmd.endless else cmd.timeout, window=self.window)
+        if self._stop.is_set():
+            self._current.interrupt()
+        if endless_limit is not None and self._current.wait(endless_limit) is None:
+            self._current.interrupt()
+        outcome = self._current.wait()
+        while outcome is None:
+            outcome = self._current.wait(1)
+        self._current = None
+        ok, note = verdict(cmd, outcome)
+        self.on_event({"type": "block_end", "block": i, "outcome": outcome, "ok": ok, "note": note})
+        if ok:
+            return DONE
+        if outcome.status in (INTERRUPTED, TIMED_OUT, ERROR):
+            return outcome.status
+        return FAILED
+
+    def _judge(self) -> str:
+        text = plain_text("".join(self.output))
+        passed_all = True
+        for idx, check in enumerate(self.step.checks):
+            if isinstance(check, Match):
+                passed, detail = check.test(text), f"output must match /{check.pattern}/"
+            else:
+                passed, detail = self._run_check(check)
+            passed_all &= passed
+            self.on_event({"type": "check", "idx": idx, "kind": "match" if isinstance(check, Match) else "check",
+                           "passed": passed, "hint": check.hint, "detail": detail})
+        return DONE if passed_all else FAILED
+
+    def _run_check(self, check: Check) -> tuple[bool, str]:
+        out: list[str] = []
+        proc = executor.run(self.session.lab_host, check.text, on_output=lambda d, t: out.append(t),
+                            timeout=check.timeout, window=None)
+        outcome = proc.wait()
+        tail = plain_text("".join(out)).strip()[-500:]
+        if outcome.status == TIMED_OUT:
+            return False, f"the check timed out after {check.timeout:g} s"
+        return outcome.exit_code == 0, tail
+
+
+def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
+    """Whether a command did what its block says, and a note for the learner."""
+    if cmd.endless and outcome.status == INTERRUPTED:
+        return True, "stopped"
+    if outcome.status == ERROR:
+        return False, outcome.error or "could not start"
+    if outcome.status == INTERRUPTED:
+        return False, "stopped before it finished"
+    if outcome.status == TIMED_OUT:
+        return False, f"timed out after {cmd.timeout:g} s"
+    failed = outcome.exit_code != 0
+    if cmd.fails:
+        return failed, "failed, as expected" if failed else "was expected to fail, but succeeded"
+    return not failed, "" if not failed else f"exited with {outcome.exit_code}"
+
+
+class LabSession:
+    """One lab on one lab host. One step runs at a time, as in a terminal."""
+
+    def __init__(self, lab: Lab, lab_host: LabHost):
+        self.lab, self.lab_host = lab, lab_host
+        self.terminals: dict[str, executor.Terminal] = {}
+        self.current: StepRun | None = None
+        self._lock = threading.Lock()
+
+    def terminal(self, name: str) -> executor.Terminal:
+        """The named terminal, started on first use (or again if it ended)."""
+        with self._lock:
+            term = self.terminals.get(name)
+            if term is None or not term.alive:
+                term = self.terminals[name] = executor.open_terminal(self.lab_host, name)
+            return term
+
+    def run_step(self, step: Step, on_event: EventCallback, *, endless_for: float | None = None,
+                 window: int | None = executor.DEFAULT_WINDOW) -> StepRun:
+        """Start a run of ``step`` in a thread; ``endless_for`` stops endless commands
+        after so many seconds (headless runs), else they run until ``stop()``."""
+        with self._lock:
+            if self.current is not None:
+                raise SessionBusy(f"step {self.current.step.title!r} is still running; stop it first")
+            run = self.current = StepRun(self, step, on_event, endless_for, window)
+        threading.Thread(target=run._run, name=f"step-{run.id[:8]}", daemon=True).start()
+        return run
+
+    def run_script(self, script: str, timeout: float = 300) -> tuple[Outcome, str]:
+        """Run a lab's setup or cleanup commands; returns how it ended and its output."""
+        out: list[str] = []
+        proc = executor.run(self.lab_host, script, on_output=lambda d, t: out.append(t),
+                            timeout=timeout, window=None)
+        return proc.wait(), "".join(out)
+
+    def _run_ended(self, run: StepRun) -> None:
+        with self._lock:
+            if self.current is run:
+                self.current = None
+
+    def close(self) -> None:
+        run = self.current
+        if run is not None:
+            run.stop()
+            run.wait(10)
+        for term in self.terminals.values():
+            term.close()
+        self.terminals.clear()
