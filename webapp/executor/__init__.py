@@ -3,7 +3,7 @@ what they print. ``run`` starts a one-shot command; ``open_terminal`` a named
 shell that later commands are typed into."""
 from __future__ import annotations
 
-from ..labhost.base import LabHost
+from ..labhost.base import LabHost, LabHostError
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import DEFAULT_WINDOW, OutputCallback, PtyProcess
 from .terminal import Terminal, TerminalBusy, TerminalRun
@@ -16,6 +16,7 @@ def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = N
         timeout: float | None = None, window: int | None = DEFAULT_WINDOW,
         rows: int = 24, cols: int = 120) -> PtyProcess:
     """Start ``command`` (bash syntax) in the lab host; returns the running process."""
+    _require_alive(lab_host)
     argv = lab_host.command_argv(["bash", "--norc", "--noprofile", "-c", command])
     return PtyProcess(argv, lab_host.command_env(), on_output=on_output, timeout=timeout,
                       window=window, rows=rows, cols=cols).start()
@@ -24,6 +25,13 @@ def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = N
 def open_terminal(lab_host: LabHost, name: str, *, on_idle_output: OutputCallback | None = None,
                   rows: int = 24, cols: int = 120) -> Terminal:
     """Start a named interactive shell in the lab host and wait for its first prompt."""
-    argv = lab_host.command_argv(["bash", "--norc", "--noprofile", "-i"])
+    _require_alive(lab_host)
+    argv = lab_host.command_argv(["bash", "--noprofile", "--rcfile", lab_host.shell_rc(), "-i"])
     return Terminal(name, argv, lab_host.command_env(), rows=rows, cols=cols,
                     on_idle_output=on_idle_output).start()
+
+
+def _require_alive(lab_host: LabHost) -> None:
+    if not lab_host.alive():
+        raise LabHostError(f"lab host {lab_host.id} is gone (it was destroyed or its processes were killed)",
+                           "Reset the lab host to get a fresh one")

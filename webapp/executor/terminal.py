@@ -1,13 +1,20 @@
 """A long-lived named shell that steps type commands into.
 
 A step may type into a shell that is still running ``docker run -it ...
-busybox sh``: the executor cannot wait for a process to exit. After each
-command it types a marker line that prints an invisible OSC sequence
-(``ESC ] 7770 ; token ; $? BEL``); whatever shell is in the foreground, bash
-on the lab host or busybox sh in a container, prints it once the command's
-output has ended, with its exit status. The marker and the echo of the line
-that prints it are cut from the output. A command that reads stdin (a bare
-``cat``) swallows the marker line: then the run ends by its timeout.
+busybox sh``: the executor cannot wait for a process to exit. Two invisible
+OSC sequences tell it when a command's output has ended:
+
+- after each command it types a marker line that prints
+  ``ESC ] 7770 ; token ; $? ; outer BEL``; whatever shell is in the
+  foreground, the terminal's bash or busybox sh in a container, prints it once
+  the command is done (``outer`` is 1 only from the terminal's own bash);
+- the terminal's bash prints ``ESC ] 7771 ; $? BEL`` before each prompt
+  (scripts/bashrc), which ends a run whose marker line was swallowed, as when
+  ``exit`` ends the container that the marker line was typed into.
+
+Both, and the echo of the marker line, are cut from the output. A command
+that reads stdin (a bare ``cat``) swallows the marker line without a prompt
+following: then the run ends by its timeout.
 """
 from __future__ import annotations
 
@@ -19,57 +26,68 @@ import time
 from .outcome import DONE, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import OutputCallback, PtyProcess
 
-PROMPT = r"[\u@\h \W]\$ "
+# How long a prompt waits for the marker that normally follows it at once.
+PROMPT_GRACE = 1.0
+_SEQ = re.compile(rb"\x1b\]777([01]);([^\x07\x1b]{0,64})\x07")
+_ECHO = re.compile(rb" printf '\\033\]7770;%s;%s;%s\\007' [0-9a-f]+ \"\$\?\" \"\$\{__labnb_outer:-0\}\"(\r\n)?")
 
 
 class TerminalBusy(RuntimeError):
-    pass
+    """A run was asked of a terminal that is still running one."""
 
 
-class MarkerFilter:
-    """Cuts the marker line's echo and the marker itself out of a byte stream.
-
-    Holds back a tail that might be the start of either, so a marker split
-    across reads is still found and never shown.
-    """
-
-    def __init__(self, token: str):
-        self.echo = marker_line(token).rstrip("\n").encode()
-        self.pattern = re.compile(rb"\x1b\]7770;" + token.encode() + rb";(\d+)\x07")
-        self.prefix = b"\x1b]7770;"
-        self.pending = b""
-
-    def feed(self, data: bytes) -> tuple[bytes, int | None]:
-        """(bytes to show, exit status once the marker was seen)."""
-        buf = self.pending + data
-        buf = buf.replace(self.echo + b"\r\n", b"").replace(self.echo, b"")
-        m = self.pattern.search(buf)
-        if m:
-            self.pending = b""
-            return buf[:m.start()], int(m.group(1))
-        keep = max(_partial_suffix(buf, self.echo), _partial_suffix(buf, self.prefix))
-        if b"\x1b]7770;" in buf[-64:]:
-            keep = max(keep, len(buf) - buf.rindex(b"\x1b]7770;"))
-        self.pending = buf[len(buf) - keep:] if keep else b""
-        return buf[:len(buf) - keep], None
-
-    def flush(self) -> bytes:
-        out, self.pending = self.pending, b""
-        return out
+_ECHO_START = b" printf '\\033]7770;"
 
 
 def marker_line(token: str) -> str:
     # leading space: kept out of bash's history; \033 and \007 are written as
     # escapes so that the echo of this line never looks like the marker itself
-    return f" printf '\\033]7770;%s;%s\\007' {token} \"$?\"\n"
+    return f" printf '\\033]7770;%s;%s;%s\\007' {token} \"$?\" \"${{__labnb_outer:-0}}\"\n"
 
 
-def _partial_suffix(buf: bytes, needle: bytes) -> int:
-    """Length of the longest end of ``buf`` that begins ``needle``."""
-    for n in range(min(len(buf), len(needle) - 1), 0, -1):
-        if needle.startswith(buf[-n:]):
-            return n
-    return 0
+class MarkerFilter:
+    """Splits a terminal's byte stream into text and markers, cutting the
+    marker lines' echo. Holds back a tail that might begin a marker or an
+    echo, so one split across reads is still recognised and never shown."""
+
+    def __init__(self):
+        self.pending = b""
+
+    def feed(self, data: bytes) -> list[tuple]:
+        """``("text", bytes)``, ``("marker", token, status, outer)``, ``("prompt", status)`` in order."""
+        buf = _ECHO.sub(b"", self.pending + data)
+        keep = _held_back(buf)
+        self.pending, buf = buf[len(buf) - keep:] if keep else b"", buf[:len(buf) - keep]
+        parts: list[tuple] = []
+        pos = 0
+        for m in _SEQ.finditer(buf):
+            if m.start() > pos:
+                parts.append(("text", buf[pos:m.start()]))
+            fields = m.group(2).decode(errors="replace").split(";")
+            if m.group(1) == b"0" and len(fields) == 3 and fields[1].isdigit():
+                parts.append(("marker", fields[0], int(fields[1]), fields[2] == "1"))
+            elif m.group(1) == b"1" and fields[0].isdigit():
+                parts.append(("prompt", int(fields[0])))
+            pos = m.end()
+        if pos < len(buf):
+            parts.append(("text", buf[pos:]))
+        return parts
+
+
+def _held_back(buf: bytes) -> int:
+    keep = 0
+    osc = buf.rfind(b"\x1b]777", max(0, len(buf) - 80))
+    if osc >= 0 and b"\x07" not in buf[osc:]:
+        keep = len(buf) - osc
+    echo = buf.rfind(_ECHO_START, max(0, len(buf) - 120))
+    if echo >= 0 and b"\n" not in buf[echo:]:
+        keep = max(keep, len(buf) - echo)
+    for needle in (b"\x1b]777", _ECHO_START):
+        for n in range(min(len(buf), len(needle) - 1), 0, -1):
+            if needle.startswith(buf[-n:]):
+                keep = max(keep, n)
+                break
+    return keep
 
 
 class TerminalRun:
@@ -79,20 +97,10 @@ class TerminalRun:
         self.terminal, self.on_output = terminal, on_output
         self.timeout, self.endless = timeout, endless
         self.token = secrets.token_hex(6)
-        self.filter = MarkerFilter(self.token)
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
         self._done = threading.Event()
         self._stopping: str | None = None
-
-    def feed(self, data: bytes, text: str) -> None:
-        shown, status = self.filter.feed(data)
-        if shown:
-            self.on_output(shown, shown.decode(errors="replace"))
-        # bytes cut out count as dealt with: they will never be acknowledged
-        self.terminal.process.ack(len(data) - len(shown))
-        if status is not None:
-            self._end(status)
 
     def _end(self, status: int | None, why: str | None = None) -> None:
         if self._done.is_set():
@@ -103,6 +111,12 @@ class TerminalRun:
         self.outcome = Outcome(why, status, None, time.monotonic() - self.started)
         self._done.set()
         self.terminal._run_ended(self)
+
+    def _prompt_seen(self, status: int) -> None:
+        """The terminal's bash shows its prompt: the marker should follow at once,
+        unless the command (``exit`` in a container) swallowed the marker line."""
+        if not self._done.wait(PROMPT_GRACE):
+            self._end(status)
 
     def ack(self, nbytes: int) -> None:
         self.terminal.process.ack(nbytes)
@@ -127,17 +141,18 @@ class Terminal:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], *, rows: int = 24, cols: int = 120,
                  on_idle_output: OutputCallback | None = None):
         self.name = name
-        env = {**env, "PS1": PROMPT, "HISTCONTROL": "ignorespace"}
         self.on_idle_output = on_idle_output or (lambda data, text: None)
         self.process = PtyProcess(argv, env, on_output=self._route, rows=rows, cols=cols)
         self.current: TerminalRun | None = None
+        self.filter = MarkerFilter()
+        self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
 
     def start(self, ready_timeout: float = 10.0) -> "Terminal":
         self.process.start()
         if self.process.outcome is not None:
             raise RuntimeError(f"terminal {self.name} could not start: {self.process.outcome.error}")
-        first = self.run(on_output=lambda d, t: None, command=None, timeout=ready_timeout)
+        first = self.run(None, on_output=lambda d, t: None, timeout=ready_timeout)
         if not first.wait(ready_timeout + 1) or first.outcome.status != DONE:
             self.close()
             raise RuntimeError(f"terminal {self.name} did not get ready within {ready_timeout:.0f} s")
@@ -177,20 +192,30 @@ class Terminal:
         self.process.stop(grace=0.5)
 
     # -- internals --------------------------------------------------------
-    def _route(self, data: bytes, text: str) -> None:
-        run = self.current
-        if run is not None:
-            run.feed(data, text)
-        else:
-            self.on_idle_output(data, text)
+    def _route(self, data: bytes, _text: str) -> None:
+        shown = 0
+        for part in self.filter.feed(data):
+            run = self.current
+            if part[0] == "text":
+                shown += len(part[1])
+                sink = run.on_output if run is not None else self.on_idle_output
+                sink(part[1], part[1].decode(errors="replace"))
+            elif part[0] == "marker":
+                _, token, status, outer = part
+                self._skip_prompt = self._skip_prompt or outer
+                if run is not None and token == run.token:
+                    run._end(status)
+            elif self._skip_prompt:
+                self._skip_prompt = False
+            elif run is not None:
+                threading.Thread(target=run._prompt_seen, args=(part[1],), daemon=True).start()
+        # bytes cut out count as dealt with: nobody will acknowledge them
+        self.process.ack(len(data) - shown)
 
     def _run_ended(self, run: TerminalRun) -> None:
         with self._lock:
             if self.current is run:
                 self.current = None
-        rest = run.filter.flush()
-        if rest:
-            self.on_idle_output(rest, rest.decode(errors="replace"))
 
     def _interrupt_run(self, run: TerminalRun, grace: float = 3.0) -> None:
         for keys in (b"\x03", b"\x03", b"\x1c"):     # ^C twice, then ^\ (SIGQUIT)

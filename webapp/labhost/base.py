@@ -57,6 +57,10 @@ class LabHost(abc.ABC):
         """The environment a command starts with inside the lab host."""
 
     @abc.abstractmethod
+    def shell_rc(self) -> str:
+        """Path, inside the lab host, of the rc file for terminal shells (scripts/bashrc)."""
+
+    @abc.abstractmethod
     def docker_url(self) -> str:
         """Address of the lab host's docker daemon, as seen from the server."""
 
@@ -67,6 +71,10 @@ class LabHost(abc.ABC):
     @abc.abstractmethod
     def health(self) -> Health:
         """Whether the lab host still works, and if not, why."""
+
+    def alive(self) -> bool:
+        """Cheap check, made before each command: does the lab host still exist?"""
+        return True
 
     @abc.abstractmethod
     def destroy(self) -> None:

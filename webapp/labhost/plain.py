@@ -11,7 +11,7 @@ import shutil
 from .base import Health, LabHost
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-INPUTRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "inputrc")
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 
 
 class PlainLabHost(LabHost):
@@ -37,7 +37,10 @@ class PlainLabHost(LabHost):
 
     def command_env(self) -> dict[str, str]:
         return {"PATH": PATH, "HOME": os.path.expanduser("~"), "TERM": "xterm-256color", "LANG": "C.UTF-8",
-                "SHELL": "/bin/bash", "USER": os.environ.get("USER", "root"), "INPUTRC": INPUTRC}
+                "SHELL": "/bin/bash", "USER": os.environ.get("USER", "root"), "INPUTRC": os.path.join(SCRIPTS, "inputrc")}
+
+    def shell_rc(self) -> str:
+        return os.path.join(SCRIPTS, "bashrc")
 
     def docker_url(self) -> str:
         return "unix:///run/docker.sock"

@@ -89,6 +89,7 @@ class SandboxLabHost(LabHost):
         self.settings = settings
         self.slot: int | None = None
         self.pid: int | None = None        # the lab host's PID 1, as the server sees it
+        self.pid_start: int | None = None  # its start time: a reused pid is not it
         self.starter: subprocess.Popen | None = None
         self.subtree = cgroups.Subtree(self.id)
         self.dir = records.host_dir(settings.state_dir, self.id)
@@ -154,6 +155,7 @@ class SandboxLabHost(LabHost):
         self.starter.stdin.close()
         self._poll(lambda: self._child_of(pid), "the lab host's PID 1 to start")
         self.pid = self._child_of(pid)
+        self.pid_start = _start_time(self.pid)
         self._record()
 
     def _poll(self, predicate, what: str, timeout: float = 10.0) -> None:
@@ -187,7 +189,7 @@ class SandboxLabHost(LabHost):
     def _record(self) -> None:
         records.write(self.settings.state_dir, {
             "id": self.id, "kind": self.kind, "slot": self.slot, "pid": self.pid,
-            "pid_start": _start_time(self.pid), "created": self.created,
+            "pid_start": self.pid_start, "created": self.created,
             "owner": os.getpid(), "owner_start": _start_time(os.getpid())})
 
     def _log_tail(self) -> str:
@@ -202,7 +204,7 @@ class SandboxLabHost(LabHost):
         deadline = time.monotonic() + timeout
         sock = self._socket_path()
         while not self._ping(sock):
-            if self.starter and self.starter.poll() is not None or not self._alive():
+            if self.starter and self.starter.poll() is not None or not self.alive():
                 raise LabHostError(f"lab host {self.id} died while starting: {self._log_tail()}",
                                    "Run `labnb doctor`; the lab host's log is above")
             if time.monotonic() > deadline:
@@ -245,8 +247,8 @@ class SandboxLabHost(LabHost):
         except OSError as e:
             return f"(dockerd log unreadable: {e.strerror})"
 
-    def _alive(self) -> bool:
-        return records.process_alive(self.pid, None)
+    def alive(self) -> bool:
+        return not self._destroyed and records.process_alive(self.pid, self.pid_start)
 
     def command_argv(self, argv: list[str]) -> list[str]:
         """Join the lab host's cgroup (so its limits hold), then enter its namespaces.
@@ -266,6 +268,9 @@ class SandboxLabHost(LabHost):
         return {"PATH": PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash",
                 "TERM": "xterm-256color", "LANG": "C.UTF-8", "INPUTRC": "/run/labnb/inputrc"}
 
+    def shell_rc(self) -> str:
+        return "/run/labnb/bashrc"
+
     def docker_url(self) -> str:
         return "unix://" + self._socket_path()
 
@@ -273,9 +278,7 @@ class SandboxLabHost(LabHost):
         return f"/proc/{self.pid}/ns/net"
 
     def health(self) -> Health:
-        if self._destroyed:
-            return Health(False, "destroyed")
-        if not self._alive():
+        if not self.alive():
             return Health(False, f"lab host {self.id} is gone: its PID 1 ({self.pid}) has exited")
         if not self._ping(self._socket_path()):
             return Health(False, f"lab host {self.id} runs, but its dockerd does not answer "

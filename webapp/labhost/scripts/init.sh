@@ -13,7 +13,7 @@ name=$1 data=$2 cgparent=$3 address=$4 scripts=$5
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
 mkdir -p /run/netns /run/labnb/bin /run/labnb/cg
 cp "$scripts/start-docker" "$scripts/restart-docker" /run/labnb/bin/
-cp "$scripts/inputrc" /run/labnb/inputrc
+cp "$scripts/inputrc" "$scripts/bashrc" /run/labnb/
 mount --rbind /sys/fs/cgroup /run/labnb/cg
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 mount --move /run/labnb/cg /sys/fs/cgroup

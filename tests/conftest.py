@@ -1,0 +1,53 @@
+"""Shared fixtures: real sandbox lab hosts in a state dir of the test run's own.
+
+Every lab host a test makes is removed at the end of the session by the
+reaper (``gc --all`` on that state dir), whatever the tests did.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from webapp import executor
+from webapp.config import Settings
+from webapp.labhost import image, reaper
+from webapp.labhost.pool import create
+from webapp.labhost.sandbox import image_archive, prepare_state_dir
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    # not under /tmp: every lab host hides the server's /tmp
+    state = f"/var/lib/labnb-test-{os.getpid()}"
+    s = Settings(state_dir=state, uid_base=200000 + 32 * 65536, max_lab_hosts=32, memory_mb=1024, pids=1024)
+    prepare_state_dir(s)
+    image.build(image_archive(s))
+    yield s
+    reaper.gc(s, everything=True)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab_host(settings):
+    """One lab host shared by a module's tests (each is independent of the others' containers)."""
+    host = create(settings)
+    yield host
+    host.destroy()
+
+
+@pytest.fixture
+def fresh_lab_host(settings):
+    host = create(settings)
+    yield host
+    host.destroy()
+
+
+def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
+    """Run a command in a lab host; its outcome and output with \\n line ends."""
+    out: list[str] = []
+    proc = executor.run(host, command, on_output=lambda d, t: out.append(t), timeout=timeout, window=None)
+    outcome = proc.wait(timeout + 10)
+    assert outcome is not None, f"{command!r} did not end"
+    return outcome, "".join(out).replace("\r\n", "\n")
