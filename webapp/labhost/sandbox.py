@@ -60,7 +60,7 @@ def prepare_state_dir(settings: Settings) -> None:
                            "Set LABNB_STATE_DIR to a dir elsewhere, e.g. /var/lib/labnb")
     os.makedirs(settings.state_dir, exist_ok=True)
     os.chmod(settings.state_dir, 0o711)
-    for sub, mode in ((records.HOSTS, 0o711), ("lib", 0o755), ("images", 0o755)):
+    for sub, mode in ((records.HOSTS, 0o711), (records.SLOTS, 0o700), ("lib", 0o755), ("images", 0o755)):
         path = os.path.join(settings.state_dir, sub)
         os.makedirs(path, exist_ok=True)
         os.chmod(path, mode)
@@ -313,6 +313,11 @@ def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | 
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        # let ``unshare`` reap its child before anything kills ``unshare`` too:
+        # else PID 1 is left a zombie for the machine's init to reap
+        deadline = time.monotonic() + 5
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.005)
     try:
         subtree.kill_all()
         subtree.remove()

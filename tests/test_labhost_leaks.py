@@ -1,0 +1,72 @@
+"""Teardown leaves nothing: no process, mount, cgroup, veth, dir or slot."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from webapp.labhost import cgroups, reaper
+from webapp.labhost.pool import create
+
+
+def snapshot(settings) -> dict:
+    """What lab hosts of this state dir could leave behind on the machine."""
+    first_uid = settings.uid_base
+    mapped = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            uid_line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if first_uid <= int(uid_line.split()[1]) < first_uid + settings.max_lab_hosts * 65536:
+            mapped.append(pid)
+    state = os.path.join(settings.state_dir, "hosts")
+    return {
+        "processes": sorted(mapped),
+        "mounts": [l for l in open("/proc/self/mountinfo") if settings.state_dir in l],
+        "cgroups": sorted(cgroups.existing_ids()),
+        "dirs": sorted(os.listdir(state)),
+        "slots": sorted(os.listdir(os.path.join(settings.state_dir, "slots"))),
+        "links": subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("\n"),
+    }
+
+
+@pytest.mark.slow
+def test_fifty_create_destroy_cycles_leave_nothing(settings):
+    before = snapshot(settings)
+    for _ in range(50):
+        host = create(settings)
+        host.destroy()
+    assert snapshot(settings) == before
+
+
+@pytest.mark.slow
+def test_reaper_removes_the_lab_host_of_a_killed_server(settings):
+    before = snapshot(settings)
+    server = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from webapp.config import Settings
+        from webapp.labhost.pool import create
+        host = create(Settings(state_dir={settings.state_dir!r}, uid_base={settings.uid_base},
+                               max_lab_hosts={settings.max_lab_hosts}))
+        print(host.id, flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    lab_host_id = server.stdout.readline().strip()
+    assert lab_host_id
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    orphans = [m for m in reaper.list_all(settings) if m["id"] == lab_host_id]
+    assert orphans and orphans[0]["alive"] and not orphans[0]["owner_alive"]
+    assert snapshot(settings) != before
+    assert reaper.gc(settings) == [lab_host_id]
+    assert snapshot(settings) == before
+
+
+def test_gc_keeps_lab_hosts_whose_server_runs(lab_host, settings):
+    assert lab_host.id not in reaper.gc(settings)
+    assert lab_host.health().ok
