@@ -41,7 +41,8 @@ class StepRun:
         self.session, self.step, self.on_event = session, step, on_event
         self.endless_for, self.window = endless_for, window
         self.status: str | None = None
-        self.output: list[str] = []
+        self.output: list[tuple[str | None, str]] = []   # (terminal, text) per chunk, for matches
+        self._terminal: str | None = None
         self._current = None            # the PtyProcess or TerminalRun now running
         self._delivered = 0             # output bytes sent to the consumer
         self._current_base = 0          # ... before the current command started
@@ -82,7 +83,7 @@ class StepRun:
             self._delivered += len(data)
             if self.window is None:
                 self._acked = self._delivered
-        self.output.append(text)
+        self.output.append((self._terminal, text))
         self.on_event({"type": "output", "data": data, "text": text})
         if self.window is None and self._current is not None:
             self._current.ack(len(data))
@@ -112,7 +113,9 @@ class StepRun:
         self.on_event({"type": "block", "block": i, "line": cmd.line, "command": cmd.text})
         with self._lock:
             self._current_base = self._delivered
-        endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless else None
+        self._terminal = cmd.terminal
+        # headless runs stop endless commands after a while; a learner stops them
+        endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless and self.endless_for else None
         if cmd.terminal:
             term = self.session.terminal(cmd.terminal)
             self._current = term.run(cmd.text, on_output=self._emit_output,
@@ -137,10 +140,10 @@ class StepRun:
         return FAILED
 
     def _judge(self) -> str:
-        text = plain_text("".join(self.output))
         passed_all = True
         for idx, check in enumerate(self.step.checks):
             if isinstance(check, Match):
+                text = "".join(t for term, t in self.output if check.terminal in (None, term))
                 passed, detail = check.test(text), f"output must match /{check.pattern}/"
             else:
                 passed, detail = self._run_check(check)

@@ -55,9 +55,10 @@ class MarkerFilter:
 
     def feed(self, data: bytes) -> list[tuple]:
         """``("text", bytes)``, ``("marker", token, status, outer)``, ``("prompt", status)`` in order."""
-        buf = _ECHO.sub(b"", self.pending + data)
+        buf = self.pending + data
         keep = _held_back(buf)
         self.pending, buf = buf[len(buf) - keep:] if keep else b"", buf[:len(buf) - keep]
+        buf = _ECHO.sub(b"", buf)
         parts: list[tuple] = []
         pos = 0
         for m in _SEQ.finditer(buf):
@@ -72,6 +73,11 @@ class MarkerFilter:
         if pos < len(buf):
             parts.append(("text", buf[pos:]))
         return parts
+
+    def flush(self) -> bytes:
+        """What is held back; for when no more data will come."""
+        out, self.pending = self.pending, b""
+        return out
 
 
 def _held_back(buf: bytes) -> int:

@@ -1,0 +1,165 @@
+"""The executor on real processes: PTY, output, input, signals, timeouts, backpressure."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from webapp import executor
+from webapp.config import Settings
+from webapp.executor.terminal import MarkerFilter, marker_line
+from webapp.labhost.plain import PlainLabHost
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return PlainLabHost(Settings(backend="plain"))
+
+
+def collect(host, command, **kw):
+    out: list[str] = []
+    proc = executor.run(host, command, on_output=lambda d, t: out.append(t), window=None, **kw)
+    return proc, out
+
+
+def test_exit_code_output_and_tty(plain):
+    proc, out = collect(plain, "test -t 1 && echo tty; echo héllo; exit 3")
+    outcome = proc.wait(10)
+    assert (outcome.status, outcome.exit_code) == (executor.FAILED, 3)
+    assert "".join(out) == "tty\r\nhéllo\r\n"
+
+
+def test_utf8_split_across_reads_is_decoded_whole(plain):
+    chunks: list[tuple[bytes, str]] = []
+    proc = executor.run(plain, r"printf '\303'; sleep 0.3; printf '\251\n'",
+                        on_output=lambda d, t: chunks.append((d, t)), window=None)
+    proc.wait(10)
+    assert len(chunks) >= 2 and chunks[0][0] == b"\xc3"
+    assert "".join(t for _, t in chunks) == "é\r\n"
+
+
+def test_stdin_and_resize(plain):
+    out: list[str] = []
+    proc = executor.run(plain, "read -r line; echo got:$line; stty size", on_output=lambda d, t: out.append(t),
+                        window=None)
+    proc.resize(33, 77)
+    proc.write("abc\n")
+    assert proc.wait(10).ok
+    text = "".join(out)
+    assert "got:abc" in text and "33 77" in text
+
+
+def test_interrupt_reaches_the_process_group(plain):
+    proc, out = collect(plain, "trap 'echo caught; exit 9' INT; echo ready; sleep 30 & wait")
+    while "ready" not in "".join(out):
+        time.sleep(0.01)
+    proc.interrupt()
+    outcome = proc.wait(10)
+    assert outcome.status == executor.INTERRUPTED and outcome.exit_code == 9
+    assert "caught" in "".join(out)
+
+
+def test_stop_escalates_to_sigkill(plain):
+    proc, out = collect(plain, "trap '' INT TERM HUP; echo ready; while :; do sleep 0.1; done")
+    while "ready" not in "".join(out):
+        time.sleep(0.01)
+    outcome = proc.stop(grace=0.3)
+    assert outcome.status == executor.INTERRUPTED and outcome.signal == 9
+
+
+def test_timeout(plain):
+    proc, _ = collect(plain, "sleep 30", timeout=0.5)
+    outcome = proc.wait(10)
+    assert outcome.status == executor.TIMED_OUT
+
+
+def test_command_that_cannot_start(plain):
+    proc, out = collect(plain, "/nonexistent/tool --flag")
+    outcome = proc.wait(10)
+    assert outcome.status == executor.FAILED and outcome.exit_code == 127
+    assert "No such file or directory" in "".join(out)
+
+
+def test_backpressure_stops_reading_until_acknowledged(plain):
+    delivered = []
+    window = 256 * 1024
+    proc = executor.run(plain, "head -c 20000000 /dev/zero | od -v", window=window,
+                        on_output=lambda d, t: delivered.append(len(d)))
+    # without acknowledgements the reader stops at the window (plus one read)
+    deadline = time.monotonic() + 5
+    while sum(delivered) < window and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    assert window <= sum(delivered) <= window + 65536
+    assert proc.running, "the producer should be held by the full PTY, not finished"
+    # acknowledging everything lets it run to the end
+    acked = 0
+    while proc.running or acked < sum(delivered):
+        total = sum(delivered)
+        proc.ack(total - acked)
+        acked = total
+        time.sleep(0.001)
+    assert proc.wait(30).ok
+    assert sum(delivered) > 20000000
+
+
+def test_marker_filter_finds_markers_split_at_every_byte():
+    token = "0123456789ab"
+    stream = (b"out\r\n" + marker_line(token).encode().rstrip(b"\n") + b"\r\n"
+              + b"\x1b]7770;" + token.encode() + b";0;1\x07" + b"\x1b]7771;0\x07" + b"[prompt]# ")
+    for cut in range(1, len(stream)):
+        f = MarkerFilter()
+        parts = f.feed(stream[:cut]) + f.feed(stream[cut:])
+        text = b"".join(p[1] for p in parts if p[0] == "text") + f.flush()
+        assert text == b"out\r\n[prompt]# ", cut
+        assert [p for p in parts if p[0] != "text"] == [("marker", token, 0, True), ("prompt", 0)]
+
+
+def test_terminal_keeps_state_between_runs(plain):
+    term = executor.open_terminal(plain, "t")
+    try:
+        out: list[str] = []
+        r = term.run("cd /tmp; X=42; false", on_output=lambda d, t: out.append(t), timeout=10)
+        assert r.wait(15).status == executor.FAILED
+        out.clear()
+        r = term.run("echo $X $PWD", on_output=lambda d, t: out.append(t), timeout=10)
+        assert r.wait(15).ok
+        assert "42 /tmp" in "".join(out)
+        with pytest.raises(executor.TerminalBusy):
+            busy = term.run("sleep 30", on_output=lambda d, t: None, timeout=60)
+            term.run("true", on_output=lambda d, t: None)
+        busy.interrupt()
+        assert busy.wait(10).status == executor.INTERRUPTED
+        r = term.run("sleep 30", on_output=lambda d, t: None, timeout=0.5)
+        assert r.wait(15).status == executor.TIMED_OUT
+        out.clear()
+        r = term.run("ping -i 0.2 127.0.0.1", on_output=lambda d, t: out.append(t), endless=True)
+        while "icmp_seq=2" not in "".join(out):
+            time.sleep(0.05)
+        r.interrupt()
+        assert r.wait(10).status == executor.INTERRUPTED
+        out.clear()
+        r = term.run("echo still-here", on_output=lambda d, t: out.append(t), timeout=10)
+        assert r.wait(15).ok and "still-here" in "".join(out)
+    finally:
+        term.close()
+
+
+def test_sandbox_run_counts_against_the_lab_host(lab_host):
+    out: list[str] = []
+    proc = executor.run(lab_host, "cat /proc/self/cgroup; id -u; hostname", on_output=lambda d, t: out.append(t),
+                        window=None)
+    assert proc.wait(20).ok
+    text = "".join(out)
+    assert f"/labnb/{lab_host.id}/lab/init" in text and "\r\n0\r\nlocalhost" in text
+
+
+def test_dead_lab_host_says_what_to_do(settings):
+    from webapp.labhost.base import LabHostError
+    from webapp.labhost.pool import create
+
+    host = create(settings)
+    host.destroy()
+    with pytest.raises(LabHostError, match="Reset the lab host"):
+        executor.run(host, "true")
