@@ -14,11 +14,14 @@ class Settings:
     max_lab_hosts: int = 64
     memory_mb: int = 1024             # per lab host, dockerd and containers included
     pids: int = 1024
+    disk_mb: int = 512                # dockerd's data (images, containers' files), a tmpfs
     cpu_weight: int = 100             # cgroup v2 weight; 100 = an equal share
     uid_base: int = 200000            # lab host n maps root to uid_base + n * 65536
     hostname: str = "localhost"
     address: str = "192.168.118.137/24"  # the lab host's ens33, as in the seed
     ready_timeout: float = 60.0
+    token: str = ""                   # the server token in the URL; empty: a new random one per start
+    store_file: str = "labnb.sqlite"  # the run store, relative to state_dir
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

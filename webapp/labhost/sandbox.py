@@ -137,7 +137,7 @@ class SandboxLabHost(LabHost):
         argv = ["sh", "-c", 'read -r _ && exec "$@"', "labnb-start", *UNSHARE,
                 f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
                 "tini", "--", "sh", os.path.join(lib, "init.sh"),
-                s.hostname, data, self.subtree.docker_parent, s.address, lib]
+                s.hostname, data, self.subtree.docker_parent, s.address, lib, str(s.disk_mb)]
         log = open(os.path.join(self.dir, "init.log"), "wb")
         try:
             self.starter = subprocess.Popen(

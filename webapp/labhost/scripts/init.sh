@@ -2,10 +2,10 @@
 # Runs under tini, PID 1 of a new lab host, inside its fresh user, mount,
 # net, uts, ipc and pid namespaces, as the lab host's root (the server wrote
 # the uid/gid map before it started).
-# Arguments: HOSTNAME DATA_DIR CGROUP_PARENT ADDRESS SCRIPTS_DIR
+# Arguments: HOSTNAME DATA_DIR CGROUP_PARENT ADDRESS SCRIPTS_DIR DISK_MB
 set -eu
 exec </dev/null
-name=$1 data=$2 cgparent=$3 address=$4 scripts=$5
+name=$1 data=$2 cgparent=$3 address=$4 scripts=$5 disk_mb=$6
 
 # Private views of what must be the lab host's own: /run (netns names, the
 # docker socket), /etc/docker (daemon.json), HOME, /tmp; and a sysfs of its
@@ -22,6 +22,11 @@ mount -t tmpfs -o mode=755 tmpfs /etc/docker
 mount -t tmpfs -o mode=700 tmpfs /root
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
+# dockerd's data (images, containers' writes) in a tmpfs of bounded size: a
+# learner filling it gets "no space left" in their lab host only, its pages
+# count against the lab host's memory limit, and it vanishes with the lab host.
+mount -t tmpfs -o "size=${disk_mb}m,mode=700" tmpfs "$data"
 
 hostname "$name"
 ip link set lo up
