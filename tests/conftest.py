@@ -14,7 +14,7 @@ from webapp import executor
 from webapp.config import Settings
 from webapp.labhost import image, reaper
 from webapp.labhost.pool import create
-from webapp.labhost.sandbox import image_archive, prepare_state_dir
+from webapp.labhost.sandbox import build_seed, image_archive, prepare_state_dir
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +24,7 @@ def settings() -> Settings:
     s = Settings(state_dir=state, uid_base=200000 + 32 * 65536, max_lab_hosts=32, memory_mb=1024, pids=1024)
     prepare_state_dir(s)
     image.build(image_archive(s))
+    build_seed(s)
     yield s
     reaper.gc(s, everything=True)
     shutil.rmtree(state, ignore_errors=True)

@@ -45,6 +45,41 @@ def image_archive(settings: Settings) -> str:
     return os.path.join(settings.state_dir, "images", "busybox.tar")
 
 
+def seed_archive(settings: Settings) -> str | None:
+    """The docker data dir seeded with the current busybox image, if one was made."""
+    image_id = image.image_id(image_archive(settings))
+    path = os.path.join(settings.state_dir, "images", f"docker-data-{image_id[:12]}.tar") if image_id else None
+    return path if path and os.path.exists(path) else None
+
+
+def build_seed(settings: Settings) -> str:
+    """Make a lab host, load the image, stop its dockerd and keep its image store as a tar.
+
+    Lab hosts made afterwards unpack it instead of running ``docker load``.
+    """
+    image_id = image.image_id(image_archive(settings))
+    dest = os.path.join(settings.state_dir, "images", f"docker-data-{image_id[:12]}.tar")
+    host = SandboxLabHost(settings, seeded=False)
+    host.start()
+    try:
+        host.wait_ready()
+        data = os.path.join(host.dir, "docker")
+        script = ('kill "$(cat /run/docker.pid)"; while [ -e /run/docker.pid ]; do sleep 0.05; done; '
+                  f'tar -C {data} -cf - image overlay2')
+        result = subprocess.run(host.command_argv(["sh", "-c", script]), env=host.command_env(),
+                                capture_output=True, timeout=60)
+        if result.returncode != 0:
+            raise LabHostError(f"cannot save the seeded image store: {result.stderr.decode(errors='replace')}")
+    finally:
+        host.destroy()
+    tmp = dest + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(result.stdout)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest)
+    return dest
+
+
 def prepare_state_dir(settings: Settings) -> None:
     """Lay out the state dir and copy the in-lab-host scripts where a lab host can read them.
 
@@ -84,9 +119,10 @@ def prepare_state_dir(settings: Settings) -> None:
 class SandboxLabHost(LabHost):
     kind = "sandbox"
 
-    def __init__(self, settings: Settings, lab_host_id: str | None = None):
+    def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
         super().__init__(lab_host_id or "lh-" + secrets.token_hex(4))
         self.settings = settings
+        self.seed = seed_archive(settings) if seeded else None
         self.slot: int | None = None
         self.pid: int | None = None        # the lab host's PID 1, as the server sees it
         self.pid_start: int | None = None  # its start time: a reused pid is not it
@@ -137,7 +173,7 @@ class SandboxLabHost(LabHost):
         argv = ["sh", "-c", 'read -r _ && exec "$@"', "labnb-start", *UNSHARE,
                 f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
                 "tini", "--", "sh", os.path.join(lib, "init.sh"),
-                s.hostname, data, self.subtree.docker_parent, s.address, lib, str(s.disk_mb)]
+                s.hostname, data, self.subtree.docker_parent, s.address, lib, str(s.disk_mb), self.seed or ""]
         log = open(os.path.join(self.dir, "init.log"), "wb")
         try:
             self.starter = subprocess.Popen(
@@ -213,8 +249,9 @@ class SandboxLabHost(LabHost):
             time.sleep(0.005)
         client = self.docker()
         try:
-            with open(image_archive(self.settings), "rb") as f:
-                client.api.load_image(f.read())
+            if not (self.seed and client.api.images(name=image.TAG)):
+                with open(image_archive(self.settings), "rb") as f:
+                    client.api.load_image(f.read())
         finally:
             client.close()
         self.ready_at = time.time()
