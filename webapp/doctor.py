@@ -108,6 +108,30 @@ def check_cgroups() -> Finding:
                    "Run labnb as a systemd service with Delegate=yes, or from a cgroup whose controllers you may enable")
 
 
+def check_delegation(settings: Settings) -> Finding:
+    """Make a throwaway subtree as for a lab host and create a cgroup in it as the
+    mapped root of a new user namespace, as a lab host's dockerd will."""
+    subtree = cgroups.Subtree(f"doctor-{os.getpid()}")
+    uid = settings.uid_base
+    try:
+        subtree.create(uid, uid, cgroups.Limits(256 << 20, 64, 100))
+        probes = " ".join(os.path.join(p, "probe") for p in subtree.paths("lab"))
+        ids = f"{uid},0,{RANGE}"
+        r = _run(["unshare", "--user", f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0",
+                  "sh", "-c", f"mkdir {probes}"])
+        ok, detail = r.returncode == 0, r.stderr.strip()
+    except (cgroups.CgroupError, OSError) as e:
+        ok, detail = False, str(e)
+    finally:
+        try:
+            subtree.remove()
+        except cgroups.CgroupError:
+            pass
+    return Finding("cgroup delegation", ok, "a lab host's root can manage its own subtree" if ok else detail,
+                   "" if ok else "Lab hosts could not run containers: see the cgroups line, and "
+                                 "docs/lab-hosts.md on delegation")
+
+
 def check_image(settings: Settings) -> Finding:
     path = image_archive(settings)
     ok = image.image_id(path) is not None
@@ -119,5 +143,7 @@ def run_all(settings: Settings) -> list[Finding]:
     findings = [check_root(), check_binaries()]
     if findings[0].ok and findings[1].ok:
         findings += [check_userns(), check_overlay_in_userns(), check_subids(settings), check_cgroups()]
+        if all(f.ok for f in findings):
+            findings.append(check_delegation(settings))
     findings.append(check_image(settings))
     return findings
