@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from webapp.labhost import cgroups, reaper
+from webapp.labhost import cgroups, reaper, records
 from webapp.labhost.pool import create
 
 
@@ -28,7 +28,7 @@ def snapshot(settings) -> dict:
     return {
         "processes": sorted(mapped),
         "mounts": [l for l in open("/proc/self/mountinfo") if settings.state_dir in l],
-        "cgroups": sorted(cgroups.existing_ids()),
+        "cgroups": sorted(cgroups.existing_ids(records.id_prefix(settings.state_dir))),
         "dirs": sorted(os.listdir(state)),
         "slots": sorted(os.listdir(os.path.join(settings.state_dir, "slots"))),
         "links": subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("\n"),

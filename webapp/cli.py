@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -60,21 +62,29 @@ def image() -> None:
 @image.command("build")
 @click.option("--force", is_flag=True, help="Rebuild even if the archive exists.")
 def image_build(force: bool) -> None:
-    """Build the busybox image archive offline from Debian's busybox-static."""
+    """Build the busybox image archive offline from Debian's busybox-static, and a
+    lab host data dir seeded with it."""
     from .labhost import image as img
-    from .labhost.sandbox import image_archive, prepare_state_dir
+    from .labhost.base import LabHostError
+    from .labhost.sandbox import build_seed, image_archive, prepare_state_dir, seed_archive
 
     settings = _settings()
     prepare_state_dir(settings)
     path = image_archive(settings)
     if not force and img.image_id(path):
         click.echo(f"{path}: up to date ({img.image_id(path)[:12]})")
-        return
-    try:
-        image_id = img.build(path)
-    except (OSError, FileNotFoundError) as e:
-        raise click.ClickException(f"cannot build the busybox image: {e}; install busybox-static") from None
-    click.echo(f"{path}: built {image_id[:12]}")
+    else:
+        try:
+            image_id = img.build(path)
+        except OSError as e:
+            raise click.ClickException(f"cannot build the busybox image: {e}; install busybox-static") from None
+        click.echo(f"{path}: built {image_id[:12]}")
+    if force or not seed_archive(settings):
+        try:
+            click.echo(f"{build_seed(settings)}: seeded image store for fast lab host starts")
+        except (LabHostError, OSError) as e:
+            click.echo(f"warning: no seeded image store ({e}); lab hosts will load the image as they start, "
+                       "which is slower. `labnb doctor` tells what the machine lacks.", err=True)
 
 
 @main.group("lab-hosts")
@@ -92,11 +102,11 @@ def lab_hosts_ls(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=1))
         return
-    click.echo(f"{'ID':<14} {'SLOT':>4} {'PID':>8} {'STATE':<8} {'OWNER':<14} CREATED")
+    click.echo(f"{'ID':<20} {'SLOT':>4} {'PID':>8} {'STATE':<8} {'OWNER':<14} CREATED")
     for m in found:
         owner = f"{m.get('owner')} ({'running' if m['owner_alive'] else 'gone'})" if m.get("owner") else "-"
         created = time.strftime("%H:%M:%S", time.localtime(m["created"])) if m.get("created") else "-"
-        click.echo(f"{m['id']:<14} {m.get('slot') if m.get('slot') is not None else '-':>4} "
+        click.echo(f"{m['id']:<20} {m.get('slot') if m.get('slot') is not None else '-':>4} "
                    f"{m.get('pid') or '-':>8} {'running' if m['alive'] else 'dead':<8} {owner:<14} {created}")
 
 
@@ -126,6 +136,113 @@ def lab_hosts_gc(everything: bool) -> None:
     click.echo(f"removed {len(removed)} lab host(s)" + (": " + ", ".join(removed) if removed else ""))
 
 
+def _lab_files(paths: tuple[str, ...]) -> list[Path]:
+    """The lab files named, a directory standing for all its ``*.md``."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted(p.glob("*.md")) if p.is_dir() else [p]
+    return files
+
+
+@main.command()
+@click.argument("labs", nargs=-1, required=True)
+def check(labs: tuple[str, ...]) -> None:
+    """Check lab files (a directory: all its *.md); print every problem as file:line: message."""
+    from .lab import check_lab
+
+    files = _lab_files(labs)
+    if not files:
+        raise click.UsageError(f"no *.md lab files in {', '.join(labs)}")
+    bad = 0
+    for path in files:
+        problems = check_lab(path)
+        for problem in problems:
+            click.echo(str(problem))
+        if problems:
+            bad += 1
+        else:
+            click.echo(f"{path}: OK")
+    if bad:
+        click.echo(f"{bad} of {len(files)} lab(s) have problems", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("lab_file", metavar="LAB", type=click.Path(dir_okay=False))
+@click.option("--step", "step_no", type=click.IntRange(min=1), help="Run only this step (1-based), after setup.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, writable=True),
+              help="Write every command's output, exit code, status and duration and every check's verdict here.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
+              help="Write JUnit XML here, one testcase per step.")
+@click.option("--backend", type=click.Choice(["sandbox", "plain"]), default="sandbox", show_default=True,
+              help="plain runs the commands on this machine itself.")
+@click.option("--stop-endless-after", "endless_for", type=click.FloatRange(min=0, min_open=True), default=3.0,
+              show_default=True, help="Seconds an endless command without stop_after runs before it is stopped.")
+def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: str | None,
+        backend: str, endless_for: float) -> None:
+    """Run a lab headless in a fresh lab host: setup, its steps, cleanup.
+
+    Exits 1 if a step fails, 2 if the lab has problems, 3 if no lab host can
+    be made, 130 if interrupted (the lab host is removed in every case)."""
+    import signal
+
+    from . import runner
+    from .lab import LabError, load_lab
+    from .labhost import pool
+    from .labhost.base import LabHostError
+    from .labhost.sandbox import prepare_state_dir
+
+    try:
+        lab = load_lab(lab_file)
+    except LabError as e:
+        click.echo(f"{e}\n{lab_file} has problems; fix them (`labnb check {lab_file}` lists them)", err=True)
+        sys.exit(2)
+    steps = None
+    if step_no is not None:
+        if step_no > len(lab.steps):
+            raise click.BadParameter(f"the lab has {len(lab.steps)} steps", param_hint="--step")
+        steps = [lab.steps[step_no - 1]]
+        click.echo(f"running only step {step_no} of {len(lab.steps)} (after setup); the steps before it "
+                   "do not run, so what it builds on may be missing")
+    settings = _settings(backend=backend)
+    if backend == "plain":
+        click.secho("WARNING: --backend plain runs the lab's commands on THIS machine, as "
+                    f"{os.environ.get('USER', 'this user')}, with nothing isolated and nothing undone but the "
+                    "lab's cleanup. Use it only on a disposable VM.", fg="red", bold=True, err=True)
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    host, code = None, 130
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        try:
+            if backend == "sandbox":
+                prepare_state_dir(settings)
+            host = pool.create(settings)
+        except LabHostError as e:
+            click.echo(f"cannot make a lab host: {e}", err=True)
+            sys.exit(3)
+        click.echo(f"{lab.path}: {lab.title}, on {host.kind} lab host {host.id}")
+        printer = runner.Printer()
+        result = runner.run_lab(lab, host, steps=steps, endless_for=endless_for, on_event=printer)
+        printer.summary(result)
+        if json_file:
+            runner.write_json(result, json_file)
+        if junit_file:
+            runner.write_junit(result, junit_file)
+        code = 0 if result.passed else 1
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the run was stopped; removing the lab host", err=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second ^C must not cut the teardown short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if host is not None:
+            host.destroy()
+    sys.exit(code)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8888, show_default=True, type=int)
@@ -133,9 +250,16 @@ def lab_hosts_gc(everything: bool) -> None:
 @click.option("--backend", type=click.Choice(["sandbox", "plain"]), default=None, help="LABNB_BACKEND.")
 def serve(host: str, port: int, pool_size: int | None, backend: str | None) -> None:
     """Start the server and print the URL to open."""
+    from .lab import LabError
+    from .labhost.base import LabHostError
     from .server import serve as run_server
 
-    run_server(_settings(pool_size=pool_size, backend=backend), host, port)
+    try:
+        run_server(_settings(pool_size=pool_size, backend=backend), host, port)
+    except LabError as e:
+        raise click.ClickException(f"the labs in {_settings().labs_dir} have problems:\n{e}") from None
+    except LabHostError as e:
+        raise click.ClickException(str(e)) from None
 
 
 if __name__ == "__main__":

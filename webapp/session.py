@@ -13,6 +13,8 @@ its checks. Everything it does is reported as events to one callback:
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import threading
 import uuid
 from typing import Callable
@@ -24,6 +26,7 @@ from .labhost.base import LabHost
 
 Event = dict
 EventCallback = Callable[[Event], None]
+MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
 
 
 class SessionBusy(RuntimeError):
@@ -41,7 +44,10 @@ class StepRun:
         self.session, self.step, self.on_event = session, step, on_event
         self.endless_for, self.window = endless_for, window
         self.status: str | None = None
-        self.output: list[tuple[str | None, str]] = []   # (terminal, text) per chunk, for matches
+        # (terminal, text) per chunk, for matches: of a long output, its start and its end
+        self.output: list[tuple[str | None, str]] = []
+        self._tail: collections.deque[tuple[str | None, str]] = collections.deque()
+        self._kept = self._tail_kept = 0
         self._terminal: str | None = None
         self._current = None            # the PtyProcess or TerminalRun now running
         self._delivered = 0             # output bytes sent to the consumer
@@ -83,10 +89,22 @@ class StepRun:
             self._delivered += len(data)
             if self.window is None:
                 self._acked = self._delivered
-        self.output.append((self._terminal, text))
+        self._keep(text)
         self.on_event({"type": "output", "data": data, "text": text})
         if self.window is None and self._current is not None:
             self._current.ack(len(data))
+
+    def _keep(self, text: str) -> None:
+        """Keep output for matches within MATCH_HEAD + MATCH_TAIL characters, so
+        that an endless or huge output does not grow the server's memory."""
+        if self._kept < MATCH_HEAD:
+            self.output.append((self._terminal, text))
+            self._kept += len(text)
+            return
+        self._tail.append((self._terminal, text))
+        self._tail_kept += len(text)
+        while self._tail_kept > MATCH_TAIL and len(self._tail) > 1:
+            self._tail_kept -= len(self._tail.popleft()[1])
 
     def _run(self) -> None:
         status = DONE
@@ -143,7 +161,8 @@ class StepRun:
         passed_all = True
         for idx, check in enumerate(self.step.checks):
             if isinstance(check, Match):
-                text = "".join(t for term, t in self.output if check.terminal in (None, term))
+                text = "".join(t for term, t in itertools.chain(self.output, self._tail)
+                               if check.terminal in (None, term))
                 passed, detail = check.test(text), f"output must match /{check.pattern}/"
             else:
                 passed, detail = self._run_check(check)
@@ -176,7 +195,11 @@ def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
     failed = outcome.exit_code != 0
     if cmd.fails:
         return failed, "failed, as expected" if failed else "was expected to fail, but succeeded"
-    return not failed, "" if not failed else f"exited with {outcome.exit_code}"
+    if not failed:
+        return True, ""
+    if outcome.exit_code is None:   # killed by a signal from outside (OOM, a lab host torn down)
+        return False, f"killed by signal {outcome.signal}"
+    return False, f"exited with {outcome.exit_code}"
 
 
 class LabSession:

@@ -217,13 +217,13 @@ class Subtree:
         return any(os.path.isdir(p) for p in self.paths())
 
 
-def existing_ids() -> set[str]:
-    """Ids of every lab host that has a subtree in some hierarchy."""
+def existing_ids(prefix: str = "") -> set[str]:
+    """Ids, starting with ``prefix``, of the lab hosts that have a subtree in some hierarchy."""
     ids: set[str] = set()
     for point in hierarchies().values():
         top = os.path.join(point, TOP)
         if os.path.isdir(top):
-            ids.update(e.name for e in os.scandir(top) if e.is_dir())
+            ids.update(e.name for e in os.scandir(top) if e.is_dir() and e.name.startswith(prefix))
     return ids
 
 

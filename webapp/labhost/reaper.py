@@ -13,9 +13,9 @@ from .sandbox import teardown
 
 
 def list_all(settings: Settings) -> list[dict]:
-    """Every sandbox lab host on this machine, with whether its owner still runs."""
+    """Every sandbox lab host of this state dir, with whether its owner still runs."""
     found = {m["id"]: m for m in records.read_all(settings.state_dir)}
-    for lab_host_id in cgroups.existing_ids() - set(found):
+    for lab_host_id in cgroups.existing_ids(records.id_prefix(settings.state_dir)) - set(found):
         found[lab_host_id] = {"id": lab_host_id}
     slots = records.slots_of(settings.state_dir)
     for lab_host_id, slot in slots.items():

@@ -7,37 +7,70 @@ across processes).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 
 HOSTS = "hosts"
 SLOTS = "slots"
+
+
+def id_prefix(state_dir: str) -> str:
+    """``lh-<tag>-``, the tag naming the state dir: lab hosts of different state
+    dirs (two servers, a test run beside a server) share the cgroup tree, and
+    each reaper must only ever touch its own."""
+    tag = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:6]
+    return f"lh-{tag}-"
+
+
+def new_id(state_dir: str) -> str:
+    return id_prefix(state_dir) + secrets.token_hex(3)
 
 
 def host_dir(state_dir: str, lab_host_id: str) -> str:
     return os.path.join(state_dir, HOSTS, lab_host_id)
 
 
-def reserve_slot(state_dir: str, lab_host_id: str, max_slots: int) -> int:
-    """The lowest free slot; raise RuntimeError when all are taken."""
+UIDS = "/run/labnb-uids"   # machine-wide: uid ranges in use, whatever the state dir
+
+
+def reserve_slot(state_dir: str, lab_host_id: str, max_slots: int, first_uid) -> int:
+    """The lowest slot free in this state dir whose uid range (``first_uid(slot)``)
+    no lab host of another state dir uses; raise RuntimeError when none is.
+
+    Two lab hosts with the same uid range could read each other's files, so
+    the range is also claimed machine-wide, in /run (cleared at boot, as are
+    lab hosts).
+    """
     d = os.path.join(state_dir, SLOTS)
     os.makedirs(d, mode=0o700, exist_ok=True)
+    os.makedirs(UIDS, mode=0o700, exist_ok=True)
     for n in range(max_slots):
-        try:
-            fd = os.open(os.path.join(d, str(n)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        if not _claim(os.path.join(d, str(n)), lab_host_id):
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write(lab_host_id)
-        return n
+        if _claim(os.path.join(UIDS, str(first_uid(n))), f"{os.path.realpath(state_dir)} {n}"):
+            return n
+        os.unlink(os.path.join(d, str(n)))
     raise RuntimeError(f"all {max_slots} lab host slots are taken")
 
 
-def release_slot(state_dir: str, slot: int) -> None:
+def _claim(path: str, content: str) -> bool:
     try:
-        os.unlink(os.path.join(state_dir, SLOTS, str(slot)))
-    except FileNotFoundError:
-        pass
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    return True
+
+
+def release_slot(state_dir: str, slot: int, first_uid: int) -> None:
+    for path in (os.path.join(state_dir, SLOTS, str(slot)), os.path.join(UIDS, str(first_uid))):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def write(state_dir: str, meta: dict) -> None:

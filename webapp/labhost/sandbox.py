@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -120,7 +119,7 @@ class SandboxLabHost(LabHost):
     kind = "sandbox"
 
     def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
-        super().__init__(lab_host_id or "lh-" + secrets.token_hex(4))
+        super().__init__(lab_host_id or records.new_id(settings.state_dir))
         self.settings = settings
         self.seed = seed_archive(settings) if seeded else None
         self.slot: int | None = None
@@ -152,7 +151,7 @@ class SandboxLabHost(LabHost):
             raise LabHostError(f"the busybox image archive {archive} is missing",
                                "Run `labnb image build` (scripts/setup.sh does it)")
         try:
-            self.slot = records.reserve_slot(s.state_dir, self.id, s.max_lab_hosts)
+            self.slot = records.reserve_slot(s.state_dir, self.id, s.max_lab_hosts, lambda n: s.uid_base + n * RANGE)
         except RuntimeError as e:
             raise LabHostError(f"cannot make another lab host: {e}",
                                "Destroy idle lab hosts (`labnb lab-hosts gc`) or raise LABNB_MAX_LAB_HOSTS") from None
@@ -363,7 +362,7 @@ def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | 
                            "Run `labnb lab-hosts gc` again; see `labnb doctor`") from None
     shutil.rmtree(records.host_dir(settings.state_dir, lab_host_id), ignore_errors=True)
     if slot is not None:
-        records.release_slot(settings.state_dir, slot)
+        records.release_slot(settings.state_dir, slot, settings.uid_base + slot * RANGE)
 
 
 def _start_time(pid: int | None) -> int | None:

@@ -1,0 +1,150 @@
+"""The headless runner, for real: every built-in lab must pass in a sandbox
+lab host (this is what keeps the labs honest in CI), and `labnb run` must
+report failures in the lab's words, write JSON and JUnit, and leave no lab
+host behind when interrupted."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from webapp.lab import load_labs
+from webapp.labhost import pool
+from webapp.runner import run_lab
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runner"
+LABNB = [sys.executable, "-m", "webapp.cli"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", load_labs(ROOT / "labs"), ids=lambda lab: lab.id)
+def test_builtin_lab_passes(settings, lab):
+    host = pool.create(settings)
+    try:
+        result = run_lab(lab, host)
+    finally:
+        host.destroy()
+    failed = [f"step {s.index} {s.id}: {s.status}: {s.failure()}\n"
+              + "".join(f"$ {c.command}\n{c.output}" for c in s.commands)
+              for s in result.steps if s.status not in ("done", "skipped")]
+    assert not failed, "\n".join(failed)
+    assert result.passed and len(result.steps) == len(lab.steps)
+
+
+def _env(settings) -> dict[str, str]:
+    """`labnb` in a subprocess, with the test session's lab host settings."""
+    return {**os.environ, "LABNB_STATE_DIR": settings.state_dir, "LABNB_UID_BASE": str(settings.uid_base),
+            "LABNB_MAX_LAB_HOSTS": str(settings.max_lab_hosts), "LABNB_MEMORY_MB": str(settings.memory_mb),
+            "LABNB_PIDS": str(settings.pids)}
+
+
+def _labnb(settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*LABNB, *args], env=_env(settings), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _our_lab_hosts(settings) -> list[dict]:
+    """`labnb lab-hosts ls --json`, less the cgroups of other state dirs'
+    lab hosts (cgroups are machine-wide; ours have a slot or a record)."""
+    out = _labnb(settings, "lab-hosts", "ls", "--json")
+    assert out.returncode == 0, out.stderr
+    return [m for m in json.loads(out.stdout) if m.get("slot") is not None or "pid" in m]
+
+
+def test_failing_check_reports_hint_json_and_junit(settings, tmp_path):
+    out = _labnb(settings, "run", str(FIXTURES / "failing.md"),
+                 "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "run.xml"))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "HINT: /nowhere should exist" in out.stdout
+    assert "\x1b[" not in out.stdout    # no colours when stdout is not a terminal
+
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["passed"] is False
+    assert report["setup"]["status"] == "done" and report["cleanup"]["status"] == "done"
+    hello, missing, bad = report["steps"]
+    assert hello["status"] == "done" and hello["passed"]
+    assert hello["commands"][0]["output"] == "set up\nhello from step one\n"
+    assert hello["commands"][0]["exit_code"] == 0 and hello["commands"][0]["duration"] >= 0
+    assert hello["checks"] == [{"kind": "match", "line": 18, "passed": True, "hint": "step one should greet",
+                                "detail": "output must match /^hello from step one$/"}]
+    assert missing["status"] == "failed"
+    assert missing["checks"][0]["passed"] is False
+    assert missing["failure"] == missing["checks"][0]["hint"] == \
+        "HINT: /nowhere should exist; create it with mkdir /nowhere"
+    assert bad["status"] == "skipped" and bad["commands"] == []
+
+    suite = ET.parse(tmp_path / "run.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["01 hello: Say hello", "02 missing: Look for a missing file",
+                                              "03 bad-command: A command that fails"]
+    assert cases[0].find("failure") is None
+    assert cases[1].find("failure").get("message") == "HINT: /nowhere should exist; create it with mkdir /nowhere"
+    assert "looking for /nowhere" in cases[1].find("system-out").text
+    assert cases[2].find("skipped") is not None
+
+
+def test_step_option_runs_only_that_step(settings, tmp_path):
+    out = _labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "3",
+                 "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "run.xml"))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "running only step 3 of 3" in out.stdout
+    report = json.loads((tmp_path / "run.json").read_text())
+    [step] = report["steps"]
+    assert (step["index"], step["status"]) == (3, "failed")
+    assert step["commands"][0]["exit_code"] == 3 and step["commands"][0]["note"] == "exited with 3"
+    failure = ET.parse(tmp_path / "run.xml").find(".//failure")
+    assert failure.get("message") == 'line 34: exited with 3: echo "about to fail"; exit 3'
+
+    out = _labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1/1 steps passed" in out.stdout
+
+    out = _labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "4")
+    assert out.returncode == 2 and "the lab has 3 steps" in out.stderr
+
+
+def test_lab_with_problems_exits_2(settings):
+    out = _labnb(settings, "run", str(ROOT / "tests" / "fixtures" / "broken" / "bad.md"))
+    assert out.returncode == 2
+    assert "bad.md:3: unknown front matter key 'tiltle'" in out.stderr
+    assert "labnb check" in out.stderr
+
+
+def test_lab_host_that_cannot_start_exits_3(settings, tmp_path):
+    env = {**_env(settings), "LABNB_STATE_DIR": str(tmp_path / "state")}   # under /tmp: refused
+    out = subprocess.run([*LABNB, "run", str(FIXTURES / "failing.md")], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3
+    assert "cannot make a lab host" in out.stderr and "Set LABNB_STATE_DIR" in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_stops_run_and_removes_lab_host(settings, sig):
+    before = _our_lab_hosts(settings)
+    proc = subprocess.Popen([*LABNB, "run", str(FIXTURES / "sleep.md")], env=_env(settings), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        seen = []
+        while not any(line.strip() == "│ going to sleep" for line in seen):
+            seen.append(lines.get(timeout=120))
+        host_id = next(line.split()[-1] for line in seen if "lab host lh-" in line)
+        assert host_id in [m["id"] for m in _our_lab_hosts(settings)]
+        proc.send_signal(sig)
+        assert proc.wait(timeout=120) == 130, proc.stderr.read()
+    finally:
+        proc.kill()
+    assert "interrupted" in proc.stderr.read()
+    assert _our_lab_hosts(settings) == before
+    assert host_id not in [m["id"] for m in json.loads(_labnb(settings, "lab-hosts", "ls", "--json").stdout)]

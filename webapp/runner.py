@@ -1,0 +1,318 @@
+"""The headless runner: a whole lab on one lab host, as CI runs it (and
+Runme's ``run --all``). It drives steps through LabSession, so a step means
+here what it means in the browser; what it adds is the record of a run
+(LabResult) and its reports: live text, JSON and JUnit XML.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import time
+from typing import Callable, TextIO
+from xml.etree import ElementTree as ET
+
+from .executor import DONE
+from .lab import Lab, Step, plain_text
+from .labhost.base import LabHost
+from .session import Event, LabSession
+
+SKIPPED = "skipped"
+
+
+@dataclasses.dataclass
+class CommandResult:
+    line: int
+    command: str
+    terminal: str | None
+    output: str = ""
+    status: str = ""
+    exit_code: int | None = None
+    ok: bool = False
+    note: str = ""
+    duration: float = 0.0
+
+
+@dataclasses.dataclass
+class CheckResult:
+    kind: str           # "check" or "match"
+    line: int
+    passed: bool
+    hint: str
+    detail: str
+
+
+@dataclasses.dataclass
+class StepResult:
+    index: int
+    id: str
+    title: str
+    status: str = SKIPPED   # done|failed|interrupted|timed_out|error, or skipped
+    duration: float = 0.0
+    commands: list[CommandResult] = dataclasses.field(default_factory=list)
+    checks: list[CheckResult] = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == DONE
+
+    def failure(self) -> str:
+        """Why the step failed, in the lab's own words: a failing check's hint,
+        else the note of the command that went wrong."""
+        for c in self.checks:
+            if not c.passed:
+                return c.hint
+        for c in self.commands:
+            if not c.ok:
+                return f"line {c.line}: {c.note or c.status}: {c.command.splitlines()[0]}"
+        return self.status
+
+
+@dataclasses.dataclass
+class ScriptResult:
+    """How the lab's setup or cleanup went."""
+
+    name: str
+    status: str
+    exit_code: int | None
+    output: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == DONE
+
+
+@dataclasses.dataclass
+class LabResult:
+    lab: Lab
+    lab_host: str
+    steps: list[StepResult] = dataclasses.field(default_factory=list)
+    setup: ScriptResult | None = None
+    cleanup: ScriptResult | None = None
+    duration: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        scripts_ok = all(s.ok for s in (self.setup, self.cleanup) if s is not None)
+        return scripts_ok and all(s.passed for s in self.steps)
+
+
+def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, endless_for: float = 3.0,
+            on_event: Callable[[Event], None] | None = None) -> LabResult:
+    """Run setup, the steps (all, or the ones given) in order, then cleanup.
+
+    After a failing step the rest are skipped: they build on it, and their
+    failures would only hide the first. ``on_event`` sees the session's events
+    plus ``{"type": "step", "step": Step, "of": steps in the lab}`` before and ``{"type": "step_end",
+    "result": StepResult}`` after each step, and ``{"type": "script", "result":
+    ScriptResult}``. An exception (KeyboardInterrupt from a signal) stops the
+    current run and closes the terminals before it goes on up; cleanup is then
+    not run, since the lab host is about to be destroyed.
+    """
+    emit = on_event or (lambda event: None)
+    started = time.monotonic()
+    chosen = lab.steps if steps is None else steps
+    result = LabResult(lab, lab_host.id, [StepResult(s.index, s.id, s.title) for s in chosen])
+    session = LabSession(lab, lab_host)
+    try:
+        if lab.setup:
+            result.setup = _script(session, "setup", lab.setup, emit)
+        failed = result.setup is not None and not result.setup.ok
+        for step, record in zip(chosen, result.steps):
+            if failed:
+                emit({"type": "step_end", "result": record})
+                continue
+            emit({"type": "step", "step": step, "of": len(lab.steps)})
+            _run_step(session, step, record, endless_for, emit)
+            emit({"type": "step_end", "result": record})
+            failed = not record.passed
+        if lab.cleanup:
+            result.cleanup = _script(session, "cleanup", lab.cleanup, emit)
+    finally:
+        session.close()
+        result.duration = round(time.monotonic() - started, 3)
+    return result
+
+
+def _script(session: LabSession, name: str, text: str, emit) -> ScriptResult:
+    outcome, output = session.run_script(text)
+    script = ScriptResult(name, outcome.status, outcome.exit_code, plain_text(output), round(outcome.duration, 3))
+    emit({"type": "script", "result": script})
+    return script
+
+
+def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: float, emit) -> None:
+    started = time.monotonic()
+    chunks: list[str] = []
+
+    def on_event(event: Event) -> None:
+        kind = event["type"]
+        if kind == "block":
+            cmd = step.blocks[event["block"]]
+            record.commands.append(CommandResult(event["line"], event["command"], cmd.terminal))
+            chunks.clear()
+        elif kind == "output":
+            chunks.append(event["text"])
+        elif kind == "block_end":
+            c, outcome = record.commands[-1], event["outcome"]
+            c.output, c.status, c.exit_code = plain_text("".join(chunks)), outcome.status, outcome.exit_code
+            c.ok, c.note, c.duration = event["ok"], event["note"], round(outcome.duration, 3)
+        elif kind == "check":
+            record.checks.append(CheckResult(event["kind"], step.checks[event["idx"]].line, event["passed"],
+                                             event["hint"], event["detail"]))
+        emit(event)
+
+    run = session.run_step(step, on_event, endless_for=endless_for, window=None)
+    record.status = run.wait()
+    # a run that ended in an error has its message as output with no command open
+    if record.commands and not record.commands[-1].status:
+        record.commands[-1].output = plain_text("".join(chunks))
+        record.commands[-1].status = record.status
+    record.duration = round(time.monotonic() - started, 3)
+
+
+# -- reports ------------------------------------------------------------------
+
+class Printer:
+    """Streams a run to a terminal as it happens: step titles, each command,
+    its output prefixed with ``│``, verdicts, and hints for what failed."""
+
+    def __init__(self, out: TextIO = sys.stdout, colour: bool | None = None):
+        self.out = out
+        self.colour = out.isatty() if colour is None else colour
+        self.partial = ""   # output after the last newline, printed once its line is whole
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
+
+    def _line(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _flush_output(self) -> None:
+        if self.partial:
+            self._line(self._paint("  │ ", "2") + self.partial)
+            self.partial = ""
+
+    def __call__(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "step":
+            step = event["step"]
+            self._line()
+            self._line(self._paint(f"── step {step.index}/{event['of']}: {step.title} ({step.id})", "1"))
+        elif kind == "block":
+            for i, line in enumerate(event["command"].splitlines()):
+                self._line(self._paint(f"  {'> ' if i else '$ '}{line}", "36"))
+        elif kind == "output":
+            lines = (self.partial + plain_text(event["text"])).split("\n")
+            self.partial = lines.pop()
+            for line in lines:
+                self._line(self._paint("  │ ", "2") + line)
+        elif kind == "block_end":
+            self._flush_output()
+            if not event["ok"]:
+                self._line(self._paint(f"  ✗ {event['note']}", "31"))
+            elif event["note"]:
+                self._line(self._paint(f"  ✓ {event['note']}", "2"))
+        elif kind == "check":
+            self._flush_output()
+            if event["passed"]:
+                self._line(self._paint(f"  ✓ {event['kind']} passed", "32"))
+            else:
+                self._line(self._paint(f"  ✗ {event['kind']} failed: {event['hint']}", "31"))
+                for line in event["detail"].splitlines()[-5:]:
+                    self._line(self._paint(f"      {line}", "2"))
+        elif kind == "step_end":
+            self._flush_output()
+            r = event["result"]
+            if r.status == SKIPPED:
+                self._line(self._paint(f"── step {r.index}: {r.title}: skipped (an earlier part failed)", "33"))
+            elif r.passed:
+                self._line(self._paint(f"── passed ({r.duration:.1f} s)", "32"))
+            else:
+                self._line(self._paint(f"── FAILED ({r.status}): {r.failure()}", "1;31"))
+        elif kind == "script":
+            s = event["result"]
+            if s.ok:
+                self._line(self._paint(f"{s.name}: ok ({s.duration:.1f} s)", "2"))
+            else:
+                self._line(self._paint(f"{s.name}: FAILED ({s.status}, exit code {s.exit_code})", "1;31"))
+                for line in s.output.strip().splitlines()[-10:]:
+                    self._line(self._paint("  │ ", "2") + line)
+
+    def summary(self, result: LabResult) -> None:
+        passed = sum(s.passed for s in result.steps)
+        failed = [s for s in result.steps if s.status not in (DONE, SKIPPED)]
+        line = f"{result.lab.path}: {passed}/{len(result.steps)} steps passed in {result.duration:.1f} s"
+        self._line()
+        self._line(self._paint(("PASSED " if result.passed else "FAILED ") + line,
+                               "1;32" if result.passed else "1;31"))
+        for s in failed:
+            self._line(self._paint(f"  step {s.index} {s.title}: {s.failure()}", "31"))
+
+
+# XML 1.0 cannot hold most control characters, which command output may have
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def to_json(result: LabResult) -> dict:
+    """The whole record of a run, for CI artefacts: every command's output,
+    exit code, status and duration, and every check's verdict."""
+    def script(s: ScriptResult | None) -> dict | None:
+        return dataclasses.asdict(s) if s else None
+
+    return {
+        "lab": str(result.lab.path), "title": result.lab.title, "lab_host": result.lab_host,
+        "passed": result.passed, "duration": result.duration,
+        "setup": script(result.setup), "cleanup": script(result.cleanup),
+        "steps": [{**dataclasses.asdict(s), "passed": s.passed,
+                   "failure": None if s.passed or s.status == SKIPPED else s.failure()}
+                  for s in result.steps],
+    }
+
+
+def write_json(result: LabResult, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(to_json(result), f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
+def to_junit(result: LabResult) -> ET.ElementTree:
+    """JUnit XML, one testcase per step, as CI servers show test results;
+    a failing setup or cleanup is a testcase of its own."""
+    lab = result.lab
+    suite = ET.Element("testsuite", name=lab.id, time=f"{result.duration:.3f}")
+    cases = [s for s in (result.setup, result.cleanup) if s is not None and not s.ok]
+    for s in cases:
+        case = ET.SubElement(suite, "testcase", classname=lab.id, name=s.name, time=f"{s.duration:.3f}")
+        ET.SubElement(case, "error", message=f"{s.name} {s.status}, exit code {s.exit_code}").text = _xml(s.output)
+    for s in result.steps:
+        case = ET.SubElement(suite, "testcase", classname=lab.id, name=f"{s.index:02d} {s.id}: {s.title}",
+                             time=f"{s.duration:.3f}")
+        if s.status == SKIPPED:
+            ET.SubElement(case, "skipped", message="an earlier step, or the setup, failed")
+        elif not s.passed:
+            detail = [c.detail for c in s.checks if not c.passed]
+            ET.SubElement(case, "failure", message=_xml(s.failure()), type=s.status).text = _xml("\n".join(detail))
+        out = "".join(f"$ {c.command}\n{c.output}" for c in s.commands)
+        if out:
+            ET.SubElement(case, "system-out").text = _xml(out)
+    failures = sum(s.status not in (DONE, SKIPPED) for s in result.steps)
+    suite.set("tests", str(len(result.steps) + len(cases)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(len(cases)))
+    suite.set("skipped", str(sum(s.status == SKIPPED for s in result.steps)))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(result: LabResult, path: str) -> None:
+    to_junit(result).write(path, encoding="utf-8", xml_declaration=True)
