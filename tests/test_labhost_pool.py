@@ -1,0 +1,53 @@
+"""The warm pool, and the host-side handles: docker SDK client and pyroute2 view."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from conftest import sh
+from webapp.labhost.pool import Pool
+
+
+def test_docker_client_and_netns_view(lab_host):
+    sh(lab_host, "docker run -d --name seen busybox sleep 300")
+    client = lab_host.docker()
+    try:
+        names = [n for c in client.containers.list(sparse=True) for n in c.attrs["Names"]]
+        assert "/seen" in names
+    finally:
+        client.close()
+    with lab_host.netns() as ipr:
+        links = {link.get_attr("IFLA_IFNAME"): link for link in ipr.get_links()}
+        assert {"lo", "ens33", "docker0"} <= set(links)
+        bridge_index = links["docker0"]["index"]
+        veths = [l for name, l in links.items() if name.startswith("veth")]
+        assert any(l.get_attr("IFLA_MASTER") == bridge_index for l in veths)
+        addrs = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2)}
+        assert {"127.0.0.1", "172.17.0.1", "192.168.118.137"} <= addrs
+    sh(lab_host, "docker rm -f seen")
+
+
+@pytest.mark.slow
+def test_pool_fills_hands_out_ready_lab_hosts_and_refills(settings):
+    pool = Pool(settings, size=2).start()
+    try:
+        assert pool.wait_full(120)
+        first = pool.claim()
+        assert first.health().ok and pool.waiting() == 1
+        assert pool.wait_full(120)
+        # a waiting lab host that died is replaced, not handed out
+        dead = pool._ready[0]
+        os.kill(dead.pid, signal.SIGKILL)
+        second = pool.claim()
+        third = pool.claim()
+        for host in (second, third):
+            assert host.health().ok and host is not dead
+        assert {h.id for h in pool.claimed()} == {first.id, second.id, third.id}
+        pool.release(first)
+        assert not first.alive()
+    finally:
+        pool.close()
+    for host in (second, third):
+        assert not host.alive()
