@@ -52,3 +52,7 @@ def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
     outcome = proc.wait(timeout + 10)
     assert outcome is not None, f"{command!r} did not end"
     return outcome, "".join(out).replace("\r\n", "\n")
+
+
+# The real web server for the test_web_* modules (tests/web_support.py).
+pytest_plugins = ["web_support"]

@@ -1,24 +1,86 @@
 """labnb: a web lab notebook server. ``create_app`` is the Flask app factory."""
 from __future__ import annotations
 
-from flask import Flask, render_template
+import logging
+import os
+import secrets
 
+from flask import Flask
+from flask_socketio import SocketIO
+
+from .auth import Guard, allowed_hosts, csrf_token, secret_key
 from .config import Settings
+from .lab import load_labs
+
+log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, pool=None) -> Flask:
-    """The Flask app; ``pool`` hands out lab hosts (a labhost.pool.Pool)."""
+class Services:
+    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs.
+
+    ``start`` opens the store and starts the pool's thread; it must run in the
+    process that serves (gunicorn's worker, after the fork): neither threads
+    nor SQLite connections survive a fork.
+    """
+
+    def __init__(self, settings: Settings, pool, socketio: SocketIO, guard: Guard):
+        from .learners import Learners
+
+        self.settings, self.pool, self.socketio, self.guard = settings, pool, socketio, guard
+        self.labs = {lab.id: lab for lab in load_labs(settings.labs_dir)}
+        self.learners = Learners(pool)
+        self.store = None
+        self.runs = None
+
+    def start(self) -> "Services":
+        from . import runs
+        from .store import Store
+
+        self.store = Store(os.path.join(self.settings.state_dir, self.settings.store_file))
+        cut = self.store.mark_cut_off()
+        if cut:
+            log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
+        self.runs = runs.RunManager(self.store, self.learners, self.labs,
+                                    lambda event, payload, to: self.socketio.emit(event, payload, to=to))
+        runs.register(self.socketio, self.runs, self.guard, self.labs)
+        self.pool.start()
+        return self
+
+    def close(self) -> None:
+        """Stop every run (recorded as interrupted), then destroy every lab host."""
+        if self.runs is not None:
+            self.runs.close()
+        self.learners.close()
+        self.pool.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def create_app(settings: Settings | None = None, pool=None, bind_host: str = "127.0.0.1") -> Flask:
+    """The Flask app with its Socket.IO server; ``pool`` hands out lab hosts
+    (a labhost.pool.Pool, made from ``settings`` if not given). Call
+    ``app.extensions["labnb"].start()`` in the serving process."""
+    from .labhost.pool import Pool
+    from .notebook import bp
+
     settings = settings or Settings.from_env()
+    if not settings.token:
+        settings.token = secrets.token_hex(24)
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
-    app.config["LABNB"] = settings
-    app.extensions["labnb.pool"] = pool
-
-    @app.get("/")
-    def index():
-        from .labhost import reaper
-
-        hosts = reaper.list_all(settings) if settings.backend == "sandbox" else []
-        waiting = pool.waiting() if pool else 0
-        return render_template("index.html", hosts=hosts, waiting=waiting, settings=settings)
-
+    app.config.update(
+        LABNB=settings,
+        SECRET_KEY=secret_key(settings.state_dir),
+        SESSION_COOKIE_NAME="labnb",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=90 * 24 * 3600,
+    )
+    guard = Guard(settings.token, allowed_hosts(bind_host))
+    guard.init_app(app)
+    # cors_allowed_origins=None: Engine.IO accepts only the page's own origin;
+    # max_http_buffer_size: no event of ours is near 64 KiB.
+    socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=64 << 10, cors_allowed_origins=None)
+    app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio, guard)
+    app.register_blueprint(bp)
+    app.jinja_env.globals["csrf_token"] = csrf_token
     return app

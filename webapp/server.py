@@ -37,19 +37,23 @@ def serve(settings: Settings, host: str, port: int) -> None:
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
-    # The pool's thread must start in the worker: gunicorn forks it from this
-    # process, and threads do not survive a fork.
-    pool = Pool(settings)
-    app = create_app(settings, pool)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    app = create_app(settings, Pool(settings), bind_host=host)
+    services = app.extensions["labnb"]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token={settings.token}"
 
     def when_ready(_server):
         print(f"\n    labnb is running. Open this URL in a browser:\n\n        {url}\n", flush=True)
 
+    # Threads, the store's connection and the pool must start in the worker:
+    # gunicorn forks it from this process, and threads do not survive a fork.
+    # Each open tab holds a thread for its WebSocket: 50 learners with a few
+    # tabs each fit in 256.
     _Gunicorn(app, {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "workers": 1, "worker_class": "gthread", "threads": 64, "timeout": 0,
-        "when_ready": when_ready, "post_worker_init": lambda _w: pool.start(),
-        "worker_exit": lambda _s, _w: pool.close(),
+        "workers": 1, "worker_class": "gthread", "threads": 256, "timeout": 0,
+        "graceful_timeout": 15,
+        "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
+        "worker_exit": lambda _s, _w: services.close(),
         "accesslog": None, "loglevel": "warning",
     }).run()

@@ -202,10 +202,11 @@ class Terminal:
         shown = 0
         for part in self.filter.feed(data):
             run = self.current
-            if part[0] == "text":
+            if part[0] == "text" and run is not None:
                 shown += len(part[1])
-                sink = run.on_output if run is not None else self.on_idle_output
-                sink(part[1], part[1].decode(errors="replace"))
+                run.on_output(part[1], part[1].decode(errors="replace"))
+            elif part[0] == "text":
+                self.on_idle_output(part[1], part[1].decode(errors="replace"))
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._skip_prompt = self._skip_prompt or outer
@@ -215,7 +216,8 @@ class Terminal:
                 self._skip_prompt = False
             elif run is not None:
                 threading.Thread(target=run._prompt_seen, args=(part[1],), daemon=True).start()
-        # bytes cut out count as dealt with: nobody will acknowledge them
+        # bytes cut out, or printed between runs, count as dealt with: nobody
+        # will acknowledge them
         self.process.ack(len(data) - shown)
 
     def _run_ended(self, run: TerminalRun) -> None:

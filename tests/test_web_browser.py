@@ -1,0 +1,138 @@
+"""The notebook in a real browser (Debian's chromium driven by Playwright)
+against the real server: catalogue, lab page, live output, reload mid-run,
+stop, checks, colours without markup injection, export, lab host reset."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from web_support import TEST_LAB
+
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LONG = 120_000   # ms: a lab host starting while other tests run
+
+
+@pytest.fixture(scope="module")
+def page(web_server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def open_lab(page, web_server, lab: str):
+    page.goto(f"{web_server.url}/labs/{lab}?token={web_server.token}")
+    expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+
+
+def cell(page, step: str):
+    return page.locator(f".cell[data-step='{step}']")
+
+
+@pytest.mark.slow
+def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
+    page.goto(f"{web_server.url}/?token={web_server.token}")
+    assert "token" not in page.url
+    cards = page.locator(".lab-card")
+    expect(cards).to_have_count(2)
+    test_card = page.locator(".lab-card", has_text="Web test lab")
+    expect(test_card).to_contain_text("about 5 min")
+    expect(test_card).to_contain_text("0 of 7 passed")
+    page.locator(".lab-card h2 a").first.click()
+    expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+    first = page.locator(".cell").first
+    first.locator("button.run").click()
+    expect(first.locator(".output")).to_contain_text("bridge", timeout=60_000)
+    expect(first).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(first.locator(".checks")).to_contain_text("passed")
+    expect(page.locator("#progress")).to_contain_text(re.compile(r"1 of \d+ steps passed"))
+
+
+@pytest.mark.slow
+def test_live_output_survives_a_reload(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    count = cell(page, "count")
+    count.locator("button.run").click()
+    expect(count.locator(".output")).to_contain_text("line 3")
+    expect(count).to_have_attribute("data-status", "running")   # the output came while it ran
+    page.reload()
+    count = cell(page, "count")
+    expect(count.locator(".output")).to_contain_text("line 30", timeout=60_000)
+    expect(count).to_have_attribute("data-status", "done")
+    text = count.locator(".output").inner_text()
+    assert [l for l in text.splitlines() if l.startswith("line ")] == [f"line {i}" for i in range(1, 31)]
+
+
+@pytest.mark.slow
+def test_colours_without_markup_injection(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    colours = cell(page, "colours")
+    colours.locator("button.run").click()
+    expect(colours.locator(".output .ansi-red-fg")).to_have_text("red")
+    expect(colours.locator(".output")).to_contain_text('<img src=x onerror="window.pwned=1"> <b>not bold</b>')
+    assert colours.locator(".output img, .output b").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+@pytest.mark.slow
+def test_stop_an_endless_ping(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    ping = cell(page, "ping")
+    ping.locator("button.run").click()
+    expect(ping.locator(".output")).to_contain_text("bytes from 127.0.0.1")
+    ping.locator("button.stop").click()
+    expect(ping).to_have_attribute("data-status", "done")
+    expect(ping.locator(".output")).to_contain_text("[stopped]")
+    expect(ping.locator("button.run")).to_be_enabled()
+
+
+@pytest.mark.slow
+def test_failed_check_shows_its_hint(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    failing = cell(page, "failing")
+    failing.locator("button.run").click()
+    expect(failing).to_have_attribute("data-status", "failed")
+    expect(failing.locator(".checks li.fail")).to_contain_text("The file /nonexistent must exist")
+
+
+@pytest.mark.slow
+def test_long_output_shows_head_and_tail_with_the_log(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    big = cell(page, "big")
+    big.locator("button.run").click()
+    expect(big).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(big.locator(".omitted")).to_be_visible()
+    expect(big.locator(".output .tail")).to_contain_text("THE-END")
+    href = big.locator(".omitted a.log").get_attribute("href")
+    log = page.request.get(web_server.url + href)
+    assert log.ok and log.body().endswith(b"THE-END\r\n") and len(log.body()) > 5_000_000
+
+
+@pytest.mark.slow
+def test_export(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    with page.expect_download() as download:
+        page.locator("a.export").click()
+    text = open(download.value.path(), encoding="utf-8").read()
+    assert text.startswith("# Web test lab")
+    assert "line 30" in text
+    assert "The file /nonexistent must exist" in text
+
+
+@pytest.mark.slow
+def test_reset_lab_host_after_confirmation(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    before = page.locator("#host code").inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#host button.reset").click()
+    expect(page.locator("#host code")).not_to_have_text(before, timeout=LONG)
+    expect(page.locator("#host")).to_have_attribute("data-state", "ready")
+    echo = cell(page, "echo")
+    echo.locator("button.run").click()
+    expect(echo).to_have_attribute("data-status", "done")

@@ -1,0 +1,285 @@
+"""The Socket.IO protocol of runs, with a real python-socketio client against
+the real server (gunicorn, sandbox lab hosts): order, re-attach, two tabs, a
+tab that stops reading, a crash, and hostile events.
+
+python-socketio's client handles each event in a thread of its own, so events
+may reach a handler out of order: tests look at sequence numbers, as the page
+does, not at arrival order."""
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+
+import pytest
+
+from web_support import TEST_LAB, wait_for
+
+from webapp.runs.manager import CLIENT_WINDOW, MAX_CHUNK
+
+
+class Tab:
+    """One browser tab's view of runs: chunks by seq, ends, checks, errors."""
+
+    def __init__(self, server, http, ack: bool = True):
+        self.client = server.socket(http)
+        self.ack = ack
+        self.chunks: dict[str, dict[int, dict]] = {}
+        self.ends: dict[str, dict] = {}
+        self.snapshots: dict[str, dict] = {}
+        self.started: list[dict] = []
+        self.errors: list[dict] = []
+        self.lock = threading.Lock()
+        c = self.client
+        c.on("output", self._output)
+        c.on("snapshot", self._snapshot)
+        c.on("end", lambda m: self.ends.__setitem__(m["run"], m))
+        c.on("run_started", lambda m: self.started.append(m))
+        c.on("error", lambda m: self.errors.append(m))
+        assert "running" in c.call("open", {"lab": TEST_LAB}, timeout=10)
+
+    def _output(self, m):
+        with self.lock:
+            run = self.chunks.setdefault(m["run"], {})
+            assert m["seq"] not in run, f"seq {m['seq']} sent twice"
+            run[m["seq"]] = m
+        if self.ack:
+            self.client.emit("ack", {"run": m["run"], "end": m["end"]})
+
+    def _snapshot(self, m):
+        self.snapshots[m["run"]] = m
+        if self.ack:
+            self.client.emit("ack", {"run": m["run"], "end": m["end"]})
+
+    def run(self, step: str) -> str:
+        reply = self.client.call("run", {"lab": TEST_LAB, "step": step}, timeout=30)
+        assert "run" in reply, reply
+        return reply["run"]
+
+    def text(self, run: str) -> str:
+        with self.lock:
+            chunks = self.chunks.get(run, {})
+            return "".join(chunks[s]["data"] for s in sorted(chunks))
+
+    def wait_end(self, run: str, timeout: float = 120) -> dict:
+        end = wait_for(lambda: self.ends.get(run), timeout, what=f"the end of run {run}")
+        # the end is sent after the last chunk, but a thread may handle it first
+        snapshot = self.snapshots.get(run, {"seq": -1})
+        wait_for(lambda: end["seq"] in self.chunks.get(run, {}) or snapshot["seq"] >= end["seq"], 30,
+                 what="the last chunk")
+        return end
+
+    def close(self):
+        self.client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def learner(web_server):
+    http = web_server.learner()
+    web_server.open_lab(http)
+    return http
+
+
+@pytest.fixture
+def tab(web_server, learner):
+    t = Tab(web_server, learner)
+    yield t
+    t.close()
+
+
+def test_output_in_order_stored_and_downloadable(web_server, learner, tab):
+    run = tab.run("count")
+    end = tab.wait_end(run, 60)
+    assert end["status"] == "done" and end["exit_code"] == 0
+    seqs = sorted(tab.chunks[run])
+    assert seqs == list(range(end["seq"] + 1))
+    text = tab.text(run)
+    lines = [l for l in text.replace("\r\n", "\n").split("\n") if l.startswith("line ")]
+    assert lines == [f"line {i}" for i in range(1, 31)]
+    ends = [tab.chunks[run][s]["end"] for s in seqs]
+    assert ends == sorted(ends) and ends[-1] == len(text.encode())
+    log = web_server_get(web_server, learner, f"/runs/{run}/log")
+    assert log.status_code == 200 and log.content.decode() == text
+
+
+def web_server_get(server, http, path):
+    return http.get(server.url + path, timeout=30)
+
+
+def test_reattach_gets_only_what_it_lacks(web_server, learner, tab):
+    run = tab.run("count")
+    wait_for(lambda: "line 5\r\n" in tab.text(run), 30, what="line 5")
+    tab.close()
+    with tab.lock:
+        have = dict(tab.chunks[run])
+    last = max(have)
+    contiguous = all(s in have for s in range(last + 1))
+    assert contiguous
+    again = Tab(web_server, learner)
+    try:
+        reply = again.client.call("attach", {"run": run, "after": last, "end": have[last]["end"]}, timeout=10)
+        assert reply["status"] in ("running", "done")
+        end = again.wait_end(run, 60)
+        assert min(again.chunks[run]) == last + 1
+        whole = "".join(have[s]["data"] for s in sorted(have)) + again.text(run)
+        lines = [l for l in whole.replace("\r\n", "\n").split("\n") if l.startswith("line ")]
+        assert lines == [f"line {i}" for i in range(1, 31)]
+        assert end["status"] == "done"
+    finally:
+        again.close()
+
+
+def test_second_tab_sees_the_run_start_and_follows_it(web_server, learner, tab):
+    other = Tab(web_server, learner)
+    try:
+        run = tab.run("count")
+        started = wait_for(lambda: [m for m in other.started if m["run"] == run], 10, what="run_started")
+        assert started[0]["step"] == "count"
+        other.client.call("attach", {"run": run, "after": -1, "end": 0}, timeout=10)
+        tab.wait_end(run, 60)
+        other.wait_end(run, 60)
+        assert other.text(run) == tab.text(run)
+    finally:
+        other.close()
+
+
+def test_long_output_head_tail_on_attach(web_server, learner, tab):
+    run = tab.run("big")
+    end = tab.wait_end(run, 120)
+    assert end["status"] == "done"
+    late = Tab(web_server, learner)
+    try:
+        late.client.call("attach", {"run": run, "after": -1, "end": 0}, timeout=10)
+        snap = wait_for(lambda: late.snapshots.get(run), 30, what="a snapshot")
+        wait_for(lambda: late.ends.get(run), 30, what="the end")
+        assert len(snap["head"]) == 1 << 20 and snap["tail"].endswith("THE-END\r\n")
+        assert snap["omitted"] == snap["end"] - len(snap["head"]) - len(snap["tail"].encode()) > 0
+        assert snap["end"] == len(tab.text(run).encode())
+    finally:
+        late.close()
+
+
+def test_a_tab_that_stops_reading_is_held_not_buffered(web_server, learner, tab):
+    slow = Tab(web_server, learner, ack=False)
+    try:
+        run = tab.run("big")
+        wait_for(lambda: [m for m in slow.started if m["run"] == run], 10, what="run_started")
+        slow.client.call("attach", {"run": run, "after": -1, "end": 0}, timeout=10)
+        end = tab.wait_end(run, 120)     # the reading tab is not held back by the slow one
+        assert end["status"] == "done"
+        sent = sum(len(m["data"]) for m in slow.chunks.get(run, {}).values())
+        assert 0 < sent <= CLIENT_WINDOW + MAX_CHUNK
+        assert run not in slow.ends
+        # once it acknowledges, it gets the rest from the store
+        top = max(slow.chunks[run].values(), key=lambda m: m["seq"])
+        slow.ack = True
+        slow.client.emit("ack", {"run": run, "end": top["end"]})
+        slow.wait_end(run, 120)
+        assert slow.text(run) == tab.text(run)
+    finally:
+        slow.close()
+
+
+def test_stop_an_endless_ping(web_server, learner, tab):
+    run = tab.run("ping")
+    wait_for(lambda: "bytes from 127.0.0.1" in tab.text(run), 30, what="a ping reply")
+    assert tab.client.call("stop", {"run": run}, timeout=10) == {"ok": True}
+    end = tab.wait_end(run, 30)
+    assert end["status"] == "done"          # an endless command is meant to be stopped
+    assert "[stopped]" in tab.text(run)
+
+
+def test_failed_check_has_its_hint(web_server, learner, tab):
+    run = tab.run("failing")
+    end = tab.wait_end(run, 60)
+    assert end["status"] == "failed"
+    assert end["checks"] == [{"idx": 0, "kind": "check", "passed": False, "detail": "",
+                              "hint": "The file /nonexistent must exist: create it with touch."}]
+
+
+def test_busy_session_and_missing_host(web_server, learner, tab):
+    run = tab.run("ping")
+    try:
+        reply = tab.client.call("run", {"lab": TEST_LAB, "step": "echo"}, timeout=10)
+        assert "still running" in reply["error"]
+    finally:
+        tab.client.call("stop", {"run": run}, timeout=10)
+        tab.wait_end(run, 30)
+
+
+HOSTILE = [
+    ("run", None), ("run", "echo"), ("run", [1, 2]), ("run", {"lab": 1, "step": "echo"}),
+    ("run", {"lab": TEST_LAB, "step": "x" * 1000}), ("run", {"lab": "../etc", "step": "echo"}),
+    ("run", {"lab": TEST_LAB, "step": "no-such-step"}),
+    ("attach", {"run": "'; drop table runs; --", "after": -1, "end": 0}),
+    ("attach", {"run": uuid.uuid4().hex, "after": -1, "end": 0}),
+    ("attach", {"run": uuid.uuid4().hex, "after": "0", "end": 0}),
+    ("attach", {"run": uuid.uuid4().hex, "after": -5, "end": 0}),
+    ("attach", {"run": uuid.uuid4().hex, "after": 0, "end": True}),
+    ("ack", {"run": uuid.uuid4().hex, "end": 10}), ("ack", {"run": uuid.uuid4().hex, "end": 1e300}),
+    ("stop", {"run": uuid.uuid4().hex}), ("stop", {}), ("open", {"lab": "nope"}), ("no-such-event", {"a": 1}),
+]
+
+
+@pytest.mark.parametrize("event,payload", HOSTILE, ids=[f"{e}-{i}" for i, (e, _) in enumerate(HOSTILE)])
+def test_hostile_events_get_errors(tab, event, payload):
+    args = () if payload is None else (payload,)
+    reply = tab.client.call(event, *args, timeout=10) if args else tab.client.call(event, timeout=10)
+    assert isinstance(reply, dict) and reply.get("error"), reply
+    wait_for(lambda: tab.errors, 10, what="an error event")
+    # and the connection still works
+    assert "running" in tab.client.call("open", {"lab": TEST_LAB}, timeout=10)
+
+
+def test_another_learners_run_is_refused(web_server, learner, tab):
+    run = tab.run("echo")
+    tab.wait_end(run, 30)
+    stranger_http = web_server.learner()
+    stranger = Tab(web_server, stranger_http)
+    try:
+        for event, payload in (("attach", {"run": run, "after": -1, "end": 0}), ("stop", {"run": run}),
+                               ("ack", {"run": run, "end": 5})):
+            reply = stranger.client.call(event, payload, timeout=10)
+            assert reply == {"error": f"{event}: you have no run {run}"}
+        assert run not in stranger.chunks
+        assert web_server_get(web_server, stranger_http, f"/runs/{run}/log").status_code == 404
+    finally:
+        stranger.close()
+
+
+def test_an_oversized_event_drops_only_that_connection(web_server, learner):
+    big = Tab(web_server, learner)
+    try:
+        big.client.emit("run", {"lab": TEST_LAB, "step": "x" * (1 << 20)})
+        wait_for(lambda: not big.client.connected, 10, what="the connection to be dropped")
+    finally:
+        big.close()
+    fine = Tab(web_server, learner)
+    try:
+        run = fine.run("echo")
+        assert fine.wait_end(run, 30)["status"] == "done"
+    finally:
+        fine.close()
+
+
+@pytest.mark.slow
+def test_a_crash_loses_no_output_and_the_run_says_it_was_cut_off(web_server):
+    """Last in this module: it kills the shared server (SIGKILL) and starts it
+    again, as an operator would; later tests open their labs anew."""
+    server = web_server
+    http = server.learner()
+    server.open_lab(http)
+    tab = Tab(server, http)
+    run = tab.run("count")
+    wait_for(lambda: "line 5\r\n" in tab.text(run), 30, what="line 5")
+    seen = tab.text(run)
+    server.stop(signal.SIGKILL)
+    server.start()      # removes the orphaned lab hosts, marks the run cut off
+    again = Tab(server, http)
+    try:
+        again.client.call("attach", {"run": run, "after": -1, "end": 0}, timeout=10)
+        end = again.wait_end(run, 30)
+        assert end["status"] == "cut_off"
+        assert again.text(run).startswith(seen)
+    finally:
+        again.close()

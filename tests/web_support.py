@@ -1,0 +1,155 @@
+"""The real server for the web tests: ``labnb serve`` (gunicorn, real sandbox
+lab hosts) in a subprocess on a free loopback port, with a state dir of its
+own under /var/lib (lab hosts hide /tmp), the fixture labs, and a known token.
+
+Loaded as a plugin from conftest.py, so that every test_web_* module shares
+one server. Every lab host it made is removed at the end (``labnb lab-hosts
+gc --all`` on its state dir), whatever the tests did.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[1]
+LABNB = str(Path(sys.executable).with_name("labnb"))
+FIXTURE_LABS = str(ROOT / "tests" / "fixtures" / "labs")
+TEST_LAB = "90-web-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 60, every: float = 0.05, what: str = "a condition"):
+    """Poll ``condition`` until it returns something true; that value, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class Server:
+    """One ``labnb serve`` process group and the environment it runs with."""
+
+    def __init__(self, state_dir: str, uid_slot: int, pool_size: int = 2):
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "LABNB_STATE_DIR": state_dir,
+            "LABNB_TOKEN": self.token,
+            "LABNB_LABS_DIR": FIXTURE_LABS,
+            "LABNB_POOL_SIZE": str(pool_size),
+            "LABNB_UID_BASE": str(200000 + uid_slot * 65536),
+            "LABNB_MAX_LAB_HOSTS": "8",
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(state_dir + ".log")
+
+    def prepare(self) -> "Server":
+        subprocess.run([LABNB, "image", "build"], env=self.env, check=True, capture_output=True)
+        return self
+
+    def start(self) -> "Server":
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen([LABNB, "serve", "--port", str(self.port)], env=self.env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"labnb serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                return requests.get(self.url + "/", timeout=2).status_code == 403
+            except requests.ConnectionError:
+                return False
+        wait_for(up, 60, 0.1, "the server to answer")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        if sig == signal.SIGKILL:   # the worker is in the same group; make sure it is gone too
+            wait_for(lambda: subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True).returncode,
+                     30, 0.1, "the server's processes to end")
+
+    def worker_pid(self) -> int:
+        """The gunicorn worker: the process that serves (the master only watches it)."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            return int(f.read().split()[0])
+
+    def cleanup(self) -> None:
+        self.stop()
+        subprocess.run([LABNB, "lab-hosts", "gc", "--all"], env=self.env, capture_output=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.log.unlink(missing_ok=True)
+
+    # -- clients ---------------------------------------------------------------
+    def learner(self) -> requests.Session:
+        """A new browser identity: a session that has used the token once."""
+        http = requests.Session()
+        r = http.get(f"{self.url}/?token={self.token}", timeout=10)
+        assert r.status_code == 200, r.text
+        return http
+
+    def open_lab(self, http: requests.Session, lab: str = TEST_LAB) -> None:
+        """Open a lab page as a browser would, and wait until the learner's lab host is ready."""
+        assert http.get(f"{self.url}/labs/{lab}", timeout=10).status_code == 200
+
+        def ready():
+            html = http.get(f"{self.url}/labs/{lab}/host", timeout=10).text
+            assert 'data-state="failed"' not in html, html
+            return 'data-state="ready"' in html
+        wait_for(ready, 120, 0.2, "the lab host to be ready")
+
+    def socket(self, http: requests.Session, **kw) -> socketio.Client:
+        """A Socket.IO client as that learner. websocket-client checks UTF-8 in
+        pure Python (a few MB/s); browsers do it natively, so skip it here."""
+        kw.setdefault("websocket_extra_options", {"skip_utf8_validation": True})
+        client = socketio.Client(reconnection=False, **kw)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+        client.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=10)
+        return client
+
+
+def _state_dir(name: str) -> str:
+    return f"/var/lib/labnb-test-{name}-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def web_server():
+    server = Server(_state_dir("web"), uid_slot=16)
+    try:
+        server.prepare().start()
+        yield server
+    finally:
+        server.cleanup()

@@ -1,0 +1,155 @@
+"""Learners: a browser identity (from the signed session cookie), its lab
+host, and a lab session per lab it opened.
+
+A learner has one lab host, shared by the labs they open (a lab's cleanup
+puts it back in order). Making one takes most of a second, so it is claimed
+from the pool in a background thread while the page shows that it is
+starting; a failure is kept with its reason until the learner retries.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .lab import Lab
+from .labhost.base import LabHost, LabHostError
+from .labhost.pool import Pool
+from .session import LabSession
+
+log = logging.getLogger(__name__)
+
+STARTING, READY, FAILED = "starting", "ready", "failed"
+
+
+class NotReady(RuntimeError):
+    """The learner's lab host cannot take commands now; the message says why."""
+
+
+class Learner:
+    def __init__(self, learner_id: str):
+        self.id = learner_id
+        self.state = STARTING
+        self.host: LabHost | None = None
+        self.error = ""
+        self.since = time.time()       # when the current state began
+        self.generation = 0            # bumped by every (re)start: a late claim for an old one is released
+        self.sessions: dict[str, LabSession] = {}
+        self.lock = threading.RLock()  # also serialises starting runs
+
+    def status(self) -> dict:
+        with self.lock:
+            return {"state": self.state, "error": self.error, "elapsed": time.time() - self.since,
+                    "host": self.host.id if self.host else None}
+
+
+class Learners:
+    def __init__(self, pool: Pool):
+        self.pool = pool
+        self._learners: dict[str, Learner] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self, learner_id: str) -> Learner:
+        """The learner, whose lab host starts being made the first time they are seen."""
+        with self._lock:
+            learner = self._learners.get(learner_id)
+            if learner is None:
+                learner = self._learners[learner_id] = Learner(learner_id)
+                self._start(learner)
+            return learner
+
+    def peek(self, learner_id: str) -> Learner | None:
+        with self._lock:
+            return self._learners.get(learner_id)
+
+    def check(self, learner_id: str) -> Learner:
+        """The learner, their lab host's health checked: one that died (killed,
+        out of memory) shows as failed, with why, instead of failing every run."""
+        learner = self.get(learner_id)
+        with learner.lock:
+            host = learner.host if learner.state == READY else None
+        if host is not None:
+            health = host.health()
+            if not health.ok:
+                with learner.lock:
+                    if learner.host is host:
+                        learner.state, learner.error, learner.since = FAILED, health.detail, time.time()
+        return learner
+
+    def retry(self, learner_id: str) -> Learner:
+        """Start a new lab host in place of one that failed to start or died."""
+        learner = self.get(learner_id)
+        if learner.status()["state"] == FAILED:
+            return self.reset(learner_id)
+        return learner
+
+    def reset(self, learner_id: str) -> Learner:
+        """Tear the learner's lab host down and start a fresh one; their runs stop."""
+        learner = self.get(learner_id)
+        with learner.lock:
+            old_host, sessions = learner.host, list(learner.sessions.values())
+            learner.host, learner.sessions = None, {}
+            self._start(learner)
+        threading.Thread(target=self._dispose, args=(old_host, sessions), daemon=True).start()
+        return learner
+
+    def session(self, learner: Learner, lab: Lab) -> LabSession:
+        """The learner's session of ``lab``, made (and the lab's setup run) on first use."""
+        with learner.lock:
+            if learner.state == STARTING:
+                raise NotReady("your lab host is still starting; try again in a moment")
+            if learner.state == FAILED:
+                raise NotReady(f"your lab host could not start: {learner.error}")
+            session = learner.sessions.get(lab.id)
+            if session is None:
+                session = LabSession(lab, learner.host)
+                if lab.setup:
+                    outcome, output = session.run_script(lab.setup)
+                    if not outcome.ok:
+                        raise NotReady(f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
+                                       f"{output.strip()[-500:]}. Reset the lab host and try again")
+                learner.sessions[lab.id] = session
+            return session
+
+    def close(self) -> None:
+        """Stop every learner's runs and terminals; the pool destroys their lab hosts."""
+        with self._lock:
+            self._closed = True
+            learners = list(self._learners.values())
+        for learner in learners:
+            with learner.lock:
+                sessions, learner.sessions = list(learner.sessions.values()), {}
+            for s in sessions:
+                s.close()
+
+    # -- internals ------------------------------------------------------------
+    def _start(self, learner: Learner) -> None:
+        learner.generation += 1
+        learner.state, learner.error, learner.since = STARTING, "", time.time()
+        threading.Thread(target=self._claim, args=(learner, learner.generation),
+                         name=f"claim-{learner.id[:8]}", daemon=True).start()
+
+    def _claim(self, learner: Learner, generation: int) -> None:
+        host, error = None, ""
+        try:
+            host = self.pool.claim()
+        except LabHostError as e:
+            error = str(e)
+        except Exception as e:  # a bug or an unexpected system error: say it, keep serving
+            log.exception("claiming a lab host for learner %s", learner.id)
+            error = f"unexpected error: {e}"
+        with learner.lock:
+            current = generation == learner.generation and not self._closed
+            if current:
+                learner.host = host
+                learner.state = READY if host else FAILED
+                learner.error, learner.since = error, time.time()
+        if host is not None and not current:
+            self.pool.release(host)
+
+    def _dispose(self, host: LabHost | None, sessions: list[LabSession]) -> None:
+        for s in sessions:
+            s.close()
+        if host is not None:
+            self.pool.release(host)
