@@ -5,10 +5,12 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
 from conftest import sh
+from webapp import executor
 from webapp.labhost.pool import create
 
 
@@ -46,16 +48,20 @@ def test_privileged_container_cannot_mount_the_host_disk(lab_host):
 
 
 def test_processes_of_another_lab_host_are_invisible_and_unsignallable(lab_host, other_lab_host):
-    outcome, out = sh(other_lab_host, "setsid sleep 4242 >/dev/null 2>&1 < /dev/null & echo started")
-    assert outcome.ok
-    victim = [p for p in other_lab_host.subtree.pids()
-              if open(f"/proc/{p}/cmdline").read().startswith("sleep\x004242")]
-    assert victim, "the sleep is not in the other lab host's cgroup"
-    _, ps = sh(lab_host, "ps -ef")
-    assert "sleep 4242" not in ps
-    outcome, out = sh(lab_host, f"kill -9 {victim[0]}")
-    assert outcome.exit_code != 0
-    assert os.path.exists(f"/proc/{victim[0]}")
+    proc = executor.run(other_lab_host, "exec sleep 4242", window=None)
+    try:
+        deadline = time.monotonic() + 10
+        victim = []
+        while not victim and time.monotonic() < deadline:   # until bash has exec'd sleep
+            victim = [p for p in other_lab_host.subtree.pids() if _cmdline(p).startswith(b"sleep\x004242")]
+        assert victim, "the sleep is not in the other lab host's cgroup"
+        _, ps = sh(lab_host, "ps -ef")
+        assert "sleep 4242" not in ps
+        outcome, out = sh(lab_host, f"kill -9 {victim[0]}")
+        assert outcome.exit_code != 0
+        assert proc.running and os.path.exists(f"/proc/{victim[0]}")
+    finally:
+        proc.stop(grace=1)
 
 
 def test_same_addresses_but_separate_networks(lab_host, other_lab_host):
@@ -122,16 +128,18 @@ def test_fork_bomb_and_memory_hog_stay_inside_their_limits(settings):
         host.destroy()
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def _kill_matching(host, needle: bytes) -> None:
     """SIGKILL the lab host's processes whose command line holds ``needle``, until none are left."""
     while True:
-        victims = []
-        for pid in host.subtree.pids():
-            try:
-                if needle in open(f"/proc/{pid}/cmdline", "rb").read():
-                    victims.append(pid)
-            except OSError:
-                pass
+        victims = [pid for pid in host.subtree.pids() if needle in _cmdline(pid)]
         if not victims:
             return
         for pid in victims:

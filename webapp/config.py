@@ -10,7 +10,7 @@ class Settings:
     state_dir: str = "/var/lib/labnb"
     labs_dir: str = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "labs")
     backend: str = "sandbox"          # "sandbox" (isolated lab hosts) or "plain" (this machine)
-    pool_size: int = 0                # lab hosts kept started and waiting to be claimed
+    pool_size: int = 2                # lab hosts kept started and waiting to be claimed (about 40 MB each)
     max_lab_hosts: int = 64
     memory_mb: int = 1024             # per lab host, dockerd and containers included
     pids: int = 1024
