@@ -18,7 +18,7 @@ from webapp import executor
 from webapp.config import Settings
 from webapp.labhost import image, reaper
 from webapp.labhost.pool import Pool, create
-from webapp.labhost.sandbox import image_archive, prepare_state_dir
+from webapp.labhost.sandbox import build_seed, image_archive, prepare_state_dir
 
 
 def pct(values: list[float], p: float) -> float:
@@ -116,6 +116,7 @@ def main() -> None:
     settings = Settings(state_dir="/var/lib/labnb-bench", max_lab_hosts=32)
     prepare_state_dir(settings)
     image.build(image_archive(settings))
+    build_seed(settings)   # as `labnb image build` does
     try:
         cold = cold_start(settings)
         print(f"cold start, 10 one at a time: p50 {pct(cold, 50):.3f} s, p95 {pct(cold, 95):.3f} s")

@@ -17,8 +17,6 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from webapp.lab import load_labs
-from webapp.labhost import pool
-from webapp.runner import run_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runner"
@@ -27,17 +25,18 @@ LABNB = [sys.executable, "-m", "webapp.cli"]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", load_labs(ROOT / "labs"), ids=lambda lab: lab.id)
-def test_builtin_lab_passes(settings, lab):
-    host = pool.create(settings)
-    try:
-        result = run_lab(lab, host)
-    finally:
-        host.destroy()
-    failed = [f"step {s.index} {s.id}: {s.status}: {s.failure()}\n"
-              + "".join(f"$ {c.command}\n{c.output}" for c in s.commands)
-              for s in result.steps if s.status not in ("done", "skipped")]
-    assert not failed, "\n".join(failed)
-    assert result.passed and len(result.steps) == len(lab.steps)
+def test_builtin_lab_passes(settings, lab, tmp_path):
+    """`labnb run` on each built-in lab, as an author would run it in CI."""
+    report = tmp_path / "report.json"
+    out = _labnb(settings, "run", str(lab.path), "--json", str(report))
+    result = json.loads(report.read_text())
+    failed = [f"step {s['index']} {s['id']}: {s['status']}\n"
+              + "".join(f"$ {c['command']}\n{c['output']}" for c in s["commands"])
+              for s in result["steps"] if s["status"] != "done"]
+    assert not failed, "\n".join(failed) + out.stdout[-3000:]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    assert len(result["steps"]) == len(lab.steps)
+    assert not _our_lab_hosts(settings) or all(m["owner_alive"] for m in _our_lab_hosts(settings))
 
 
 def _env(settings) -> dict[str, str]:
