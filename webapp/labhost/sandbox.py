@@ -238,7 +238,8 @@ class SandboxLabHost(LabHost):
         timeout = timeout or self.settings.ready_timeout
         deadline = time.monotonic() + timeout
         sock = self._socket_path()
-        while not self._ping(sock):
+        ready = f"/proc/{self.pid}/root/run/labnb/ready"   # init.sh is done
+        while not (os.path.exists(ready) and self._ping(sock)):
             if self.starter and self.starter.poll() is not None or not self.alive():
                 raise LabHostError(f"lab host {self.id} died while starting: {self._log_tail()}",
                                    "Run `labnb doctor`; the lab host's log is above")

@@ -4,13 +4,15 @@
 # the uid/gid map before it started).
 # Arguments: HOSTNAME DATA_DIR CGROUP_PARENT ADDRESS SCRIPTS_DIR DISK_MB [SEED]
 # SEED: a tar of a docker data dir with the busybox image already loaded.
+# dockerd starts as soon as what it needs is in place; the rest is done while
+# it boots (it takes most of a lab host's start-up).
 set -eu
 exec </dev/null
 name=$1 data=$2 cgparent=$3 address=$4 scripts=$5 disk_mb=$6 seed=${7:-}
 
 # Private views of what must be the lab host's own: /run (netns names, the
-# docker socket), /etc/docker (daemon.json), HOME, /tmp; and a sysfs of its
-# own network namespace so brctl and /sys/class/net show its devices.
+# docker socket), /etc/docker (daemon.json); and a sysfs of its own network
+# namespace so brctl and /sys/class/net show its devices.
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
 mkdir -p /run/netns /run/labnb/bin /run/labnb/cg
 cp "$scripts/start-docker" "$scripts/restart-docker" /run/labnb/bin/
@@ -20,10 +22,6 @@ mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 mount --move /run/labnb/cg /sys/fs/cgroup
 rmdir /run/labnb/cg
 mount -t tmpfs -o mode=755 tmpfs /etc/docker
-mount -t tmpfs -o mode=700 tmpfs /root
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 # dockerd's data (images, containers' writes) in a tmpfs of bounded size: a
 # learner filling it gets "no space left" in their lab host only, its pages
 # count against the lab host's memory limit, and it vanishes with the lab host.
@@ -32,7 +30,26 @@ mount -t tmpfs -o "size=${disk_mb}m,mode=700" tmpfs "$data"
 if [ -n "$seed" ] && [ -r "$seed" ]; then
     tar -C "$data" -xf "$seed" || echo "init.sh: the seed $seed is unusable; the image will be loaded" >&2
 fi
+# dockerd runs some 70 iptables commands as it starts; the legacy backend
+# answers each a third faster than nft. dockerd and the learner both find
+# `iptables` here first, so they see the same rules.
+if iptables-legacy -w -t nat -n -L >/dev/null 2>&1; then
+    for tool in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+        ln -s "/usr/sbin/${tool%%-*}-legacy${tool#${tool%%-*}}" "/run/labnb/bin/$tool"
+    done
+fi
 
+echo '{}' > /etc/docker/daemon.json
+printf '%s\n' --data-root "$data" --cgroup-parent "$cgparent" \
+    --pidfile /run/docker.pid --host unix:///run/docker.sock \
+    --log-level warn > /run/labnb/dockerd.args
+/run/labnb/bin/start-docker --no-wait
+
+# HOME and every world-writable dir of the machine: the lab host's own.
+mount -t tmpfs -o mode=700 tmpfs /root
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 hostname "$name"
 ip link set lo up
 # The stand-in for the host's network card: a link with a MAC address and an
@@ -40,10 +57,5 @@ ip link set lo up
 ip link add ens33 type vxlan id 1 dstport 4789
 ip link set ens33 mtu 1500 address 00:0c:29:b5:9a:13 up
 ip addr add "$address" brd + dev ens33
-
-echo '{}' > /etc/docker/daemon.json
-printf '%s\n' --data-root "$data" --cgroup-parent "$cgparent" \
-    --pidfile /run/docker.pid --host unix:///run/docker.sock \
-    --log-level warn > /run/labnb/dockerd.args
-/run/labnb/bin/start-docker --no-wait
+: > /run/labnb/ready
 exec sleep 2147483647
