@@ -275,4 +275,137 @@
   document.body.addEventListener("htmx:afterSwap", function () {
     cells.forEach(function (cell) { cell.buttons(); });
   });
+
+  /* The terminal panel: a free shell on the lab host, in xterm.js. Nothing
+   * typed or printed here is stored; the server keeps the last 64 KiB of its
+   * output in memory and sends it first ("replay": the screen is cleared for
+   * it) each time the panel opens the shell. Each shell_output says how many
+   * bytes of raw output it stands for; they are acknowledged once xterm has
+   * written them, so the server reads the shell no faster than this page
+   * draws. After the shell ends, Enter starts a new one. */
+  var panel = document.getElementById("terminal");
+  if (!panel || !window.Terminal || !window.FitAddon) return;
+  var INPUT_PART = 16384;   // UTF-16 units per shell_input: at most 48 KiB of UTF-8, within the server's 64 KiB
+  var OPEN_KEY = "labnb-terminal-open";
+  var shell = { term: null, fit: null, joined: false, joining: false, ended: false, open: false };
+  var body = panel.querySelector(".terminal-body");
+  var screen = panel.querySelector(".terminal-screen");
+  var toggle = panel.querySelector(".terminal-toggle");
+  var statusEl = panel.querySelector(".terminal-status");
+
+  function shellStatus(text) { statusEl.textContent = text || ""; }
+
+  function makeTerm() {
+    var term = new window.Terminal({
+      cursorBlink: true, scrollback: 5000, fontSize: 13,
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
+      theme: { background: "#15191d", foreground: "#e6e6e6" }
+    });
+    shell.fit = new window.FitAddon.FitAddon();
+    term.loadAddon(shell.fit);
+    term.open(screen);
+    term.onData(shellInput);
+    term.onResize(function (dims) {
+      size = { rows: dims.rows, cols: dims.cols };
+      sendSize();
+    });
+    shell.term = term;
+  }
+
+  function fitTerm() {
+    if (!shell.open || !shell.term) return;
+    try { shell.fit.fit(); } catch (e) { /* not laid out yet */ }
+  }
+
+  function joinShell() {
+    if (!shell.open || shell.joining || !socket.connected) return;
+    shell.joining = true;
+    size = null;   // shell_open carries the size
+    shellStatus("opening…");
+    socket.emit("shell_open", { lab: labId, rows: shell.term.rows, cols: shell.term.cols }, function (reply) {
+      shell.joining = false;
+      if (reply && reply.error) { shell.joined = false; shellStatus(reply.error); return; }
+      shell.joined = true; shell.ended = false;
+      shellStatus("");
+    });
+  }
+
+  // The server handles each event in a thread of its own, so two events in
+  // flight may be handled out of order: keystrokes go one shell_input at a
+  // time, the next (all typed meanwhile) once the server has taken the last.
+  var typed = "", typing = false, size = null, sizing = false;
+
+  function shellInput(data) {
+    if (!shell.joined || shell.ended) {
+      if (data.indexOf("\r") >= 0) joinShell();   // Enter: a new shell (or try again)
+      return;
+    }
+    typed += data;
+    sendTyped();
+  }
+
+  function sendTyped() {
+    if (typing || !typed || !shell.joined) return;
+    var end = Math.min(typed.length, INPUT_PART);   // a long paste goes in parts
+    var code = typed.charCodeAt(end - 1);
+    if (end < typed.length && code >= 0xd800 && code <= 0xdbff) end -= 1;   // keep a surrogate pair whole
+    var part = typed.slice(0, end);
+    typed = typed.slice(end);
+    typing = true;
+    socket.emit("shell_input", { data: part }, function (reply) {
+      typing = false;
+      if (reply && reply.error) { typed = ""; shellStatus(reply.error); return; }
+      sendTyped();
+    });
+  }
+
+  function sendSize() {
+    if (sizing || !size || !shell.joined) return;
+    var next = size;
+    size = null; sizing = true;
+    socket.emit("shell_resize", next, function () { sizing = false; sendSize(); });
+  }
+
+  function forgetInFlight() { typed = ""; typing = false; size = null; sizing = false; }
+
+  function showTerminal(open) {
+    shell.open = open;
+    panel.dataset.open = String(open);
+    body.hidden = !open;
+    toggle.textContent = open ? "Hide terminal" : "Open terminal";
+    toggle.setAttribute("aria-expanded", String(open));
+    document.body.classList.toggle("terminal-open", open);
+    try { sessionStorage.setItem(OPEN_KEY, open ? "1" : ""); } catch (e) { /* storage off */ }
+    if (!open) return;
+    if (!shell.term) makeTerm();
+    fitTerm();
+    if (!shell.joined) joinShell();
+    shell.term.focus();
+  }
+
+  toggle.addEventListener("click", function () { showTerminal(!shell.open); });
+  window.addEventListener("resize", function () { requestAnimationFrame(fitTerm); });
+
+  socket.on("shell_output", function (msg) {
+    if (!shell.term) return;
+    if (msg.replay) shell.term.reset();
+    shell.term.write(msg.data, function () {
+      if (msg.bytes) socket.emit("shell_ack", { bytes: msg.bytes });
+    });
+  });
+  socket.on("shell_exit", function () {
+    shell.ended = true;
+    if (shell.term) shell.term.write("\r\n\x1b[2m[the shell ended; press Enter for a new one]\x1b[0m\r\n");
+    shellStatus("the shell ended");
+  });
+  socket.on("connect", function () { shell.joined = false; shell.joining = false; forgetInFlight(); joinShell(); });
+  socket.on("disconnect", function () { shell.joined = false; forgetInFlight(); });
+  // The lab host became ready (after a start or a reset): open the shell if the panel waits for it.
+  document.body.addEventListener("htmx:afterSwap", function () {
+    if (hostReady() && shell.open && !shell.joined) joinShell();
+  });
+
+  var wasOpen = false;
+  try { wasOpen = !!sessionStorage.getItem(OPEN_KEY); } catch (e) { /* storage off */ }
+  if (wasOpen) showTerminal(true);
 })();

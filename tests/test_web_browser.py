@@ -1,6 +1,7 @@
 """The notebook in a real browser (Debian's chromium driven by Playwright)
 against the real server: catalogue, lab page, live output, reload mid-run,
-stop, checks, colours without markup injection, export, lab host reset."""
+stop, checks, colours without markup injection, export, the terminal panel,
+lab host reset."""
 from __future__ import annotations
 
 import re
@@ -123,6 +124,25 @@ def test_export(page, web_server):
     assert text.startswith("# Web test lab")
     assert "line 30" in text
     assert "The file /nonexistent must exist" in text
+
+
+@pytest.mark.slow
+def test_terminal_panel_types_into_a_shell_and_survives_a_reload(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    panel = page.locator("#terminal")
+    panel.locator("button.terminal-toggle").click()
+    expect(panel).to_have_attribute("data-open", "true")
+    rows = panel.locator(".xterm-rows")
+    expect(rows).to_contain_text("]#")                   # the prompt: [root@... ~]#
+    # keys are separate events: a long line shows that they reach the shell in order
+    page.keyboard.type("echo term-$((6*7)) --rm-abcdefghijklmnopqrstuvwxyz-0123456789")
+    page.keyboard.press("Enter")
+    expect(rows).to_contain_text("term-42 --rm-abcdefghijklmnopqrstuvwxyz-0123456789")
+    page.reload()                                        # the panel opens again and shows the backlog
+    expect(page.locator("#terminal")).to_have_attribute("data-open", "true")
+    expect(page.locator("#terminal .xterm-rows")).to_contain_text("term-42")
+    page.locator("#terminal button.terminal-toggle").click()
+    expect(page.locator("#terminal .terminal-body")).to_be_hidden()
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs.
+    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells.
 
     ``start`` opens the store and starts the pool's thread; it must run in the
     process that serves (gunicorn's worker, after the fork): neither threads
@@ -31,25 +31,32 @@ class Services:
         self.learners = Learners(pool)
         self.store = None
         self.runs = None
+        self.shells = None
 
     def start(self) -> "Services":
-        from . import runs
+        from . import runs, shells
         from .store import Store
 
         self.store = Store(os.path.join(self.settings.state_dir, self.settings.store_file))
         cut = self.store.mark_cut_off()
         if cut:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
-        self.runs = runs.RunManager(self.store, self.learners, self.labs,
-                                    lambda event, payload, to: self.socketio.emit(event, payload, to=to))
-        runs.register(self.socketio, self.runs, self.guard, self.labs)
+        def emit(event: str, payload: dict, to: str) -> None:
+            self.socketio.emit(event, payload, to=to)
+
+        self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
+        self.shells = shells.ShellManager(self.learners, self.labs, emit)
+        runs.register(self.socketio, self.runs, self.guard, self.labs, also_detach=(self.shells.detach,))
+        shells.register(self.socketio, self.shells)
         self.pool.start()
         return self
 
     def close(self) -> None:
-        """Stop every run (recorded as interrupted), then destroy every lab host."""
+        """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""
         if self.runs is not None:
             self.runs.close()
+        if self.shells is not None:
+            self.shells.close()
         self.learners.close()
         self.pool.close()
         if self.store is not None:
@@ -78,8 +85,11 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     guard = Guard(settings.token, allowed_hosts(bind_host))
     guard.init_app(app)
     # cors_allowed_origins=None: Engine.IO accepts only the page's own origin;
-    # max_http_buffer_size: no event of ours is near 64 KiB.
-    socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=64 << 10, cors_allowed_origins=None)
+    # max_http_buffer_size: the largest event is shell_input, 64 KiB of text,
+    # which JSON may write up to 6 times as long (\u001b); a larger packet
+    # drops the connection.
+    socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 6 + 1024,
+                        cors_allowed_origins=None)
     app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio, guard)
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from .lab import Lab
 from .labhost.base import LabHost, LabHostError
@@ -49,6 +50,12 @@ class Learners:
         self._learners: dict[str, Learner] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._on_release: list[Callable[[str, LabHost], None]] = []
+
+    def on_release(self, callback: Callable[[str, LabHost], None]) -> None:
+        """Call ``callback(learner_id, lab_host)`` when a learner's lab host is
+        reset or released, before it is destroyed (the terminal shells end so)."""
+        self._on_release.append(callback)
 
     def get(self, learner_id: str) -> Learner:
         """The learner, whose lab host starts being made the first time they are seen."""
@@ -91,7 +98,7 @@ class Learners:
             old_host, sessions = learner.host, list(learner.sessions.values())
             learner.host, learner.sessions = None, {}
             self._start(learner)
-        threading.Thread(target=self._dispose, args=(old_host, sessions), daemon=True).start()
+        threading.Thread(target=self._dispose, args=(learner.id, old_host, sessions), daemon=True).start()
         return learner
 
     def session(self, learner: Learner, lab: Lab) -> LabSession:
@@ -148,7 +155,13 @@ class Learners:
         if host is not None and not current:
             self.pool.release(host)
 
-    def _dispose(self, host: LabHost | None, sessions: list[LabSession]) -> None:
+    def _dispose(self, learner_id: str, host: LabHost | None, sessions: list[LabSession]) -> None:
+        if host is not None:
+            for callback in self._on_release:
+                try:
+                    callback(learner_id, host)
+                except Exception:
+                    log.exception("ending what ran on lab host %s", host.id)
         for s in sessions:
             s.close()
         if host is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Callable
 
 from flask import request, session
 from flask_socketio import SocketIO, join_room
@@ -55,23 +56,33 @@ def _fields(data, **spec) -> list:
     return out
 
 
-def register(socketio: SocketIO, manager: RunManager, guard: Guard, labs: dict) -> None:
+def on_event(socketio: SocketIO, name: str, expected: tuple[type[Exception], ...]):
+    """Register a handler of event ``name`` whose payload is untrusted: an
+    ``expected`` exception (or any bug) becomes an ``error`` event and the
+    ``{"error": ...}`` acknowledgement, never a crash."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def handler(data=None):
+            try:
+                return fn(data)
+            except expected as e:
+                message = f"{name}: {e}"
+            except Exception:
+                log.exception("Socket.IO event %s", name)
+                message = f"{name}: the server failed to handle it (see its log)"
+            socketio.emit("error", {"event": name, "message": message}, to=request.sid)
+            return {"error": message}
+        socketio.on(name)(handler)
+        return fn
+    return wrap
+
+
+def register(socketio: SocketIO, manager: RunManager, guard: Guard, labs: dict,
+             also_detach: tuple[Callable[[str], None], ...] = ()) -> None:
+    """The run events, and connect/disconnect for every service: ``also_detach``
+    are told (with the sid) when a tab goes away."""
     def event(name):
-        def wrap(fn):
-            @functools.wraps(fn)
-            def handler(data=None):
-                try:
-                    return fn(data)
-                except (BadEvent, RunError) as e:
-                    message = f"{name}: {e}"
-                except Exception:
-                    log.exception("Socket.IO event %s", name)
-                    message = f"{name}: the server failed to handle it (see its log)"
-                socketio.emit("error", {"event": name, "message": message}, to=request.sid)
-                return {"error": message}
-            socketio.on(name)(handler)
-            return fn
-        return wrap
+        return on_event(socketio, name, (BadEvent, RunError))
 
     @socketio.on("connect")
     def connect(auth=None):
@@ -82,6 +93,8 @@ def register(socketio: SocketIO, manager: RunManager, guard: Guard, labs: dict) 
     @socketio.on("disconnect")
     def disconnect(reason=None):
         manager.detach(request.sid)
+        for detach in also_detach:
+            detach(request.sid)
 
     @socketio.on("*")
     def unknown(name, data=None):

@@ -1,0 +1,198 @@
+"""The terminal panel's shell over Socket.IO, with a real python-socketio
+client against the real server (gunicorn, sandbox lab hosts): typing, resize,
+the backlog for a second tab, flow control, one shell per learner, hostile
+events, and a lab host reset ending the shell.
+
+python-socketio's client may handle events out of order (a thread each), so
+tests look for markers that only the shell's output can contain (the typed
+line shows ``$((6*7))``, the output ``42``)."""
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from web_support import TEST_LAB, wait_for
+
+from webapp.executor.process import READ_SIZE
+from webapp.shells.manager import BACKLOG, MAX_INPUT, SHELL_WINDOW, TAB_WINDOW
+
+
+class ShellTab:
+    """One browser tab's terminal panel: what it was sent, acknowledged or not."""
+
+    def __init__(self, server, http, ack: bool = True):
+        self.client = server.socket(http)
+        self.ack = ack
+        self.messages: list[dict] = []
+        self.unacked = 0
+        self.exits = 0
+        self.errors: list[dict] = []
+        self.lock = threading.Lock()
+        self.client.on("shell_output", self._output)
+        self.client.on("shell_exit", lambda m=None: setattr(self, "exits", self.exits + 1))
+        self.client.on("error", lambda m: self.errors.append(m))
+
+    def _output(self, m):
+        with self.lock:
+            self.messages.append(m)
+            self.unacked += m["bytes"]
+        if self.ack:
+            self.client.emit("shell_ack", {"bytes": m["bytes"]})
+
+    def open(self, rows: int = 24, cols: int = 80) -> dict:
+        return self.client.call("shell_open", {"lab": TEST_LAB, "rows": rows, "cols": cols}, timeout=30)
+
+    def type(self, text: str) -> None:
+        self.client.emit("shell_input", {"data": text})
+
+    def text(self) -> str:
+        with self.lock:
+            return "".join(m["data"] for m in self.messages)
+
+    def wait_text(self, marker: str, timeout: float = 20) -> str:
+        return wait_for(lambda: marker in self.text() and self.text(), timeout, what=repr(marker))
+
+    def close(self):
+        self.client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def learner(web_server):
+    http = web_server.learner()
+    web_server.open_lab(http)
+    return http
+
+
+@pytest.fixture
+def tab(web_server, learner):
+    t = ShellTab(web_server, learner)
+    assert t.open() == {"ok": True}
+    yield t
+    t.close()
+
+
+def test_type_and_see_the_output_then_resize(tab):
+    tab.type("echo labnb-$((6*7))\n")
+    tab.wait_text("labnb-42")
+    assert tab.client.call("shell_resize", {"rows": 30, "cols": 100}, timeout=10) is None
+    tab.type("echo size-$(stty size | tr ' ' x)\n")
+    tab.wait_text("size-30x100")
+
+
+def test_a_second_tab_gets_the_backlog_then_shares_the_shell(web_server, learner, tab):
+    tab.type("echo before-$((2*3))\n")
+    tab.wait_text("before-6")
+    other = ShellTab(web_server, learner)
+    try:
+        assert other.open() == {"ok": True}
+        first = wait_for(lambda: other.messages, 10, what="the backlog")[0]
+        assert first.get("replay") is True and "before-6" in first["data"]
+        other.type("echo from-other-$((3*3))\n")
+        tab.wait_text("from-other-9")      # the same shell, seen by both tabs
+        other.wait_text("from-other-9")
+    finally:
+        other.close()
+
+
+def test_a_tab_that_does_not_acknowledge_holds_the_shell(web_server, learner):
+    slow = ShellTab(web_server, learner, ack=False)
+    try:
+        assert slow.open() == {"ok": True}
+        slow.type("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo flood-$((5*5))\n")
+        wait_for(lambda: slow.unacked >= SHELL_WINDOW // 2, 20, what="some of the flood")
+        threading.Event().wait(1.0)      # time for more, were it not held
+        with slow.lock:
+            sent = slow.unacked
+        # what was read from the PTY beyond the window is one read at most, plus the backlog
+        assert sent <= SHELL_WINDOW + READ_SIZE + (64 << 10), sent
+        assert "flood-25" not in slow.text()
+        slow.ack = True
+        with slow.lock:
+            owed, slow.unacked = slow.unacked, 0
+        slow.client.emit("shell_ack", {"bytes": owed})
+        slow.wait_text("flood-25", 60)
+    finally:
+        slow.close()
+
+
+def test_a_slow_tab_skips_ahead_and_does_not_hold_a_fast_one(web_server, learner, tab):
+    slow = ShellTab(web_server, learner, ack=False)
+    try:
+        assert slow.open() == {"ok": True}
+        tab.type("head -c 4000000 /dev/zero | tr '\\0' x; echo; echo flood-$((6*6))\n")
+        tab.wait_text("flood-36", 60)         # the fast tab sets the pace
+        with slow.lock:
+            owed, slow.unacked = slow.unacked, 0
+        assert owed <= TAB_WINDOW + READ_SIZE + BACKLOG, owed
+        assert "flood-36" not in slow.text()
+        slow.ack = True
+        slow.client.emit("shell_ack", {"bytes": owed})
+        text = slow.wait_text("flood-36", 30)  # the rest, from the backlog
+        assert "bytes of output skipped: this tab fell behind" in text
+    finally:
+        slow.close()
+
+
+def test_each_learner_has_their_own_shell(web_server, learner, tab):
+    stranger_http = web_server.learner()
+    web_server.open_lab(stranger_http)
+    stranger = ShellTab(web_server, stranger_http)
+    try:
+        # before opening: nothing to type into, least of all someone else's shell
+        for event, payload in (("shell_input", {"data": "echo intruder-$((1+1))\n"}),
+                               ("shell_resize", {"rows": 10, "cols": 10}), ("shell_ack", {"bytes": 5})):
+            reply = stranger.client.call(event, payload, timeout=10)
+            assert reply == {"error": f"{event}: open the terminal first (shell_open)"}
+        assert stranger.open() == {"ok": True}
+        stranger.type("echo stranger-$((1+1))\n")
+        stranger.wait_text("stranger-2")
+        tab.type("echo owner-$((2+2))\n")
+        tab.wait_text("owner-4")
+        assert "stranger-2" not in tab.text() and "intruder-2" not in tab.text()
+        assert "owner-4" not in stranger.text()
+    finally:
+        stranger.close()
+
+
+HOSTILE = [
+    ("shell_open", None), ("shell_open", "90-web-test"), ("shell_open", {"lab": 1}),
+    ("shell_open", {"lab": "nope"}), ("shell_open", {"lab": "x" * 1000}),
+    ("shell_open", {"lab": TEST_LAB, "rows": 1}), ("shell_open", {"lab": TEST_LAB, "cols": "80"}),
+    ("shell_input", None), ("shell_input", {"data": 5}), ("shell_input", {"data": ["ls"]}),
+    ("shell_input", {"data": "x" * (MAX_INPUT + 1)}), ("shell_input", {"data": "é" * (MAX_INPUT // 2 + 1)}),
+    ("shell_resize", {"rows": 1, "cols": 80}), ("shell_resize", {"rows": 24, "cols": 1001}),
+    ("shell_resize", {"rows": True, "cols": 80}), ("shell_resize", [24, 80]), ("shell_resize", {"rows": 24}),
+    ("shell_ack", {"bytes": -1}), ("shell_ack", {"bytes": "1"}), ("shell_ack", {"bytes": 1e300}),
+    ("shell_ack", {}),
+]
+
+
+def test_hostile_events_get_errors_and_the_shell_goes_on(tab):
+    for event, payload in HOSTILE:
+        args = () if payload is None else (payload,)
+        reply = tab.client.call(event, *args, timeout=10)
+        assert isinstance(reply, dict) and reply.get("error", "").startswith(event + ": "), (event, payload, reply)
+    wait_for(lambda: len(tab.errors) >= len(HOSTILE), 10, what="the error events")
+    # input of exactly the limit is taken (a comment line, then ^U clears it)
+    assert tab.client.call("shell_input", {"data": "#" + "y" * (MAX_INPUT - 1)}, timeout=30) is None
+    tab.type("\x15echo still-$((7+7))\n")
+    tab.wait_text("still-14", 30)
+
+
+def test_a_reset_of_the_lab_host_ends_the_shell(web_server, learner, tab):
+    """Last in this module: the learner gets a new lab host, and a new shell on it."""
+    tab.type("echo host-$((1+0))ok\n")
+    tab.wait_text("host-1ok")
+    page = learner.get(f"{web_server.url}/labs/{TEST_LAB}", timeout=10).text
+    token = re.search(r'"X-CSRF-Token": "([^"]+)"', page).group(1)
+    r = learner.post(f"{web_server.url}/labs/{TEST_LAB}/host/reset", headers={"X-CSRF-Token": token}, timeout=10)
+    assert r.status_code == 200
+    wait_for(lambda: tab.exits, 20, what="shell_exit")
+    reply = tab.client.call("shell_input", {"data": "echo gone\n"}, timeout=10)
+    assert "ended" in reply["error"]
+    web_server.open_lab(learner)
+    assert tab.open() == {"ok": True}
+    tab.type("echo again-$((8*8))\n")
+    tab.wait_text("again-64")
