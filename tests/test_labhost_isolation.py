@@ -38,6 +38,18 @@ def test_host_root_dir_is_not_writable(lab_host):
     assert out.count("Permission denied") >= 2, out
 
 
+def test_only_the_machines_programs_and_etc_are_visible(lab_host, settings):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    _, top = sh(lab_host, "ls -1 /")
+    _, out = sh(lab_host, f"ls -1 /home /mnt; test -e {repo} || echo no-repo; "
+                          f"test -e {settings.state_dir}/labnb.sqlite || echo no-store; "
+                          f"test -e {settings.state_dir}/lib || echo no-lib")
+    assert {"usr", "etc", "bin", "tmp", "root", "var"} <= set(top.split()), top
+    # (an /opt appears: containerd makes /opt/containerd in the lab host's own root)
+    assert not {"work", "srv", "boot", "lost+found"} & set(top.split()), top
+    assert out.split() == ["/home:", "/mnt:", "no-repo", "no-store", "no-lib"], out
+
+
 def test_privileged_container_cannot_mount_the_host_disk(lab_host):
     dev = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "/"], capture_output=True, text=True).stdout.strip()
     assert dev.startswith("/dev/")
@@ -88,7 +100,13 @@ def test_server_port_is_unreachable(lab_host):
     server.listen()
     port = server.getsockname()[1]
     accepted = []
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+
+    def accept():
+        try:
+            accepted.append(server.accept())
+        except OSError:   # closed at the end of the test, with nobody having come
+            pass
+    threading.Thread(target=accept, daemon=True).start()
     host_addrs = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
     targets = ["127.0.0.1"] + [a for a in host_addrs if ":" not in a][:2]
     try:

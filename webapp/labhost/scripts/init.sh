@@ -39,13 +39,37 @@ if iptables-legacy -w -t nat -n -L >/dev/null 2>&1; then
     done
 fi
 
+# A root of its own, holding only the machine's programs and /etc: the
+# server's files, other users' homes, /var and the like are not there at all.
+new=/run/labnb/root
+mkdir -p "$new"
+mount -t tmpfs -o mode=755 tmpfs "$new"
+for d in bin sbin lib lib32 lib64 libx32 usr etc dev proc sys run; do
+    if [ -L "/$d" ]; then
+        ln -s "$(readlink "/$d")" "$new/$d"
+    elif [ -d "/$d" ]; then
+        mkdir "$new/$d"
+        mount --rbind "/$d" "$new/$d"
+    fi
+done
+mkdir -p "$new/root" "$new/tmp" "$new/home" "$new/mnt" "$new/var/tmp" "$new/var/lib" "$new/var/log" \
+    "$new/oldroot" "$new$data"
+ln -s /run "$new/var/run"
+ln -s /run/lock "$new/var/lock"
+mount --move "$data" "$new$data"
+cd "$new"
+pivot_root . oldroot
+cd /
+umount -l /oldroot
+rmdir /oldroot
+
 echo '{}' > /etc/docker/daemon.json
 printf '%s\n' --data-root "$data" --cgroup-parent "$cgparent" \
     --pidfile /run/docker.pid --host unix:///run/docker.sock \
     --log-level warn > /run/labnb/dockerd.args
 /run/labnb/bin/start-docker --no-wait
 
-# HOME and every world-writable dir of the machine: the lab host's own.
+# HOME and the world-writable dirs: the lab host's own, in memory.
 mount -t tmpfs -o mode=700 tmpfs /root
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
