@@ -305,15 +305,6 @@ class Store:
                 "UPDATE runs SET status = 'cut_off', ended = ? WHERE status = 'running'", (time.time(),)
             ).rowcount
 
-    def delete_learner_runs(self, learner: str, lab: str) -> int:
-        """Forget a learner's finished runs of a lab (a lab reset); their
-        output and checks go with them. Running runs stay. Returns how many."""
-        learner, lab = _text("learner", learner), _text("lab", lab)
-        with self._tx() as db:
-            return db.execute(
-                "DELETE FROM runs WHERE learner = ? AND lab = ? AND status != 'running'", (learner, lab)
-            ).rowcount
-
     # -- reading -------------------------------------------------------------
 
     def chunks_since(self, run_id: str, after_seq: int = -1, limit: int | None = None) -> list[tuple[int, bytes]]:
@@ -393,12 +384,6 @@ class Store:
         with self._tx("BEGIN") as db:
             runs = self._runs(db, "id = ?", (run_id,))
         return runs[0] if runs else None
-
-    def runs_for(self, learner: str, lab: str) -> list[dict]:
-        """A learner's runs of a lab, oldest first."""
-        learner, lab = _text("learner", learner), _text("lab", lab)
-        with self._tx("BEGIN") as db:
-            return self._runs(db, "learner = ? AND lab = ?", (learner, lab))
 
     def last_runs(self, learner: str, lab: str) -> dict[str, dict]:
         """{step: its latest run} (any kind): what the notebook view shows."""

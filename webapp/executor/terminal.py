@@ -185,13 +185,6 @@ class Terminal:
             threading.Thread(target=self._watch_timeout, args=(run,), daemon=True).start()
         return run
 
-    def write(self, data: bytes | str) -> None:
-        """Raw keystrokes from a learner."""
-        self.process.write(data)
-
-    def resize(self, rows: int, cols: int) -> None:
-        self.process.resize(rows, cols)
-
     def close(self) -> None:
         if self.current:
             self.current._end(None, INTERRUPTED)
@@ -199,6 +192,11 @@ class Terminal:
 
     # -- internals --------------------------------------------------------
     def _route(self, data: bytes, _text: str) -> None:
+        if not data:   # the shell has ended: what was held back is all there is
+            rest = self.filter.flush()
+            if rest:
+                self.on_idle_output(rest, rest.decode(errors="replace"))
+            return
         shown = 0
         for part in self.filter.feed(data):
             run = self.current

@@ -38,7 +38,6 @@ class LabHost(abc.ABC):
     def __init__(self, lab_host_id: str):
         self.id = lab_host_id
         self.created = time.time()
-        self.ready_at: float | None = None
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -99,6 +98,3 @@ class LabHost(abc.ABC):
             yield ipr
         finally:
             ipr.close()
-
-    def info(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "created": self.created, "ready_at": self.ready_at}

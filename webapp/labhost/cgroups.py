@@ -164,20 +164,6 @@ class Subtree:
                         pass
         return found
 
-    def memory_bytes(self) -> int | None:
-        """Memory charged to the lab host now (for health and the benchmark)."""
-        for key, point in self.points.items():
-            names = key.split(",")
-            base = os.path.join(point, self.rel)
-            try:
-                if key == "":
-                    return int(_read(os.path.join(base, "memory.current")))
-                if "memory" in names:
-                    return int(_read(os.path.join(base, "memory.usage_in_bytes")))
-            except OSError:
-                return None
-        return None
-
     def kill_all(self, timeout: float = 5.0) -> None:
         """SIGKILL every process left in the subtree until none remain."""
         deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from .base import Health, LabHost
+from .base import Health, LabHost, LabHostError
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
@@ -27,10 +27,7 @@ class PlainLabHost(LabHost):
     def wait_ready(self, timeout: float | None = None) -> None:
         health = self.health()
         if not health.ok:
-            from .base import LabHostError
             raise LabHostError(health.detail, "Install bash on this machine")
-        import time
-        self.ready_at = time.time()
 
     def command_argv(self, argv: list[str]) -> list[str]:
         return ["env", "--chdir=" + os.path.expanduser("~"), *argv]

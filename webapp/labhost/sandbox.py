@@ -254,7 +254,6 @@ class SandboxLabHost(LabHost):
                     client.api.load_image(f.read())
         finally:
             client.close()
-        self.ready_at = time.time()
 
     def _socket_path(self) -> str:
         return f"/proc/{self.pid}/root/run/docker.sock"
@@ -322,9 +321,6 @@ class SandboxLabHost(LabHost):
                                  "(restart it with `restart-docker` in the lab host, or reset the lab host)")
         return Health(True, "ready")
 
-    def memory_bytes(self) -> int | None:
-        return self.subtree.memory_bytes()
-
     def destroy(self) -> None:
         if self._destroyed:
             return
@@ -332,9 +328,6 @@ class SandboxLabHost(LabHost):
         teardown(self.settings, self.id, self.pid, self.slot)
         if self.starter:
             self.starter.wait()
-
-    def info(self) -> dict:
-        return {**super().info(), "slot": self.slot, "pid": self.pid}
 
 
 def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | None) -> None:
