@@ -73,13 +73,6 @@ class Tab:
         self.client.disconnect()
 
 
-@pytest.fixture(scope="module")
-def learner(web_server):
-    http = web_server.learner()
-    web_server.open_lab(http)
-    return http
-
-
 @pytest.fixture
 def tab(web_server, learner):
     t = Tab(web_server, learner)

@@ -58,13 +58,6 @@ class ShellTab:
         self.client.disconnect()
 
 
-@pytest.fixture(scope="module")
-def learner(web_server):
-    http = web_server.learner()
-    web_server.open_lab(http)
-    return http
-
-
 @pytest.fixture
 def tab(web_server, learner):
     t = ShellTab(web_server, learner)

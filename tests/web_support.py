@@ -153,3 +153,11 @@ def web_server():
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def learner(web_server):
+    """A browser of its own per test module, with the test lab open."""
+    http = web_server.learner()
+    web_server.open_lab(http)
+    return http
