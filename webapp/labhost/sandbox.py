@@ -247,11 +247,12 @@ class SandboxLabHost(LabHost):
                 raise LabHostError(f"lab host {self.id}: dockerd did not answer within {timeout:.0f} s: "
                                    f"{self._dockerd_log()}", "Check `labnb doctor` and the machine's load")
             time.sleep(0.005)
+        if os.path.exists(f"/proc/{self.pid}/root/run/labnb/seeded"):
+            return   # init.sh unpacked the seeded image store: busybox is there
         client = self.docker()
         try:
-            if not (self.seed and client.api.images(name=image.TAG)):
-                with open(image_archive(self.settings), "rb") as f:
-                    client.api.load_image(f.read())
+            with open(image_archive(self.settings), "rb") as f:
+                client.api.load_image(f.read())
         finally:
             client.close()
 

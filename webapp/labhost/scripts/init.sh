@@ -28,46 +28,52 @@ mount -t tmpfs -o mode=755 tmpfs /etc/docker
 mount -t tmpfs -o "size=${disk_mb}m,mode=700" tmpfs "$data"
 # Unpacking a seeded image store takes milliseconds; `docker load` a fifth of a second.
 if [ -n "$seed" ] && [ -r "$seed" ]; then
-    tar -C "$data" -xf "$seed" || echo "init.sh: the seed $seed is unusable; the image will be loaded" >&2
+    if tar -C "$data" -xf "$seed"; then
+        : > /run/labnb/seeded
+    else
+        echo "init.sh: the seed $seed is unusable; the image will be loaded" >&2
+    fi
 fi
 # dockerd runs some 70 iptables commands as it starts; the legacy backend
 # answers each a third faster than nft. dockerd and the learner both find
 # `iptables` here first, so they see the same rules.
 if iptables-legacy -w -t nat -n -L >/dev/null 2>&1; then
-    for tool in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-        ln -s "/usr/sbin/${tool%%-*}-legacy${tool#${tool%%-*}}" "/run/labnb/bin/$tool"
+    for tool in iptables iptables-save iptables-restore; do
+        ln -s /usr/sbin/xtables-legacy-multi "/run/labnb/bin/$tool"
     done
 fi
 
 # A root of its own, holding only the machine's programs and /etc: the
 # server's files, other users' homes, /var and the like are not there at all.
+# (Each command here delays dockerd: one cp for the links, one mkdir.)
 new=/run/labnb/root
-mkdir -p "$new"
+mkdir "$new"
 mount -t tmpfs -o mode=755 tmpfs "$new"
+links="" dirs=""
 for d in bin sbin lib lib32 lib64 libx32 usr etc dev proc sys run; do
-    if [ -L "/$d" ]; then
-        ln -s "$(readlink "/$d")" "$new/$d"
-    elif [ -d "/$d" ]; then
-        mkdir "$new/$d"
-        mount --rbind "/$d" "$new/$d"
-    fi
+    if [ -L "/$d" ]; then links="$links /$d"; elif [ -d "/$d" ]; then dirs="$dirs $d"; fi
 done
+[ -n "$links" ] && cp -P $links "$new/"
 mkdir -p "$new/root" "$new/tmp" "$new/home" "$new/mnt" "$new/var/tmp" "$new/var/lib" "$new/var/log" \
-    "$new/oldroot" "$new$data"
+    "$new/oldroot" "$new$data" $(for d in $dirs; do echo "$new/$d"; done)
+for d in $dirs; do
+    mount --rbind "/$d" "$new/$d"
+done
 ln -s /run "$new/var/run"
 ln -s /run/lock "$new/var/lock"
 mount --move "$data" "$new$data"
 cd "$new"
 pivot_root . oldroot
 cd /
-umount -l /oldroot
-rmdir /oldroot
 
 echo '{}' > /etc/docker/daemon.json
 printf '%s\n' --data-root "$data" --cgroup-parent "$cgparent" \
     --pidfile /run/docker.pid --host unix:///run/docker.sock \
     --log-level warn > /run/labnb/dockerd.args
 /run/labnb/bin/start-docker --no-wait
+
+umount -l /oldroot
+rmdir /oldroot
 
 # HOME and the world-writable dirs: the lab host's own, in memory.
 mount -t tmpfs -o mode=700 tmpfs /root
