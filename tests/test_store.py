@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the tests run without the package installed
     sys.path.insert(0, str(ROOT))
 
+import webapp.store as store_module  # noqa: E402
 from webapp.store import Store, is_run_id  # noqa: E402
 
 
@@ -244,3 +246,32 @@ def test_threads_append_to_different_runs(store):
     for run in runs:
         assert store.output(run) == b"".join(b"%s %d\n" % (run.encode(), i) for i in range(200))
         assert store.get_run(run)["status"] == "done"
+
+
+def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatch):
+    """Commits never run the checkpoint: the store's own thread copies the WAL
+    into the database while output floods, and empties it once writes pause."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL", 0.2)
+    path = tmp_path / "runs.db"
+    wal = Path(f"{path}-wal")
+    chunk = bytes(range(256)) * 1024
+    with Store(path) as s:
+        assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        run = new_run(s)
+        for seq in range(3 * store_module.CHECKPOINT_BYTES // len(chunk)):
+            s.append_chunk(run, seq, chunk)
+        # the checkpoints went to the database file while the run wrote
+        wait_until(lambda: path.stat().st_size > 2 * store_module.CHECKPOINT_BYTES, "a checkpoint")
+        wait_until(lambda: wal.stat().st_size == 0, "the WAL truncated")
+        total = 3 * store_module.CHECKPOINT_BYTES
+        assert s.get_run(run)["stored_bytes"] == total
+        assert b"".join(d for _, d in s.chunks_since(run, -1, 10_000)) == chunk * (total // len(chunk))
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def wait_until(predicate, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

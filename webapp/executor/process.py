@@ -1,15 +1,23 @@
 """A command under a pseudo-terminal, with its output streamed as it comes.
 
-One reader thread per process selects on the PTY master. Backpressure: the
-consumer acknowledges the bytes it has dealt with (``ack``); while more than
-``window`` bytes are unacknowledged the reader stops reading, so the kernel's
-PTY buffer fills and the producer blocks, as in xterm.js's flow-control guide
-and ttyd. Nothing is buffered without bound.
+One reader thread per process. Backpressure: the consumer acknowledges the
+bytes it has dealt with (``ack``); while more than ``window`` bytes are
+unacknowledged the reader stops reading, so the kernel's buffers fill and
+the producer blocks, as in xterm.js's flow-control guide and ttyd. Nothing
+is buffered without bound.
+
+The PTY master is read and written by two ``cat`` processes, not by this
+process: a PTY read gives at most 4 KiB, and each read is a system call
+that releases and retakes the GIL. In a busy server another thread holds the
+GIL for up to the switch interval (5 ms) each time, so reading a flood 4 KiB
+at a time crawled (0.7 MB/s beside one busy thread; docs/benchmarks.md). A
+relay copies the PTY into a pipe of 1 MiB, and one read of that pipe takes
+everything gathered since the last. Input goes the other way through a
+pipe, so writing never blocks a caller on a program that does not read.
 """
 from __future__ import annotations
 
 import codecs
-import errno
 import fcntl
 import os
 import select
@@ -24,8 +32,10 @@ from typing import Callable
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 
 OutputCallback = Callable[[bytes, str], None]
-READ_SIZE = 65536
+READ_SIZE = 256 << 10    # bytes per read of the relay's pipe at most
+PIPE_SIZE = 1 << 20      # the output pipe's capacity
 DEFAULT_WINDOW = 1 << 20
+DRAIN_GRACE = 0.5        # after the command exits, how long its output may take to arrive
 
 
 class PtyProcess:
@@ -46,7 +56,10 @@ class PtyProcess:
         self.size = (rows, cols)
         self.popen: subprocess.Popen | None = None
         self.outcome: Outcome | None = None
-        self._fd = -1
+        self._fd = -1          # the PTY master: kept for resizing
+        self._out = -1         # the output relay's pipe, read end
+        self._in = -1          # the input relay's pipe, write end
+        self._relays: list[subprocess.Popen] = []
         self._unacked = 0
         self._cond = threading.Condition()
         self._stopping: str | None = None   # INTERRUPTED or TIMED_OUT once we ended it
@@ -73,11 +86,31 @@ class PtyProcess:
             return self
         os.close(slave)
         self._fd = master
-        os.set_blocking(master, False)
+        try:
+            self._start_relays(master)
+        except OSError as e:
+            self._signal(signal.SIGKILL)
+            self.popen.wait()
+            os.close(master)
+            self._finish(Outcome(ERROR, None, None, 0.0, f"cannot relay the terminal with cat: {e.strerror}"))
+            return self
         self._wake_r, self._wake_w = os.pipe()
         threading.Thread(target=self._wait_child, name=f"pty-wait-{self.pid}", daemon=True).start()
         threading.Thread(target=self._read_loop, name=f"pty-read-{self.pid}", daemon=True).start()
         return self
+
+    def _start_relays(self, master: int) -> None:
+        out_r, out_w = os.pipe()
+        in_r, in_w = os.pipe()
+        fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        for stdin, stdout in ((master, out_w), (in_r, master)):
+            self._relays.append(subprocess.Popen(["cat"], stdin=stdin, stdout=stdout,
+                                                 stderr=subprocess.DEVNULL, close_fds=True))
+        os.close(out_w)
+        os.close(in_r)
+        self._out, self._in = out_r, in_w
+        os.set_blocking(out_r, False)
+        os.set_blocking(in_w, False)
 
     @property
     def pid(self) -> int | None:
@@ -96,18 +129,18 @@ class PtyProcess:
         """Type into the terminal (a learner's keystrokes, a command line)."""
         if isinstance(data, str):
             data = data.encode()
-        if self._done.is_set() or self._fd < 0:
+        if self._done.is_set() or self._in < 0:
             raise ProcessLookupError("the process has ended")
         view = memoryview(data)
         deadline = time.monotonic() + 5
         while view:
             try:
-                n = os.write(self._fd, view)
+                n = os.write(self._in, view)
                 view = view[n:]
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the terminal does not take input (its input buffer is full)")
-                select.select([], [self._fd], [], 0.1)
+                select.select([], [self._in], [], 0.1)
             except OSError as e:
                 raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
 
@@ -155,28 +188,44 @@ class PtyProcess:
         os.write(self._wake_w, b"x")
 
     def _read_loop(self) -> None:
-        exited = False
+        """Read until the command has exited and its output is all in.
+
+        Once the PTY is closed (no process of the command holds it) the relay
+        ends after the last byte. A background job may hold it open: then,
+        DRAIN_GRACE after the exit, reading stops when nothing is waiting."""
+        exited_at: float | None = None
+        eof = False
         try:
-            while True:
-                if self.timeout is not None and not exited:
+            while not (eof and exited_at):
+                left = None
+                if exited_at is None and self.timeout is not None:
                     left = self._started + self.timeout - time.monotonic()
                     if left <= 0:
                         self._mark(TIMED_OUT)
                         threading.Thread(target=self._escalate, args=(2.0,), daemon=True).start()
                         self.timeout = None
                         continue
-                else:
-                    left = None
+                elif exited_at is not None and not self._pty_closed():
+                    left = exited_at + DRAIN_GRACE - time.monotonic()
+                    if left <= 0 and not select.select([self._out], [], [], 0)[0]:
+                        break
+                    left = max(left, 0.01)
                 if not self._wait_for_credit(left):
                     continue
-                readable, _, _ = select.select([self._fd, self._wake_r], [], [], left)
+                watched = ([] if eof else [self._out]) + ([] if exited_at else [self._wake_r])
+                readable, _, _ = select.select(watched, [], [], left)
                 if self._wake_r in readable:
-                    exited = True
-                if self._fd in readable or exited:
-                    if not self._read_once() and exited:
-                        break
+                    exited_at = time.monotonic()
+                if self._out in readable:
+                    eof = not self._read_once()
         finally:
             self._close()
+
+    def _pty_closed(self) -> bool:
+        """True once no process holds the PTY's terminal side (the master reports a hang-up)."""
+        poll = select.poll()
+        poll.register(self._fd, select.POLLHUP)
+        return any(events & select.POLLHUP for _, events in poll.poll(0))
 
     def _wait_for_credit(self, timeout: float | None) -> bool:
         """Block while too much output is unacknowledged; False if timed out waiting."""
@@ -186,31 +235,15 @@ class PtyProcess:
             return self._cond.wait_for(lambda: self._unacked < self.window, timeout)
 
     def _read_once(self) -> bool:
-        """Read what is there, as one chunk; False when nothing more will come now.
-
-        A PTY gives at most a few KiB per read: gathering what is already
-        waiting into one chunk of up to READ_SIZE (within the window) spares
-        the consumer a callback, a store commit and a message per 4 KiB.
-        """
+        """Read what the relay has gathered, as one chunk; False at its end."""
         budget = READ_SIZE
         if self.window is not None:
             with self._cond:
                 budget = max(1, min(budget, self.window - self._unacked))
-        parts: list[bytes] = []
-        while budget > 0:
-            try:
-                part = os.read(self._fd, budget)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno.EIO:   # Linux: every slave fd is closed
-                    break
-                raise
-            if not part:
-                break
-            parts.append(part)
-            budget -= len(part)
-        data = b"".join(parts)
+        try:
+            data = os.read(self._out, budget)
+        except BlockingIOError:
+            return True
         if not data:
             return False
         if self.window is not None:
@@ -223,10 +256,13 @@ class PtyProcess:
         tail = self._decoder.decode(b"", final=True)
         if tail:
             self.on_output(b"", tail)
-        for fd in (self._fd, self._wake_r, self._wake_w):
+        for fd in (self._in, self._out, self._fd, self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
-        self._fd = -1
+        self._fd = self._in = self._out = -1
+        for relay in self._relays:   # the input relay may wait on a PTY that a background job holds
+            relay.kill()
+            relay.wait()
         rc = self.popen.returncode
         sig = -rc if rc < 0 else None
         code = rc if rc >= 0 else None
