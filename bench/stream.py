@@ -58,7 +58,7 @@ def executor_first_byte(settings: Settings) -> list[float]:
 def socket_first_byte(server: Server, http) -> list[float]:
     client = server.socket(http)
     got = threading.Event()
-    client.on("output", lambda m: got.set() if "x\r\n" in m["data"].replace("$ echo x", "") else None)
+    client.on("output", lambda m: got.set() if b"x\r\n" in m["data"].replace(b"$ echo x", b"") else None)
     client.call("open", {"lab": TEST_LAB})
     ended = threading.Event()
     client.on("run_ended", lambda m: ended.set())

@@ -1,9 +1,10 @@
 /* labnb: the lab page's cells. Runs and their output go over Socket.IO;
  * the server keeps every run, so this page only keeps what it shows.
  *
- * Output comes as text (the server decodes UTF-8, completing characters split
- * between chunks) with each chunk's sequence number (seq) and the output
- * position in bytes after it (end). Each cell tracks the last seq it received
+ * Socket.IO packets are MessagePack, so output comes as raw bytes, decoded
+ * here with a streaming TextDecoder per run (a character split between
+ * chunks is completed by the next), with each chunk's sequence number (seq)
+ * and the output position in bytes after it (end). Each cell tracks the last seq it received
  * and the position it has rendered; it acknowledges what it rendered, once per frame, so
  * the server sends no faster than this page can draw. A cell shows at most
  * HEAD_LIMIT bytes from the start and TAIL_LIMIT from the end; the rest is in
@@ -18,6 +19,11 @@
   var byRun = new Map();   // run id -> Cell
   var banner = document.getElementById("banner");
   var socket = io({ transports: ["websocket"] });
+
+  // MessagePack's binary arrives as an ArrayBuffer (or a view of one).
+  function bytes(data) {
+    return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+  }
 
   function hostReady() {
     var host = document.getElementById("host");
@@ -75,6 +81,7 @@
     this.headBytes = 0; this.tailBytes = 0; this.omitted = 0; this.tailSpans = [];
     this.omittedEl.hidden = true; this.outputEl.hidden = true;
     this.shownEnd = 0;
+    this.decoder = new TextDecoder();
     this.ansi = new AnsiUp();
     this.ansi.use_classes = true;
   };
@@ -137,7 +144,7 @@
     var atBottom = this.atBottom(), end = 0;
     var self = this;
     this.pending.forEach(function (msg) {
-      self.append(msg.data, msg.end - self.shownEnd);
+      self.append(self.decoder.decode(bytes(msg.data), { stream: true }), msg.end - self.shownEnd);
       self.shownEnd = end = msg.end;
     });
     this.pending = [];
@@ -182,10 +189,10 @@
   Cell.prototype.onSnapshot = function (msg) {
     this.clearOutput();
     this.pending = [];
-    this.append(msg.head, HEAD_LIMIT);
+    this.append(new TextDecoder().decode(bytes(msg.head)), HEAD_LIMIT);
     this.headBytes = HEAD_LIMIT;
     this.omitted = msg.omitted;
-    this.append(msg.tail, msg.end - HEAD_LIMIT - msg.omitted);
+    this.append(this.decoder.decode(bytes(msg.tail), { stream: true }), msg.end - HEAD_LIMIT - msg.omitted);
     this.showOmitted();
     this.recvSeq = msg.seq; this.recvEnd = this.shownEnd = msg.end;
     this.outputEl.scrollTop = this.outputEl.scrollHeight;

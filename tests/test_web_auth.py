@@ -85,7 +85,8 @@ def test_wrong_host_refused(web_server):
 
 def _connect(server, headers: dict) -> None:
     # websocket-client sends the server's own Origin unless told not to
-    client = socketio.Client(reconnection=False, websocket_extra_options={"suppress_origin": True})
+    client = socketio.Client(reconnection=False, serializer="msgpack",
+                             websocket_extra_options={"suppress_origin": True})
     try:
         client.connect(server.url, headers=headers, transports=["websocket"], wait_timeout=10)
     finally:

@@ -44,7 +44,7 @@ def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
     expect(cards).to_have_count(2)
     test_card = page.locator(".lab-card", has_text="Web test lab")
     expect(test_card).to_contain_text("about 5 min")
-    expect(test_card).to_contain_text("0 of 7 passed")
+    expect(test_card).to_contain_text("0 of 8 passed")
     page.locator(".lab-card h2 a").first.click()
     expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
     first = page.locator(".cell").first
@@ -68,6 +68,20 @@ def test_live_output_survives_a_reload(page, web_server):
     expect(count).to_have_attribute("data-status", "done")
     text = count.locator(".output").inner_text()
     assert [l for l in text.splitlines() if l.startswith("line ")] == [f"line {i}" for i in range(1, 31)]
+
+
+@pytest.mark.slow
+def test_characters_split_between_chunks(page, web_server):
+    """Output is sent as raw bytes; the page completes a character whose bytes
+    came in two chunks, live and again from the store after a reload."""
+    open_lab(page, web_server, TEST_LAB)
+    utf8 = cell(page, "utf8")
+    utf8.locator("button.run").click()
+    expect(utf8).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(utf8.locator(".output")).to_contain_text("café ✓ done")
+    page.reload()
+    expect(cell(page, "utf8").locator(".output")).to_contain_text("café ✓ done")
+    assert "\ufffd" not in cell(page, "utf8").locator(".output").inner_text()
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ class Tab:
     def text(self, run: str) -> str:
         with self.lock:
             chunks = self.chunks.get(run, {})
-            return "".join(chunks[s]["data"] for s in sorted(chunks))
+            return b"".join(chunks[s]["data"] for s in sorted(chunks)).decode()
 
     def wait_end(self, run: str, timeout: float = 120) -> dict:
         end = wait_for(lambda: self.ends.get(run), timeout, what=f"the end of run {run}")
@@ -114,7 +114,7 @@ def test_reattach_gets_only_what_it_lacks(web_server, learner, tab):
         assert reply["status"] in ("running", "done")
         end = again.wait_end(run, 60)
         assert min(again.chunks[run]) == last + 1
-        whole = "".join(have[s]["data"] for s in sorted(have)) + again.text(run)
+        whole = b"".join(have[s]["data"] for s in sorted(have)).decode() + again.text(run)
         lines = [l for l in whole.replace("\r\n", "\n").split("\n") if l.startswith("line ")]
         assert lines == [f"line {i}" for i in range(1, 31)]
         assert end["status"] == "done"
@@ -145,8 +145,8 @@ def test_long_output_head_tail_on_attach(web_server, learner, tab):
         late.client.call("attach", {"run": run, "after": -1, "end": 0}, timeout=10)
         snap = wait_for(lambda: late.snapshots.get(run), 30, what="a snapshot")
         wait_for(lambda: late.ends.get(run), 30, what="the end")
-        assert len(snap["head"]) == 1 << 20 and snap["tail"].endswith("THE-END\r\n")
-        assert snap["omitted"] == snap["end"] - len(snap["head"]) - len(snap["tail"].encode()) > 0
+        assert len(snap["head"]) == 1 << 20 and snap["tail"].endswith(b"THE-END\r\n")
+        assert snap["omitted"] == snap["end"] - len(snap["head"]) - len(snap["tail"]) > 0
         assert snap["end"] == len(tab.text(run).encode())
     finally:
         late.close()

@@ -132,10 +132,11 @@ class Server:
         wait_for(ready, 120, 0.2, "the lab host to be ready")
 
     def socket(self, http: requests.Session, **kw) -> socketio.Client:
-        """A Socket.IO client as that learner. websocket-client checks UTF-8 in
-        pure Python (a few MB/s); browsers do it natively, so skip it here."""
+        """A Socket.IO client as that learner, speaking MessagePack as the
+        server does. websocket-client checks UTF-8 in pure Python (a few MB/s);
+        browsers do it natively, so skip it here."""
         kw.setdefault("websocket_extra_options", {"skip_utf8_validation": True})
-        client = socketio.Client(reconnection=False, **kw)
+        client = socketio.Client(reconnection=False, serializer="msgpack", **kw)
         cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
         client.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=10)
         return client

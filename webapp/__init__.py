@@ -85,11 +85,13 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     guard = Guard(settings.token, allowed_hosts(bind_host))
     guard.init_app(app)
     # cors_allowed_origins=None: Engine.IO accepts only the page's own origin;
-    # max_http_buffer_size: the largest event is shell_input, 64 KiB of text,
-    # which JSON may write up to 6 times as long (\u001b); a larger packet
-    # drops the connection.
-    socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 6 + 1024,
-                        cors_allowed_origins=None)
+    # serializer: MessagePack, so output goes as raw bytes in one WebSocket
+    # message (no JSON escaping, no UTF-8 decoding on the server; JSON text
+    # capped the stream at about 30 MB/s, docs/benchmarks.md);
+    # max_http_buffer_size: the largest event is shell_input, 64 Ki characters
+    # of up to 4 bytes each; a larger packet drops the connection.
+    socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
+                        cors_allowed_origins=None, serializer="msgpack")
     app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio, guard)
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token

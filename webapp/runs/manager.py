@@ -21,7 +21,6 @@ flood goes out in large chunks.
 """
 from __future__ import annotations
 
-import codecs
 import contextlib
 import dataclasses
 import logging
@@ -62,7 +61,6 @@ class Cursor:
     sent_end: int = 0      # output position after the last chunk sent
     acked: int = 0         # output position the tab says it has rendered
     behind: bool = True    # chunks were not sent live: the next pump reads them from the store
-    decoder: codecs.IncrementalDecoder = dataclasses.field(default_factory=lambda: _decoder())
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
@@ -184,13 +182,10 @@ class RunManager:
             run = self.store.get_run(run_id)
             if after < 0 and run["stored_bytes"] > HEAD_BYTES + TAIL_BYTES:
                 head, tail, total, omitted = self.store.output_head_tail(run_id, HEAD_BYTES, TAIL_BYTES)
-                cursor.decoder = _decoder()
-                tail_text = cursor.decoder.decode(tail)
-                self.emit("snapshot", {"run": run_id, "head": head.decode(errors="replace"), "tail": tail_text,
+                self.emit("snapshot", {"run": run_id, "head": head, "tail": tail,
                                        "omitted": omitted, "seq": run["last_seq"], "end": total}, sid)
                 cursor.sent_seq, cursor.sent_end, cursor.acked = run["last_seq"], total, omitted
             else:
-                cursor.decoder = _decoder()
                 cursor.sent_seq = after
                 cursor.sent_end = cursor.acked = position
             cursor.behind = True
@@ -332,10 +327,10 @@ class RunManager:
                 del self.cursors[(cursor.sid, cursor.run_id)]
 
     def _send(self, cursor: Cursor, seq: int, data: bytes) -> None:
-        """Send one chunk, as text: each tab's decoder completes a character split between chunks."""
+        """Send one chunk as it was stored, raw bytes: the tab decodes UTF-8
+        (natively, completing a character split between chunks)."""
         cursor.sent_seq, cursor.sent_end = seq, cursor.sent_end + len(data)
-        self.emit("output", {"run": cursor.run_id, "seq": seq, "end": cursor.sent_end,
-                             "data": cursor.decoder.decode(data)}, cursor.sid)
+        self.emit("output", {"run": cursor.run_id, "seq": seq, "end": cursor.sent_end, "data": data}, cursor.sid)
 
     def _end(self, live: LiveRun, status: str) -> None:
         live.close()
@@ -364,7 +359,3 @@ def end_payload(run: dict) -> dict:
     return {"run": run["id"], "step": run["step"], "status": run["status"], "exit_code": run["exit_code"],
             "signal": run["signal"], "duration": run["duration"], "checks": run["checks"],
             "truncated": run["truncated"], "seq": run["last_seq"] if run["last_seq"] is not None else -1}
-
-
-def _decoder() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")(errors="replace")
