@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 
-from web_support import TEST_LAB, wait_for
+from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, wait_for
 
 from webapp.executor.process import READ_SIZE
 from webapp.shells.manager import BACKLOG, MAX_INPUT, SHELL_WINDOW, TAB_WINDOW
@@ -160,6 +161,35 @@ HOSTILE = [
     ("shell_ack", {"bytes": -1}), ("shell_ack", {"bytes": "1"}), ("shell_ack", {"bytes": 1e300}),
     ("shell_ack", {}),
 ]
+
+
+def test_a_shell_no_tab_shows_is_ended_after_the_idle_timeout(web_server):
+    http = web_server.learner()
+    web_server.open_lab(http)
+    first = ShellTab(web_server, http)
+    try:
+        assert first.open() == {"ok": True}
+        first.type("echo kept-$((4*4))\n")
+        first.wait_text("kept-16")
+    finally:
+        first.close()
+    time.sleep(SHELL_IDLE_TIMEOUT / 2)
+    back = ShellTab(web_server, http)    # back within the timeout: the same shell, its backlog replayed
+    try:
+        assert back.open() == {"ok": True}
+        back.wait_text("kept-16")
+    finally:
+        back.close()
+    time.sleep(SHELL_IDLE_TIMEOUT * 1.5)
+    late = ShellTab(web_server, http)    # after it: a new shell, which says why
+    try:
+        assert late.open() == {"ok": True}
+        text = late.wait_text("this is a new one")
+        assert "kept-16" not in text and "ended after" in text
+        late.type("echo new-$((5*5))\n")
+        late.wait_text("new-25")
+    finally:
+        late.close()
 
 
 def test_hostile_events_get_errors_and_the_shell_goes_on(tab):

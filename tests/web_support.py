@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LABNB = str(Path(sys.executable).with_name("labnb"))
 FIXTURE_LABS = str(ROOT / "tests" / "fixtures" / "labs")
 TEST_LAB = "90-web-test"
+SHELL_IDLE_TIMEOUT = 8   # seconds: long enough for a test's reconnects, short enough to wait for
 
 
 def free_port() -> int:
@@ -62,6 +63,7 @@ class Server:
             "LABNB_POOL_SIZE": str(pool_size),
             "LABNB_UID_BASE": str(200000 + uid_slot * 65536),
             "LABNB_MAX_LAB_HOSTS": "8",
+            "LABNB_SHELL_IDLE_TIMEOUT": str(SHELL_IDLE_TIMEOUT),
         }
         self.proc: subprocess.Popen | None = None
         self.log = Path(state_dir + ".log")

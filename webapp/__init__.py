@@ -45,7 +45,7 @@ class Services:
             self.socketio.emit(event, payload, to=to)
 
         self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
-        self.shells = shells.ShellManager(self.learners, self.labs, emit)
+        self.shells = shells.ShellManager(self.learners, self.labs, emit, self.settings.shell_idle_timeout)
         runs.register(self.socketio, self.runs, self.guard, self.labs, also_detach=(self.shells.detach,))
         shells.register(self.socketio, self.shells)
         self.pool.start()
@@ -63,10 +63,19 @@ class Services:
             self.store.close()
 
 
-def create_app(settings: Settings | None = None, pool=None, bind_host: str = "127.0.0.1") -> Flask:
+def cookie_name(port: int | None) -> str:
+    return "labnb" if port is None else f"labnb-{port}"
+
+
+def create_app(settings: Settings | None = None, pool=None, bind_host: str = "127.0.0.1",
+               port: int | None = None) -> Flask:
     """The Flask app with its Socket.IO server; ``pool`` hands out lab hosts
     (a labhost.pool.Pool, made from ``settings`` if not given). Call
-    ``app.extensions["labnb"].start()`` in the serving process."""
+    ``app.extensions["labnb"].start()`` in the serving process.
+
+    The session cookie is named for the ``port``: browsers send a host's
+    cookies to all its ports, so two labnb servers on one machine would
+    otherwise overwrite each other's (as Jupyter names its cookie)."""
     from .labhost.pool import Pool
     from .notebook import bp
 
@@ -77,7 +86,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     app.config.update(
         LABNB=settings,
         SECRET_KEY=secret_key(settings.state_dir),
-        SESSION_COOKIE_NAME="labnb",
+        SESSION_COOKIE_NAME=cookie_name(port),
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=90 * 24 * 3600,

@@ -22,6 +22,7 @@ class Settings:
     ready_timeout: float = 60.0
     token: str = ""                   # the server token in the URL; empty: a new random one per start
     store_file: str = "labnb.sqlite"  # the run store, relative to state_dir
+    shell_idle_timeout: float = 3600.0  # seconds a terminal panel's shell lives with no tab showing it; 0: for ever
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -37,7 +37,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
-    app = create_app(settings, Pool(settings), bind_host=host)
+    app = create_app(settings, Pool(settings), bind_host=host, port=port)
     services = app.extensions["labnb"]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token={settings.token}"

@@ -4,8 +4,10 @@ the lab page's terminal panel (xterm.js), like Killercoda's.
 A shell is not a run: what is typed and printed is not stored. The server
 keeps only the last BACKLOG bytes of its output in memory, so that a reload
 or a second tab shows the screen's recent past; the shell itself lives on
-while no tab shows it, until the learner's lab host is reset or released, or
-the server stops.
+while no tab shows it, until the learner's lab host is reset or released,
+the server stops, or no tab has shown it for the idle timeout (an abandoned
+shell, and whatever runs in it, is not kept for ever; the next shell the
+learner opens says why the old one is gone).
 
 Flow control, as for runs (runs/manager.py): each tab acknowledges the bytes
 of raw output it has written to xterm. The PTY is read only while the
@@ -20,6 +22,7 @@ import codecs
 import dataclasses
 import logging
 import threading
+import time
 from typing import Callable
 
 from ..executor import PtyProcess
@@ -58,14 +61,15 @@ class Tab:
 class Shell:
     """A learner's interactive bash on one lab host, and the tabs showing it."""
 
-    def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int):
+    def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int, note: str = ""):
         self.learner, self.host, self.emit = learner_id, host, emit
         self.lock = threading.Lock()          # output, tabs, positions; held while emitting, for order
         self.write_lock = threading.Lock()    # one tab's input is not interleaved with another's
-        self.backlog = bytearray()
-        self.total = 0                        # output bytes so far
-        self.credited = 0                     # output position acknowledged to the PTY reader
+        # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
+        self.backlog = bytearray(note.encode())
+        self.total = self.credited = len(self.backlog)   # output bytes so far; position acknowledged to the PTY
         self.tabs: dict[str, Tab] = {}
+        self.unwatched_since: float | None = time.monotonic()   # when its last tab left
         argv = host.command_argv(["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"])
         self.process = PtyProcess(argv, host.command_env(), on_output=self._on_output,
                                   window=SHELL_WINDOW, rows=rows, cols=cols)
@@ -90,6 +94,7 @@ class Shell:
                 nl = replay.find(b"\n", 0, 4096)
                 replay = replay[nl + 1:] if nl >= 0 else replay
             tab = self.tabs[sid] = Tab(sid, self.total - len(replay), self.total - len(replay))
+            self.unwatched_since = None
             self._send(tab, replay, tab.decoder.decode(replay), replay=True)
             ended = not self.running
         if ended:
@@ -98,6 +103,8 @@ class Shell:
     def leave(self, sid: str) -> None:
         with self.lock:
             self.tabs.pop(sid, None)
+            if not self.tabs:
+                self.unwatched_since = time.monotonic()
         self._credit()
 
     def ack(self, sid: str, nbytes: int) -> None:
@@ -188,13 +195,18 @@ class ShellManager:
     """Each learner's shell: started on first open, again if it ended; stopped
     when their lab host goes (reset, released) and when the server stops."""
 
-    def __init__(self, learners: Learners, labs: dict[str, Lab], emit: Emit):
+    def __init__(self, learners: Learners, labs: dict[str, Lab], emit: Emit, idle_timeout: float = 0):
         self.learners, self.labs, self.emit = learners, labs, emit
+        self.idle_timeout = idle_timeout
         self.shells: dict[str, Shell] = {}
         self.by_sid: dict[str, Shell] = {}
+        self.ended_idle: set[str] = set()    # learners whose last shell the idle timeout ended
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Event()
         learners.on_release(self.release)
+        if idle_timeout > 0:
+            threading.Thread(target=self._end_idle, name="shells-idle", daemon=True).start()
 
     def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80) -> None:
         """Show the learner's shell in tab ``sid``, starting it if need be."""
@@ -215,7 +227,15 @@ class ShellManager:
                     raise ShellError("the server is stopping")
                 old = self.shells.get(learner_id)
             if old is None or not old.running or old.host is not host:
-                shell = Shell(learner_id, host, self.emit, rows, cols).start()
+                note = ""
+                with self._lock:
+                    if learner_id in self.ended_idle:
+                        self.ended_idle.discard(learner_id)
+                        t = self.idle_timeout
+                        after = f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
+                        note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
+                                " with no terminal showing it; this is a new one]\x1b[0m\r\n")
+                shell = Shell(learner_id, host, self.emit, rows, cols, note).start()
                 if old is not None:
                     threading.Thread(target=old.stop, daemon=True).start()
             else:
@@ -268,8 +288,23 @@ class ShellManager:
             del self.shells[learner_id]
         shell.stop()
 
+    def _end_idle(self) -> None:
+        """End shells that no tab has shown for the idle timeout."""
+        while not self._closing.wait(min(self.idle_timeout / 4, 30)):
+            now = time.monotonic()
+            with self._lock:
+                idle = [s for s in self.shells.values()
+                        if s.unwatched_since is not None and now - s.unwatched_since >= self.idle_timeout]
+                for shell in idle:
+                    del self.shells[shell.learner]
+                    self.ended_idle.add(shell.learner)
+            for shell in idle:
+                log.info("ending the shell of learner %s: no tab for %g s", shell.learner[:8], self.idle_timeout)
+                shell.stop()
+
     def close(self, timeout: float = 5) -> None:
         """Stop every shell, together (an interactive bash ignores SIGINT and SIGTERM)."""
+        self._closing.set()
         with self._lock:
             self._closed = True
             shells, self.shells = list(self.shells.values()), {}
