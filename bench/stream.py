@@ -9,6 +9,11 @@ and real Socket.IO clients on loopback.
 - server_rss_growth_mb_slow_client: the server worker's peak RSS growth while
   200 MB is produced with two tabs attached, one acknowledging and one that
   never does (so the output is produced, and the slow tab must not hold it).
+- browser_stream_mb_per_s: 50 MB of 80-character lines into a lab page in
+  Debian's chromium (headless, driven by Playwright), from the click on Run
+  to the cell showing "done"; browser_longest_task_ms: the longest task on
+  the page's main thread meanwhile (how long the page could not respond).
+  The browser shares the server's cores here; a learner's browser has its own.
 
 The last line printed is one JSON object with the numbers.
 """
@@ -24,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from web_support import TEST_LAB, Server, wait_for  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from web_support import CHROMIUM_ARGS, TEST_LAB, Server, wait_for  # noqa: E402
 
 from webapp import executor  # noqa: E402
 from webapp.config import Settings  # noqa: E402
@@ -115,6 +121,28 @@ def flood(server: Server, http, slow_tab: bool) -> tuple[float, int, int]:
     return seconds, received[0], peak[0] - base
 
 
+def browser(server: Server) -> tuple[float, float]:
+    """(seconds for 50 MB of lines into a lab page, the page's longest task in ms)."""
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = chromium.new_page()
+            page.goto(f"{server.url}/labs/{TEST_LAB}?token={server.token}")
+            expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=120_000)
+            page.evaluate("""() => { window.longest = 0; new PerformanceObserver(list => list.getEntries()
+                .forEach(e => { window.longest = Math.max(window.longest, e.duration); }))
+                .observe({ type: "longtask" }); }""")
+            t0 = time.perf_counter()
+            page.locator(".cell[data-step='lines'] button.run").click()
+            # polled once a second: Playwright's own polling would take the cores measured
+            page.wait_for_function("document.querySelector(\".cell[data-step='lines']\").dataset.status === 'done'",
+                                   polling=1000, timeout=600_000)
+            seconds = time.perf_counter() - t0
+            return seconds, page.evaluate("window.longest")
+        finally:
+            chromium.close()
+
+
 def main() -> None:
     server = Server(f"/var/lib/labnb-bench-stream-{os.getpid()}", uid_slot=8, pool_size=1)
     try:
@@ -128,6 +156,7 @@ def main() -> None:
         served = socket_first_byte(server, http)
         seconds, received, _ = flood(server, http, slow_tab=False)
         slow_seconds, slow_received, growth_kb = flood(server, http, slow_tab=True)
+        browser_seconds, longest_ms = browser(server)
     finally:
         server.cleanup()
     alone_ms, served_ms = statistics.median(alone) * 1000, statistics.median(served) * 1000
@@ -135,6 +164,7 @@ def main() -> None:
     print(f"200 MB to one acknowledging tab: {received} bytes in {seconds:.2f} s")
     print(f"with a tab that never acknowledges beside it: {slow_received} bytes in {slow_seconds:.2f} s, "
           f"worker RSS grew {growth_kb / 1024:.1f} MB at most")
+    print(f"50 MB of lines into a lab page in chromium: {browser_seconds:.2f} s, longest task {longest_ms:.0f} ms")
     assert received >= FLOOD and slow_received >= FLOOD, "a flood did not arrive whole"
     print(json.dumps({
         "run_to_first_byte_p50_ms": round(served_ms - alone_ms, 2),
@@ -142,6 +172,8 @@ def main() -> None:
         "executor_first_byte_p50_ms": round(alone_ms, 2),
         "stream_mb_per_s": round(received / seconds / 1e6, 1),
         "server_rss_growth_mb_slow_client": round(growth_kb / 1024, 1),
+        "browser_stream_mb_per_s": round(50 / browser_seconds, 1),
+        "browser_longest_task_ms": round(longest_ms),
     }))
 
 

@@ -4,14 +4,15 @@
  * Socket.IO packets are MessagePack, so output comes as raw bytes, decoded
  * here with a streaming TextDecoder per run (a character split between
  * chunks is completed by the next), with each chunk's sequence number (seq)
- * and the output position in bytes after it (end). Each cell tracks the last seq it received
- * and the position it has rendered; it acknowledges what it rendered, once per frame, so
- * the server sends no faster than this page can draw. A cell shows at most
- * HEAD_LIMIT bytes from the start and TAIL_LIMIT from the end; the rest is in
- * the full log, downloaded from the server. */
+ * and the output position in bytes after it (end). Each cell tracks the last
+ * seq it received and acknowledges the position it has taken into its
+ * bounded queues (Cell.take), so the server sends no faster than this page
+ * takes output in, and the page never holds more than it shows. A cell shows
+ * at most HEAD_LIMIT bytes from the start and TAIL_LIMIT from the end; the
+ * rest is in the full log, downloaded from the server. */
 (function () {
   "use strict";
-  var HEAD_LIMIT = 1 << 20, TAIL_LIMIT = 1 << 20;
+  var HEAD_LIMIT = 1 << 20, TAIL_LIMIT = 1 << 20, BLOCK_CHARS = 64 << 10;
   var main = document.getElementById("lab");
   if (!main) return;
   var labId = main.dataset.lab;
@@ -40,6 +41,80 @@
     return parts.length ? text + " (" + parts.join(", ") + ")" : text;
   }
 
+  function utf8len(s) {
+    var n = s.length;
+    for (var i = 0; i < s.length; i++) {
+      var c = s.charCodeAt(i);
+      if (c >= 0x80) n += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
+    }
+    return n;
+  }
+
+  /* One <pre> of a cell's output (its head or its tail), drawn in blocks that
+   * the browser lays out one by one (inline-blocks a line wide, which keep
+   * copied text free of extra line breaks): each draw adds a block of whole
+   * lines, and an unfinished last line stays open for the next draw to
+   * finish. A draw then costs the layout of what it adds, not of all the pre
+   * shows (one growing text took 0.2 to 0.5 s per draw at 1 MiB). Each
+   * block knows its bytes, so the tail can drop its oldest. */
+  function Pane(pre) {
+    this.pre = pre;
+    this.clear();
+  }
+
+  Pane.prototype.clear = function () {
+    this.pre.textContent = "";
+    this.blocks = [];     // [element, bytes]
+    this.bytes = 0;
+    this.open = null;     // the last block, while its line is unfinished
+  };
+
+  Pane.prototype.add = function (text, nbytes, html) {
+    this.bytes += nbytes;
+    if (this.open) {
+      var nl = text.indexOf("\n"), rest = nl < 0 ? text : text.slice(0, nl + 1);
+      var n = nl < 0 ? nbytes : Math.min(nbytes, utf8len(rest));
+      this.open[0].insertAdjacentHTML("beforeend", html(rest));
+      this.open[1] += n;
+      nbytes -= n;
+      text = text.slice(rest.length);
+      if (nl >= 0) this.open = null;
+    }
+    if (!text) return;
+    var last = text.lastIndexOf("\n"), unfinished = text.slice(last + 1);
+    var tailBytes = last < 0 ? nbytes : Math.min(nbytes, utf8len(unfinished));
+    var lines = text.slice(0, last + 1), linesBytes = nbytes - tailBytes;
+    while (lines) {   // blocks of about BLOCK_CHARS, so that those out of sight are not laid out
+      var cut = lines.length > 2 * BLOCK_CHARS ? lines.indexOf("\n", BLOCK_CHARS) + 1 || lines.length : lines.length;
+      var part = lines.slice(0, cut), partBytes = cut < lines.length ? Math.min(linesBytes, utf8len(part)) : linesBytes;
+      this.block(html(part), partBytes, part.split("\n").length - 1);
+      lines = lines.slice(cut); linesBytes -= partBytes;
+    }
+    if (unfinished) this.open = this.block(html(unfinished), tailBytes);
+  };
+
+  Pane.prototype.block = function (content, nbytes, nlines) {
+    var el = document.createElement("span");
+    el.innerHTML = content;
+    if (nlines) el.style.containIntrinsicBlockSize = "auto " + nlines + "lh";
+    this.pre.appendChild(el);
+    var block = [el, nbytes];
+    this.blocks.push(block);
+    return block;
+  };
+
+  /* Drop the oldest blocks while more than limit bytes are shown; returns the bytes dropped. */
+  Pane.prototype.drop = function (limit) {
+    var dropped = 0;
+    while (this.bytes > limit && this.blocks.length > 1) {
+      var first = this.blocks.shift();
+      first[0].remove();
+      this.bytes -= first[1];
+      dropped += first[1];
+    }
+    return dropped;
+  };
+
   function Cell(el) {
     this.el = el;
     this.step = el.dataset.step;
@@ -48,8 +123,8 @@
     this.statusEl = el.querySelector(".status");
     this.problemEl = el.querySelector(".problem");
     this.outputEl = el.querySelector(".output");
-    this.headEl = el.querySelector("pre.head");
-    this.tailEl = el.querySelector("pre.tail");
+    this.head = new Pane(el.querySelector("pre.head"));
+    this.tail = new Pane(el.querySelector("pre.tail"));
     this.omittedEl = el.querySelector(".omitted");
     this.checksEl = el.querySelector(".checks");
     this.runId = null;
@@ -64,7 +139,7 @@
     if (this.runId) byRun.delete(this.runId);
     this.runId = runId;
     byRun.set(runId, this);
-    this.recvSeq = -1; this.recvEnd = 0; this.pending = []; this.scheduled = false;
+    this.recvSeq = -1; this.recvEnd = 0; this.scheduled = false;
     this.running = true; this.ended = false;
     this.clearOutput();
     this.checksEl.textContent = "";
@@ -77,10 +152,11 @@
   };
 
   Cell.prototype.clearOutput = function () {
-    this.headEl.textContent = ""; this.tailEl.textContent = "";
-    this.headBytes = 0; this.tailBytes = 0; this.omitted = 0; this.tailSpans = [];
+    this.head.clear(); this.tail.clear();
+    this.headBytes = 0; this.omitted = 0;
+    this.headQueue = []; this.queuedHead = 0; this.tailQueue = []; this.queuedTail = 0;
     this.omittedEl.hidden = true; this.outputEl.hidden = true;
-    this.shownEnd = 0;
+    this.takenEnd = 0; this.renderAt = 0;
     this.decoder = new TextDecoder();
     this.ansi = new AnsiUp();
     this.ansi.use_classes = true;
@@ -126,58 +202,84 @@
   Cell.prototype.onOutput = function (msg) {
     if (msg.seq <= this.recvSeq) return;   // already have it (a re-attach overlapping a live chunk)
     this.recvSeq = msg.seq; this.recvEnd = msg.end;
-    this.pending.push(msg);
+    this.take(this.decoder.decode(bytes(msg.data), { stream: true }), msg.end - this.takenEnd);
+    this.takenEnd = msg.end;
+    this.ackSoon();
+  };
+
+  /* Take output into the cell's bounded queues, to be drawn by the next
+   * render: the head until it is full, then the tail, whose oldest parts go
+   * (counted as omitted) once it holds more than TAIL_LIMIT. Taking is cheap
+   * and is acknowledged at once, so a flood streams at the network's pace;
+   * drawing (HTML, layout) costs far more and happens at most a few times a
+   * second while output floods. Parts dropped before they were drawn do not
+   * pass through AnsiUp, so a colour they set is not carried into the tail. */
+  Cell.prototype.take = function (text, nbytes) {
+    if (!text && !nbytes) return;
+    if (this.headBytes < HEAD_LIMIT) {
+      this.headQueue.push(text);
+      this.headBytes += nbytes;
+      this.queuedHead += nbytes;
+    } else {
+      this.tailQueue.push([text, nbytes]);
+      this.queuedTail += nbytes;
+      while (this.queuedTail > TAIL_LIMIT && this.tailQueue.length > 1) {
+        var n = this.tailQueue.shift()[1];
+        this.queuedTail -= n;
+        this.omitted += n;
+      }
+    }
     this.schedule();
   };
 
+  Cell.prototype.ackSoon = function () {
+    if (this.acking) return;
+    this.acking = true;
+    var self = this;
+    setTimeout(function () {
+      self.acking = false;
+      socket.emit("ack", { run: self.runId, end: self.takenEnd });
+    }, 0);
+  };
+
+  /* Draw on an animation frame, but after a costly draw wait four times as
+   * long as it took, so drawing takes at most a fifth of the time. A hidden
+   * tab gets no animation frames; it draws every 100 ms. */
   Cell.prototype.schedule = function () {
     if (this.scheduled) return;
     this.scheduled = true;
-    var self = this, go = function () { self.flush(); };
-    // A hidden tab gets no animation frames; it still renders, less often.
-    if (document.hidden) setTimeout(go, 100); else requestAnimationFrame(go);
+    var self = this, go = function () { self.render(); };
+    var wait = Math.max(0, this.renderAt - performance.now());
+    if (document.hidden) setTimeout(go, Math.max(wait, 100));
+    else setTimeout(function () { requestAnimationFrame(go); }, wait);
   };
 
-  Cell.prototype.flush = function () {
+  Cell.prototype.render = function () {
     this.scheduled = false;
-    if (!this.pending.length) return;
-    var atBottom = this.atBottom(), end = 0;
-    var self = this;
-    this.pending.forEach(function (msg) {
-      self.append(self.decoder.decode(bytes(msg.data), { stream: true }), msg.end - self.shownEnd);
-      self.shownEnd = end = msg.end;
-    });
-    this.pending = [];
+    if (!this.headQueue.length && !this.tailQueue.length) return;
+    var t0 = performance.now(), atBottom = this.atBottom(), html = this.html.bind(this);
+    this.outputEl.hidden = false;
+    if (this.headQueue.length) {
+      this.head.add(this.headQueue.join(""), this.queuedHead, html);
+      this.headQueue = []; this.queuedHead = 0;
+    }
+    if (this.tailQueue.length) {
+      this.tail.add(this.tailQueue.map(function (p) { return p[0]; }).join(""), this.queuedTail, html);
+      this.tailQueue = []; this.queuedTail = 0;
+      this.omitted += this.tail.drop(TAIL_LIMIT);
+    }
+    this.showOmitted();
     if (atBottom) this.outputEl.scrollTop = this.outputEl.scrollHeight;
-    socket.emit("ack", { run: this.runId, end: end });
+    this.renderAt = performance.now() + 4 * (performance.now() - t0);
+  };
+
+  Cell.prototype.html = function (text) {
+    return this.ansi.ansi_to_html(text.replace(/\r\n/g, "\n"));
   };
 
   Cell.prototype.atBottom = function () {
     var o = this.outputEl;
     return o.scrollHeight - o.scrollTop - o.clientHeight < 40;
-  };
-
-  Cell.prototype.append = function (text, nbytes) {
-    if (!text && !nbytes) return;
-    this.outputEl.hidden = false;
-    var html = this.ansi.ansi_to_html(text.replace(/\r\n/g, "\n"));
-    if (this.headBytes < HEAD_LIMIT) {
-      this.headEl.insertAdjacentHTML("beforeend", html);
-      this.headBytes += nbytes;
-      return;
-    }
-    var span = document.createElement("span");
-    span.innerHTML = html;
-    this.tailEl.appendChild(span);
-    this.tailSpans.push([span, nbytes]);
-    this.tailBytes += nbytes;
-    while (this.tailBytes > TAIL_LIMIT && this.tailSpans.length > 1) {
-      var first = this.tailSpans.shift();
-      first[0].remove();
-      this.tailBytes -= first[1];
-      this.omitted += first[1];
-    }
-    this.showOmitted();
   };
 
   Cell.prototype.showOmitted = function () {
@@ -188,15 +290,12 @@
 
   Cell.prototype.onSnapshot = function (msg) {
     this.clearOutput();
-    this.pending = [];
-    this.append(new TextDecoder().decode(bytes(msg.head)), HEAD_LIMIT);
+    this.take(new TextDecoder().decode(bytes(msg.head)), HEAD_LIMIT);
     this.headBytes = HEAD_LIMIT;
     this.omitted = msg.omitted;
-    this.append(this.decoder.decode(bytes(msg.tail), { stream: true }), msg.end - HEAD_LIMIT - msg.omitted);
-    this.showOmitted();
-    this.recvSeq = msg.seq; this.recvEnd = this.shownEnd = msg.end;
-    this.outputEl.scrollTop = this.outputEl.scrollHeight;
-    socket.emit("ack", { run: this.runId, end: msg.end });
+    this.take(this.decoder.decode(bytes(msg.tail), { stream: true }), msg.end - HEAD_LIMIT - msg.omitted);
+    this.recvSeq = msg.seq; this.recvEnd = this.takenEnd = msg.end;
+    this.ackSoon();
   };
 
   Cell.prototype.onCheck = function (c) {
@@ -223,7 +322,6 @@
   };
 
   Cell.prototype.onEnd = function (end) {
-    this.flush();
     this.running = false; this.ended = true;
     this.setStatus(end.status, describe(end));
     this.checksEl.textContent = "";

@@ -9,10 +9,8 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from web_support import TEST_LAB
+from web_support import CHROMIUM_ARGS, TEST_LAB
 
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 LONG = 120_000   # ms: a lab host starting while other tests run
 
 
@@ -44,7 +42,7 @@ def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
     expect(cards).to_have_count(2)
     test_card = page.locator(".lab-card", has_text="Web test lab")
     expect(test_card).to_contain_text("about 5 min")
-    expect(test_card).to_contain_text("0 of 8 passed")
+    expect(test_card).to_contain_text("0 of 9 passed")
     page.locator(".lab-card h2 a").first.click()
     expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
     first = page.locator(".cell").first
@@ -68,6 +66,9 @@ def test_live_output_survives_a_reload(page, web_server):
     expect(count).to_have_attribute("data-status", "done")
     text = count.locator(".output").inner_text()
     assert [l for l in text.splitlines() if l.startswith("line ")] == [f"line {i}" for i in range(1, 31)]
+    # drawn in many blocks, yet the text (as copied) has no line breaks of its own
+    assert "\n".join(f"line {i}" for i in range(1, 31)) in text
+    assert count.locator(".output pre > span").count() > 1
 
 
 @pytest.mark.slow

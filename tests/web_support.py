@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LABNB = str(Path(sys.executable).with_name("labnb"))
 FIXTURE_LABS = str(ROOT / "tests" / "fixtures" / "labs")
 TEST_LAB = "90-web-test"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHELL_IDLE_TIMEOUT = 8   # seconds: long enough for a test's reconnects, short enough to wait for
 
 
