@@ -1,6 +1,7 @@
 """The executor on real processes: PTY, output, input, signals, timeouts, backpressure."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -102,6 +103,45 @@ def test_backpressure_stops_reading_until_acknowledged(plain):
         time.sleep(0.001)
     assert proc.wait(30).ok
     assert sum(delivered) > 20000000
+
+
+def test_output_is_whole_however_late_the_consumer_takes_the_last_of_it(plain):
+    """The command has exited with up to a pipe's worth of output still on its
+    way: the reader takes it all, however long the consumer waits."""
+    data, window = [], 256 * 1024
+    proc = executor.run(plain, "head -c 3000000 /dev/zero | tr '\\0' a; echo END", window=window,
+                        on_output=lambda d, t: data.append(d))
+    acked = 0
+    while proc.running:
+        total = sum(map(len, data))
+        proc.ack(total - acked)
+        acked = total
+        time.sleep(0.6 if total > 2_000_000 else 0.01)   # past the drain grace, near the end
+    assert proc.outcome.ok
+    assert b"".join(data) == b"a" * 3_000_000 + b"END\r\n"
+
+
+def test_a_background_job_holding_the_terminal_does_not_hold_the_run(plain):
+    proc, out = collect(plain, "(trap '' HUP; exec sleep 30) & echo started")
+    outcome = proc.wait(10)
+    assert outcome is not None and outcome.ok
+    assert "started" in "".join(out)
+    assert not relays_of_this_process()
+
+
+def relays_of_this_process() -> list[int]:
+    """Our ``cat`` relays still alive (a relay outliving its process leaks)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm == "cat" and int(rest[1]) == os.getpid():
+            found.append(int(pid))
+    return found
 
 
 def test_marker_filter_finds_markers_split_at_every_byte():

@@ -100,14 +100,25 @@ class PtyProcess:
         return self
 
     def _start_relays(self, master: int) -> None:
+        """Two ``cat`` on the PTY master, in sessions of their own (a ^C to the
+        server's terminal is not for them): PTY -> out pipe, in pipe -> PTY."""
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe()
-        fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        for stdin, stdout in ((master, out_w), (in_r, master)):
-            self._relays.append(subprocess.Popen(["cat"], stdin=stdin, stdout=stdout,
-                                                 stderr=subprocess.DEVNULL, close_fds=True))
-        os.close(out_w)
-        os.close(in_r)
+        try:
+            fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            for stdin, stdout in ((master, out_w), (in_r, master)):
+                self._relays.append(subprocess.Popen(["cat"], stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
+                                                     close_fds=True, start_new_session=True))
+        except OSError:
+            for fd in (out_r, in_w):
+                os.close(fd)
+            for relay in self._relays:
+                relay.kill()
+                relay.wait()
+            raise
+        finally:
+            os.close(out_w)
+            os.close(in_r)
         self._out, self._in = out_r, in_w
         os.set_blocking(out_r, False)
         os.set_blocking(in_w, False)
