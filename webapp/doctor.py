@@ -15,7 +15,7 @@ BINARIES = {
     "dockerd": "docker.io", "docker": "docker.io", "tini": "tini", "unshare": "util-linux",
     "nsenter": "util-linux", "setsid": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap",
     "ip": "iproute2", "iptables": "iptables", "brctl": "bridge-utils", "ping": "iputils-ping",
-    "busybox": "busybox-static", "bash": "bash",
+    "busybox": "busybox-static", "bash": "bash", "cat": "coreutils",
 }
 
 
