@@ -50,13 +50,40 @@
     return n;
   }
 
-  /* One <pre> of a cell's output (its head or its tail), drawn in blocks that
-   * the browser lays out one by one (inline-blocks a line wide, which keep
-   * copied text free of extra line breaks): each draw adds a block of whole
-   * lines, and an unfinished last line stays open for the next draw to
-   * finish. A draw then costs the layout of what it adds, not of all the pre
-   * shows (one growing text took 0.2 to 0.5 s per draw at 1 MiB). Each
-   * block knows its bytes, so the tail can drop its oldest. */
+  /* Where to cut text for a block of at most `limit` characters: after the
+   * last line end within it, or (a line longer than that) at the limit, but
+   * never inside a surrogate pair or a \r\n. */
+  function cutAt(text, limit) {
+    if (text.length <= limit) return text.length;
+    var nl = text.lastIndexOf("\n", limit - 1);
+    if (nl >= 0) return nl + 1;
+    var cut = limit, c = text.charCodeAt(cut - 1);
+    if ((c >= 0xd800 && c <= 0xdbff) || c === 13) cut -= 1;
+    return Math.max(cut, 1);
+  }
+
+  /* Rows the text takes in a pre `cols` characters wide: an estimate of a
+   * block's height until it is laid out. */
+  function rows(text, cols) {
+    var n = 0, at = 0;
+    while (at <= text.length) {
+      var nl = text.indexOf("\n", at);
+      if (nl < 0) nl = text.length;
+      n += Math.max(1, Math.ceil((nl - at) / cols));
+      at = nl + 1;
+    }
+    return n;
+  }
+
+  /* One <pre> of a cell's output (its head or its tail), drawn in blocks of
+   * at most BLOCK_CHARS that the browser lays out one by one (inline-blocks a
+   * line wide, which keep copied text free of extra line breaks). Each draw
+   * adds blocks of whole lines; an unfinished last line stays open for the
+   * next draw to finish. Blocks older than the last two are not laid out
+   * while out of sight (content-visibility), so a draw costs the layout of
+   * what it adds, not of all the pre shows (one growing text took 0.2 to
+   * 0.5 s per draw at 1 MiB). Each block knows its bytes, so the tail can
+   * drop its oldest. */
   function Pane(pre) {
     this.pre = pre;
     this.clear();
@@ -64,43 +91,60 @@
 
   Pane.prototype.clear = function () {
     this.pre.textContent = "";
-    this.blocks = [];     // [element, bytes]
+    this.blocks = [];     // {el, bytes, chars}
     this.bytes = 0;
-    this.open = null;     // the last block, while its line is unfinished
+    this.open = null;     // the last block, while its line is unfinished and it has room
   };
 
   Pane.prototype.add = function (text, nbytes, html) {
     this.bytes += nbytes;
-    if (this.open) {
-      var nl = text.indexOf("\n"), rest = nl < 0 ? text : text.slice(0, nl + 1);
-      var n = nl < 0 ? nbytes : Math.min(nbytes, utf8len(rest));
-      this.open[0].insertAdjacentHTML("beforeend", html(rest));
-      this.open[1] += n;
-      nbytes -= n;
-      text = text.slice(rest.length);
-      if (nl >= 0) this.open = null;
+    var cols = this.cols();   // before the pre changes: reading a width makes the browser lay it out
+    while (text) {
+      var open = this.open;
+      var cut = open ? Math.min(cutAt(text, BLOCK_CHARS - open.chars), text.indexOf("\n") + 1 || text.length)
+                     : cutAt(text, BLOCK_CHARS);
+      var part = text.slice(0, cut);
+      var n = cut < text.length ? Math.min(nbytes, utf8len(part)) : nbytes;
+      if (open) {
+        open.el.insertAdjacentHTML("beforeend", html(part));
+        open.bytes += n; open.chars += part.length;
+      } else {
+        open = this.block(html(part), n, part.length);
+        open.el.style.containIntrinsicBlockSize = "auto " + rows(part, cols) + "lh";
+      }
+      this.open = part.charAt(part.length - 1) === "\n" || open.chars >= BLOCK_CHARS ? null : open;
+      text = text.slice(cut); nbytes -= n;
     }
-    if (!text) return;
-    var last = text.lastIndexOf("\n"), unfinished = text.slice(last + 1);
-    var tailBytes = last < 0 ? nbytes : Math.min(nbytes, utf8len(unfinished));
-    var lines = text.slice(0, last + 1), linesBytes = nbytes - tailBytes;
-    while (lines) {   // blocks of about BLOCK_CHARS, so that those out of sight are not laid out
-      var cut = lines.length > 2 * BLOCK_CHARS ? lines.indexOf("\n", BLOCK_CHARS) + 1 || lines.length : lines.length;
-      var part = lines.slice(0, cut), partBytes = cut < lines.length ? Math.min(linesBytes, utf8len(part)) : linesBytes;
-      this.block(html(part), partBytes, part.split("\n").length - 1);
-      lines = lines.slice(cut); linesBytes -= partBytes;
-    }
-    if (unfinished) this.open = this.block(html(unfinished), tailBytes);
+    this.settle();
   };
 
-  Pane.prototype.block = function (content, nbytes, nlines) {
+  Pane.prototype.block = function (content, nbytes, nchars) {
     var el = document.createElement("span");
     el.innerHTML = content;
-    if (nlines) el.style.containIntrinsicBlockSize = "auto " + nlines + "lh";
     this.pre.appendChild(el);
-    var block = [el, nbytes];
+    var block = { el: el, bytes: nbytes, chars: nchars };
     this.blocks.push(block);
     return block;
+  };
+
+  /* Blocks before the last two (the end a learner sees) may be skipped by
+   * layout while they are out of sight; until laid out, their height is the
+   * estimate from rows(). */
+  Pane.prototype.settle = function () {
+    for (var i = this.blocks.length - 3; i >= 0 && !this.blocks[i].settled; i--) {
+      this.blocks[i].el.classList.add("settled");
+      this.blocks[i].settled = true;
+    }
+  };
+
+  /* Characters per row, from the pre's width and its font (measured once). */
+  Pane.prototype.cols = function () {
+    if (!Pane.charWidth) {
+      var ctx = document.createElement("canvas").getContext("2d");
+      ctx.font = getComputedStyle(this.pre).font;
+      Pane.charWidth = ctx.measureText("0").width || 8;
+    }
+    return Math.max(20, Math.floor(this.pre.clientWidth / Pane.charWidth) || 100);
   };
 
   /* Drop the oldest blocks while more than limit bytes are shown; returns the bytes dropped. */
@@ -108,9 +152,9 @@
     var dropped = 0;
     while (this.bytes > limit && this.blocks.length > 1) {
       var first = this.blocks.shift();
-      first[0].remove();
-      this.bytes -= first[1];
-      dropped += first[1];
+      first.el.remove();
+      this.bytes -= first.bytes;
+      dropped += first.bytes;
     }
     return dropped;
   };
@@ -130,8 +174,22 @@
     this.runId = null;
     this.running = false;
     this.ended = true;
-    var self = this;
+    var self = this, o = this.outputEl;
     this.runBtn.addEventListener("click", function () { self.start(); });
+    // Follow the output's end unless the learner scrolls away from it; only
+    // their own scrolling counts (a draw's layout also moves the scroll position).
+    ["wheel", "touchstart", "keydown", "mousedown"].forEach(function (type) {
+      o.addEventListener(type, function () { self.userScroll = performance.now(); }, { passive: true });
+    });
+    // Blocks that come into sight get their real height only when laid out.
+    var resized = new ResizeObserver(function () { self.toEnd(); });
+    resized.observe(this.head.pre);
+    resized.observe(this.tail.pre);
+    o.addEventListener("scroll", function () {
+      if (performance.now() - self.userScroll < 1000) {
+        self.follow = o.scrollHeight - o.scrollTop - o.clientHeight < 40;
+      }
+    }, { passive: true });
     this.stopBtn.addEventListener("click", function () { self.stop(); });
   }
 
@@ -156,7 +214,7 @@
     this.headBytes = 0; this.omitted = 0;
     this.headQueue = []; this.queuedHead = 0; this.tailQueue = []; this.queuedTail = 0;
     this.omittedEl.hidden = true; this.outputEl.hidden = true;
-    this.takenEnd = 0; this.renderAt = 0;
+    this.takenEnd = 0; this.renderAt = 0; this.follow = true; this.userScroll = 0;
     this.decoder = new TextDecoder();
     this.ansi = new AnsiUp();
     this.ansi.use_classes = true;
@@ -257,7 +315,7 @@
   Cell.prototype.render = function () {
     this.scheduled = false;
     if (!this.headQueue.length && !this.tailQueue.length) return;
-    var t0 = performance.now(), atBottom = this.atBottom(), html = this.html.bind(this);
+    var t0 = performance.now(), html = this.html.bind(this);
     this.outputEl.hidden = false;
     if (this.headQueue.length) {
       this.head.add(this.headQueue.join(""), this.queuedHead, html);
@@ -269,7 +327,7 @@
       this.omitted += this.tail.drop(TAIL_LIMIT);
     }
     this.showOmitted();
-    if (atBottom) this.outputEl.scrollTop = this.outputEl.scrollHeight;
+    this.toEnd();
     this.renderAt = performance.now() + 4 * (performance.now() - t0);
   };
 
@@ -277,9 +335,8 @@
     return this.ansi.ansi_to_html(text.replace(/\r\n/g, "\n"));
   };
 
-  Cell.prototype.atBottom = function () {
-    var o = this.outputEl;
-    return o.scrollHeight - o.scrollTop - o.clientHeight < 40;
+  Cell.prototype.toEnd = function () {
+    if (this.follow) this.outputEl.scrollTop = this.outputEl.scrollHeight;
   };
 
   Cell.prototype.showOmitted = function () {

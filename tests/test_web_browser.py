@@ -122,9 +122,17 @@ def test_long_output_shows_head_and_tail_with_the_log(page, web_server):
     open_lab(page, web_server, TEST_LAB)
     big = cell(page, "big")
     big.locator("button.run").click()
+    page.evaluate("window.scrollTo(0, 0)")     # the cell out of sight while its output comes
     expect(big).to_have_attribute("data-status", "done", timeout=60_000)
     expect(big.locator(".omitted")).to_be_visible()
     expect(big.locator(".output .tail")).to_contain_text("THE-END")
+    # the cell follows the output to its end, although blocks out of sight
+    # were not laid out (their height was a guess) until it came into sight
+    big.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)   # a few frames: what came into sight is laid out
+    assert big.locator(".output").evaluate(
+        "o => Math.abs(o.querySelector('.tail').getBoundingClientRect().bottom - o.getBoundingClientRect().bottom) < 16")
+    assert big.locator(".output .settled").count() > 0
     href = big.locator(".omitted a.log").get_attribute("href")
     log = page.request.get(web_server.url + href)
     assert log.ok and log.body().endswith(b"THE-END\r\n") and len(log.body()) > 5_000_000
