@@ -11,7 +11,9 @@ import signal
 import threading
 import uuid
 
+import msgpack
 import pytest
+import websocket
 
 from web_support import TEST_LAB, wait_for
 
@@ -238,6 +240,36 @@ def test_another_learners_run_is_refused(web_server, learner, tab):
         assert web_server_get(web_server, stranger_http, f"/runs/{run}/log").status_code == 404
     finally:
         stranger.close()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\xc1",                              # a byte MessagePack never uses
+    b"\x91" * 100_000 + b"\xc0",          # arrays nested 100,000 deep
+    b"\xdb\xff\xff\xff\xff",              # a string that says it is 4 GiB long
+    msgpack.packb({"type": 2, "nsp": "/", "data": ["ack", {"run": b"\x00" * 32, "end": -1}]}),
+    msgpack.packb({"type": 99, "nsp": "/", "data": None}),
+    msgpack.packb([1, 2, 3]),
+])
+def test_garbage_packets_never_crash_the_server(web_server, learner, garbage):
+    """Raw WebSocket frames that are not the Socket.IO packets a client sends."""
+    worker = web_server.worker_pid()
+    cookie = "; ".join(f"{c.name}={c.value}" for c in learner.cookies)
+    ws = websocket.create_connection(f"ws://127.0.0.1:{web_server.port}/socket.io/?EIO=4&transport=websocket",
+                                     header=[f"Cookie: {cookie}"], origin=web_server.url, timeout=10)
+    try:
+        assert ws.recv().startswith("0")                       # Engine.IO open
+        ws.send_binary(msgpack.packb({"type": 0, "nsp": "/", "data": None}))   # Socket.IO connect
+        ws.recv()
+        ws.send_binary(garbage)
+    finally:
+        ws.close()
+    fine = Tab(web_server, learner)   # and everyone else is served as before, by the same worker
+    try:
+        run = fine.run("echo")
+        assert fine.wait_end(run, 30)["status"] == "done"
+    finally:
+        fine.close()
+    assert web_server.worker_pid() == worker
 
 
 def test_an_oversized_event_drops_only_that_connection(web_server, learner):
