@@ -438,6 +438,20 @@
     cells.forEach(function (cell) { cell.buttons(); });
   });
 
+  /* Shift+Enter in a step runs it and moves on to the next step, as in a
+   * Jupyter notebook (a click in a step's text puts the focus there). */
+  main.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || !e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) return;
+    var step = e.target.closest && e.target.closest("section.step");
+    if (!step) return;
+    e.preventDefault();
+    var cell = cells.get(step.querySelector(".cell").dataset.step);
+    if (cell && !cell.runBtn.disabled) cell.start();
+    var next = step.nextElementSibling;
+    while (next && !(next.matches && next.matches("section.step"))) next = next.nextElementSibling;
+    if (next) next.focus();
+  });
+
   /* The terminal panel: a free shell on the lab host, in xterm.js. Nothing
    * typed or printed here is stored; the server keeps the last 64 KiB of its
    * output in memory and sends it first ("replay": the screen is cleared for

@@ -86,6 +86,19 @@ def test_characters_split_between_chunks(page, web_server):
 
 
 @pytest.mark.slow
+def test_shift_enter_runs_the_step_and_moves_on(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    echo = cell(page, "echo")
+    before = echo.locator(".cell-bar a.log").get_attribute("href")
+    page.locator("#step-echo h2").click()          # a click in a step's text focuses the step
+    page.keyboard.press("Shift+Enter")
+    expect(echo.locator(".cell-bar a.log")).not_to_have_attribute("href", before or "")   # a new run
+    expect(echo).to_have_attribute("data-status", "done", timeout=30_000)
+    expect(echo.locator(".output")).to_contain_text("x")
+    expect(page.locator("#step-big")).to_be_focused()
+
+
+@pytest.mark.slow
 def test_colours_without_markup_injection(page, web_server):
     open_lab(page, web_server, TEST_LAB)
     colours = cell(page, "colours")
