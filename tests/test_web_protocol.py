@@ -226,6 +226,24 @@ def test_hostile_events_get_errors(tab, event, payload):
     assert "running" in tab.client.call("open", {"lab": TEST_LAB}, timeout=10)
 
 
+@pytest.mark.slow
+def test_learners_flooding_at_once_each_get_their_own_output_whole(web_server, learner, tab):
+    """Two learners' floods interleave in the server (relays, store, sends);
+    each tab gets exactly its own run's bytes, in order."""
+    other_http = web_server.learner()
+    web_server.open_lab(other_http)
+    other = Tab(web_server, other_http)
+    try:
+        runs = [(t, t.run("big")) for t in (tab, other)]
+        expected = "y" * 5_000_000 + "\r\nTHE-END\r\n"
+        for t, run in runs:
+            assert t.wait_end(run, 120)["status"] == "done"
+            text = t.text(run)
+            assert text[text.index("\r\n") + 2:] == expected   # after the command's own line
+    finally:
+        other.close()
+
+
 def test_another_learners_run_is_refused(web_server, learner, tab):
     run = tab.run("echo")
     tab.wait_end(run, 30)
