@@ -565,7 +565,7 @@
   socket.on("shell_output", function (msg) {
     if (!shell.term) return;
     if (msg.replay) shell.term.reset();
-    shell.term.write(msg.data, function () {
+    shell.term.write(bytes(msg.data), function () {
       if (msg.bytes) socket.emit("shell_ack", { bytes: msg.bytes });
     });
   });

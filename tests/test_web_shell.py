@@ -50,7 +50,7 @@ class ShellTab:
 
     def text(self) -> str:
         with self.lock:
-            return "".join(m["data"] for m in self.messages)
+            return b"".join(m["data"] for m in self.messages).decode(errors="replace")
 
     def wait_text(self, marker: str, timeout: float = 20) -> str:
         return wait_for(lambda: marker in self.text() and self.text(), timeout, what=repr(marker))
@@ -82,7 +82,7 @@ def test_a_second_tab_gets_the_backlog_then_shares_the_shell(web_server, learner
     try:
         assert other.open() == {"ok": True}
         first = wait_for(lambda: other.messages, 10, what="the backlog")[0]
-        assert first.get("replay") is True and "before-6" in first["data"]
+        assert first.get("replay") is True and b"before-6" in first["data"]
         other.type("echo from-other-$((3*3))\n")
         tab.wait_text("from-other-9")      # the same shell, seen by both tabs
         other.wait_text("from-other-9")

@@ -18,7 +18,6 @@ it gets what the backlog still holds, with a note of what it missed.
 """
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import logging
 import threading
@@ -51,7 +50,6 @@ class Tab:
     sid: str
     sent: int       # output position after the last byte sent to it
     acked: int      # output position it has written to xterm
-    decoder: codecs.IncrementalDecoder = dataclasses.field(default_factory=lambda: _decoder())
 
     @property
     def in_flight(self) -> int:
@@ -95,7 +93,7 @@ class Shell:
                 replay = replay[nl + 1:] if nl >= 0 else replay
             tab = self.tabs[sid] = Tab(sid, self.total - len(replay), self.total - len(replay))
             self.unwatched_since = None
-            self._send(tab, replay, tab.decoder.decode(replay), replay=True)
+            self._send(tab, replay, replay=True)
             ended = not self.running
         if ended:
             self.emit("shell_exit", {}, sid)
@@ -143,7 +141,7 @@ class Shell:
             del self.backlog[:max(0, len(self.backlog) - BACKLOG)]
             for tab in self.tabs.values():
                 if tab.sent == start and tab.in_flight < TAB_WINDOW:
-                    self._send(tab, data, tab.decoder.decode(data))
+                    self._send(tab, data)
         if not self.tabs:
             self._credit()
 
@@ -153,17 +151,20 @@ class Shell:
         kept_from = self.total - len(self.backlog)
         if tab.sent < kept_from:
             note = f"\r\n\x1b[2m[labnb: {kept_from - tab.sent} bytes of output skipped: this tab fell behind]\x1b[0m\r\n"
-            tab.decoder = _decoder()
-            self._send(tab, b"", note, skipped=kept_from - tab.sent)
-        data = bytes(self.backlog[max(0, tab.sent - kept_from):])
-        self._send(tab, data, tab.decoder.decode(data))
+            self._send(tab, b"", shown=note.encode(), skipped=kept_from - tab.sent)
+        self._send(tab, bytes(self.backlog[max(0, tab.sent - kept_from):]))
 
-    def _send(self, tab: Tab, data: bytes, text: str, replay: bool = False, skipped: int = 0) -> None:
-        """One ``shell_output``: ``bytes`` is the raw output it stands for, what the tab acknowledges."""
+    def _send(self, tab: Tab, data: bytes, shown: bytes | None = None, replay: bool = False,
+              skipped: int = 0) -> None:
+        """One ``shell_output``: ``data`` is the shell's raw output it stands for
+        (``bytes``, what the tab acknowledges), ``shown`` what xterm writes (a
+        note of ours, or the output itself: xterm decodes UTF-8, completing a
+        character split between messages)."""
+        shown = data if shown is None else shown
         tab.sent += len(data) + skipped
         tab.acked += skipped
-        if text or data or replay:
-            payload = {"data": text, "bytes": len(data)}
+        if shown or replay:
+            payload = {"data": shown, "bytes": len(data)}
             if replay:
                 payload["replay"] = True
             self.emit("shell_output", payload, tab.sid)
@@ -182,10 +183,6 @@ class Shell:
     def _watch(self) -> None:
         self.process.wait()
         with self.lock:
-            tail = [(t, t.decoder.decode(b"", final=True)) for t in self.tabs.values()]
-            for tab, text in tail:
-                if text:
-                    self._send(tab, b"", text)
             sids = list(self.tabs)
         for sid in sids:
             self.emit("shell_exit", {}, sid)
@@ -313,7 +310,3 @@ class ShellManager:
             t.start()
         for t in threads:
             t.join(timeout)
-
-
-def _decoder() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")(errors="replace")
