@@ -172,6 +172,7 @@
     this.omittedEl = el.querySelector(".omitted");
     this.checksEl = el.querySelector(".checks");
     this.runId = null;
+    this.clearOutput();
     this.running = false;
     this.ended = true;
     var self = this, o = this.outputEl;
@@ -262,7 +263,7 @@
     this.recvSeq = msg.seq; this.recvEnd = msg.end;
     this.take(this.decoder.decode(bytes(msg.data), { stream: true }), msg.end - this.takenEnd);
     this.takenEnd = msg.end;
-    this.ackSoon();
+    this.ack();
   };
 
   /* Take output into the cell's bounded queues, to be drawn by the next
@@ -290,19 +291,16 @@
     this.schedule();
   };
 
-  Cell.prototype.ackSoon = function () {
-    if (this.acking) return;
-    this.acking = true;
-    var self = this;
-    setTimeout(function () {
-      self.acking = false;
-      socket.emit("ack", { run: self.runId, end: self.takenEnd });
-    }, 0);
+  /* Acknowledged at once, not on a timer: a hidden tab's timers are slowed
+   * to once a second or once a minute, and the run would wait on them. */
+  Cell.prototype.ack = function () {
+    socket.emit("ack", { run: this.runId, end: this.takenEnd });
   };
 
   /* Draw on an animation frame, but after a costly draw wait four times as
    * long as it took, so drawing takes at most a fifth of the time. A hidden
-   * tab gets no animation frames; it draws every 100 ms. */
+   * tab gets no animation frames; it draws every 100 ms at most (browsers
+   * slow its timers further), and at once when it is shown again. */
   Cell.prototype.schedule = function () {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -352,7 +350,7 @@
     this.omitted = msg.omitted;
     this.take(this.decoder.decode(bytes(msg.tail), { stream: true }), msg.end - HEAD_LIMIT - msg.omitted);
     this.recvSeq = msg.seq; this.recvEnd = this.takenEnd = msg.end;
-    this.ackSoon();
+    this.ack();
   };
 
   Cell.prototype.onCheck = function (c) {
@@ -436,6 +434,9 @@
 
   document.body.addEventListener("htmx:afterSwap", function () {
     cells.forEach(function (cell) { cell.buttons(); });
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) cells.forEach(function (cell) { cell.scheduled = false; cell.schedule(); });
   });
 
   /* Shift+Enter in a step runs it and moves on to the next step, as in a
