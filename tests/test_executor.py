@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 
@@ -142,6 +143,22 @@ def relays_of_this_process() -> list[int]:
         if comm == "cat" and int(rest[1]) == os.getpid():
             found.append(int(pid))
     return found
+
+
+def test_descriptors_above_1023_work(plain):
+    """A busy server's PTYs and pipes get descriptors above select()'s limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"the soft limit of open files is {soft}")
+    filler = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        proc, out = collect(plain, "read -r x; echo got-$x")
+        proc.write("high\n")
+        assert proc.wait(10).ok
+        assert "got-high" in "".join(out)
+    finally:
+        for fd in filler:
+            os.close(fd)
 
 
 def test_marker_filter_finds_markers_split_at_every_byte():

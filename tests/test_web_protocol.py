@@ -326,3 +326,13 @@ def test_a_crash_loses_no_output_and_the_run_says_it_was_cut_off(web_server):
         assert again.text(run).startswith(seen)
     finally:
         again.close()
+
+
+def test_the_server_may_hold_many_descriptors(web_server):
+    """Each command holds 5 descriptors and each tab a socket: the worker runs
+    with the hard limit of open files, not the usual soft 1024."""
+    with open(f"/proc/{web_server.worker_pid()}/limits") as f:
+        soft, hard = next(line.split()[3:5] for line in f if line.startswith("Max open files"))
+    with open("/proc/sys/fs/nr_open") as f:
+        nr_open = int(f.read())
+    assert int(soft) == min(1 << 20 if hard == "unlimited" else int(hard), nr_open)

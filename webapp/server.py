@@ -8,6 +8,7 @@ through simple-websocket.
 from __future__ import annotations
 
 import logging
+import resource
 
 from gunicorn.app.base import BaseApplication
 
@@ -31,6 +32,7 @@ class _Gunicorn(BaseApplication):
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
+    _raise_open_files_limit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
     if settings.backend == "sandbox":
@@ -57,3 +59,14 @@ def serve(settings: Settings, host: str, port: int) -> None:
         "worker_exit": lambda _s, _w: services.close(),
         "accesslog": None, "loglevel": "warning",
     }).run()
+
+
+def _raise_open_files_limit() -> None:
+    """Each command holds 5 descriptors (its PTY, relay pipes, a wake-up pipe)
+    and each tab a socket: a workshop passes the usual soft limit of 1024, so
+    take the hard limit, as far as the kernel allows one process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with open("/proc/sys/fs/nr_open") as f:
+        want = min(hard if hard != resource.RLIM_INFINITY else 1 << 20, int(f.read()))
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))

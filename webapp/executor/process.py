@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import fcntl
+import math
 import os
 import select
 import signal
@@ -151,7 +152,7 @@ class PtyProcess:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the terminal does not take input (its input buffer is full)")
-                select.select([], [self._in], [], 0.1)
+                _ready([self._in], 0.1, select.POLLOUT)
             except OSError as e:
                 raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
 
@@ -218,13 +219,13 @@ class PtyProcess:
                         continue
                 elif exited_at is not None and not self._pty_closed():
                     left = exited_at + DRAIN_GRACE - time.monotonic()
-                    if left <= 0 and not select.select([self._out], [], [], 0)[0]:
+                    if left <= 0 and not _ready([self._out], 0):
                         break
                     left = max(left, 0.01)
                 if not self._wait_for_credit(left):
                     continue
                 watched = ([] if eof else [self._out]) + ([] if exited_at else [self._wake_r])
-                readable, _, _ = select.select(watched, [], [], left)
+                readable = _ready(watched, left)
                 if self._wake_r in readable:
                     exited_at = time.monotonic()
                 if self._out in readable:
@@ -285,6 +286,15 @@ class PtyProcess:
     def _finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
         self._done.set()
+
+
+def _ready(fds: list[int], timeout: float | None, events: int = select.POLLIN) -> list[int]:
+    """Those of ``fds`` ready (or hung up) within ``timeout`` seconds, None: no limit.
+    poll, not select: a busy server has descriptors above select's 1023."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, events)
+    return [fd for fd, _ in poller.poll(None if timeout is None else math.ceil(timeout * 1000))]
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:
