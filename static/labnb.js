@@ -504,6 +504,7 @@
       if (reply && reply.error) { shell.joined = false; shellStatus(reply.error); return; }
       shell.joined = true; shell.ended = false;
       shellStatus("");
+      sendTyped();   // what was typed meanwhile (after the shell's first output, which may come first)
     });
   }
 
@@ -522,7 +523,7 @@
   }
 
   function sendTyped() {
-    if (typing || !typed || !shell.joined) return;
+    if (typing || !typed || !shell.joined || shell.awaitOutput) return;
     var end = Math.min(typed.length, INPUT_PART);   // a long paste goes in parts
     var code = typed.charCodeAt(end - 1);
     if (end < typed.length && code >= 0xd800 && code <= 0xdbff) end -= 1;   // keep a surrogate pair whole
@@ -561,6 +562,30 @@
   }
 
   toggle.addEventListener("click", function () { showTerminal(!shell.open); });
+
+  /* Each command of the lab can be typed into the terminal with a click, to
+   * try it or a variation of it outside the step's run, as Killercoda does. */
+  // Not those of a named terminal: they are typed into that one (a container's shell, say).
+  main.querySelectorAll(".command:not(.in-terminal)").forEach(function (block) {
+    var code = block.querySelector("pre code");
+    var button = document.createElement("button");
+    button.className = "to-terminal";
+    button.type = "button";
+    button.textContent = "▶ terminal";
+    button.title = "Type this into the terminal below";
+    button.addEventListener("click", function () {
+      if (!shell.joined || shell.ended) {
+        // Typed before the shell's first prompt, it would show twice (the
+        // terminal echoes what waits): send it with the shell's first output.
+        shell.awaitOutput = true;
+        shell.joined = shell.joined && !shell.ended;
+      }
+      showTerminal(true);
+      typed += code.textContent.replace(/\n+$/, "").replace(/\n/g, "\r") + "\r";
+      sendTyped();
+    });
+    block.appendChild(button);
+  });
   window.addEventListener("resize", function () { requestAnimationFrame(fitTerm); });
 
   socket.on("shell_output", function (msg) {
@@ -569,6 +594,7 @@
     shell.term.write(bytes(msg.data), function () {
       if (msg.bytes) socket.emit("shell_ack", { bytes: msg.bytes });
     });
+    if (shell.awaitOutput) { shell.awaitOutput = false; sendTyped(); }
   });
   socket.on("shell_exit", function () {
     shell.ended = true;

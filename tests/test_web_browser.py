@@ -51,6 +51,10 @@ def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
     expect(first).to_have_attribute("data-status", "done", timeout=60_000)
     expect(first.locator(".checks")).to_contain_text("passed")
     expect(page.locator("#progress")).to_contain_text(re.compile(r"1 of \d+ steps passed"))
+    # commands can be typed into the terminal, but not those of a named terminal (a container's shell)
+    assert page.locator(".command:not(.in-terminal) button.to-terminal").count() > 0
+    assert page.locator(".command.in-terminal").count() > 0
+    assert page.locator(".command.in-terminal button.to-terminal").count() == 0
 
 
 @pytest.mark.slow
@@ -183,6 +187,16 @@ def test_terminal_panel_types_into_a_shell_and_survives_a_reload(page, web_serve
     expect(page.locator("#terminal .xterm-rows")).to_contain_text("term-42")
     page.locator("#terminal button.terminal-toggle").click()
     expect(page.locator("#terminal .terminal-body")).to_be_hidden()
+
+
+@pytest.mark.slow
+def test_a_command_is_typed_into_the_terminal_with_a_click(page, web_server):
+    open_lab(page, web_server, TEST_LAB)
+    page.locator("#step-utf8 .command button.to-terminal").click()
+    panel = page.locator("#terminal")
+    expect(panel).to_have_attribute("data-open", "true")
+    expect(panel.locator(".xterm-rows")).to_contain_text("café ✓ done")
+    page.locator("#terminal button.terminal-toggle").click()
 
 
 @pytest.mark.slow
