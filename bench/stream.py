@@ -45,40 +45,48 @@ def rss_kb(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
+def first_bytes(one) -> list[float]:
+    """Seconds until ``one()`` returns (it starts a command and waits for its
+    first byte), ROUNDS times after 3 rounds to warm up; ``one`` returns what
+    waits for the command's end, which is not timed."""
+    times = []
+    for _ in range(ROUNDS + 3):
+        t0 = time.perf_counter()
+        wait_end = one()
+        times.append(time.perf_counter() - t0)
+        wait_end()
+    return times[3:]
+
+
 def executor_first_byte(settings: Settings) -> list[float]:
     host = create(settings)
+
+    def one():
+        first = threading.Event()
+        proc = executor.run(host, "echo x", on_output=lambda d, t: first.set(), window=None)
+        first.wait(10)
+        return lambda: proc.wait(10)
     try:
-        times = []
-        for _ in range(ROUNDS + 3):
-            first = threading.Event()
-            t0 = time.perf_counter()
-            proc = executor.run(host, "echo x", on_output=lambda d, t: first.set(), window=None)
-            first.wait(10)
-            times.append(time.perf_counter() - t0)
-            proc.wait(10)
-        return times[3:]
+        return first_bytes(one)
     finally:
         host.destroy()
 
 
 def socket_first_byte(server: Server, http) -> list[float]:
     client = server.socket(http)
-    got = threading.Event()
+    got, ended = threading.Event(), threading.Event()
     client.on("output", lambda m: got.set() if b"x\r\n" in m["data"].replace(b"$ echo x", b"") else None)
-    client.call("open", {"lab": TEST_LAB})
-    ended = threading.Event()
     client.on("run_ended", lambda m: ended.set())
-    times = []
+    client.call("open", {"lab": TEST_LAB})
+
+    def one():
+        got.clear()
+        ended.clear()
+        client.emit("run", {"lab": TEST_LAB, "step": "echo"})
+        got.wait(10)
+        return lambda: ended.wait(10)
     try:
-        for _ in range(ROUNDS + 3):
-            got.clear()
-            ended.clear()
-            t0 = time.perf_counter()
-            client.emit("run", {"lab": TEST_LAB, "step": "echo"})
-            got.wait(10)
-            times.append(time.perf_counter() - t0)
-            ended.wait(10)
-        return times[3:]
+        return first_bytes(one)
     finally:
         client.disconnect()
 

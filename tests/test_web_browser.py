@@ -34,6 +34,14 @@ def cell(page, step: str):
     return page.locator(f".cell[data-step='{step}']")
 
 
+def run_step(page, web_server, step: str):
+    """Open the test lab, press Run on ``step``; its cell."""
+    open_lab(page, web_server, TEST_LAB)
+    c = cell(page, step)
+    c.locator("button.run").click()
+    return c
+
+
 @pytest.mark.slow
 def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
     page.goto(f"{web_server.url}/?token={web_server.token}")
@@ -59,9 +67,7 @@ def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
 
 @pytest.mark.slow
 def test_live_output_survives_a_reload(page, web_server):
-    open_lab(page, web_server, TEST_LAB)
-    count = cell(page, "count")
-    count.locator("button.run").click()
+    count = run_step(page, web_server, "count")
     expect(count.locator(".output")).to_contain_text("line 3")
     expect(count).to_have_attribute("data-status", "running")   # the output came while it ran
     page.reload()
@@ -79,9 +85,7 @@ def test_live_output_survives_a_reload(page, web_server):
 def test_characters_split_between_chunks(page, web_server):
     """Output is sent as raw bytes; the page completes a character whose bytes
     came in two chunks, live and again from the store after a reload."""
-    open_lab(page, web_server, TEST_LAB)
-    utf8 = cell(page, "utf8")
-    utf8.locator("button.run").click()
+    utf8 = run_step(page, web_server, "utf8")
     expect(utf8).to_have_attribute("data-status", "done", timeout=30_000)
     expect(utf8.locator(".output")).to_contain_text("café ✓ done")
     page.reload()
@@ -104,9 +108,7 @@ def test_shift_enter_runs_the_step_and_moves_on(page, web_server):
 
 @pytest.mark.slow
 def test_colours_without_markup_injection(page, web_server):
-    open_lab(page, web_server, TEST_LAB)
-    colours = cell(page, "colours")
-    colours.locator("button.run").click()
+    colours = run_step(page, web_server, "colours")
     expect(colours.locator(".output .ansi-red-fg")).to_have_text("red")
     expect(colours.locator(".output")).to_contain_text('<img src=x onerror="window.pwned=1"> <b>not bold</b>')
     assert colours.locator(".output img, .output b").count() == 0
@@ -115,9 +117,7 @@ def test_colours_without_markup_injection(page, web_server):
 
 @pytest.mark.slow
 def test_stop_an_endless_ping(page, web_server):
-    open_lab(page, web_server, TEST_LAB)
-    ping = cell(page, "ping")
-    ping.locator("button.run").click()
+    ping = run_step(page, web_server, "ping")
     expect(ping.locator(".output")).to_contain_text("bytes from 127.0.0.1")
     ping.locator("button.stop").click()
     expect(ping).to_have_attribute("data-status", "done")
@@ -127,18 +127,14 @@ def test_stop_an_endless_ping(page, web_server):
 
 @pytest.mark.slow
 def test_failed_check_shows_its_hint(page, web_server):
-    open_lab(page, web_server, TEST_LAB)
-    failing = cell(page, "failing")
-    failing.locator("button.run").click()
+    failing = run_step(page, web_server, "failing")
     expect(failing).to_have_attribute("data-status", "failed")
     expect(failing.locator(".checks li.fail")).to_contain_text("The file /nonexistent must exist")
 
 
 @pytest.mark.slow
 def test_long_output_shows_head_and_tail_with_the_log(page, web_server):
-    open_lab(page, web_server, TEST_LAB)
-    big = cell(page, "big")
-    big.locator("button.run").click()
+    big = run_step(page, web_server, "big")
     page.evaluate("window.scrollTo(0, 0)")     # the cell out of sight while its output comes
     expect(big).to_have_attribute("data-status", "done", timeout=60_000)
     expect(big.locator(".omitted")).to_be_visible()
