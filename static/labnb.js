@@ -13,6 +13,7 @@
 (function () {
   "use strict";
   var HEAD_LIMIT = 1 << 20, TAIL_LIMIT = 1 << 20, BLOCK_CHARS = 64 << 10;
+  var SGR = /\x1b\[[0-9;]*m/g;   // colour and style codes
   var main = document.getElementById("lab");
   if (!main) return;
   var labId = main.dataset.lab;
@@ -271,8 +272,9 @@
    * (counted as omitted) once it holds more than TAIL_LIMIT. Taking is cheap
    * and is acknowledged at once, so a flood streams at the network's pace;
    * drawing (HTML, layout) costs far more and happens at most a few times a
-   * second while output floods. Parts dropped before they were drawn do not
-   * pass through AnsiUp, so a colour they set is not carried into the tail. */
+   * second while output floods. Of parts dropped before they were drawn,
+   * AnsiUp still reads the colour codes (SGR), so a colour they set carries
+   * on into what is drawn. */
   Cell.prototype.take = function (text, nbytes) {
     if (!text && !nbytes) return;
     if (this.headBytes < HEAD_LIMIT) {
@@ -283,9 +285,10 @@
       this.tailQueue.push([text, nbytes]);
       this.queuedTail += nbytes;
       while (this.queuedTail > TAIL_LIMIT && this.tailQueue.length > 1) {
-        var n = this.tailQueue.shift()[1];
-        this.queuedTail -= n;
-        this.omitted += n;
+        var dropped = this.tailQueue.shift();
+        this.ansi.ansi_to_html((dropped[0].match(SGR) || []).join(""));
+        this.queuedTail -= dropped[1];
+        this.omitted += dropped[1];
       }
     }
     this.schedule();

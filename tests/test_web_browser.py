@@ -50,7 +50,7 @@ def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
     expect(cards).to_have_count(2)
     test_card = page.locator(".lab-card", has_text="Web test lab")
     expect(test_card).to_contain_text("about 5 min")
-    expect(test_card).to_contain_text("0 of 9 passed")
+    expect(test_card).to_contain_text("0 of 10 passed")
     page.locator(".lab-card h2 a").first.click()
     expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
     first = page.locator(".cell").first
@@ -123,6 +123,18 @@ def test_stop_an_endless_ping(page, web_server):
     expect(ping).to_have_attribute("data-status", "done")
     expect(ping.locator(".output")).to_contain_text("[stopped]")
     expect(ping.locator("button.run")).to_be_enabled()
+
+
+@pytest.mark.slow
+def test_a_colour_carries_across_output_not_drawn(page, web_server):
+    """A colour set 2 MB into a long output holds to its end: through the
+    tail's blocks, and through parts dropped before they were drawn (whether
+    the page drops any depends on how fast it draws)."""
+    red = run_step(page, web_server, "red")
+    expect(red).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(red.locator(".output .tail .ansi-red-fg", has_text="still-red")).to_have_count(1)
+    expect(red.locator(".output .tail")).to_contain_text("plain")
+    assert red.locator(".output .tail .ansi-red-fg", has_text="plain").count() == 0
 
 
 @pytest.mark.slow
