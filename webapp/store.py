@@ -38,6 +38,7 @@ output is the run's first ``stored_bytes`` bytes and the UI can say so.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -47,6 +48,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Store", "is_run_id", "STATUSES", "FINISHED"]
 
@@ -59,6 +62,7 @@ DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_ID = 200  # learner, lab, step, kind, lab host ids
 _MAX_TEXT = 1024 * 1024  # a command, a check's hint or detail
+PAGE_SIZE = 65536
 CHECKPOINT_BYTES = 16 << 20
 CHECKPOINT_INTERVAL = 2.0
 CHECKPOINT_PASSES = 20
@@ -165,7 +169,7 @@ class Store:
         try:
             # Output is stored as large blobs: 64 KiB pages write them at about
             # twice the rate of the default 4 KiB (only a new, empty file takes it).
-            self._db.execute("PRAGMA page_size = 65536")
+            self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise RuntimeError(f"{self.path}: cannot use WAL mode (got {mode!r})")
@@ -191,14 +195,17 @@ class Store:
                 self._checkpoint_now.clear()
                 if self._closing:
                     break
-                if self._dirty:
-                    self._dirty, self._unchecked, truncated = False, 0, False
-                    self._checkpoint(db)
-                elif not truncated:
-                    # Quiet for a while: give the WAL's disk space back. (Truncating
-                    # it in a busy moment stalled the next commit by 0.1 s or more.)
-                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    truncated = True
+                try:
+                    if self._dirty:
+                        self._dirty, self._unchecked, truncated = False, 0, False
+                        self._checkpoint(db)
+                    elif not truncated:
+                        # Quiet for a while: give the WAL's disk space back. (Truncating
+                        # it in a busy moment stalled the next commit by 0.1 s or more.)
+                        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        truncated = True
+                except sqlite3.Error:   # busy, say (another process on the file): next time
+                    log.exception("checkpointing %s", self.path)
         finally:
             db.close()
 
@@ -227,12 +234,12 @@ class Store:
         A writer restarts the WAL only when a checkpoint has copied all of it, so
         under steady writes each pass copies what came during the previous
         one, until one finishes between two commits (the WAL shrinks)."""
-        frames = None
+        before = None
         for _ in range(CHECKPOINT_PASSES):
-            _, log, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if self._closing or (frames is not None and log <= frames) or log * 65536 < CHECKPOINT_BYTES:
+            _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if self._closing or (before is not None and frames <= before) or frames * PAGE_SIZE < CHECKPOINT_BYTES:
                 return
-            frames = log
+            before = frames
 
     def close(self) -> None:
         self._closing = True

@@ -235,9 +235,7 @@ class PtyProcess:
 
     def _pty_closed(self) -> bool:
         """True once no process holds the PTY's terminal side (the master reports a hang-up)."""
-        poll = select.poll()
-        poll.register(self._fd, select.POLLHUP)
-        return any(events & select.POLLHUP for _, events in poll.poll(0))
+        return bool(_ready([self._fd], 0, select.POLLHUP))
 
     def _wait_for_credit(self, timeout: float | None) -> bool:
         """Block while too much output is unacknowledged; False if timed out waiting."""
