@@ -16,7 +16,10 @@ from webapp.labhost.plain import PlainLabHost
 
 @pytest.fixture(scope="module")
 def plain():
-    return PlainLabHost(Settings(backend="plain"))
+    host = PlainLabHost(Settings(backend="plain"))
+    host.start()
+    yield host
+    host.destroy()
 
 
 def collect(host, command, **kw):
@@ -204,12 +207,25 @@ def test_terminal_keeps_state_between_runs(plain):
 
 
 def test_sandbox_run_counts_against_the_lab_host(lab_host):
+    """Inside, the command sees only its own cgroup namespace (rooted at the
+    lab host's ``lab``); outside, it is in ``labnb/<id>/lab/init``."""
     out: list[str] = []
-    proc = executor.run(lab_host, "cat /proc/self/cgroup; id -u; hostname", on_output=lambda d, t: out.append(t),
-                        window=None)
-    assert proc.wait(20).ok
-    text = "".join(out)
-    assert f"/labnb/{lab_host.id}/lab/init" in text and "\r\n0\r\nlocalhost" in text
+    proc = executor.run(lab_host, "cat /proc/self/cgroup; id -u; hostname; exec sleep 30",
+                        on_output=lambda d, t: out.append(t), window=None)
+    try:
+        deadline = time.monotonic() + 10
+        while "localhost" not in "".join(out) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        text = "".join(out)
+        assert ":/init\r\n" in text and "labnb" not in text and "\r\n0\r\nlocalhost" in text
+        in_init = set()
+        for path in lab_host.subtree.paths("lab/init"):
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                in_init.update(int(p) for p in f.read().split())
+        sleeping = [p for p in in_init if open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\x0030\x00"]
+        assert sleeping, "the command is not in the lab host's lab/init cgroup"
+    finally:
+        proc.stop()
 
 
 def test_dead_lab_host_says_what_to_do(settings):

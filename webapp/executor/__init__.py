@@ -17,18 +17,16 @@ def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = N
         rows: int = 24, cols: int = 120) -> PtyProcess:
     """Start ``command`` (bash syntax) in the lab host; returns the running process."""
     _require_alive(lab_host)
-    argv = lab_host.command_argv(["bash", "--norc", "--noprofile", "-c", command])
-    return PtyProcess(argv, lab_host.command_env(), on_output=on_output, timeout=timeout,
-                      window=window, rows=rows, cols=cols).start()
+    return PtyProcess(lab_host, ["bash", "--norc", "--noprofile", "-c", command], on_output=on_output,
+                      timeout=timeout, window=window, rows=rows, cols=cols).start()
 
 
 def open_terminal(lab_host: LabHost, name: str, *, on_idle_output: OutputCallback | None = None,
                   rows: int = 24, cols: int = 120) -> Terminal:
     """Start a named interactive shell in the lab host and wait for its first prompt."""
     _require_alive(lab_host)
-    argv = lab_host.command_argv(["bash", "--noprofile", "--rcfile", lab_host.shell_rc(), "-i"])
-    return Terminal(name, argv, lab_host.command_env(), rows=rows, cols=cols,
-                    on_idle_output=on_idle_output).start()
+    argv = ["bash", "--noprofile", "--rcfile", lab_host.shell_rc(), "-i"]
+    return Terminal(name, lab_host, argv, rows=rows, cols=cols, on_idle_output=on_idle_output).start()
 
 
 def _require_alive(lab_host: LabHost) -> None:

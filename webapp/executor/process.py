@@ -30,6 +30,8 @@ import threading
 import time
 from typing import Callable
 
+from ..labhost.base import LabHost, LabHostError
+from ..labhost.spawn import Child
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 
 OutputCallback = Callable[[bytes, str], None]
@@ -40,7 +42,8 @@ DRAIN_GRACE = 0.5        # after the command exits, how long its output may take
 
 
 class PtyProcess:
-    """Run ``argv`` in its own session and process group, the PTY as its terminal.
+    """Run ``argv`` in the lab host, in its own session and process group, a PTY of
+    the lab host's own as its terminal (the lab host's spawner starts it).
 
     ``on_output(data, text)`` is called from the reader thread with each chunk
     of raw bytes and the same chunk decoded incrementally (a UTF-8 character
@@ -48,14 +51,14 @@ class PtyProcess:
     acknowledgements off: then only a slow callback slows the reader.
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str], *, on_output: OutputCallback | None = None,
+    def __init__(self, host: LabHost, argv: list[str], *, on_output: OutputCallback | None = None,
                  timeout: float | None = None, rows: int = 24, cols: int = 120,
-                 window: int | None = DEFAULT_WINDOW, cwd: str | None = None):
-        self.argv, self.env, self.cwd = argv, env, cwd
+                 window: int | None = DEFAULT_WINDOW):
+        self.host, self.argv = host, argv
         self.on_output = on_output or (lambda data, text: None)
         self.timeout, self.window = timeout, window
         self.size = (rows, cols)
-        self.popen: subprocess.Popen | None = None
+        self.child: Child | None = None
         self.outcome: Outcome | None = None
         self._fd = -1          # the PTY master: kept for resizing
         self._out = -1         # the output relay's pipe, read end
@@ -72,27 +75,19 @@ class PtyProcess:
     # -- life cycle -------------------------------------------------------
     def start(self) -> "PtyProcess":
         self._started = time.monotonic()
-        master, slave = os.openpty()
-        _set_size(slave, *self.size)
         try:
-            # setsid -c: a new session whose controlling terminal is the PTY, so
-            # ^C typed into it and SIGINT to the group reach the foreground job.
-            self.popen = subprocess.Popen(
-                ["setsid", "-c", *self.argv], stdin=slave, stdout=slave, stderr=slave,
-                env=self.env, cwd=self.cwd, close_fds=True)
-        except OSError as e:
-            os.close(master)
-            os.close(slave)
-            self._finish(Outcome(ERROR, None, None, 0.0, f"cannot start {self.argv[0]}: {e.strerror}"))
+            self.child = self.host.spawn(self.argv, rows=self.size[0], cols=self.size[1])
+        except LabHostError as e:
+            self._finish(Outcome(ERROR, None, None, 0.0, f"cannot start {self.argv[0]}: {e}"))
             return self
-        os.close(slave)
-        self._fd = master
+        master = self._fd = self.child.master
         try:
             self._start_relays(master)
         except OSError as e:
-            self._signal(signal.SIGKILL)
-            self.popen.wait()
-            os.close(master)
+            self.child.signal(signal.SIGKILL)
+            self.child.wait()
+            self.child.close_fds()
+            self._fd = -1
             self._finish(Outcome(ERROR, None, None, 0.0, f"cannot relay the terminal with cat: {e.strerror}"))
             return self
         self._wake_r, self._wake_w = os.pipe()
@@ -126,7 +121,8 @@ class PtyProcess:
 
     @property
     def pid(self) -> int | None:
-        return self.popen.pid if self.popen else None
+        """The command's pid in the lab host's own pid namespace."""
+        return self.child.pid if self.child else None
 
     @property
     def running(self) -> bool:
@@ -188,15 +184,12 @@ class PtyProcess:
             self._stopping = self._stopping or why
 
     def _signal(self, sig: int) -> None:
-        if self.popen and self.popen.returncode is None:
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
+        if self.child:
+            self.child.signal(sig)
 
     # -- threads ----------------------------------------------------------
     def _wait_child(self) -> None:
-        self.popen.wait()
+        self.child.wait()
         os.write(self._wake_w, b"x")
 
     def _read_loop(self) -> None:
@@ -266,18 +259,19 @@ class PtyProcess:
         tail = self._decoder.decode(b"", final=True)
         if tail:
             self.on_output(b"", tail)
-        for fd in (self._in, self._out, self._fd, self._wake_r, self._wake_w):
+        for fd in (self._in, self._out, self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
+        self.child.close_fds()
         self._fd = self._in = self._out = -1
         for relay in self._relays:   # the input relay may wait on a PTY that a background job holds
             relay.kill()
             relay.wait()
-        rc = self.popen.returncode
+        rc = self.child.returncode
         sig = -rc if rc < 0 else None
         code = rc if rc >= 0 else None
         if sig is None and code is not None and code > 128 and self._stopping:
-            sig = code - 128   # the shell or nsenter reports a signal death as 128+N
+            sig = code - 128   # the shell reports a signal death as 128+N
         status = self._stopping or (DONE if rc == 0 else FAILED)
         self._finish(Outcome(status, code, sig, time.monotonic() - self._started))
 

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 
+from ..labhost.base import LabHost
 from .outcome import DONE, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import OutputCallback, PtyProcess
 
@@ -144,11 +145,11 @@ class TerminalRun:
 class Terminal:
     """A named interactive shell in a lab host. One run at a time types into it."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], *, rows: int = 24, cols: int = 120,
+    def __init__(self, name: str, host: LabHost, argv: list[str], *, rows: int = 24, cols: int = 120,
                  on_idle_output: OutputCallback | None = None):
         self.name = name
         self.on_idle_output = on_idle_output or (lambda data, text: None)
-        self.process = PtyProcess(argv, env, on_output=self._route, rows=rows, cols=cols)
+        self.process = PtyProcess(host, argv, on_output=self._route, rows=rows, cols=cols)
         self.current: TerminalRun | None = None
         self.filter = MarkerFilter()
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran

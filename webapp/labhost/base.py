@@ -1,17 +1,23 @@
 """What every lab host offers, whatever it is made of.
 
 Shaped like JupyterHub's spawner: one small base class and interchangeable
-backends. A lab host is where one learner's commands run; the executor only
-asks it for the argv and environment that run a command inside it.
+backends. A lab host is where one learner's commands run; the executor asks
+it to ``spawn`` each one, and it hands back the command's PTY.
 """
 from __future__ import annotations
 
 import abc
 import contextlib
 import dataclasses
+import os
+import select
 import time
+from typing import TYPE_CHECKING
 
 import docker
+
+if TYPE_CHECKING:
+    from .spawn import Child, Spawner
 
 DOCKER_API = "1.41"  # docker.io 20.10; a fixed version avoids a round trip at construction
 
@@ -34,10 +40,12 @@ class LabHost(abc.ABC):
     """One learner's lab host: create, wait until ready, run commands in it, destroy."""
 
     kind: str = ""
+    home: str = "/"   # where commands start
 
     def __init__(self, lab_host_id: str):
         self.id = lab_host_id
         self.created = time.time()
+        self.spawner: Spawner | None = None   # made by ``start``
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -47,9 +55,34 @@ class LabHost(abc.ABC):
     def wait_ready(self, timeout: float) -> None:
         """Block until commands and the docker daemon work, or raise LabHostError."""
 
-    @abc.abstractmethod
-    def command_argv(self, argv: list[str]) -> list[str]:
-        """The argv that runs ``argv`` inside the lab host."""
+    def spawn(self, argv: list[str], *, tty: bool = True, rows: int = 24, cols: int = 80) -> "Child":
+        """Start ``argv`` inside the lab host, by its spawner: under a PTY of the
+        lab host's own (``tty``) or with its output on two pipes."""
+        if self.spawner is None:
+            raise LabHostError(f"lab host {self.id} is not started")
+        return self.spawner.spawn(argv, self.command_env(), self.home, tty=tty, rows=rows, cols=cols)
+
+    def capture(self, argv: list[str], timeout: float = 60) -> tuple[int, bytes, bytes]:
+        """Run ``argv`` without a terminal; its return code, stdout and stderr (for the server's own jobs)."""
+        child = self.spawn(argv, tty=False)
+        stdout, stderr = child.stdout, child.stderr
+        out = {stdout: bytearray(), stderr: bytearray()}
+        done: dict[int, bytearray] = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while out and time.monotonic() < deadline:
+                for fd in select.select(list(out), [], [], deadline - time.monotonic())[0]:
+                    chunk = os.read(fd, 1 << 20)
+                    if chunk:
+                        out[fd] += chunk
+                    else:
+                        done[fd] = out.pop(fd)
+            if out:
+                child.signal(9)
+                raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:.0f} s")
+        finally:
+            child.close_fds()
+        return child.wait(), bytes(done[stdout]), bytes(done[stderr])
 
     @abc.abstractmethod
     def command_env(self) -> dict[str, str]:
@@ -58,10 +91,6 @@ class LabHost(abc.ABC):
     @abc.abstractmethod
     def shell_rc(self) -> str:
         """Path, inside the lab host, of the rc file for terminal shells (scripts/bashrc)."""
-
-    @abc.abstractmethod
-    def docker_url(self) -> str:
-        """Address of the lab host's docker daemon, as seen from the server."""
 
     @abc.abstractmethod
     def netns_path(self) -> str | None:
@@ -79,9 +108,9 @@ class LabHost(abc.ABC):
     def destroy(self) -> None:
         """Remove the lab host and everything it made; safe to call twice."""
 
+    @abc.abstractmethod
     def docker(self, timeout: int = 30) -> docker.DockerClient:
         """A docker SDK client for the lab host's daemon (close it after use)."""
-        return docker.DockerClient(base_url=self.docker_url(), version=DOCKER_API, timeout=timeout)
 
     @contextlib.contextmanager
     def netns(self):

@@ -3,9 +3,10 @@
 Layout, the same on cgroup v1 (one tree per hierarchy) and v2 (one tree):
 
     labnb/<id>            owned by root; memory, pids and cpu limits: the learner cannot lift them
-    labnb/<id>/lab        delegated: owned by the lab host's mapped root
+    labnb/<id>/keeper     owned by root: the starter (``unshare``, the machine's root) waiting on PID 1
+    labnb/<id>/lab        delegated: owned by the lab host's mapped root; its cgroup namespace's root
     labnb/<id>/lab/init   the lab host's own processes (dockerd, learner's commands)
-    labnb/<id>/lab/docker made by its dockerd (``--cgroup-parent``) for containers
+    labnb/<id>/lab/docker made by its dockerd (``--cgroup-parent /docker``) for containers
 
 On v2 the lab host's processes and its containers share ``lab`` as their
 common ancestor because a delegated process may only move tasks below a
@@ -88,18 +89,29 @@ class Subtree:
         self.rel = f"{TOP}/{lab_host_id}"
         self.points = hierarchies()
 
-    @property
-    def docker_parent(self) -> str:
-        """``--cgroup-parent`` for the lab host's dockerd."""
-        return f"/{self.rel}/lab/docker"
-
     def paths(self, sub: str = "") -> list[str]:
         return [os.path.join(p, self.rel, sub) if sub else os.path.join(p, self.rel)
                 for p in self.points.values()]
 
-    def procs_files(self) -> list[str]:
-        """Where a process is written to join the lab host (its ``lab/init`` cgroup)."""
-        return [os.path.join(p, "cgroup.procs") for p in self.paths("lab/init")]
+    def procs_files(self, sub: str) -> list[str]:
+        """Where a process is written to join ``labnb/<id>/<sub>`` in every hierarchy."""
+        return [os.path.join(p, "cgroup.procs") for p in self.paths(sub)]
+
+    def mount_spec(self) -> str:
+        """The hierarchies as ``init.sh`` mounts them inside: ``DIR:TYPE:OPTIONS`` each, DIR relative."""
+        specs = []
+        for key, point in self.points.items():
+            if key == "":
+                specs.append("::")
+                continue
+            rel = os.path.relpath(point, ROOT)
+            if key == "unified":
+                specs.append(f"{rel}:cgroup2:")
+            elif any(name in _V1_CONTROLLERS for name in key.split(",")):
+                specs.append(f"{rel}:cgroup:{key}")
+            else:   # a named hierarchy only, name=systemd
+                specs.append(f"{rel}:cgroup:none,{key}")
+        return " ".join(specs)
 
     def create(self, uid: int, gid: int, limits: Limits) -> None:
         """Make the subtree, set limits on its root-owned top, delegate ``lab``."""
@@ -111,8 +123,8 @@ class Subtree:
     def _create_v1(self, uid: int, gid: int, limits: Limits) -> None:
         for key, point in self.points.items():
             top = os.path.join(point, TOP)
-            for d in (top, os.path.join(top, self.id), os.path.join(top, self.id, "lab"),
-                      os.path.join(top, self.id, "lab", "init")):
+            for d in (top, os.path.join(top, self.id), os.path.join(top, self.id, "keeper"),
+                      os.path.join(top, self.id, "lab"), os.path.join(top, self.id, "lab", "init")):
                 _mkdir(d)
                 if "cpuset" in key.split(","):
                     _inherit_cpuset(d)
@@ -131,7 +143,7 @@ class Subtree:
         top = os.path.join(point, TOP)
         base = os.path.join(top, self.id)
         lab = os.path.join(base, "lab")
-        for d in (top, base, lab, os.path.join(lab, "init")):
+        for d in (top, base, os.path.join(base, "keeper"), lab, os.path.join(lab, "init")):
             _mkdir(d)
         available = set(_read(os.path.join(point, "cgroup.controllers")).split())
         missing = [c for c in V2_CONTROLLERS if c not in available]
@@ -141,7 +153,8 @@ class Subtree:
                 "enable them in the parent's cgroup.subtree_control (with systemd: "
                 "Delegate=yes on the labnb service)")
         wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
-        for d in (point, top, base, lab):
+        # `lab` gets them from inside, once its processes are in lab/init (init.sh)
+        for d in (point, top, base):
             _write(os.path.join(d, "cgroup.subtree_control"), wanted)
         _write(os.path.join(base, "memory.max"), limits.memory_bytes)
         _write(os.path.join(base, "memory.swap.max"), 0, optional=True)
@@ -164,21 +177,44 @@ class Subtree:
                         pass
         return found
 
-    def kill_all(self, timeout: float = 5.0) -> None:
-        """SIGKILL every process left in the subtree until none remain."""
+    def kill_all(self, first: int | None = None, timeout: float = 5.0) -> None:
+        """SIGKILL every process in the subtree until none remain, ``first`` (PID 1) before the rest.
+
+        The learner may have frozen its own cgroups. On v2 a fatal signal
+        reaches frozen tasks and ``cgroup.kill`` at the root-owned top takes
+        the whole subtree at once. On v1 frozen tasks cannot die: the top is
+        frozen by root (so nothing of the learner's runs to freeze anything
+        again), the signal sent, then every level thawed.
+        """
         deadline = time.monotonic() + timeout
+        if first not in self.pids():   # gone already: its pid may be another process's now
+            first = None
+        v2 = "" in self.points
+        freezer = None if v2 else next((os.path.join(p, self.rel) for k, p in self.points.items()
+                                        if "freezer" in k.split(",")), None)
         while True:
             left = self.pids()
-            if not left:
+            if first and os.path.exists(f"/proc/{first}"):
+                targets = {first}
+            else:
+                first = None
+                targets = left
+            if not left and not first:
                 return
-            for pid in left:
+            if freezer and os.path.isdir(freezer):
+                _write(os.path.join(freezer, "freezer.state"), "FROZEN", optional=True)
+            for pid in targets:
                 try:
                     os.kill(pid, 9)
                 except ProcessLookupError:
                     pass
+            if v2 and not first:
+                _write(os.path.join(self.points[""], self.rel, "cgroup.kill"), 1, optional=True)
+            if freezer and os.path.isdir(freezer):
+                _thaw(freezer)
             if time.monotonic() > deadline:
                 raise CgroupError(f"processes {sorted(left)} of lab host {self.id} survive SIGKILL")
-            time.sleep(0.02)
+            time.sleep(0.005 if first else 0.02)
 
     def remove(self, timeout: float = 5.0) -> None:
         """Remove the subtree depth first; a dying task can hold a cgroup busy briefly."""
@@ -199,10 +235,6 @@ class Subtree:
                             raise CgroupError(f"cannot remove cgroup {d}: {e.strerror}") from e
                         time.sleep(0.02)
 
-    def exists(self) -> bool:
-        return any(os.path.isdir(p) for p in self.paths())
-
-
 def existing_ids(prefix: str = "") -> set[str]:
     """Ids, starting with ``prefix``, of the lab hosts that have a subtree in some hierarchy."""
     ids: set[str] = set()
@@ -211,6 +243,13 @@ def existing_ids(prefix: str = "") -> set[str]:
         if os.path.isdir(top):
             ids.update(e.name for e in os.scandir(top) if e.is_dir() and e.name.startswith(prefix))
     return ids
+
+
+def _thaw(top: str) -> None:
+    """THAWED at every level of a v1 freezer subtree, the deepest first, the top last."""
+    dirs = [d for d, _s, _f in os.walk(top)]
+    for d in sorted(dirs, key=len, reverse=True):
+        _write(os.path.join(d, "freezer.state"), "THAWED", optional=True)
 
 
 def _mkdir(path: str) -> None:

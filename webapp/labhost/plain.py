@@ -1,14 +1,19 @@
 """The plain lab host: this machine itself, for a learner's own disposable VM.
 
-Commands run directly, as the server's user; nothing is isolated and
-``destroy`` cannot undo what a lab did. The docker daemon is the machine's own.
+Commands run directly, as the server's user, started by a spawner on this
+machine (the same program and protocol as in a sandbox lab host); nothing is
+isolated and ``destroy`` cannot undo what a lab did. The docker daemon is
+the machine's own.
 """
 from __future__ import annotations
 
 import os
 import shutil
 
-from .base import Health, LabHost, LabHostError
+import docker
+
+from .base import DOCKER_API, Health, LabHost, LabHostError
+from . import spawn
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
@@ -20,27 +25,26 @@ class PlainLabHost(LabHost):
     def __init__(self, settings, lab_host_id: str = "plain"):
         super().__init__(lab_host_id)
         self.settings = settings
+        self.home = os.path.expanduser("~")
+        self._process = None
 
     def start(self) -> None:
-        pass
+        self.spawner, self._process = spawn.start_local(self.command_env(), self.home)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         health = self.health()
         if not health.ok:
             raise LabHostError(health.detail, "Install bash on this machine")
 
-    def command_argv(self, argv: list[str]) -> list[str]:
-        return ["env", "--chdir=" + os.path.expanduser("~"), *argv]
-
     def command_env(self) -> dict[str, str]:
-        return {"PATH": PATH, "HOME": os.path.expanduser("~"), "TERM": "xterm-256color", "LANG": "C.UTF-8",
+        return {"PATH": PATH, "HOME": self.home, "TERM": "xterm-256color", "LANG": "C.UTF-8",
                 "SHELL": "/bin/bash", "USER": os.environ.get("USER", "root"), "INPUTRC": os.path.join(SCRIPTS, "inputrc")}
 
     def shell_rc(self) -> str:
         return os.path.join(SCRIPTS, "bashrc")
 
-    def docker_url(self) -> str:
-        return "unix:///run/docker.sock"
+    def docker(self, timeout: int = 30) -> docker.DockerClient:
+        return docker.DockerClient(base_url="unix:///run/docker.sock", version=DOCKER_API, timeout=timeout)
 
     def netns_path(self) -> None:
         return None
@@ -48,7 +52,12 @@ class PlainLabHost(LabHost):
     def health(self) -> Health:
         if shutil.which("bash") is None:
             return Health(False, "bash is not installed on this machine")
+        if self._process is None or self._process.poll() is not None:
+            return Health(False, "the command spawner of this machine is not running (restart labnb)")
         return Health(True, "this machine")
 
     def destroy(self) -> None:
-        pass
+        if self._process is not None:
+            self.spawner.control.close()
+            self._process.wait()
+            self._process = None

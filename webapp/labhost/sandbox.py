@@ -1,39 +1,49 @@
-"""The isolated lab host: new user, net, mount, uts, ipc and pid namespaces
-with root inside mapped to a private range of 65536 ids outside, a cgroup
-subtree with limits, and a dockerd of its own.
+"""The isolated lab host: new user, cgroup, net, mount, uts, ipc and pid
+namespaces with root inside mapped to a private range of 65536 ids outside,
+a cgroup subtree with limits, a seccomp filter, and a dockerd of its own.
 
-How it is made (see ``scripts/init.sh`` for the inside):
+How it is made (docs/lab-hosts.md; the scripts are in ``scripts/``):
 
 1. reserve a slot (uid range), make its dir and cgroup subtree;
-2. start ``sh -c 'read; exec unshare ... tini -- sh init.sh'`` and put that
-   process in the subtree before it execs, so everything below inherits it;
-3. ``unshare`` maps root to the slot's range with newuidmap/newgidmap (root
-   needs /etc/subuid and /etc/subgid entries for it: ``labnb doctor`` checks),
-   becomes that root *before* exec'ing (after an exec as an unmapped uid the
-   process would have no capabilities left), and runs ``init.sh`` under
-   tini as PID 1; init.sh mounts the lab host's own /run, /sys, /tmp,
-   HOME and /etc/docker, brings up lo and ens33 and starts dockerd;
-4. ready when dockerd answers on its socket and the busybox image is loaded.
+2. a starter joins the subtree's ``lab`` cgroup and, as the machine's root in
+   a mount namespace of its own, builds the lab host's root (``prepare.sh``):
+   read-only binds of the machine's programs, sized tmpfs mounts, a /dev and
+   devpts of its own, all locked once the user namespace exists;
+3. ``unshare`` makes the other namespaces and maps root to the slot's range;
+   its child becomes that root, confines itself (``confine.py``: seccomp,
+   no_new_privs, rlimits) and runs ``init.sh`` under tini as PID 1, which
+   pivots into the new root, starts dockerd and becomes the spawner;
+4. the server moves the starter out of ``lab`` (it is the machine's root);
+   ready when the spawner says hello and dockerd answers.
+
+No process of the machine's ever enters a running lab host: commands are
+started by its spawner (``spawn.py``), files and sockets are opened with
+``inside.py`` so that they resolve inside it.
 """
 from __future__ import annotations
 
-import http.client
 import os
+import select
 import shutil
-import signal
-import socket
 import subprocess
 import time
 
-from .base import Health, LabHost, LabHostError
-from . import cgroups, image, records
+import docker
+
+from .base import DOCKER_API, Health, LabHost, LabHostError
+from . import cgroups, image, inside, records, spawn
 from ..config import Settings
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
-UNSHARE = ["unshare", "--user", "--net", "--mount", "--uts", "--ipc", "--pid",
-           "--fork", "--mount-proc", "--kill-child"]
+NAMESPACES = ["unshare", "--user", "--cgroup", "--net", "--mount", "--uts", "--ipc", "--pid",
+              "--fork", "--kill-child"]
 PATH = "/run/labnb/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 RANGE = 65536
+HOME = "/root"
+LOG_LIMIT = 64 << 10    # what the server keeps of a lab host's start-up messages
+# The starter writes itself into the lab host's `lab` cgroups, then execs the
+# rest: all it starts inherits them.
+JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
 def lib_dir(settings: Settings) -> str:
@@ -65,15 +75,14 @@ def build_seed(settings: Settings) -> str:
         data = os.path.join(host.dir, "docker")
         script = ('kill "$(cat /run/docker.pid)"; while [ -e /run/docker.pid ]; do sleep 0.05; done; '
                   f'tar -C {data} -cf - image overlay2')
-        result = subprocess.run(host.command_argv(["sh", "-c", script]), env=host.command_env(),
-                                capture_output=True, timeout=60)
-        if result.returncode != 0:
-            raise LabHostError(f"cannot save the seeded image store: {result.stderr.decode(errors='replace')}")
+        rc, out, err = host.capture(["sh", "-c", script], timeout=60)
+        if rc != 0:
+            raise LabHostError(f"cannot save the seeded image store: {err.decode(errors='replace')}")
     finally:
         host.destroy()
     tmp = dest + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(result.stdout)
+        f.write(out)
     os.chmod(tmp, 0o644)
     os.replace(tmp, dest)
     return dest
@@ -117,6 +126,7 @@ def prepare_state_dir(settings: Settings) -> None:
 
 class SandboxLabHost(LabHost):
     kind = "sandbox"
+    home = HOME
 
     def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
         super().__init__(lab_host_id or records.new_id(settings.state_dir))
@@ -128,6 +138,9 @@ class SandboxLabHost(LabHost):
         self.starter: subprocess.Popen | None = None
         self.subtree = cgroups.Subtree(self.id)
         self.dir = records.host_dir(settings.state_dir, self.id)
+        self.seeded = False
+        self._log = b""        # start-up messages, until the spawner says hello
+        self._log_fd = -1
         self._destroyed = False
 
     @property
@@ -155,11 +168,10 @@ class SandboxLabHost(LabHost):
         except RuntimeError as e:
             raise LabHostError(f"cannot make another lab host: {e}",
                                "Destroy idle lab hosts (`labnb lab-hosts gc`) or raise LABNB_MAX_LAB_HOSTS") from None
-        os.mkdir(self.dir, 0o700)
+        os.mkdir(self.dir, 0o711)   # the lab host's root passes through it to build its root
+        root = os.path.join(self.dir, "root")
         data = os.path.join(self.dir, "docker")
-        os.mkdir(data, 0o700)
-        for d in (self.dir, data):
-            os.chown(d, self.uid, self.uid)
+        os.mkdir(root, 0o755)
         self._record()
         try:
             self.subtree.create(self.uid, self.uid, cgroups.Limits(
@@ -169,28 +181,40 @@ class SandboxLabHost(LabHost):
                                "Run `labnb doctor` to see what the host lacks") from None
         lib = lib_dir(s)
         ids = f"{self.uid},0,{RANGE}"
-        argv = ["sh", "-c", 'read -r _ && exec "$@"', "labnb-start", *UNSHARE,
-                f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
+        argv = ["sh", "-c", JOIN, "labnb-start", *self.subtree.procs_files("lab"), "--",
+                "unshare", "--mount", "--propagation", "private", "--",
+                "bash", os.path.join(lib, "prepare.sh"), root, data, str(self.uid), str(s.disk_mb),
+                str(s.tmpfs_mb), str(s.ptys), "--",
+                *NAMESPACES, f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
+                "python3", "-I", "-S", os.path.join(lib, "confine.py"),
                 "tini", "--", "sh", os.path.join(lib, "init.sh"),
-                s.hostname, data, self.subtree.docker_parent, s.address, lib, str(s.disk_mb), self.seed or ""]
-        log = open(os.path.join(self.dir, "init.log"), "wb")
+                s.hostname, root, data, s.address, lib, self.subtree.mount_spec(), self.seed or ""]
+        control, theirs = spawn.pair()
+        log_r, log_w = os.pipe()
         try:
             self.starter = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd="/",
+                argv, stdin=theirs, stdout=log_w, stderr=log_w, cwd="/",
                 env={"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root"},
                 start_new_session=True, close_fds=True)
+        except BaseException:
+            control.close()
+            os.close(log_r)
+            raise
         finally:
-            log.close()
+            theirs.close()
+            os.close(log_w)
+        self.spawner = spawn.Spawner(control)
+        self._log_fd = log_r
+        os.set_blocking(log_r, False)
         pid = self.starter.pid
-        # Into the subtree before exec'ing unshare, so that all it starts inherits it.
-        for procs in self.subtree.procs_files():
-            with open(procs, "w") as f:
-                f.write(str(pid))
-        self.starter.stdin.write(b"go\n")
-        self.starter.stdin.close()
         self._poll(lambda: self._child_of(pid), "the lab host's PID 1 to start")
         self.pid = self._child_of(pid)
         self.pid_start = _start_time(self.pid)
+        # The starter (unshare, the machine's root) waits on PID 1 from outside:
+        # out of the learner's delegated cgroup, into a leaf of root's own.
+        for procs in self.subtree.procs_files("keeper"):
+            with open(procs, "w") as f:
+                f.write(str(pid))
         self._record()
 
     def _poll(self, predicate, what: str, timeout: float = 10.0) -> None:
@@ -227,27 +251,59 @@ class SandboxLabHost(LabHost):
             "pid_start": self.pid_start, "created": self.created,
             "owner": os.getpid(), "owner_start": _start_time(os.getpid())})
 
+    def _read_log(self) -> None:
+        while self._log_fd >= 0:
+            try:
+                chunk = os.read(self._log_fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._close_log()
+                return
+            self._log = (self._log + chunk)[-LOG_LIMIT:]
+
+    def _close_log(self) -> None:
+        if self._log_fd >= 0:
+            os.close(self._log_fd)
+            self._log_fd = -1
+
     def _log_tail(self) -> str:
-        try:
-            with open(os.path.join(self.dir, "init.log"), "rb") as f:
-                return f.read()[-2000:].decode(errors="replace").strip() or "(no output)"
-        except OSError:
-            return "(no log)"
+        self._read_log()
+        return self._log[-2000:].decode(errors="replace").strip() or "(no output)"
 
     def wait_ready(self, timeout: float | None = None) -> None:
         timeout = timeout or self.settings.ready_timeout
         deadline = time.monotonic() + timeout
-        sock = self._socket_path()
-        ready = f"/proc/{self.pid}/root/run/labnb/ready"   # init.sh is done
-        while not (os.path.exists(ready) and self._ping(sock)):
-            if self.starter and self.starter.poll() is not None or not self.alive():
+        control = self.spawner.control.fileno()
+        while True:   # the spawner's hello: init.sh is done
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LabHostError(f"lab host {self.id} did not finish setting up within {timeout:.0f} s: "
+                                   f"{self._log_tail()}", "Check `labnb doctor` and the machine's load")
+            watched = [control] + ([self._log_fd] if self._log_fd >= 0 else [])
+            readable, _, _ = select.select(watched, [], [], min(left, 0.5))
+            if self._log_fd in readable:
+                self._read_log()
+            if control in readable:
+                break
+            if self.starter.poll() is not None:
                 raise LabHostError(f"lab host {self.id} died while starting: {self._log_tail()}",
                                    "Run `labnb doctor`; the lab host's log is above")
+        try:
+            self.seeded = bool(self.spawner.hello().get("seeded"))
+        except LabHostError:
+            raise LabHostError(f"lab host {self.id} failed while setting up: {self._log_tail()}",
+                               "Run `labnb doctor`; the lab host's log is above") from None
+        self._close_log()   # from here on the lab host logs to its own /run/labnb
+        while not self._ping():
+            if not self.alive():
+                raise LabHostError(f"lab host {self.id} died while starting its dockerd: {self._dockerd_log()}",
+                                   "Run `labnb doctor`")
             if time.monotonic() > deadline:
                 raise LabHostError(f"lab host {self.id}: dockerd did not answer within {timeout:.0f} s: "
                                    f"{self._dockerd_log()}", "Check `labnb doctor` and the machine's load")
             time.sleep(0.005)
-        if os.path.exists(f"/proc/{self.pid}/root/run/labnb/seeded"):
+        if self.seeded:
             return   # init.sh unpacked the seeded image store: busybox is there
         client = self.docker()
         try:
@@ -256,60 +312,46 @@ class SandboxLabHost(LabHost):
         finally:
             client.close()
 
-    def _socket_path(self) -> str:
-        return f"/proc/{self.pid}/root/run/docker.sock"
-
-    @staticmethod
-    def _ping(path: str) -> bool:
+    def _ping(self) -> bool:
         try:
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(2)
-            s.connect(path)
+            s = inside.connect_unix(self.pid, "/run/docker.sock", self.uid)
         except OSError:
             return False
         try:
-            conn = http.client.HTTPConnection("lab-host")
-            conn.sock = s
-            conn.request("GET", "/_ping")
-            return conn.getresponse().status == 200
-        except (OSError, http.client.HTTPException):
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: lab-host\r\nConnection: close\r\n\r\n")
+            return s.recv(64).split(b"\r\n", 1)[0].split()[1:2] == [b"200"]
+        except OSError:
             return False
         finally:
             s.close()
 
     def _dockerd_log(self) -> str:
         try:
-            with open(f"/proc/{self.pid}/root/run/labnb/dockerd.log", "rb") as f:
-                return f.read()[-1500:].decode(errors="replace").strip() or "(empty dockerd log)"
+            tail = inside.read_tail(self.pid, "/run/labnb/dockerd.log", 1500)
+            return tail.decode(errors="replace").strip() or "(empty dockerd log)"
         except OSError as e:
-            return f"(dockerd log unreadable: {e.strerror})"
+            return f"(dockerd log unreadable: {e.strerror or e})"
 
     def alive(self) -> bool:
         return not self._destroyed and records.process_alive(self.pid, self.pid_start)
 
-    def command_argv(self, argv: list[str]) -> list[str]:
-        """Join the lab host's cgroup (so its limits hold), then enter its namespaces.
-
-        The tiny shell writes its own pid into ``lab/init`` in every hierarchy
-        before exec'ing nsenter, so the command and all it forks are counted
-        against the lab host, never against the server.
-        """
-        if self.pid is None:
-            raise LabHostError(f"lab host {self.id} is not started")
-        join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
-        return ["sh", "-c", join, "labnb-join", *self.subtree.procs_files(), "--",
-                "nsenter", "-t", str(self.pid), "-U", "-n", "-m", "-u", "-i", "-p", "--",
-                "env", "--chdir=/root", *argv]
-
     def command_env(self) -> dict[str, str]:
-        return {"PATH": PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash",
+        return {"PATH": PATH, "HOME": HOME, "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash",
                 "TERM": "xterm-256color", "LANG": "C.UTF-8", "INPUTRC": "/run/labnb/inputrc"}
 
     def shell_rc(self) -> str:
         return "/run/labnb/bashrc"
 
-    def docker_url(self) -> str:
-        return "unix://" + self._socket_path()
+    def docker(self, timeout: int = 30) -> docker.DockerClient:
+        """A client of the lab host's dockerd, by the socket's inode, found inside the lab host."""
+        if not self.alive():
+            raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
+        try:
+            fd = inside.socket_fd(self.pid, "/run/docker.sock", self.uid)
+        except OSError as e:
+            raise LabHostError(f"lab host {self.id} has no docker socket: {e}",
+                               "Start its dockerd again (`restart-docker` in the lab host) or reset it") from None
+        return _DockerClient(fd, timeout)
 
     def netns_path(self) -> str:
         return f"/proc/{self.pid}/ns/net"
@@ -317,7 +359,7 @@ class SandboxLabHost(LabHost):
     def health(self) -> Health:
         if not self.alive():
             return Health(False, f"lab host {self.id} is gone: its PID 1 ({self.pid}) has exited")
-        if not self._ping(self._socket_path()):
+        if not self._ping():
             return Health(False, f"lab host {self.id} runs, but its dockerd does not answer "
                                  "(restart it with `restart-docker` in the lab host, or reset the lab host)")
         return Health(True, "ready")
@@ -326,31 +368,42 @@ class SandboxLabHost(LabHost):
         if self._destroyed:
             return
         self._destroyed = True
+        if self.spawner:
+            self.spawner.control.close()
+        self._close_log()
         teardown(self.settings, self.id, self.pid, self.slot)
         if self.starter:
             self.starter.wait()
 
 
-def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | None) -> None:
-    """Remove a lab host completely: processes, cgroups, files, slot.
+class _DockerClient(docker.DockerClient):
+    """Connects through ``/proc/self/fd/N``: the socket checked once, never a path of the lab host's choosing."""
 
-    Killing PID 1 of the pid namespace kills everything in it (killing the
-    ``unshare`` above it would not); mounts, veths and netns names go with
-    the namespaces once no process holds them. Used by destroy and the reaper.
+    def __init__(self, fd: int, timeout: int):
+        self._socket_fd = fd
+        super().__init__(base_url=f"unix:///proc/self/fd/{fd}", version=DOCKER_API, timeout=timeout)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._socket_fd >= 0:
+                os.close(self._socket_fd)
+                self._socket_fd = -1
+
+
+def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | None) -> None:
+    """Remove a lab host completely: processes, cgroups, files, slot; also a frozen, hostile one.
+
+    PID 1 of the pid namespace dies first, so that ``unshare`` reaps it (else
+    it is left a zombie for the machine's init) and the kernel kills the rest
+    of the namespace; then everything left in the subtree (cgroups.py thaws a
+    frozen one). Mounts, veths and netns names go with the namespaces.
+    Used by destroy and the reaper.
     """
     subtree = cgroups.Subtree(lab_host_id)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        # let ``unshare`` reap its child before anything kills ``unshare`` too:
-        # else PID 1 is left a zombie for the machine's init to reap
-        deadline = time.monotonic() + 5
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            time.sleep(0.005)
     try:
-        subtree.kill_all()
+        subtree.kill_all(first=pid)
         subtree.remove()
     except cgroups.CgroupError as e:
         raise LabHostError(f"lab host {lab_host_id} could not be removed completely: {e}",

@@ -68,8 +68,8 @@ class Shell:
         self.total = self.credited = len(self.backlog)   # output bytes so far; position acknowledged to the PTY
         self.tabs: dict[str, Tab] = {}
         self.unwatched_since: float | None = time.monotonic()   # when its last tab left
-        argv = host.command_argv(["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"])
-        self.process = PtyProcess(argv, host.command_env(), on_output=self._on_output,
+        argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
+        self.process = PtyProcess(host, argv, on_output=self._on_output,
                                   window=SHELL_WINDOW, rows=rows, cols=cols)
 
     def start(self) -> "Shell":

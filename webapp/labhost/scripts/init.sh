@@ -1,35 +1,69 @@
 #!/bin/sh
-# Runs under tini, PID 1 of a new lab host, inside its fresh user, mount,
-# net, uts, ipc and pid namespaces, as the lab host's root (the server wrote
-# the uid/gid map before it started).
-# Arguments: HOSTNAME DATA_DIR CGROUP_PARENT ADDRESS SCRIPTS_DIR DISK_MB [SEED]
+# Runs under tini, PID 1 of a new lab host, inside its fresh user, cgroup,
+# mount, net, uts, ipc and pid namespaces, as the lab host's root, confined
+# (confine.py). prepare.sh has already built its root at ROOT, as the
+# machine's root; this finishes it from inside, pivots into it, starts
+# dockerd and becomes the spawner that starts every command (spawner.py).
+# Arguments: HOSTNAME ROOT DATA_DIR ADDRESS SCRIPTS_DIR CGROUPS [SEED]
+# CGROUPS: the machine's hierarchies, "DIR:TYPE:OPTIONS ..." (DIR "" on v2).
 # SEED: a tar of a docker data dir with the busybox image already loaded.
-# dockerd starts as soon as what it needs is in place; the rest is done while
-# it boots (it takes most of a lab host's start-up).
+# stdin is the spawner's control socket; nothing else may keep it.
 set -eu
-exec </dev/null
-name=$1 data=$2 cgparent=$3 address=$4 scripts=$5 disk_mb=$6 seed=${7:-}
+exec 3<&0 </dev/null
+name=$1 root=$2 data=$3 address=$4 scripts=$5 cgroups=$6 seed=${7:-}
+seeded=""
+{
+mkdir -p "$root/run/netns" "$root/run/labnb/bin"
+cp "$scripts/start-docker" "$scripts/restart-docker" "$root/run/labnb/bin/"
+cp "$scripts/inputrc" "$scripts/bashrc" "$scripts/spawner.py" "$root/run/labnb/"
 
-# Private views of what must be the lab host's own: /run (netns names, the
-# docker socket), /etc/docker (daemon.json); and a sysfs of its own network
-# namespace so brctl and /sys/class/net show its devices.
-mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
-mkdir -p /run/netns /run/labnb/bin /run/labnb/cg
-cp "$scripts/start-docker" "$scripts/restart-docker" /run/labnb/bin/
-cp "$scripts/inputrc" "$scripts/bashrc" /run/labnb/
-mount --rbind /sys/fs/cgroup /run/labnb/cg
-mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mount --move /run/labnb/cg /sys/fs/cgroup
-rmdir /run/labnb/cg
-mount -t tmpfs -o mode=755 tmpfs /etc/docker
-# dockerd's data (images, containers' writes) in a tmpfs of bounded size: a
-# learner filling it gets "no space left" in their lab host only, its pages
-# count against the lab host's memory limit, and it vanishes with the lab host.
-mount -t tmpfs -o "size=${disk_mb}m,mode=700" tmpfs "$data"
+# Its own /proc (its pid namespace), /sys (its network namespace, so brctl and
+# /sys/class/net show its devices) and cgroup tree: its cgroup namespace's
+# root is its delegated `lab`, so other lab hosts' cgroups are not there.
+# pivot_root refuses a locked mount as the new root: a bind of it made here is
+# not locked itself, and keeps every mount below it locked.
+mount --rbind "$root" "$root"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t sysfs -o nosuid,nodev,noexec sysfs "$root/sys"
+# A second view of the same, that `ip netns exec` does not unmount: the kernel
+# lets a user namespace mount a sysfs (the netns's own) only while one is visible.
+mkdir "$root/run/labnb/sysfs"
+mount -t sysfs -o nosuid,nodev,noexec sysfs "$root/run/labnb/sysfs"
+cg="$root/sys/fs/cgroup"
+for spec in $cgroups; do
+    dir=${spec%%:*} rest=${spec#*:}
+    type=${rest%%:*} opts=${rest#*:}
+    if [ -z "$dir" ]; then
+        mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$cg"
+        continue
+    fi
+    mountpoint -q "$cg" || mount -t tmpfs -o mode=755,size=64k,nosuid,nodev,noexec tmpfs "$cg"
+    mkdir -p "$cg/$dir"
+    mount -t "$type" -o "nosuid,nodev,noexec${opts:+,$opts}" cgroup "$cg/$dir"
+done
+# Its processes live in lab/init; containers go to lab/docker (--cgroup-parent).
+for spec in $cgroups; do
+    dir=${spec%%:*}
+    echo 1 > "$cg${dir:+/$dir}/init/cgroup.procs"
+    echo $$ > "$cg${dir:+/$dir}/init/cgroup.procs"
+done
+if [ -e "$cg/cgroup.subtree_control" ]; then
+    # v2: controllers for lab/docker, once the server has moved the starter
+    # (a process of the machine's) out of `lab`: a cgroup with processes of
+    # its own cannot hand controllers down
+    want=$(sed 's/\([^ ]*\)/+\1/g' "$cg/cgroup.controllers")
+    i=0
+    until echo "$want" > "$cg/cgroup.subtree_control" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -gt 500 ] && { echo "init.sh: cannot enable $want in the lab host's cgroup" >&2; exit 1; }
+        sleep 0.01
+    done
+fi
+
 # Unpacking a seeded image store takes milliseconds; `docker load` a fifth of a second.
 if [ -n "$seed" ] && [ -r "$seed" ]; then
-    if tar -C "$data" -xf "$seed"; then
-        : > /run/labnb/seeded
+    if tar -C "$root$data" -xf "$seed"; then
+        seeded=--seeded
     else
         echo "init.sh: the seed $seed is unusable; the image will be loaded" >&2
     fi
@@ -39,47 +73,35 @@ fi
 # `iptables` here first, so they see the same rules.
 if iptables-legacy -w -t nat -n -L >/dev/null 2>&1; then
     for tool in iptables iptables-save iptables-restore; do
-        ln -s /usr/sbin/xtables-legacy-multi "/run/labnb/bin/$tool"
+        ln -s /usr/sbin/xtables-legacy-multi "$root/run/labnb/bin/$tool"
     done
 fi
 
-# A root of its own, holding only the machine's programs and /etc: the
-# server's files, other users' homes, /var and the like are not there at all.
-# (Each command here delays dockerd: one cp for the links, one mkdir.)
-new=/run/labnb/root
-mkdir "$new"
-mount -t tmpfs -o mode=755 tmpfs "$new"
-links="" dirs=""
-for d in bin sbin lib lib32 lib64 libx32 usr etc dev proc sys run; do
-    if [ -L "/$d" ]; then links="$links /$d"; elif [ -d "/$d" ]; then dirs="$dirs $d"; fi
-done
-[ -n "$links" ] && cp -P $links "$new/"
-mkdir -p "$new/root" "$new/tmp" "$new/home" "$new/mnt" "$new/var/tmp" "$new/var/lib" "$new/var/log" \
-    "$new/oldroot" "$new$data" $(for d in $dirs; do echo "$new/$d"; done)
-for d in $dirs; do
-    mount --rbind "/$d" "$new/$d"
-done
-ln -s /run "$new/var/run"
-ln -s /run/lock "$new/var/lock"
-mount --move "$data" "$new$data"
-cd "$new"
+cd "$root"
 pivot_root . oldroot
 cd /
+umount -l /oldroot
+rmdir /oldroot
 
 echo '{}' > /etc/docker/daemon.json
-printf '%s\n' --data-root "$data" --cgroup-parent "$cgparent" \
+printf '%s\n' --data-root "$data" --cgroup-parent /docker \
     --pidfile /run/docker.pid --host unix:///run/docker.sock \
     --log-level warn > /run/labnb/dockerd.args
 /run/labnb/bin/start-docker --no-wait
 
-umount -l /oldroot
-rmdir /oldroot
+# What Docker and crun hide from a container's /proc and /sys. The lab host's
+# root may unmount these (it holds CAP_SYS_ADMIN here, as in any container
+# given it); what is under them is unreadable or harmless to it anyway.
+for f in kcore keys latency_stats timer_list sched_debug; do
+    [ -e "/proc/$f" ] && mount --bind /dev/null "/proc/$f"
+done
+for d in /proc/acpi /proc/scsi; do
+    [ -d "$d" ] && mount -t tmpfs -o ro,size=4k,nosuid,nodev,noexec tmpfs "$d"
+done
+for p in /proc/bus /proc/irq /proc/sysrq-trigger; do
+    [ -e "$p" ] && mount --bind "$p" "$p" && mount -o remount,bind,ro "$p"
+done
 
-# HOME and the world-writable dirs: the lab host's own, in memory.
-mount -t tmpfs -o mode=700 tmpfs /root
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 hostname "$name"
 ip link set lo up
 # The stand-in for the host's network card: a link with a MAC address and an
@@ -87,5 +109,6 @@ ip link set lo up
 ip link add ens33 type vxlan id 1 dstport 4789
 ip link set ens33 mtu 1500 address 00:0c:29:b5:9a:13 up
 ip addr add "$address" brd + dev ens33
-: > /run/labnb/ready
-exec sleep 2147483647
+exec >>/run/labnb/init.log 2>&1   # from here on, nothing writes to the server's pipe
+} 3<&-
+exec python3 -I -S /run/labnb/spawner.py $seeded <&3 3<&-
