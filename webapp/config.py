@@ -15,14 +15,31 @@ class Settings:
     memory_mb: int = 1024             # per lab host, dockerd and containers included
     pids: int = 1024
     disk_mb: int = 512                # dockerd's data (images, containers' files), a tmpfs
+    tmpfs_mb: int = 64                # each of the lab host's /tmp, /var/tmp, /dev/shm, /run and HOME
+    ptys: int = 256                   # PTYs a lab host may hold at once (its own devpts instance)
     cpu_weight: int = 100             # cgroup v2 weight; 100 = an equal share
     uid_base: int = 200000            # lab host n maps root to uid_base + n * 65536
     hostname: str = "localhost"
     address: str = "192.168.118.137/24"  # the lab host's ens33, as in the seed
     ready_timeout: float = 60.0
     token: str = ""                   # the server token in the URL; empty: a new random one per start
+    # Roles and the share of the server one client may take (webapp/auth.py, webapp/limits.py):
+    operator_token: str = ""          # grants the operator's pages (/lab-hosts); empty: derived from token and secret key
+    session_days: float = 7.0         # a browser stays signed in this long after its last request
+    new_learners_per_address: int = 20  # new learner identities one client address may get per learner_window
+    learner_window: float = 3600.0    # seconds
+    max_learners: int = 256           # new learner identities per server start, all addresses together
+    max_sockets: int = 192            # open WebSockets in all (each holds a thread; 64 more are kept for HTTP)
+    max_sockets_per_address: int = 64
+    max_sockets_per_learner: int = 8  # one browser's open lab pages
+    server_memory_mb: int = 1024      # memory left for the server and the system beside every lab host's limit
     store_file: str = "labnb.sqlite"  # the run store, relative to state_dir
     shell_idle_timeout: float = 3600.0  # seconds a terminal panel's shell lives with no tab showing it; 0: for ever
+    # The run store's limits (docs/run-store.md): what is stored of runs' output, in MiB.
+    run_output_mb: int = 16           # per run: a longer output keeps its first and last 8 MiB, the middle is counted
+    learner_output_mb: int = 256      # per learner: past it, their oldest runs' output makes room
+    store_output_mb: int = 4096       # all learners: past it, the biggest user's oldest runs' output makes room
+    retention_days: float = 30.0      # runs that ended longer ago are deleted (checked hourly); 0: kept for ever
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
