@@ -15,8 +15,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages="docker.io tini busybox-static iproute2 iptables iputils-ping uidmap bridge-utils util-linux python3 python3-venv"
-[ "$what" = test ] && packages="$packages chromium"
+packages="docker.io tini busybox-static iproute2 iptables iputils-ping uidmap bridge-utils util-linux tar python3 python3-venv libseccomp2"
+# the tests also drive a browser (Playwright's node needs libatomic1) and fetch pages with wget in lab hosts
+[ "$what" = test ] && packages="$packages chromium libatomic1 wget"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -8,14 +8,15 @@ import subprocess
 import tempfile
 
 from .config import Settings
-from .labhost import cgroups, image
-from .labhost.sandbox import RANGE, image_archive
+from .labhost import cgroups, image, inside
+from .labhost.sandbox import RANGE, SCRIPTS, image_archive
 
 BINARIES = {
     "dockerd": "docker.io", "docker": "docker.io", "tini": "tini", "unshare": "util-linux",
-    "nsenter": "util-linux", "setsid": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap",
+    "setsid": "util-linux", "mountpoint": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap",
     "ip": "iproute2", "iptables": "iptables", "brctl": "bridge-utils", "ping": "iputils-ping",
-    "busybox": "busybox-static", "bash": "bash", "cat": "coreutils",
+    "busybox": "busybox-static", "bash": "bash", "cat": "coreutils", "tar": "tar",
+    "/usr/bin/python3": "python3",   # the spawner and confine.py run on the machine's python3 inside a lab host
 }
 
 
@@ -41,6 +42,20 @@ def check_binaries() -> Finding:
     missing = sorted({pkg for b, pkg in BINARIES.items() if shutil.which(b) is None})
     return Finding("binaries", not missing, "all found" if not missing else "missing packages: " + ", ".join(missing),
                    "" if not missing else "apt-get install -y " + " ".join(missing))
+
+
+def check_confinement() -> Finding:
+    """The seccomp filter loads (libseccomp2) and openat2 resolves inside a root (Linux >= 5.6)."""
+    r = _run(["/usr/bin/python3", "-I", "-S", os.path.join(SCRIPTS, "confine.py"), "true"])
+    if r.returncode != 0:
+        return Finding("confinement", False, f"confine.py failed: {r.stderr.strip()[-300:]}",
+                       "apt-get install -y libseccomp2 (lab hosts run under its seccomp filter)")
+    try:
+        os.close(inside.open_in(os.getpid(), "/", inside.O_PATH))
+    except OSError as e:
+        return Finding("confinement", False, f"openat2 with RESOLVE_IN_ROOT: {e.strerror}",
+                       "Needs Linux >= 5.6: the server opens lab host files with it; upgrade the kernel")
+    return Finding("confinement", True, "seccomp filter and openat2 work")
 
 
 def check_userns() -> Finding:
@@ -142,7 +157,8 @@ def check_image(settings: Settings) -> Finding:
 def run_all(settings: Settings) -> list[Finding]:
     findings = [check_root(), check_binaries()]
     if findings[0].ok and findings[1].ok:
-        findings += [check_userns(), check_overlay_in_userns(), check_subids(settings), check_cgroups()]
+        findings += [check_confinement(), check_userns(), check_overlay_in_userns(), check_subids(settings),
+                     check_cgroups()]
         if all(f.ok for f in findings):
             findings.append(check_delegation(settings))
     findings.append(check_image(settings))

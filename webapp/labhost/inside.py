@@ -32,7 +32,7 @@ def open_in(pid: int, path: str, flags: int) -> int:
     try:
         flags |= os.O_CLOEXEC if flags & O_PATH else os.O_CLOEXEC | os.O_NOCTTY   # O_PATH takes no others
         how = _OpenHow(flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-        fd = _libc.syscall(SYS_OPENAT2, root, path.lstrip("/").encode(), ctypes.byref(how),
+        fd = _libc.syscall(SYS_OPENAT2, root, (path.lstrip("/") or ".").encode(), ctypes.byref(how),
                            ctypes.sizeof(how))
         if fd < 0:
             err = ctypes.get_errno()
