@@ -76,6 +76,15 @@
     return n;
   }
 
+  /* An OSC 8 hyperlink in output (ansi_up would make it an <a href>) shows
+   * as its text, not as a link: a command's output must not be able to send
+   * the learner elsewhere with a click. Its target shows on hover. Called by
+   * AnsiUp as its own method (this: the AnsiUp, whose escaping it uses). */
+  function inertLink(pkt) {
+    return '<span class="osc-link" title="' + this.escape_txt_for_html("a link to " + pkt.url + " (not followed)") +
+           '">' + this.escape_txt_for_html(pkt.text) + "</span>";
+  }
+
   /* One <pre> of a cell's output (its head or its tail), drawn in blocks of
    * at most BLOCK_CHARS that the browser lays out one by one (inline-blocks a
    * line wide, which keep copied text free of extra line breaks). Each draw
@@ -220,6 +229,7 @@
     this.decoder = new TextDecoder();
     this.ansi = new AnsiUp();
     this.ansi.use_classes = true;
+    this.ansi.process_hyperlink = inertLink;
   };
 
   Cell.prototype.setStatus = function (status, text) {
@@ -385,8 +395,6 @@
     this.checksEl.textContent = "";
     var self = this;
     (end.checks || []).forEach(function (c) { self.onCheck(c); });
-    if (end.truncated) this.problem("The output was longer than the server keeps; its last " +
-                                    end.truncated.toLocaleString() + " bytes were not stored.");
     this.buttons();
     document.body.dispatchEvent(new CustomEvent("labnb-run-ended", { bubbles: true }));
   };
@@ -475,11 +483,25 @@
 
   function shellStatus(text) { statusEl.textContent = text || ""; }
 
+  /* An OSC 8 hyperlink in the terminal (http and https only) opens only when
+   * the learner has seen where it leads and says yes, in a new window that
+   * cannot reach this page. Said here rather than left to xterm.js's default,
+   * which does the same today. */
+  var linkHandler = {
+    allowNonHttpProtocols: false,
+    activate: function (e, uri) {
+      if (window.confirm("The terminal's output links to\n\n" + uri + "\n\nOpen it in a new window?")) {
+        window.open(uri, "_blank", "noopener,noreferrer");
+      }
+    }
+  };
+
   function makeTerm() {
     var term = new window.Terminal({
       cursorBlink: true, scrollback: 5000, fontSize: 13,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
-      theme: { background: "#15191d", foreground: "#e6e6e6" }
+      theme: { background: "#15191d", foreground: "#e6e6e6" },
+      linkHandler: linkHandler
     });
     shell.fit = new window.FitAddon.FitAddon();
     term.loadAddon(shell.fit);

@@ -17,12 +17,12 @@ if str(ROOT) not in sys.path:  # the tests run without the package installed
     sys.path.insert(0, str(ROOT))
 
 import webapp.store as store_module  # noqa: E402
-from webapp.store import Store, is_run_id  # noqa: E402
+from webapp.store import Limits, Store, is_run_id  # noqa: E402
 
 
 @pytest.fixture
 def store(tmp_path):
-    with Store(tmp_path / "data" / "runs.db") as s:
+    with Store(tmp_path / "data" / "runs.db", Limits()) as s:
         yield s
 
 
@@ -39,7 +39,7 @@ def test_files_private_and_wal(tmp_path):
             assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.close()
 
 
@@ -69,9 +69,11 @@ def test_append_and_read_in_order(store):
     for seq, data in enumerate(parts):
         store.append_chunk(run, seq, data)
     assert store.output(run) == b"".join(parts)
-    assert store.chunks_since(run) == list(enumerate(parts))
-    assert store.chunks_since(run, 49) == [(50, parts[50]), (51, parts[51])]
-    assert store.chunks_since(run, 10, limit=2) == [(11, parts[11]), (12, parts[12])]
+    assert [(seq, data) for seq, _, data in store.chunks_since(run)] == list(enumerate(parts))
+    ends = [pos + len(data) for _, pos, data in store.chunks_since(run)]
+    assert ends == [len(b"".join(parts[: i + 1])) for i in range(len(parts))]
+    assert [seq for seq, _, _ in store.chunks_since(run, 49)] == [50, 51]
+    assert [(seq, data) for seq, _, data in store.chunks_since(run, 10, limit=2)] == [(11, parts[11]), (12, parts[12])]
     assert store.chunks_since(run, 51) == []
     with pytest.raises(sqlite3.IntegrityError):
         store.append_chunk(run, 3, b"again")
@@ -116,15 +118,40 @@ def test_hostile_input(store):
     assert store.get_run(run)["learner"] == evil and store.last_runs(evil, "lab")["s1"]["id"] == run
 
 
-def test_output_cap_counts_what_it_drops(tmp_path):
-    with Store(tmp_path / "runs.db", max_output=10) as s:
+def test_a_run_keeps_its_head_and_tail_and_counts_the_middle(tmp_path):
+    cap = 64 << 10
+    with Store(tmp_path / "runs.db", Limits(run=cap, learner=cap, total=cap)) as s:
         run = new_run(s)
-        for seq, data in enumerate([b"123456", b"789012", b"345"]):
-            s.append_chunk(run, seq, data)
-        assert s.output(run) == b"1234567890"
-        assert [seq for seq, _ in s.chunks_since(run)] == [0, 1]
+        data = bytes(i * 7 % 251 for i in range(1_000_000))
+        for seq, pos in enumerate(range(0, len(data), 1000)):
+            s.append_chunk(run, seq, data[pos : pos + 1000])
+            r = s.get_run(run)
+            assert r["stored_bytes"] <= cap - store_module.NOTE_ROOM
+            assert r["stored_bytes"] + r["truncated"] == pos + 1000 and r["last_seq"] == seq
+        rows = s.chunks_since(run)
+        for seq, pos, chunk in rows:       # every stored chunk is where it was in the output
+            assert chunk == data[pos : pos + len(chunk)] and pos == seq * 1000
+        head, tail, total, omitted = s.output_head_tail(run, 20_000, 20_000)
+        assert (head, tail, total) == (data[:20_000], data[-20_000:], len(data))
+        assert omitted == len(data) - 40_000
+        assert r["limited_by"] == "run"
+        s.finish_run(run, "done", exit_code=0)
         r = s.get_run(run)
-        assert (r["stored_bytes"], r["truncated"], r["last_seq"]) == (10, 5, 2)
+        assert r["stored_bytes"] <= cap
+        log = s.output(run)
+        assert log.startswith(data[:20_000]) and b"bytes left out here" in log
+        note = s.chunks_since(run, r["last_seq"] - 1)[0][2].decode()
+        assert f"of this run's {len(data):,} bytes of output" in note and "LABNB_RUN_OUTPUT_MB" in note
+        assert f"the {r['truncated']:,} bytes between were not stored" in note
+
+
+def test_limits_say_what_is_wrong():
+    with pytest.raises(ValueError, match="LABNB_LEARNER_OUTPUT_MB: 1 MiB is less than 16 MiB"):
+        Limits(run=16 << 20, learner=1 << 20)
+    with pytest.raises(ValueError, match="LABNB_STORE_OUTPUT_MB"):
+        Limits(total=1 << 20)
+    with pytest.raises(ValueError, match="LABNB_RETENTION_DAYS"):
+        Limits(retention_days=-1)
 
 
 def test_head_tail_of_10_mb(store):
@@ -214,7 +241,7 @@ def test_sigkill_mid_run_loses_nothing_reported(tmp_path):
     assert child.returncode == -signal.SIGKILL
 
     with Store(path) as s:
-        stored = dict(s.chunks_since(run))
+        stored = {seq: data for seq, _, data in s.chunks_since(run)}
         for seq in reported:
             assert stored[seq] == b"chunk %d\n" % seq
         assert sorted(stored) == list(range(len(stored)))  # no holes
@@ -255,7 +282,7 @@ def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatc
     path = tmp_path / "runs.db"
     wal = Path(f"{path}-wal")
     chunk = bytes(range(256)) * 1024
-    with Store(path) as s:
+    with Store(path, Limits(run=64 << 20, learner=64 << 20, total=64 << 20)) as s:
         assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         run = new_run(s)
         for seq in range(3 * store_module.CHECKPOINT_BYTES // len(chunk)):
@@ -265,7 +292,7 @@ def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatc
         wait_until(lambda: wal.stat().st_size == 0, "the WAL truncated")
         total = 3 * store_module.CHECKPOINT_BYTES
         assert s.get_run(run)["stored_bytes"] == total
-        assert b"".join(d for _, d in s.chunks_since(run, -1, 10_000)) == chunk * (total // len(chunk))
+        assert b"".join(d for _, _, d in s.chunks_since(run, -1, 10_000)) == chunk * (total // len(chunk))
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -1,8 +1,11 @@
 """Only holders of the server token get in; the token becomes a cookie; POSTs
-need the CSRF token; Host and Origin must be the server's own."""
+need the CSRF token; Host and Origin must be the server's own; the operator's
+pages are the operator's."""
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 
 import pytest
 import requests
@@ -35,9 +38,26 @@ def test_token_becomes_a_cookie_and_leaves_the_address(web_server):
     cookie = r.headers["Set-Cookie"]
     # named for the port: a second labnb server on this machine keeps its own
     assert cookie.startswith(f"labnb-{web_server.port}=")
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie
     assert web_server.token not in cookie
+    # a week after the last request (the default LABNB_SESSION_DAYS), not months
+    expires = email.utils.parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1)).timestamp()
+    assert time.time() + 6 * 86400 < expires < time.time() + 8 * 86400
     assert http.get(web_server.url + "/", timeout=10).status_code == 200
+
+
+def test_lab_hosts_are_for_the_operator_only(web_server):
+    learner = web_server.learner()
+    r = learner.get(web_server.url + "/lab-hosts", timeout=10)
+    assert r.status_code == 403 and "operator" in r.text
+    assert "<table" not in r.text
+    operator = web_server.operator()
+    page = operator.get(web_server.url + "/lab-hosts", timeout=10)
+    assert page.status_code == 200 and "<table" in page.text
+    # the operator is also a learner of their own
+    assert operator.get(f"{web_server.url}/labs/{TEST_LAB}/progress", timeout=10).status_code == 200
+    # a learner who shows the learners' token again stays a learner
+    assert learner.get(f"{web_server.url}/lab-hosts?token={web_server.token}", timeout=10).status_code == 403
 
 
 def test_cookie_of_another_server_is_worthless(web_server):

@@ -50,12 +50,15 @@ def wait_for(condition, timeout: float = 60, every: float = 0.05, what: str = "a
 
 
 class Server:
-    """One ``labnb serve`` process group and the environment it runs with."""
+    """One ``labnb serve`` process group and the environment it runs with
+    (``env`` adds to it). Every test learner comes from 127.0.0.1, so new
+    learners per address are not limited unless ``env`` says so."""
 
-    def __init__(self, state_dir: str, uid_slot: int, pool_size: int = 2):
+    def __init__(self, state_dir: str, uid_slot: int, pool_size: int = 2, env: dict | None = None):
         self.state_dir = state_dir
         self.port = free_port()
         self.token = secrets.token_hex(16)
+        self.operator_token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -65,7 +68,11 @@ class Server:
             "LABNB_POOL_SIZE": str(pool_size),
             "LABNB_UID_BASE": str(200000 + uid_slot * 65536),
             "LABNB_MAX_LAB_HOSTS": "8",
+            "LABNB_MEMORY_MB": "512",   # 8 lab hosts and the server must fit the memory of a 6 GiB test VM
             "LABNB_SHELL_IDLE_TIMEOUT": str(SHELL_IDLE_TIMEOUT),
+            "LABNB_OPERATOR_TOKEN": self.operator_token,
+            "LABNB_NEW_LEARNERS_PER_ADDRESS": "100000",
+            **(env or {}),
         }
         self.proc: subprocess.Popen | None = None
         self.log = Path(state_dir + ".log")
@@ -118,12 +125,20 @@ class Server:
         self.log.unlink(missing_ok=True)
 
     # -- clients ---------------------------------------------------------------
-    def learner(self) -> requests.Session:
-        """A new browser identity: a session that has used the token once."""
+    def learner(self, token: str | None = None) -> requests.Session:
+        """A new browser identity: a session that has used the token (by default the learners') once."""
         http = requests.Session()
-        r = http.get(f"{self.url}/?token={self.token}", timeout=10)
+        r = http.get(f"{self.url}/?token={token or self.token}", timeout=10)
         assert r.status_code == 200, r.text
         return http
+
+    def operator(self) -> requests.Session:
+        """A browser that has opened the operator's URL."""
+        return self.learner(self.operator_token)
+
+    def cookie(self, http: requests.Session) -> str:
+        """The Cookie header of that browser, for clients that do not take a requests session."""
+        return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
 
     def open_lab(self, http: requests.Session, lab: str = TEST_LAB) -> None:
         """Open a lab page as a browser would, and wait until the learner's lab host is ready."""
@@ -141,8 +156,7 @@ class Server:
         browsers do it natively, so skip it here."""
         kw.setdefault("websocket_extra_options", {"skip_utf8_validation": True})
         client = socketio.Client(reconnection=False, serializer="msgpack", **kw)
-        cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
-        client.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=10)
+        client.connect(self.url, headers={"Cookie": self.cookie(http)}, transports=["websocket"], wait_timeout=10)
         return client
 
 

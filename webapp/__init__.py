@@ -8,9 +8,11 @@ import secrets
 from flask import Flask
 from flask_socketio import SocketIO
 
-from .auth import Guard, allowed_hosts, csrf_token, secret_key
+from .auth import Guard, allowed_hosts, csrf_token, operator_token, secret_key
 from .config import Settings
 from .lab import load_labs
+from .labhost.base import LabHostError
+from .limits import NewLearners, Refusals, SocketLimits
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +25,10 @@ class Services:
     nor SQLite connections survive a fork.
     """
 
-    def __init__(self, settings: Settings, pool, socketio: SocketIO, guard: Guard):
+    def __init__(self, settings: Settings, pool, socketio: SocketIO):
         from .learners import Learners
 
-        self.settings, self.pool, self.socketio, self.guard = settings, pool, socketio, guard
+        self.settings, self.pool, self.socketio = settings, pool, socketio
         self.labs = {lab.id: lab for lab in load_labs(settings.labs_dir)}
         self.learners = Learners(pool)
         self.store = None
@@ -35,9 +37,10 @@ class Services:
 
     def start(self) -> "Services":
         from . import runs, shells
-        from .store import Store
+        from .store import Limits, Store
 
-        self.store = Store(os.path.join(self.settings.state_dir, self.settings.store_file))
+        self.store = Store(os.path.join(self.settings.state_dir, self.settings.store_file),
+                           Limits.from_settings(self.settings))
         cut = self.store.mark_cut_off()
         if cut:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
@@ -46,7 +49,7 @@ class Services:
 
         self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
         self.shells = shells.ShellManager(self.learners, self.labs, emit, self.settings.shell_idle_timeout)
-        runs.register(self.socketio, self.runs, self.guard, self.labs, also_detach=(self.shells.detach,))
+        runs.register(self.socketio, self.runs, self.labs, also_detach=(self.shells.detach,))
         shells.register(self.socketio, self.shells)
         self.pool.start()
         return self
@@ -75,33 +78,49 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
 
     The session cookie is named for the ``port``: browsers send a host's
     cookies to all its ports, so two labnb servers on one machine would
-    otherwise overwrite each other's (as Jupyter names its cookie)."""
+    otherwise overwrite each other's (as Jupyter names its cookie). It lives
+    ``session_days`` after the browser's last request (each one renews it).
+    SameSite=Lax: other sites' pages cannot send it with their requests,
+    forms or WebSockets, but a link to the server from a mail or chat page
+    carries it (Strict would not), so following the workshop's URL again
+    keeps a learner who they were."""
     from .labhost.pool import Pool
     from .notebook import bp
 
     settings = settings or Settings.from_env()
     if not settings.token:
         settings.token = secrets.token_hex(24)
+    key = secret_key(settings.state_dir)
+    settings.operator_token = settings.operator_token or operator_token(settings.token, key)
+    if settings.operator_token == settings.token:
+        raise LabHostError("LABNB_OPERATOR_TOKEN is the learners' LABNB_TOKEN: every learner would be the operator",
+                           "Set another LABNB_OPERATOR_TOKEN, or unset it to have one made")
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.update(
         LABNB=settings,
-        SECRET_KEY=secret_key(settings.state_dir),
+        SECRET_KEY=key,
         SESSION_COOKIE_NAME=cookie_name(port),
+        SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
-        PERMANENT_SESSION_LIFETIME=90 * 24 * 3600,
+        PERMANENT_SESSION_LIFETIME=int(settings.session_days * 24 * 3600),
     )
-    guard = Guard(settings.token, allowed_hosts(bind_host))
+    refusals = Refusals()
+    guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host),
+                  NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
+                              refusals))
     guard.init_app(app)
     # cors_allowed_origins=None: Engine.IO accepts only the page's own origin;
     # serializer: MessagePack, so output goes as raw bytes in one WebSocket
     # message (no JSON escaping, no UTF-8 decoding on the server; JSON text
     # capped the stream at about 30 MB/s, docs/benchmarks.md);
     # max_http_buffer_size: the largest event is shell_input, 64 Ki characters
-    # of up to 4 bytes each; a larger packet drops the connection.
+    # of up to 4 bytes each; a larger packet drops the connection;
+    # transports: WebSocket only, as the page uses (no long-polls to count).
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
-                        cors_allowed_origins=None, serializer="msgpack")
-    app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio, guard)
+                        cors_allowed_origins=None, serializer="msgpack", transports=["websocket"])
+    app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
+    app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
     return app

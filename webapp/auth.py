@@ -6,9 +6,15 @@ session cookie instead, and the token leaves the address bar. The cookie also
 names the browser's learner (their runs and lab host) and holds a CSRF token
 that every POST must send back in the ``X-CSRF-Token`` header.
 
-Host and Origin are checked so that another web page cannot drive the server
-through the learner's browser (DNS rebinding, cross-site requests and
-WebSockets).
+The operator (whoever runs the server) has a token of their own, which also
+lets them in as a learner and marks their cookie as the operator's: pages
+about the whole machine (``/lab-hosts``) are theirs only. Learners share the
+server token in a workshop, so it can grant nothing beyond a learner's own.
+
+Host and Origin are checked, and every response tells the browser to keep
+other pages out (CSP, frame-ancestors), so that another web page cannot
+drive the server through the learner's browser (DNS rebinding, cross-site
+requests and WebSockets, framing).
 """
 from __future__ import annotations
 
@@ -17,12 +23,29 @@ import hmac
 import os
 import secrets
 import uuid
+from functools import wraps
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, Response, redirect, render_template, request, session
+from flask import Flask, Response, current_app, redirect, render_template, request, session
+
+from .limits import NewLearners
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CSRF_HEADER = "X-CSRF-Token"
+# Scripts and styles from this server only. Styles may be inline: xterm.js
+# writes <style> elements and ansi_up style attributes (bold, 256 colours);
+# no script is inline, and htmx is told not to eval (base.html).
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self'",
+    "font-src 'self'", "connect-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 def secret_key(state_dir: str) -> bytes:
@@ -44,6 +67,12 @@ def secret_key(state_dir: str) -> bytes:
     return key
 
 
+def operator_token(token: str, key: bytes) -> str:
+    """The operator's token when none is configured: fixed for a fixed server
+    token, and unguessable from it without the secret key."""
+    return hmac.new(key, b"labnb-operator:" + token.encode(), hashlib.sha256).hexdigest()[:48]
+
+
 def allowed_hosts(bind_host: str) -> frozenset[str] | None:
     """Host names the Host header may carry; None (any) when the server listens
     on every address, as for a workshop, where the token alone guards it."""
@@ -56,19 +85,29 @@ def _hostname(netloc: str) -> str:
     return (urlsplit("//" + netloc).hostname or "").lower()
 
 
-class Guard:
-    """Checks every request: Host, Origin, token or session cookie, CSRF."""
+def _mark(kind: str, token: str) -> str:
+    return hashlib.sha256(f"labnb-{kind}:{token}".encode()).hexdigest()[:32]
 
-    def __init__(self, token: str, hosts: frozenset[str] | None):
-        self.token = token
+
+class Guard:
+    """Checks every request: Host, Origin, token or session cookie, CSRF;
+    counts the new learners that a token without a cookie makes."""
+
+    def __init__(self, token: str, operator: str, hosts: frozenset[str] | None, new_learners: NewLearners):
+        self.token, self.operator = token, operator
         self.hosts = hosts
-        # What the cookie holds: a digest, so a cookie from a server started
-        # with another token is worthless.
-        self.mark = hashlib.sha256(b"labnb-token:" + token.encode()).hexdigest()[:32]
+        self.new_learners = new_learners
+        # What the cookie holds: digests, so a cookie from a server started
+        # with other tokens is worthless.
+        self.mark, self.operator_mark = _mark("token", token), _mark("operator", operator)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["labnb.guard"] = self
         app.before_request(self._before_request)
+        app.after_request(_harden)
+
+    def is_operator(self) -> bool:
+        return session.get("operator") == self.operator_mark
 
     # -- checks shared with Socket.IO ----------------------------------------
     def refusal(self) -> str | None:
@@ -89,10 +128,17 @@ class Guard:
     def _before_request(self) -> Response | None:
         given = request.args.get("token")
         if given is not None:
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return self._refuse("wrong token: open the URL that labnb serve printed, with its token")
+            operator = hmac.compare_digest(given.encode(), self.operator.encode())
+            if not operator and not hmac.compare_digest(given.encode(), self.token.encode()):
+                return refuse("wrong token: open the URL that labnb serve printed, with its token")
+            if "learner" not in session and not operator:
+                why = self.new_learners.take(request.remote_addr or "an unknown address")
+                if why:
+                    return refuse(why, 429)
             session.permanent = True
             session["auth"] = self.mark
+            if operator:
+                session["operator"] = self.operator_mark
             session.setdefault("learner", uuid.uuid4().hex)
             session.setdefault("csrf", secrets.token_urlsafe(24))
             if request.method == "GET":
@@ -100,16 +146,32 @@ class Guard:
                 return redirect(request.path + ("?" + urlencode(args) if args else ""), code=303)
         why = self.refusal()
         if why:
-            return self._refuse(why)
+            return refuse(why)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
-                return self._refuse(f"missing or wrong {CSRF_HEADER} header: reload the page and try again")
+                return refuse(f"missing or wrong {CSRF_HEADER} header: reload the page and try again")
         return None
 
-    @staticmethod
-    def _refuse(why: str) -> Response:
-        return Response(render_template("refused.html", why=why), status=403)
+
+def refuse(why: str, status: int = 403) -> Response:
+    return Response(render_template("refused.html", why=why), status=status)
+
+
+def _harden(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def operator_only(view):
+    """For views about the whole machine: the operator's cookie only (403 for learners)."""
+    @wraps(view)
+    def checked(*args, **kwargs):
+        if not current_app.extensions["labnb.guard"].is_operator():
+            return refuse("this page is for the operator: open the operator's URL that labnb serve printed "
+                          "(the learners' URL does not open it)")
+        return view(*args, **kwargs)
+    return checked
 
 
 def learner() -> str:

@@ -3,11 +3,17 @@
 One process because lab hosts, terminals and runs live in its memory;
 threads because Flask-SocketIO's author recommends ``async_mode='threading'``
 (eventlet is unmaintained) and gunicorn's gthread worker serves WebSockets
-through simple-websocket.
+through simple-websocket. Each open WebSocket holds a thread, so their number
+is capped (limits.SocketLimits) below the threads, which keep
+limits.HTTP_THREADS more for pages.
+
+Before it serves, the configured limits must fit the machine's memory
+(limits.fit_memory).
 """
 from __future__ import annotations
 
 import logging
+import os
 import resource
 
 from gunicorn.app.base import BaseApplication
@@ -16,6 +22,7 @@ from . import create_app
 from .config import Settings
 from .labhost import reaper
 from .labhost.pool import Pool
+from .limits import HTTP_THREADS, fit_memory
 
 
 class _Gunicorn(BaseApplication):
@@ -36,24 +43,28 @@ def serve(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
     if settings.backend == "sandbox":
+        log.info("capacity: %s", fit_memory(settings, "LABNB_MAX_LAB_HOSTS" in os.environ))
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
     app = create_app(settings, Pool(settings), bind_host=host, port=port)
     services = app.extensions["labnb"]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token={settings.token}"
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token="
 
     def when_ready(_server):
-        print(f"\n    labnb is running. Open this URL in a browser:\n\n        {url}\n", flush=True)
+        print(f"\n    labnb is running. Open this URL in a browser (it is the operator's: keep it to yourself):"
+              f"\n\n        {base}{settings.operator_token}\n"
+              f"\n    Learners open this one (each browser is a learner of its own):"
+              f"\n\n        {base}{settings.token}\n", flush=True)
 
     # Threads, the store's connection and the pool must start in the worker:
     # gunicorn forks it from this process, and threads do not survive a fork.
     # Each open tab holds a thread for its WebSocket: 50 learners with a few
-    # tabs each fit in 256.
+    # tabs each fit in the default 192.
     _Gunicorn(app, {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "workers": 1, "worker_class": "gthread", "threads": 256, "timeout": 0,
+        "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS, "timeout": 0,
         "graceful_timeout": 15,
         "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
         "worker_exit": lambda _s, _w: services.close(),

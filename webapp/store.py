@@ -30,14 +30,31 @@ chunks, 5,000/s of 4 KiB (20 MB/s), 1,000/s of 64 KiB (70 MB/s); 8 threads
 share about 4,000/s of 4 KiB. The cost is per commit, not per byte, so the
 executor should send what one PTY read gives (up to 64 KiB) as one chunk.
 
-Output cap: a run stores at most ``max_output`` bytes (256 MiB by default).
-Past that, chunks are counted, not stored: the run's ``truncated`` says how
-many bytes were dropped and ``last_seq`` the last chunk seen, so the stored
-output is the run's first ``stored_bytes`` bytes and the UI can say so.
+Limits (``Limits``, from Settings; docs/run-store.md), so that no learner
+and no flood can fill the disk:
+
+- A run stores at most ``Limits.run`` bytes: its first half as it comes (the
+  head), then the latest output (the tail), whose oldest chunks are deleted
+  as new ones come. Chunks keep their position in the whole output, so what
+  was left out is a gap that ``truncated`` counts, and a finished run that
+  lost bytes gets a last chunk saying so (a note; 1 KiB is kept for it).
+- A learner's runs store at most ``Limits.learner`` bytes, all learners
+  ``Limits.total``. Past either, finished runs make room, oldest first:
+  runs that a later run of the same step replaced are deleted, then the
+  latest runs' output is replaced by a note (the run, its status and checks
+  stay, so progress is kept). The total takes from the learner who stores
+  the most. Running runs are never touched: if nothing else is left, new
+  output is counted, not stored.
+- Runs that ended more than ``Limits.retention_days`` ago are deleted, at
+  start and hourly.
+
+The usage counts are kept in memory (read at start, recounted after a failed
+transaction): one server process writes a store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -51,14 +68,13 @@ from typing import Iterator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Store", "is_run_id", "STATUSES", "FINISHED"]
+__all__ = ["Store", "Limits", "is_run_id", "STATUSES", "FINISHED"]
 
 #: Every status a run can have. 'cut_off' is only set by Store.mark_cut_off.
 STATUSES = ("running", "done", "failed", "interrupted", "timed_out", "cut_off")
 #: The statuses finish_run accepts.
 FINISHED = ("done", "failed", "interrupted", "timed_out")
 
-DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_ID = 200  # learner, lab, step, kind, lab host ids
 _MAX_TEXT = 1024 * 1024  # a command, a check's hint or detail
@@ -66,6 +82,10 @@ PAGE_SIZE = 65536
 CHECKPOINT_BYTES = 16 << 20
 CHECKPOINT_INTERVAL = 2.0
 CHECKPOINT_PASSES = 20
+PRUNE_INTERVAL = 3600.0   # seconds between two retention passes
+PRUNE_BATCH = 64          # runs deleted per transaction, so readers are not held up
+ROLL_PARTS = 16           # a run's tail is rolled in steps of its cap / ROLL_PARTS
+NOTE_ROOM = 1024          # bytes of a run's cap kept for its note; a run's output is replaced only if larger
 
 # One entry per schema version; user_version says how many have been applied.
 # Statements are split on ';' (executescript would commit our transaction).
@@ -113,12 +133,20 @@ _MIGRATIONS = [
         PRIMARY KEY (run, idx)
     );
     """,
+    # head_seq: the last chunk of the run's head; the chunks after it are its
+    # tail, deleted oldest first. limited_by: which limit left output out.
+    """
+    ALTER TABLE runs ADD COLUMN head_seq INTEGER;
+    ALTER TABLE runs ADD COLUMN limited_by TEXT CHECK (limited_by IN ('run', 'learner', 'store'));
+    CREATE INDEX runs_by_end ON runs (coalesce(ended, started)) WHERE status != 'running'
+    """,
 ]
 
 _RUN_COLUMNS = (
     "id, learner, lab, step, kind, command, lab_host, started, ended, exit_code,"
-    " signal, status, duration, stored_bytes, truncated, last_seq"
+    " signal, status, duration, stored_bytes, truncated, last_seq, limited_by"
 )
+_RANK = {None: 0, "run": 1, "learner": 2, "store": 3}   # a run keeps the strongest limit that cut it
 
 
 def is_run_id(s: object) -> bool:
@@ -152,12 +180,47 @@ def _int(field: str, value: object, minimum: int | None = None) -> int:
     return value
 
 
-class Store:
-    """The run store of one SQLite file; safe to share between threads."""
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB" if n and n % (1 << 20) == 0 else f"{n:,} bytes"
 
-    def __init__(self, path: str | os.PathLike, max_output: int = DEFAULT_MAX_OUTPUT):
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What the store keeps, in bytes and days (Settings gives MiB)."""
+
+    run: int = 16 << 20
+    learner: int = 256 << 20
+    total: int = 4096 << 20
+    retention_days: float = 30.0
+
+    def __post_init__(self):
+        if self.run < 2 * NOTE_ROOM:
+            raise ValueError(f"LABNB_RUN_OUTPUT_MB: {self.run} bytes is too small a cap for a run; give at least 1 (MiB)")
+        for name, small, big in (("LABNB_LEARNER_OUTPUT_MB", self.run, self.learner),
+                                 ("LABNB_STORE_OUTPUT_MB", self.learner, self.total)):
+            if big < small:
+                raise ValueError(f"{name}: {_mib(big)} is less than {_mib(small)}, the limit it must hold"
+                                 f" (a run's cap for a learner, a learner's for the store); raise it")
+        if not self.retention_days >= 0:
+            raise ValueError(f"LABNB_RETENTION_DAYS: expected a number of days >= 0 (0: keep runs for ever),"
+                             f" got {self.retention_days}")
+
+    @classmethod
+    def from_settings(cls, s) -> Limits:
+        """From a config.Settings (MiB)."""
+        return cls(s.run_output_mb << 20, s.learner_output_mb << 20, s.store_output_mb << 20, s.retention_days)
+
+
+class Store:
+    """The run store of one SQLite file; safe to share between threads.
+
+    ``limits`` defaults to those of the default settings."""
+
+    def __init__(self, path: str | os.PathLike, limits: Limits | None = None):
+        from .config import Settings
+
         self.path = Path(path)
-        self.max_output = _int("max_output", max_output, 0)
+        self.limits = limits or Limits.from_settings(Settings())
         if not self.path.parent.exists():
             self.path.parent.mkdir(mode=0o700, parents=True)
         # Create the file 0600 ourselves: learners' output is private, and
@@ -176,6 +239,7 @@ class Store:
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+            self._recount()
         except BaseException:
             self._db.close()
             raise
@@ -184,11 +248,19 @@ class Store:
         self._closing = False
         self._checkpoint_now = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
+        self.prune_expired()
         self._checkpointer.start()
+
+    def _recount(self) -> None:
+        """Read every learner's stored bytes (the lock held, or before any thread)."""
+        self._used: dict[str, int] = dict(
+            self._db.execute("SELECT learner, sum(stored_bytes) FROM runs GROUP BY learner").fetchall())
+        self._total = sum(self._used.values())
 
     def _checkpoint_loop(self) -> None:
         db = _connect(self.path)
         truncated = True
+        next_prune = time.monotonic() + PRUNE_INTERVAL
         try:
             while not self._closing:
                 self._checkpoint_now.wait(CHECKPOINT_INTERVAL)
@@ -196,6 +268,9 @@ class Store:
                 if self._closing:
                     break
                 try:
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_INTERVAL
+                        self.prune_expired()
                     if self._dirty:
                         self._dirty, self._unchecked, truncated = False, 0, False
                         self._checkpoint(db)
@@ -267,6 +342,8 @@ class Store:
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                if begin == "BEGIN IMMEDIATE":
+                    self._recount()   # the usage counts may have moved with what was rolled back
                 raise
 
     # -- writing -----------------------------------------------------------
@@ -295,34 +372,163 @@ class Store:
     def append_chunk(self, run_id: str, seq: int, data: bytes) -> None:
         """Store chunk *seq* of a running run, durably, before anyone is shown it.
 
-        Past the run's output cap the bytes are only counted (``truncated``).
-        A seq already stored raises sqlite3.IntegrityError.
+        Within the limits (see the module's doc): a run's head is kept, its
+        tail rolls; what is left out is counted in ``truncated``. A seq
+        already stored raises sqlite3.IntegrityError.
         """
         run_id, seq = _run_id(run_id), _int("seq", seq, 0)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ValueError(f"data: expected bytes, got {type(data).__name__}")
         data = bytes(data)
         with self._tx() as db:
-            row = db.execute("SELECT status, stored_bytes FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT status, learner, stored_bytes, truncated, head_seq, limited_by FROM runs"
+                             " WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise LookupError(f"run {run_id}: no such run")
-            if row[0] != "running":
-                raise ValueError(f"run {run_id}: is {row[0]}, cannot take more output")
-            stored = row[1]
-            keep = data[: max(0, self.max_output - stored)]
+            status, learner, stored, truncated, head_seq, limited_by = row
+            if status != "running":
+                raise ValueError(f"run {run_id}: is {status}, cannot take more output")
+            pos = stored + truncated            # where this chunk starts in the whole output
+            cap = self.limits.run - NOTE_ROOM
+            freed, last_freed = 0, None
+            if head_seq is None:                # the head: kept as it comes, up to half the cap
+                keep, at = data[: max(0, cap - stored)], pos
+                if pos + len(data) >= cap // 2:
+                    head_seq = seq
+            else:                               # the tail: the oldest chunks after the head make room
+                # Free a sixteenth of the cap more than needed: deleting a
+                # few chunks at once costs about what deleting one does.
+                excess = stored + len(data) - cap
+                goal = excess + cap // ROLL_PARTS if excess > 0 else 0
+                while freed < goal:
+                    after = head_seq if last_freed is None else last_freed
+                    rows = db.execute("SELECT seq, length(data) FROM chunks WHERE run = ? AND seq > ?"
+                                      " ORDER BY seq LIMIT 16", (run_id, after)).fetchall()
+                    if not rows:
+                        break
+                    for last_freed, n in rows:
+                        freed += n
+                        if freed >= goal:
+                            break
+                keep = data[max(0, excess - freed):]
+                at = pos + len(data) - len(keep)
+            if len(keep) < len(data) or freed:
+                limited_by = _strongest(limited_by, "run")
+            if len(keep) > freed:
+                why = self._make_room(db, learner, len(keep) - freed)
+                if why:                         # nothing left to take from: count it, store nothing
+                    keep, freed, limited_by = b"", 0, _strongest(limited_by, why)
+            if freed:
+                db.execute("DELETE FROM chunks WHERE run = ? AND seq > ? AND seq <= ?",
+                           (run_id, head_seq, last_freed))
             if keep:
-                db.execute(
-                    "INSERT INTO chunks (run, seq, pos, data) VALUES (?, ?, ?, ?)",
-                    (run_id, seq, stored, keep),
-                )
+                db.execute("INSERT INTO chunks (run, seq, pos, data) VALUES (?, ?, ?, ?)", (run_id, seq, at, keep))
             db.execute(
-                "UPDATE runs SET stored_bytes = stored_bytes + ?, truncated = truncated + ?,"
-                " last_seq = max(coalesce(last_seq, -1), ?) WHERE id = ?",
-                (len(keep), len(data) - len(keep), seq, run_id),
+                "UPDATE runs SET stored_bytes = ?, truncated = ?, last_seq = max(coalesce(last_seq, -1), ?),"
+                " head_seq = ?, limited_by = ? WHERE id = ?",
+                (stored + len(keep) - freed, truncated + len(data) - len(keep) + freed, seq, head_seq,
+                 limited_by, run_id),
             )
+            self._count(learner, len(keep) - freed)
         self._unchecked += len(keep)
         if self._unchecked >= CHECKPOINT_BYTES:
             self._checkpoint_now.set()
+
+    def _count(self, learner: str, delta: int) -> None:
+        self._used[learner] = self._used.get(learner, 0) + delta
+        self._total += delta
+
+    def _make_room(self, db: sqlite3.Connection, learner: str, need: int) -> str | None:
+        """Take finished runs' output until ``need`` more bytes of ``learner``'s
+        fit both quotas; None if they do, else the limit that is still full."""
+        over = self._used.get(learner, 0) + need - self.limits.learner
+        if over > 0:
+            self._prune(db, over, "learner", learner)
+            if self._used.get(learner, 0) + need > self.limits.learner:
+                return "learner"
+        over = self._total + need - self.limits.total
+        if over > 0:
+            self._prune(db, over, "store")
+            if self._total + need > self.limits.total:
+                return "store"
+        return None
+
+    def _prune(self, db: sqlite3.Connection, need: int, why: str, learner: str | None = None) -> None:
+        """Free ``need`` bytes from ``learner``'s finished runs, or from the
+        learners who store the most."""
+        freed, spent = 0, set()
+        while freed < need:
+            who = learner or max((k for k, n in self._used.items() if n > 0 and k not in spent),
+                                 key=self._used.__getitem__, default=None)
+            if who is None:
+                return
+            got = self._prune_one(db, who, why)
+            if not got:
+                if learner:
+                    return
+                spent.add(who)
+            freed += got
+
+    def _prune_one(self, db: sqlite3.Connection, learner: str, why: str) -> int:
+        """Free one finished run's output of ``learner``: the oldest that a later
+        run of its step replaced (deleted), else the oldest latest one (its output
+        replaced by a note). Returns the bytes freed, 0 if there was none."""
+        newer = ("EXISTS (SELECT 1 FROM runs AS n WHERE n.learner = r.learner AND n.lab = r.lab"
+                 " AND n.step = r.step AND n.rowid > r.rowid)")
+        row = db.execute(f"SELECT id, stored_bytes FROM runs AS r WHERE learner = ? AND status != 'running'"
+                         f" AND stored_bytes > 0 AND {newer} ORDER BY rowid LIMIT 1", (learner,)).fetchone()
+        if row is not None:
+            db.execute("DELETE FROM runs WHERE id = ?", (row[0],))
+            self._count(learner, -row[1])
+            return row[1]
+        row = db.execute(f"SELECT id, stored_bytes, truncated, last_seq FROM runs AS r WHERE learner = ?"
+                         f" AND status != 'running' AND stored_bytes > ? AND NOT {newer} ORDER BY rowid LIMIT 1",
+                         (learner, NOTE_ROOM)).fetchone()
+        if row is None:
+            return 0
+        run_id, stored, truncated, last_seq = row
+        note = _note(f"labnb removed this run's output ({stored:,} bytes) on {time.strftime('%Y-%m-%d %H:%M')}"
+                     f" to make room: {self._full(why)}. Run the step again to see it.")
+        db.execute("DELETE FROM chunks WHERE run = ?", (run_id,))
+        db.execute("INSERT INTO chunks (run, seq, pos, data) VALUES (?, ?, ?, ?)",
+                   (run_id, last_seq + 1, stored + truncated, note))
+        db.execute("UPDATE runs SET stored_bytes = ?, truncated = ?, last_seq = ?, head_seq = NULL,"
+                   " limited_by = ? WHERE id = ?", (len(note), stored + truncated, last_seq + 1, why, run_id))
+        self._count(learner, len(note) - stored)
+        return stored - len(note)
+
+    def _full(self, why: str) -> str:
+        """Which quota is full, for a note."""
+        if why == "learner":
+            return f"your runs' stored output is at its limit of {_mib(self.limits.learner)} (LABNB_LEARNER_OUTPUT_MB)"
+        return f"the server's run store is at its limit of {_mib(self.limits.total)} (LABNB_STORE_OUTPUT_MB)"
+
+    def _end_note(self, db: sqlite3.Connection, run_id: str) -> None:
+        """At a run's end: if output was left out, a last chunk saying why."""
+        learner, stored, truncated, last_seq, limited_by = db.execute(
+            "SELECT learner, stored_bytes, truncated, last_seq, limited_by FROM runs WHERE id = ?",
+            (run_id,)).fetchone()
+        if not truncated:
+            return
+        total = stored + truncated
+        if limited_by == "run":
+            half = _mib(self.limits.run // 2)
+            text = (f"labnb kept about the first and the last {half} of this run's {total:,} bytes of output;"
+                    f" the {truncated:,} bytes between were not stored (LABNB_RUN_OUTPUT_MB)."
+                    f" To keep all of it, send it to a file on the lab host.")
+        else:
+            text = (f"{truncated:,} bytes of this run's output were not stored: {self._full(limited_by)}, and only"
+                    f" running runs were left to make room from."
+                    + (" Tell the instructor." if limited_by == "store" else ""))
+        last = db.execute("SELECT substr(data, -1) FROM chunks WHERE run = ? ORDER BY seq DESC LIMIT 1",
+                          (run_id,)).fetchone()
+        note = _note(text, at_line_start=last is None or last[0] == b"\n")
+        self._make_room(db, learner, len(note))
+        seq = (-1 if last_seq is None else last_seq) + 1
+        db.execute("INSERT INTO chunks (run, seq, pos, data) VALUES (?, ?, ?, ?)", (run_id, seq, total, note))
+        db.execute("UPDATE runs SET stored_bytes = stored_bytes + ?, last_seq = ? WHERE id = ?",
+                   (len(note), seq, run_id))
+        self._count(learner, len(note))
 
     def finish_run(
         self, run_id: str, status: str, exit_code: int | None = None, signal: int | None = None
@@ -345,6 +551,8 @@ class Store:
             )
             if cur.rowcount == 0 and db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise LookupError(f"run {run_id}: no such run")
+            if cur.rowcount == 1:
+                self._end_note(db, run_id)
             return cur.rowcount == 1
 
     def record_check(
@@ -366,65 +574,108 @@ class Store:
         """At startup: runs still 'running' lost their server; mark them
         'cut_off' (ended = now, duration unknown). Returns how many."""
         with self._tx() as db:
-            return db.execute(
-                "UPDATE runs SET status = 'cut_off', ended = ? WHERE status = 'running'", (time.time(),)
-            ).rowcount
+            runs = [r for (r,) in db.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()]
+            db.execute("UPDATE runs SET status = 'cut_off', ended = ? WHERE status = 'running'", (time.time(),))
+            for run_id in runs:
+                self._end_note(db, run_id)
+            return len(runs)
+
+    def prune_expired(self, now: float | None = None) -> int:
+        """Delete the runs that ended more than ``retention_days`` before ``now``
+        (and learners left with none), a batch per transaction. Returns how many."""
+        if not self.limits.retention_days:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.limits.retention_days * 86400
+        deleted = 0
+        while True:
+            with self._tx() as db:
+                old = db.execute("SELECT id, learner, stored_bytes FROM runs WHERE status != 'running'"
+                                 " AND coalesce(ended, started) < ? LIMIT ?", (cutoff, PRUNE_BATCH)).fetchall()
+                for run_id, learner, stored in old:
+                    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                    self._count(learner, -stored)
+                if len(old) < PRUNE_BATCH:
+                    gone = db.execute("DELETE FROM learners WHERE created < ? AND NOT EXISTS"
+                                      " (SELECT 1 FROM runs WHERE learner = learners.id) RETURNING id",
+                                      (cutoff,)).fetchall()
+                    for (learner,) in gone:
+                        self._total -= self._used.pop(learner, 0)
+            deleted += len(old)
+            if len(old) < PRUNE_BATCH:
+                if deleted:
+                    log.info("deleted %d run(s) that ended more than %g days ago", deleted,
+                             self.limits.retention_days)
+                return deleted
 
     # -- reading -------------------------------------------------------------
 
-    def chunks_since(self, run_id: str, after_seq: int = -1, limit: int | None = None) -> list[tuple[int, bytes]]:
-        """Stored chunks with seq > *after_seq*, in order: what a returning
-        browser has not seen. Seqs past the output cap are absent."""
+    def chunks_since(self, run_id: str, after_seq: int = -1, limit: int | None = None
+                     ) -> list[tuple[int, int, bytes]]:
+        """Stored chunks (seq, pos, data) with seq > *after_seq*, in order: what
+        a returning browser has not seen. pos is the chunk's place in the whole
+        output: where chunks were left out (see Limits), seq and pos jump."""
         run_id, after_seq = _run_id(run_id), _int("after_seq", after_seq, -1)
         lim = -1 if limit is None else _int("limit", limit, 0)
         with self._lock:
             return self._db.execute(
-                "SELECT seq, data FROM chunks WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, pos, data FROM chunks WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (run_id, after_seq, lim),
             ).fetchall()
 
     def iter_output(self, run_id: str, batch: int = 256) -> Iterator[bytes]:
-        """The stored output chunk by chunk, for a download that streams:
-        the lock is held for one batch at a time, never the whole log."""
-        seq = -1
+        """The stored output chunk by chunk, for a download that streams (the
+        lock is held for one batch at a time, never the whole log), with a line
+        saying how many bytes were left out wherever some were."""
+        seq, end = -1, 0
         while rows := self.chunks_since(run_id, seq, batch):
-            for seq, data in rows:
+            for seq, pos, data in rows:
+                if pos > end:
+                    yield _note(f"labnb: {pos - end:,} bytes left out here", at_line_start=False)
                 yield data
+                end = pos + len(data)
 
     def output(self, run_id: str) -> bytes:
-        """The whole stored output (at most max_output bytes)."""
+        """The whole stored output, as iter_output gives it."""
         return b"".join(self.iter_output(run_id))
 
     def output_head_tail(self, run_id: str, head_bytes: int, tail_bytes: int) -> tuple[bytes, bytes, int, int]:
-        """(head, tail, total_bytes, omitted_bytes) of the stored output, so a
-        huge output shows its ends; head + omitted + tail == total_bytes. Cuts
-        are at byte offsets: decode with errors='replace'. If the run was
-        truncated, the tail is the end of what was stored (see run['truncated'])."""
+        """(head, tail, total_bytes, omitted_bytes) of the output, so a huge
+        output shows its ends; head + omitted + tail == total_bytes, the whole
+        output's length, what was not stored included. The head is at most
+        *head_bytes* from the start, the tail at most *tail_bytes* up to the last
+        chunk stored, each without a gap in it. Cuts are at byte offsets:
+        decode with errors='replace'."""
         run_id = _run_id(run_id)
         head_bytes, tail_bytes = _int("head_bytes", head_bytes, 0), _int("tail_bytes", tail_bytes, 0)
         with self._tx("BEGIN") as db:
-            row = db.execute("SELECT stored_bytes FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT stored_bytes + truncated FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise LookupError(f"run {run_id}: no such run")
             total = row[0]
-            if head_bytes + tail_bytes >= total:
-                head_bytes, tail_bytes = total, 0
-            # pos grows with seq: walk in from each end and stop early, so
-            # the ends of a 256 MiB log cost a few chunks, not a scan.
+            # Walk in from each end and stop early, so the ends of a long
+            # output cost a few chunks, not a scan.
             chunks = "SELECT pos, data FROM chunks WHERE run = ? ORDER BY seq"
-            parts: list[bytes] = []
+            last = db.execute(chunks + " DESC LIMIT 1", (run_id,)).fetchone()
+            stored_end = last[0] + len(last[1]) if last else 0
+            if head_bytes + tail_bytes >= stored_end:
+                head_bytes = tail_bytes = stored_end   # all of it: the head, and past a gap the tail
+            parts, head_end = [], 0
             for pos, data in db.execute(chunks, (run_id,)) if head_bytes else ():
-                if pos >= head_bytes:
+                if pos != head_end or pos >= head_bytes:
                     break
                 parts.append(data)
+                head_end += len(data)
             head = b"".join(parts)[:head_bytes]
-            tail_from, first, parts = total - tail_bytes, total, []
+            if len(head) == stored_end:
+                tail_bytes = 0                 # no gap: the head is all of it
+            tail_from = max(stored_end - tail_bytes, len(head))
+            first, parts = stored_end, []
             for pos, data in db.execute(chunks + " DESC", (run_id,)) if tail_bytes else ():
-                if pos + len(data) <= tail_from:
+                if pos + len(data) != first or first <= tail_from:
                     break
                 parts.append(data)
                 first = pos
-            tail = b"".join(reversed(parts))[tail_from - first :]
+            tail = b"".join(reversed(parts))[max(0, tail_from - first):]
         return head, tail, total, total - len(head) - len(tail)
 
     def _runs(self, db: sqlite3.Connection, where: str, args: tuple) -> list[dict]:
@@ -473,6 +724,15 @@ class Store:
             and all(c["passed"] for c in run["checks"])
         )
         return passed, len(step_ids)
+
+
+def _strongest(a: str | None, b: str) -> str:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def _note(text: str, at_line_start: bool = True) -> bytes:
+    """A line of labnb's own in a run's output, dim as the page shows its notes."""
+    return ("" if at_line_start else "\r\n").encode() + f"\x1b[2m[{text}]\x1b[0m\r\n".encode()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -93,6 +93,7 @@ def run_log(run_id: str):
 
 
 @bp.get("/lab-hosts")
+@auth.operator_only
 def lab_hosts():
     """For operators: every lab host on this machine, and the warm pool."""
     from ..labhost import reaper

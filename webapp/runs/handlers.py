@@ -21,7 +21,6 @@ from typing import Callable
 from flask import request, session
 from flask_socketio import SocketIO, join_room
 
-from ..auth import Guard
 from ..store import is_run_id
 from .manager import RunError, RunManager, lab_room
 
@@ -77,18 +76,13 @@ def on_event(socketio: SocketIO, name: str, expected: tuple[type[Exception], ...
     return wrap
 
 
-def register(socketio: SocketIO, manager: RunManager, guard: Guard, labs: dict,
+def register(socketio: SocketIO, manager: RunManager, labs: dict,
              also_detach: tuple[Callable[[str], None], ...] = ()) -> None:
-    """The run events, and connect/disconnect for every service: ``also_detach``
-    are told (with the sid) when a tab goes away."""
+    """The run events, and disconnect for every service: ``also_detach`` are
+    told (with the sid) when a tab goes away. Who may connect is checked
+    before the WebSocket opens (limits.SocketLimits, with the Guard)."""
     def event(name):
         return on_event(socketio, name, (BadEvent, RunError))
-
-    @socketio.on("connect")
-    def connect(auth=None):
-        why = guard.refusal()
-        if why:
-            raise ConnectionRefusedError(why)
 
     @socketio.on("disconnect")
     def disconnect(reason=None):

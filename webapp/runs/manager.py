@@ -14,6 +14,12 @@ Each browser also has a window of its own: one that stops reading is sent
 nothing more until it acknowledges, then catches up from the store, so a
 slow tab never grows the server's memory nor slows a fast one.
 
+Limits: the store keeps a long output's head and tail and counts the
+middle (store.Limits), so a replay may jump in seq and in position: each
+chunk sent from the store carries its own end position, and a tab that asks
+for a seq that is gone gets the chunks after the gap. The store's note of
+what was left out is the run's last chunk, sent as any other.
+
 Coalescing: a PTY read gives a few KiB; the store costs one commit per chunk.
 One flusher thread per run takes everything gathered while the previous
 commit ran (up to MAX_CHUNK), so an idle run sends a byte at once and a
@@ -43,6 +49,8 @@ STEP_WINDOW = 2 << 20          # the executor's window: unacknowledged bytes bef
 FLOOD_GAP = 0.005              # a chunk taken this soon after the last one means a flood ...
 FLOOD_WAIT = 0.003             # ... so wait this long at most ...
 MIN_FLOOD_CHUNK = 64 << 10     # ... for this much output
+
+REMOVED = "run {} was removed to make room in the run store; run its step again"
 
 Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid or room)
 
@@ -180,6 +188,8 @@ class RunManager:
         # replay and the live chunks meet with no gap and no duplicate.
         with live.lock if live else contextlib.nullcontext(), cursor.lock:
             run = self.store.get_run(run_id)
+            if run is None:
+                raise RunError(REMOVED.format(run_id))
             if after < 0 and run["stored_bytes"] > HEAD_BYTES + TAIL_BYTES:
                 head, tail, total, omitted = self.store.output_head_tail(run_id, HEAD_BYTES, TAIL_BYTES)
                 self.emit("snapshot", {"run": run_id, "head": head, "tail": tail,
@@ -295,7 +305,7 @@ class RunManager:
                 for c in self._cursors_of(live.id):
                     with c.lock:
                         if c.sent_seq == seq - 1 and c.in_flight < CLIENT_WINDOW:
-                            self._send(c, seq, data)
+                            self._send(c, seq, data, c.sent_end + len(data))
                             c.behind = False
                         else:
                             c.behind = True
@@ -314,22 +324,25 @@ class RunManager:
         while rows := self.store.chunks_since(cursor.run_id, cursor.sent_seq, 8):
             if cursor.in_flight >= CLIENT_WINDOW:
                 return   # the tab's acknowledgement pumps again
-            for seq, data in rows:
-                self._send(cursor, seq, data)
+            for seq, pos, data in rows:
+                self._send(cursor, seq, data, pos + len(data))
         live = self.live.get(cursor.run_id)
         if live is not None:
             cursor.behind = cursor.sent_seq < live.seq
             return
         run = self.store.get_run(cursor.run_id)
-        self.emit("end", end_payload(run), cursor.sid)
+        if run is None:   # removed to make room while the tab replayed it
+            self.emit("error", {"event": "attach", "message": REMOVED.format(cursor.run_id)}, cursor.sid)
+        else:
+            self.emit("end", end_payload(run), cursor.sid)
         with self._lock:
             if self.cursors.get((cursor.sid, cursor.run_id)) is cursor:
                 del self.cursors[(cursor.sid, cursor.run_id)]
 
-    def _send(self, cursor: Cursor, seq: int, data: bytes) -> None:
-        """Send one chunk as it was stored, raw bytes: the tab decodes UTF-8
-        (natively, completing a character split between chunks)."""
-        cursor.sent_seq, cursor.sent_end = seq, cursor.sent_end + len(data)
+    def _send(self, cursor: Cursor, seq: int, data: bytes, end: int) -> None:
+        """Send one chunk, raw bytes, that ends at output position ``end``: the
+        tab decodes UTF-8 (natively, completing a character split between chunks)."""
+        cursor.sent_seq, cursor.sent_end = seq, end
         self.emit("output", {"run": cursor.run_id, "seq": seq, "end": cursor.sent_end, "data": data}, cursor.sid)
 
     def _end(self, live: LiveRun, status: str) -> None:
@@ -358,4 +371,4 @@ def lab_room(learner_id: str, lab_id: str) -> str:
 def end_payload(run: dict) -> dict:
     return {"run": run["id"], "step": run["step"], "status": run["status"], "exit_code": run["exit_code"],
             "signal": run["signal"], "duration": run["duration"], "checks": run["checks"],
-            "truncated": run["truncated"], "seq": run["last_seq"] if run["last_seq"] is not None else -1}
+            "seq": run["last_seq"] if run["last_seq"] is not None else -1}

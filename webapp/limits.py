@@ -1,0 +1,173 @@
+"""How much of the server one client may take, and whether the configured
+limits fit the machine.
+
+Every WebSocket holds one of gunicorn's threads for as long as it is open
+(webapp/server.py), so WebSockets are counted at the HTTP upgrade, before
+Engine.IO takes them: per learner, per client address and in all, and the
+thread pool is larger than their total by HTTP_THREADS, kept for pages. New
+learner identities are counted per client address over a time window and in
+all, since each may claim a lab host. Every refusal is logged, at most once a
+minute per client and reason, with how many were refused meanwhile.
+
+A client address is the TCP peer's: behind a reverse proxy every learner
+shares the proxy's, so raise the per-address limits there.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from flask import Flask, session
+
+from .config import Settings
+from .labhost.base import LabHostError
+
+log = logging.getLogger(__name__)
+
+HTTP_THREADS = 64      # gunicorn threads beyond max_sockets: pages load even when every WebSocket is taken
+LOG_EVERY = 60.0       # seconds between log lines of one kind of refusal of one client
+SOCKET_PATH = "/socket.io/"
+
+
+class Refusals:
+    """Logs what is refused and why; a flood of the same refusal becomes one line a minute."""
+
+    def __init__(self):
+        self._last: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def log(self, kind: str, who: str, why: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._last) > 4096:   # forget clients that have gone quiet
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < LOG_EVERY}
+            key = (kind, who, why)
+            last, quiet = self._last.get(key, (-LOG_EVERY, 0))
+            if now - last < LOG_EVERY:
+                self._last[key] = (last, quiet + 1)
+                return
+            self._last[key] = (now, 0)
+        more = f" ({quiet} more like it in the last minute)" if quiet else ""
+        log.warning("refused %s from %s: %s%s", kind, who, why, more)
+
+
+class NewLearners:
+    """New learner identities: at most ``per_address`` per ``window`` seconds
+    from one client address, and ``total`` in all while the server runs."""
+
+    def __init__(self, per_address: int, window: float, total: int, refusals: Refusals):
+        self.per_address, self.window, self.total = per_address, window, total
+        self.refusals = refusals
+        self._made: dict[str, collections.deque[float]] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def take(self, address: str) -> str | None:
+        """Count one new learner from ``address``; why not (None: counted)."""
+        now = time.monotonic()
+        with self._lock:
+            made = self._made.setdefault(address, collections.deque())
+            while made and now - made[0] >= self.window:
+                made.popleft()
+            if self._count >= self.total:
+                why = (f"this server has let in {self.total} new learners since it started, its most "
+                       f"(LABNB_MAX_LEARNERS): ask the operator")
+            elif len(made) >= self.per_address:
+                why = (f"{len(made)} new learners joined from {address} in the last {self.window:.0f} s, the most "
+                       f"(LABNB_NEW_LEARNERS_PER_ADDRESS): go on in the browser you joined with, "
+                       f"or ask the operator to raise the limit")
+            else:
+                made.append(now)
+                self._count += 1
+                return None
+        self.refusals.log("a new learner", address, why)
+        return why
+
+
+class SocketLimits:
+    """WSGI middleware in front of Engine.IO: a WebSocket upgrade is let
+    through only with a valid session (``Guard.refusal``; a refused Socket.IO
+    connect would leave its WebSocket and thread held) and within the counts."""
+
+    def __init__(self, wsgi_app, app: Flask, settings: Settings, refusals: Refusals):
+        self.wsgi_app, self.app, self.refusals = wsgi_app, app, refusals
+        self.limits = ((settings.max_sockets, "in all", "LABNB_MAX_SOCKETS"),
+                       (settings.max_sockets_per_address, "from this address", "LABNB_MAX_SOCKETS_PER_ADDRESS"),
+                       (settings.max_sockets_per_learner, "of this learner", "LABNB_MAX_SOCKETS_PER_LEARNER"))
+        self._open: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith(SOCKET_PATH):
+            return self.wsgi_app(environ, start_response)
+        address = environ.get("REMOTE_ADDR") or "an unknown address"
+        with self.app.request_context(environ):
+            why = self.app.extensions["labnb.guard"].refusal()
+            learner = session.get("learner")
+        if why:
+            self.refusals.log("a WebSocket", address, why)
+            return _plain(start_response, "403 Forbidden", why)
+        keys = ("*", "address:" + address, "learner:" + learner)
+        with self._lock:
+            for key, (most, where, setting) in zip(keys, self.limits):
+                if self._open[key] >= most:
+                    why = (f"{most} WebSockets are open {where}, the most ({setting}): "
+                           f"close other labnb tabs, or ask the operator to raise {setting}")
+                    break
+            else:
+                self._open.update(keys)
+        if why:
+            self.refusals.log("a WebSocket", f"{address} (learner {learner[:8]})", why)
+            return _plain(start_response, "429 Too Many Requests", why)
+        try:
+            # In threading mode the WebSocket lives and ends within this call.
+            return self.wsgi_app(environ, start_response)
+        finally:
+            with self._lock:
+                self._open.subtract(keys)
+                for key in keys:
+                    if self._open[key] <= 0:
+                        del self._open[key]
+
+
+def _plain(start_response, status: str, text: str) -> list[bytes]:
+    body = (text + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def mem_total_mb() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    raise LabHostError("/proc/meminfo has no MemTotal", "Run labnb on Linux")
+
+
+def fit_memory(settings: Settings, max_lab_hosts_given: bool) -> str:
+    """Check that every lab host at its memory limit, and the server, fit the
+    machine's memory; a ``max_lab_hosts`` not given is lowered to what fits.
+    Returns what was decided, for the log; raises LabHostError saying which
+    setting to change."""
+    total = mem_total_mb()
+    room = total - settings.server_memory_mb
+    fits = max(room, 0) // max(settings.memory_mb, 1)
+    if not max_lab_hosts_given and fits < settings.max_lab_hosts:
+        settings.max_lab_hosts = fits
+    need = settings.max_lab_hosts * settings.memory_mb
+    if need > room or settings.max_lab_hosts < 1:
+        todo = (f"Set LABNB_MAX_LAB_HOSTS to at most {fits}, or LABNB_MEMORY_MB to at most "
+                f"{max(room, 0) // max(settings.max_lab_hosts, 1)}") if fits else (
+                f"Lower LABNB_MEMORY_MB to at most {max(room, 0)}, or LABNB_SERVER_MEMORY_MB")
+        raise LabHostError(
+            f"{settings.max_lab_hosts} lab hosts (LABNB_MAX_LAB_HOSTS) of {settings.memory_mb} MiB "
+            f"(LABNB_MEMORY_MB) need {need} MiB, and the server {settings.server_memory_mb} MiB more "
+            f"(LABNB_SERVER_MEMORY_MB), but this machine has {total} MiB", todo)
+    if settings.pool_size > settings.max_lab_hosts:
+        raise LabHostError(f"the warm pool (LABNB_POOL_SIZE={settings.pool_size}) is larger than the lab hosts "
+                           f"there may be (LABNB_MAX_LAB_HOSTS={settings.max_lab_hosts})",
+                           f"Set LABNB_POOL_SIZE to at most {settings.max_lab_hosts}")
+    return (f"up to {settings.max_lab_hosts} lab hosts of {settings.memory_mb} MiB "
+            f"({settings.pool_size} kept ready), {total} MiB of memory")
