@@ -187,8 +187,6 @@ class Subtree:
         again), the signal sent, then every level thawed.
         """
         deadline = time.monotonic() + timeout
-        if first not in self.pids():   # gone already: its pid may be another process's now
-            first = None
         v2 = "" in self.points
         freezer = None if v2 else next((os.path.join(p, self.rel) for k, p in self.points.items()
                                         if "freezer" in k.split(",")), None)

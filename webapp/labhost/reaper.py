@@ -28,8 +28,7 @@ def list_all(settings: Settings) -> list[dict]:
 
 
 def remove(settings: Settings, meta: dict) -> None:
-    pid = meta.get("pid") if meta.get("alive") else None
-    teardown(settings, meta["id"], pid, meta.get("slot"))
+    teardown(settings, meta["id"], meta.get("pid"), meta.get("pid_start"), meta.get("slot"))
 
 
 def gc(settings: Settings, everything: bool = False) -> list[str]:

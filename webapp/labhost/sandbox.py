@@ -6,13 +6,14 @@ How it is made (docs/lab-hosts.md; the scripts are in ``scripts/``):
 
 1. reserve a slot (uid range), make its dir and cgroup subtree;
 2. a starter joins the subtree's ``lab`` cgroup and, as the machine's root in
-   a mount namespace of its own, builds the lab host's root (``prepare.sh``):
-   read-only binds of the machine's programs, sized tmpfs mounts, a /dev and
-   devpts of its own, all locked once the user namespace exists;
+   a mount namespace of its own, builds the lab host's root (``labroot.py
+   build``): read-only binds of the machine's programs, sized tmpfs mounts, a
+   /dev and devpts of its own, all locked once the user namespace exists;
 3. ``unshare`` makes the other namespaces and maps root to the slot's range;
-   its child becomes that root, confines itself (``confine.py``: seccomp,
-   no_new_privs, rlimits) and runs ``init.sh`` under tini as PID 1, which
-   pivots into the new root, starts dockerd and becomes the spawner;
+   its child, PID 1 and that root, finishes the root and pivots into it
+   (``labroot.py finish``), confines itself (``confine.py``: seccomp,
+   no_new_privs, rlimits) and execs tini with ``init.sh``, which starts
+   dockerd and becomes the spawner;
 4. the server moves the starter out of ``lab`` (it is the machine's root);
    ready when the spawner says hello and dockerd answers.
 
@@ -181,14 +182,13 @@ class SandboxLabHost(LabHost):
                                "Run `labnb doctor` to see what the host lacks") from None
         lib = lib_dir(s)
         ids = f"{self.uid},0,{RANGE}"
+        python = ["python3", "-I", "-S", os.path.join(lib, "labroot.py")]
         argv = ["sh", "-c", JOIN, "labnb-start", *self.subtree.procs_files("lab"), "--",
                 "unshare", "--mount", "--propagation", "private", "--",
-                "bash", os.path.join(lib, "prepare.sh"), root, data, str(self.uid), str(s.disk_mb),
-                str(s.tmpfs_mb), str(s.ptys), "--",
+                *python, "build", root, data, str(self.uid), str(s.disk_mb), str(s.tmpfs_mb), str(s.ptys), "--",
                 *NAMESPACES, f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
-                "python3", "-I", "-S", os.path.join(lib, "confine.py"),
-                "tini", "--", "sh", os.path.join(lib, "init.sh"),
-                s.hostname, root, data, s.address, lib, self.subtree.mount_spec(), self.seed or ""]
+                *python, "finish", root, data, lib, self.subtree.mount_spec(), self.seed or "", "--",
+                "tini", "--", "sh", "/run/labnb/init.sh", s.hostname, s.address, data]
         control, theirs = spawn.pair()
         log_r, log_w = os.pipe()
         try:
@@ -371,7 +371,7 @@ class SandboxLabHost(LabHost):
         if self.spawner:
             self.spawner.control.close()
         self._close_log()
-        teardown(self.settings, self.id, self.pid, self.slot)
+        teardown(self.settings, self.id, self.pid, self.pid_start, self.slot)
         if self.starter:
             self.starter.wait()
 
@@ -392,7 +392,8 @@ class _DockerClient(docker.DockerClient):
                 self._socket_fd = -1
 
 
-def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | None) -> None:
+def teardown(settings: Settings, lab_host_id: str, pid: int | None, pid_start: int | None,
+             slot: int | None) -> None:
     """Remove a lab host completely: processes, cgroups, files, slot; also a frozen, hostile one.
 
     PID 1 of the pid namespace dies first, so that ``unshare`` reaps it (else
@@ -402,8 +403,11 @@ def teardown(settings: Settings, lab_host_id: str, pid: int | None, slot: int | 
     Used by destroy and the reaper.
     """
     subtree = cgroups.Subtree(lab_host_id)
+    # PID 1 by its start time too: a zombie waiting for `unshare` still counts
+    # (it must be reaped before `unshare` dies), a reused pid does not
+    first = pid if records.process_alive(pid, pid_start) else None
     try:
-        subtree.kill_all(first=pid)
+        subtree.kill_all(first=first)
         subtree.remove()
     except cgroups.CgroupError as e:
         raise LabHostError(f"lab host {lab_host_id} could not be removed completely: {e}",

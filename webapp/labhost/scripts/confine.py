@@ -1,15 +1,15 @@
-"""Confine a lab host, then exec its PID 1: a seccomp filter, no_new_privs, rlimits.
+"""Confine a lab host: a seccomp filter, no_new_privs, rlimits.
 
-Run by the machine's python3 (``-I -S``) as the first program of a new lab
-host, right after ``unshare`` made its namespaces and before any other
-process of it exists, so every process of the lab host inherits all three.
+``labroot.py finish`` calls ``confine()`` as PID 1 of a new lab host, before
+any other process of it exists, so every process of the lab host inherits
+all three. ``confine.py PROGRAM ARG...`` confines and execs (``labnb doctor``
+checks the filter loads this way).
+
 The filter is a deny list in the spirit of Docker's default profile, cut to
 what the labs do not need: the lab host's root holds every capability in its
 user namespace (``ip netns``, iptables and dockerd need CAP_NET_ADMIN and
 CAP_SYS_ADMIN there), so the kernel interfaces below are the remaining
 attack surface (docs/security.md lists them and why).
-
-    confine.py PROGRAM ARG...
 """
 import ctypes
 import errno
@@ -82,7 +82,8 @@ def load_filter() -> None:
         raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
 
 
-def main() -> None:
+def confine() -> None:
+    """no_new_privs, rlimits and the filter, for this process and all it will start."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(38, 1, 0, 0, 0) != 0:   # PR_SET_NO_NEW_PRIVS
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
@@ -91,6 +92,10 @@ def main() -> None:
     cap = NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (cap, cap))   # the server's is far higher
     load_filter()
+
+
+def main() -> None:
+    confine()
     os.execvp(sys.argv[1], sys.argv[1:])
 
 
