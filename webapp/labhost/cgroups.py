@@ -98,7 +98,7 @@ class Subtree:
         return [os.path.join(p, "cgroup.procs") for p in self.paths(sub)]
 
     def mount_spec(self) -> str:
-        """The hierarchies as ``init.sh`` mounts them inside: ``DIR:TYPE:OPTIONS`` each, DIR relative."""
+        """The hierarchies as ``labroot.py finish`` mounts them inside: ``DIR:TYPE:OPTIONS`` each, DIR relative."""
         specs = []
         for key, point in self.points.items():
             if key == "":
@@ -153,7 +153,7 @@ class Subtree:
                 "enable them in the parent's cgroup.subtree_control (with systemd: "
                 "Delegate=yes on the labnb service)")
         wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
-        # `lab` gets them from inside, once its processes are in lab/init (init.sh)
+        # `lab` gets them from inside, once its processes are in lab/init (labroot.py)
         for d in (point, top, base):
             _write(os.path.join(d, "cgroup.subtree_control"), wanted)
         _write(os.path.join(base, "memory.max"), limits.memory_bytes)

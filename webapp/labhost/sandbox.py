@@ -304,7 +304,7 @@ class SandboxLabHost(LabHost):
                                    f"{self._dockerd_log()}", "Check `labnb doctor` and the machine's load")
             time.sleep(0.005)
         if self.seeded:
-            return   # init.sh unpacked the seeded image store: busybox is there
+            return   # labroot.py unpacked the seeded image store: busybox is there
         client = self.docker()
         try:
             with open(image_archive(self.settings), "rb") as f:
