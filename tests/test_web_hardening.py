@@ -14,7 +14,7 @@ import requests
 import websocket
 from playwright.sync_api import expect, sync_playwright
 
-from web_support import CHROMIUM_ARGS, LABNB, ROOT, TEST_LAB, Server, _state_dir, free_port, wait_for
+from web_support import CHROMIUM_ARGS, LABNB, ROOT, TEST_LAB, Server, _state_dir, free_port, serving, wait_for
 from webapp.config import Settings
 from webapp.labhost.base import LabHostError
 from webapp.limits import NewLearners, Refusals, fit_memory, mem_total_mb
@@ -72,17 +72,12 @@ def test_headers_tell_the_browser_to_refuse_other_pages(web_server):
 def limited():
     """Sockets: 8 per learner (the default), 12 in all; 4 new learners from
     127.0.0.1; the lab hosts of two learners."""
-    server = Server(_state_dir("limited"), uid_slot=26, pool_size=0, env={
+    yield from serving(Server(_state_dir("limited"), uid_slot=26, pool_size=0, env={
         "LABNB_LABS_DIR": str(ROOT / "tests" / "fixtures" / "hardening"),
         "LABNB_MAX_LAB_HOSTS": "2",
         "LABNB_NEW_LEARNERS_PER_ADDRESS": "4",
         "LABNB_MAX_SOCKETS": "12",
-    })
-    try:
-        server.prepare().start()
-        yield server
-    finally:
-        server.cleanup()
+    }))
 
 
 @pytest.fixture(scope="module")

@@ -164,14 +164,18 @@ def _state_dir(name: str) -> str:
     return f"/var/lib/labnb-test-{name}-{os.getpid()}"
 
 
-@pytest.fixture(scope="session")
-def web_server():
-    server = Server(_state_dir("web"), uid_slot=16)
+def serving(server: "Server"):
+    """Start ``server`` for a fixture to yield, and remove all it made afterwards."""
     try:
         server.prepare().start()
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def web_server():
+    yield from serving(Server(_state_dir("web"), uid_slot=16))
 
 
 @pytest.fixture(scope="module")
