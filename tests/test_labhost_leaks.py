@@ -70,3 +70,27 @@ def test_reaper_removes_the_lab_host_of_a_killed_server(settings):
 def test_gc_keeps_lab_hosts_whose_server_runs(lab_host, settings):
     assert lab_host.id not in reaper.gc(settings)
     assert lab_host.health().ok
+
+
+def test_gc_releases_the_uid_range_a_lab_host_was_made_with(settings):
+    """An operator's `gc` may run with other settings than the server's: the
+    machine-wide claim of the lab host's uid range still goes with it."""
+    import dataclasses
+    import shutil
+
+    from webapp.labhost.sandbox import prepare_state_dir
+
+    own = dataclasses.replace(settings, state_dir=settings.state_dir + "-gc", max_lab_hosts=1)
+    prepare_state_dir(own)
+    shutil.copytree(os.path.join(settings.state_dir, "images"), os.path.join(own.state_dir, "images"),
+                    dirs_exist_ok=True)
+    try:
+        host = create(own)
+        claim = os.path.join(records.UIDS, str(host.uid))
+        assert os.path.exists(claim)
+        host._destroyed = True   # as if its server had died: only the reaper removes it
+        assert reaper.gc(dataclasses.replace(own, uid_base=own.uid_base + 65536), everything=True) == [host.id]
+        assert not os.path.exists(claim)
+    finally:
+        reaper.gc(own, everything=True)
+        shutil.rmtree(own.state_dir, ignore_errors=True)

@@ -28,7 +28,7 @@ def list_all(settings: Settings) -> list[dict]:
 
 
 def remove(settings: Settings, meta: dict) -> None:
-    teardown(settings, meta["id"], meta.get("pid"), meta.get("pid_start"), meta.get("slot"))
+    teardown(settings, meta["id"], meta.get("pid"), meta.get("pid_start"), meta.get("slot"), meta.get("uid"))
 
 
 def gc(settings: Settings, everything: bool = False) -> list[str]:

@@ -217,8 +217,10 @@ class SandboxLabHost(LabHost):
                 f.write(str(pid))
         self._record()
 
-    def _poll(self, predicate, what: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
+    def _poll(self, predicate, what: str) -> None:
+        """Wait for ``predicate`` as long as a lab host may take to get ready
+        (a loaded machine refilling a pool may need far more than usual)."""
+        deadline = time.monotonic() + self.settings.ready_timeout
         while True:
             try:
                 if predicate():
@@ -229,7 +231,8 @@ class SandboxLabHost(LabHost):
                 raise LabHostError(f"lab host {self.id} failed while waiting for {what}: {self._log_tail()}",
                                    "Run `labnb doctor` to check the host")
             if time.monotonic() > deadline:
-                raise LabHostError(f"lab host {self.id}: timed out waiting for {what}")
+                raise LabHostError(f"lab host {self.id}: timed out waiting for {what}: {self._log_tail()}",
+                                   f"Check the machine's load; LABNB_READY_TIMEOUT is {self.settings.ready_timeout:.0f} s")
             time.sleep(0.001)
 
     @staticmethod
@@ -247,7 +250,8 @@ class SandboxLabHost(LabHost):
 
     def _record(self) -> None:
         records.write(self.settings.state_dir, {
-            "id": self.id, "kind": self.kind, "slot": self.slot, "pid": self.pid,
+            "id": self.id, "kind": self.kind, "slot": self.slot, "uid": self.uid if self.slot is not None else None,
+            "pid": self.pid,
             "pid_start": self.pid_start, "created": self.created,
             "owner": os.getpid(), "owner_start": _start_time(os.getpid())})
 
@@ -371,7 +375,8 @@ class SandboxLabHost(LabHost):
         if self.spawner:
             self.spawner.control.close()
         self._close_log()
-        teardown(self.settings, self.id, self.pid, self.pid_start, self.slot)
+        teardown(self.settings, self.id, self.pid, self.pid_start, self.slot,
+                 self.uid if self.slot is not None else None)
         if self.starter:
             self.starter.wait()
 
@@ -393,7 +398,7 @@ class _DockerClient(docker.DockerClient):
 
 
 def teardown(settings: Settings, lab_host_id: str, pid: int | None, pid_start: int | None,
-             slot: int | None) -> None:
+             slot: int | None, uid: int | None = None) -> None:
     """Remove a lab host completely: processes, cgroups, files, slot; also a frozen, hostile one.
 
     PID 1 of the pid namespace dies first, so that ``unshare`` reaps it (else
@@ -413,8 +418,8 @@ def teardown(settings: Settings, lab_host_id: str, pid: int | None, pid_start: i
         raise LabHostError(f"lab host {lab_host_id} could not be removed completely: {e}",
                            "Run `labnb lab-hosts gc` again; see `labnb doctor`") from None
     shutil.rmtree(records.host_dir(settings.state_dir, lab_host_id), ignore_errors=True)
-    if slot is not None:
-        records.release_slot(settings.state_dir, slot, settings.uid_base + slot * RANGE)
+    if slot is not None:   # the uid the lab host was made with: an operator's settings may differ
+        records.release_slot(settings.state_dir, slot, uid if uid is not None else settings.uid_base + slot * RANGE)
 
 
 def _start_time(pid: int | None) -> int | None:
