@@ -205,6 +205,23 @@ def frozen_cgroups(lab_host_id: str) -> list[str]:
     return frozen
 
 
+def returns_within(call, seconds: float, what: str) -> list[BaseException]:
+    """Run ``call`` on a thread of its own; fail unless it returns within ``seconds``.
+    What it raised, to be reported with the rest of the test's findings."""
+    error: list[BaseException] = []
+
+    def run():
+        try:
+            call()
+        except BaseException as e:   # noqa: BLE001 - reported by the caller
+            error.append(e)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{what} did not return within {seconds} s"
+    return error
+
+
 class Collect:
     """An on_output callback that keeps the text."""
 
@@ -444,17 +461,7 @@ def test_destroy_removes_a_frozen_lab_host(settings):
         proc, out = _freeze(host)
         frozen = frozen_cgroups(host.id)
         print(f"frozen: {frozen}; {out.text.strip()}")
-        error: list[BaseException] = []
-
-        def destroy():
-            try:
-                host.destroy()
-            except BaseException as e:   # noqa: BLE001 - reported below
-                error.append(e)
-        t = threading.Thread(target=destroy, daemon=True)
-        t.start()
-        t.join(90)
-        assert not t.is_alive(), "destroy() did not return within 90 s from a frozen lab host"
+        error = returns_within(host.destroy, 90, "destroy() from a frozen lab host")
         left = leftovers(settings, host.id, pidns, slot, uid)
         assert not error and not left, f"destroy of a frozen lab host: {error!r}; left: {left}"
     finally:
@@ -502,18 +509,8 @@ def test_gc_removes_a_frozen_lab_host_whose_server_is_gone(settings):
         owner.kill()
         owner.wait()
     try:
-        error: list[BaseException] = []
         removed: list[str] = []
-
-        def gc():
-            try:
-                removed.extend(reaper.gc(settings))
-            except BaseException as e:   # noqa: BLE001 - reported below
-                error.append(e)
-        t = threading.Thread(target=gc, daemon=True)
-        t.start()
-        t.join(120)
-        assert not t.is_alive(), "gc did not return within 120 s from a frozen lab host"
+        error = returns_within(lambda: removed.extend(reaper.gc(settings)), 120, "gc from a frozen lab host")
         left = leftovers(settings, meta["id"], meta["pidns"], meta["slot"], meta["uid"])
         assert not error and not left, f"gc of a frozen orphan: removed {removed}, {error!r}; left: {left}"
         assert meta["id"] in removed
