@@ -80,7 +80,9 @@ def test_gc_releases_the_uid_range_a_lab_host_was_made_with(settings):
 
     from webapp.labhost.sandbox import prepare_state_dir
 
-    own = dataclasses.replace(settings, state_dir=settings.state_dir + "-gc", max_lab_hosts=1)
+    # uid range 30 of root's subordinate ids: no other test's (conftest 32-63, web 16-27)
+    own = dataclasses.replace(settings, state_dir=settings.state_dir + "-gc", max_lab_hosts=1,
+                              uid_base=200000 + 30 * 65536)
     prepare_state_dir(own)
     shutil.copytree(os.path.join(settings.state_dir, "images"), os.path.join(own.state_dir, "images"),
                     dirs_exist_ok=True)
