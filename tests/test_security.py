@@ -422,18 +422,23 @@ def test_pty_exhaustion_is_bounded_per_lab_host(settings, fresh_lab_host, lab_ho
     assert moved <= PTY_CAP + PTY_SLACK, f"the machine's pty count moved by {moved} (cap {PTY_CAP})"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known bypass, not fixed yet: root in a lab host may mount a devpts instance of its own and "
+    "allocate up to kernel.pty.max - kernel.pty.reserve PTYs machine-wide (seccomp cannot see mount's "
+    "file system type); strict, so that the fix makes this test fail until the mark goes"))
 def test_pty_cap_cannot_be_dodged_with_a_devpts_of_its_own(settings, fresh_lab_host, lab_host):
     """The learner mounts a devpts instance of their own (root in a user
     namespace may) and hogs its ptmx: the machine's count must still move by
     at most the cap, or the mount must be refused."""
-    outcome, out = sh(fresh_lab_host, "mkdir -p /mnt/labnb-pts && "
-                                      "mount -t devpts -o newinstance,ptmxmode=0666 devpts /mnt/labnb-pts "
+    ok(fresh_lab_host, "mkdir -p /tmp/labnb-pts")   # the attack's own step: a dir to mount on
+    outcome, out = sh(fresh_lab_host, "mount -t devpts -o newinstance,ptmxmode=0666 devpts /tmp/labnb-pts 2>&1 "
                                       "&& echo MOUNTED")
     if "MOUNTED" not in out:
         print(f"a devpts of its own: refused: {out.strip()}")
-        assert re.search(r"permission denied|not permitted", out, re.I), f"the mount failed otherwise: {out}"
+        assert out.startswith("mount:") and re.search(r"permission denied|not permitted", out, re.I), \
+            f"the mount failed otherwise: {out}"
         return
-    report, moved = _hog_ptys(fresh_lab_host, "/mnt/labnb-pts/ptmx", lab_host)
+    report, moved = _hog_ptys(fresh_lab_host, "/tmp/labnb-pts/ptmx", lab_host)
     print(f"own devpts: {report}; the machine's pty count moved by {moved}")
     assert report["held"] >= 1, f"the hog could not open a single PTY: {report}"
     assert report["held"] <= PTY_CAP and moved <= PTY_CAP + PTY_SLACK, \
@@ -604,13 +609,22 @@ def test_tmpfs_mounts_are_bounded_and_the_machines_binds_locked(settings, fresh_
         print(f"{d}: dd rc={rc}, wrote {size >> 20} MiB")
         if rc == 0 or "No space left on device" not in out or size > TMPFS_MAX_MB << 20:
             problems.append(f"{d}: dd wrote {size >> 20} MiB (rc={rc}), no ENOSPC within {TMPFS_MAX_MB} MiB")
-    # as asked, then keeping the flags a locked mount must keep (else the kernel says EINVAL/EPERM at once)
-    for opts in ("remount,size=2g", "remount,nosuid,nodev,size=2g"):
-        _, out = sh(host, f"mount -o {opts} /tmp 2>&1; echo remount-rc=$?")
+    # as asked (util-linux's mount), then with mount(2) itself, keeping the flags a locked mount
+    # must keep (MS_REMOUNT|MS_NOSUID|MS_NODEV): util-linux fails with EINVAL either way
+    remounts = {
+        "mount -o remount,size=2g /tmp": "mount -o remount,size=2g /tmp 2>&1; echo remount-rc=$?",
+        "mount(2) MS_REMOUNT|MS_NOSUID|MS_NODEV size=2g": (
+            "python3 -c \"import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+            "rc = libc.mount(None, b'/tmp', None, 32 | 2 | 4, b'size=2g'); "
+            "print('remount-rc=%d' % rc, os.strerror(ctypes.get_errno()) if rc else '')\""),
+    }
+    for what, command in remounts.items():
+        _, out = sh(host, command)
+        assert "remount-rc=" in out, f"{what} did not run: {out}"
         rc, size, fill = _fill(host, "/tmp")
-        print(f"after `mount -o {opts} /tmp` ({' '.join(out.split())}): wrote {size >> 20} MiB")
+        print(f"after `{what}` ({' '.join(out.split())}): wrote {size >> 20} MiB")
         if rc == 0 or "No space left on device" not in fill or size > TMPFS_MAX_MB << 20:
-            problems.append(f"{opts} /tmp took effect ({' '.join(out.split())}): dd then wrote {size >> 20} MiB")
+            problems.append(f"{what} took effect ({' '.join(out.split())}): dd then wrote {size >> 20} MiB")
     probe = f".labnb-probe-{os.getpid()}"
     binds = 0
     for d in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):

@@ -99,16 +99,16 @@ while not os.path.exists(stop):
         after = status(pid) if rc == 0 else None
         if rc == 0:
             seized += 1
-            if outside(first) or outside(after):
-                violations.append({"pid": pid, "what": "seized a process owned by an id outside the lab host",
-                                   "status": first, "status_seized": after, "cmdline": cmdline(pid)})
             release(pid)
         else:
-            refused[errno.errorcode.get(err, str(err))] = refused.get(errno.errorcode.get(err, str(err)), 0) + 1
-        if outside(first):
-            violations.append({"pid": pid, "what": "process owned by an id outside the lab host's range",
-                               "status": first, "seize": "ok" if rc == 0 else errno.errorcode.get(err, str(err)),
-                               "cmdline": cmdline(pid)})
+            ename = errno.errorcode.get(err, str(err))
+            refused[ename] = refused.get(ename, 0) + 1
+        if outside(first) or outside(after):   # one record per process
+            violations.append({
+                "pid": pid, "status": first, "status_seized": after, "cmdline": cmdline(pid),
+                "seize": "ok" if rc == 0 else errno.errorcode.get(err, str(err)),
+                "what": "seized a process owned by an id outside the lab host" if rc == 0
+                        else "process owned by an id outside the lab host's range"})
 
 report = {"new_processes": len(seen), "seized": seized, "seize_refused": refused, "loops": loops,
           "seconds": round(time.monotonic() - started, 1), "violations": violations}
