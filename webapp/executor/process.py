@@ -60,7 +60,6 @@ class PtyProcess:
         self.size = (rows, cols)
         self.child: Child | None = None
         self.outcome: Outcome | None = None
-        self._fd = -1          # the PTY master: kept for resizing
         self._out = -1         # the output relay's pipe, read end
         self._in = -1          # the input relay's pipe, write end
         self._relays: list[subprocess.Popen] = []
@@ -80,14 +79,13 @@ class PtyProcess:
         except LabHostError as e:
             self._finish(Outcome(ERROR, None, None, 0.0, f"cannot start {self.argv[0]}: {e}"))
             return self
-        master = self._fd = self.child.master
+        master = self.child.master   # kept by the child, for resizing; closed with it
         try:
             self._start_relays(master)
         except OSError as e:
             self.child.signal(signal.SIGKILL)
             self.child.wait()
             self.child.close_fds()
-            self._fd = -1
             self._finish(Outcome(ERROR, None, None, 0.0, f"cannot relay the terminal with cat: {e.strerror}"))
             return self
         self._wake_r, self._wake_w = os.pipe()
@@ -154,8 +152,8 @@ class PtyProcess:
 
     def resize(self, rows: int, cols: int) -> None:
         self.size = (rows, cols)
-        if self._fd >= 0 and not self._done.is_set():
-            _set_size(self._fd, rows, cols)
+        if self.child and self.child.master >= 0 and not self._done.is_set():
+            _set_size(self.child.master, rows, cols)
 
     def ack(self, nbytes: int) -> None:
         with self._cond:
@@ -228,7 +226,7 @@ class PtyProcess:
 
     def _pty_closed(self) -> bool:
         """True once no process holds the PTY's terminal side (the master reports a hang-up)."""
-        return bool(_ready([self._fd], 0, select.POLLHUP))
+        return bool(_ready([self.child.master], 0, select.POLLHUP))
 
     def _wait_for_credit(self, timeout: float | None) -> bool:
         """Block while too much output is unacknowledged; False if timed out waiting."""
@@ -263,7 +261,7 @@ class PtyProcess:
             if fd >= 0:
                 os.close(fd)
         self.child.close_fds()
-        self._fd = self._in = self._out = -1
+        self._in = self._out = -1
         for relay in self._relays:   # the input relay may wait on a PTY that a background job holds
             relay.kill()
             relay.wait()

@@ -14,9 +14,9 @@ import select
 import time
 from typing import TYPE_CHECKING
 
-import docker
-
 if TYPE_CHECKING:
+    import docker
+
     from .spawn import Child, Spawner
 
 DOCKER_API = "1.41"  # docker.io 20.10; a fixed version avoids a round trip at construction

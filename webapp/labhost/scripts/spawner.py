@@ -19,6 +19,7 @@ everything it receives here as the lab host's word: hostile, size-bounded.
 
 Standard library only, run by the machine's python3 (``-I -S``).
 """
+import fcntl
 import json
 import os
 import selectors
@@ -28,7 +29,6 @@ import struct
 import subprocess
 import sys
 import termios
-import fcntl
 
 MAX_REQUEST = 1 << 20
 
