@@ -33,8 +33,8 @@ def doctor(start: bool) -> None:
     settings = _settings()
     findings = doc.run_all(settings)
     for f in findings:
-        click.echo(f"{'ok  ' if f.ok else 'FAIL'} {f.name}: {f.detail}")
-        if not f.ok and f.todo:
+        click.echo(f"{'FAIL' if not f.ok else 'WARN' if f.warn else 'ok  '} {f.name}: {f.detail}")
+        if (not f.ok or f.warn) and f.todo:
             click.echo(f"     -> {f.todo}")
     failed = [f for f in findings if not f.ok]
     if start and not failed:

@@ -16,7 +16,8 @@ class Settings:
     pids: int = 1024
     disk_mb: int = 512                # dockerd's data (images, containers' files), a tmpfs
     tmpfs_mb: int = 64                # each of the lab host's /tmp, /var/tmp, /dev/shm, /run and HOME
-    ptys: int = 256                   # PTYs a lab host may hold at once (its own devpts instance)
+    ptys: int = 256                   # PTYs a lab host may hold at once, from any devpts
+    pty_guard: str = "auto"           # the BPF LSM bound on PTYs (ptyguard.py): "on" (required), "auto", "off"
     cpu_weight: int = 100             # cgroup v2 weight; 100 = an equal share
     uid_base: int = 200000            # lab host n maps root to uid_base + n * 65536
     hostname: str = "localhost"

@@ -32,7 +32,7 @@ import time
 import docker
 
 from .base import DOCKER_API, Health, LabHost, LabHostError
-from . import cgroups, image, inside, records, spawn
+from . import cgroups, devpts, image, inside, ptyguard, records, spawn
 from ..config import Settings
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
@@ -143,6 +143,7 @@ class SandboxLabHost(LabHost):
         self._log = b""        # start-up messages, until the spawner says hello
         self._log_fd = -1
         self._destroyed = False
+        self._guard: ptyguard.PtyGuard | None = None
 
     @property
     def uid(self) -> int:
@@ -180,12 +181,18 @@ class SandboxLabHost(LabHost):
         except (cgroups.CgroupError, OSError) as e:
             raise LabHostError(f"cannot give lab host {self.id} a cgroup subtree: {e}",
                                "Run `labnb doctor` to see what the host lacks") from None
+        self._guard_ptys()
+        try:
+            pts = devpts.instance(self.uid + 5, s.ptys)   # gid 5 inside: tty
+        except OSError as e:
+            raise LabHostError(f"cannot give lab host {self.id} a devpts of its own: {e}",
+                               "labnb needs Linux 5.2 or later (fsopen); run `labnb doctor`") from None
         lib = lib_dir(s)
         ids = f"{self.uid},0,{RANGE}"
         python = ["python3", "-I", "-S", os.path.join(lib, "labroot.py")]
         argv = ["sh", "-c", JOIN, "labnb-start", *self.subtree.procs_files("lab"), "--",
                 "unshare", "--mount", "--propagation", "private", "--",
-                *python, "build", root, data, str(self.uid), str(s.disk_mb), str(s.tmpfs_mb), str(s.ptys), "--",
+                *python, "build", root, data, str(self.uid), str(s.disk_mb), str(s.tmpfs_mb), str(pts), "--",
                 *NAMESPACES, f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
                 *python, "finish", root, data, lib, self.subtree.mount_spec(), self.seed or "", "--",
                 "tini", "--", "sh", "/run/labnb/init.sh", s.hostname, s.address, data]
@@ -195,7 +202,7 @@ class SandboxLabHost(LabHost):
             self.starter = subprocess.Popen(
                 argv, stdin=theirs, stdout=log_w, stderr=log_w, cwd="/",
                 env={"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root"},
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True, pass_fds=(pts,))
         except BaseException:
             control.close()
             os.close(log_r)
@@ -203,6 +210,7 @@ class SandboxLabHost(LabHost):
         finally:
             theirs.close()
             os.close(log_w)
+            os.close(pts)
         self.spawner = spawn.Spawner(control)
         self._log_fd = log_r
         os.set_blocking(log_r, False)
@@ -216,6 +224,25 @@ class SandboxLabHost(LabHost):
             with open(procs, "w") as f:
                 f.write(str(pid))
         self._record()
+
+    def _guard_ptys(self) -> None:
+        """Count this lab host's PTYs from every devpts (``ptyguard.py``), as the settings ask."""
+        s = self.settings
+        if s.pty_guard not in ("on", "auto", "off"):
+            raise LabHostError(f"LABNB_PTY_GUARD={s.pty_guard!r} is not one of on, auto, off",
+                               "Set it to on (refuse lab hosts without the guard), auto or off")
+        if s.pty_guard == "off":
+            return
+        try:
+            self._guard = ptyguard.for_settings(s.uid_base, s.max_lab_hosts, s.ptys)
+        except ptyguard.GuardError as e:
+            if s.pty_guard == "on":
+                raise LabHostError(f"lab host {self.id}: {e}",
+                                   "Boot with `bpf` in the kernel's lsm= list, or set LABNB_PTY_GUARD=auto "
+                                   "to run without it (docs/security.md)") from None
+            ptyguard.warn_once(str(e))
+            return
+        self._guard.admit(self.slot, s.ptys)
 
     def _poll(self, predicate, what: str) -> None:
         """Wait for ``predicate`` as long as a lab host may take to get ready
@@ -375,6 +402,8 @@ class SandboxLabHost(LabHost):
         if self.spawner:
             self.spawner.control.close()
         self._close_log()
+        if self._guard is not None:
+            self._guard.release(self.slot)
         teardown(self.settings, self.id, self.pid, self.pid_start, self.slot,
                  self.uid if self.slot is not None else None)
         if self.starter:

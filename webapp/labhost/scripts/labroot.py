@@ -1,6 +1,6 @@
 """Build a new lab host's root, in two halves, then exec the next program.
 
-    labroot.py build ROOT DATA UID DISK_MB TMPFS_MB PTYS -- COMMAND...
+    labroot.py build ROOT DATA UID DISK_MB TMPFS_MB PTS_FD -- COMMAND...
     labroot.py finish ROOT DATA SCRIPTS CGROUPS SEED -- COMMAND...
 
 ``build`` runs as the machine's root, in a mount namespace of its own,
@@ -31,6 +31,7 @@ import confine  # noqa: E402
 RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC = 1, 2, 4, 8, 32, 4096, 16384
 MNT_DETACH = 2
 SYS_PIVOT_ROOT = 155 if os.uname().machine == "x86_64" else 41
+SYS_MOVE_MOUNT, MOVE_MOUNT_F_EMPTY_PATH, AT_FDCWD = 429, 4, -100
 LIBC = ctypes.CDLL(None, use_errno=True)
 PROGRAMS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -43,7 +44,7 @@ def mount(source, target, fstype=None, flags=0, data=None):
         raise OSError(err, f"mount {fstype or source} on {target}: {os.strerror(err)}")
 
 
-def build(root, data, uid, disk_mb, tmpfs_mb, ptys):
+def build(root, data, uid, disk_mb, tmpfs_mb, pts_fd):
     own = f"uid={uid},gid={uid}"
 
     def tmpfs(size, mode, path, flags=NOSUID | NODEV):
@@ -71,7 +72,8 @@ def build(root, data, uid, disk_mb, tmpfs_mb, ptys):
     tmpfs("1m", "755", os.path.join(root, "etc/docker"))
     tmpfs(f"{disk_mb}m", "700", root + data)
     # A /dev of its own: the harmless devices of the machine, and a devpts
-    # instance of its own, so its PTYs count against its own cap, not the machine's.
+    # instance of its own (made by the server: ``devpts.py``), so its PTYs
+    # count against its own cap, not the machine's.
     dev = os.path.join(root, "dev")
     tmpfs("64k", "755", dev, NOSUID)
     for name in DEVICES:
@@ -79,8 +81,11 @@ def build(root, data, uid, disk_mb, tmpfs_mb, ptys):
         mount("/dev/" + name, os.path.join(dev, name), None, BIND)
     for d in ("pts", "shm", "mqueue"):
         os.mkdir(os.path.join(dev, d))
-    mount("devpts", os.path.join(dev, "pts"), "devpts", NOSUID | NOEXEC,
-          f"newinstance,ptmxmode=0666,mode=0620,gid={int(uid) + 5},max={ptys}")
+    pts = os.path.join(dev, "pts")
+    if LIBC.syscall(SYS_MOVE_MOUNT, int(pts_fd), b"", AT_FDCWD, pts.encode(), MOVE_MOUNT_F_EMPTY_PATH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"move_mount devpts on {pts}: {os.strerror(err)}")
+    os.close(int(pts_fd))
     for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, os.path.join(dev, name))
