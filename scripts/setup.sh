@@ -4,7 +4,7 @@
 #   scripts/setup.sh test [pytest options]         run the whole test suite
 #   scripts/setup.sh                               only set up
 # Idempotent, and quick once done: packages are installed only when missing,
-# the venv is refreshed only when pyproject.toml changed.
+# the venv is refreshed only when pyproject.toml or its lock file changed.
 set -eu
 cd "$(dirname "$0")/.."
 what=${1:-setup}
@@ -33,15 +33,18 @@ for f in /etc/subuid /etc/subgid; do
     grep -qs '^root:200000:' "$f" || echo "root:200000:4194304" >> "$f"
 done
 
-extras=""
-[ "$what" = test ] && extras="[test]"
-stamp=".venv/.labnb-installed$extras"
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+# Python packages: exactly the versions CI tested, from a lock with hashes (scripts/lock.sh refreshes it)
+lock=scripts/requirements.lock
+[ "$what" = test ] && lock=scripts/requirements-test.lock
+stamp=".venv/.labnb-installed-$(basename "$lock")"
+want=$(cat pyproject.toml "$lock" | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    .venv/bin/pip install -q --disable-pip-version-check -e ".$extras"
+    pip=".venv/bin/pip --disable-pip-version-check -q"
+    PIP_CONSTRAINT= $pip install --require-hashes --no-deps -r "$lock"
+    PIP_CONSTRAINT= $pip install --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
 fi
 .venv/bin/labnb image build
