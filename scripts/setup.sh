@@ -25,7 +25,27 @@ done
 if [ -n "$missing" ]; then
     echo "setup.sh: installing$missing"
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    # labnb needs docker.io's programs, not the machine's own dockerd: when setup
+    # installs docker.io, its services are neither started nor enabled (no docker0,
+    # no iptables rules on the machine). A docker.io installed before is left as it is.
+    hold=""
+    case " $missing " in *" docker.io "*)
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\ncase "$1" in docker*|containerd*) exit 101;; esac\nexit 0\n' > /usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            hold=yes
+        fi ;;
+    esac
+    status=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || status=$?
+    [ -n "$hold" ] && rm -f /usr/sbin/policy-rc.d
+    [ "$status" = 0 ] || exit "$status"
+    case " $missing " in *" docker.io "*)
+        if [ -d /run/systemd/system ]; then
+            systemctl disable --now -q docker.socket docker.service containerd.service 2>/dev/null || true
+            echo "setup.sh: installed docker.io without starting or enabling the machine's own dockerd (labnb runs one per lab host)"
+        fi ;;
+    esac
 fi
 
 # root maps each lab host's root to its own range of 65536 ids (newuidmap needs these entries)

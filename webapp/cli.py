@@ -262,5 +262,39 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None) -> N
         raise click.ClickException(str(e)) from None
 
 
+@main.group()
+def service() -> None:
+    """labnb as a systemd service (Delegate=yes, restarts on failure, logs in the journal)."""
+
+
+@service.command("install")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8888, show_default=True, type=int)
+def service_install(host: str, port: int) -> None:
+    """Install, enable and start labnb.service; print the learners' URL."""
+    from . import service as svc
+
+    try:
+        token = svc.install(host, port)
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    click.echo(f"labnb.service is running ({svc.UNIT_PATH}, settings in {svc.ENV_PATH}).\n"
+               f"Learners open: http://{shown}:{port}/?token={token}\n"
+               f"The operator's URL is in its log: journalctl -u labnb.service | grep -A2 operator")
+
+
+@service.command("remove")
+def service_remove() -> None:
+    """Stop, disable and remove labnb.service (its settings file and state dir stay)."""
+    from . import service as svc
+
+    try:
+        svc.remove()
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo("labnb.service removed")
+
+
 if __name__ == "__main__":
     main()

@@ -114,14 +114,27 @@ def check_cgroups() -> Finding:
         ok = not missing
         return Finding("cgroups", ok, "v1, delegation by chown" if ok else "v1 without " + ", ".join(missing),
                        "" if ok else "Enable the missing cgroup v1 controllers (kernel config / boot options)")
-    available = set(open(os.path.join(cgroups.ROOT, "cgroup.controllers")).read().split())
+    above = cgroups.parent()
+    where = os.path.join(cgroups.ROOT, above)
+    available = set(open(os.path.join(where, "cgroup.controllers")).read().split())
     missing = [c for c in cgroups.V2_CONTROLLERS if c not in available]
-    writable = os.access(os.path.join(cgroups.ROOT, "cgroup.subtree_control"), os.W_OK)
+    writable = os.access(os.path.join(where, "cgroup.subtree_control"), os.W_OK)
     ok = not missing and writable
-    detail = "v2, delegation per cgroup-v2.rst" if ok else (
-        f"v2 without the controllers {', '.join(missing)}" if missing else "v2, but its subtree_control is not writable")
-    return Finding("cgroups", ok, detail, "" if ok else
-                   "Run labnb as a systemd service with Delegate=yes, or from a cgroup whose controllers you may enable")
+    if not ok:
+        return Finding("cgroups", False, f"v2 without the controllers {', '.join(missing)} at {where}" if missing
+                       else f"v2, but {where}/cgroup.subtree_control is not writable",
+                       "Run labnb as its systemd service (`labnb service install`: Delegate=yes), "
+                       "or from a cgroup whose controllers you may enable")
+    if above:
+        return Finding("cgroups", True, f"v2, delegated by systemd: lab hosts go below /{above}")
+    own = cgroups.own_cgroup()
+    systemd = os.path.isdir("/run/systemd/system")
+    return Finding("cgroups", True,
+                   f"v2, not delegated: lab hosts go below {cgroups.ROOT}/{cgroups.TOP}, beside systemd's own "
+                   f"tree (this process is in /{own})" if systemd else "v2, lab hosts go below the root",
+                   "Run labnb as its systemd service (`labnb service install`, Delegate=yes) so systemd "
+                   "knows labnb manages that subtree, or under `systemd-run --scope -p Delegate=yes`"
+                   if systemd else "", warn=systemd)
 
 
 def check_delegation(settings: Settings) -> Finding:

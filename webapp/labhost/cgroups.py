@@ -1,6 +1,10 @@
 """The cgroup subtree of a lab host: where its limits live and what its dockerd may manage.
 
-Layout, the same on cgroup v1 (one tree per hierarchy) and v2 (one tree):
+Layout, the same on cgroup v1 (one tree per hierarchy) and v2 (one tree),
+below the tree's root or, on v2, the cgroup systemd delegated to labnb
+(``Delegate=yes``: its service, ``parent()``), whose own processes then move
+to a leaf ``server`` (v2 allows no processes beside child cgroups that have
+controllers):
 
     labnb/<id>            owned by root; memory, pids and cpu limits: the learner cannot lift them
     labnb/<id>/keeper     owned by root: the starter (``unshare``, the machine's root) waiting on PID 1
@@ -21,7 +25,9 @@ import time
 
 ROOT = "/sys/fs/cgroup"
 TOP = "labnb"
+SERVER = "server"
 V2_CONTROLLERS = ("cpu", "memory", "pids")
+DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")   # systemd >= 251 marks delegated cgroups so
 
 
 class CgroupError(RuntimeError):
@@ -81,12 +87,44 @@ def version() -> int:
     return 2 if set(h) == {""} else 1
 
 
+def own_cgroup() -> str:
+    """This process's v2 cgroup, relative to the root ("" for the root itself)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip().strip("/")
+    return ""
+
+
+def delegated(rel: str) -> bool:
+    """Whether systemd delegated the v2 cgroup ``rel`` (a unit with Delegate=yes)."""
+    for name in DELEGATE_XATTRS:
+        try:
+            if os.getxattr(os.path.join(ROOT, rel), name) == b"1":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def parent() -> str:
+    """Where lab host subtrees go, relative to the root: below the cgroup systemd
+    delegated to this process if there is one, else the root. v1: the root."""
+    if version() != 2:
+        return ""
+    own = own_cgroup()
+    if own.endswith("/" + SERVER) and delegated(os.path.dirname(own)):
+        return os.path.dirname(own)   # moved to its leaf already
+    return own if own and delegated(own) else ""
+
+
 class Subtree:
     """The cgroup subtree of one lab host, in every hierarchy."""
 
-    def __init__(self, lab_host_id: str):
+    def __init__(self, lab_host_id: str, parent_rel: str | None = None):
         self.id = lab_host_id
-        self.rel = f"{TOP}/{lab_host_id}"
+        self.parent = parent() if parent_rel is None else parent_rel
+        self.rel = os.path.join(self.parent, TOP, lab_host_id)
         self.points = hierarchies()
 
     def paths(self, sub: str = "") -> list[str]:
@@ -140,21 +178,24 @@ class Subtree:
 
     def _create_v2(self, uid: int, gid: int, limits: Limits) -> None:
         point = self.points[""]
-        top = os.path.join(point, TOP)
+        above = os.path.join(point, self.parent)
+        if self.parent:
+            _leave(above)
+        top = os.path.join(above, TOP)
         base = os.path.join(top, self.id)
         lab = os.path.join(base, "lab")
         for d in (top, base, os.path.join(base, "keeper"), lab, os.path.join(lab, "init")):
             _mkdir(d)
-        available = set(_read(os.path.join(point, "cgroup.controllers")).split())
+        available = set(_read(os.path.join(above, "cgroup.controllers")).split())
         missing = [c for c in V2_CONTROLLERS if c not in available]
         if missing:
             raise CgroupError(
-                f"the cgroup v2 controllers {', '.join(missing)} are not available at {point}; "
+                f"the cgroup v2 controllers {', '.join(missing)} are not available at {above}; "
                 "enable them in the parent's cgroup.subtree_control (with systemd: "
                 "Delegate=yes on the labnb service)")
         wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
         # `lab` gets them from inside, once its processes are in lab/init (labroot.py)
-        for d in (point, top, base):
+        for d in (above, top, base):
             _write(os.path.join(d, "cgroup.subtree_control"), wanted)
         _write(os.path.join(base, "memory.max"), limits.memory_bytes)
         _write(os.path.join(base, "memory.swap.max"), 0, optional=True)
@@ -233,14 +274,29 @@ class Subtree:
                             raise CgroupError(f"cannot remove cgroup {d}: {e.strerror}") from e
                         time.sleep(0.02)
 
-def existing_ids(prefix: str = "") -> set[str]:
-    """Ids, starting with ``prefix``, of the lab hosts that have a subtree in some hierarchy."""
-    ids: set[str] = set()
-    for point in hierarchies().values():
-        top = os.path.join(point, TOP)
-        if os.path.isdir(top):
-            ids.update(e.name for e in os.scandir(top) if e.is_dir() and e.name.startswith(prefix))
+def existing_ids(prefix: str = "") -> dict[str, str]:
+    """Lab hosts whose id starts with ``prefix`` and that have a subtree in some
+    hierarchy, under the root or this process's delegated cgroup: id to parent."""
+    ids: dict[str, str] = {}
+    for above in {"", parent()}:
+        for point in hierarchies().values():
+            top = os.path.join(point, above, TOP)
+            if os.path.isdir(top):
+                ids.update((e.name, above) for e in os.scandir(top) if e.is_dir() and e.name.startswith(prefix))
     return ids
+
+
+def _leave(delegated_dir: str) -> None:
+    """Move this service's processes into its leaf ``server``, so that its
+    delegated cgroup may enable controllers for the lab hosts beside it."""
+    leaf = os.path.join(delegated_dir, SERVER)
+    _mkdir(leaf)
+    for pid in _read(os.path.join(delegated_dir, "cgroup.procs")).split():
+        try:
+            _write(os.path.join(leaf, "cgroup.procs"), pid)
+        except CgroupError:
+            if os.path.exists(f"/proc/{pid}"):
+                raise
 
 
 def _thaw(top: str) -> None:

@@ -15,8 +15,8 @@ from .sandbox import teardown
 def list_all(settings: Settings) -> list[dict]:
     """Every sandbox lab host of this state dir, with whether its owner still runs."""
     found = {m["id"]: m for m in records.read_all(settings.state_dir)}
-    for lab_host_id in cgroups.existing_ids(records.id_prefix(settings.state_dir)) - set(found):
-        found[lab_host_id] = {"id": lab_host_id}
+    for lab_host_id, above in cgroups.existing_ids(records.id_prefix(settings.state_dir)).items():
+        found.setdefault(lab_host_id, {"id": lab_host_id, "cgroup_parent": above})
     slots = records.slots_of(settings.state_dir)
     for lab_host_id, slot in slots.items():
         found.setdefault(lab_host_id, {"id": lab_host_id})
@@ -28,7 +28,8 @@ def list_all(settings: Settings) -> list[dict]:
 
 
 def remove(settings: Settings, meta: dict) -> None:
-    teardown(settings, meta["id"], meta.get("pid"), meta.get("pid_start"), meta.get("slot"), meta.get("uid"))
+    teardown(settings, meta["id"], meta.get("pid"), meta.get("pid_start"), meta.get("slot"), meta.get("uid"),
+             meta.get("cgroup_parent"))
 
 
 def gc(settings: Settings, everything: bool = False) -> list[str]:

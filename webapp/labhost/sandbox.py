@@ -278,6 +278,7 @@ class SandboxLabHost(LabHost):
     def _record(self) -> None:
         records.write(self.settings.state_dir, {
             "id": self.id, "kind": self.kind, "slot": self.slot, "uid": self.uid if self.slot is not None else None,
+            "cgroup_parent": self.subtree.parent,
             "pid": self.pid,
             "pid_start": self.pid_start, "created": self.created,
             "owner": os.getpid(), "owner_start": _start_time(os.getpid())})
@@ -405,7 +406,7 @@ class SandboxLabHost(LabHost):
         if self._guard is not None:
             self._guard.release(self.slot)
         teardown(self.settings, self.id, self.pid, self.pid_start, self.slot,
-                 self.uid if self.slot is not None else None)
+                 self.uid if self.slot is not None else None, self.subtree.parent)
         if self.starter:
             self.starter.wait()
 
@@ -427,7 +428,7 @@ class _DockerClient(docker.DockerClient):
 
 
 def teardown(settings: Settings, lab_host_id: str, pid: int | None, pid_start: int | None,
-             slot: int | None, uid: int | None = None) -> None:
+             slot: int | None, uid: int | None = None, cgroup_parent: str | None = None) -> None:
     """Remove a lab host completely: processes, cgroups, files, slot; also a frozen, hostile one.
 
     PID 1 of the pid namespace dies first, so that ``unshare`` reaps it (else
@@ -436,7 +437,7 @@ def teardown(settings: Settings, lab_host_id: str, pid: int | None, pid_start: i
     frozen one). Mounts, veths and netns names go with the namespaces.
     Used by destroy and the reaper.
     """
-    subtree = cgroups.Subtree(lab_host_id)
+    subtree = cgroups.Subtree(lab_host_id, cgroup_parent)   # where it was made: another process's delegated cgroup
     # PID 1 by its start time too: a zombie waiting for `unshare` still counts
     # (it must be reaped before `unshare` dies), a reused pid does not
     first = pid if records.process_alive(pid, pid_start) else None
