@@ -175,7 +175,19 @@ def check_pty_guard(settings: Settings) -> Finding:
                        "Run labnb as root on a kernel with `bpf` in its LSM list (Debian's have it) that allows "
                        "BPF LSM programs; without the guard a lab host can drain the PTYs that containers "
                        "share (docs/security.md)", warn=not required)
-    return Finding("PTY guard", True, f"BPF LSM: at most {settings.ptys} PTYs per lab host, from any devpts")
+    detail = f"BPF LSM: at most {settings.ptys} PTY files per lab host, from any devpts"
+    pty_max, reserve = (int(open(f"/proc/sys/kernel/pty/{n}").read()) for n in ("max", "reserve"))
+    need = settings.max_lab_hosts * settings.ptys
+    if os.stat("/proc/self/ns/mnt").st_ino != os.stat("/proc/1/ns/mnt").st_ino:
+        return Finding("PTY guard", True, detail + "; but labnb runs outside the machine's mount namespace, so "
+                       "lab hosts' own devpts cannot use kernel.pty.reserve",
+                       "Run labnb without a mount namespace of its own (no PrivateTmp=, ProtectSystem=)", warn=True)
+    if need > pty_max - reserve:
+        return Finding("PTY guard", True, detail + f"; {settings.max_lab_hosts} lab hosts may hold {need} PTYs, "
+                       f"more than the {pty_max - reserve} kernel.pty.max leaves them",
+                       f"sysctl -w kernel.pty.max={need + reserve} (a PTY costs its lab host's memory, "
+                       "about 3 KB), or lower LABNB_MAX_LAB_HOSTS or LABNB_PTYS", warn=True)
+    return Finding("PTY guard", True, detail)
 
 
 def check_image(settings: Settings) -> Finding:

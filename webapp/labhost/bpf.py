@@ -16,9 +16,9 @@ import struct
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
 
-MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM, PROG_LOAD = 0, 1, 2, 3, 5
+MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, PROG_LOAD = 0, 1, 2, 5
 RAW_TRACEPOINT_OPEN = 17
-MAP_TYPE_HASH = 1
+MAP_TYPE_HASH, MAP_TYPE_ARRAY = 1, 2
 PROG_TYPE_LSM, ATTACH_LSM_MAC = 29, 27
 PSEUDO_MAP_FD = 1
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
@@ -52,12 +52,13 @@ def _addr(buf) -> int:
     return ctypes.addressof(buf)
 
 
-class HashMap:
-    """A BPF hash map of fixed-size keys and values, preallocated (no allocation in a hook)."""
+class Map:
+    """A BPF map of fixed-size keys and values: a hash (preallocated: no allocation
+    in a hook) or an array (u32 index keys; its elements never move)."""
 
-    def __init__(self, name: str, key_size: int, value_size: int, max_entries: int):
+    def __init__(self, name: str, key_size: int, value_size: int, max_entries: int, kind: int = MAP_TYPE_HASH):
         self.key_size, self.value_size = key_size, value_size
-        attr = struct.pack("=IIIIIII16s", MAP_TYPE_HASH, key_size, value_size, max_entries, 0, 0, 0,
+        attr = struct.pack("=IIIIIII16s", kind, key_size, value_size, max_entries, 0, 0, 0,
                            name.encode()[:15]).ljust(72, b"\0")
         self.fd = sys_bpf(MAP_CREATE, attr, f"creating BPF map {name}")
 
@@ -78,13 +79,6 @@ class HashMap:
             if e.errno == errno.ENOENT:
                 return None
             raise
-
-    def delete(self, key: bytes) -> None:
-        try:
-            self._elem(MAP_DELETE_ELEM, key, None, 0, "deleting from a BPF map")
-        except BPFError as e:
-            if e.errno != errno.ENOENT:
-                raise
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -26,11 +26,12 @@ import struct
 import threading
 
 from . import bpf
-from .bpf import (R0, R1, R2, R3, R4, R5, R6, R7, R10, assemble, atomic_add32, call, exit_, goto, jump_imm,
+from .bpf import (R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, assemble, atomic_add32, call, exit_, goto, jump_imm,
                   jump_reg, load, map_fd, mov, mov32, mov_imm, rsh_imm, store, add_imm)
 
 TTY, PTMX = (5 << 20) | 0, (5 << 20) | 2        # kernel dev_t: major << 20 | minor
-PTS_MAJORS = (136, 143)                          # UNIX98_PTY_SLAVE_MAJOR and its 7 followers
+PTS_MAJOR = 136                                  # every devpts slave: 20 minor bits hold any index
+SLOTS = 4096                                     # slots the counts array holds (uids up to 2^28 past the base)
 RANGE_SHIFT = 16                                 # a lab host's uid range is 65536 ids
 _SLOT = struct.Struct("=I")
 _COUNT = struct.Struct("=IIQ")                   # held, cap, generation
@@ -52,8 +53,7 @@ def _open_program(counts: int, files: int, f_inode: int, i_rdev: int, uid_base: 
         jump_imm("==", R4, TTY, "pty"),
         mov(R5, R4),
         rsh_imm(R5, 20),
-        jump_imm("<", R5, PTS_MAJORS[0], "allow"),
-        jump_imm(">", R5, PTS_MAJORS[1], "allow"),
+        jump_imm("!=", R5, PTS_MAJOR, "allow"),
         "pty",
         call(bpf.GET_CURRENT_UID_GID),
         mov32(R0, R0),                           # the uid, in the machine's namespace
@@ -64,11 +64,13 @@ def _open_program(counts: int, files: int, f_inode: int, i_rdev: int, uid_base: 
         map_fd(R1, counts),
         mov(R2, R10), add_imm(R2, -4),
         call(bpf.MAP_LOOKUP),
-        jump_imm("==", R0, 0, "allow"),          # not a lab host of ours
+        jump_imm("==", R0, 0, "allow"),          # past the array: not a lab host of ours
         mov(R7, R0),
+        load(4, R2, R7, 4),                      # cap; 0: the slot holds no lab host
+        jump_imm("==", R2, 0, "allow"),
+        load(8, R8, R7, 8),                      # its generation, read before counting
         mov_imm(R1, 1),
         atomic_add32(R7, 0, R1, fetch=True),     # R1 = held before this one
-        load(4, R2, R7, 4),
         jump_reg(">=", R1, R2, "refuse"),
         load(8, R3, R6, 0),
         store(8, R10, -16, R3),                  # key: the file
@@ -76,8 +78,7 @@ def _open_program(counts: int, files: int, f_inode: int, i_rdev: int, uid_base: 
         store(4, R10, -32, R4),                  # value: slot, 0, generation
         mov_imm(R4, 0),
         store(4, R10, -28, R4),
-        load(8, R4, R7, 8),
-        store(8, R10, -24, R4),
+        store(8, R10, -24, R8),
         map_fd(R1, files),
         mov(R2, R10), add_imm(R2, -16),
         mov(R3, R10), add_imm(R3, -32),
@@ -96,7 +97,7 @@ def _open_program(counts: int, files: int, f_inode: int, i_rdev: int, uid_base: 
 
 
 def _free_program(counts: int, files: int) -> bytes:
-    """file_free_security: a counted file going away gives its place back."""
+    """file_free_security: a counted file going away gives its place back, exactly once."""
     return assemble([
         load(8, R1, R1, 0),
         store(8, R10, -8, R1),
@@ -110,6 +111,7 @@ def _free_program(counts: int, files: int) -> bytes:
         map_fd(R1, files),
         mov(R2, R10), add_imm(R2, -8),
         call(bpf.MAP_DELETE),
+        jump_imm("!=", R0, 0, "out"),            # not deleted: not ours to give back
         map_fd(R1, counts),
         mov(R2, R10), add_imm(R2, -12),
         call(bpf.MAP_LOOKUP),
@@ -127,14 +129,14 @@ def _free_program(counts: int, files: int) -> bytes:
 class PtyGuard:
     """The loaded programs and their maps, for lab hosts of one ``uid_base``."""
 
-    def __init__(self, uid_base: int, max_lab_hosts: int, max_files: int):
+    def __init__(self, uid_base: int, max_files: int):
         if not 0 <= uid_base < 1 << 31:
             raise GuardError(f"uid_base {uid_base} is out of range for the PTY guard")
         self._lock = threading.Lock()
         self._generation = 0
         self._links: list[int] = []
-        self.counts = bpf.HashMap("labnb_pty_count", _SLOT.size, _COUNT.size, max(1, max_lab_hosts))
-        self.files = bpf.HashMap("labnb_pty_files", _FILE.size, _COUNT.size, max(64, max_files))
+        self.counts = bpf.Map("labnb_pty_count", _SLOT.size, _COUNT.size, SLOTS, bpf.MAP_TYPE_ARRAY)
+        self.files = bpf.Map("labnb_pty_files", _FILE.size, _COUNT.size, max(64, max_files))
         try:
             btf = bpf.KernelBTF()
             f_inode, i_rdev = btf.offset("file", "f_inode"), btf.offset("inode", "i_rdev")
@@ -146,19 +148,27 @@ class PtyGuard:
             self.close()
             raise
 
-    def admit(self, slot: int, cap: int) -> None:
-        """Count the PTY files of the lab host in ``slot`` from now on, at most ``cap``."""
+    def admit(self, slot: int, cap: int) -> int:
+        """Count the PTY files of the lab host in ``slot`` from now on, at most ``cap``; its generation."""
+        if not 0 <= slot < SLOTS or cap < 1:
+            raise GuardError(f"the PTY guard holds slots 0 to {SLOTS - 1} and caps from 1 (slot {slot}, cap {cap})")
         with self._lock:
             self._generation += 1
             self.counts.update(_SLOT.pack(slot), _COUNT.pack(0, cap, self._generation))
+            return self._generation
 
-    def release(self, slot: int) -> None:
-        self.counts.delete(_SLOT.pack(slot))
+    def release(self, slot: int, generation: int) -> None:
+        """Stop counting ``slot``, if it still holds the lab host of ``generation``."""
+        with self._lock:
+            raw = self.counts.lookup(_SLOT.pack(slot))
+            if raw and _COUNT.unpack(raw)[2] == generation:
+                self.counts.update(_SLOT.pack(slot), _COUNT.pack(0, 0, 0))
 
     def held(self, slot: int) -> int | None:
         """PTY files the lab host in ``slot`` holds now; None if it is not counted."""
         raw = self.counts.lookup(_SLOT.pack(slot))
-        return _COUNT.unpack(raw)[0] if raw else None
+        held, cap, _ = _COUNT.unpack(raw) if raw else (0, 0, 0)
+        return held if cap else None
 
     def close(self) -> None:
         for fd in self._links:
@@ -189,7 +199,7 @@ def for_settings(uid_base: int, max_lab_hosts: int, ptys: int) -> PtyGuard:
         guard = _guards.get(uid_base)
         if guard is None:
             try:
-                guard = PtyGuard(uid_base, max_lab_hosts, max_lab_hosts * ptys + 1024)
+                guard = PtyGuard(uid_base, max_lab_hosts * ptys + 1024)
             except (OSError, LookupError, ValueError) as e:
                 active = bpf.lsm_active()
                 if active is False:

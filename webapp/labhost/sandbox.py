@@ -144,6 +144,7 @@ class SandboxLabHost(LabHost):
         self._log_fd = -1
         self._destroyed = False
         self._guard: ptyguard.PtyGuard | None = None
+        self._guard_generation = 0
 
     @property
     def uid(self) -> int:
@@ -242,7 +243,11 @@ class SandboxLabHost(LabHost):
                                    "to run without it (docs/security.md)") from None
             ptyguard.warn_once(str(e))
             return
-        self._guard.admit(self.slot, s.ptys)
+        try:
+            self._guard_generation = self._guard.admit(self.slot, s.ptys)
+        except (ptyguard.GuardError, OSError) as e:
+            raise LabHostError(f"lab host {self.id}: the PTY guard cannot count it: {e}",
+                               "Lower LABNB_MAX_LAB_HOSTS, or set LABNB_PTY_GUARD=off (docs/security.md)") from None
 
     def _poll(self, predicate, what: str) -> None:
         """Wait for ``predicate`` as long as a lab host may take to get ready
@@ -403,10 +408,10 @@ class SandboxLabHost(LabHost):
         if self.spawner:
             self.spawner.control.close()
         self._close_log()
-        if self._guard is not None:
-            self._guard.release(self.slot)
         teardown(self.settings, self.id, self.pid, self.pid_start, self.slot,
                  self.uid if self.slot is not None else None, self.subtree.parent)
+        if self._guard is not None:   # after the kill: a lab host is counted while any of it runs
+            self._guard.release(self.slot, self._guard_generation)
         if self.starter:
             self.starter.wait()
 
