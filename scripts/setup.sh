@@ -16,6 +16,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages="docker.io tini busybox-static iproute2 iptables iputils-ping uidmap bridge-utils util-linux tar python3 python3-venv libseccomp2"
+# Debian 13 moved the docker command out of docker.io
+apt-cache show docker-cli >/dev/null 2>&1 && packages="$packages docker-cli"
 # the tests also drive a browser (Playwright's node needs libatomic1) and fetch pages with wget in lab hosts
 [ "$what" = test ] && packages="$packages chromium libatomic1 wget"
 missing=""

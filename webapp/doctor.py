@@ -12,7 +12,7 @@ from .labhost import cgroups, image, inside, ptyguard
 from .labhost.sandbox import RANGE, SCRIPTS, image_archive
 
 BINARIES = {
-    "dockerd": "docker.io", "docker": "docker.io", "tini": "tini", "unshare": "util-linux",
+    "dockerd": "docker.io", "docker": "docker-cli (docker.io before Debian 13)", "tini": "tini", "unshare": "util-linux",
     "setsid": "util-linux", "mountpoint": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap",
     "ip": "iproute2", "iptables": "iptables", "brctl": "bridge-utils", "ping": "iputils-ping",
     "busybox": "busybox-static", "bash": "bash", "cat": "coreutils", "tar": "tar",
