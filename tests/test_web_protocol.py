@@ -8,71 +8,15 @@ does, not at arrival order."""
 from __future__ import annotations
 
 import signal
-import threading
 import uuid
 
 import msgpack
 import pytest
 import websocket
 
-from web_support import TEST_LAB, wait_for
+from web_support import TEST_LAB, Tab, wait_for
 
 from webapp.runs.manager import CLIENT_WINDOW, MAX_CHUNK
-
-
-class Tab:
-    """One browser tab's view of runs: chunks by seq, ends, checks, errors."""
-
-    def __init__(self, server, http, ack: bool = True):
-        self.client = server.socket(http)
-        self.ack = ack
-        self.chunks: dict[str, dict[int, dict]] = {}
-        self.ends: dict[str, dict] = {}
-        self.snapshots: dict[str, dict] = {}
-        self.started: list[dict] = []
-        self.errors: list[dict] = []
-        self.lock = threading.Lock()
-        c = self.client
-        c.on("output", self._output)
-        c.on("snapshot", self._snapshot)
-        c.on("end", lambda m: self.ends.__setitem__(m["run"], m))
-        c.on("run_started", lambda m: self.started.append(m))
-        c.on("error", lambda m: self.errors.append(m))
-        assert "running" in c.call("open", {"lab": TEST_LAB}, timeout=10)
-
-    def _output(self, m):
-        with self.lock:
-            run = self.chunks.setdefault(m["run"], {})
-            assert m["seq"] not in run, f"seq {m['seq']} sent twice"
-            run[m["seq"]] = m
-        if self.ack:
-            self.client.emit("ack", {"run": m["run"], "end": m["end"]})
-
-    def _snapshot(self, m):
-        self.snapshots[m["run"]] = m
-        if self.ack:
-            self.client.emit("ack", {"run": m["run"], "end": m["end"]})
-
-    def run(self, step: str) -> str:
-        reply = self.client.call("run", {"lab": TEST_LAB, "step": step}, timeout=30)
-        assert "run" in reply, reply
-        return reply["run"]
-
-    def text(self, run: str) -> str:
-        with self.lock:
-            chunks = self.chunks.get(run, {})
-            return b"".join(chunks[s]["data"] for s in sorted(chunks)).decode()
-
-    def wait_end(self, run: str, timeout: float = 120) -> dict:
-        end = wait_for(lambda: self.ends.get(run), timeout, what=f"the end of run {run}")
-        # the end is sent after the last chunk, but a thread may handle it first
-        snapshot = self.snapshots.get(run, {"seq": -1})
-        wait_for(lambda: end["seq"] in self.chunks.get(run, {}) or snapshot["seq"] >= end["seq"], 30,
-                 what="the last chunk")
-        return end
-
-    def close(self):
-        self.client.disconnect()
 
 
 @pytest.fixture

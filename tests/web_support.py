@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -158,6 +159,62 @@ class Server:
         client = socketio.Client(reconnection=False, serializer="msgpack", **kw)
         client.connect(self.url, headers={"Cookie": self.cookie(http)}, transports=["websocket"], wait_timeout=10)
         return client
+
+
+class Tab:
+    """One browser tab's view of runs: chunks by seq, ends, checks, errors."""
+
+    def __init__(self, server, http, ack: bool = True, lab: str = TEST_LAB):
+        self.client = server.socket(http)
+        self.lab = lab
+        self.ack = ack
+        self.chunks: dict[str, dict[int, dict]] = {}
+        self.ends: dict[str, dict] = {}
+        self.snapshots: dict[str, dict] = {}
+        self.started: list[dict] = []
+        self.errors: list[dict] = []
+        self.lock = threading.Lock()
+        c = self.client
+        c.on("output", self._output)
+        c.on("snapshot", self._snapshot)
+        c.on("end", lambda m: self.ends.__setitem__(m["run"], m))
+        c.on("run_started", lambda m: self.started.append(m))
+        c.on("error", lambda m: self.errors.append(m))
+        assert "running" in c.call("open", {"lab": lab}, timeout=10)
+
+    def _output(self, m):
+        with self.lock:
+            run = self.chunks.setdefault(m["run"], {})
+            assert m["seq"] not in run, f"seq {m['seq']} sent twice"
+            run[m["seq"]] = m
+        if self.ack:
+            self.client.emit("ack", {"run": m["run"], "end": m["end"]})
+
+    def _snapshot(self, m):
+        self.snapshots[m["run"]] = m
+        if self.ack:
+            self.client.emit("ack", {"run": m["run"], "end": m["end"]})
+
+    def run(self, step: str) -> str:
+        reply = self.client.call("run", {"lab": self.lab, "step": step}, timeout=30)
+        assert "run" in reply, reply
+        return reply["run"]
+
+    def text(self, run: str) -> str:
+        with self.lock:
+            chunks = self.chunks.get(run, {})
+            return b"".join(chunks[s]["data"] for s in sorted(chunks)).decode()
+
+    def wait_end(self, run: str, timeout: float = 120) -> dict:
+        end = wait_for(lambda: self.ends.get(run), timeout, what=f"the end of run {run}")
+        # the end is sent after the last chunk, but a thread may handle it first
+        snapshot = self.snapshots.get(run, {"seq": -1})
+        wait_for(lambda: end["seq"] in self.chunks.get(run, {}) or snapshot["seq"] >= end["seq"], 30,
+                 what="the last chunk")
+        return end
+
+    def close(self):
+        self.client.disconnect()
 
 
 def _state_dir(name: str) -> str:

@@ -1,0 +1,118 @@
+"""labnb as the systemd service (`labnb service install`), the way servers run it.
+
+It needs a machine that runs systemd with cgroup v2 only, as a fresh Debian
+does: the README's test command in `../shared/vm/labnb-vm.sh ci` runs it
+there. On other machines (this project's build machines: cgroup v1, no
+systemd) it is skipped, and says why. It never touches a labnb.service an
+operator installed: it is skipped when one exists.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+import requests
+
+from web_support import LABNB, Server, Tab, _state_dir, wait_for
+from webapp import service
+from webapp.labhost import cgroups
+
+ON_SYSTEMD_V2 = os.path.isdir("/run/systemd/system") and cgroups.version() == 2
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not ON_SYSTEMD_V2, reason="needs systemd and cgroup v2 only (a fresh Debian: labnb-vm.sh ci)"),
+    pytest.mark.skipif(os.path.exists(service.UNIT_PATH) or os.path.exists(service.ENV_PATH),
+                       reason=f"{service.UNIT_PATH} or {service.ENV_PATH} exists: an operator's, left alone"),
+]
+LAB = "01-network-modes"
+MEMORY_MB = 512
+SLICE = "/sys/fs/cgroup/system.slice/labnb.service"
+
+
+class ServiceServer(Server):
+    """The same clients as the web tests' server, but started by systemd."""
+
+    def start(self) -> "ServiceServer":
+        os.makedirs(os.path.dirname(service.ENV_PATH), exist_ok=True)
+        with open(service.ENV_PATH, "w") as f:
+            for name in ("LABNB_STATE_DIR", "LABNB_TOKEN", "LABNB_OPERATOR_TOKEN", "LABNB_UID_BASE",
+                         "LABNB_POOL_SIZE", "LABNB_MAX_LAB_HOSTS"):
+                f.write(f"{name}={self.env[name]}\n")
+            f.write(f"LABNB_MEMORY_MB={MEMORY_MB}\n")
+        r = subprocess.run([LABNB, "service", "install", "--port", str(self.port)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert f"?token={self.token}" in r.stdout, r.stdout
+        wait_for(self._answers, 120, 0.5, "the service to answer")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(self.url + "/", timeout=2).status_code == 403
+        except requests.ConnectionError:
+            return False
+
+    def stop(self, sig=None) -> None:
+        subprocess.run([LABNB, "service", "remove"], capture_output=True)
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        for path in (service.ENV_PATH,):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+
+def main_pid() -> int:
+    return int(subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", "labnb"],
+                              capture_output=True, text=True).stdout.strip() or 0)
+
+
+def lab_hosts() -> set[str]:
+    top = os.path.join(SLICE, cgroups.TOP)
+    return {e.name for e in os.scandir(top) if e.is_dir()} if os.path.isdir(top) else set()
+
+
+@pytest.fixture(scope="module")
+def served():
+    server = ServiceServer(_state_dir("service"), uid_slot=24, pool_size=1)
+    try:
+        server.prepare().start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+def test_the_service_runs_a_lab_through_the_web_in_its_own_delegated_cgroup(served):
+    assert open(f"/proc/{main_pid()}/cgroup").read().strip() == "0::/system.slice/labnb.service/server"
+    http = served.learner()
+    served.open_lab(http, LAB)
+    tab = Tab(served, http, lab=LAB)
+    try:
+        run = tab.run("networks")
+        end = tab.wait_end(run, 300)
+        assert end["status"] == "done" and end["exit_code"] == 0, (end, tab.text(run))
+        assert re.search(r"\bbridge\b.*\bbridge\b", tab.text(run)), tab.text(run)
+    finally:
+        tab.close()
+    hosts = lab_hosts()
+    assert hosts, "no lab host below the service's cgroup"
+    for lab_host in hosts:   # the limits, on the root-owned top of each subtree
+        base = os.path.join(SLICE, cgroups.TOP, lab_host)
+        assert open(os.path.join(base, "memory.max")).read().strip() == str(MEMORY_MB << 20)
+        assert open(os.path.join(base, "pids.max")).read().strip() == "1024"
+        assert os.stat(os.path.join(base, "lab")).st_uid >= int(served.env["LABNB_UID_BASE"]), \
+            "lab is delegated to the lab host's root"
+    assert not os.path.isdir(os.path.join(cgroups.ROOT, cgroups.TOP)) or not os.listdir(
+        os.path.join(cgroups.ROOT, cgroups.TOP)), "the service made lab hosts at the tree's root"
+
+
+def test_a_killed_service_restarts_and_reaps_what_it_left(served):
+    before, old = main_pid(), lab_hosts()
+    assert old, "the pool keeps a lab host below the service"
+    subprocess.run(["systemctl", "kill", "-s", "KILL", "labnb"], check=True)
+    wait_for(lambda: main_pid() not in (0, before) and served._answers(), 120, 0.5, "systemd to restart labnb")
+    wait_for(lambda: not (old & lab_hosts()), 60, 0.5, "the killed server's lab hosts to go")
+    wait_for(lab_hosts, 120, 0.5, "the new server's pool")
