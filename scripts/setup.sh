@@ -50,6 +50,15 @@ if [ -n "$missing" ]; then
     esac
 fi
 
+# Room for every lab host's PTYs (64 lab hosts x 256, the defaults, beside the
+# machine's reserve): a PTY costs its lab host's memory, not the machine's
+want_ptys=$((64 * 256 + $(cat /proc/sys/kernel/pty/reserve)))
+if [ "$(cat /proc/sys/kernel/pty/max)" -lt "$want_ptys" ]; then
+    echo "kernel.pty.max = $want_ptys" > /etc/sysctl.d/60-labnb.conf
+    sysctl -q -w kernel.pty.max="$want_ptys"
+    echo "setup.sh: kernel.pty.max raised to $want_ptys (/etc/sysctl.d/60-labnb.conf)"
+fi
+
 # root maps each lab host's root to its own range of 65536 ids (newuidmap needs these entries)
 for f in /etc/subuid /etc/subgid; do
     grep -qs '^root:200000:' "$f" || echo "root:200000:4194304" >> "$f"

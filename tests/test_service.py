@@ -27,20 +27,22 @@ pytestmark = [
                        reason=f"{service.UNIT_PATH} or {service.ENV_PATH} exists: an operator's, left alone"),
 ]
 LAB = "01-network-modes"
-MEMORY_MB = 512
+MEMORY_MB = 256   # 2 lab hosts and the server fit a small VM
 SLICE = "/sys/fs/cgroup/system.slice/labnb.service"
 
 
 class ServiceServer(Server):
     """The same clients as the web tests' server, but started by systemd."""
 
+    expect_restarts = 0
+
     def start(self) -> "ServiceServer":
         os.makedirs(os.path.dirname(service.ENV_PATH), exist_ok=True)
         with open(service.ENV_PATH, "w") as f:
             for name in ("LABNB_STATE_DIR", "LABNB_TOKEN", "LABNB_OPERATOR_TOKEN", "LABNB_UID_BASE",
-                         "LABNB_POOL_SIZE", "LABNB_MAX_LAB_HOSTS"):
+                         "LABNB_POOL_SIZE"):
                 f.write(f"{name}={self.env[name]}\n")
-            f.write(f"LABNB_MEMORY_MB={MEMORY_MB}\n")
+            f.write(f"LABNB_MEMORY_MB={MEMORY_MB}\nLABNB_MAX_LAB_HOSTS=2\n")
         r = subprocess.run([LABNB, "service", "install", "--port", str(self.port)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert f"?token={self.token}" in r.stdout, r.stdout
@@ -48,6 +50,12 @@ class ServiceServer(Server):
         return self
 
     def _answers(self) -> bool:
+        restarts = subprocess.run(["systemctl", "show", "-p", "NRestarts", "--value", "labnb"],
+                                  capture_output=True, text=True).stdout.strip()
+        if restarts not in ("", "0") and self.expect_restarts == 0:
+            log = subprocess.run(["journalctl", "-u", "labnb", "--no-pager", "-n", "20"],
+                                 capture_output=True, text=True).stdout
+            raise AssertionError(f"labnb.service failed and restarted {restarts} times:\n{log}")
         try:
             return requests.get(self.url + "/", timeout=2).status_code == 403
         except requests.ConnectionError:
@@ -112,6 +120,7 @@ def test_the_service_runs_a_lab_through_the_web_in_its_own_delegated_cgroup(serv
 def test_a_killed_service_restarts_and_reaps_what_it_left(served):
     before, old = main_pid(), lab_hosts()
     assert old, "the pool keeps a lab host below the service"
+    served.expect_restarts = 1
     subprocess.run(["systemctl", "kill", "-s", "KILL", "labnb"], check=True)
     wait_for(lambda: main_pid() not in (0, before) and served._answers(), 120, 0.5, "systemd to restart labnb")
     wait_for(lambda: not (old & lab_hosts()), 60, 0.5, "the killed server's lab hosts to go")

@@ -28,6 +28,9 @@ Description=labnb, a web lab notebook server
 Documentation=file://{repo}/README.md
 After=network-online.target
 Wants=network-online.target
+# a server that cannot start (a setting that does not fit) stops retrying after five tries
+StartLimitIntervalSec=120
+StartLimitBurst=5
 
 [Service]
 Type=simple
