@@ -17,7 +17,7 @@ import requests
 
 from web_support import LABNB, Server, Tab, _state_dir, wait_for
 from webapp import service
-from webapp.labhost import cgroups
+from webapp.labhost import cgroups, records
 
 ON_SYSTEMD_V2 = os.path.isdir("/run/systemd/system") and cgroups.version() == 2
 pytestmark = [
@@ -113,8 +113,10 @@ def test_the_service_runs_a_lab_through_the_web_in_its_own_delegated_cgroup(serv
         assert open(os.path.join(base, "pids.max")).read().strip() == "1024"
         assert os.stat(os.path.join(base, "lab")).st_uid >= int(served.env["LABNB_UID_BASE"]), \
             "lab is delegated to the lab host's root"
-    assert not os.path.isdir(os.path.join(cgroups.ROOT, cgroups.TOP)) or not os.listdir(
-        os.path.join(cgroups.ROOT, cgroups.TOP)), "the service made lab hosts at the tree's root"
+    at_root = os.path.join(cgroups.ROOT, cgroups.TOP)
+    mine = records.id_prefix(served.state_dir)
+    assert not os.path.isdir(at_root) or not [e for e in os.scandir(at_root) if e.is_dir() and
+                                              e.name.startswith(mine)], "the service made lab hosts at the tree's root"
 
 
 def test_a_killed_service_restarts_and_reaps_what_it_left(served):
