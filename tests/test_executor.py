@@ -176,6 +176,18 @@ def test_marker_filter_finds_markers_split_at_every_byte():
         assert [p for p in parts if p[0] != "text"] == [("marker", token, 0, True), ("prompt", 0)]
 
 
+def test_a_named_terminal_decodes_utf8_split_across_reads_whole(plain):
+    term = executor.open_terminal(plain, "utf8")
+    try:
+        out: list[str] = []
+        r = term.run(r"printf '\303'; sleep 0.3; printf '\251\n'", on_output=lambda d, t: out.append(t), timeout=10)
+        assert r.wait(15).ok
+        text = "".join(out)
+        assert "é" in text and "\ufffd" not in text, repr(text)
+    finally:
+        term.close()
+
+
 def test_terminal_keeps_state_between_runs(plain):
     term = executor.open_terminal(plain, "t")
     try:

@@ -18,6 +18,8 @@ following: then the run ends by its timeout.
 """
 from __future__ import annotations
 
+import codecs
+
 import re
 import secrets
 import threading
@@ -97,6 +99,10 @@ def _held_back(buf: bytes) -> int:
     return keep
 
 
+def _decoder():
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+
+
 class TerminalRun:
     """One command typed into a terminal."""
 
@@ -104,6 +110,7 @@ class TerminalRun:
         self.terminal, self.on_output = terminal, on_output
         self.timeout, self.endless = timeout, endless
         self.token = secrets.token_hex(6)
+        self.decode = _decoder()   # one per run: a character split across reads comes out whole
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
         self._done = threading.Event()
@@ -152,6 +159,7 @@ class Terminal:
         self.process = PtyProcess(host, argv, on_output=self._route, rows=rows, cols=cols)
         self.current: TerminalRun | None = None
         self.filter = MarkerFilter()
+        self._idle_decode = _decoder()
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
 
@@ -196,16 +204,16 @@ class Terminal:
         if not data:   # the shell has ended: what was held back is all there is
             rest = self.filter.flush()
             if rest:
-                self.on_idle_output(rest, rest.decode(errors="replace"))
+                self.on_idle_output(rest, self._idle_decode(rest, True))
             return
         shown = 0
         for part in self.filter.feed(data):
             run = self.current
             if part[0] == "text" and run is not None:
                 shown += len(part[1])
-                run.on_output(part[1], part[1].decode(errors="replace"))
+                run.on_output(part[1], run.decode(part[1]))
             elif part[0] == "text":
-                self.on_idle_output(part[1], part[1].decode(errors="replace"))
+                self.on_idle_output(part[1], self._idle_decode(part[1]))
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._skip_prompt = self._skip_prompt or outer
