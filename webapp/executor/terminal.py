@@ -19,7 +19,6 @@ following: then the run ends by its timeout.
 from __future__ import annotations
 
 import codecs
-
 import re
 import secrets
 import threading
