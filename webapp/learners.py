@@ -66,10 +66,6 @@ class Learners:
                 self._start(learner)
             return learner
 
-    def peek(self, learner_id: str) -> Learner | None:
-        with self._lock:
-            return self._learners.get(learner_id)
-
     def check(self, learner_id: str) -> Learner:
         """The learner, their lab host's health checked: one that died (killed,
         out of memory) shows as failed, with why, instead of failing every run."""

@@ -21,12 +21,12 @@ def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = N
                       timeout=timeout, window=window, rows=rows, cols=cols).start()
 
 
-def open_terminal(lab_host: LabHost, name: str, *, on_idle_output: OutputCallback | None = None,
+def open_terminal(lab_host: LabHost, name: str, *,
                   rows: int = 24, cols: int = 120) -> Terminal:
     """Start a named interactive shell in the lab host and wait for its first prompt."""
     _require_alive(lab_host)
     argv = ["bash", "--noprofile", "--rcfile", lab_host.shell_rc(), "-i"]
-    return Terminal(name, lab_host, argv, rows=rows, cols=cols, on_idle_output=on_idle_output).start()
+    return Terminal(name, lab_host, argv, rows=rows, cols=cols).start()
 
 
 def _require_alive(lab_host: LabHost) -> None:

@@ -76,11 +76,6 @@ class MarkerFilter:
             parts.append(("text", buf[pos:]))
         return parts
 
-    def flush(self) -> bytes:
-        """What is held back; for when no more data will come."""
-        out, self.pending = self.pending, b""
-        return out
-
 
 def _held_back(buf: bytes) -> int:
     keep = 0
@@ -151,14 +146,11 @@ class TerminalRun:
 class Terminal:
     """A named interactive shell in a lab host. One run at a time types into it."""
 
-    def __init__(self, name: str, host: LabHost, argv: list[str], *, rows: int = 24, cols: int = 120,
-                 on_idle_output: OutputCallback | None = None):
+    def __init__(self, name: str, host: LabHost, argv: list[str], *, rows: int = 24, cols: int = 120):
         self.name = name
-        self.on_idle_output = on_idle_output or (lambda data, text: None)
         self.process = PtyProcess(host, argv, on_output=self._route, rows=rows, cols=cols)
         self.current: TerminalRun | None = None
         self.filter = MarkerFilter()
-        self._idle_decode = _decoder()
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
 
@@ -200,10 +192,7 @@ class Terminal:
 
     # -- internals --------------------------------------------------------
     def _route(self, data: bytes, _text: str) -> None:
-        if not data:   # the shell has ended: what was held back is all there is
-            rest = self.filter.flush()
-            if rest:
-                self.on_idle_output(rest, self._idle_decode(rest, True))
+        if not data:   # the shell has ended
             return
         shown = 0
         for part in self.filter.feed(data):
@@ -211,8 +200,6 @@ class Terminal:
             if part[0] == "text" and run is not None:
                 shown += len(part[1])
                 run.on_output(part[1], run.decode(part[1]))
-            elif part[0] == "text":
-                self.on_idle_output(part[1], self._idle_decode(part[1]))
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._skip_prompt = self._skip_prompt or outer

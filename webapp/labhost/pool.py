@@ -48,7 +48,6 @@ class Pool:
         self._claimed: dict[str, LabHost] = {}
         self._cond = threading.Condition()
         self._closed = False
-        self.last_error: str | None = None
         self._thread: threading.Thread | None = None
         if settings.backend == "sandbox":
             prepare_state_dir(settings)
@@ -110,10 +109,9 @@ class Pool:
                     return
             try:
                 host = create(self.settings)
-                failures, self.last_error = 0, None
+                failures = 0
             except LabHostError as e:
                 failures += 1
-                self.last_error = str(e)
                 log.error("warm pool: %s", e)
                 with self._cond:
                     if self._cond.wait_for(lambda: self._closed, min(60, 2 ** failures)):
