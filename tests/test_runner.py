@@ -127,6 +127,18 @@ def test_lab_host_that_cannot_start_exits_3(settings, tmp_path):
     assert "cannot make a lab host" in out.stderr and "Set LABNB_STATE_DIR" in out.stderr
 
 
+def test_a_lab_host_without_what_the_lab_requires_is_refused(settings):
+    """Lab 3 requires docker and the busybox image; the plain lab host (this
+    machine) has them only if the machine runs a dockerd of its own with it."""
+    machine_docker = subprocess.run(["docker", "image", "inspect", "busybox"], capture_output=True).returncode == 0
+    if machine_docker:
+        pytest.skip("this machine runs a dockerd with busybox: a plain lab host lacks nothing lab 3 requires")
+    out = _labnb(settings, "run", "--backend", "plain", str(ROOT / "labs" / "03-container-ops.md"))
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "needs docker, busybox-image, which plain lab host" in out.stderr, out.stderr
+    assert "step" not in out.stdout.split("\n", 1)[1], "a step ran on a lab host that lacks what it needs"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_stops_run_and_removes_lab_host(settings, sig):
     before = _our_lab_hosts(settings)

@@ -187,7 +187,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     import signal
 
     from . import runner
-    from .lab import LabError, load_lab
+    from .lab import LabError, load_lab, requires
     from .labhost import pool
     from .labhost.base import LabHostError
     from .labhost.sandbox import prepare_state_dir
@@ -225,6 +225,10 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
             click.echo(f"cannot make a lab host: {e}", err=True)
             sys.exit(3)
         click.echo(f"{lab.path}: {lab.title}, on {host.kind} lab host {host.id}")
+        missing = requires.lacking(host, lab.requires)
+        if missing:
+            click.echo(requires.refusal(lab.path, missing, host), err=True)
+            sys.exit(3)
         printer = runner.Printer()
         result = runner.run_lab(lab, host, steps=steps, endless_for=endless_for, on_event=printer)
         printer.summary(result)

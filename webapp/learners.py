@@ -1,8 +1,9 @@
 """Learners: a browser identity (from the signed session cookie), its lab
 host, and a lab session per lab it opened.
 
-A learner has one lab host, shared by the labs they open (a lab's cleanup
-puts it back in order). Making one takes most of a second, so it is claimed
+A learner has one lab host, shared by the labs they open (a lab's setup
+runs when they first open it; its cleanup is for headless runs only, and a
+reset gives a fresh lab host). Making one takes most of a second, so it is claimed
 from the pool in a background thread while the page shows that it is
 starting; a failure is kept with its reason until the learner retries.
 """
@@ -13,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from .lab import Lab
+from .lab import Lab, requires
 from .labhost.base import LabHost, LabHostError
 from .labhost.pool import Pool
 from .session import LabSession
@@ -106,6 +107,9 @@ class Learners:
                 raise NotReady(f"your lab host could not start: {learner.error}")
             session = learner.sessions.get(lab.id)
             if session is None:
+                missing = requires.lacking(learner.host, lab.requires)
+                if missing:
+                    raise NotReady(requires.refusal(lab.id, missing, learner.host))
                 session = LabSession(lab, learner.host)
                 if lab.setup:
                     outcome, output = session.run_script(lab.setup)

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .model import Check, Command, Match
+from .requires import PROBES
 
 Report = Callable[[int, str], None]
 
-REQUIRES = ("docker", "busybox-image", "netns", "iptables", "bridge-utils")
+REQUIRES = tuple(PROBES)
 TERMINAL_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_TIMEOUT = 3600
 DEFAULT_STOP_AFTER = 3
