@@ -67,6 +67,11 @@ def test_headers_tell_the_browser_to_refuse_other_pages(web_server):
         assert r.headers["Referrer-Policy"] == "no-referrer"
 
 
+def test_a_block_shows_its_name_as_text(web_server):
+    page = web_server.learner().get(f"{web_server.url}/labs/{TEST_LAB}", timeout=10).text
+    assert '<span class="block-name">&lt;b&gt;colours&lt;/b&gt; &amp; markup</span>' in page
+
+
 # -- a server of its own, with small limits ----------------------------------
 @pytest.fixture(scope="module")
 def limited():
