@@ -16,13 +16,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages="docker.io tini busybox-static iproute2 iptables iputils-ping uidmap bridge-utils util-linux tar python3 python3-venv libseccomp2"
-# Debian 13 moved the docker command out of docker.io
+# Debian 13 moved the docker command out of docker.io (apt's lists tell, once there are lists)
+ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q
 apt-cache show docker-cli >/dev/null 2>&1 && packages="$packages docker-cli"
 # the tests also drive a browser (Playwright's node needs libatomic1) and fetch pages with wget in lab hosts
 [ "$what" = test ] && packages="$packages chromium libatomic1 wget"
 missing=""
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in $packages; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    case $p in   # a Docker of the operator's (docker-ce, say) serves as well: never replace it
+        docker.io|docker-cli) command -v dockerd >/dev/null && command -v docker >/dev/null && continue ;;
+    esac
+    installed "$p" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
     echo "setup.sh: installing$missing"
@@ -31,8 +36,11 @@ if [ -n "$missing" ]; then
     # installs docker.io, its services are neither started nor enabled (no docker0,
     # no iptables rules on the machine). A docker.io installed before is left as it is.
     hold=""
+    units="docker.socket docker.service"
+    installed containerd || units="$units containerd.service"   # a containerd of the operator's stays as it is
     case " $missing " in *" docker.io "*)
         if [ ! -e /usr/sbin/policy-rc.d ]; then
+            trap 'rm -f /usr/sbin/policy-rc.d' EXIT INT TERM HUP
             printf '#!/bin/sh\ncase "$1" in docker*|containerd*) exit 101;; esac\nexit 0\n' > /usr/sbin/policy-rc.d
             chmod +x /usr/sbin/policy-rc.d
             hold=yes
@@ -40,11 +48,12 @@ if [ -n "$missing" ]; then
     esac
     status=0
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || status=$?
-    [ -n "$hold" ] && rm -f /usr/sbin/policy-rc.d
+    if [ -n "$hold" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT INT TERM HUP; fi
     [ "$status" = 0 ] || exit "$status"
     case " $missing " in *" docker.io "*)
         if [ -d /run/systemd/system ]; then
-            systemctl disable --now -q docker.socket docker.service containerd.service 2>/dev/null || true
+            # shellcheck disable=SC2086
+            systemctl disable --now -q $units 2>/dev/null || true
             echo "setup.sh: installed docker.io without starting or enabling the machine's own dockerd (labnb runs one per lab host)"
         fi ;;
     esac
@@ -55,7 +64,7 @@ fi
 want_ptys=$((64 * 256 + $(cat /proc/sys/kernel/pty/reserve)))
 if [ "$(cat /proc/sys/kernel/pty/max)" -lt "$want_ptys" ]; then
     echo "kernel.pty.max = $want_ptys" > /etc/sysctl.d/60-labnb.conf
-    sysctl -q -w kernel.pty.max="$want_ptys"
+    echo "$want_ptys" > /proc/sys/kernel/pty/max
     echo "setup.sh: kernel.pty.max raised to $want_ptys (/etc/sysctl.d/60-labnb.conf)"
 fi
 

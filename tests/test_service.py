@@ -20,12 +20,18 @@ from webapp import service
 from webapp.labhost import cgroups, records
 
 ON_SYSTEMD_V2 = os.path.isdir("/run/systemd/system") and cgroups.version() == 2
-pytestmark = [
+needs_systemd = [
     pytest.mark.slow,
     pytest.mark.skipif(not ON_SYSTEMD_V2, reason="needs systemd and cgroup v2 only (a fresh Debian: labnb-vm.sh ci)"),
     pytest.mark.skipif(os.path.exists(service.UNIT_PATH) or os.path.exists(service.ENV_PATH),
                        reason=f"{service.UNIT_PATH} or {service.ENV_PATH} exists: an operator's, left alone"),
 ]
+
+
+def with_systemd(test):
+    for mark in needs_systemd:
+        test = mark(test)
+    return test
 LAB = "01-network-modes"
 MEMORY_MB = 256   # 2 lab hosts and the server fit a small VM
 SLICE = "/sys/fs/cgroup/system.slice/labnb.service"
@@ -93,8 +99,26 @@ def served():
         server.cleanup()
 
 
+def test_the_token_file_is_roots_alone_and_keeps_its_token(tmp_path, monkeypatch):
+    monkeypatch.setattr(service, "ENV_PATH", str(tmp_path / "labnb" / "labnb.env"))
+    first = service.token()
+    assert service.token() == first and len(first) >= 32
+    assert os.stat(service.ENV_PATH).st_mode & 0o777 == 0o600
+    own = tmp_path / "own.env"   # an operator's file: no final newline, readable by all
+    own.write_text("LABNB_POOL_SIZE=3")
+    own.chmod(0o644)
+    monkeypatch.setattr(service, "ENV_PATH", str(own))
+    made = service.token()
+    assert own.read_text() == f"LABNB_POOL_SIZE=3\nLABNB_TOKEN={made}\n"
+    assert own.stat().st_mode & 0o777 == 0o600
+    own.write_text('LABNB_TOKEN="quoted-one"\n')
+    assert service.token() == "quoted-one"
+
+
+@with_systemd
 def test_the_service_runs_a_lab_through_the_web_in_its_own_delegated_cgroup(served):
-    assert open(f"/proc/{main_pid()}/cgroup").read().strip() == "0::/system.slice/labnb.service/server"
+    wait_for(lambda: open(f"/proc/{main_pid()}/cgroup").read().strip() == "0::/system.slice/labnb.service/server",
+             60, 0.2, "the server to move into its leaf as its first lab host is made")
     http = served.learner()
     served.open_lab(http, LAB)
     tab = Tab(served, http, lab=LAB)
@@ -119,6 +143,7 @@ def test_the_service_runs_a_lab_through_the_web_in_its_own_delegated_cgroup(serv
                                               e.name.startswith(mine)], "the service made lab hosts at the tree's root"
 
 
+@with_systemd
 def test_a_killed_service_restarts_and_reaps_what_it_left(served):
     before, old = main_pid(), lab_hosts()
     assert old, "the pool keeps a lab host below the service"

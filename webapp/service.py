@@ -57,20 +57,23 @@ WantedBy=multi-user.target
 
 
 def token() -> str:
-    """The learners' token from the environment file, made on first install."""
-    try:
-        with open(ENV_PATH) as f:
-            for line in f:
-                if line.startswith("LABNB_TOKEN="):
-                    return line.split("=", 1)[1].strip()
-    except FileNotFoundError:
-        pass
-    value = secrets.token_urlsafe(24)
+    """The learners' token from the environment file, made on first install.
+
+    The file is root's alone (it holds the token); a value in quotes is read
+    the way systemd reads it."""
     os.makedirs(os.path.dirname(ENV_PATH), mode=0o700, exist_ok=True)
-    fd = os.open(ENV_PATH, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a") as f:
-        f.write(f"# labnb's settings for the service (LABNB_* variables, see webapp/config.py)\n"
-                f"LABNB_TOKEN={value}\n")
+    fd = os.open(ENV_PATH, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "r+") as f:
+        os.fchmod(fd, 0o600)
+        text = f.read()
+        for line in text.splitlines():
+            key, _, value = line.strip().partition("=")
+            if key == "LABNB_TOKEN" and value.strip().strip("'\""):
+                return value.strip().strip("'\"")
+        value = secrets.token_urlsafe(24)
+        f.write(("" if not text or text.endswith("\n") else "\n")
+                + ("# labnb's settings for the service (LABNB_* variables, see webapp/config.py)\n" if not text else "")
+                + f"LABNB_TOKEN={value}\n")
     return value
 
 
@@ -90,6 +93,7 @@ def install(host: str, port: int) -> str:
     os.replace(UNIT_PATH + ".tmp", UNIT_PATH)
     _systemctl("daemon-reload")
     _systemctl("enable", UNIT)
+    subprocess.run(["systemctl", "reset-failed", UNIT], capture_output=True)   # a start limit hit before
     _systemctl("restart", UNIT)
     return value
 

@@ -291,12 +291,17 @@ def _leave(delegated_dir: str) -> None:
     delegated cgroup may enable controllers for the lab hosts beside it."""
     leaf = os.path.join(delegated_dir, SERVER)
     _mkdir(leaf)
-    for pid in _read(os.path.join(delegated_dir, "cgroup.procs")).split():
-        try:
-            _write(os.path.join(leaf, "cgroup.procs"), pid)
-        except CgroupError:
-            if os.path.exists(f"/proc/{pid}"):
-                raise
+    for _ in range(100):   # again until none is left: gunicorn may fork a worker meanwhile
+        pids = _read(os.path.join(delegated_dir, "cgroup.procs")).split()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                _write(os.path.join(leaf, "cgroup.procs"), pid)
+            except CgroupError:
+                if os.path.exists(f"/proc/{pid}"):
+                    raise
+    raise CgroupError(f"processes keep appearing in {delegated_dir}; cannot move them into {leaf}")
 
 
 def _thaw(top: str) -> None:

@@ -442,7 +442,8 @@ def teardown(settings: Settings, lab_host_id: str, pid: int | None, pid_start: i
     frozen one). Mounts, veths and netns names go with the namespaces.
     Used by destroy and the reaper.
     """
-    subtree = cgroups.Subtree(lab_host_id, cgroup_parent)   # where it was made: another process's delegated cgroup
+    # where it was made (another process's delegated cgroup); records from before it was kept: the root
+    subtree = cgroups.Subtree(lab_host_id, cgroup_parent or "")
     # PID 1 by its start time too: a zombie waiting for `unshare` still counts
     # (it must be reaped before `unshare` dies), a reused pid does not
     first = pid if records.process_alive(pid, pid_start) else None
