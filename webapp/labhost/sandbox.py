@@ -42,6 +42,7 @@ PATH = "/run/labnb/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 RANGE = 65536
 HOME = "/root"
 LOG_LIMIT = 64 << 10    # what the server keeps of a lab host's start-up messages
+PING_TIMEOUT = 5.0      # seconds dockerd may take to answer a health check: a loaded machine is slow, not broken
 # The starter writes itself into the lab host's `lab` cgroups, then execs the
 # rest: all it starts inherits them.
 JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
@@ -351,7 +352,7 @@ class SandboxLabHost(LabHost):
 
     def _ping(self) -> bool:
         try:
-            s = inside.connect_unix(self.pid, "/run/docker.sock", self.uid)
+            s = inside.connect_unix(self.pid, "/run/docker.sock", self.uid, timeout=PING_TIMEOUT)
         except OSError:
             return False
         try:
