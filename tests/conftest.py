@@ -45,6 +45,15 @@ def fresh_lab_host(settings):
     host.destroy()
 
 
+def cmdline(pid: int) -> bytes:
+    """A process's command line, NUL-separated; empty once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
     """Run a command in a lab host; its outcome and output with \\n line ends."""
     out: list[str] = []

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import cmdline
 from web_support import wait_for
 from webapp import executor
 from webapp.config import Settings
@@ -235,18 +236,10 @@ def test_sandbox_run_counts_against_the_lab_host(lab_host):
             for path in lab_host.subtree.paths("lab/init"):
                 with open(os.path.join(path, "cgroup.procs")) as f:
                     in_init.update(int(p) for p in f.read().split())
-            return [p for p in in_init if _cmdline(p) == b"sleep\x0030\x00"]
+            return [p for p in in_init if cmdline(p) == b"sleep\x0030\x00"]
         wait_for(sleeping, 30, what="the command (sleep 30) in the lab host's lab/init cgroup")
     finally:
         proc.stop()
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def test_dead_lab_host_says_what_to_do(settings):

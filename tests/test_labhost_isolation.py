@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import sh
+from conftest import cmdline, sh
 from webapp import executor
 from webapp.labhost.pool import create
 
@@ -65,7 +65,7 @@ def test_processes_of_another_lab_host_are_invisible_and_unsignallable(lab_host,
         deadline = time.monotonic() + 10
         victim = []
         while not victim and time.monotonic() < deadline:   # until bash has exec'd sleep
-            victim = [p for p in other_lab_host.subtree.pids() if _cmdline(p).startswith(b"sleep\x004242")]
+            victim = [p for p in other_lab_host.subtree.pids() if cmdline(p).startswith(b"sleep\x004242")]
         assert victim, "the sleep is not in the other lab host's cgroup"
         _, ps = sh(lab_host, "ps -ef")
         assert "sleep 4242" not in ps
@@ -146,18 +146,10 @@ def test_fork_bomb_and_memory_hog_stay_inside_their_limits(settings):
         host.destroy()
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
 def _kill_matching(host, needle: bytes) -> None:
     """SIGKILL the lab host's processes whose command line holds ``needle``, until none are left."""
     while True:
-        victims = [pid for pid in host.subtree.pids() if needle in _cmdline(pid)]
+        victims = [pid for pid in host.subtree.pids() if needle in cmdline(pid)]
         if not victims:
             return
         for pid in victims:
