@@ -62,19 +62,19 @@ class Map:
                            name.encode()[:15]).ljust(72, b"\0")
         self.fd = sys_bpf(MAP_CREATE, attr, f"creating BPF map {name}")
 
-    def _elem(self, cmd: int, key: bytes, value: bytes | None, flags: int, what: str) -> bytes | None:
+    def _elem(self, cmd: int, key: bytes, value: bytes, what: str) -> bytes:
+        """Update from ``value``, or look up into it; the value buffer after the call."""
         k = ctypes.create_string_buffer(key, self.key_size)
-        v = ctypes.create_string_buffer(value or b"", self.value_size)
-        sys_bpf(cmd, struct.pack("=IIQQQ", self.fd, 0, _addr(k), _addr(v) if value is not None or
-                                 cmd == MAP_LOOKUP_ELEM else 0, flags), what)
+        v = ctypes.create_string_buffer(value, self.value_size)
+        sys_bpf(cmd, struct.pack("=IIQQQ", self.fd, 0, _addr(k), _addr(v), 0), what)
         return v.raw
 
     def update(self, key: bytes, value: bytes) -> None:
-        self._elem(MAP_UPDATE_ELEM, key, value, 0, "updating a BPF map")
+        self._elem(MAP_UPDATE_ELEM, key, value, "updating a BPF map")
 
     def lookup(self, key: bytes) -> bytes | None:
         try:
-            return self._elem(MAP_LOOKUP_ELEM, key, None, 0, "reading a BPF map")
+            return self._elem(MAP_LOOKUP_ELEM, key, b"", "reading a BPF map")
         except BPFError as e:
             if e.errno == errno.ENOENT:
                 return None

@@ -164,12 +164,6 @@ class PtyGuard:
             if raw and _COUNT.unpack(raw)[2] == generation:
                 self.counts.update(_SLOT.pack(slot), _COUNT.pack(0, 0, 0))
 
-    def held(self, slot: int) -> int | None:
-        """PTY files the lab host in ``slot`` holds now; None if it is not counted."""
-        raw = self.counts.lookup(_SLOT.pack(slot))
-        held, cap, _ = _COUNT.unpack(raw) if raw else (0, 0, 0)
-        return held if cap else None
-
     def close(self) -> None:
         for fd in self._links:
             os.close(fd)
