@@ -12,6 +12,7 @@ import pytest
 
 from webapp import executor
 from webapp.config import Settings
+from webapp.lab import plain_text
 from webapp.labhost import image, reaper
 from webapp.labhost.pool import create
 from webapp.labhost.sandbox import build_seed, image_archive, prepare_state_dir
@@ -55,12 +56,16 @@ def cmdline(pid: int) -> bytes:
 
 
 def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
-    """Run a command in a lab host; its outcome and output with \\n line ends."""
+    """Run a command in a lab host; its outcome and its output as a reader sees it.
+
+    Escapes are stripped as a lab's checks strip them: Debian 13's ``ip``
+    colours what it prints on a terminal, Debian 12's does not.
+    """
     out: list[str] = []
     proc = executor.run(host, command, on_output=lambda d, t: out.append(t), timeout=timeout, window=None)
     outcome = proc.wait(timeout + 10)
     assert outcome is not None, f"{command!r} did not end"
-    return outcome, "".join(out).replace("\r\n", "\n")
+    return outcome, plain_text("".join(out))
 
 
 # The real web server for the test_web_* modules (tests/web_support.py).

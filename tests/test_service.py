@@ -34,6 +34,7 @@ def with_systemd(test):
     return test
 LAB = "01-network-modes"
 MEMORY_MB = 256   # 2 lab hosts and the server fit a small VM
+IO_MBPS = 50
 SLICE = "/sys/fs/cgroup/system.slice/labnb.service"
 
 
@@ -48,7 +49,7 @@ class ServiceServer(Server):
             for name in ("LABNB_STATE_DIR", "LABNB_TOKEN", "LABNB_OPERATOR_TOKEN", "LABNB_UID_BASE",
                          "LABNB_POOL_SIZE"):
                 f.write(f"{name}={self.env[name]}\n")
-            f.write(f"LABNB_MEMORY_MB={MEMORY_MB}\nLABNB_MAX_LAB_HOSTS=2\n")
+            f.write(f"LABNB_MEMORY_MB={MEMORY_MB}\nLABNB_MAX_LAB_HOSTS=2\nLABNB_IO_MBPS={IO_MBPS}\n")
         r = subprocess.run([LABNB, "service", "install", "--port", str(self.port)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert f"?token={self.token}" in r.stdout, r.stdout
@@ -135,6 +136,11 @@ def test_the_service_runs_a_lab_through_the_web_in_its_own_delegated_cgroup(serv
         base = os.path.join(SLICE, cgroups.TOP, lab_host)
         assert open(os.path.join(base, "memory.max")).read().strip() == str(MEMORY_MB << 20)
         assert open(os.path.join(base, "pids.max")).read().strip() == "1024"
+        disks = cgroups.disks(("/usr", "/etc", served.state_dir))
+        if "io" in open(os.path.join(SLICE, "cgroup.controllers")).read().split() and disks:
+            io_max = open(os.path.join(base, "io.max")).read()
+            for disk in disks:
+                assert f"{disk} rbps={IO_MBPS << 20} wbps={IO_MBPS << 20} riops=4000 wiops=4000" in io_max, io_max
         assert os.stat(os.path.join(base, "lab")).st_uid >= int(served.env["LABNB_UID_BASE"]), \
             "lab is delegated to the lab host's root"
     at_root = os.path.join(cgroups.ROOT, cgroups.TOP)

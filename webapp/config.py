@@ -19,6 +19,8 @@ class Settings:
     ptys: int = 256                   # PTYs a lab host may hold at once, from any devpts
     pty_guard: str = "auto"           # the BPF LSM bound on PTYs (ptyguard.py): "on" (required), "auto", "off"
     cpu_weight: int = 100             # cgroup v2 weight; 100 = an equal share
+    io_mbps: int = 200                # cgroup v2 io.max: MiB/s read and written per disk of the machine; 0: no limit
+    io_iops: int = 4000               # cgroup v2 io.max: reads and writes per second per disk; 0: no limit
     uid_base: int = 200000            # lab host n maps root to uid_base + n * 65536
     hostname: str = "localhost"
     address: str = "192.168.118.137/24"  # the lab host's ens33, as in the seed

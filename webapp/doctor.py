@@ -102,7 +102,7 @@ def check_subids(settings: Settings) -> Finding:
                    "" if ok else f"Add the line {entry} to {' and '.join(problems)} (scripts/setup.sh does)")
 
 
-def check_cgroups() -> Finding:
+def check_cgroups(settings: Settings) -> Finding:
     try:
         version = cgroups.version()
         points = cgroups.hierarchies()
@@ -125,13 +125,17 @@ def check_cgroups() -> Finding:
                        else f"v2, but {where}/cgroup.subtree_control is not writable",
                        "Run labnb as its systemd service (`labnb service install`: Delegate=yes), "
                        "or from a cgroup whose controllers you may enable")
+    disks = cgroups.disks(("/usr", "/etc", settings.state_dir))
+    io = ("; io not limited (LABNB_IO_MBPS and LABNB_IO_IOPS are 0)" if not (settings.io_mbps or settings.io_iops)
+          else f"; io limits on disk {', '.join(disks)}" if "io" in available and disks
+          else "; no io limits (no io controller)" if disks else "; no io limits (no disk under /usr, /etc, state dir)")
     if above:
-        return Finding("cgroups", True, f"v2, delegated by systemd: lab hosts go below /{above}")
+        return Finding("cgroups", True, f"v2, delegated by systemd: lab hosts go below /{above}{io}")
     own = cgroups.own_cgroup()
     systemd = os.path.isdir("/run/systemd/system")
     return Finding("cgroups", True,
                    f"v2, not delegated: lab hosts go below {cgroups.ROOT}/{cgroups.TOP}, beside systemd's own "
-                   f"tree (this process is in /{own})" if systemd else "v2, lab hosts go below the root",
+                   f"tree (this process is in /{own}){io}" if systemd else f"v2, lab hosts go below the root{io}",
                    "Run labnb as its systemd service (`labnb service install`, Delegate=yes) so systemd "
                    "knows labnb manages that subtree, or under `systemd-run --scope -p Delegate=yes`"
                    if systemd else "", warn=systemd)
@@ -201,7 +205,7 @@ def run_all(settings: Settings) -> list[Finding]:
     findings = [check_root(), check_binaries()]
     if findings[0].ok and findings[1].ok:
         findings += [check_confinement(), check_pty_guard(settings), check_userns(), check_overlay_in_userns(),
-                     check_subids(settings), check_cgroups()]
+                     check_subids(settings), check_cgroups(settings)]
         if all(f.ok for f in findings):
             findings.append(check_delegation(settings))
     findings.append(check_image(settings))

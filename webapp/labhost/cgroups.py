@@ -6,7 +6,7 @@ below the tree's root or, on v2, the cgroup systemd delegated to labnb
 to a leaf ``server`` (v2 allows no processes beside child cgroups that have
 controllers):
 
-    labnb/<id>            owned by root; memory, pids and cpu limits: the learner cannot lift them
+    labnb/<id>            owned by root; memory, pids, cpu (and v2 io) limits: the learner cannot lift them
     labnb/<id>/keeper     owned by root: the starter (``unshare``, the machine's root) waiting on PID 1
     labnb/<id>/lab        delegated: owned by the lab host's mapped root; its cgroup namespace's root
     labnb/<id>/lab/init   the lab host's own processes (dockerd, learner's commands)
@@ -39,11 +39,45 @@ class Limits:
     memory_bytes: int
     pids: int
     cpu_weight: int  # 1..10000, v2 semantics; 100 is a normal share
+    io_bps: int = 0          # v2 io.max rbps and wbps on each of io_devices; 0: none
+    io_iops: int = 0         # v2 io.max riops and wiops; 0: none
+    io_devices: tuple[str, ...] = ()   # "major:minor" of whole disks
+
+    def io_max(self, device: str) -> str:
+        """The io.max line for one device."""
+        bps, iops = self.io_bps or "max", self.io_iops or "max"
+        return f"{device} rbps={bps} wbps={bps} riops={iops} wiops={iops}"
 
     @property
     def cpu_shares(self) -> int:
         """v1 cpu.shares equivalent of the v2 weight (1024 is a normal share)."""
         return max(2, self.cpu_weight * 1024 // 100)
+
+
+def disks(paths) -> tuple[str, ...]:
+    """The whole disks ("major:minor") holding ``paths``, which io.max takes.
+
+    A lab host writes only to tmpfs (its memory limit bounds that); what it
+    reads of the machine, its programs and the state dir, comes from these.
+    A partition stands for its disk (io.max refuses partitions); a file
+    system with no block device of its own (tmpfs, overlay, btrfs's anonymous
+    devices) has none to limit.
+    """
+    found = []
+    for path in paths:
+        try:
+            dev = os.stat(path).st_dev
+        except OSError:
+            continue
+        node = f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"
+        if not os.path.exists(node):
+            continue
+        if os.path.exists(os.path.join(node, "partition")):
+            node = os.path.join(os.path.realpath(node), "..")
+        number = _read(os.path.join(node, "dev")).strip()
+        if number not in found:
+            found.append(number)
+    return tuple(found)
 
 
 def hierarchies() -> dict[str, str]:
@@ -193,7 +227,8 @@ class Subtree:
                 f"the cgroup v2 controllers {', '.join(missing)} are not available at {above}; "
                 "enable them in the parent's cgroup.subtree_control (with systemd: "
                 "Delegate=yes on the labnb service)")
-        wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+        io = "io" in available and (limits.io_bps or limits.io_iops) and limits.io_devices
+        wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS + (("io",) if io else ()))
         # `lab` gets them from inside, once its processes are in lab/init (labroot.py)
         for d in (above, top, base):
             _write(os.path.join(d, "cgroup.subtree_control"), wanted)
@@ -201,6 +236,8 @@ class Subtree:
         _write(os.path.join(base, "memory.swap.max"), 0, optional=True)
         _write(os.path.join(base, "pids.max"), limits.pids)
         _write(os.path.join(base, "cpu.weight"), limits.cpu_weight)
+        for device in limits.io_devices if io else ():
+            _write(os.path.join(base, "io.max"), limits.io_max(device))
         # Delegation per cgroup-v2.rst: the directory and these three files.
         for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
             os.chown(os.path.join(lab, name), uid, gid)
