@@ -33,9 +33,9 @@
   }
 
   function describe(end) {
-    var words = { done: "done", failed: "failed", interrupted: "interrupted", timed_out: "timed out",
-                  cut_off: "cut off: the server stopped while this ran", running: "running…" };
-    var text = words[end.status] || end.status;
+    var lab = document.getElementById("lab");
+    var labels = JSON.parse((lab && lab.dataset.statusLabels) || "{}");   // webapp/status.py
+    var text = labels[end.status] || end.status;
     var parts = [];
     if (end.exit_code !== null && end.exit_code !== undefined) parts.push("exit code " + end.exit_code);
     if (end.duration !== null && end.duration !== undefined) parts.push(end.duration.toFixed(1) + " s");

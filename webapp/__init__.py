@@ -12,6 +12,7 @@ from .auth import Guard, allowed_hosts, csrf_token, operator_token, secret_key
 from .config import Settings
 from .lab import load_labs
 from .labhost.base import LabHostError
+from . import status
 from .limits import NewLearners, Refusals, SocketLimits
 
 log = logging.getLogger(__name__)
@@ -123,4 +124,5 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["status_labels"] = status.LABELS
     return app

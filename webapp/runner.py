@@ -17,8 +17,7 @@ from .executor import DONE
 from .lab import Lab, Step, plain_text
 from .labhost.base import LabHost
 from .session import Event, LabSession
-
-SKIPPED = "skipped"
+from .status import SKIPPED, label
 
 
 @dataclasses.dataclass
@@ -232,7 +231,7 @@ class Printer:
             elif r.passed:
                 self._line(self._paint(f"── passed ({r.duration:.1f} s)", "32"))
             else:
-                self._line(self._paint(f"── FAILED ({r.status}): {r.failure()}", "1;31"))
+                self._line(self._paint(f"── FAILED ({label(r.status)}): {r.failure()}", "1;31"))
         elif kind == "script":
             s = event["result"]
             if s.ok:

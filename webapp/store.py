@@ -66,14 +66,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .status import FINISHED, STORED
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Store", "Limits", "is_run_id", "STATUSES", "FINISHED"]
-
-#: Every status a run can have. 'cut_off' is only set by Store.mark_cut_off.
-STATUSES = ("running", "done", "failed", "interrupted", "timed_out", "cut_off")
-#: The statuses finish_run accepts.
-FINISHED = ("done", "failed", "interrupted", "timed_out")
+__all__ = ["Store", "Limits", "is_run_id"]
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_ID = 200  # learner, lab, step, kind, lab host ids
@@ -107,7 +104,7 @@ _MIGRATIONS = [
         ended        REAL,
         exit_code    INTEGER,
         signal       INTEGER,
-        status       TEXT NOT NULL CHECK (status IN {STATUSES!r}),
+        status       TEXT NOT NULL CHECK (status IN {STORED!r}),
         duration     REAL,
         stored_bytes INTEGER NOT NULL DEFAULT 0,
         truncated    INTEGER NOT NULL DEFAULT 0,

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
-DONE, FAILED, INTERRUPTED, TIMED_OUT, ERROR = "done", "failed", "interrupted", "timed_out", "error"
+from ..status import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT
+
+__all__ = ["Outcome", "DONE", "ERROR", "FAILED", "INTERRUPTED", "TIMED_OUT"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ import re
 import time
 
 from ..lab import Command, Lab, Match, Prose, Sample, plain_text
+from ..status import label
 from ..store import Store
 
 HEAD_BYTES = TAIL_BYTES = 64 << 10   # an export shows the ends of a longer output
@@ -28,9 +29,7 @@ def _output(store: Store, run: dict) -> str:
 
 
 def _status(run: dict) -> str:
-    words = {"done": "done", "failed": "failed", "interrupted": "stopped", "timed_out": "timed out",
-             "cut_off": "cut off by a server restart", "running": "still running"}
-    parts = [words.get(run["status"], run["status"])]
+    parts = [label(run["status"])]
     if run["exit_code"] is not None:
         parts.append(f"exit code {run['exit_code']}")
     if run["duration"] is not None:

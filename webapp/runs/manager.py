@@ -38,7 +38,8 @@ from ..executor import ERROR, FAILED
 from ..lab import Lab
 from ..learners import Learners, NotReady
 from ..session import StepRun
-from ..store import FINISHED, Store
+from ..status import FINISHED
+from ..store import Store
 
 log = logging.getLogger(__name__)
 
