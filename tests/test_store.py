@@ -12,12 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the tests run without the package installed
-    sys.path.insert(0, str(ROOT))
-
-import webapp.store as store_module  # noqa: E402
-from webapp.store import Limits, Store, is_run_id  # noqa: E402
+import webapp.store as store_module
+from webapp.store import Limits, Store, is_run_id
 
 
 @pytest.fixture
@@ -39,7 +35,28 @@ def test_files_private_and_wal(tmp_path):
             assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    db.close()
+
+
+def test_a_store_of_an_older_labnb_is_migrated_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "runs.db"
+    db = sqlite3.connect(path)
+    for migration in store_module._MIGRATIONS[:2]:   # schema 2: runs had a kind column, always 'step'
+        for statement in migration.split(";"):
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO learners VALUES ('ada', 0)")
+    db.execute("INSERT INTO runs (id, learner, lab, step, kind, command, started, status)"
+               " VALUES (?, 'ada', 'bridge', 's1', 'step', 'true', ?, 'done')", ("a" * 32, time.time()))
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        assert s.get_run("a" * 32)["status"] == "done"
+        assert "kind" not in s.get_run("a" * 32)
+        s.append_chunk(new_run(s), 0, b"new")
+    db = sqlite3.connect(path)
+    assert "kind" not in [c[1] for c in db.execute("PRAGMA table_info(runs)")]
     db.close()
 
 
@@ -206,7 +223,6 @@ def test_mark_cut_off(tmp_path):
 CHILD = textwrap.dedent(
     """
     import sys
-    sys.path.insert(0, sys.argv[2])
     from webapp.store import Store
     s = Store(sys.argv[1])
     run = s.start_run("ada", "bridge", "s1", "yes", "lh-1")
@@ -223,7 +239,7 @@ CHILD = textwrap.dedent(
 def test_sigkill_mid_run_loses_nothing_reported(tmp_path):
     path = tmp_path / "runs.db"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(ROOT)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
     )
     try:
         run = child.stdout.readline().strip()

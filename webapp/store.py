@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Store", "Limits", "is_run_id"]
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-_MAX_ID = 200  # learner, lab, step, kind, lab host ids
+_MAX_ID = 200  # learner, lab, step, check kind, lab host ids
 _MAX_TEXT = 1024 * 1024  # a command, a check's hint or detail
 PAGE_SIZE = 65536
 CHECKPOINT_BYTES = 16 << 20
@@ -137,10 +137,14 @@ _MIGRATIONS = [
     ALTER TABLE runs ADD COLUMN limited_by TEXT CHECK (limited_by IN ('run', 'learner', 'store'));
     CREATE INDEX runs_by_end ON runs (coalesce(ended, started)) WHERE status != 'running'
     """,
+    # kind was 'step' in every run: a run is a step's commands (checks are its parts)
+    """
+    ALTER TABLE runs DROP COLUMN kind
+    """,
 ]
 
 _RUN_COLUMNS = (
-    "id, learner, lab, step, kind, command, lab_host, started, ended, exit_code,"
+    "id, learner, lab, step, command, lab_host, started, ended, exit_code,"
     " signal, status, duration, stored_bytes, truncated, last_seq, limited_by"
 )
 _RANK = {None: 0, "run": 1, "learner": 2, "store": 3}   # a run keeps the strongest limit that cut it
@@ -345,14 +349,9 @@ class Store:
 
     # -- writing -----------------------------------------------------------
 
-    def start_run(
-        self, learner: str, lab: str, step: str, command: str, lab_host: str | None,
-        kind: str = "step",
-    ) -> str:
+    def start_run(self, learner: str, lab: str, step: str, command: str, lab_host: str | None) -> str:
         """Record a run as 'running' before its command starts; returns its id."""
-        learner, lab, step, kind = (
-            _text(f, v) for f, v in (("learner", learner), ("lab", lab), ("step", step), ("kind", kind))
-        )
+        learner, lab, step = (_text(f, v) for f, v in (("learner", learner), ("lab", lab), ("step", step)))
         command = _text("command", command, _MAX_TEXT, empty=True)
         if lab_host is not None:
             lab_host = _text("lab_host", lab_host)
@@ -360,9 +359,9 @@ class Store:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO learners (id, created) VALUES (?, ?)", (learner, now))
             db.execute(
-                "INSERT INTO runs (id, learner, lab, step, kind, command, lab_host, started, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-                (run_id, learner, lab, step, kind, command, lab_host, now),
+                "INSERT INTO runs (id, learner, lab, step, command, lab_host, started, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+                (run_id, learner, lab, step, command, lab_host, now),
             )
         return run_id
 
@@ -699,7 +698,7 @@ class Store:
         return runs[0] if runs else None
 
     def last_runs(self, learner: str, lab: str) -> dict[str, dict]:
-        """{step: its latest run} (any kind): what the notebook view shows."""
+        """{step: its latest run}: what the notebook view shows."""
         learner, lab = _text("learner", learner), _text("lab", lab)
         with self._tx("BEGIN") as db:
             runs = self._runs(
