@@ -69,14 +69,9 @@ def test_cookie_of_another_server_is_worthless(web_server):
     assert forged.get(web_server.url + "/", timeout=10).status_code == 403
 
 
-def csrf(http, server) -> str:
-    page = http.get(f"{server.url}/labs/{TEST_LAB}", timeout=10).text
-    return re.search(r'"X-CSRF-Token": "([^"]+)"', page).group(1)
-
-
 def test_post_needs_the_csrf_token(web_server):
     http = web_server.learner()
-    token = csrf(http, web_server)
+    token = web_server.csrf(http)
     url = f"{web_server.url}/labs/{TEST_LAB}/host/retry"
     assert http.post(url, timeout=10).status_code == 403
     assert http.post(url, headers={"X-CSRF-Token": "wrong"}, timeout=10).status_code == 403
@@ -85,7 +80,7 @@ def test_post_needs_the_csrf_token(web_server):
 
 def test_wrong_origin_refused(web_server):
     http = web_server.learner()
-    token = csrf(http, web_server)
+    token = web_server.csrf(http)
     url = f"{web_server.url}/labs/{TEST_LAB}/host/retry"
     r = http.post(url, headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}, timeout=10)
     assert r.status_code == 403 and "evil.example" in r.text

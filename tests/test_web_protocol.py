@@ -7,6 +7,8 @@ may reach a handler out of order: tests look at sequence numbers, as the page
 does, not at arrival order."""
 from __future__ import annotations
 
+import os
+import re
 import signal
 import uuid
 
@@ -144,6 +146,73 @@ def test_busy_session_and_missing_host(web_server, learner, tab):
     finally:
         tab.client.call("stop", {"run": run}, timeout=10)
         tab.wait_end(run, 30)
+
+
+def _let_the_setup_end() -> bool:
+    """As the machine's root, make the file the slow setup waits for, through
+    the root of its ``sleep`` (inside the lab host); False if none runs yet."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read() != b"sleep\x000.1337\x00":
+                    continue
+            open(f"/proc/{pid}/root/tmp/go", "w").close()
+            return True
+        except OSError:   # it ended meanwhile
+            continue
+    return False
+
+
+def test_a_labs_setup_runs_while_the_page_answers(web_server):
+    http = web_server.learner()
+    web_server.open_lab(http)            # the lab host is ready; lab 91's setup has not run on it
+    url = f"{web_server.url}/labs/91-slow-setup"
+    assert "Setting up this lab" in http.get(url, timeout=10).text
+    tab = Tab(web_server, http, lab="91-slow-setup")
+    try:
+        reply = tab.client.call("run", {"lab": "91-slow-setup", "step": "setup-ran"}, timeout=10)
+        assert "setup is still running" in reply["error"], reply
+        for _ in range(3):   # the page's health check is not held up by the setup
+            assert 'data-state="starting"' in http.get(url + "/host", timeout=10).text
+        wait_for(_let_the_setup_end, 60, 0.1, "the setup's sleep")
+        web_server.open_lab(http, "91-slow-setup")
+        run = tab.run("setup-ran")
+        end = tab.wait_end(run)
+        assert end["status"] == "done" and "set-up-ran" in tab.text(run), (end, tab.text(run))
+    finally:
+        tab.close()
+
+
+def _host_page_if(http, lab_url: str, state: str) -> str | None:
+    html = http.get(lab_url + "/host", timeout=10).text
+    return html if f'data-state="{state}"' in html else None
+
+
+def test_a_failed_setup_says_why_and_retry_gives_a_fresh_lab_host(web_server):
+    http = web_server.learner()
+    web_server.open_lab(http)
+    first = http.get(f"{web_server.url}/labs/{TEST_LAB}/host", timeout=10).text
+    url = f"{web_server.url}/labs/92-failing-setup"
+    http.get(url, timeout=10)
+    failed = wait_for(lambda: _host_page_if(http, url, "failed"), 60, 0.2, "the setup to fail")
+    assert "This lab could not be set up" in failed and "exit code 3" in failed, failed
+    assert "the network this lab needs is not there" in failed, failed
+    tab = Tab(web_server, http, lab="92-failing-setup")
+    try:
+        reply = tab.client.call("run", {"lab": "92-failing-setup", "step": "never"}, timeout=10)
+        assert "setup failed" in reply["error"], reply
+    finally:
+        tab.close()
+    # the other lab's page still shows the lab host as ready: only this lab failed
+    assert 'data-state="ready"' in http.get(f"{web_server.url}/labs/{TEST_LAB}/host", timeout=10).text
+    r = http.post(url + "/host/retry", headers={"X-CSRF-Token": web_server.csrf(http, "92-failing-setup")}, timeout=10)
+    assert r.status_code == 200 and 'data-state="starting"' in r.text, r.text
+    again = wait_for(lambda: _host_page_if(http, url, "failed"), 60, 0.2, "the setup to fail again, on a fresh lab host")
+    host = re.compile(r"<code>([^<]+)</code>")
+    web_server.open_lab(http)
+    fresh = http.get(f"{web_server.url}/labs/{TEST_LAB}/host", timeout=10).text
+    assert host.search(fresh).group(1) != host.search(first).group(1), (first, fresh)
+    assert "exit code 3" in again
 
 
 HOSTILE = [

@@ -8,7 +8,6 @@ tests look for markers that only the shell's output can contain (the typed
 line shows ``$((6*7))``, the output ``42``)."""
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -208,8 +207,7 @@ def test_a_reset_of_the_lab_host_ends_the_shell(web_server, learner, tab):
     """Last in this module: the learner gets a new lab host, and a new shell on it."""
     tab.type("echo host-$((1+0))ok\n")
     tab.wait_text("host-1ok")
-    page = learner.get(f"{web_server.url}/labs/{TEST_LAB}", timeout=10).text
-    token = re.search(r'"X-CSRF-Token": "([^"]+)"', page).group(1)
+    token = web_server.csrf(learner)
     r = learner.post(f"{web_server.url}/labs/{TEST_LAB}/host/reset", headers={"X-CSRF-Token": token}, timeout=10)
     assert r.status_code == 200
     wait_for(lambda: tab.exits, 20, what="shell_exit")

@@ -9,6 +9,7 @@ gc --all`` on its state dir), whatever the tests did.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -150,6 +151,11 @@ class Server:
             assert 'data-state="failed"' not in html, html
             return 'data-state="ready"' in html
         wait_for(ready, 120, 0.2, "the lab host to be ready")
+
+    def csrf(self, http: requests.Session, lab: str = TEST_LAB) -> str:
+        """The CSRF token a lab page gives its POSTs."""
+        page = http.get(f"{self.url}/labs/{lab}", timeout=10).text
+        return re.search(r'"X-CSRF-Token": "([^"]+)"', page).group(1)
 
     def socket(self, http: requests.Session, **kw) -> socketio.Client:
         """A Socket.IO client as that learner, speaking MessagePack as the

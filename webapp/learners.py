@@ -1,11 +1,14 @@
 """Learners: a browser identity (from the signed session cookie), its lab
 host, and a lab session per lab it opened.
 
-A learner has one lab host, shared by the labs they open (a lab's setup
-runs when they first open it; its cleanup is for headless runs only, and a
-reset gives a fresh lab host). Making one takes most of a second, so it is claimed
-from the pool in a background thread while the page shows that it is
-starting; a failure is kept with its reason until the learner retries.
+A learner has one lab host, shared by the labs they open (a lab's cleanup
+is for headless runs only, and a reset gives a fresh lab host). Making one
+takes most of a second, so it is claimed from the pool in a background
+thread while the page shows that it is starting. A lab's setup (up to
+300 s) runs the same way when its page is first opened on that lab host,
+never under the learner's lock, so the page and its health checks answer
+meanwhile. A failure of either is kept with its reason until the learner
+retries.
 """
 from __future__ import annotations
 
@@ -36,12 +39,18 @@ class Learner:
         self.error = ""
         self.since = time.time()       # when the current state began
         self.generation = 0            # bumped by every (re)start: a late claim for an old one is released
-        self.sessions: dict[str, LabSession] = {}
+        self.sessions: dict[str, LabSession] = {}   # labs whose setup has run on this lab host
+        self.setups: dict[str, tuple[str, float]] = {}   # lab: ("", since) while its setup runs, or (why it failed, since)
         self.lock = threading.RLock()  # also serialises starting runs
 
-    def status(self) -> dict:
+    def status(self, lab_id: str | None = None) -> dict:
+        """The lab host's state or, for a lab whose setup has not run yet, the setup's."""
         with self.lock:
-            return {"state": self.state, "error": self.error, "elapsed": time.time() - self.since,
+            state, error, since, setup = self.state, self.error, self.since, False
+            if state == READY and lab_id is not None and lab_id not in self.sessions and lab_id in self.setups:
+                error, since = self.setups[lab_id]
+                state, setup = FAILED if error else STARTING, True
+            return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
                     "host": self.host.id if self.host else None}
 
 
@@ -67,39 +76,42 @@ class Learners:
                 self._start(learner)
             return learner
 
-    def check(self, learner_id: str) -> Learner:
-        """The learner, their lab host's health checked: one that died (killed,
-        out of memory) shows as failed, with why, instead of failing every run."""
+    def check(self, learner_id: str, lab: Lab) -> dict:
+        """How the learner's lab host stands for ``lab``: its health checked (one
+        that died, killed or out of memory, shows as failed with why instead of
+        failing every run), and the lab's setup started once it is ready."""
         learner = self.get(learner_id)
         with learner.lock:
             host = learner.host if learner.state == READY else None
         if host is not None:
             health = host.health()
-            if not health.ok:
-                with learner.lock:
-                    if learner.host is host:
-                        learner.state, learner.error, learner.since = FAILED, health.detail, time.time()
-        return learner
+            with learner.lock:
+                if learner.host is host and not health.ok:
+                    learner.state, learner.error, learner.since = FAILED, health.detail, time.time()
+                elif learner.host is host:
+                    self._set_up(learner, lab)
+        return learner.status(lab.id)
 
-    def retry(self, learner_id: str) -> Learner:
-        """Start a new lab host in place of one that failed to start or died."""
+    def retry(self, learner_id: str, lab: Lab) -> dict:
+        """Start a new lab host in place of one that failed to start, died, or
+        where the lab's setup failed (it may have left half its work)."""
         learner = self.get(learner_id)
-        if learner.status()["state"] == FAILED:
-            return self.reset(learner_id)
-        return learner
+        if learner.status(lab.id)["state"] == FAILED:
+            self.reset(learner_id)
+        return learner.status(lab.id)
 
     def reset(self, learner_id: str) -> Learner:
         """Tear the learner's lab host down and start a fresh one; their runs stop."""
         learner = self.get(learner_id)
         with learner.lock:
             old_host, sessions = learner.host, list(learner.sessions.values())
-            learner.host, learner.sessions = None, {}
+            learner.host, learner.sessions, learner.setups = None, {}, {}
             self._start(learner)
         threading.Thread(target=self._dispose, args=(learner.id, old_host, sessions), daemon=True).start()
         return learner
 
     def session(self, learner: Learner, lab: Lab) -> LabSession:
-        """The learner's session of ``lab``, made (and the lab's setup run) on first use."""
+        """The learner's session of ``lab``, once the lab's setup has run on their lab host."""
         with learner.lock:
             if learner.state == STARTING:
                 raise NotReady("your lab host is still starting; try again in a moment")
@@ -107,16 +119,9 @@ class Learners:
                 raise NotReady(f"your lab host could not start: {learner.error}")
             session = learner.sessions.get(lab.id)
             if session is None:
-                missing = requires.lacking(learner.host, lab.requires)
-                if missing:
-                    raise NotReady(requires.refusal(lab.id, missing, learner.host))
-                session = LabSession(lab, learner.host)
-                if lab.setup:
-                    outcome, output = session.run_script(lab.setup)
-                    if not outcome.ok:
-                        raise NotReady(f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
-                                       f"{output.strip()[-500:]}. Reset the lab host and try again")
-                learner.sessions[lab.id] = session
+                self._set_up(learner, lab)
+                why = learner.setups[lab.id][0]
+                raise NotReady(why or "the lab's setup is still running; try again in a moment")
             return session
 
     def close(self) -> None:
@@ -154,6 +159,38 @@ class Learners:
                 learner.error, learner.since = error, time.time()
         if host is not None and not current:
             self.pool.release(host)
+
+    def _set_up(self, learner: Learner, lab: Lab) -> None:
+        """Start the lab's setup on the learner's lab host, unless it ran or runs (call under its lock)."""
+        if lab.id in learner.sessions or lab.id in learner.setups:
+            return
+        learner.setups[lab.id] = ("", time.time())
+        threading.Thread(target=self._setup, args=(learner, lab, learner.host, learner.generation),
+                         name=f"setup-{learner.id[:8]}", daemon=True).start()
+
+    def _setup(self, learner: Learner, lab: Lab, host: LabHost, generation: int) -> None:
+        session, why = LabSession(lab, host), ""
+        try:
+            missing = requires.lacking(host, lab.requires)
+            if missing:
+                why = requires.refusal(lab.id, missing, host)
+            elif lab.setup:
+                outcome, output = session.run_script(lab.setup)
+                if not outcome.ok:
+                    why = (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
+                           f"{output.strip()[-500:]}. Retry to get a fresh lab host")
+        except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
+            log.exception("setting up lab %s for learner %s", lab.id, learner.id)
+            why = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
+        with learner.lock:
+            current = generation == learner.generation and learner.host is host and not self._closed
+            if current and why:
+                learner.setups[lab.id] = (why, time.time())
+            elif current:
+                learner.sessions[lab.id] = session
+                del learner.setups[lab.id]
+        if why or not current:
+            session.close()
 
     def _dispose(self, learner_id: str, host: LabHost | None, sessions: list[LabSession]) -> None:
         if host is not None:

@@ -29,10 +29,6 @@ EventCallback = Callable[[Event], None]
 MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
 
 
-class SessionBusy(RuntimeError):
-    pass
-
-
 class StepRun:
     """One run of one step. ``ack(total)`` takes the consumer's cumulative count
     of output bytes dealt with; ``stop()`` ends it (an endless command so
@@ -222,10 +218,11 @@ class LabSession:
     def run_step(self, step: Step, on_event: EventCallback, *, endless_for: float | None = None,
                  window: int | None = executor.DEFAULT_WINDOW) -> StepRun:
         """Start a run of ``step`` in a thread; ``endless_for`` stops endless commands
-        after so many seconds (headless runs), else they run until ``stop()``."""
+        after so many seconds (headless runs), else they run until ``stop()``.
+        One step runs at a time: callers look at ``current`` first."""
         with self._lock:
             if self.current is not None:
-                raise SessionBusy(f"step {self.current.step.title!r} is still running; stop it first")
+                raise RuntimeError(f"step {self.current.step.title!r} is still running; stop it first")
             run = self.current = StepRun(self, step, on_event, endless_for, window)
         threading.Thread(target=run._run, name=f"step-{run.id[:8]}", daemon=True).start()
         return run

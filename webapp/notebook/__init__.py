@@ -38,22 +38,22 @@ def catalogue():
 def lab_page(lab_id: str):
     lab = _lab(lab_id)
     services = _services()
-    learner = services.learners.check(auth.learner())   # starts the lab host on first sight
+    learner = services.learners.check(auth.learner(), lab)   # starts the lab host on first sight
     last = services.store.last_runs(auth.learner(), lab.id)
-    return render_template("lab.html", lab=lab, last=last, learner=learner.status(), progress=_progress(lab),
+    return render_template("lab.html", lab=lab, last=last, learner=learner, progress=_progress(lab),
                            markdown=render_markdown, kind=lambda block: type(block).__name__.lower())
 
 
 @bp.get("/labs/<lab_id>/host")
 def host_status(lab_id: str):
     lab = _lab(lab_id)
-    return render_template("_host.html", lab=lab, learner=_services().learners.check(auth.learner()).status())
+    return render_template("_host.html", lab=lab, learner=_services().learners.check(auth.learner(), lab))
 
 
 @bp.post("/labs/<lab_id>/host/retry")
 def host_retry(lab_id: str):
     lab = _lab(lab_id)
-    return render_template("_host.html", lab=lab, learner=_services().learners.retry(auth.learner()).status())
+    return render_template("_host.html", lab=lab, learner=_services().learners.retry(auth.learner(), lab))
 
 
 @bp.post("/labs/<lab_id>/host/reset")
@@ -62,7 +62,7 @@ def host_reset(lab_id: str):
     learner = _services().learners.get(auth.learner())
     if learner.status()["state"] != STARTING:
         learner = _services().learners.reset(auth.learner())
-    return render_template("_host.html", lab=lab, learner=learner.status())
+    return render_template("_host.html", lab=lab, learner=learner.status(lab.id))
 
 
 @bp.get("/labs/<lab_id>/progress")
