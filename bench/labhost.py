@@ -18,7 +18,8 @@ from webapp import executor
 from webapp.config import Settings
 from webapp.labhost import image, reaper
 from webapp.labhost.pool import Pool, create
-from webapp.labhost.sandbox import build_seed, image_archive, prepare_state_dir
+from webapp.labhost.sandbox import build_seed
+from webapp.labhost.statedir import image_archive, prepare_state_dir
 
 
 def pct(values: list[float], p: float) -> float:

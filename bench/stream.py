@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-from web_support import CHROMIUM_ARGS, TEST_LAB, Server, wait_for  # noqa: E402
+from web_support import CHROMIUM_ARGS, TEST_LAB, Server  # noqa: E402
 
 from webapp import executor  # noqa: E402
 from webapp.config import Settings  # noqa: E402

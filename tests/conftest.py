@@ -15,7 +15,8 @@ from webapp.config import Settings
 from webapp.lab import plain_text
 from webapp.labhost import image, reaper
 from webapp.labhost.pool import create
-from webapp.labhost.sandbox import build_seed, image_archive, prepare_state_dir
+from webapp.labhost.sandbox import build_seed
+from webapp.labhost.statedir import image_archive, prepare_state_dir
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,7 @@ def test_gc_releases_the_uid_range_a_lab_host_was_made_with(settings):
     import dataclasses
     import shutil
 
-    from webapp.labhost.sandbox import prepare_state_dir
+    from webapp.labhost.statedir import prepare_state_dir
 
     # uid range 30 of root's subordinate ids: no other test's (conftest 32-63, web 16-27)
     own = dataclasses.replace(settings, state_dir=settings.state_dir + "-gc", max_lab_hosts=1,

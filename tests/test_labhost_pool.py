@@ -7,6 +7,7 @@ import signal
 import pytest
 
 from conftest import sh
+from web_support import wait_for
 from webapp.labhost.pool import Pool
 
 
@@ -40,6 +41,7 @@ def test_pool_fills_hands_out_ready_lab_hosts_and_refills(settings):
         # a waiting lab host that died is replaced, not handed out
         dead = pool._ready[0]
         os.kill(dead.pid, signal.SIGKILL)
+        wait_for(lambda: not dead.alive(), 30, 0.01, "the killed lab host to be seen dead")   # the signal is async
         second = pool.claim()
         third = pool.claim()
         for host in (second, third):

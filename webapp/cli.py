@@ -40,7 +40,7 @@ def doctor(start: bool) -> None:
     if start and not failed:
         from .labhost import pool
         from .labhost.base import LabHostError
-        from .labhost.sandbox import prepare_state_dir
+        from .labhost.statedir import prepare_state_dir
 
         t0 = time.monotonic()
         try:
@@ -66,7 +66,8 @@ def image_build(force: bool) -> None:
     lab host data dir seeded with it."""
     from .labhost import image as img
     from .labhost.base import LabHostError
-    from .labhost.sandbox import build_seed, image_archive, prepare_state_dir, seed_archive
+    from .labhost.sandbox import build_seed
+    from .labhost.statedir import image_archive, prepare_state_dir, seed_archive
 
     settings = _settings()
     prepare_state_dir(settings)
@@ -190,7 +191,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     from .lab import LabError, load_lab, requires
     from .labhost import pool
     from .labhost.base import LabHostError
-    from .labhost.sandbox import prepare_state_dir
+    from .labhost.statedir import prepare_state_dir
 
     try:
         lab = load_lab(lab_file)

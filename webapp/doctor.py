@@ -9,7 +9,8 @@ import tempfile
 
 from .config import Settings
 from .labhost import cgroups, image, inside, ptyguard
-from .labhost.sandbox import RANGE, SCRIPTS, image_archive
+from .labhost.records import RANGE
+from .labhost.statedir import SCRIPTS, image_archive
 
 BINARIES = {
     "dockerd": "docker.io", "docker": "docker-cli (docker.io before Debian 13)", "tini": "tini", "unshare": "util-linux",

@@ -149,10 +149,6 @@ def jump_reg(op: str, dst: int, src: int, label: str) -> tuple:
     return ("jump", 0x0d | _JUMPS[op], dst, src, 0, label)
 
 
-def goto(label: str) -> tuple:
-    return ("jump", 0x05, 0, 0, 0, label)
-
-
 def assemble(parts: list) -> bytes:
     """Instructions (bytes), labels (str) and jumps (tuples) to a program."""
     where, slot = {}, 0

@@ -14,9 +14,9 @@ import docker
 
 from .base import DOCKER_API, Health, LabHost, LabHostError
 from . import spawn
+from .statedir import SCRIPTS
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 
 
 class PlainLabHost(LabHost):

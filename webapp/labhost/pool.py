@@ -12,7 +12,8 @@ import threading
 from ..config import Settings
 from .base import LabHost, LabHostError
 from .plain import PlainLabHost
-from .sandbox import SandboxLabHost, prepare_state_dir
+from .sandbox import SandboxLabHost
+from .statedir import prepare_state_dir
 
 log = logging.getLogger(__name__)
 

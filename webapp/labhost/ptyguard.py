@@ -26,7 +26,7 @@ import struct
 import threading
 
 from . import bpf
-from .bpf import (R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, assemble, atomic_add32, call, exit_, goto, jump_imm,
+from .bpf import (R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, assemble, atomic_add32, call, exit_, jump_imm,
                   jump_reg, load, map_fd, mov, mov32, mov_imm, rsh_imm, store, add_imm)
 
 TTY, PTMX = (5 << 20) | 0, (5 << 20) | 2        # kernel dev_t: major << 20 | minor

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 
+RANGE = 65536          # ids per slot: a lab host maps root to the first of its range
 HOSTS = "hosts"
 SLOTS = "slots"
 
@@ -114,16 +115,23 @@ def slots_of(state_dir: str) -> dict[str, int]:
 
 
 def process_alive(pid: int | None, start_time: int | None) -> bool:
-    """True if ``pid`` runs and is the same process (same start time) as recorded."""
+    """True if ``pid`` runs (a zombie has ended) and is the same process
+    (same start time) as recorded."""
     if not pid:
         return False
     try:
-        return start_time is None or process_start_time(pid) == start_time
+        state, started = _stat(pid)
     except OSError:
         return False
+    return state not in "ZX" and (start_time is None or started == start_time)
 
 
 def process_start_time(pid: int) -> int:
     """Start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    return _stat(pid)[1]
+
+
+def _stat(pid: int) -> tuple[str, int]:
     with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[19])
+        fields = f.read().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[19])

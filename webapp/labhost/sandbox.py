@@ -32,14 +32,13 @@ import time
 import docker
 
 from .base import DOCKER_API, Health, LabHost, LabHostError
-from . import cgroups, devpts, image, inside, ptyguard, records, spawn
+from . import cgroups, devpts, image, inside, ptyguard, records, spawn, statedir
+from .records import RANGE
 from ..config import Settings
 
-SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 NAMESPACES = ["unshare", "--user", "--cgroup", "--net", "--mount", "--uts", "--ipc", "--pid",
               "--fork", "--kill-child"]
 PATH = "/run/labnb/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
-RANGE = 65536
 HOME = "/root"
 LOG_LIMIT = 64 << 10    # what the server keeps of a lab host's start-up messages
 PING_TIMEOUT = 5.0      # seconds dockerd may take to answer a health check: a loaded machine is slow, not broken
@@ -48,28 +47,12 @@ PING_TIMEOUT = 5.0      # seconds dockerd may take to answer a health check: a l
 JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
-def lib_dir(settings: Settings) -> str:
-    return os.path.join(settings.state_dir, "lib")
-
-
-def image_archive(settings: Settings) -> str:
-    return os.path.join(settings.state_dir, "images", "busybox.tar")
-
-
-def seed_archive(settings: Settings) -> str | None:
-    """The docker data dir seeded with the current busybox image, if one was made."""
-    image_id = image.image_id(image_archive(settings))
-    path = os.path.join(settings.state_dir, "images", f"docker-data-{image_id[:12]}.tar") if image_id else None
-    return path if path and os.path.exists(path) else None
-
-
 def build_seed(settings: Settings) -> str:
     """Make a lab host, load the image, stop its dockerd and keep its image store as a tar.
 
     Lab hosts made afterwards unpack it instead of running ``docker load``.
     """
-    image_id = image.image_id(image_archive(settings))
-    dest = os.path.join(settings.state_dir, "images", f"docker-data-{image_id[:12]}.tar")
+    dest = statedir.seed_path(settings, image.image_id(statedir.image_archive(settings)))
     host = SandboxLabHost(settings, seeded=False)
     host.start()
     try:
@@ -90,42 +73,6 @@ def build_seed(settings: Settings) -> str:
     return dest
 
 
-def prepare_state_dir(settings: Settings) -> None:
-    """Lay out the state dir and copy the in-lab-host scripts where a lab host can read them.
-
-    The state dir is 0711: a lab host's mapped root may pass through it to its
-    own dir but list nothing (other lab hosts' dirs are 0700 and not its own).
-    The scripts are copied because the package may live under a dir, like
-    /root, that a lab host cannot read.
-    """
-    masked = ("/tmp", "/root", "/run", "/var/run", "/etc/docker", "/dev/shm")
-    state = os.path.realpath(settings.state_dir)
-    if any(state == m or state.startswith(m + "/") for m in masked):
-        raise LabHostError(f"the state dir {state} is under a path every lab host hides ({', '.join(masked)})",
-                           "Set LABNB_STATE_DIR to a dir elsewhere, e.g. /var/lib/labnb")
-    os.makedirs(settings.state_dir, exist_ok=True)
-    os.chmod(settings.state_dir, 0o711)
-    for sub, mode in ((records.HOSTS, 0o711), (records.SLOTS, 0o700), ("lib", 0o755), ("images", 0o755)):
-        path = os.path.join(settings.state_dir, sub)
-        os.makedirs(path, exist_ok=True)
-        os.chmod(path, mode)
-    for name in os.listdir(SCRIPTS):
-        src, dst = os.path.join(SCRIPTS, name), os.path.join(lib_dir(settings), name)
-        with open(src, "rb") as f:
-            data = f.read()
-        try:
-            with open(dst, "rb") as f:
-                if f.read() == data:
-                    continue
-        except FileNotFoundError:
-            pass
-        tmp = dst + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, dst)
-
-
 class SandboxLabHost(LabHost):
     kind = "sandbox"
     home = HOME
@@ -133,7 +80,7 @@ class SandboxLabHost(LabHost):
     def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
         super().__init__(lab_host_id or records.new_id(settings.state_dir))
         self.settings = settings
-        self.seed = seed_archive(settings) if seeded else None
+        self.seed = statedir.seed_archive(settings) if seeded else None
         self.slot: int | None = None
         self.pid: int | None = None        # the lab host's PID 1, as the server sees it
         self.pid_start: int | None = None  # its start time: a reused pid is not it
@@ -163,7 +110,7 @@ class SandboxLabHost(LabHost):
         if os.geteuid() != 0:
             raise LabHostError("making a sandbox lab host needs root",
                                "Run labnb as root, or use the plain backend (LABNB_BACKEND=plain) on a disposable VM")
-        archive = image_archive(s)
+        archive = statedir.image_archive(s)
         if not os.path.exists(archive):
             raise LabHostError(f"the busybox image archive {archive} is missing",
                                "Run `labnb image build` (scripts/setup.sh does it)")
@@ -190,7 +137,7 @@ class SandboxLabHost(LabHost):
         except OSError as e:
             raise LabHostError(f"cannot give lab host {self.id} a devpts of its own: {e}",
                                "labnb needs Linux 5.2 or later (fsopen); run `labnb doctor`") from None
-        lib = lib_dir(s)
+        lib = statedir.lib_dir(s)
         ids = f"{self.uid},0,{RANGE}"
         python = ["python3", "-I", "-S", os.path.join(lib, "labroot.py")]
         argv = ["sh", "-c", JOIN, "labnb-start", *self.subtree.procs_files("lab"), "--",
@@ -346,7 +293,7 @@ class SandboxLabHost(LabHost):
             return   # labroot.py unpacked the seeded image store: busybox is there
         client = self.docker()
         try:
-            with open(image_archive(self.settings), "rb") as f:
+            with open(statedir.image_archive(self.settings), "rb") as f:
                 client.api.load_image(f.read())
         finally:
             client.close()
