@@ -56,17 +56,34 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
+class Output:
+    """An ``on_output`` callback that keeps the bytes; ``text`` decodes them
+    all at once, as a run's one decoder would, with ``\n`` line ends."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def clear(self) -> None:
+        self.parts.clear()
+
+    @property
+    def text(self) -> str:
+        return b"".join(self.parts).decode(errors="replace").replace("\r\n", "\n")
+
+
 def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
     """Run a command in a lab host; its outcome and its output as a reader sees it.
 
     Escapes are stripped as a lab's checks strip them: Debian 13's ``ip``
     colours what it prints on a terminal, Debian 12's does not.
     """
-    out: list[str] = []
-    proc = executor.run(host, command, on_output=lambda d, t: out.append(t), timeout=timeout, window=None)
-    outcome = proc.wait(timeout + 10)
+    out = Output()
+    outcome = executor.run(host, command, on_output=out, timeout=timeout, window=None).wait(timeout + 10)
     assert outcome is not None, f"{command!r} did not end"
-    return outcome, plain_text("".join(out))
+    return outcome, plain_text(out.text)
 
 
 # The real web server for the test_web_* modules (tests/web_support.py).

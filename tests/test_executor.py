@@ -7,12 +7,14 @@ import time
 
 import pytest
 
-from conftest import cmdline
+from conftest import Output, cmdline
 from web_support import wait_for
 from webapp import executor
 from webapp.config import Settings
 from webapp.executor.terminal import MarkerFilter, marker_line
+from webapp.lab import load_lab
 from webapp.labhost.plain import PlainLabHost
+from webapp.session import LabSession
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,8 @@ def plain():
 
 
 def collect(host, command, **kw):
-    out: list[str] = []
-    proc = executor.run(host, command, on_output=lambda d, t: out.append(t), window=None, **kw)
+    out = Output()
+    proc = executor.run(host, command, on_output=out, window=None, **kw)
     return proc, out
 
 
@@ -33,42 +35,39 @@ def test_exit_code_output_and_tty(plain):
     proc, out = collect(plain, "test -t 1 && echo tty; echo héllo; exit 3")
     outcome = proc.wait(10)
     assert (outcome.status, outcome.exit_code) == (executor.FAILED, 3)
-    assert "".join(out) == "tty\r\nhéllo\r\n"
+    assert out.text == "tty\nhéllo\n"
 
 
-def test_utf8_split_across_reads_is_decoded_whole(plain):
-    chunks: list[tuple[bytes, str]] = []
-    proc = executor.run(plain, r"printf '\303'; sleep 0.3; printf '\251\n'",
-                        on_output=lambda d, t: chunks.append((d, t)), window=None)
+def test_output_comes_as_read_a_character_split_across_reads_too(plain):
+    chunks: list[bytes] = []
+    proc = executor.run(plain, r"printf '\303'; sleep 0.3; printf '\251\n'", on_output=chunks.append, window=None)
     proc.wait(10)
-    assert len(chunks) >= 2 and chunks[0][0] == b"\xc3"
-    assert "".join(t for _, t in chunks) == "é\r\n"
+    assert len(chunks) >= 2 and chunks[0] == b"\xc3"
+    assert b"".join(chunks) == "é\r\n".encode()
 
 
 def test_stdin_and_resize(plain):
-    out: list[str] = []
-    proc = executor.run(plain, "read -r line; echo got:$line; stty size", on_output=lambda d, t: out.append(t),
-                        window=None)
+    proc, out = collect(plain, "read -r line; echo got:$line; stty size")
     proc.resize(33, 77)
     proc.write("abc\n")
     assert proc.wait(10).ok
-    text = "".join(out)
+    text = out.text
     assert "got:abc" in text and "33 77" in text
 
 
 def test_interrupt_reaches_the_process_group(plain):
     proc, out = collect(plain, "trap 'echo caught; exit 9' INT; echo ready; sleep 30 & wait")
-    while "ready" not in "".join(out):
+    while "ready" not in out.text:
         time.sleep(0.01)
     proc.interrupt()
     outcome = proc.wait(10)
     assert outcome.status == executor.INTERRUPTED and outcome.exit_code == 9
-    assert "caught" in "".join(out)
+    assert "caught" in out.text
 
 
 def test_stop_escalates_to_sigkill(plain):
     proc, out = collect(plain, "trap '' INT TERM HUP; echo ready; while :; do sleep 0.1; done")
-    while "ready" not in "".join(out):
+    while "ready" not in out.text:
         time.sleep(0.01)
     outcome = proc.stop(grace=0.3)
     assert outcome.status == executor.INTERRUPTED and outcome.signal == 9
@@ -84,14 +83,14 @@ def test_command_that_cannot_start(plain):
     proc, out = collect(plain, "/nonexistent/tool --flag")
     outcome = proc.wait(10)
     assert outcome.status == executor.FAILED and outcome.exit_code == 127
-    assert "No such file or directory" in "".join(out)
+    assert "No such file or directory" in out.text
 
 
 def test_backpressure_stops_reading_until_acknowledged(plain):
     delivered = []
     window = 256 * 1024
     proc = executor.run(plain, "head -c 20000000 /dev/zero | od -v", window=window,
-                        on_output=lambda d, t: delivered.append(len(d)))
+                        on_output=lambda d: delivered.append(len(d)))
     # without acknowledgements the reader stops at the window (plus one read)
     deadline = time.monotonic() + 5
     while sum(delivered) < window and time.monotonic() < deadline:
@@ -115,7 +114,7 @@ def test_output_is_whole_however_late_the_consumer_takes_the_last_of_it(plain):
     way: the reader takes it all, however long the consumer waits."""
     data, window = [], 256 * 1024
     proc = executor.run(plain, "head -c 3000000 /dev/zero | tr '\\0' a; echo END", window=window,
-                        on_output=lambda d, t: data.append(d))
+                        on_output=data.append)
     acked = 0
     while proc.running:
         total = sum(map(len, data))
@@ -130,7 +129,7 @@ def test_a_background_job_holding_the_terminal_does_not_hold_the_run(plain):
     proc, out = collect(plain, "(trap '' HUP; exec sleep 30) & echo started")
     outcome = proc.wait(10)
     assert outcome is not None and outcome.ok
-    assert "started" in "".join(out)
+    assert "started" in out.text
     assert not relays_of_this_process()
 
 
@@ -163,7 +162,7 @@ def test_descriptors_above_1023_work(plain):
         proc, out = collect(plain, "read -r x; echo got-$x")
         proc.write("high\n")
         assert proc.wait(10).ok
-        assert "got-high" in "".join(out)
+        assert "got-high" in out.text
     finally:
         for fd in filler:
             os.close(fd)
@@ -182,44 +181,74 @@ def test_marker_filter_finds_markers_split_at_every_byte():
         assert [p for p in parts if p[0] != "text"] == [("marker", token, 0, True), ("prompt", 0)]
 
 
-def test_a_named_terminal_decodes_utf8_split_across_reads_whole(plain):
-    term = executor.open_terminal(plain, "utf8")
+SPLIT_LAB = r"""---
+title: Split characters
+summary: Characters whose bytes come in two reads, for the decoding test.
+duration: 1m
+terminals: [t]
+---
+# Split characters
+
+## Split {#split}
+
+```sh {"terminal": "t", "timeout": 10}
+printf 'caf\303'; sleep 0.3; printf '\251 \342\234'; sleep 0.3; printf '\223\n'
+```
+
+```sh
+printf '\360\237'; sleep 0.3; printf '\220\263 end\n'
+```
+
+```match {"hint": "The characters must come out whole."}
+café ✓(.|\n)*🐳 end
+```
+"""
+
+
+def test_a_run_decodes_characters_split_across_reads_whole(plain, tmp_path):
+    """A step's output, from a named terminal and a one-shot command, is
+    decoded by the run's one decoder: no character becomes U+FFFD."""
+    path = tmp_path / "split.md"
+    path.write_text(SPLIT_LAB)
+    lab = load_lab(path)
+    session = LabSession(lab, plain)
+    events: list[dict] = []
     try:
-        out: list[str] = []
-        r = term.run(r"printf '\303'; sleep 0.3; printf '\251\n'", on_output=lambda d, t: out.append(t), timeout=10)
-        assert r.wait(15).ok
-        text = "".join(out)
-        assert "é" in text and "\ufffd" not in text, repr(text)
+        run = session.run_step(lab.steps[0], events.append, window=None)
+        assert run.wait(30) == executor.DONE, events
     finally:
-        term.close()
+        session.close()
+    text = "".join(e["text"] for e in events if e["type"] == "output")
+    assert "café ✓" in text and "🐳 end" in text and "\ufffd" not in text, repr(text)
+    assert [e["passed"] for e in events if e["type"] == "check"] == [True]
 
 
 def test_terminal_keeps_state_between_runs(plain):
     term = executor.open_terminal(plain, "t")
     try:
-        out: list[str] = []
-        r = term.run("cd /tmp; X=42; false", on_output=lambda d, t: out.append(t), timeout=10)
+        out = Output()
+        r = term.run("cd /tmp; X=42; false", on_output=out, timeout=10)
         assert r.wait(15).status == executor.FAILED
         out.clear()
-        r = term.run("echo $X $PWD", on_output=lambda d, t: out.append(t), timeout=10)
+        r = term.run("echo $X $PWD", on_output=out, timeout=10)
         assert r.wait(15).ok
-        assert "42 /tmp" in "".join(out)
+        assert "42 /tmp" in out.text
         with pytest.raises(executor.TerminalBusy):
-            busy = term.run("sleep 30", on_output=lambda d, t: None, timeout=60)
-            term.run("true", on_output=lambda d, t: None)
+            busy = term.run("sleep 30", on_output=lambda d: None, timeout=60)
+            term.run("true", on_output=lambda d: None)
         busy.interrupt()
         assert busy.wait(10).status == executor.INTERRUPTED
-        r = term.run("sleep 30", on_output=lambda d, t: None, timeout=0.5)
+        r = term.run("sleep 30", on_output=lambda d: None, timeout=0.5)
         assert r.wait(15).status == executor.TIMED_OUT
         out.clear()
-        r = term.run("ping -i 0.2 127.0.0.1", on_output=lambda d, t: out.append(t), endless=True)
-        while "icmp_seq=2" not in "".join(out):
+        r = term.run("ping -i 0.2 127.0.0.1", on_output=out, endless=True)
+        while "icmp_seq=2" not in out.text:
             time.sleep(0.05)
         r.interrupt()
         assert r.wait(10).status == executor.INTERRUPTED
         out.clear()
-        r = term.run("echo still-here", on_output=lambda d, t: out.append(t), timeout=10)
-        assert r.wait(15).ok and "still-here" in "".join(out)
+        r = term.run("echo still-here", on_output=out, timeout=10)
+        assert r.wait(15).ok and "still-here" in out.text
     finally:
         term.close()
 
@@ -227,13 +256,13 @@ def test_terminal_keeps_state_between_runs(plain):
 def test_sandbox_run_counts_against_the_lab_host(lab_host):
     """Inside, the command sees only its own cgroup namespace (rooted at the
     lab host's ``lab``); outside, it is in ``labnb/<id>/lab/init``."""
-    out: list[str] = []
+    out = Output()
     proc = executor.run(lab_host, "cat /proc/self/cgroup; id -u; hostname; exec sleep 30",
-                        on_output=lambda d, t: out.append(t), window=None)
+                        on_output=out, window=None)
     try:
-        wait_for(lambda: "localhost" in "".join(out), 60, what="the command's output")
-        text = "".join(out)
-        assert ":/init\r\n" in text and "labnb" not in text and "\r\n0\r\nlocalhost" in text
+        wait_for(lambda: "localhost" in out.text, 60, what="the command's output")
+        text = out.text
+        assert ":/init\n" in text and "labnb" not in text and "\n0\nlocalhost" in text
 
         def sleeping():   # bash execs sleep after printing: on a slow machine, a while after
             in_init = set()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import sh
+from conftest import Output, sh
 from web_support import wait_for
 from webapp import executor
 from webapp.labhost import ptyguard, reaper
@@ -222,20 +222,6 @@ def returns_within(call, seconds: float, what: str) -> list[BaseException]:
     return error
 
 
-class Collect:
-    """An on_output callback that keeps the text."""
-
-    def __init__(self):
-        self.parts: list[str] = []
-
-    def __call__(self, data: bytes, text: str) -> None:
-        self.parts.append(text)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts).replace("\r\n", "\n")
-
-
 # -- 1. no process of the machine's in the lab host, not even while a command starts ----
 
 @pytest.mark.slow
@@ -252,7 +238,7 @@ def test_ptrace_watcher_sees_no_process_of_the_machines_through_any_entry_path(s
     host = lab_host
     stamp = f"{os.getpid()}-{time.monotonic_ns()}"
     out_file, stop_file = f"/root/.labnb-watch-{stamp}.json", f"/root/.labnb-watch-{stamp}.stop"
-    watcher_out = Collect()
+    watcher_out = Output()
     watcher = executor.run(host, attack("ptrace_watch.py", out_file, stop_file), on_output=watcher_out,
                            timeout=900, window=None)
     starts: dict[str, int] = {}
@@ -274,7 +260,7 @@ def test_ptrace_watcher_sees_no_process_of_the_machines_through_any_entry_path(s
                 count("open_terminal")
                 try:
                     for j in range(2):
-                        got = Collect()
+                        got = Output()
                         run = term.run(f"/bin/echo typed-{round_}-{i}-{j}", on_output=got, timeout=20)
                         assert run.wait(25) is not None and run.outcome.ok, run.outcome
                         count("typed into a terminal")
@@ -391,7 +377,7 @@ def _hog_ptys(host, ptmx: str, other, ceiling: int = PTY_CEILING, mode: str = "m
     """Run the PTY hog in ``host``; while it holds its PTYs, ``other`` must open a
     terminal and run a command. The hog's report, and how far the machine's count moved."""
     before = _pty_nr()
-    out = Collect()
+    out = Output()
     hog = executor.run(host, attack("pty_hog.py", ptmx, ceiling, 20, mode), on_output=out, timeout=120,
                        window=None)
     try:
@@ -402,7 +388,7 @@ def _hog_ptys(host, ptmx: str, other, ceiling: int = PTY_CEILING, mode: str = "m
         moved = _pty_nr() - before
         term = executor.open_terminal(other, "after-the-hog")
         try:
-            got = Collect()
+            got = Output()
             run = term.run("echo other-$((6*7))", on_output=got, timeout=20)
             assert run.wait(25) is not None and run.outcome.ok and "other-42" in got.text, \
                 f"another lab host could not run a command while the hog held {report}: {run.outcome} {got.text}"
@@ -460,7 +446,7 @@ def ptyguard_missing(settings) -> str:
 # -- 4. teardown wins against a frozen lab host -------------------------------------------
 
 def _freeze(host) -> tuple[executor.PtyProcess, Collect]:
-    out = Collect()
+    out = Output()
     proc = executor.run(host, attack("freeze.py"), on_output=out, timeout=600, window=None)
     wait_for(lambda: frozen_cgroups(host.id) or "REFUSED" in out.text or not proc.running, 20,
              what="the lab host to freeze itself")

@@ -6,13 +6,15 @@ A run of a step types or starts the step's commands in order, then judges
 its checks. Everything it does is reported as events to one callback:
 
     {"type": "block", "block": i, "line": n, "command": text}  a command starts
-    {"type": "output", "data": bytes, "text": str}               output, in order
+    {"type": "output", "data": bytes, "text": str}               output, in order; text: data decoded by
+                                                                 the run's one incremental decoder
     {"type": "block_end", "block": i, "outcome": Outcome, "ok": bool, "note": str}
     {"type": "check", "idx": i, "kind": "check"|"match", "passed": bool, "hint": str, "detail": str}
     {"type": "end", "status": str}                               done|failed|interrupted|timed_out|error
 """
 from __future__ import annotations
 
+import codecs
 import collections
 import itertools
 import threading
@@ -49,6 +51,9 @@ class StepRun:
         self._delivered = 0             # output bytes sent to the consumer
         self._current_base = 0          # ... before the current command started
         self._acked = 0
+        # one decoder for the whole run: a character split across reads, or
+        # across two of its commands' output, is decoded once, whole
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stop = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -80,7 +85,8 @@ class StepRun:
         return not self._done.is_set()
 
     # -- the run ----------------------------------------------------------
-    def _emit_output(self, data: bytes, text: str) -> None:
+    def _emit_output(self, data: bytes) -> None:
+        text = self._decoder.decode(data)
         with self._lock:
             self._delivered += len(data)
             if self.window is None:
@@ -110,10 +116,13 @@ class StepRun:
                     status = self._run_command(i, block)
                     if status != DONE:
                         break
+            unended = self._decoder.decode(b"", final=True)   # the bytes of a character cut off at the end
+            if unended:
+                self._keep(unended)
             if status == DONE:
                 status = self._judge()
         except Exception as e:  # a lab host that died, a terminal that would not start
-            self._emit_output(f"\r\nlabnb: {e}\r\n".encode(), f"\r\nlabnb: {e}\r\n")
+            self._emit_output(f"\r\nlabnb: {e}\r\n".encode())
             status = ERROR
         finally:
             self.status = status
@@ -168,11 +177,8 @@ class StepRun:
         return DONE if passed_all else FAILED
 
     def _run_check(self, check: Check) -> tuple[bool, str]:
-        out: list[str] = []
-        proc = executor.run(self.session.lab_host, check.text, on_output=lambda d, t: out.append(t),
-                            timeout=check.timeout, window=None)
-        outcome = proc.wait()
-        tail = plain_text("".join(out)).strip()[-500:]
+        outcome, output = executor.capture(self.session.lab_host, check.text, check.timeout)
+        tail = plain_text(output).strip()[-500:]
         if outcome.status == TIMED_OUT:
             return False, f"the check timed out after {check.timeout:g} s"
         return outcome.exit_code == 0, tail
@@ -229,10 +235,7 @@ class LabSession:
 
     def run_script(self, script: str, timeout: float = 300) -> tuple[Outcome, str]:
         """Run a lab's setup or cleanup commands; returns how it ended and its output."""
-        out: list[str] = []
-        proc = executor.run(self.lab_host, script, on_output=lambda d, t: out.append(t),
-                            timeout=timeout, window=None)
-        return proc.wait(), "".join(out)
+        return executor.capture(self.lab_host, script, timeout)
 
     def _run_ended(self, run: StepRun) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import DEFAULT_WINDOW, OutputCallback, PtyProcess
 from .terminal import Terminal, TerminalBusy, TerminalRun
 
-__all__ = ["run", "open_terminal", "PtyProcess", "Terminal", "TerminalRun", "TerminalBusy", "Outcome",
+__all__ = ["run", "capture", "open_terminal", "PtyProcess", "Terminal", "TerminalRun", "TerminalBusy", "Outcome",
            "DONE", "ERROR", "FAILED", "INTERRUPTED", "TIMED_OUT", "DEFAULT_WINDOW"]
 
 
@@ -19,6 +19,13 @@ def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = N
     _require_alive(lab_host)
     return PtyProcess(lab_host, ["bash", "--norc", "--noprofile", "-c", command], on_output=on_output,
                       timeout=timeout, window=window, rows=rows, cols=cols).start()
+
+
+def capture(lab_host: LabHost, command: str, timeout: float) -> tuple[Outcome, str]:
+    """Run ``command`` to its end (a check, a lab's setup); how it ended and all it printed."""
+    out: list[bytes] = []
+    outcome = run(lab_host, command, on_output=out.append, timeout=timeout, window=None).wait()
+    return outcome, b"".join(out).decode(errors="replace")
 
 
 def open_terminal(lab_host: LabHost, name: str, *,

@@ -17,7 +17,6 @@ pipe, so writing never blocks a caller on a program that does not read.
 """
 from __future__ import annotations
 
-import codecs
 import fcntl
 import math
 import os
@@ -34,7 +33,7 @@ from ..labhost.base import LabHost, LabHostError
 from ..labhost.spawn import Child
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 
-OutputCallback = Callable[[bytes, str], None]
+OutputCallback = Callable[[bytes], None]
 READ_SIZE = 256 << 10    # bytes per read of the relay's pipe at most
 PIPE_SIZE = 1 << 20      # the output pipe's capacity
 DEFAULT_WINDOW = 1 << 20
@@ -45,17 +44,18 @@ class PtyProcess:
     """Run ``argv`` in the lab host, in its own session and process group, a PTY of
     the lab host's own as its terminal (the lab host's spawner starts it).
 
-    ``on_output(data, text)`` is called from the reader thread with each chunk
-    of raw bytes and the same chunk decoded incrementally (a UTF-8 character
-    split across reads is completed by the next chunk). ``window=None`` turns
-    acknowledgements off: then only a slow callback slows the reader.
+    ``on_output(data)`` is called from the reader thread with each chunk of
+    raw bytes, as read: a UTF-8 character may be split between two chunks, so
+    whoever wants text decodes a whole run's chunks with one incremental
+    decoder. ``window=None`` turns acknowledgements off: then only a slow
+    callback slows the reader.
     """
 
     def __init__(self, host: LabHost, argv: list[str], *, on_output: OutputCallback | None = None,
                  timeout: float | None = None, rows: int = 24, cols: int = 120,
                  window: int | None = DEFAULT_WINDOW):
         self.host, self.argv = host, argv
-        self.on_output = on_output or (lambda data, text: None)
+        self.on_output = on_output or (lambda data: None)
         self.timeout, self.window = timeout, window
         self.size = (rows, cols)
         self.child: Child | None = None
@@ -69,7 +69,6 @@ class PtyProcess:
         self._done = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         self._started = 0.0
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     # -- life cycle -------------------------------------------------------
     def start(self) -> "PtyProcess":
@@ -250,13 +249,10 @@ class PtyProcess:
         if self.window is not None:
             with self._cond:
                 self._unacked += len(data)
-        self.on_output(data, self._decoder.decode(data))
+        self.on_output(data)
         return True
 
     def _close(self) -> None:
-        tail = self._decoder.decode(b"", final=True)
-        if tail:
-            self.on_output(b"", tail)
         for fd in (self._in, self._out, self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)

@@ -18,7 +18,6 @@ following: then the run ends by its timeout.
 """
 from __future__ import annotations
 
-import codecs
 import re
 import secrets
 import threading
@@ -93,10 +92,6 @@ def _held_back(buf: bytes) -> int:
     return keep
 
 
-def _decoder():
-    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode
-
-
 class TerminalRun:
     """One command typed into a terminal."""
 
@@ -104,7 +99,6 @@ class TerminalRun:
         self.terminal, self.on_output = terminal, on_output
         self.timeout, self.endless = timeout, endless
         self.token = secrets.token_hex(6)
-        self.decode = _decoder()   # one per run: a character split across reads comes out whole
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
         self._done = threading.Event()
@@ -158,7 +152,7 @@ class Terminal:
         self.process.start()
         if self.process.outcome is not None:
             raise RuntimeError(f"terminal {self.name} could not start: {self.process.outcome.error}")
-        first = self.run(None, on_output=lambda d, t: None, timeout=ready_timeout)
+        first = self.run(None, on_output=lambda data: None, timeout=ready_timeout)
         if not first.wait(ready_timeout + 1) or first.outcome.status != DONE:
             self.close()
             raise RuntimeError(f"terminal {self.name} did not get ready within {ready_timeout:.0f} s")
@@ -191,15 +185,13 @@ class Terminal:
         self.process.stop(grace=0.5)
 
     # -- internals --------------------------------------------------------
-    def _route(self, data: bytes, _text: str) -> None:
-        if not data:   # the shell has ended
-            return
+    def _route(self, data: bytes) -> None:
         shown = 0
         for part in self.filter.feed(data):
             run = self.current
             if part[0] == "text" and run is not None:
                 shown += len(part[1])
-                run.on_output(part[1], run.decode(part[1]))
+                run.on_output(part[1])
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._skip_prompt = self._skip_prompt or outer

@@ -132,7 +132,7 @@ class Shell:
         self.process.stop(grace=0.5)
 
     # -- internals ---------------------------------------------------------------
-    def _on_output(self, data: bytes, _text: str) -> None:
+    def _on_output(self, data: bytes) -> None:
         """From the PTY's reader thread: keep the tail, send to each tab within its window."""
         with self.lock:
             start = self.total
