@@ -38,6 +38,7 @@ class Services:
 
     def start(self) -> "Services":
         from . import runs, shells
+        from .events import Events
         from .store import Limits, Store
 
         self.store = Store(os.path.join(self.settings.state_dir, self.settings.store_file),
@@ -50,8 +51,9 @@ class Services:
 
         self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
         self.shells = shells.ShellManager(self.learners, self.labs, emit, self.settings.shell_idle_timeout)
-        runs.register(self.socketio, self.runs, self.labs, also_detach=(self.shells.detach,))
-        shells.register(self.socketio, self.shells)
+        events = Events(self.socketio)
+        runs.register(events, self.runs, self.labs)
+        shells.register(events, self.shells)
         self.pool.start()
         return self
 

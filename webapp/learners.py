@@ -44,11 +44,13 @@ class Learner:
         self.lock = threading.RLock()  # also serialises starting runs
 
     def status(self, lab_id: str | None = None) -> dict:
-        """The lab host's state or, for a lab whose setup has not run yet, the setup's."""
+        """The lab host's state or, for a lab whose setup has not run on it yet,
+        the setup's: starting while it runs or waits for ``Learners.check`` to
+        start it (the page polls), failed with why."""
         with self.lock:
             state, error, since, setup = self.state, self.error, self.since, False
-            if state == READY and lab_id is not None and lab_id not in self.sessions and lab_id in self.setups:
-                error, since = self.setups[lab_id]
+            if state == READY and lab_id is not None and lab_id not in self.sessions:
+                error, since = self.setups.get(lab_id, ("", time.time()))
                 state, setup = FAILED if error else STARTING, True
             return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
                     "host": self.host.id if self.host else None}

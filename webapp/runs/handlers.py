@@ -1,10 +1,5 @@
-"""The Socket.IO side of runs: events from browser tabs, checked, then
-handed to the RunManager.
-
-Every event is untrusted: its payload must be an object with the fields
-and types below, within size limits; a run id must name one of the
-learner's own runs. Anything else gets an ``error`` event (and the same
-``{"error": ...}`` as the event's acknowledgement), never a crash.
+"""The Socket.IO events of runs, checked (webapp/events.py), then handed to
+the RunManager. A run id must name one of the learner's own runs.
 
     open   {lab}                          -> {"running": [{run, step}]}   joins the lab's room
     run    {lab, step}                    -> {"run": id}                  starts a run, this tab attached
@@ -14,114 +9,38 @@ learner's own runs. Anything else gets an ``error`` event (and the same
 """
 from __future__ import annotations
 
-import functools
-import logging
-from typing import Callable
-
 from flask import request, session
-from flask_socketio import SocketIO, join_room
+from flask_socketio import join_room
 
-from ..store import is_run_id
+from ..events import POSITION, SEQ, BadEvent, Events, Name, RunId
 from .manager import RunError, RunManager, lab_room
 
-log = logging.getLogger(__name__)
 
-MAX_NAME = 200
-MAX_POSITION = 1 << 50
+def register(events: Events, manager: RunManager, labs: dict) -> None:
+    expected = (RunError,)
+    events.on_disconnect(manager.detach)
 
-
-class BadEvent(ValueError):
-    pass
-
-
-def _fields(data, **spec) -> list:
-    """The payload's fields in the order of ``spec`` (name=kind), or BadEvent saying what is wrong."""
-    if not isinstance(data, dict):
-        raise BadEvent(f"expected an object with {', '.join(spec)}, got {type(data).__name__}")
-    out = []
-    for name, kind in spec.items():
-        value = data.get(name)
-        if kind == "name":
-            if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-                raise BadEvent(f"{name}: expected a name of 1 to {MAX_NAME} characters")
-        elif kind == "run":
-            if not is_run_id(value):
-                raise BadEvent(f"{name}: expected a run id (32 hex digits)")
-        elif kind in ("seq", "position"):
-            low = -1 if kind == "seq" else 0
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_POSITION:
-                raise BadEvent(f"{name}: expected an integer from {low} to {MAX_POSITION}")
-        out.append(value)
-    return out
-
-
-def on_event(socketio: SocketIO, name: str, expected: tuple[type[Exception], ...]):
-    """Register a handler of event ``name`` whose payload is untrusted: an
-    ``expected`` exception (or any bug) becomes an ``error`` event and the
-    ``{"error": ...}`` acknowledgement, never a crash."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def handler(data=None):
-            try:
-                return fn(data)
-            except expected as e:
-                message = f"{name}: {e}"
-            except Exception:
-                log.exception("Socket.IO event %s", name)
-                message = f"{name}: the server failed to handle it (see its log)"
-            socketio.emit("error", {"event": name, "message": message}, to=request.sid)
-            return {"error": message}
-        socketio.on(name)(handler)
-        return fn
-    return wrap
-
-
-def register(socketio: SocketIO, manager: RunManager, labs: dict,
-             also_detach: tuple[Callable[[str], None], ...] = ()) -> None:
-    """The run events, and disconnect for every service: ``also_detach`` are
-    told (with the sid) when a tab goes away. Who may connect is checked
-    before the WebSocket opens (limits.SocketLimits, with the Guard)."""
-    def event(name):
-        return on_event(socketio, name, (BadEvent, RunError))
-
-    @socketio.on("disconnect")
-    def disconnect(reason=None):
-        manager.detach(request.sid)
-        for detach in also_detach:
-            detach(request.sid)
-
-    @socketio.on("*")
-    def unknown(name, data=None):
-        message = f"unknown event {str(name)[:40]!r}"
-        socketio.emit("error", {"event": str(name)[:40], "message": message}, to=request.sid)
-        return {"error": message}
-
-    @event("open")
-    def open_lab(data):
-        (lab_id,) = _fields(data, lab="name")
+    @events.on("open", expected, lab=Name())
+    def open_lab(lab_id):
         if lab_id not in labs:
             raise BadEvent(f"there is no lab {lab_id!r}")
         learner = session["learner"]
         join_room(lab_room(learner, lab_id))
         return {"running": manager.running(learner, lab_id)}
 
-    @event("run")
-    def run(data):
-        lab_id, step_id = _fields(data, lab="name", step="name")
+    @events.on("run", expected, lab=Name(), step=Name())
+    def run(lab_id, step_id):
         return {"run": manager.start(session["learner"], lab_id, step_id, request.sid)}
 
-    @event("attach")
-    def attach(data):
-        run_id, after, end = _fields(data, run="run", after="seq", end="position")
+    @events.on("attach", expected, run=RunId(), after=SEQ, end=POSITION)
+    def attach(run_id, after, end):
         return manager.attach(request.sid, session["learner"], run_id, after, end)
 
-    @event("ack")
-    def ack(data):
-        run_id, end = _fields(data, run="run", end="position")
+    @events.on("ack", expected, run=RunId(), end=POSITION)
+    def ack(run_id, end):
         manager.ack(request.sid, session["learner"], run_id, end)
 
-    @event("stop")
-    def stop(data):
-        (run_id,) = _fields(data, run="run")
+    @events.on("stop", expected, run=RunId())
+    def stop(run_id):
         manager.stop(session["learner"], run_id)
         return {"ok": True}
