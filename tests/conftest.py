@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -54,6 +56,22 @@ def cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+LABNB = [sys.executable, "-m", "webapp.cli"]
+
+
+def labnb_env(settings) -> dict[str, str]:
+    """The environment of `labnb` in a subprocess, with the test session's lab host settings."""
+    return {**os.environ, "LABNB_STATE_DIR": settings.state_dir, "LABNB_UID_BASE": str(settings.uid_base),
+            "LABNB_MAX_LAB_HOSTS": str(settings.max_lab_hosts), "LABNB_MEMORY_MB": str(settings.memory_mb),
+            "LABNB_PIDS": str(settings.pids)}
+
+
+def labnb(settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`labnb ARGS...` run to its end, as an operator would, with the test session's settings."""
+    return subprocess.run([*LABNB, *args], env=labnb_env(settings), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 class Output:

@@ -6,14 +6,8 @@ import os
 import subprocess
 import sys
 
+from conftest import labnb
 from webapp.labhost.pool import create
-
-
-def labnb(settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LABNB_STATE_DIR": settings.state_dir, "LABNB_UID_BASE": str(settings.uid_base),
-           "LABNB_MAX_LAB_HOSTS": str(settings.max_lab_hosts)}
-    return subprocess.run([sys.executable, "-m", "webapp.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
 def test_doctor_finds_nothing_wrong_here(settings):

@@ -5,22 +5,20 @@ host behind when interrupted."""
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
 
+from conftest import LABNB, labnb, labnb_env
 from webapp.lab import load_labs
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runner"
-LABNB = [sys.executable, "-m", "webapp.cli"]
 
 
 @pytest.mark.slow
@@ -28,7 +26,7 @@ LABNB = [sys.executable, "-m", "webapp.cli"]
 def test_builtin_lab_passes(settings, lab, tmp_path):
     """`labnb run` on each built-in lab, as an author would run it in CI."""
     report = tmp_path / "report.json"
-    out = _labnb(settings, "run", str(lab.path), "--json", str(report))
+    out = labnb(settings, "run", str(lab.path), "--json", str(report))
     result = json.loads(report.read_text())
     failed = [f"step {s['index']} {s['id']}: {s['status']}\n"
               + "".join(f"$ {c['command']}\n{c['output']}" for c in s["commands"])
@@ -39,28 +37,16 @@ def test_builtin_lab_passes(settings, lab, tmp_path):
     assert not _our_lab_hosts(settings) or all(m["owner_alive"] for m in _our_lab_hosts(settings))
 
 
-def _env(settings) -> dict[str, str]:
-    """`labnb` in a subprocess, with the test session's lab host settings."""
-    return {**os.environ, "LABNB_STATE_DIR": settings.state_dir, "LABNB_UID_BASE": str(settings.uid_base),
-            "LABNB_MAX_LAB_HOSTS": str(settings.max_lab_hosts), "LABNB_MEMORY_MB": str(settings.memory_mb),
-            "LABNB_PIDS": str(settings.pids)}
-
-
-def _labnb(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*LABNB, *args], env=_env(settings), cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-
-
 def _our_lab_hosts(settings) -> list[dict]:
     """`labnb lab-hosts ls --json`, less the cgroups of other state dirs'
     lab hosts (cgroups are machine-wide; ours have a slot or a record)."""
-    out = _labnb(settings, "lab-hosts", "ls", "--json")
+    out = labnb(settings, "lab-hosts", "ls", "--json")
     assert out.returncode == 0, out.stderr
     return [m for m in json.loads(out.stdout) if m.get("slot") is not None or "pid" in m]
 
 
 def test_failing_check_reports_hint_json_and_junit(settings, tmp_path):
-    out = _labnb(settings, "run", str(FIXTURES / "failing.md"),
+    out = labnb(settings, "run", str(FIXTURES / "failing.md"),
                  "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "run.xml"))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "HINT: /nowhere should exist" in out.stdout
@@ -93,7 +79,7 @@ def test_failing_check_reports_hint_json_and_junit(settings, tmp_path):
 
 
 def test_step_option_runs_only_that_step(settings, tmp_path):
-    out = _labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "3",
+    out = labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "3",
                  "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "run.xml"))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "running only step 3 of 3" in out.stdout
@@ -104,23 +90,23 @@ def test_step_option_runs_only_that_step(settings, tmp_path):
     failure = ET.parse(tmp_path / "run.xml").find(".//failure")
     assert failure.get("message") == 'line 34: exited with 3: echo "about to fail"; exit 3'
 
-    out = _labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "1")
+    out = labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1/1 steps passed" in out.stdout
 
-    out = _labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "4")
+    out = labnb(settings, "run", str(FIXTURES / "failing.md"), "--step", "4")
     assert out.returncode == 2 and "the lab has 3 steps" in out.stderr
 
 
 def test_lab_with_problems_exits_2(settings):
-    out = _labnb(settings, "run", str(ROOT / "tests" / "fixtures" / "broken" / "bad.md"))
+    out = labnb(settings, "run", str(ROOT / "tests" / "fixtures" / "broken" / "bad.md"))
     assert out.returncode == 2
     assert "bad.md:3: unknown front matter key 'tiltle'" in out.stderr
     assert "labnb check" in out.stderr
 
 
 def test_lab_host_that_cannot_start_exits_3(settings, tmp_path):
-    env = {**_env(settings), "LABNB_STATE_DIR": str(tmp_path / "state")}   # under /tmp: refused
+    env = {**labnb_env(settings), "LABNB_STATE_DIR": str(tmp_path / "state")}   # under /tmp: refused
     out = subprocess.run([*LABNB, "run", str(FIXTURES / "failing.md")], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 3
@@ -133,7 +119,7 @@ def test_a_lab_host_without_what_the_lab_requires_is_refused(settings):
     machine_docker = subprocess.run(["docker", "image", "inspect", "busybox"], capture_output=True).returncode == 0
     if machine_docker:
         pytest.skip("this machine runs a dockerd with busybox: a plain lab host lacks nothing lab 3 requires")
-    out = _labnb(settings, "run", "--backend", "plain", str(ROOT / "labs" / "03-container-ops.md"))
+    out = labnb(settings, "run", "--backend", "plain", str(ROOT / "labs" / "03-container-ops.md"))
     assert out.returncode == 3, out.stdout + out.stderr
     assert "needs docker, busybox-image, which plain lab host" in out.stderr, out.stderr
     assert "step" not in out.stdout.split("\n", 1)[1], "a step ran on a lab host that lacks what it needs"
@@ -142,7 +128,7 @@ def test_a_lab_host_without_what_the_lab_requires_is_refused(settings):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_stops_run_and_removes_lab_host(settings, sig):
     before = _our_lab_hosts(settings)
-    proc = subprocess.Popen([*LABNB, "run", str(FIXTURES / "sleep.md")], env=_env(settings), cwd=ROOT,
+    proc = subprocess.Popen([*LABNB, "run", str(FIXTURES / "sleep.md")], env=labnb_env(settings), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -158,4 +144,4 @@ def test_interrupt_stops_run_and_removes_lab_host(settings, sig):
         proc.kill()
     assert "interrupted" in proc.stderr.read()
     assert _our_lab_hosts(settings) == before
-    assert host_id not in [m["id"] for m in json.loads(_labnb(settings, "lab-hosts", "ls", "--json").stdout)]
+    assert host_id not in [m["id"] for m in json.loads(labnb(settings, "lab-hosts", "ls", "--json").stdout)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import webapp.store as store_module
+from web_support import wait_for
 from webapp.store import Limits, Store, is_run_id
 
 
@@ -304,17 +305,10 @@ def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatc
         for seq in range(3 * store_module.CHECKPOINT_BYTES // len(chunk)):
             s.append_chunk(run, seq, chunk)
         # the checkpoints went to the database file while the run wrote
-        wait_until(lambda: path.stat().st_size > 2 * store_module.CHECKPOINT_BYTES, "a checkpoint")
-        wait_until(lambda: wal.stat().st_size == 0, "the WAL truncated")
+        wait_for(lambda: path.stat().st_size > 2 * store_module.CHECKPOINT_BYTES, 20, what="a checkpoint")
+        wait_for(lambda: wal.stat().st_size == 0, 20, what="the WAL truncated")
         total = 3 * store_module.CHECKPOINT_BYTES
         assert s.get_run(run)["stored_bytes"] == total
         assert b"".join(d for _, _, d in s.chunks_since(run, -1, 10_000)) == chunk * (total // len(chunk))
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
-def wait_until(predicate, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)

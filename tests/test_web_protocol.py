@@ -16,7 +16,7 @@ import msgpack
 import pytest
 import websocket
 
-from web_support import TEST_LAB, Tab, wait_for
+from web_support import TEST_LAB, Server, Tab, _state_dir, serving, wait_for
 
 from webapp.runs.manager import CLIENT_WINDOW, MAX_CHUNK
 
@@ -138,7 +138,7 @@ def test_failed_check_has_its_hint(web_server, learner, tab):
                               "hint": "The file /nonexistent must exist: create it with touch."}]
 
 
-def test_busy_session_and_missing_host(web_server, learner, tab):
+def test_a_second_run_while_one_runs_is_refused(web_server, learner, tab):
     run = tab.run("ping")
     try:
         reply = tab.client.call("run", {"lab": TEST_LAB, "step": "echo"}, timeout=10)
@@ -318,11 +318,16 @@ def test_an_oversized_event_drops_only_that_connection(web_server, learner):
         fine.close()
 
 
+@pytest.fixture
+def crashing():
+    """A server of its own, for the test that kills it."""
+    yield from serving(Server(_state_dir("crash"), uid_slot=28, pool_size=1, env={"LABNB_MAX_LAB_HOSTS": "2"}))
+
+
 @pytest.mark.slow
-def test_a_crash_loses_no_output_and_the_run_says_it_was_cut_off(web_server):
-    """Last in this module: it kills the shared server (SIGKILL) and starts it
-    again, as an operator would; later tests open their labs anew."""
-    server = web_server
+def test_a_crash_loses_no_output_and_the_run_says_it_was_cut_off(crashing):
+    """The server is killed (SIGKILL) mid-run and started again, as an operator would."""
+    server = crashing
     http = server.learner()
     server.open_lab(http)
     tab = Tab(server, http)
