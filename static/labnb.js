@@ -467,9 +467,9 @@
   /* The terminal panel: a free shell on the lab host, in xterm.js. Nothing
    * typed or printed here is stored; the server keeps the last 64 KiB of its
    * output in memory and sends it first ("replay": the screen is cleared for
-   * it) each time the panel opens the shell. Each shell_output says how many
-   * bytes of raw output it stands for; they are acknowledged once xterm has
-   * written them, so the server reads the shell no faster than this page
+   * it) each time the panel opens the shell. Each shell_output says the
+   * position in the raw output after it (end); it is acknowledged once xterm
+   * has written it, so the server reads the shell no faster than this page
    * draws. After the shell ends, Enter starts a new one. */
   var panel = document.getElementById("terminal");
   if (!panel || !window.Terminal || !window.FitAddon) return;
@@ -617,7 +617,7 @@
     if (!shell.term) return;
     if (msg.replay) shell.term.reset();
     shell.term.write(bytes(msg.data), function () {
-      if (msg.bytes) socket.emit("shell_ack", { bytes: msg.bytes });
+      socket.emit("shell_ack", { end: msg.end });
     });
     if (shell.awaitOutput) { shell.awaitOutput = false; sendTyped(); }
   });

@@ -198,8 +198,7 @@ def test_a_300_mb_run_through_a_lab_host_stores_its_head_and_tail_within_the_cap
                          if to in tabs else None)
     tabs["live"] = live = Tab(manager, "live", "ada")
     try:
-        learners.get("ada")
-        wait_for(lambda: learners.get("ada").status()["state"] == READY, 120, what="the lab host")
+        wait_for(lambda: learners.check("ada", lab)["state"] == READY, 120, what="the lab host, the lab set up")
         run = manager.start("ada", lab.id, "flood", sid="live")
         live.follow(run)   # the tab that pressed Run, attached by start()
         wait_for(lambda: live.ended, 600, what="the end of the 300 MB run")

@@ -26,7 +26,7 @@ class ShellTab:
         self.client = server.socket(http)
         self.ack = ack
         self.messages: list[dict] = []
-        self.unacked = 0
+        self.end = self.acked = 0   # the last end position sent, and the last acknowledged
         self.exits = 0
         self.errors: list[dict] = []
         self.lock = threading.Lock()
@@ -36,10 +36,24 @@ class ShellTab:
 
     def _output(self, m):
         with self.lock:
+            if not self.messages:   # the backlog: the tab's first position is where it starts
+                self.acked = m["end"] - len(m["data"])
             self.messages.append(m)
-            self.unacked += m["bytes"]
+            self.end = max(self.end, m["end"])
         if self.ack:
-            self.client.emit("shell_ack", {"bytes": m["bytes"]})
+            self.acked = m["end"]
+            self.client.emit("shell_ack", {"end": m["end"]})
+
+    @property
+    def unacked(self) -> int:
+        return self.end - self.acked
+
+    def ack_all(self) -> int:
+        """Acknowledge everything received; how much that was."""
+        with self.lock:
+            owed, self.acked = self.end - self.acked, self.end
+        self.client.emit("shell_ack", {"end": self.acked})
+        return owed
 
     def open(self, rows: int = 24, cols: int = 80) -> dict:
         return self.client.call("shell_open", {"lab": TEST_LAB, "rows": rows, "cols": cols}, timeout=30)
@@ -102,9 +116,7 @@ def test_a_tab_that_does_not_acknowledge_holds_the_shell(web_server, learner):
         assert sent <= SHELL_WINDOW + READ_SIZE + (64 << 10), sent
         assert "flood-25" not in slow.text()
         slow.ack = True
-        with slow.lock:
-            owed, slow.unacked = slow.unacked, 0
-        slow.client.emit("shell_ack", {"bytes": owed})
+        slow.ack_all()
         slow.wait_text("flood-25", 60)
     finally:
         slow.close()
@@ -116,12 +128,10 @@ def test_a_slow_tab_skips_ahead_and_does_not_hold_a_fast_one(web_server, learner
         assert slow.open() == {"ok": True}
         tab.type("head -c 4000000 /dev/zero | tr '\\0' x; echo; echo flood-$((6*6))\n")
         tab.wait_text("flood-36", 60)         # the fast tab sets the pace
-        with slow.lock:
-            owed, slow.unacked = slow.unacked, 0
+        owed = slow.ack_all()
         assert owed <= TAB_WINDOW + READ_SIZE + BACKLOG, owed
         assert "flood-36" not in slow.text()
         slow.ack = True
-        slow.client.emit("shell_ack", {"bytes": owed})
         text = slow.wait_text("flood-36", 30)  # the rest, from the backlog
         assert "bytes of output skipped: this tab fell behind" in text
     finally:
@@ -135,7 +145,7 @@ def test_each_learner_has_their_own_shell(web_server, learner, tab):
     try:
         # before opening: nothing to type into, least of all someone else's shell
         for event, payload in (("shell_input", {"data": "echo intruder-$((1+1))\n"}),
-                               ("shell_resize", {"rows": 10, "cols": 10}), ("shell_ack", {"bytes": 5})):
+                               ("shell_resize", {"rows": 10, "cols": 10}), ("shell_ack", {"end": 5})):
             reply = stranger.client.call(event, payload, timeout=10)
             assert reply == {"error": f"{event}: open the terminal first (shell_open)"}
         assert stranger.open() == {"ok": True}
@@ -157,7 +167,8 @@ HOSTILE = [
     ("shell_input", {"data": "x" * (MAX_INPUT + 1)}), ("shell_input", {"data": "é" * (MAX_INPUT // 2 + 1)}),
     ("shell_resize", {"rows": 1, "cols": 80}), ("shell_resize", {"rows": 24, "cols": 1001}),
     ("shell_resize", {"rows": True, "cols": 80}), ("shell_resize", [24, 80]), ("shell_resize", {"rows": 24}),
-    ("shell_ack", {"bytes": -1}), ("shell_ack", {"bytes": "1"}), ("shell_ack", {"bytes": 1e300}),
+    ("shell_ack", {"end": -1}), ("shell_ack", {"end": "1"}), ("shell_ack", {"end": 1e300}),
+    ("shell_ack", {"bytes": 5}),
     ("shell_ack", {}),
 ]
 

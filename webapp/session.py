@@ -32,9 +32,10 @@ MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matc
 
 
 class StepRun:
-    """One run of one step. ``ack(total)`` takes the consumer's cumulative count
-    of output bytes dealt with; ``stop()`` ends it (an endless command so
-    ends as intended)."""
+    """One run of one step. ``ack(nbytes)``: the consumer has dealt with so many
+    more bytes of its output (a run's ``flow.Credit`` says so), passed on to
+    the command now running; ``stop()`` ends it (an endless command so ends
+    as intended)."""
 
     def __init__(self, session: "LabSession", step: Step, on_event: EventCallback,
                  endless_for: float | None, window: int | None):
@@ -59,12 +60,11 @@ class StepRun:
         self._lock = threading.Lock()
 
     # -- consumer side ----------------------------------------------------
-    def ack(self, total: int) -> None:
+    def ack(self, nbytes: int) -> None:
         with self._lock:
-            if total <= self._acked:
-                return
+            # bytes of a command that has ended are no longer its process's to read on
             delta_from = max(self._acked, self._current_base)
-            self._acked = min(total, self._delivered)
+            self._acked = min(self._acked + nbytes, self._delivered)
             current = self._current
             delta = self._acked - delta_from
         if current is not None and delta > 0:

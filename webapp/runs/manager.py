@@ -6,13 +6,14 @@ chunk is committed to the store with the next sequence number and only then
 sent, so whatever a browser was shown survives a crash, and a browser that
 comes back asks for what it has not seen (its last seq).
 
-Flow control, end to end: a browser acknowledges the output position it has
-rendered. The step's executor reads the PTY only while the furthest-ahead
-browser is less than a window behind (with no browser attached, the store is
-the consumer), so an endless producer is held by the kernel, not buffered.
-Each browser also has a window of its own: one that stops reading is sent
-nothing more until it acknowledges, then catches up from the store, so a
-slow tab never grows the server's memory nor slows a fast one.
+Flow control (webapp/flow.py), end to end: a browser acknowledges the
+output position it has rendered. The step's executor reads the PTY only
+while the furthest-ahead browser is less than a window behind (with no
+browser attached, the store is the consumer): the run's ``Credit``, so an
+endless producer is held by the kernel, not buffered. Each browser also has
+a window of its own (its ``Cursor``, a ``Reader``): one that stops reading is
+sent nothing more until it acknowledges, then catches up from the store, so
+a slow tab never grows the server's memory nor slows a fast one.
 
 Limits: the store keeps a long output's head and tail and counts the
 middle (store.Limits), so a replay may jump in seq and in position: each
@@ -35,6 +36,7 @@ import time
 from typing import Callable
 
 from ..executor import ERROR, FAILED
+from ..flow import Credit, Reader
 from ..lab import Lab
 from ..learners import Learners, NotReady
 from ..session import StepRun
@@ -61,20 +63,14 @@ class RunError(Exception):
 
 
 @dataclasses.dataclass(eq=False)
-class Cursor:
+class Cursor(Reader):
     """How far one browser tab (a Socket.IO sid) is in one run's output."""
 
-    sid: str
-    run_id: str
+    run_id: str = ""
+    window: int = CLIENT_WINDOW
     sent_seq: int = -1
-    sent_end: int = 0      # output position after the last chunk sent
-    acked: int = 0         # output position the tab says it has rendered
     behind: bool = True    # chunks were not sent live: the next pump reads them from the store
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-
-    @property
-    def in_flight(self) -> int:
-        return self.sent_end - self.acked
 
 
 class LiveRun:
@@ -96,6 +92,7 @@ class LiveRun:
         self.exit_code: int | None = None
         self.signal: int | None = None
         self.store_error = ""
+        self.credit = Credit(own=self.step_bytes)   # the executor reads on as far as the furthest tab
 
     def feed(self, data: bytes, ours: bool = False) -> None:
         with self._cond:
@@ -166,13 +163,13 @@ class RunManager:
             with self._lock:
                 self.live[run_id] = live
                 if sid is not None:
-                    self.cursors[(sid, run_id)] = Cursor(sid, run_id, behind=False)
+                    self.cursors[(sid, run_id)] = Cursor(sid, run_id=run_id, behind=False)
             self.emit("run_started", {"run": run_id, "lab": lab_id, "step": step_id}, lab_room(learner_id, lab_id))
             live.flusher = threading.Thread(target=self._flusher, args=(live,), name=f"flush-{run_id[:8]}",
                                             daemon=True)
             live.flusher.start()
             live.step_run = session.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW)
-        self._credit(live)   # output that came before step_run was known
+        live.credit.attach(live.step_run.ack)   # with what was taken in before the step's run was known
         return run_id
 
     def attach(self, sid: str, learner_id: str, run_id: str, after: int, position: int) -> dict:
@@ -184,7 +181,7 @@ class RunManager:
             live = self.live.get(run_id)
             cursor = self.cursors.get((sid, run_id))
             if cursor is None:
-                cursor = self.cursors[(sid, run_id)] = Cursor(sid, run_id)
+                cursor = self.cursors[(sid, run_id)] = Cursor(sid, run_id=run_id)
         # The run's lock keeps appends out while we look at the store, so the
         # replay and the live chunks meet with no gap and no duplicate.
         with live.lock if live else contextlib.nullcontext(), cursor.lock:
@@ -195,10 +192,10 @@ class RunManager:
                 head, tail, total, omitted = self.store.output_head_tail(run_id, HEAD_BYTES, TAIL_BYTES)
                 self.emit("snapshot", {"run": run_id, "head": head, "tail": tail,
                                        "omitted": omitted, "seq": run["last_seq"], "end": total}, sid)
-                cursor.sent_seq, cursor.sent_end, cursor.acked = run["last_seq"], total, omitted
+                cursor.sent_seq, cursor.sent, cursor.acked = run["last_seq"], total, omitted
             else:
                 cursor.sent_seq = after
-                cursor.sent_end = cursor.acked = position
+                cursor.sent = cursor.acked = position
             cursor.behind = True
             self._pump(cursor)
         return {"status": run["status"]}
@@ -210,7 +207,7 @@ class RunManager:
             self._owned(learner_id, run_id)   # a late ack of an ended run is fine; another's run is not
             return
         with cursor.lock:
-            cursor.acked = max(cursor.acked, min(position, cursor.sent_end))
+            cursor.ack(position)
             if cursor.behind:
                 self._pump(cursor)
         live = self.live.get(run_id)
@@ -305,8 +302,8 @@ class RunManager:
                 live.seq, live.pos = seq, live.pos + len(data)
                 for c in self._cursors_of(live.id):
                     with c.lock:
-                        if c.sent_seq == seq - 1 and c.in_flight < CLIENT_WINDOW:
-                            self._send(c, seq, data, c.sent_end + len(data))
+                        if c.sent_seq == seq - 1 and c.has_room:
+                            self._send(c, seq, data, c.sent + len(data))
                             c.behind = False
                         else:
                             c.behind = True
@@ -315,15 +312,13 @@ class RunManager:
     def _credit(self, live: LiveRun) -> None:
         """Let the executor read on, as far as the furthest tab has rendered."""
         cursors = self._cursors_of(live.id)
-        position = max(c.acked for c in cursors) if cursors else live.pos
-        if live.step_run is not None:
-            live.step_run.ack(live.step_bytes(position))
+        live.credit.reached(max(c.acked for c in cursors) if cursors else live.pos)
 
     def _pump(self, cursor: Cursor) -> None:
         """Send a tab (its lock held) what the store has and it lacks, within its
         window; once it has everything of an ended run, send the end."""
         while rows := self.store.chunks_since(cursor.run_id, cursor.sent_seq, 8):
-            if cursor.in_flight >= CLIENT_WINDOW:
+            if not cursor.has_room:
                 return   # the tab's acknowledgement pumps again
             for seq, pos, data in rows:
                 self._send(cursor, seq, data, pos + len(data))
@@ -343,8 +338,8 @@ class RunManager:
     def _send(self, cursor: Cursor, seq: int, data: bytes, end: int) -> None:
         """Send one chunk, raw bytes, that ends at output position ``end``: the
         tab decodes UTF-8 (natively, completing a character split between chunks)."""
-        cursor.sent_seq, cursor.sent_end = seq, end
-        self.emit("output", {"run": cursor.run_id, "seq": seq, "end": cursor.sent_end, "data": data}, cursor.sid)
+        cursor.sent_seq, cursor.sent = seq, end
+        self.emit("output", {"run": cursor.run_id, "seq": seq, "end": end, "data": data}, cursor.sid)
 
     def _end(self, live: LiveRun, status: str) -> None:
         live.close()

@@ -5,16 +5,17 @@ only its own learner's shell, and only after ``shell_open``.
     shell_open   {lab, rows?, cols?}  -> {"ok": true}   starts the shell if need be; sends the backlog
     shell_input  {data: str}          (at most 64 KiB in UTF-8)
     shell_resize {rows: 2..500, cols: 2..1000}
-    shell_ack    {bytes: n}           the tab has written n more bytes of output to xterm
+    shell_ack    {end: pos}           the tab has written the output up to pos to xterm
 
-    server -> tab: shell_output {data: str, bytes: n, replay?: true}, shell_exit {}
+    server -> tab: shell_output {data: bytes, end: pos, replay?: true}, shell_exit {}
 
 Events are handled each in a thread of their own, so a tab sends its next
 ``shell_input`` (and ``shell_resize``) only once the last is acknowledged:
 keystrokes would otherwise reach the shell out of order.
 
-``bytes`` counts the raw output (before decoding) that a ``shell_output``
-stands for: the tab acknowledges exactly that. The first ``shell_output``
+``end`` is the position in the shell's raw output (before decoding) after
+what a ``shell_output`` stands for: the tab acknowledges it once written,
+as a run's tab does (webapp/flow.py). The first ``shell_output``
 after ``shell_open`` is the backlog (``replay``): the tab clears its screen
 and shows it.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from flask import request, session
 
-from ..events import Events, Int, Name, Text
+from ..events import POSITION, Events, Int, Name, Text
 from .manager import MAX_INPUT, ShellError, ShellManager
 
 ROWS, COLS = (2, 500), (2, 1000)
@@ -45,6 +46,6 @@ def register(events: Events, manager: ShellManager) -> None:
     def shell_resize(rows, cols):
         manager.resize(request.sid, session["learner"], rows, cols)
 
-    @events.on("shell_ack", expected, bytes=Int(0, 1 << 30))
-    def shell_ack(nbytes):
-        manager.ack(request.sid, session["learner"], nbytes)
+    @events.on("shell_ack", expected, end=POSITION)
+    def shell_ack(end):
+        manager.ack(request.sid, session["learner"], end)

@@ -9,22 +9,23 @@ the server stops, or no tab has shown it for the idle timeout (an abandoned
 shell, and whatever runs in it, is not kept for ever; the next shell the
 learner opens says why the old one is gone).
 
-Flow control, as for runs (runs/manager.py): each tab acknowledges the bytes
-of raw output it has written to xterm. The PTY is read only while the
+Flow control, as for runs (webapp/flow.py): each tab acknowledges the
+output position it has written to xterm. The PTY is read only while the
 furthest-ahead tab is less than SHELL_WINDOW behind (with no tab open the
-backlog is the consumer), so ``yes`` in the shell is held by the kernel.
-A tab more than TAB_WINDOW behind is sent nothing more; once it acknowledges
-it gets what the backlog still holds, with a note of what it missed.
+backlog is the consumer): the shell's ``Credit``, so ``yes`` in the shell
+is held by the kernel. A tab (a ``Reader``) more than TAB_WINDOW behind is
+sent nothing more; once it acknowledges it gets what the backlog still
+holds, with a note of what it missed.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from typing import Callable
 
 from ..executor import PtyProcess
+from ..flow import Credit, Reader
 from ..lab import Lab
 from ..labhost.base import LabHost
 from ..learners import Learners, NotReady
@@ -43,19 +44,6 @@ class ShellError(Exception):
     """A request about a shell that cannot be met; the message is for the learner."""
 
 
-@dataclasses.dataclass(eq=False)
-class Tab:
-    """One browser tab (a Socket.IO sid) showing a shell: output positions in bytes."""
-
-    sid: str
-    sent: int       # output position after the last byte sent to it
-    acked: int      # output position it has written to xterm
-
-    @property
-    def in_flight(self) -> int:
-        return self.sent - self.acked
-
-
 class Shell:
     """A learner's interactive bash on one lab host, and the tabs showing it."""
 
@@ -65,12 +53,14 @@ class Shell:
         self.write_lock = threading.Lock()    # one tab's input is not interleaved with another's
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
         self.backlog = bytearray(note.encode())
-        self.total = self.credited = len(self.backlog)   # output bytes so far; position acknowledged to the PTY
-        self.tabs: dict[str, Tab] = {}
+        self.total = len(self.backlog)        # the position after the output so far
+        self.credit = Credit(own=lambda position, mine=self.total: position - mine)
+        self.tabs: dict[str, Reader] = {}
         self.unwatched_since: float | None = time.monotonic()   # when its last tab left
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
         self.process = PtyProcess(host, argv, on_output=self._on_output,
                                   window=SHELL_WINDOW, rows=rows, cols=cols)
+        self.credit.attach(self.process.ack)
 
     def start(self) -> "Shell":
         self.process.start()
@@ -91,7 +81,8 @@ class Shell:
             if self.total > len(replay):   # cut: start on a line of its own
                 nl = replay.find(b"\n", 0, 4096)
                 replay = replay[nl + 1:] if nl >= 0 else replay
-            tab = self.tabs[sid] = Tab(sid, self.total - len(replay), self.total - len(replay))
+            start = self.total - len(replay)
+            tab = self.tabs[sid] = Reader(sid, TAB_WINDOW, start, start)
             self.unwatched_since = None
             self._send(tab, replay, replay=True)
             ended = not self.running
@@ -105,12 +96,12 @@ class Shell:
                 self.unwatched_since = time.monotonic()
         self._credit()
 
-    def ack(self, sid: str, nbytes: int) -> None:
+    def ack(self, sid: str, position: int) -> None:
         with self.lock:
             tab = self.tabs.get(sid)
             if tab is None:
                 return
-            tab.acked = min(tab.sent, tab.acked + nbytes)
+            tab.ack(position)
             if tab.sent < self.total and tab.in_flight < TAB_WINDOW // 2:
                 self._catch_up(tab)
         self._credit()
@@ -140,12 +131,12 @@ class Shell:
             self.backlog += data
             del self.backlog[:max(0, len(self.backlog) - BACKLOG)]
             for tab in self.tabs.values():
-                if tab.sent == start and tab.in_flight < TAB_WINDOW:
+                if tab.sent == start and tab.has_room:
                     self._send(tab, data)
         if not self.tabs:
             self._credit()
 
-    def _catch_up(self, tab: Tab) -> None:
+    def _catch_up(self, tab: Reader) -> None:
         """Send a tab (the lock held) what it lacks, from the backlog; what the
         backlog no longer holds is skipped, and the tab told so."""
         kept_from = self.total - len(self.backlog)
@@ -154,17 +145,18 @@ class Shell:
             self._send(tab, b"", shown=note.encode(), skipped=kept_from - tab.sent)
         self._send(tab, bytes(self.backlog[max(0, tab.sent - kept_from):]))
 
-    def _send(self, tab: Tab, data: bytes, shown: bytes | None = None, replay: bool = False,
+    def _send(self, tab: Reader, data: bytes, shown: bytes | None = None, replay: bool = False,
               skipped: int = 0) -> None:
-        """One ``shell_output``: ``data`` is the shell's raw output it stands for
-        (``bytes``, what the tab acknowledges), ``shown`` what xterm writes (a
-        note of ours, or the output itself: xterm decodes UTF-8, completing a
-        character split between messages)."""
+        """One ``shell_output``: ``data`` is the shell's raw output it stands
+        for, ``end`` the position after it (what the tab acknowledges once it
+        has written it), ``shown`` what xterm writes (a note of ours, or the
+        output itself: xterm decodes UTF-8, completing a character split
+        between messages)."""
         shown = data if shown is None else shown
-        tab.sent += len(data) + skipped
-        tab.acked += skipped
+        tab.skip(skipped)
+        tab.sent += len(data)
         if shown or replay:
-            payload = {"data": shown, "bytes": len(data)}
+            payload = {"data": shown, "end": tab.sent}
             if replay:
                 payload["replay"] = True
             self.emit("shell_output", payload, tab.sid)
@@ -172,13 +164,8 @@ class Shell:
     def _credit(self) -> None:
         """Let the PTY be read on, as far as the furthest tab has written."""
         with self.lock:
-            if not self.tabs:
-                furthest = self.total
-            else:
-                furthest = max(t.acked for t in self.tabs.values())
-            delta, self.credited = furthest - self.credited, max(self.credited, furthest)
-        if delta > 0:
-            self.process.ack(delta)
+            furthest = max((t.acked for t in self.tabs.values()), default=self.total)
+        self.credit.reached(furthest)
 
     def _watch(self) -> None:
         self.process.wait()
@@ -266,8 +253,8 @@ class ShellManager:
     def resize(self, sid: str, learner_id: str, rows: int, cols: int) -> None:
         self.shell(sid, learner_id).resize(rows, cols)
 
-    def ack(self, sid: str, learner_id: str, nbytes: int) -> None:
-        self.shell(sid, learner_id).ack(sid, nbytes)
+    def ack(self, sid: str, learner_id: str, position: int) -> None:
+        self.shell(sid, learner_id).ack(sid, position)
 
     def detach(self, sid: str) -> None:
         """A tab went away; the shell goes on."""
