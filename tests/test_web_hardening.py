@@ -16,6 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from web_support import CHROMIUM_ARGS, LABNB, ROOT, TEST_LAB, Server, _state_dir, free_port, serving, wait_for
 from webapp.config import Settings
+from webapp.labhost import records
 from webapp.labhost.base import LabHostError
 from webapp.limits import NewLearners, Refusals, fit_memory, mem_total_mb
 
@@ -209,6 +210,22 @@ def _serve(env: dict) -> subprocess.CompletedProcess:
                               env={**os.environ, "LABNB_STATE_DIR": state, **env})
     finally:
         subprocess.run(["rm", "-rf", state], check=True)
+
+
+def test_a_reset_on_a_full_server_gets_a_fresh_lab_host(limited, two_learners):
+    """After the link test the operator's browser holds one of the two lab
+    hosts (LABNB_MAX_LAB_HOSTS=2) and the other learner the other: the old
+    lab host makes room for the new one, instead of "all slots are taken"."""
+    _, other = two_learners
+    assert len(records.read_all(limited.state_dir)) == 2, "the server is not full: the test proves nothing"
+    url = f"{limited.url}/labs/{HARDENING_LAB}"
+    code = re.compile(r"<code>([^<]+)</code>")
+    before = code.search(other.get(url + "/host", timeout=10).text).group(1)
+    r = other.post(url + "/host/reset", headers={"X-CSRF-Token": limited.csrf(other, HARDENING_LAB)}, timeout=10)
+    assert r.status_code == 200, r.text
+    limited.open_lab(other, HARDENING_LAB)
+    after = code.search(other.get(url + "/host", timeout=10).text).group(1)
+    assert after != before
 
 
 def test_limits_that_do_not_fit_the_memory_are_refused_at_start():

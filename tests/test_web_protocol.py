@@ -163,9 +163,16 @@ def _let_the_setup_end() -> bool:
     return False
 
 
-def test_a_labs_setup_runs_while_the_page_answers(web_server):
+@pytest.fixture(scope="module")
+def setup_learner(web_server):
+    """A learner of its own for the tests of labs' setups (the last resets its lab host)."""
     http = web_server.learner()
-    web_server.open_lab(http)            # the lab host is ready; lab 91's setup has not run on it
+    web_server.open_lab(http)            # the lab host is ready; labs 91 and 92 have not been set up on it
+    return http
+
+
+def test_a_labs_setup_runs_while_the_page_answers(web_server, setup_learner):
+    http = setup_learner
     url = f"{web_server.url}/labs/91-slow-setup"
     assert "Setting up this lab" in http.get(url, timeout=10).text
     tab = Tab(web_server, http, lab="91-slow-setup")
@@ -188,9 +195,8 @@ def _host_page_if(http, lab_url: str, state: str) -> str | None:
     return html if f'data-state="{state}"' in html else None
 
 
-def test_a_failed_setup_says_why_and_retry_gives_a_fresh_lab_host(web_server):
-    http = web_server.learner()
-    web_server.open_lab(http)
+def test_a_failed_setup_says_why_and_retry_gives_a_fresh_lab_host(web_server, setup_learner):
+    http = setup_learner
     first = http.get(f"{web_server.url}/labs/{TEST_LAB}/host", timeout=10).text
     url = f"{web_server.url}/labs/92-failing-setup"
     http.get(url, timeout=10)

@@ -103,13 +103,15 @@ class Learners:
         return learner.status(lab.id)
 
     def reset(self, learner_id: str) -> Learner:
-        """Tear the learner's lab host down and start a fresh one; their runs stop."""
+        """Tear the learner's lab host down and start a fresh one; their runs stop.
+
+        The old one is destroyed before the new one is claimed, in the same
+        thread: on a full server its slot is the one the new one needs."""
         learner = self.get(learner_id)
         with learner.lock:
-            old_host, sessions = learner.host, list(learner.sessions.values())
+            old = (learner.host, list(learner.sessions.values()))
             learner.host, learner.sessions, learner.setups = None, {}, {}
-            self._start(learner)
-        threading.Thread(target=self._dispose, args=(learner.id, old_host, sessions), daemon=True).start()
+            self._start(learner, old)
         return learner
 
     def session(self, learner: Learner, lab: Lab) -> LabSession:
@@ -138,13 +140,16 @@ class Learners:
                 s.close()
 
     # -- internals ------------------------------------------------------------
-    def _start(self, learner: Learner) -> None:
+    def _start(self, learner: Learner, old: tuple = ()) -> None:
+        """Claim a lab host in a thread, once ``old`` (its host and sessions) is disposed of."""
         learner.generation += 1
         learner.state, learner.error, learner.since = STARTING, "", time.time()
-        threading.Thread(target=self._claim, args=(learner, learner.generation),
+        threading.Thread(target=self._claim, args=(learner, learner.generation, old),
                          name=f"claim-{learner.id[:8]}", daemon=True).start()
 
-    def _claim(self, learner: Learner, generation: int) -> None:
+    def _claim(self, learner: Learner, generation: int, old: tuple) -> None:
+        if old:
+            self._dispose(learner.id, *old)
         host, error = None, ""
         try:
             host = self.pool.claim()
