@@ -69,8 +69,9 @@ class Server:
             "LABNB_LABS_DIR": FIXTURE_LABS,
             "LABNB_POOL_SIZE": str(pool_size),
             "LABNB_UID_BASE": str(200000 + uid_slot * 65536),
-            "LABNB_MAX_LAB_HOSTS": "8",
-            "LABNB_MEMORY_MB": "512",   # 8 lab hosts and the server must fit the memory of a 6 GiB test VM
+            # every test browser that opens a lab keeps its lab host while the server runs
+            "LABNB_MAX_LAB_HOSTS": "16",
+            "LABNB_MEMORY_MB": "256",   # 16 lab hosts and the server must fit the memory of a 6 GiB test VM
             "LABNB_SHELL_IDLE_TIMEOUT": str(SHELL_IDLE_TIMEOUT),
             "LABNB_OPERATOR_TOKEN": self.operator_token,
             "LABNB_NEW_LEARNERS_PER_ADDRESS": "100000",
@@ -238,7 +239,7 @@ def serving(server: "Server"):
 
 @pytest.fixture(scope="session")
 def web_server():
-    yield from serving(Server(_state_dir("web"), uid_slot=16))
+    yield from serving(Server(_state_dir("web"), uid_slot=8))   # slots 8 to 23: the other servers have 24 to 29
 
 
 @pytest.fixture(scope="module")
