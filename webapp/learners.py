@@ -20,7 +20,7 @@ from typing import Callable
 from .lab import Lab, requires
 from .labhost.base import LabHost, LabHostError
 from .labhost.pool import Pool
-from .session import LabSession
+from .labsession import LabSession
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 from .executor import DONE
 from .lab import Lab, Step, plain_text
 from .labhost.base import LabHost
-from .session import Event, LabSession
+from .labsession import Event, LabSession
 from .status import SKIPPED, label
 
 
@@ -148,13 +148,13 @@ def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: 
 
     def on_event(event: Event) -> None:
         kind = event["type"]
-        if kind == "block":
+        if kind == "command":
             cmd = step.blocks[event["block"]]
             record.commands.append(CommandResult(event["line"], event["command"], cmd.terminal))
             chunks.clear()
         elif kind == "output":
             chunks.append(event["text"])
-        elif kind == "block_end":
+        elif kind == "command_end":
             c, outcome = record.commands[-1], event["outcome"]
             c.output, c.status, c.exit_code = plain_text("".join(chunks)), outcome.status, outcome.exit_code
             c.ok, c.note, c.duration = event["ok"], event["note"], round(outcome.duration, 3)
@@ -201,7 +201,7 @@ class Printer:
             step = event["step"]
             self._line()
             self._line(self._paint(f"── step {step.index}/{event['of']}: {step.title} ({step.id})", "1"))
-        elif kind == "block":
+        elif kind == "command":
             for i, line in enumerate(event["command"].splitlines()):
                 self._line(self._paint(f"  {'> ' if i else '$ '}{line}", "36"))
         elif kind == "output":
@@ -209,7 +209,7 @@ class Printer:
             self.partial = lines.pop()
             for line in lines:
                 self._line(self._paint("  │ ", "2") + line)
-        elif kind == "block_end":
+        elif kind == "command_end":
             self._flush_output()
             if not event["ok"]:
                 self._line(self._paint(f"  ✗ {event['note']}", "31"))

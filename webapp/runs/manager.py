@@ -39,7 +39,7 @@ from ..executor import ERROR, FAILED
 from ..flow import Credit, Reader
 from ..lab import Lab
 from ..learners import Learners, NotReady
-from ..session import StepRun
+from ..labsession import StepRun
 from ..status import FINISHED
 from ..store import Store
 
@@ -263,11 +263,11 @@ class RunManager:
         if kind == "output":
             if ev["data"]:
                 live.feed(ev["data"])
-        elif kind == "block":
+        elif kind == "command":
             lines = ev["command"].split("\n")
             text = "\r\n".join(("$ " if i == 0 else "> ") + line for i, line in enumerate(lines))
             live.feed(f"\x1b[1;34m{text}\x1b[0m\r\n".encode(), ours=True)
-        elif kind == "block_end":
+        elif kind == "command_end":
             outcome = ev["outcome"]
             live.exit_code, live.signal = outcome.exit_code, outcome.signal
             if ev["note"]:

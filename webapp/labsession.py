@@ -5,10 +5,10 @@ labs through this, so a step means the same thing in CI and in a browser.
 A run of a step types or starts the step's commands in order, then judges
 its checks. Everything it does is reported as events to one callback:
 
-    {"type": "block", "block": i, "line": n, "command": text}  a command starts
+    {"type": "command", "block": i, "line": n, "command": text}  a command starts
     {"type": "output", "data": bytes, "text": str}               output, in order; text: data decoded by
                                                                  the run's one incremental decoder
-    {"type": "block_end", "block": i, "outcome": Outcome, "ok": bool, "note": str}
+    {"type": "command_end", "block": i, "outcome": Outcome, "ok": bool, "note": str}
     {"type": "check", "idx": i, "kind": "check"|"match", "passed": bool, "hint": str, "detail": str}
     {"type": "end", "status": str}                               done|failed|interrupted|timed_out|error
 """
@@ -133,7 +133,7 @@ class StepRun:
     def _run_command(self, i: int, cmd: Command) -> str:
         if self._stop.is_set():
             return INTERRUPTED
-        self.on_event({"type": "block", "block": i, "line": cmd.line, "command": cmd.text})
+        self.on_event({"type": "command", "block": i, "line": cmd.line, "command": cmd.text})
         with self._lock:
             self._current_base = self._delivered
         self._terminal = cmd.terminal
@@ -155,7 +155,7 @@ class StepRun:
             outcome = self._current.wait(1)
         self._current = None
         ok, note = verdict(cmd, outcome)
-        self.on_event({"type": "block_end", "block": i, "outcome": outcome, "ok": ok, "note": note})
+        self.on_event({"type": "command_end", "block": i, "outcome": outcome, "ok": ok, "note": note})
         if ok:
             return DONE
         if outcome.status in (INTERRUPTED, TIMED_OUT, ERROR):
