@@ -21,8 +21,18 @@ def page(web_server):
         context = browser.new_context(accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(30_000)
+        page.script_errors = []
+        page.on("pageerror", lambda error: page.script_errors.append(str(error)))
         yield page
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors(page):
+    """No test leaves an uncaught error in the page's scripts."""
+    yield
+    errors, page.script_errors[:] = list(page.script_errors), []
+    assert not errors, errors
 
 
 def open_lab(page, web_server, lab: str):
