@@ -101,7 +101,7 @@ def exec_overhead(settings: Settings, runs: int = 30) -> tuple[float, float]:
         ours, plain = [], []
         for _ in range(runs):
             t0 = time.monotonic()
-            executor.run(host, "true", window=None).wait()
+            executor.start(host, "true", window=None).wait()
             ours.append((time.monotonic() - t0) * 1000)
             t0 = time.monotonic()
             subprocess.run(plain_argv, check=True)

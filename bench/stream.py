@@ -63,7 +63,7 @@ def executor_first_byte(settings: Settings) -> list[float]:
 
     def one():
         first = threading.Event()
-        proc = executor.run(host, "echo x", on_output=lambda d: first.set(), window=None)
+        proc = executor.start(host, "echo x", on_output=lambda d: first.set(), window=None)
         first.wait(10)
         return lambda: proc.wait(10)
     try:

@@ -99,7 +99,7 @@ def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
     colours what it prints on a terminal, Debian 12's does not.
     """
     out = Output()
-    outcome = executor.run(host, command, on_output=out, timeout=timeout, window=None).wait(timeout + 10)
+    outcome = executor.start(host, command, on_output=out, timeout=timeout, window=None).wait(timeout + 10)
     assert outcome is not None, f"{command!r} did not end"
     return outcome, plain_text(out.text)
 

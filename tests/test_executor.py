@@ -27,7 +27,7 @@ def plain():
 
 def collect(host, command, **kw):
     out = Output()
-    proc = executor.run(host, command, on_output=out, window=None, **kw)
+    proc = executor.start(host, command, on_output=out, window=None, **kw)
     return proc, out
 
 
@@ -40,7 +40,7 @@ def test_exit_code_output_and_tty(plain):
 
 def test_output_comes_as_read_a_character_split_across_reads_too(plain):
     chunks: list[bytes] = []
-    proc = executor.run(plain, r"printf '\303'; sleep 0.3; printf '\251\n'", on_output=chunks.append, window=None)
+    proc = executor.start(plain, r"printf '\303'; sleep 0.3; printf '\251\n'", on_output=chunks.append, window=None)
     proc.wait(10)
     assert len(chunks) >= 2 and chunks[0] == b"\xc3"
     assert b"".join(chunks) == "é\r\n".encode()
@@ -89,7 +89,7 @@ def test_command_that_cannot_start(plain):
 def test_backpressure_stops_reading_until_acknowledged(plain):
     delivered = []
     window = 256 * 1024
-    proc = executor.run(plain, "head -c 20000000 /dev/zero | od -v", window=window,
+    proc = executor.start(plain, "head -c 20000000 /dev/zero | od -v", window=window,
                         on_output=lambda d: delivered.append(len(d)))
     # without acknowledgements the reader stops at the window (plus one read)
     deadline = time.monotonic() + 5
@@ -113,7 +113,7 @@ def test_output_is_whole_however_late_the_consumer_takes_the_last_of_it(plain):
     """The command has exited with up to a pipe's worth of output still on its
     way: the reader takes it all, however long the consumer waits."""
     data, window = [], 256 * 1024
-    proc = executor.run(plain, "head -c 3000000 /dev/zero | tr '\\0' a; echo END", window=window,
+    proc = executor.start(plain, "head -c 3000000 /dev/zero | tr '\\0' a; echo END", window=window,
                         on_output=data.append)
     acked = 0
     while proc.running:
@@ -227,27 +227,27 @@ def test_terminal_keeps_state_between_runs(plain):
     term = executor.open_terminal(plain, "t")
     try:
         out = Output()
-        r = term.run("cd /tmp; X=42; false", on_output=out, timeout=10)
+        r = term.type("cd /tmp; X=42; false", on_output=out, timeout=10)
         assert r.wait(15).status == executor.FAILED
         out.clear()
-        r = term.run("echo $X $PWD", on_output=out, timeout=10)
+        r = term.type("echo $X $PWD", on_output=out, timeout=10)
         assert r.wait(15).ok
         assert "42 /tmp" in out.text
         with pytest.raises(executor.TerminalBusy):
-            busy = term.run("sleep 30", on_output=lambda d: None, timeout=60)
-            term.run("true", on_output=lambda d: None)
+            busy = term.type("sleep 30", on_output=lambda d: None, timeout=60)
+            term.type("true", on_output=lambda d: None)
         busy.interrupt()
         assert busy.wait(10).status == executor.INTERRUPTED
-        r = term.run("sleep 30", on_output=lambda d: None, timeout=0.5)
+        r = term.type("sleep 30", on_output=lambda d: None, timeout=0.5)
         assert r.wait(15).status == executor.TIMED_OUT
         out.clear()
-        r = term.run("ping -i 0.2 127.0.0.1", on_output=out, endless=True)
+        r = term.type("ping -i 0.2 127.0.0.1", on_output=out, endless=True)
         while "icmp_seq=2" not in out.text:
             time.sleep(0.05)
         r.interrupt()
         assert r.wait(10).status == executor.INTERRUPTED
         out.clear()
-        r = term.run("echo still-here", on_output=out, timeout=10)
+        r = term.type("echo still-here", on_output=out, timeout=10)
         assert r.wait(15).ok and "still-here" in out.text
     finally:
         term.close()
@@ -257,7 +257,7 @@ def test_sandbox_run_counts_against_the_lab_host(lab_host):
     """Inside, the command sees only its own cgroup namespace (rooted at the
     lab host's ``lab``); outside, it is in ``labnb/<id>/lab/init``."""
     out = Output()
-    proc = executor.run(lab_host, "cat /proc/self/cgroup; id -u; hostname; exec sleep 30",
+    proc = executor.start(lab_host, "cat /proc/self/cgroup; id -u; hostname; exec sleep 30",
                         on_output=out, window=None)
     try:
         wait_for(lambda: "localhost" in out.text, 60, what="the command's output")
@@ -282,4 +282,4 @@ def test_dead_lab_host_says_what_to_do(settings):
     host = create(settings)
     host.destroy()
     with pytest.raises(LabHostError, match="Reset the lab host"):
-        executor.run(host, "true")
+        executor.start(host, "true")

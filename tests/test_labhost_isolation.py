@@ -60,7 +60,7 @@ def test_privileged_container_cannot_mount_the_host_disk(lab_host):
 
 
 def test_processes_of_another_lab_host_are_invisible_and_unsignallable(lab_host, other_lab_host):
-    proc = executor.run(other_lab_host, "exec sleep 4242", window=None)
+    proc = executor.start(other_lab_host, "exec sleep 4242", window=None)
     try:
         deadline = time.monotonic() + 10
         victim = []

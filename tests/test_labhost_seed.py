@@ -153,15 +153,15 @@ def test_terminal_types_into_a_running_container(lab_host):
     term = executor.open_terminal(lab_host, "b1")
     try:
         out = Output()
-        run = term.run("docker run -it --name b1 --rm busybox", on_output=out, timeout=60)
+        run = term.type("docker run -it --name b1 --rm busybox", on_output=out, timeout=60)
         assert run.wait(70).status == executor.DONE, out.text
         out.clear()
-        run = term.run("ifconfig eth0; hostname", on_output=out, timeout=30)
+        run = term.type("ifconfig eth0; hostname", on_output=out, timeout=30)
         assert run.wait(40).ok
         text = out.text
         assert "inet addr:172.17.0.2" in text and "printf" not in text and "7770" not in text
         out.clear()
-        run = term.run("exit 3", on_output=out, timeout=30)
+        run = term.type("exit 3", on_output=out, timeout=30)
         outcome = run.wait(40)
         assert outcome.status == executor.FAILED and outcome.exit_code == 3
         _, ps = sh(lab_host, "docker ps -a --format '{{.Names}}'")

@@ -239,7 +239,7 @@ def test_ptrace_watcher_sees_no_process_of_the_machines_through_any_entry_path(s
     stamp = f"{os.getpid()}-{time.monotonic_ns()}"
     out_file, stop_file = f"/root/.labnb-watch-{stamp}.json", f"/root/.labnb-watch-{stamp}.stop"
     watcher_out = Output()
-    watcher = executor.run(host, attack("ptrace_watch.py", out_file, stop_file), on_output=watcher_out,
+    watcher = executor.start(host, attack("ptrace_watch.py", out_file, stop_file), on_output=watcher_out,
                            timeout=900, window=None)
     starts: dict[str, int] = {}
 
@@ -261,7 +261,7 @@ def test_ptrace_watcher_sees_no_process_of_the_machines_through_any_entry_path(s
                 try:
                     for j in range(2):
                         got = Output()
-                        run = term.run(f"/bin/echo typed-{round_}-{i}-{j}", on_output=got, timeout=20)
+                        run = term.type(f"/bin/echo typed-{round_}-{i}-{j}", on_output=got, timeout=20)
                         assert run.wait(25) is not None and run.outcome.ok, run.outcome
                         count("typed into a terminal")
                 finally:
@@ -326,7 +326,7 @@ def test_no_lab_host_process_holds_a_descriptor_onto_a_host_file(settings, lab_h
 
     host = lab_host
     ok(host, "docker rm -f labnb-audit >/dev/null 2>&1; docker run -d --name labnb-audit busybox sleep 600")
-    sleeper = executor.run(host, "exec sleep 601", window=None)
+    sleeper = executor.start(host, "exec sleep 601", window=None)
     term = executor.open_terminal(host, "audit")
     shell = Shell("auditor", host, lambda event, payload, to: None, 24, 80).start()
     try:
@@ -378,7 +378,7 @@ def _hog_ptys(host, ptmx: str, other, ceiling: int = PTY_CEILING, mode: str = "m
     terminal and run a command. The hog's report, and how far the machine's count moved."""
     before = _pty_nr()
     out = Output()
-    hog = executor.run(host, attack("pty_hog.py", ptmx, ceiling, 20, mode), on_output=out, timeout=120,
+    hog = executor.start(host, attack("pty_hog.py", ptmx, ceiling, 20, mode), on_output=out, timeout=120,
                        window=None)
     try:
         line = wait_for(lambda: re.search(r"HOG (\{.*\})", out.text) or (not hog.running and "ended"), 90,
@@ -389,7 +389,7 @@ def _hog_ptys(host, ptmx: str, other, ceiling: int = PTY_CEILING, mode: str = "m
         term = executor.open_terminal(other, "after-the-hog")
         try:
             got = Output()
-            run = term.run("echo other-$((6*7))", on_output=got, timeout=20)
+            run = term.type("echo other-$((6*7))", on_output=got, timeout=20)
             assert run.wait(25) is not None and run.outcome.ok and "other-42" in got.text, \
                 f"another lab host could not run a command while the hog held {report}: {run.outcome} {got.text}"
         finally:
@@ -447,7 +447,7 @@ def ptyguard_missing(settings) -> str:
 
 def _freeze(host) -> tuple[executor.PtyProcess, Collect]:
     out = Output()
-    proc = executor.run(host, attack("freeze.py"), on_output=out, timeout=600, window=None)
+    proc = executor.start(host, attack("freeze.py"), on_output=out, timeout=600, window=None)
     wait_for(lambda: frozen_cgroups(host.id) or "REFUSED" in out.text or not proc.running, 20,
              what="the lab host to freeze itself")
     assert frozen_cgroups(host.id), f"the freeze attack did not freeze anything: {out.text[-2000:]}"
@@ -485,7 +485,7 @@ from webapp.labhost.pool import create
 settings = Settings(**json.loads(sys.argv[1]))
 host = create(settings)
 _, pidns = sh(host, "readlink /proc/1/ns/pid")
-proc = executor.run(host, sys.stdin.read(), timeout=600, window=None)
+proc = executor.start(host, sys.stdin.read(), timeout=600, window=None)
 print(json.dumps({"id": host.id, "slot": getattr(host, "slot", None), "uid": getattr(host, "uid", None),
                   "pidns": pidns.strip()}), flush=True)
 time.sleep(600)

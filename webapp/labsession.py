@@ -29,6 +29,7 @@ from .labhost.base import LabHost
 Event = dict
 EventCallback = Callable[[Event], None]
 MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
+SCRIPT_TIMEOUT = 300.0              # seconds a lab's setup or cleanup may take
 
 
 class StepRun:
@@ -48,7 +49,7 @@ class StepRun:
         self._tail: collections.deque[tuple[str | None, str]] = collections.deque()
         self._kept = self._tail_kept = 0
         self._terminal: str | None = None
-        self._current = None            # the PtyProcess or TerminalRun now running
+        self._current = None            # the PtyProcess or TypedCommand now running
         self._delivered = 0             # output bytes sent to the consumer
         self._current_base = 0          # ... before the current command started
         self._acked = 0
@@ -141,10 +142,10 @@ class StepRun:
         endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless and self.endless_for else None
         if cmd.terminal:
             term = self.session.terminal(cmd.terminal)
-            self._current = term.run(cmd.text, on_output=self._emit_output,
+            self._current = term.type(cmd.text, on_output=self._emit_output,
                                      timeout=None if cmd.endless else cmd.timeout, endless=cmd.endless)
         else:
-            self._current = executor.run(self.session.lab_host, cmd.text, on_output=self._emit_output,
+            self._current = executor.start(self.session.lab_host, cmd.text, on_output=self._emit_output,
                                          timeout=None if cmd.endless else cmd.timeout, window=self.window)
         if self._stop.is_set():
             self._current.interrupt()
@@ -232,10 +233,6 @@ class LabSession:
             run = self.current = StepRun(self, step, on_event, endless_for, window)
         threading.Thread(target=run._run, name=f"step-{run.id[:8]}", daemon=True).start()
         return run
-
-    def run_script(self, script: str, timeout: float = 300) -> tuple[Outcome, str]:
-        """Run a lab's setup or cleanup commands; returns how it ended and its output."""
-        return executor.capture(self.lab_host, script, timeout)
 
     def _run_ended(self, run: StepRun) -> None:
         with self._lock:

@@ -17,10 +17,11 @@ import threading
 import time
 from typing import Callable
 
+from . import executor
 from .lab import Lab, requires
 from .labhost.base import LabHost, LabHostError
 from .labhost.pool import Pool
-from .labsession import LabSession
+from .labsession import SCRIPT_TIMEOUT, LabSession
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class Learners:
             if missing:
                 why = requires.refusal(lab.id, missing, host)
             elif lab.setup:
-                outcome, output = session.run_script(lab.setup)
+                outcome, output = executor.capture(host, lab.setup, SCRIPT_TIMEOUT)
                 if not outcome.ok:
                     why = (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
                            f"{output.strip()[-500:]}. Retry to get a fresh lab host")

@@ -13,10 +13,11 @@ import time
 from typing import Callable, TextIO
 from xml.etree import ElementTree as ET
 
+from . import executor
 from .executor import DONE
 from .lab import Lab, Step, plain_text
 from .labhost.base import LabHost
-from .labsession import Event, LabSession
+from .labsession import SCRIPT_TIMEOUT, Event, LabSession
 from .status import SKIPPED, label
 
 
@@ -136,7 +137,7 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
 
 
 def _script(session: LabSession, name: str, text: str, emit) -> ScriptResult:
-    outcome, output = session.run_script(text)
+    outcome, output = executor.capture(session.lab_host, text, SCRIPT_TIMEOUT)
     script = ScriptResult(name, outcome.status, outcome.exit_code, plain_text(output), round(outcome.duration, 3))
     emit({"type": "script", "result": script})
     return script

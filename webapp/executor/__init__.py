@@ -1,20 +1,21 @@
 """The command executor: runs commands in a lab host under a PTY and streams
-what they print. ``run`` starts a one-shot command; ``open_terminal`` a named
-shell that later commands are typed into."""
+what they print. ``start`` starts a one-shot command (``capture`` runs one
+to its end); ``open_terminal`` a named shell that later commands are typed
+into (``Terminal.type``)."""
 from __future__ import annotations
 
 from ..labhost.base import LabHost, LabHostError
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import DEFAULT_WINDOW, OutputCallback, PtyProcess
-from .terminal import Terminal, TerminalBusy, TerminalRun
+from .terminal import Terminal, TerminalBusy, TypedCommand
 
-__all__ = ["run", "capture", "open_terminal", "PtyProcess", "Terminal", "TerminalRun", "TerminalBusy", "Outcome",
+__all__ = ["start", "capture", "open_terminal", "PtyProcess", "Terminal", "TypedCommand", "TerminalBusy", "Outcome",
            "DONE", "ERROR", "FAILED", "INTERRUPTED", "TIMED_OUT", "DEFAULT_WINDOW"]
 
 
-def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = None,
-        timeout: float | None = None, window: int | None = DEFAULT_WINDOW,
-        rows: int = 24, cols: int = 120) -> PtyProcess:
+def start(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = None,
+          timeout: float | None = None, window: int | None = DEFAULT_WINDOW,
+          rows: int = 24, cols: int = 120) -> PtyProcess:
     """Start ``command`` (bash syntax) in the lab host; returns the running process."""
     _require_alive(lab_host)
     return PtyProcess(lab_host, ["bash", "--norc", "--noprofile", "-c", command], on_output=on_output,
@@ -24,7 +25,7 @@ def run(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = N
 def capture(lab_host: LabHost, command: str, timeout: float) -> tuple[Outcome, str]:
     """Run ``command`` to its end (a check, a lab's setup); how it ended and all it printed."""
     out: list[bytes] = []
-    outcome = run(lab_host, command, on_output=out.append, timeout=timeout, window=None).wait()
+    outcome = start(lab_host, command, on_output=out.append, timeout=timeout, window=None).wait()
     return outcome, b"".join(out).decode(errors="replace")
 
 

@@ -92,7 +92,7 @@ def _held_back(buf: bytes) -> int:
     return keep
 
 
-class TerminalRun:
+class TypedCommand:
     """One command typed into a terminal."""
 
     def __init__(self, terminal: "Terminal", on_output: OutputCallback, timeout: float | None, endless: bool):
@@ -143,7 +143,7 @@ class Terminal:
     def __init__(self, name: str, host: LabHost, argv: list[str], *, rows: int = 24, cols: int = 120):
         self.name = name
         self.process = PtyProcess(host, argv, on_output=self._route, rows=rows, cols=cols)
-        self.current: TerminalRun | None = None
+        self.current: TypedCommand | None = None
         self.filter = MarkerFilter()
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
@@ -152,7 +152,7 @@ class Terminal:
         self.process.start()
         if self.process.outcome is not None:
             raise RuntimeError(f"terminal {self.name} could not start: {self.process.outcome.error}")
-        first = self.run(None, on_output=lambda data: None, timeout=ready_timeout)
+        first = self.type(None, on_output=lambda data: None, timeout=ready_timeout)
         if not first.wait(ready_timeout + 1) or first.outcome.status != DONE:
             self.close()
             raise RuntimeError(f"terminal {self.name} did not get ready within {ready_timeout:.0f} s")
@@ -162,15 +162,15 @@ class Terminal:
     def alive(self) -> bool:
         return self.process.running
 
-    def run(self, command: str | None, *, on_output: OutputCallback, timeout: float | None = None,
-            endless: bool = False) -> TerminalRun:
+    def type(self, command: str | None, *, on_output: OutputCallback, timeout: float | None = None,
+             endless: bool = False) -> TypedCommand:
         """Type ``command``, then (unless endless) the marker line; returns at once."""
         with self._lock:
             if self.current is not None:
                 raise TerminalBusy(f"terminal {self.name} is still running a command; stop it first")
             if not self.alive:
                 raise ProcessLookupError(f"terminal {self.name} has ended")
-            run = self.current = TerminalRun(self, on_output, timeout, endless)
+            run = self.current = TypedCommand(self, on_output, timeout, endless)
         text = (command.rstrip("\n") + "\n") if command else ""
         if not endless:
             text += marker_line(run.token)
@@ -205,12 +205,12 @@ class Terminal:
         # will acknowledge them
         self.process.ack(len(data) - shown)
 
-    def _run_ended(self, run: TerminalRun) -> None:
+    def _run_ended(self, run: TypedCommand) -> None:
         with self._lock:
             if self.current is run:
                 self.current = None
 
-    def _interrupt_run(self, run: TerminalRun, grace: float = 3.0) -> None:
+    def _interrupt_run(self, run: TypedCommand, grace: float = 3.0) -> None:
         for keys in (b"\x03", b"\x03", b"\x1c"):     # ^C twice, then ^\ (SIGQUIT)
             if not run.running:
                 return
@@ -226,7 +226,7 @@ class Terminal:
         run._end(None)
         self.process.stop(grace=0.5)
 
-    def _watch_timeout(self, run: TerminalRun) -> None:
+    def _watch_timeout(self, run: TypedCommand) -> None:
         if run.wait(run.timeout) is None:
             run._stopping = TIMED_OUT
             self._interrupt_run(run)
