@@ -27,8 +27,9 @@ writers go on appending to the WAL, and truncates the WAL when writes pause.
 
 Speed, measured on the 2-core dev VM: about 7,500 appends/s of 100-byte
 chunks, 5,000/s of 4 KiB (20 MB/s), 1,000/s of 64 KiB (70 MB/s); 8 threads
-share about 4,000/s of 4 KiB. The cost is per commit, not per byte, so the
-executor should send what one PTY read gives (up to 64 KiB) as one chunk.
+share about 4,000/s of 4 KiB. The cost is per commit, not per byte, so a
+run's flusher stores what came during the previous commit (up to 256 KiB,
+runs/manager.MAX_CHUNK) as one chunk.
 
 Limits (``Limits``, from Settings; docs/run-store.md), so that no learner
 and no flood can fill the disk:

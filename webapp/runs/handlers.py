@@ -4,7 +4,7 @@ the RunManager. A run id must name one of the learner's own runs.
     open   {lab}                          -> {"running": [{run, step}]}   joins the lab's room
     run    {lab, step}                    -> {"run": id}                  starts a run, this tab attached
     attach {run, after: seq, end: pos}    -> {"status": ...}              replay after seq, then live
-    ack    {run, end: pos}                                                rendered up to pos
+    ack    {run, end: pos}                                                taken in up to pos
     stop   {run}                          -> {"ok": true}
 """
 from __future__ import annotations

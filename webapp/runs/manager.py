@@ -7,7 +7,8 @@ sent, so whatever a browser was shown survives a crash, and a browser that
 comes back asks for what it has not seen (its last seq).
 
 Flow control (webapp/flow.py), end to end: a browser acknowledges the
-output position it has rendered. The step's executor reads the PTY only
+output position it has taken in (into the cell's queues, drawn soon
+after). The step's executor reads the PTY only
 while the furthest-ahead browser is less than a window behind (with no
 browser attached, the store is the consumer): the run's ``Credit``, so an
 endless producer is held by the kernel, not buffered. Each browser also has
@@ -173,7 +174,7 @@ class RunManager:
         return run_id
 
     def attach(self, sid: str, learner_id: str, run_id: str, after: int, position: int) -> dict:
-        """Send a tab the run's output after seq ``after`` (it has rendered up to
+        """Send a tab the run's output after seq ``after`` (it has taken in up to
         ``position``), then its live output and its end. With ``after`` = -1
         and a long output, the tab gets the output's head and tail instead."""
         run = self._owned(learner_id, run_id)
@@ -201,7 +202,7 @@ class RunManager:
         return {"status": run["status"]}
 
     def ack(self, sid: str, learner_id: str, run_id: str, position: int) -> None:
-        """A tab has rendered the output up to ``position``."""
+        """A tab has taken in the output up to ``position``."""
         cursor = self.cursors.get((sid, run_id))
         if cursor is None:
             self._owned(learner_id, run_id)   # a late ack of an ended run is fine; another's run is not
@@ -310,7 +311,7 @@ class RunManager:
             self._credit(live)
 
     def _credit(self, live: LiveRun) -> None:
-        """Let the executor read on, as far as the furthest tab has rendered."""
+        """Let the executor read on, as far as the furthest tab has taken in."""
         cursors = self._cursors_of(live.id)
         live.credit.reached(max(c.acked for c in cursors) if cursors else live.pos)
 
