@@ -180,25 +180,34 @@ class RunManager:
         run = self._owned(learner_id, run_id)
         with self._lock:
             live = self.live.get(run_id)
-            cursor = self.cursors.get((sid, run_id))
-            if cursor is None:
-                cursor = self.cursors[(sid, run_id)] = Cursor(sid, run_id=run_id)
         # The run's lock keeps appends out while we look at the store, so the
-        # replay and the live chunks meet with no gap and no duplicate.
-        with live.lock if live else contextlib.nullcontext(), cursor.lock:
-            run = self.store.get_run(run_id)
-            if run is None:
-                raise RunError(REMOVED.format(run_id))
-            if after < 0 and run["stored_bytes"] > HEAD_BYTES + TAIL_BYTES:
-                head, tail, total, omitted = self.store.output_head_tail(run_id, HEAD_BYTES, TAIL_BYTES)
-                self.emit("snapshot", {"run": run_id, "head": head, "tail": tail,
-                                       "omitted": omitted, "seq": run["last_seq"], "end": total}, sid)
-                cursor.sent_seq, cursor.sent, cursor.acked = run["last_seq"], total, omitted
-            else:
-                cursor.sent_seq = after
-                cursor.sent = cursor.acked = position
-            cursor.behind = True
-            self._pump(cursor)
+        # replay and the live chunks meet with no gap and no duplicate; the
+        # cursor is made under it too, or a chunk stored meanwhile would go to
+        # it live and then again from the store.
+        with live.lock if live else contextlib.nullcontext():
+            with self._lock:
+                cursor = self.cursors.get((sid, run_id))
+                if cursor is None:
+                    cursor = self.cursors[(sid, run_id)] = Cursor(sid, run_id=run_id)
+            with cursor.lock:
+                return self._replay(cursor, after, position)
+
+    def _replay(self, cursor: Cursor, after: int, position: int) -> dict:
+        """``attach``'s work, under the run's lock (if live) and the cursor's."""
+        sid, run_id = cursor.sid, cursor.run_id
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise RunError(REMOVED.format(run_id))
+        if after < 0 and run["stored_bytes"] > HEAD_BYTES + TAIL_BYTES:
+            head, tail, total, omitted = self.store.output_head_tail(run_id, HEAD_BYTES, TAIL_BYTES)
+            self.emit("snapshot", {"run": run_id, "head": head, "tail": tail,
+                                   "omitted": omitted, "seq": run["last_seq"], "end": total}, sid)
+            cursor.sent_seq, cursor.sent, cursor.acked = run["last_seq"], total, omitted
+        else:
+            cursor.sent_seq = after
+            cursor.sent = cursor.acked = position
+        cursor.behind = True
+        self._pump(cursor)
         return {"status": run["status"]}
 
     def ack(self, sid: str, learner_id: str, run_id: str, position: int) -> None:
