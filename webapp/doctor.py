@@ -126,7 +126,7 @@ def check_cgroups(settings: Settings) -> Finding:
                        else f"v2, but {where}/cgroup.subtree_control is not writable",
                        "Run labnb as its systemd service (`labnb service install`: Delegate=yes), "
                        "or from a cgroup whose controllers you may enable")
-    disks = cgroups.disks(("/usr", "/etc", settings.state_dir))
+    disks = cgroups.disks(settings.state_dir)
     io = ("; io not limited (LABNB_IO_MBPS and LABNB_IO_IOPS are 0)" if not (settings.io_mbps or settings.io_iops)
           else f"; io limits on disk {', '.join(disks)}" if "io" in available and disks
           else "; no io limits (no io controller)" if disks else "; no io limits (no disk under /usr, /etc, state dir)")

@@ -54,17 +54,17 @@ class Limits:
         return max(2, self.cpu_weight * 1024 // 100)
 
 
-def disks(paths) -> tuple[str, ...]:
-    """The whole disks ("major:minor") holding ``paths``, which io.max takes.
+def disks(state_dir: str) -> tuple[str, ...]:
+    """The whole disks ("major:minor") a lab host reads from, which io.max takes.
 
     A lab host writes only to tmpfs (its memory limit bounds that); what it
-    reads of the machine, its programs and the state dir, comes from these.
-    A partition stands for its disk (io.max refuses partitions); a file
-    system with no block device of its own (tmpfs, overlay, btrfs's anonymous
-    devices) has none to limit.
+    reads of the machine, its programs (/usr, /etc) and the state dir, comes
+    from these. A partition stands for its disk (io.max refuses partitions);
+    a file system with no block device of its own (tmpfs, overlay, btrfs's
+    anonymous devices) has none to limit.
     """
     found = []
-    for path in paths:
+    for path in ("/usr", "/etc", state_dir):
         try:
             dev = os.stat(path).st_dev
         except OSError:

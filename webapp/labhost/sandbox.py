@@ -127,7 +127,7 @@ class SandboxLabHost(LabHost):
         try:
             self.subtree.create(self.uid, self.uid, cgroups.Limits(
                 s.memory_mb * 1024 * 1024, s.pids, s.cpu_weight, s.io_mbps << 20, s.io_iops,
-                cgroups.disks(("/usr", "/etc", s.state_dir))))
+                cgroups.disks(s.state_dir)))
         except (cgroups.CgroupError, OSError) as e:
             raise LabHostError(f"cannot give lab host {self.id} a cgroup subtree: {e}",
                                "Run `labnb doctor` to see what the host lacks") from None

@@ -7,11 +7,11 @@ sent, so whatever a browser was shown survives a crash, and a browser that
 comes back asks for what it has not seen (its last seq).
 
 Flow control (webapp/flow.py), end to end: a browser acknowledges the
-output position it has taken in (into the cell's queues, drawn soon
-after). The step's executor reads the PTY only
-while the furthest-ahead browser is less than a window behind (with no
-browser attached, the store is the consumer): the run's ``Credit``, so an
-endless producer is held by the kernel, not buffered. Each browser also has
+output position it has taken in (into the cell's queues, drawn soon after).
+The step's executor reads the PTY only while the furthest-ahead browser is
+less than a window behind (with no browser attached, the store is the
+consumer): the run's ``Credit``, so an endless producer is held by the
+kernel, not buffered. Each browser also has
 a window of its own (its ``Cursor``, a ``Reader``): one that stops reading is
 sent nothing more until it acknowledges, then catches up from the store, so
 a slow tab never grows the server's memory nor slows a fast one.
@@ -177,7 +177,7 @@ class RunManager:
         """Send a tab the run's output after seq ``after`` (it has taken in up to
         ``position``), then its live output and its end. With ``after`` = -1
         and a long output, the tab gets the output's head and tail instead."""
-        run = self._owned(learner_id, run_id)
+        self._owned(learner_id, run_id)
         with self._lock:
             live = self.live.get(run_id)
         # The run's lock keeps appends out while we look at the store, so the

@@ -53,8 +53,8 @@ class Shell:
         self.write_lock = threading.Lock()    # one tab's input is not interleaved with another's
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
         self.backlog = bytearray(note.encode())
-        self.total = len(self.backlog)        # the position after the output so far
-        self.credit = Credit(own=lambda position, mine=self.total: position - mine)
+        self.total = note_bytes = len(self.backlog)   # the position after the output so far
+        self.credit = Credit(own=lambda position: position - note_bytes)   # the PTY's bytes: without the note
         self.tabs: dict[str, Reader] = {}
         self.unwatched_since: float | None = time.monotonic()   # when its last tab left
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
