@@ -239,7 +239,7 @@ def serving(server: "Server"):
 
 @pytest.fixture(scope="session")
 def web_server():
-    yield from serving(Server(_state_dir("web"), uid_slot=8))   # slots 8 to 23: the other servers have 24 to 29
+    yield from serving(Server(_state_dir("web"), uid_slot=8))   # slots 8 to 23: the other servers have 4 to 7 and 24 to 29
 
 
 @pytest.fixture(scope="module")

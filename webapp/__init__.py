@@ -13,7 +13,7 @@ from .config import Settings
 from .lab import load_labs
 from .labhost.base import LabHostError
 from . import status
-from .limits import NewLearners, Refusals, SocketLimits
+from .limits import NewLearners, Refusals, SocketLimits, WrongCodes
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,13 @@ class Services:
         from .learners import Learners
 
         self.settings, self.pool, self.socketio = settings, pool, socketio
-        self.labs = {lab.id: lab for lab in load_labs(settings.labs_dir)}
+        self.labs = _workshop_labs(settings, {lab.id: lab for lab in load_labs(settings.labs_dir)})
         self.learners = Learners(pool)
+        self.guard = None
+        self.workshop = None
+        if settings.workshop:
+            from .workshop import Workshop
+            self.workshop = Workshop(settings, self.labs)
         self.store = None
         self.runs = None
         self.shells = None
@@ -54,11 +59,16 @@ class Services:
         events = Events(self.socketio)
         runs.register(events, self.runs, self.labs)
         shells.register(events, self.shells)
+        if self.workshop is not None:
+            self.workshop.start(self, events)
+            self.guard.seat = self.workshop.seat_refusal
         self.pool.start()
         return self
 
     def close(self) -> None:
         """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""
+        if self.workshop is not None:
+            self.workshop.close()
         if self.runs is not None:
             self.runs.close()
         if self.shells is not None:
@@ -67,6 +77,16 @@ class Services:
         self.pool.close()
         if self.store is not None:
             self.store.close()
+
+
+def _workshop_labs(settings: Settings, labs: dict) -> dict:
+    """The labs a workshop is about (LABNB_WORKSHOP_LABS), or every lab."""
+    wanted = [w.strip() for w in settings.workshop_labs.split(",") if w.strip()] if settings.workshop else []
+    unknown = [w for w in wanted if w not in labs]
+    if unknown:
+        raise LabHostError(f"the workshop's labs {', '.join(unknown)} are not in {settings.labs_dir}",
+                           f"Choose among {', '.join(labs) or 'none'}")
+    return {w: labs[w] for w in wanted} if wanted else labs
 
 
 def cookie_name(port: int | None) -> str:
@@ -123,8 +143,16 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"])
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
-    app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
+    services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
+    services.guard = guard
     app.register_blueprint(bp)
+    if settings.workshop:
+        from .workshop import new_access_code, views
+
+        settings.access_code = settings.access_code or new_access_code()
+        guard.open_endpoints = views.OPEN
+        guard.wrong_codes = WrongCodes(settings.join_attempts, settings.learner_window, refusals)
+        app.register_blueprint(views.bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["status_labels"] = status.LABELS
     return app

@@ -24,6 +24,7 @@ import os
 import secrets
 import uuid
 from functools import wraps
+from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, redirect, render_template, request, session
@@ -100,6 +101,9 @@ class Guard:
         # What the cookie holds: digests, so a cookie from a server started
         # with other tokens is worthless.
         self.mark, self.operator_mark = _mark("token", token), _mark("operator", operator)
+        self.open_endpoints: frozenset[str] = frozenset()   # pages anyone may load (a workshop's join page)
+        self.seat: Callable[[], str | None] = lambda: None  # why a learner's tab may not connect now (a workshop's)
+        self.wrong_codes = None                              # limits.WrongCodes of a workshop
 
     def init_app(self, app: Flask) -> None:
         app.extensions["labnb.guard"] = self
@@ -112,6 +116,17 @@ class Guard:
     # -- checks shared with Socket.IO ----------------------------------------
     def refusal(self) -> str | None:
         """Why the current request may not go on (None: it may), for HTTP and Socket.IO alike."""
+        why = self.foreign()
+        if why:
+            return why
+        if session.get("auth") != self.mark:
+            return "no valid token: open the URL that labnb serve printed (it ends in ?token=...)"
+        if not isinstance(session.get("learner"), str):
+            return "no learner in the session cookie: open the URL that labnb serve printed"
+        return None
+
+    def foreign(self) -> str | None:
+        """Why the request is not for this server or comes from another site's page (None: neither)."""
         host = _hostname(request.host)
         if self.hosts is not None and host not in self.hosts:
             return f"the Host {request.host!r} is not this server's; open the URL that labnb serve printed"
@@ -119,13 +134,12 @@ class Guard:
         if origin is not None and (urlsplit(origin).netloc.lower() != request.host.lower()
                                    or urlsplit(origin).scheme not in ("http", "https")):
             return f"requests from the page at {origin!r} are not allowed"
-        if session.get("auth") != self.mark:
-            return "no valid token: open the URL that labnb serve printed (it ends in ?token=...)"
-        if not isinstance(session.get("learner"), str):
-            return "no learner in the session cookie: open the URL that labnb serve printed"
         return None
 
     def _before_request(self) -> Response | None:
+        if request.endpoint in self.open_endpoints:
+            why = self.foreign()
+            return refuse(why) if why else None
         given = request.args.get("token")
         if given is not None:
             operator = hmac.compare_digest(given.encode(), self.operator.encode())

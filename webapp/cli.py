@@ -253,14 +253,25 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
 @click.option("--port", default=8888, show_default=True, type=int)
 @click.option("--pool-size", type=int, default=None, help="Lab hosts kept ready (LABNB_POOL_SIZE).")
 @click.option("--backend", type=click.Choice(["sandbox", "plain"]), default=None, help="LABNB_BACKEND.")
-def serve(host: str, port: int, pool_size: int | None, backend: str | None) -> None:
-    """Start the server and print the URL to open."""
+@click.option("--workshop", is_flag=True, default=None,
+              help="Run a workshop: learners join with an access code and a name (LABNB_WORKSHOP=1).")
+@click.option("--capacity", type=click.IntRange(min=1), default=None,
+              help="Learners in the workshop at once; more wait in a queue (LABNB_CAPACITY, 30).")
+@click.option("--access-code", default=None, help="What learners type to join (LABNB_ACCESS_CODE; default: random).")
+@click.option("--lab", "labs", multiple=True, help="A lab of the workshop, by id; repeat for more (default: all).")
+def serve(host: str, port: int, pool_size: int | None, backend: str | None, workshop: bool | None,
+          capacity: int | None, access_code: str | None, labs: tuple[str, ...]) -> None:
+    """Start the server and print the URL to open (with --workshop: the instructor's and the join URL)."""
     from .lab import LabError
     from .labhost.base import LabHostError
     from .server import serve as run_server
 
     try:
-        run_server(_settings(pool_size=pool_size, backend=backend), host, port)
+        settings = _settings(pool_size=pool_size, backend=backend, workshop=1 if workshop else None,
+                             capacity=capacity, access_code=access_code, workshop_labs=",".join(labs) or None)
+        if (capacity or access_code or labs) and not settings.workshop:
+            raise click.UsageError("--capacity, --access-code and --lab are a workshop's: add --workshop")
+        run_server(settings, host, port, frozenset({"pool_size"} if pool_size is not None else ()))
     except LabError as e:
         raise click.ClickException(f"the labs in {_settings().labs_dir} have problems:\n{e}") from None
     except LabHostError as e:

@@ -36,6 +36,13 @@ class Settings:
     max_sockets_per_address: int = 64
     max_sockets_per_learner: int = 8  # one browser's open lab pages
     server_memory_mb: int = 1024      # memory left for the server and the system beside every lab host's limit
+    # A workshop (webapp/workshop/): learners join with the access code and a name, the operator is the
+    # instructor, and a room holds at most `capacity` learners at once (the next ones wait in a queue).
+    workshop: int = 0                 # 1: a workshop; 0: every holder of the token is a learner
+    capacity: int = 30                # learners in the room at once, each with a lab host
+    access_code: str = ""             # what learners type to join; empty: a new random one per start
+    workshop_labs: str = ""           # the workshop's lab ids, comma-separated; empty: every lab
+    join_attempts: int = 20           # wrong access codes one client address may try per learner_window
     store_file: str = "labnb.sqlite"  # the run store, relative to state_dir
     shell_idle_timeout: float = 3600.0  # seconds a terminal panel's shell lives with no tab showing it; 0: for ever
     # The run store's limits (docs/run-store.md): what is stored of runs' output, in MiB.

@@ -5,8 +5,10 @@ Every payload is untrusted. A service (runs, shells) declares each event's
 fields with the kinds below; ``Events.on`` checks them before its handler
 runs, and turns a ``BadEvent``, the service's own expected errors, or a bug
 into an ``error`` event and the ``{"error": ...}`` acknowledgement, never a
-crash. Each service registers its own disconnect (``on_disconnect``); an
-unknown event gets an error too. Who may connect is checked before the
+crash. Each service registers its own connect and disconnect
+(``on_connect``, ``on_disconnect``); an unknown event gets an error too. A
+``gate`` (a workshop's room) may refuse every event of a tab whose learner
+has no place now: a tab left open after their time ended starts nothing. Who may connect is checked before the
 WebSocket opens (limits.SocketLimits, with the Guard).
 """
 from __future__ import annotations
@@ -92,9 +94,16 @@ class Events:
 
     def __init__(self, socketio: SocketIO):
         self.socketio = socketio
+        self._connects: list[Callable[[], None]] = []
         self._disconnects: list[Callable[[str], None]] = []
+        self.gate: Callable[[], str | None] = lambda: None
+        socketio.on("connect")(self._connect)
         socketio.on("disconnect")(self._disconnect)
         socketio.on("*")(self._unknown)
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in the request context of every new tab (to join it to rooms)."""
+        self._connects.append(callback)
 
     def on_disconnect(self, callback: Callable[[str], None]) -> None:
         """Tell ``callback(sid)`` when a tab goes away."""
@@ -106,6 +115,9 @@ class Events:
             @functools.wraps(fn)
             def handler(data=None):
                 try:
+                    shut = self.gate()
+                    if shut:
+                        raise BadEvent(shut)
                     return fn(*fields(data, spec)) if spec else fn()
                 except (BadEvent, *expected) as e:
                     message = f"{name}: {e}"
@@ -117,6 +129,10 @@ class Events:
             self.socketio.on(name)(handler)
             return fn
         return wrap
+
+    def _connect(self, auth=None) -> None:
+        for callback in self._connects:
+            callback()
 
     def _disconnect(self, reason=None) -> None:
         for callback in self._disconnects:

@@ -79,6 +79,26 @@ class Learners:
                 self._start(learner)
             return learner
 
+    def peek(self, learner_id: str) -> Learner | None:
+        """The learner if they have been seen, without starting anything."""
+        with self._lock:
+            return self._learners.get(learner_id)
+
+    def end(self, learner_id: str) -> None:
+        """Stop the learner's runs and terminals and destroy their lab host, in
+        a thread; a later ``get`` starts them afresh (their runs are kept)."""
+        with self._lock:
+            learner = self._learners.pop(learner_id, None)
+        if learner is None:
+            return
+        with learner.lock:
+            learner.generation += 1   # a claim still under way is released
+            old = (learner.host, list(learner.sessions.values()))
+            learner.host, learner.sessions, learner.setups = None, {}, {}
+            learner.state, learner.error, learner.since = FAILED, "ended", time.time()
+        threading.Thread(target=self._dispose, args=(learner_id, *old), name=f"end-{learner_id[:8]}",
+                         daemon=True).start()
+
     def check(self, learner_id: str, lab: Lab) -> dict:
         """How the learner's lab host stands for ``lab``: its health checked (one
         that died, killed or out of memory, shows as failed with why instead of

@@ -53,37 +53,79 @@ class Refusals:
         log.warning("refused %s from %s: %s%s", kind, who, why, more)
 
 
+class Window:
+    """Counts events per client address over the last ``window`` seconds."""
+
+    def __init__(self, per_address: int, window: float):
+        self.per_address, self.window = per_address, window
+        self._seen: dict[str, collections.deque[float]] = {}
+
+    def full(self, address: str) -> int:
+        """How many came from ``address`` in the window if that is the most, else 0 (call under a lock)."""
+        now = time.monotonic()
+        seen = self._seen.setdefault(address, collections.deque())
+        while seen and now - seen[0] >= self.window:
+            seen.popleft()
+        if len(self._seen) > 4096:   # forget addresses that have gone quiet
+            self._seen = {a: d for a, d in self._seen.items() if d and now - d[-1] < self.window}
+        return len(seen) if len(seen) >= self.per_address else 0
+
+    def add(self, address: str) -> None:
+        self._seen.setdefault(address, collections.deque()).append(time.monotonic())
+
+
 class NewLearners:
     """New learner identities: at most ``per_address`` per ``window`` seconds
     from one client address, and ``total`` in all while the server runs."""
 
     def __init__(self, per_address: int, window: float, total: int, refusals: Refusals):
-        self.per_address, self.window, self.total = per_address, window, total
-        self.refusals = refusals
-        self._made: dict[str, collections.deque[float]] = {}
+        self.total, self.refusals = total, refusals
+        self._made = Window(per_address, window)
         self._count = 0
         self._lock = threading.Lock()
 
     def take(self, address: str) -> str | None:
         """Count one new learner from ``address``; why not (None: counted)."""
-        now = time.monotonic()
         with self._lock:
-            made = self._made.setdefault(address, collections.deque())
-            while made and now - made[0] >= self.window:
-                made.popleft()
+            made = self._made.full(address)
             if self._count >= self.total:
                 why = (f"this server has let in {self.total} new learners since it started, its most "
                        f"(LABNB_MAX_LEARNERS): ask the operator")
-            elif len(made) >= self.per_address:
-                why = (f"{len(made)} new learners joined from {address} in the last {self.window:.0f} s, the most "
+            elif made:
+                why = (f"{made} new learners joined from {address} in the last {self._made.window:.0f} s, the most "
                        f"(LABNB_NEW_LEARNERS_PER_ADDRESS): go on in the browser you joined with, "
                        f"or ask the operator to raise the limit")
             else:
-                made.append(now)
+                self._made.add(address)
                 self._count += 1
                 return None
         self.refusals.log("a new learner", address, why)
         return why
+
+
+class WrongCodes:
+    """Wrong access codes: at most ``per_address`` per ``window`` seconds from
+    one client address, so that a code cannot be guessed."""
+
+    def __init__(self, per_address: int, window: float, refusals: Refusals):
+        self.refusals = refusals
+        self._wrong = Window(per_address, window)
+        self._lock = threading.Lock()
+
+    def refusal(self, address: str) -> str | None:
+        """Why ``address`` may not try a code now (None: it may)."""
+        with self._lock:
+            tried = self._wrong.full(address)
+        if not tried:
+            return None
+        why = (f"{tried} wrong access codes came from {address} in the last {self._wrong.window:.0f} s, the most "
+               f"(LABNB_JOIN_ATTEMPTS): ask the instructor for the join URL, and try again later")
+        self.refusals.log("a join", address, why)
+        return why
+
+    def wrong(self, address: str) -> None:
+        with self._lock:
+            self._wrong.add(address)
 
 
 class SocketLimits:
@@ -104,7 +146,8 @@ class SocketLimits:
             return self.wsgi_app(environ, start_response)
         address = environ.get("REMOTE_ADDR") or "an unknown address"
         with self.app.request_context(environ):
-            why = self.app.extensions["labnb.guard"].refusal()
+            guard = self.app.extensions["labnb.guard"]
+            why = guard.refusal() or guard.seat()
             learner = session.get("learner")
         if why:
             self.refusals.log("a WebSocket", address, why)

@@ -23,6 +23,7 @@ from .config import Settings
 from .labhost import reaper
 from .labhost.pool import Pool
 from .limits import HTTP_THREADS, fit_memory
+from .workshop import size_for_room
 
 
 class _Gunicorn(BaseApplication):
@@ -38,25 +39,39 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(settings: Settings, host: str, port: int, given: frozenset[str] = frozenset()) -> None:
+    """Serve until stopped; ``given``: the settings the operator chose on the command line."""
     _raise_open_files_limit()
+    given = given | {f for f in ("pool_size", "max_lab_hosts") if f"LABNB_{f.upper()}" in os.environ}
+    if settings.workshop:
+        size_for_room(settings, given)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
     if settings.backend == "sandbox":
-        log.info("capacity: %s", fit_memory(settings, "LABNB_MAX_LAB_HOSTS" in os.environ))
+        log.info("capacity: %s", fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop)))
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
     app = create_app(settings, Pool(settings), bind_host=host, port=port)
     services = app.extensions["labnb"]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token="
+    root = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+    elsewhere = (" (from other machines: this machine's address in place of 127.0.0.1)"
+                 if host in ("0.0.0.0", "::", "") else "")
 
     def when_ready(_server):
+        if settings.workshop:
+            print(f"\n    labnb is running a workshop for up to {settings.capacity} learners at once "
+                  f"({', '.join(services.labs) or 'no labs'})."
+                  f"\n    The instructor's dashboard (keep this URL to yourself):"
+                  f"\n\n        {root}/workshop?token={settings.operator_token}\n"
+                  f"\n    Learners join here{elsewhere}, access code {settings.access_code}:"
+                  f"\n\n        {root}/join?code={settings.access_code}\n", flush=True)
+            return
         print(f"\n    labnb is running. Open this URL in a browser (it is the operator's: keep it to yourself):"
-              f"\n\n        {base}{settings.operator_token}\n"
-              f"\n    Learners open this one (each browser is a learner of its own):"
-              f"\n\n        {base}{settings.token}\n", flush=True)
+              f"\n\n        {root}/?token={settings.operator_token}\n"
+              f"\n    Learners open this one{elsewhere} (each browser is a learner of its own):"
+              f"\n\n        {root}/?token={settings.token}\n", flush=True)
 
     # Threads, the store's connection and the pool must start in the worker:
     # gunicorn forks it from this process, and threads do not survive a fork.

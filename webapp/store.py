@@ -67,11 +67,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .status import FINISHED, STORED
+from .status import DONE, FAILED, FINISHED, RUNNING, STORED
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Store", "Limits", "is_run_id"]
+__all__ = ["Store", "Limits", "is_run_id", "step_state"]
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_ID = 200  # learner, lab, step, check kind, lab host ids
@@ -709,18 +709,37 @@ class Store:
             )
         return {run["step"]: run for run in runs}
 
+    def latest_runs(self, labs: list[str]) -> list[dict]:
+        """Every learner's latest run of each step of ``labs``: a workshop's grid."""
+        labs = [_text("lab", lab) for lab in labs]
+        if not labs:
+            return []
+        with self._tx("BEGIN") as db:
+            return self._runs(
+                db,
+                f"rowid IN (SELECT max(rowid) FROM runs WHERE lab IN ({','.join('?' * len(labs))})"
+                " GROUP BY learner, lab, step)",
+                tuple(labs),
+            )
+
     def progress(self, learner: str, lab: str, step_ids: list[str]) -> tuple[int, int]:
-        """(passed steps, len(step_ids)). A step has passed when its latest
-        run ended 'done' and every check recorded on it passed."""
+        """(passed steps, len(step_ids)), by ``step_state`` of each step's latest run."""
         last = self.last_runs(learner, lab)
-        passed = sum(
-            1
-            for step in step_ids
-            if (run := last.get(step)) is not None
-            and run["status"] == "done"
-            and all(c["passed"] for c in run["checks"])
-        )
+        passed = sum(1 for step in step_ids if step_state(last.get(step)) == PASSED)
         return passed, len(step_ids)
+
+
+NOT_STARTED, PASSED = "not_started", "passed"
+
+
+def step_state(run: dict | None) -> str:
+    """A step as a grid shows it, from its latest run: not_started, running,
+    passed (ended 'done' and every check recorded on it passed) or failed."""
+    if run is None:
+        return NOT_STARTED
+    if run["status"] == RUNNING:
+        return RUNNING
+    return PASSED if run["status"] == DONE and all(c["passed"] for c in run["checks"]) else FAILED
 
 
 def _strongest(a: str | None, b: str) -> str:

@@ -3,6 +3,12 @@
 A sandbox lab host takes most of a second to make; a workshop of 30 opening
 the same lab at once would wait for each other. The pool keeps ``size`` lab
 hosts started and ready in the background, so a claim takes milliseconds.
+
+The pool counts every lab host it holds a slot for (ready, claimed, being
+made or being destroyed) against ``max_lab_hosts``: it refills only into
+free slots, so it never races a learner's claim for the last one, and a
+claim on a full machine waits (up to ``ready_timeout``) for a slot that a
+destroyed lab host frees instead of failing at once.
 """
 from __future__ import annotations
 
@@ -47,6 +53,7 @@ class Pool:
         self.size = settings.pool_size if size is None else size
         self._ready: list[LabHost] = []
         self._claimed: dict[str, LabHost] = {}
+        self._held = 0   # slots held by this pool's lab hosts, whatever their state
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -66,8 +73,8 @@ class Pool:
             self._cond.notify_all()
         if host is None or not host.health().ok:
             if host is not None:
-                host.destroy()
-            host = create(self.settings)
+                self._destroy(host)
+            host = self._make()
         with self._cond:
             self._claimed[host.id] = host
         return host
@@ -76,7 +83,32 @@ class Pool:
         """Destroy a claimed lab host (its learner left, or asked for a fresh one)."""
         with self._cond:
             self._claimed.pop(host.id, None)
-        host.destroy()
+        self._destroy(host)
+
+    def _make(self) -> LabHost:
+        """A new ready lab host in a free slot, waiting for one to free if need be."""
+        most = self.settings.max_lab_hosts
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._closed or self._held < most, self.settings.ready_timeout):
+                raise LabHostError(f"all {most} lab hosts (LABNB_MAX_LAB_HOSTS) are in use and none was freed "
+                                   f"in {self.settings.ready_timeout:.0f} s",
+                                   "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
+            self._held += 1
+        try:
+            return create(self.settings)
+        except BaseException:
+            with self._cond:
+                self._held -= 1
+                self._cond.notify_all()
+            raise
+
+    def _destroy(self, host: LabHost) -> None:
+        try:
+            host.destroy()
+        finally:
+            with self._cond:
+                self._held -= 1
+                self._cond.notify_all()
 
     def claimed(self) -> list[LabHost]:
         with self._cond:
@@ -105,11 +137,12 @@ class Pool:
         failures = 0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or len(self._ready) < self.size)
+                self._cond.wait_for(lambda: self._closed or (len(self._ready) < self.size
+                                                             and self._held < self.settings.max_lab_hosts))
                 if self._closed:
                     return
             try:
-                host = create(self.settings)
+                host = self._make()
                 failures = 0
             except LabHostError as e:
                 failures += 1
@@ -119,8 +152,10 @@ class Pool:
                         return
                 continue
             with self._cond:
-                if self._closed:
-                    host.destroy()
-                    return
-                self._ready.append(host)
-                self._cond.notify_all()
+                closed = self._closed
+                if not closed:
+                    self._ready.append(host)
+                    self._cond.notify_all()
+            if closed:
+                self._destroy(host)
+                return

@@ -137,6 +137,18 @@ class RunManager:
         self.live: dict[str, LiveRun] = {}
         self.cursors: dict[tuple[str, str], Cursor] = {}
         self._lock = threading.Lock()
+        self._watchers: list[Callable[[str], None]] = []
+
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(learner_id)`` when one of their runs starts or ends (a workshop's dashboard)."""
+        self._watchers.append(callback)
+
+    def _tell(self, learner_id: str) -> None:
+        for callback in self._watchers:
+            try:
+                callback(learner_id)
+            except Exception:
+                log.exception("telling of a run of learner %s", learner_id)
 
     # -- requests from browsers ----------------------------------------------
     def start(self, learner_id: str, lab_id: str, step_id: str, sid: str | None = None) -> str:
@@ -170,7 +182,8 @@ class RunManager:
                                             daemon=True)
             live.flusher.start()
             live.step_run = session.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW)
-        live.credit.attach(live.step_run.ack)   # with what was taken in before the step's run was known
+        live.credit.attach(live.step_run.ack)
+        self._tell(learner_id)   # with what was taken in before the step's run was known
         return run_id
 
     def attach(self, sid: str, learner_id: str, run_id: str, after: int, position: int) -> dict:
@@ -367,6 +380,7 @@ class RunManager:
                 with c.lock:
                     self._pump(c)
         self.emit("run_ended", {"run": live.id, "step": live.step_id}, lab_room(live.learner, live.lab_id))
+        self._tell(live.learner)
 
 
 def lab_room(learner_id: str, lab_id: str) -> str:

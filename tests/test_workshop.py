@@ -1,0 +1,269 @@
+"""Workshops against the real server: joining with the access code and a
+name, the room's capacity and its queue, the instructor's dashboard pushed
+live, hands, the banner, resetting and ending a learner; and who may do
+what: every instructor action tried anonymously and as a learner, every
+learner page as a learner without a place, a tab left open after its place
+ended."""
+from __future__ import annotations
+
+import html
+import re
+import threading
+
+import pytest
+import requests
+import socketio
+
+from web_support import TEST_LAB, Server, Tab, _state_dir, serving, wait_for
+
+CODE = "abcde-23456"
+CAPACITY = 2
+JOIN_ATTEMPTS = 6
+
+
+@pytest.fixture(scope="module")
+def room():
+    """A workshop of the test lab for CAPACITY learners at once (uid slots 4 to 7)."""
+    server = Server(_state_dir("workshop"), uid_slot=4, pool_size=CAPACITY, env={
+        "LABNB_WORKSHOP": "1", "LABNB_CAPACITY": str(CAPACITY), "LABNB_ACCESS_CODE": CODE,
+        "LABNB_WORKSHOP_LABS": TEST_LAB, "LABNB_MAX_LAB_HOSTS": str(CAPACITY + 2),
+        "LABNB_JOIN_ATTEMPTS": str(JOIN_ATTEMPTS),
+    })
+    yield from serving(server)
+
+
+@pytest.fixture(scope="module")
+def instructor(room) -> requests.Session:
+    return room.operator()
+
+
+@pytest.fixture(autouse=True)
+def empty_room(room, instructor):
+    """Each test starts with nobody in the room: the instructor ends every place left."""
+    yield
+    for learner in api(room, instructor)["learners"]:
+        if learner["place"] != "ended":
+            act(room, instructor, learner["id"], "end").raise_for_status()
+
+
+def join(room, name: str, code: str = CODE) -> tuple[requests.Session, requests.Response]:
+    """A new browser that opens the join URL and sends the form, as a learner does."""
+    http = requests.Session()
+    page = http.get(f"{room.url}/join?code={code}", timeout=10)
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=10)
+    r.page = html.unescape(r.text)
+    return http, r
+
+
+def seated(room, name: str) -> requests.Session:
+    http, r = join(room, name)
+    assert r.status_code == 200 and r.url.endswith(f"/labs/{TEST_LAB}"), (r.url, r.text[-500:])
+    return http
+
+
+def csrf(room, http) -> dict:
+    return {"X-CSRF-Token": room.csrf(http)}
+
+
+def api(room, http) -> dict:
+    r = http.get(f"{room.url}/api/workshop", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def me(room, http, name: str) -> dict:
+    return next(learner for learner in api(room, http)["learners"] if learner["name"] == name)
+
+
+def act(room, http, learner_id: str, action: str, headers: dict | None = None) -> requests.Response:
+    headers = headers if headers is not None else csrf(room, http)
+    return http.post(f"{room.url}/workshop/learners/{learner_id}/{action}", headers=headers, timeout=60)
+
+
+def test_join_takes_the_code_and_a_name(room, instructor):
+    http, r = join(room, "x" * 41)
+    assert r.status_code == 400 and "at most 40 characters" in r.page
+    http, r = join(room, "   ")
+    assert r.status_code == 400 and "type a name" in r.page
+    http, r = join(room, "Ada", code="wrong-code1")
+    assert r.status_code == 403 and "not this workshop's access code" in r.page
+    assert http.get(f"{room.url}/", timeout=10).status_code == 403   # no session from a wrong code
+    http = seated(room, "Ada <b>Lovelace</b>")
+    assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in http.get(f"{room.url}/labs/{TEST_LAB}", timeout=10).text
+    ada = me(room, instructor, "Ada <b>Lovelace</b>")
+    assert ada["place"] == "seated" and ada["hand"] is None and ada["current"] is None
+    # the join URL again, in the same browser, goes back to the lab (this browser stays Ada)
+    assert http.get(f"{room.url}/join?code={CODE}", timeout=10).url.endswith(f"/labs/{TEST_LAB}")
+
+
+INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("POST", "/workshop/broadcast"),
+                   ("POST", "/workshop/banner/clear")] + [
+                  ("POST", f"/workshop/learners/{{other}}/{a}") for a in ("reset", "end", "hand-seen", "hand-resolve")]
+
+
+def test_instructor_actions_are_the_instructors(room, instructor):
+    grace = seated(room, "Grace")
+    alan = seated(room, "Alan")
+    alan_id = me(room, instructor, "Alan")["id"]
+    grace.post(f"{room.url}/workshop/hand", data={"message": "help"}, headers=csrf(room, grace), timeout=10)
+    grace_csrf = csrf(room, grace)
+    for method, path in INSTRUCTOR_ONLY:
+        url = room.url + path.format(other=alan_id)
+        anonymous = requests.request(method, url, data={"text": "hi"}, timeout=10)
+        assert anonymous.status_code == 403, (path, anonymous.text)
+        as_learner = grace.request(method, url, data={"text": "pwned"}, headers=grace_csrf, timeout=10,
+                                   allow_redirects=False)
+        assert as_learner.status_code == 403 and "for the operator" in as_learner.text, (path, as_learner.text)
+    state = api(room, instructor)
+    assert state["workshop"]["banner"] is None
+    assert me(room, instructor, "Alan")["place"] == "seated"
+    assert me(room, instructor, "Grace")["hand"]["message"] == "help"
+    # the instructor's own actions need the CSRF header too
+    assert act(room, instructor, alan_id, "end", headers={}).status_code == 403
+    assert act(room, instructor, "no-such-learner", "end").json() == {
+        "error": "there is no such learner in this workshop"}
+    assert alan.get(f"{room.url}/labs/{TEST_LAB}", timeout=10).status_code == 200
+
+
+def test_a_learner_without_a_name_has_no_place(room, instructor):
+    """The server token (not printed in a workshop) signs a browser in, but it
+    must still give a name: until then no lab page, lab host or WebSocket."""
+    http = room.learner()
+    r = http.get(f"{room.url}/labs/{TEST_LAB}", timeout=10, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/join"
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        room.socket(http)
+    page = http.get(f"{room.url}/join", timeout=10).text
+    assert 'name="code"' not in page   # signed in already: only the name is asked
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = http.post(f"{room.url}/join", data={"csrf": token, "name": "Linus"}, timeout=10)
+    assert r.url.endswith(f"/labs/{TEST_LAB}")
+    assert me(room, instructor, "Linus")["place"] == "seated"
+
+
+def test_the_dashboard_is_pushed_each_step_live(room, instructor):
+    http = seated(room, "Barbara")
+    room.open_lab(http)
+    pushed, lock = [], threading.Lock()
+    dashboard = room.socket(instructor)
+    dashboard.on("workshop", lambda state: (lock.acquire(), pushed.append(state), lock.release()))
+    tab = Tab(room, http)
+    try:
+        run = tab.run("echo")
+        assert tab.wait_end(run)["status"] == "done"
+
+        def shown():
+            with lock:
+                for state in pushed:
+                    for learner in state["learners"]:
+                        if learner["name"] == "Barbara" and learner["steps"][TEST_LAB]["echo"]["state"] == "passed":
+                            return learner
+        learner = wait_for(shown, 30, what="the dashboard to show Barbara's passed step")
+        assert learner["current"] == {"lab": TEST_LAB, "step": "echo"} and learner["passed"] == 1
+        assert learner["steps"][TEST_LAB]["count"] == {"state": "not_started"}
+        assert learner["host"]["state"] == "ready"
+        run = tab.run("ping")
+        wait_for(lambda: me(room, instructor, "Barbara")["running"], 30, what="a running step on the dashboard")
+        assert me(room, instructor, "Barbara")["steps"][TEST_LAB]["ping"]["state"] == "running"
+        tab.client.call("stop", {"run": run}, timeout=10)
+        tab.wait_end(run)
+    finally:
+        tab.close()
+        dashboard.disconnect()
+
+
+def test_a_raised_hand_is_seen_and_resolved(room, instructor):
+    http = seated(room, "Katherine")
+    heard = []
+    tab = Tab(room, http)
+    tab.client.on("room", lambda m: heard.append(m))
+    try:
+        r = http.post(f"{room.url}/workshop/hand", data={"message": "my ping hangs"}, headers=csrf(room, http),
+                      timeout=10)
+        assert "the instructor sees it in their queue" in r.text
+        katherine = me(room, instructor, "Katherine")
+        assert katherine["hand"]["message"] == "my ping hangs" and katherine["hand"]["seen"] is None
+        heard.clear()
+        assert act(room, instructor, katherine["id"], "hand-seen").json() == {"ok": True}
+        wait_for(lambda: heard, 10, what="the learner's tab to hear of it")
+        assert "has seen your hand" in http.get(f"{room.url}/workshop/me", timeout=10).text
+        act(room, instructor, katherine["id"], "hand-resolve").raise_for_status()
+        assert me(room, instructor, "Katherine")["hand"] is None
+        assert "Raise hand" in http.get(f"{room.url}/workshop/me", timeout=10).text
+    finally:
+        tab.close()
+
+
+def test_a_broadcast_shows_until_each_learner_dismisses_it(room, instructor):
+    one, two = seated(room, "Margaret"), seated(room, "Dennis")
+    r = instructor.post(f"{room.url}/workshop/broadcast", data={"text": "<script>alert(1)</script> break: 10 min"},
+                        headers=csrf(room, instructor), timeout=10)
+    assert r.json() == {"ok": True}
+    for http in (one, two):
+        page = http.get(f"{room.url}/labs/{TEST_LAB}", timeout=10).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; break: 10 min" in page and "<script>alert(1)" not in page
+    banner_id = api(room, instructor)["workshop"]["banner"]["id"]
+    one.post(f"{room.url}/workshop/banner/{banner_id}/dismiss", headers=csrf(room, one), timeout=10)
+    assert "break: 10 min" not in one.get(f"{room.url}/workshop/me", timeout=10).text
+    assert "break: 10 min" in two.get(f"{room.url}/workshop/me", timeout=10).text
+    instructor.post(f"{room.url}/workshop/banner/clear", headers=csrf(room, instructor), timeout=10)
+    assert "break: 10 min" not in two.get(f"{room.url}/workshop/me", timeout=10).text
+
+
+def test_a_reset_learner_gets_a_fresh_lab_host(room, instructor):
+    http = seated(room, "Ken")
+    room.open_lab(http)
+    before = me(room, instructor, "Ken")["host"]["host"]
+    assert act(room, instructor, me(room, instructor, "Ken")["id"], "reset").json() == {"ok": True}
+    room.open_lab(http)
+    after = me(room, instructor, "Ken")["host"]
+    assert after["state"] == "ready" and after["host"] != before
+
+
+def test_a_full_room_queues_and_seats_the_next_when_one_leaves(room, instructor):
+    first, second = seated(room, "Frances"), seated(room, "Edsger")
+    room.open_lab(first)
+    tab = Tab(room, first)     # a tab Frances leaves open
+    third, r = join(room, "Niklaus")
+    assert r.status_code == 200 and "number 1</strong> in the queue" in r.page
+    fourth, r = join(room, "Tony")
+    assert "number 2</strong> in the queue" in r.page
+    assert third.get(f"{room.url}/labs/{TEST_LAB}", timeout=10, allow_redirects=False).status_code == 303
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        room.socket(third)
+    state = api(room, instructor)
+    assert state["workshop"]["seated"] == CAPACITY and state["workshop"]["waiting"] == 2
+    assert me(room, instructor, "Niklaus")["position"] == 1 and me(room, instructor, "Niklaus")["host"] is None
+    try:
+        r = first.post(f"{room.url}/workshop/leave", headers={**csrf(room, first), "HX-Request": "true"}, timeout=10)
+        assert r.headers["HX-Redirect"] == "/join"
+        wait = third.get(f"{room.url}/join/wait", headers={"HX-Request": "true"}, timeout=10)
+        assert wait.headers["HX-Redirect"] == f"/labs/{TEST_LAB}"
+        room.open_lab(third)
+        assert "number 1</strong> in the queue" in fourth.get(f"{room.url}/join", timeout=10).text
+        # Frances's place has ended: her notebook is kept, her lab pages and her open tab start nothing
+        page = first.get(f"{room.url}/join", timeout=10).text
+        assert "Your place in this workshop has ended" in page
+        assert first.get(f"{room.url}/labs/{TEST_LAB}/export.md", timeout=10).status_code == 200
+        assert first.get(f"{room.url}/labs/{TEST_LAB}", timeout=10, allow_redirects=False).status_code == 303
+        reply = tab.client.call("run", {"lab": TEST_LAB, "step": "echo"}, timeout=10)
+        assert "place in this workshop has ended" in reply["error"]
+        assert me(room, instructor, "Frances")["host"] is None
+        # and she cannot take a place again by joining from the same browser
+        page = first.get(f"{room.url}/join?code={CODE}", timeout=10).text
+        assert "has ended" in page
+    finally:
+        tab.close()
+
+
+def test_wrong_codes_are_limited_per_address(room):
+    """Last in this module: it locks 127.0.0.1 out of joining for the window."""
+    tried = 0   # this module's other tests tried a wrong code or two
+    while join(room, "Mallory", code="guess-00000")[1].status_code == 403:
+        tried += 1
+        assert tried < JOIN_ATTEMPTS
+    _, r = join(room, "Mallory", code=CODE)
+    assert r.status_code == 429 and "wrong access codes" in r.page
+    assert "refused a join from 127.0.0.1" in room.log.read_text()

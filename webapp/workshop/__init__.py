@@ -1,0 +1,205 @@
+"""Workshops: an instructor (the operator), a room of learners who join with
+an access code and a name, and the instructor's live view of the room.
+
+``Workshop`` ties the room (room.py) to the rest of the server: it decides
+who may use the learner pages and events now (``seat_refusal``, checked on
+every HTTP request, WebSocket upgrade and Socket.IO event of a learner),
+destroys the lab host of a learner whose place ends, and keeps the
+instructor's dashboards current: whenever a run starts or ends or the room
+changes, the state (``snapshot``, also ``GET /api/workshop``) is pushed to
+every instructor tab, at most every PUSH_EVERY seconds, and each learner
+concerned is told to refresh their part of the page.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+
+from flask import session
+from flask_socketio import join_room
+
+from ..labhost.base import LabHostError
+from ..store import step_state
+from .room import ENDED, SEATED, WAITING, Room, RoomError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Workshop", "Room", "RoomError", "new_access_code", "size_for_room"]
+
+PUSH_EVERY = 0.1      # seconds: changes meanwhile go in one push to the dashboards
+REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
+INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"
+CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i to misread on a projector
+
+
+def new_access_code() -> str:
+    """Ten letters and digits, as two groups of five: about 50 bits, and
+    wrong guesses are limited per address (LABNB_JOIN_ATTEMPTS)."""
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    return f"{code[:5]}-{code[5:]}"
+
+
+def size_for_room(settings, given: set[str]) -> None:
+    """A room's learners get a lab host at once: the warm pool holds one for
+    each place, and two more lab hosts may exist (the instructor's and one
+    being reset), unless LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were given."""
+    if "pool_size" not in given:
+        settings.pool_size = settings.capacity
+    if "max_lab_hosts" not in given:
+        settings.max_lab_hosts = settings.capacity + 2
+    if settings.max_lab_hosts < settings.capacity:
+        raise LabHostError(f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) needs as many lab hosts, "
+                           f"but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
+                           "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
+
+
+def code_mark(code: str) -> str:
+    """What a learner's cookie holds of the room they joined: a cookie of another workshop is worthless here."""
+    return hashlib.sha256(f"labnb-room:{code}".encode()).hexdigest()[:32]
+
+
+class Workshop:
+    def __init__(self, settings, labs: dict):
+        self.settings = settings
+        self.code = settings.access_code
+        self.mark = code_mark(self.code)
+        self.labs = list(labs.values())
+        self.room = Room(settings.capacity)
+        self.services = None
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, services, events) -> "Workshop":
+        self.services = services
+        services.runs.watch(lambda learner_id: self._dirty.set())
+        self.room.on_change(self._room_changed)
+        events.on_connect(self._join_rooms)
+        events.gate = self.seat_refusal
+        self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._closed.set()
+        self._dirty.set()
+
+    # -- who may go on -----------------------------------------------------------
+    def seat_refusal(self) -> str | None:
+        """Why this request's learner may not use learner pages and events now
+        (None: they may): the instructor always may, a learner only while seated."""
+        if self.services.guard.is_operator():
+            return None
+        member = self.place()
+        if member is None:
+            return "you have not joined this workshop: open its join URL"
+        if member.place == WAITING:
+            return "the workshop is full and you are in the queue for a place: keep the join page open"
+        if member.place == ENDED:
+            return "your place in this workshop has ended (your notebook is kept)"
+        self.room.touch(member.id)
+        return None
+
+    def place(self):
+        """This request's learner in the room; one whose cookie says they had
+        joined it before a server restart is seated again (if there is room)."""
+        learner_id = session.get("learner")
+        member = self.room.get(learner_id) if learner_id else None
+        if member is None and learner_id and session.get("room") == self.mark and session.get("name"):
+            try:
+                member = self.room.join(learner_id, session["name"])
+            except RoomError:
+                return None
+        return member
+
+    # -- the instructor's actions --------------------------------------------------
+    def member(self, learner_id: str):
+        member = self.room.get(learner_id)
+        if member is None:
+            raise RoomError("there is no such learner in this workshop")
+        return member
+
+    def end(self, learner_id: str) -> None:
+        """End the learner's place: their lab host goes, their notebook stays, the next in the queue is seated."""
+        self.room.end(learner_id)
+        self.services.learners.end(learner_id)
+
+    def reset(self, learner_id: str) -> None:
+        if self.member(learner_id).place != SEATED:
+            raise RoomError("only a learner in the room has a lab host to reset")
+        self.services.learners.reset(learner_id)
+        self._dirty.set()
+
+    # -- the state -------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """The room, every learner's place, each step's state and the lab host's: the dashboard and the API."""
+        services = self.services
+        now = time.time()
+        runs: dict[str, list[dict]] = {}
+        for run in services.store.latest_runs([lab.id for lab in self.labs]):
+            runs.setdefault(run["learner"], []).append(run)
+        learners = []
+        for member in self.room.members():
+            mine = runs.get(member.id, [])
+            steps = {lab.id: {s.id: {"state": "not_started"} for s in lab.steps} for lab in self.labs}
+            for run in mine:
+                if run["step"] in steps.get(run["lab"], {}):
+                    steps[run["lab"]][run["step"]] = {"state": step_state(run), "status": run["status"],
+                                                      "started": run["started"], "ended": run["ended"]}
+            latest = max(mine, key=lambda r: r["started"], default=None)
+            running = any(r["status"] == "running" for r in mine)
+            activity = max([member.active] + [r["ended"] or r["started"] for r in mine])
+            host = services.learners.peek(member.id)
+            entry = member.public()
+            entry.update({
+                "position": self.room.position(member.id),
+                "current": {"lab": latest["lab"], "step": latest["step"]} if latest else None,
+                "running": running,
+                "last_activity": now if running else activity,
+                "idle_s": 0.0 if running else round(now - activity, 1),
+                "passed": sum(1 for lab in steps.values() for s in lab.values() if s["state"] == "passed"),
+                "steps": steps,
+                "host": host.status() if host is not None and member.place == SEATED else None,
+            })
+            learners.append(entry)
+        return {
+            "workshop": {**self.room.counts(), "now": now, "banner": self.room.banner,
+                         "labs": [{"id": lab.id, "title": lab.title,
+                                   "steps": [{"id": s.id, "title": s.title} for s in lab.steps]}
+                                  for lab in self.labs]},
+            "learners": learners,
+        }
+
+    # -- telling the browsers -------------------------------------------------------------
+    def _join_rooms(self) -> None:
+        """Every tab of a learner hears of their place, hand and the banner; an instructor's tab, of the room."""
+        if self.services.guard.is_operator():
+            join_room(INSTRUCTORS)
+        else:
+            join_room(LEARNERS)
+            join_room(learner_room(session["learner"]))
+
+    def _room_changed(self, ids: list[str] | None) -> None:
+        socketio = self.services.socketio
+        for to in [LEARNERS] if ids is None else [learner_room(i) for i in ids]:
+            socketio.emit("room", {}, to=to)
+        self._dirty.set()
+
+    def _push_loop(self) -> None:
+        while not self._closed.is_set():
+            self._dirty.wait(REFRESH_EVERY)
+            if self._closed.is_set():
+                return
+            self._dirty.clear()
+            try:
+                self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS)
+            except Exception:   # a bug: say it, and try again with the next change
+                log.exception("pushing the workshop's state to the dashboards")
+            time.sleep(PUSH_EVERY)
+
+
+def learner_room(learner_id: str) -> str:
+    return f"workshop:learner:{learner_id}"

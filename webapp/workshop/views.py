@@ -1,0 +1,238 @@
+"""A workshop's pages and actions.
+
+Joining (``/join``) is the only page open without a session: it takes the
+access code and a display name, both checked, wrong codes and new learners
+rate-limited per client address. A learner's own part (their hand, the
+banner, leaving) needs their seated session; the dashboard, the API and every
+action on learners need the instructor's (the operator's) cookie. Every
+other learner page and event is closed to a learner without a place now
+(``gate``; Workshop.seat_refusal).
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, \
+    url_for
+
+from .. import auth
+from . import Workshop
+from .room import ENDED, SEATED, WAITING, RoomError, clean_name
+
+bp = Blueprint("workshop", __name__)
+
+# What a learner without a place may still reach: joining and waiting, leaving
+# the queue, and their notebooks (kept when their place ends).
+WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.wait", "workshop.leave",
+                             "notebook.export", "notebook.run_log"})
+OPEN = frozenset({"static", "workshop.join", "workshop.join_post"})   # no session needed (auth.Guard)
+
+
+def _workshop() -> Workshop | None:
+    return current_app.extensions["labnb"].workshop
+
+
+def _guard() -> auth.Guard:
+    return current_app.extensions["labnb.guard"]
+
+
+def _address() -> str:
+    return request.remote_addr or "an unknown address"
+
+
+def _go(endpoint: str, **kw) -> Response:
+    """Send the browser to a page, from a normal request or an htmx one."""
+    url = url_for(endpoint, **kw)
+    if request.headers.get("HX-Request"):
+        return Response("", 200, {"HX-Redirect": url})
+    return redirect(url, code=303)
+
+
+@bp.before_app_request
+def gate():
+    workshop = _workshop()
+    if workshop is None or request.endpoint is None or request.endpoint in WITHOUT_A_PLACE:
+        return None
+    if workshop.seat_refusal():
+        return _go("workshop.join")
+    return None
+
+
+@bp.app_context_processor
+def room_context() -> dict:
+    """For the learner pages: the learner's place, hand and banner (``_room.html``)."""
+    workshop = _workshop()
+    if workshop is None or _guard().is_operator() or "learner" not in session:
+        return {"room": None}
+    member = workshop.room.get(session["learner"])
+    if member is None or member.place != SEATED:
+        return {"room": None}
+    return {"room": {"member": member, "banner": workshop.room.banner_for(member.id)}}
+
+
+# -- joining ------------------------------------------------------------------------
+def _signed_in() -> bool:
+    return _guard().refusal() is None
+
+
+def _home(workshop: Workshop) -> Response:
+    if len(workshop.labs) == 1:
+        return _go("notebook.lab_page", lab_id=workshop.labs[0].id)
+    return _go("notebook.catalogue")
+
+
+@bp.get("/join")
+def join():
+    workshop = _workshop() or abort(404)
+    session.setdefault("csrf", secrets.token_urlsafe(24))
+    if _signed_in() and _guard().is_operator():
+        return redirect(url_for("workshop.dashboard"), code=303)
+    member = workshop.place() if _signed_in() else None
+    if member is not None and member.place == SEATED:
+        return _home(workshop)
+    return _join_page(workshop, member)
+
+
+def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -> tuple[str, int]:
+    position = workshop.room.position(member.id) if member is not None else 0
+    return render_template("join.html", member=member, position=position, counts=workshop.room.counts(),
+                           labs=workshop.labs, code=request.values.get("code", ""), name=request.values.get("name", ""),
+                           signed_in=_signed_in(), error=error, WAITING=WAITING, ENDED=ENDED), status
+
+
+@bp.post("/join")
+def join_post():
+    workshop = _workshop() or abort(404)
+    guard = _guard()
+    if not hmac.compare_digest(request.form.get("csrf", "").encode(), session.get("csrf", "-").encode()):
+        return auth.refuse("the join form has expired: open the join URL again")
+    signed_in = _signed_in() and not guard.is_operator()
+    if not signed_in:
+        why = guard.wrong_codes.refusal(_address())
+        if why:
+            return _join_page(workshop, None, why, 429)
+        code = request.form.get("code", "").strip().lower()
+        if not hmac.compare_digest(code.encode(), workshop.code.lower().encode()):
+            guard.wrong_codes.wrong(_address())
+            return _join_page(workshop, None, "that is not this workshop's access code: check it with "
+                                              "the instructor", 403)
+    try:
+        name = clean_name(request.form.get("name", ""))
+        if not signed_in:
+            why = guard.new_learners.take(_address())
+            if why:
+                return _join_page(workshop, None, why, 429)
+            session.clear()
+            session.permanent = True
+            session.update(auth=guard.mark, learner=uuid.uuid4().hex, csrf=secrets.token_urlsafe(24))
+        workshop.room.join(session["learner"], name)
+    except RoomError as e:
+        return _join_page(workshop, None, str(e), 400)
+    session["name"], session["room"] = workshop.room.get(session["learner"]).name, workshop.mark
+    return redirect(url_for("workshop.join"), code=303)
+
+
+@bp.get("/join/wait")
+def wait():
+    """The queue's fragment, polled by the waiting page: the place in the queue, or on to the lab once seated."""
+    workshop = _workshop() or abort(404)
+    member = workshop.place()
+    if member is not None and member.place == SEATED:
+        return _home(workshop)
+    if member is None or member.place == ENDED:
+        return _go("workshop.join")
+    return render_template("_wait.html", position=workshop.room.position(member.id),
+                           counts=workshop.room.counts())
+
+
+# -- a learner's own part --------------------------------------------------------------
+def _room_fragment():
+    return render_template("_room.html")
+
+
+@bp.get("/workshop/me")
+def me():
+    return _room_fragment()
+
+
+@bp.post("/workshop/hand")
+def raise_hand():
+    try:
+        _workshop().room.raise_hand(auth.learner(), request.form.get("message", ""))
+    except RoomError as e:
+        return Response(str(e), 400)
+    return _room_fragment()
+
+
+@bp.post("/workshop/hand/lower")
+def lower_hand():
+    _workshop().room.lower_hand(auth.learner())
+    return _room_fragment()
+
+
+@bp.post("/workshop/banner/<int:banner_id>/dismiss")
+def dismiss(banner_id: int):
+    _workshop().room.dismiss(auth.learner(), banner_id)
+    return _room_fragment()
+
+
+@bp.post("/workshop/leave")
+def leave():
+    """Leave the room, or its queue: the lab host goes, the notebook stays, the next in the queue is seated."""
+    workshop = _workshop() or abort(404)
+    if workshop.room.get(auth.learner()) is not None:
+        workshop.end(auth.learner())
+    return _go("workshop.join")
+
+
+# -- the instructor's -------------------------------------------------------------------
+@bp.get("/workshop")
+@auth.operator_only
+def dashboard():
+    workshop = _workshop() or abort(404)
+    join_url = url_for("workshop.join", code=workshop.code, _external=True)
+    return render_template("dashboard.html", join_url=join_url, code=workshop.code)
+
+
+@bp.get("/api/workshop")
+@auth.operator_only
+def api():
+    workshop = _workshop() or abort(404)
+    return jsonify(workshop.snapshot())
+
+
+def _act(action) -> Response:
+    try:
+        action()
+    except RoomError as e:
+        return jsonify({"error": str(e)}), 400
+    return jsonify({"ok": True})
+
+
+@bp.post("/workshop/broadcast")
+@auth.operator_only
+def broadcast():
+    return _act(lambda: _workshop().room.broadcast(request.form.get("text", "")))
+
+
+@bp.post("/workshop/banner/clear")
+@auth.operator_only
+def clear_banner():
+    return _act(_workshop().room.clear_banner)
+
+
+@bp.post("/workshop/learners/<learner_id>/<action>")
+@auth.operator_only
+def act_on_learner(learner_id: str, action: str):
+    workshop = _workshop() or abort(404)
+    actions = {
+        "reset": lambda: workshop.reset(learner_id),
+        "end": lambda: (workshop.member(learner_id), workshop.end(learner_id)),
+        "hand-seen": lambda: workshop.room.see_hand(learner_id),
+        "hand-resolve": lambda: (workshop.member(learner_id), workshop.room.lower_hand(learner_id)),
+    }
+    if action not in actions:
+        abort(404, f"no action {action!r}: one of {', '.join(actions)}")
+    return _act(actions[action])
