@@ -40,7 +40,7 @@
   function drawHead(labs) {
     var head = main.querySelector("#grid thead");
     var row = el("tr");
-    ["Learner", "Step now", "Idle", "Lab host"].forEach(function (h) { row.appendChild(el("th", {}, h)); });
+    ["Learner", "Step now", "Idle", "Time left", "Lab host"].forEach(function (h) { row.appendChild(el("th", {}, h)); });
     labs.forEach(function (lab) {
       lab.steps.forEach(function (step, i) {
         row.appendChild(el("th", { title: lab.title + ": " + step.title, "class": "step-head" }, i + 1));
@@ -63,7 +63,7 @@
 
   function draw(state) {
     var w = state.workshop, labs = w.labs;
-    document.getElementById("counts").textContent =
+    document.getElementById("counts").textContent = w.over ? "The workshop is over." :
       w.seated + " of " + w.capacity + " places taken, " + w.waiting + " waiting";
     var shown = document.getElementById("current-banner");
     shown.hidden = !w.banner;
@@ -75,10 +75,13 @@
       if (l.hand) hands.push(l);
       var row = el("tr", { "data-learner": l.id, "data-place": l.place, "class": l.hand ? "has-hand" : "" });
       var name = el("td", { "class": "name" }, (l.hand ? "✋ " : "") + l.name);
-      if (l.place === "ended") name.appendChild(el("span", { "class": "meta" }, " (ended)"));
+      if (l.place === "ended") name.appendChild(el("span", { "class": "meta", title: l.ended_because || "" }, " (ended)"));
       row.appendChild(name);
       row.appendChild(el("td", { "class": "current" }, stepTitle(labs, l.current)));
       row.appendChild(el("td", { "class": "idle" }, l.running ? "running" : ago(l.idle_s)));
+      var left = l.time_left_s === null || l.time_left_s === undefined ? "" : ago(l.time_left_s);
+      var early = l.ends_because && l.ends_because !== "time" ? " (" + l.ends_because + " in " + ago(l.ends_in_s) + ")" : "";
+      row.appendChild(el("td", { "class": "left", "data-why": l.ends_because || "" }, left + early));
       var host = l.host ? l.host.state : "";
       row.appendChild(el("td", { "class": "host", "data-state": host, title: l.host && l.host.error || "" }, host));
       labs.forEach(function (lab) {
@@ -92,6 +95,11 @@
       if (l.place === "seated") {
         acts.appendChild(button("Reset lab host", "reset", function () {
           if (confirm("Give " + l.name + " a fresh lab host? Their running commands stop.")) actOn(l.id, "reset");
+        }));
+        acts.appendChild(button("+15 min", "extend", function () {
+          var body = new FormData();
+          body.append("minutes", "15");
+          post("/workshop/learners/" + encodeURIComponent(l.id) + "/extend", body);
         }));
         acts.appendChild(button("End", "end", function () {
           if (confirm("End " + l.name + "'s place? Their lab host is removed, their notebook kept.")) actOn(l.id, "end");
@@ -123,6 +131,11 @@
     post("/workshop/broadcast", new FormData(form)).then(function () { form.reset(); });
   });
   document.getElementById("clear-banner").addEventListener("click", function () { post("/workshop/banner/clear"); });
+  document.getElementById("end-workshop").addEventListener("click", function () {
+    if (confirm("End the workshop for everyone? Every lab host is removed; the notebooks are kept.")) {
+      post("/workshop/end");
+    }
+  });
 
   function load() {
     fetch(main.dataset.api).then(function (r) { return r.json(); }).then(draw);

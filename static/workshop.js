@@ -1,8 +1,34 @@
-/* labnb: a workshop learner's lab page hears of their room (the banner,
- * their hand seen, their place ended) on the page's own connection and
- * refreshes that part (templates/_room.html) at once. */
+/* labnb: a workshop learner's part of a page (templates/_room.html): its
+ * countdown ticks each second; a visible tab tells the server every minute
+ * that the learner is here (a hidden one does not: it only polls, which
+ * shows that a tab is open), and on the lab page the room's news (the
+ * banner, a hand seen, a warning, the place ended) refreshes it at once. */
 (function () {
   "use strict";
-  if (!window.labnb) return;
-  window.labnb.socket.on("room", function () { htmx.trigger(document.body, "labnb-room"); });
+  var csrf = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+  var started = Date.now();
+
+  function text(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
+    return (h ? h + " h " : "") + (h || m ? m + " min " : "") + (h ? "" : s + " s");
+  }
+
+  function tick() {
+    document.querySelectorAll("#room .countdown[data-left]").forEach(function (el) {
+      if (!el.dataset.until) el.dataset.until = String(Date.now() + Number(el.dataset.left) * 1000);
+      el.textContent = text((Number(el.dataset.until) - Date.now()) / 1000);
+    });
+  }
+
+  function here() {
+    if (document.visibilityState !== "visible") return;
+    fetch("/workshop/here", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+  }
+
+  setInterval(tick, 1000);
+  tick();
+  setInterval(here, 60000);
+  document.addEventListener("visibilitychange", function () { if (Date.now() - started > 1000) here(); });
+  if (window.labnb) window.labnb.socket.on("room", function () { htmx.trigger(document.body, "labnb-room"); });
 })();

@@ -6,30 +6,28 @@ learner page as a learner without a place, a tab left open after its place
 ended."""
 from __future__ import annotations
 
-import html
+import csv
+import io
+import json
 import re
 import threading
+import xml.etree.ElementTree as ET
+import zipfile
 
 import pytest
 import requests
 import socketio
 
-from web_support import TEST_LAB, Server, Tab, _state_dir, serving, wait_for
+from web_support import TEST_LAB, Tab, serving, wait_for
+from workshop_support import CODE, act, api, csrf, end_every_place, join, me, seated, workshop_server
 
-CODE = "abcde-23456"
 CAPACITY = 2
 JOIN_ATTEMPTS = 6
 
 
 @pytest.fixture(scope="module")
 def room():
-    """A workshop of the test lab for CAPACITY learners at once (uid slots 4 to 7)."""
-    server = Server(_state_dir("workshop"), uid_slot=4, pool_size=CAPACITY, env={
-        "LABNB_WORKSHOP": "1", "LABNB_CAPACITY": str(CAPACITY), "LABNB_ACCESS_CODE": CODE,
-        "LABNB_WORKSHOP_LABS": TEST_LAB, "LABNB_MAX_LAB_HOSTS": str(CAPACITY + 2),
-        "LABNB_JOIN_ATTEMPTS": str(JOIN_ATTEMPTS),
-    })
-    yield from serving(server)
+    yield from serving(workshop_server("workshop", uid_slot=4, capacity=CAPACITY, join_attempts=JOIN_ATTEMPTS))
 
 
 @pytest.fixture(scope="module")
@@ -41,45 +39,7 @@ def instructor(room) -> requests.Session:
 def empty_room(room, instructor):
     """Each test starts with nobody in the room: the instructor ends every place left."""
     yield
-    for learner in api(room, instructor)["learners"]:
-        if learner["place"] != "ended":
-            act(room, instructor, learner["id"], "end").raise_for_status()
-
-
-def join(room, name: str, code: str = CODE) -> tuple[requests.Session, requests.Response]:
-    """A new browser that opens the join URL and sends the form, as a learner does."""
-    http = requests.Session()
-    page = http.get(f"{room.url}/join?code={code}", timeout=10)
-    assert page.status_code == 200, page.text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=10)
-    r.page = html.unescape(r.text)
-    return http, r
-
-
-def seated(room, name: str) -> requests.Session:
-    http, r = join(room, name)
-    assert r.status_code == 200 and r.url.endswith(f"/labs/{TEST_LAB}"), (r.url, r.text[-500:])
-    return http
-
-
-def csrf(room, http) -> dict:
-    return {"X-CSRF-Token": room.csrf(http)}
-
-
-def api(room, http) -> dict:
-    r = http.get(f"{room.url}/api/workshop", timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def me(room, http, name: str) -> dict:
-    return next(learner for learner in api(room, http)["learners"] if learner["name"] == name)
-
-
-def act(room, http, learner_id: str, action: str, headers: dict | None = None) -> requests.Response:
-    headers = headers if headers is not None else csrf(room, http)
-    return http.post(f"{room.url}/workshop/learners/{learner_id}/{action}", headers=headers, timeout=60)
+    end_every_place(room, instructor)
 
 
 def test_join_takes_the_code_and_a_name(room, instructor):
@@ -98,9 +58,11 @@ def test_join_takes_the_code_and_a_name(room, instructor):
     assert http.get(f"{room.url}/join?code={CODE}", timeout=10).url.endswith(f"/labs/{TEST_LAB}")
 
 
-INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("POST", "/workshop/broadcast"),
-                   ("POST", "/workshop/banner/clear")] + [
-                  ("POST", f"/workshop/learners/{{other}}/{a}") for a in ("reset", "end", "hand-seen", "hand-resolve")]
+INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("GET", "/workshop/export.zip"),
+                   ("POST", "/workshop/broadcast"),
+                   ("POST", "/workshop/banner/clear"), ("POST", "/workshop/end")] + [
+                  ("POST", f"/workshop/learners/{{other}}/{a}")
+                  for a in ("reset", "end", "hand-seen", "hand-resolve", "extend")]
 
 
 def test_instructor_actions_are_the_instructors(room, instructor):
@@ -118,7 +80,8 @@ def test_instructor_actions_are_the_instructors(room, instructor):
         assert as_learner.status_code == 403 and "for the operator" in as_learner.text, (path, as_learner.text)
     state = api(room, instructor)
     assert state["workshop"]["banner"] is None
-    assert me(room, instructor, "Alan")["place"] == "seated"
+    assert me(room, instructor, "Alan")["place"] == "seated" and me(room, instructor, "Alan")["extended_s"] == 0
+    assert state["workshop"]["over"] is None
     assert me(room, instructor, "Grace")["hand"]["message"] == "help"
     # the instructor's own actions need the CSRF header too
     assert act(room, instructor, alan_id, "end", headers={}).status_code == 403
@@ -164,14 +127,35 @@ def test_the_dashboard_is_pushed_each_step_live(room, instructor):
         assert learner["current"] == {"lab": TEST_LAB, "step": "echo"} and learner["passed"] == 1
         assert learner["steps"][TEST_LAB]["count"] == {"state": "not_started"}
         assert learner["host"]["state"] == "ready"
+        check_export(room, instructor, learner["id"])
         run = tab.run("ping")
         wait_for(lambda: me(room, instructor, "Barbara")["running"], 30, what="a running step on the dashboard")
         assert me(room, instructor, "Barbara")["steps"][TEST_LAB]["ping"]["state"] == "running"
-        tab.client.call("stop", {"run": run}, timeout=10)
+        assert tab.client.call("stop", {"run": run}, timeout=10) == {"ok": True}
         tab.wait_end(run)
     finally:
         tab.close()
         dashboard.disconnect()
+
+
+def check_export(room, instructor, learner_id: str) -> None:
+    """The instructor's archive holds Barbara's notebook, her states as CSV and JSON, and JUnit."""
+    r = instructor.get(f"{room.url}/workshop/export.zip", timeout=30)
+    assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        names = z.namelist()
+        rows = list(csv.DictReader(io.StringIO(z.read("results.csv").decode())))
+        results = json.loads(z.read("results.json"))["results"]
+        suites = ET.fromstring(z.read("junit.xml")).findall("testsuite")
+        notebook = next(z.read(n).decode() for n in names if n.endswith(f"Barbara/{TEST_LAB}.md"))
+    mine = {row["step"]: row for row in rows if row["learner"] == learner_id}
+    assert mine["echo"]["state"] == "passed" and mine["echo"]["status"] == "done" and mine["echo"]["ended"]
+    assert mine["count"]["state"] == "not_started" and mine["count"]["started"] == ""
+    assert [r for r in results if r["learner"] == learner_id and r["step"] == "echo"][0]["state"] == "passed"
+    suite = next(s for s in suites if s.get("name") == f"Barbara: {TEST_LAB}")
+    cases = suite.findall("testcase")
+    assert len(cases) == len(mine) and sum(1 for c in cases if c.find("skipped") is None) == 1
+    assert "## " in notebook and "passed" in notebook
 
 
 def test_a_raised_hand_is_seen_and_resolved(room, instructor):

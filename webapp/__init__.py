@@ -61,7 +61,6 @@ class Services:
         shells.register(events, self.shells)
         if self.workshop is not None:
             self.workshop.start(self, events)
-            self.guard.seat = self.workshop.seat_refusal
         self.pool.start()
         return self
 

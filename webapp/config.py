@@ -43,6 +43,13 @@ class Settings:
     access_code: str = ""             # what learners type to join; empty: a new random one per start
     workshop_labs: str = ""           # the workshop's lab ids, comma-separated; empty: every lab
     join_attempts: int = 20           # wrong access codes one client address may try per learner_window
+    max_minutes: float = 240.0        # a learner's place lasts this long from when they got it; 0: for ever
+    idle_minutes: float = 30.0        # ... or ends this long after their last activity (a visible tab, a request, a
+                                      # running command); 0: never
+    gone_minutes: float = 10.0        # ... or this long after their last tab closed; 0: never
+    warn_minutes: float = 5.0         # the learner is warned this long before their place ends
+    extend_minutes: float = 15.0      # what a learner's "extend" adds to their time
+    extend_most_minutes: float = 30.0  # what a learner may add in all (the instructor may add more)
     store_file: str = "labnb.sqlite"  # the run store, relative to state_dir
     shell_idle_timeout: float = 3600.0  # seconds a terminal panel's shell lives with no tab showing it; 0: for ever
     # The run store's limits (docs/run-store.md): what is stored of runs' output, in MiB.

@@ -96,7 +96,7 @@ class Events:
         self.socketio = socketio
         self._connects: list[Callable[[], None]] = []
         self._disconnects: list[Callable[[str], None]] = []
-        self.gate: Callable[[], str | None] = lambda: None
+        self.gate: Callable[[str], str | None] = lambda event: None
         socketio.on("connect")(self._connect)
         socketio.on("disconnect")(self._disconnect)
         socketio.on("*")(self._unknown)
@@ -115,7 +115,7 @@ class Events:
             @functools.wraps(fn)
             def handler(data=None):
                 try:
-                    shut = self.gate()
+                    shut = self.gate(name)
                     if shut:
                         raise BadEvent(shut)
                     return fn(*fields(data, spec)) if spec else fn()

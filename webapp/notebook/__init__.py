@@ -75,6 +75,8 @@ def progress(lab_id: str):
 def export(lab_id: str):
     lab = _lab(lab_id)
     text = export_markdown(lab, _services().store, auth.learner())
+    if request.args.get("view"):   # to read in the browser (a workshop's learner whose place ended)
+        return Response(text, mimetype="text/plain; charset=utf-8")
     return Response(text, mimetype="text/markdown",
                     headers={"Content-Disposition": f'attachment; filename="{lab.id}.md"'})
 

@@ -182,8 +182,8 @@ class RunManager:
                                             daemon=True)
             live.flusher.start()
             live.step_run = session.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW)
-        live.credit.attach(live.step_run.ack)
-        self._tell(learner_id)   # with what was taken in before the step's run was known
+        live.credit.attach(live.step_run.ack)   # with what was taken in before the step's run was known
+        self._tell(learner_id)
         return run_id
 
     def attach(self, sid: str, learner_id: str, run_id: str, after: int, position: int) -> dict:
@@ -253,6 +253,11 @@ class RunManager:
             live = self.live.get(run_id)
             if live is not None:
                 self._credit(live)
+
+    def busy(self, learner_id: str) -> bool:
+        """Whether a run of the learner's goes on (in any lab)."""
+        with self._lock:
+            return any(r.learner == learner_id for r in self.live.values())
 
     def running(self, learner_id: str, lab_id: str) -> list[dict]:
         with self._lock:

@@ -8,7 +8,8 @@ destroys the lab host of a learner whose place ends, and keeps the
 instructor's dashboards current: whenever a run starts or ends or the room
 changes, the state (``snapshot``, also ``GET /api/workshop``) is pushed to
 every instructor tab, at most every PUSH_EVERY seconds, and each learner
-concerned is told to refresh their part of the page.
+concerned is told to refresh their part of the page. The same thread ends
+the places whose time is up (at least every REFRESH_EVERY seconds).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from flask_socketio import join_room
 
 from ..labhost.base import LabHostError
 from ..store import step_state
-from .room import ENDED, SEATED, WAITING, Room, RoomError
+from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError, Times
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Workshop:
         self.code = settings.access_code
         self.mark = code_mark(self.code)
         self.labs = list(labs.values())
-        self.room = Room(settings.capacity)
+        self.room = Room(settings.capacity, Times.from_settings(settings))
         self.services = None
         self._dirty = threading.Event()
         self._closed = threading.Event()
@@ -78,7 +79,8 @@ class Workshop:
         services.runs.watch(lambda learner_id: self._dirty.set())
         self.room.on_change(self._room_changed)
         events.on_connect(self._join_rooms)
-        events.gate = self.seat_refusal
+        events.gate = lambda event: self.seat_refusal()
+        services.guard.seat = lambda: self.seat_refusal(active=False)
         self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
         self._thread.start()
         return self
@@ -88,9 +90,10 @@ class Workshop:
         self._dirty.set()
 
     # -- who may go on -----------------------------------------------------------
-    def seat_refusal(self) -> str | None:
+    def seat_refusal(self, active: bool = True) -> str | None:
         """Why this request's learner may not use learner pages and events now
-        (None: they may): the instructor always may, a learner only while seated."""
+        (None: they may): the instructor always may, a learner only while
+        seated. It is a sign of them, ``active`` or only of an open tab."""
         if self.services.guard.is_operator():
             return None
         member = self.place()
@@ -99,8 +102,8 @@ class Workshop:
         if member.place == WAITING:
             return "the workshop is full and you are in the queue for a place: keep the join page open"
         if member.place == ENDED:
-            return "your place in this workshop has ended (your notebook is kept)"
-        self.room.touch(member.id)
+            return f"your place in this workshop has ended: {ENDINGS[member.why]} (your notebook is kept)"
+        self.room.touch(member.id, active)
         return None
 
     def place(self):
@@ -122,10 +125,25 @@ class Workshop:
             raise RoomError("there is no such learner in this workshop")
         return member
 
-    def end(self, learner_id: str) -> None:
+    def end(self, learner_id: str, why: str = BY_INSTRUCTOR) -> None:
         """End the learner's place: their lab host goes, their notebook stays, the next in the queue is seated."""
-        self.room.end(learner_id)
+        self.room.end(learner_id, why)
         self.services.learners.end(learner_id)
+
+    def close_room(self) -> None:
+        """End the workshop: every lab host goes, every notebook stays, nobody joins any more."""
+        for learner_id in self.room.close():
+            self.services.learners.end(learner_id)
+
+    def busy(self, learner_id: str) -> bool:
+        return self.services.runs.busy(learner_id)
+
+    def expire(self) -> None:
+        """End the places whose time is up; the learners warned hear of it (``Room.expire``)."""
+        ended, _warned = self.room.expire(self.busy)
+        for learner_id, why in ended:
+            log.info("workshop: the place of learner %s ended: %s", learner_id[:8], ENDINGS[why])
+            self.services.learners.end(learner_id)
 
     def reset(self, learner_id: str) -> None:
         if self.member(learner_id).place != SEATED:
@@ -154,6 +172,7 @@ class Workshop:
             activity = max([member.active] + [r["ended"] or r["started"] for r in mine])
             host = services.learners.peek(member.id)
             entry = member.public()
+            left = self.room.time_left(member, running) if member.place == SEATED else {}
             entry.update({
                 "position": self.room.position(member.id),
                 "current": {"lab": latest["lab"], "step": latest["step"]} if latest else None,
@@ -163,10 +182,12 @@ class Workshop:
                 "passed": sum(1 for lab in steps.values() for s in lab.values() if s["state"] == "passed"),
                 "steps": steps,
                 "host": host.status() if host is not None and member.place == SEATED else None,
+                "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
+                "ends_because": left.get("why"),
             })
             learners.append(entry)
         return {
-            "workshop": {**self.room.counts(), "now": now, "banner": self.room.banner,
+            "workshop": {**self.room.counts(), "now": now, "banner": self.room.banner, "over": self.room.over,
                          "labs": [{"id": lab.id, "title": lab.title,
                                    "steps": [{"id": s.id, "title": s.title} for s in lab.steps]}
                                   for lab in self.labs]},
@@ -195,6 +216,7 @@ class Workshop:
                 return
             self._dirty.clear()
             try:
+                self.expire()
                 self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS)
             except Exception:   # a bug: say it, and try again with the next change
                 log.exception("pushing the workshop's state to the dashboards")

@@ -4,9 +4,14 @@ the instructor's banner.
 A learner who joins gets a place (and then a lab host) while the room has
 fewer than ``capacity`` seated; otherwise they wait in a queue, first come
 first seated, and are seated as soon as a place frees: never "try later".
-A learner whose place ended (they left, or the instructor ended it) keeps
-their notebook and may not take a place again, so a room cannot be
-overfilled by leaving and rejoining.
+A place has an end (``Times``): its duration (which the learner may extend
+a little, the instructor more), and an early one when the learner is idle
+(no visible tab, no request, no running command) or gone (no tab open at
+all), so a learner who left does not hold a place and a lab host. Each
+comes with a warning first. A learner whose place ended keeps their
+notebook; one who left, was idle or gone may take a place again (at the
+end of the queue if the room is full), one whose time ran out or whom the
+instructor ended may not.
 
 The room lives in memory. Each learner's signed session cookie names them
 and their room, so after a server restart they are seated again as they
@@ -23,6 +28,33 @@ from typing import Callable
 SEATED, WAITING, ENDED = "seated", "waiting", "ended"
 MAX_NAME = 40
 MAX_MESSAGE = 500
+# Why a place ended; after these a learner may not take a place again.
+LEFT, IDLE, GONE, TIME_UP, BY_INSTRUCTOR, WORKSHOP_OVER = "left", "idle", "gone", "time", "instructor", "workshop"
+FINAL = frozenset({TIME_UP, BY_INSTRUCTOR, WORKSHOP_OVER})
+ENDINGS = {
+    LEFT: "you left the workshop",
+    IDLE: "you were away too long (no visible tab, no running command)",
+    GONE: "no tab of yours was open for too long",
+    TIME_UP: "your time in the workshop is up",
+    BY_INSTRUCTOR: "the instructor ended it",
+    WORKSHOP_OVER: "the workshop is over",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Times:
+    """How long a place lasts, in seconds; 0: no such limit."""
+    duration: float = 0       # from when the learner was seated
+    idle: float = 0           # with no activity: a visible tab, a request, a running command
+    gone: float = 0           # with no tab open and no request
+    warn: float = 300         # the warning comes this long before the end
+    extend: float = 900       # what the learner's "extend" adds
+    extend_most: float = 1800  # what the learner may add in all
+
+    @classmethod
+    def from_settings(cls, s) -> "Times":
+        return cls(s.max_minutes * 60, s.idle_minutes * 60, s.gone_minutes * 60, s.warn_minutes * 60,
+                   s.extend_minutes * 60, s.extend_most_minutes * 60)
 
 
 class RoomError(ValueError):
@@ -42,15 +74,33 @@ class Member:
     name: str
     joined: float
     place: str
-    active: float                  # the learner's last request or event
+    active: float                  # the learner's last activity (a request, a visible tab's event)
+    seen: float                    # the last sign of any tab of theirs, visible or not
+    seated: float | None = None    # when they got their place
+    added: float = 0.0             # seconds the learner added to their time
+    granted: float = 0.0           # seconds the instructor added (or took)
+    warned: float | None = None    # the end they were last warned of
     hand: Hand | None = None
     dismissed: int = 0             # the last banner they dismissed
     ended: float | None = None
+    why: str = ""                  # why their place ended (ENDINGS)
+
+    def ending(self, times: Times, busy: bool) -> tuple[float, str] | None:
+        """When the place ends and why (the soonest of its ends), or None: never."""
+        ends = []
+        if times.duration:
+            ends.append((self.seated + times.duration + self.added + self.granted, TIME_UP))
+        if not busy and times.idle:
+            ends.append((self.active + times.idle, IDLE))
+        if not busy and times.gone:
+            ends.append((self.seen + times.gone, GONE))
+        return min(ends) if ends else None
 
     def public(self) -> dict:
         hand = self.hand and {"message": self.hand.message, "raised": self.hand.raised, "seen": self.hand.seen}
-        return {"id": self.id, "name": self.name, "joined": self.joined, "place": self.place,
-                "last_request": self.active, "hand": hand, "ended": self.ended}
+        return {"id": self.id, "name": self.name, "joined": self.joined, "place": self.place, "seated": self.seated,
+                "hand": hand, "ended": self.ended, "ended_because": ENDINGS.get(self.why),
+                "extended_s": self.added + self.granted}
 
 
 def clean_name(raw: str) -> str:
@@ -71,10 +121,11 @@ def clean_message(raw: str) -> str:
 
 
 class Room:
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, times: Times = Times()):
         if capacity < 1:
             raise RoomError("a workshop's capacity (LABNB_CAPACITY) must be at least 1")
-        self.capacity = capacity
+        self.capacity, self.times = capacity, times
+        self.over: float | None = None       # when the instructor ended the workshop
         self._members: dict[str, Member] = {}
         self._queue: list[str] = []          # waiting learners, first come first
         self.banner: dict | None = None      # {"id", "text", "at"}
@@ -95,14 +146,18 @@ class Room:
         """Seat the learner if there is a place and nobody waits before them, else queue them."""
         name = clean_name(name)
         with self._lock:
+            if self.over:
+                raise RoomError("this workshop is over: the instructor has ended it")
             member = self._members.get(learner_id)
-            if member is None:
+            if member is not None and member.place == ENDED and member.why in FINAL:
+                raise RoomError(f"your place in this workshop has ended ({ENDINGS[member.why]}) "
+                                f"and cannot be taken again")
+            if member is None or member.place == ENDED:
                 now = time.time()
-                free = self._seated() < self.capacity and not self._queue
-                member = Member(learner_id, name, now, SEATED if free else WAITING, now)
+                member = Member(learner_id, name, member.joined if member else now, WAITING, now, now)
                 self._members[learner_id] = member
-                if not free:
-                    self._queue.append(learner_id)
+                self._queue.append(learner_id)
+                self._promote()
         self._changed([learner_id])
         return member
 
@@ -115,38 +170,104 @@ class Room:
         with self._lock:
             return self._queue.index(learner_id) + 1 if learner_id in self._queue else 0
 
-    def end(self, learner_id: str) -> list[str]:
-        """End the learner's place (or their wait); returns who was seated in
-        the place it freed. Their lab host is the caller's to destroy."""
+    def end(self, learner_id: str, why: str) -> list[str]:
+        """End the learner's place (or their wait) for reason ``why``; returns
+        who was seated in the place it freed. Their lab host is the caller's to destroy."""
         with self._lock:
-            member = self._members.get(learner_id)
-            if member is None:
-                raise RoomError("there is no such learner in this workshop")
-            if member.place == ENDED:
-                return []
-            if member.place == WAITING:
-                self._queue.remove(learner_id)
-            member.place, member.ended, member.hand = ENDED, time.time(), None
-            seated = self._promote()
+            seated = self._end(learner_id, why)
         self._changed([learner_id, *seated])
         return seated
 
+    def _end(self, learner_id: str, why: str) -> list[str]:
+        member = self._members.get(learner_id)
+        if member is None:
+            raise RoomError("there is no such learner in this workshop")
+        if member.place == ENDED:
+            return []
+        if member.place == WAITING:
+            self._queue.remove(learner_id)
+        member.place, member.ended, member.hand, member.why = ENDED, time.time(), None, why
+        return self._promote()
+
+    def close(self) -> list[str]:
+        """End the workshop: every place and wait ends, nobody may join; returns who had a place."""
+        with self._lock:
+            self.over = time.time()
+            ids = [m.id for m in self._members.values() if m.place != ENDED]
+            for learner_id in ids:
+                self._end(learner_id, WORKSHOP_OVER)
+        self._changed(None)
+        return ids
+
     def _promote(self) -> list[str]:
-        seated = []
+        seated, now = [], time.time()
         while self._queue and self._seated() < self.capacity:
-            learner_id = self._queue.pop(0)
-            self._members[learner_id].place = SEATED
-            seated.append(learner_id)
+            member = self._members[self._queue.pop(0)]
+            member.place, member.seated, member.active, member.seen = SEATED, now, now, now
+            seated.append(member.id)
         return seated
+
+    # -- time -------------------------------------------------------------------
+    def expire(self, busy) -> tuple[list[tuple[str, str]], list[str]]:
+        """End the places whose end has come and find those to warn now:
+        ([(learner, why)], [learner]). ``busy(learner)``: a command of theirs runs."""
+        now, ended, warn = time.time(), [], []
+        with self._lock:
+            for member in [m for m in self._members.values() if m.place == SEATED]:
+                ending = member.ending(self.times, busy(member.id))
+                if ending is None:
+                    continue
+                when, why = ending
+                if now >= when:
+                    ended.append((member.id, why))
+                elif now >= when - self.times.warn and member.warned != when:
+                    member.warned = when
+                    warn.append(member.id)
+            seated = [s for learner_id, why in ended for s in self._end(learner_id, why)]
+        if ended or warn:
+            self._changed([learner_id for learner_id, _ in ended] + warn + seated)
+        return ended, warn
+
+    def time_left(self, member: Member, busy: bool) -> dict:
+        """What the learner's countdown shows: the time left of their place's
+        duration, and its soonest end (it may come early, when idle or gone):
+        in how long, why, whether to warn now, and what the learner may add."""
+        now = time.time()
+        time_up = member.seated + self.times.duration + member.added + member.granted if self.times.duration else None
+        out = {"time_left_s": None if time_up is None else round(max(0.0, time_up - now)),
+               "ends_in_s": None, "why": None, "warn": False, "can_extend_s": 0}
+        ending = member.ending(self.times, busy)
+        if ending is not None:
+            when, why = ending
+            out.update(ends_in_s=round(max(0.0, when - now)), why=why, warn=when - now <= self.times.warn)
+            if why == TIME_UP:
+                out["can_extend_s"] = max(0.0, min(self.times.extend, self.times.extend_most - member.added))
+        return out
+
+    def extend(self, learner_id: str, seconds: float | None = None) -> None:
+        """Add to a learner's time: the learner's own ``extend`` (None) within
+        ``Times.extend_most``, or the instructor's ``seconds`` (no limit; negative shortens)."""
+        member = self._seated_member(learner_id)
+        if seconds is None:
+            add = min(self.times.extend, self.times.extend_most - member.added)
+            if add <= 0 or not self.times.duration:
+                raise RoomError("your time cannot be extended further: ask the instructor")
+            member.added += add
+        else:
+            member.granted += seconds
+        self._changed([learner_id])
 
     def _seated(self) -> int:
         return sum(1 for m in self._members.values() if m.place == SEATED)
 
-    def touch(self, learner_id: str) -> None:
+    def touch(self, learner_id: str, active: bool = True) -> None:
+        """A sign of the learner: ``active`` (a request, a visible tab), or only that a tab of theirs is open."""
         with self._lock:
             member = self._members.get(learner_id)
             if member is not None:
-                member.active = time.time()
+                member.seen = time.time()
+                if active:
+                    member.active = member.seen
 
     # -- hands ------------------------------------------------------------------
     def raise_hand(self, learner_id: str, message: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 import uuid
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, \
@@ -19,7 +20,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 
 from .. import auth
 from . import Workshop
-from .room import ENDED, SEATED, WAITING, RoomError, clean_name
+from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, RoomError, clean_name
 
 bp = Blueprint("workshop", __name__)
 
@@ -28,6 +29,7 @@ bp = Blueprint("workshop", __name__)
 WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.wait", "workshop.leave",
                              "notebook.export", "notebook.run_log"})
 OPEN = frozenset({"static", "workshop.join", "workshop.join_post"})   # no session needed (auth.Guard)
+POLLS = frozenset({"workshop.me"})   # polled by open tabs, visible or not: a sign of them, not activity
 
 
 def _workshop() -> Workshop | None:
@@ -55,7 +57,7 @@ def gate():
     workshop = _workshop()
     if workshop is None or request.endpoint is None or request.endpoint in WITHOUT_A_PLACE:
         return None
-    if workshop.seat_refusal():
+    if workshop.seat_refusal(active=request.endpoint not in POLLS):
         return _go("workshop.join")
     return None
 
@@ -69,7 +71,8 @@ def room_context() -> dict:
     member = workshop.room.get(session["learner"])
     if member is None or member.place != SEATED:
         return {"room": None}
-    return {"room": {"member": member, "banner": workshop.room.banner_for(member.id)}}
+    return {"room": {"member": member, "banner": workshop.room.banner_for(member.id),
+                     "time": workshop.room.time_left(member, workshop.busy(member.id))}}
 
 
 # -- joining ------------------------------------------------------------------------
@@ -99,7 +102,8 @@ def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -
     position = workshop.room.position(member.id) if member is not None else 0
     return render_template("join.html", member=member, position=position, counts=workshop.room.counts(),
                            labs=workshop.labs, code=request.values.get("code", ""), name=request.values.get("name", ""),
-                           signed_in=_signed_in(), error=error, WAITING=WAITING, ENDED=ENDED), status
+                           signed_in=_signed_in(), error=error, WAITING=WAITING, ENDED=ENDED, FINAL=FINAL,
+                           endings=ENDINGS, over=workshop.room.over), status
 
 
 @bp.post("/join")
@@ -183,8 +187,23 @@ def leave():
     """Leave the room, or its queue: the lab host goes, the notebook stays, the next in the queue is seated."""
     workshop = _workshop() or abort(404)
     if workshop.room.get(auth.learner()) is not None:
-        workshop.end(auth.learner())
+        workshop.end(auth.learner(), LEFT)
     return _go("workshop.join")
+
+
+@bp.post("/workshop/here")
+def here():
+    """A visible tab's sign of the learner (the gate counted it), or their "I'm here"."""
+    return _room_fragment()
+
+
+@bp.post("/workshop/extend")
+def extend():
+    try:
+        _workshop().room.extend(auth.learner())
+    except RoomError as e:
+        return Response(str(e), 400)
+    return _room_fragment()
 
 
 # -- the instructor's -------------------------------------------------------------------
@@ -201,6 +220,19 @@ def dashboard():
 def api():
     workshop = _workshop() or abort(404)
     return jsonify(workshop.snapshot())
+
+
+@bp.get("/workshop/export.zip")
+@auth.operator_only
+def export():
+    """Every learner's notebooks and results (workshop/export.py)."""
+    from .export import archive
+
+    workshop = _workshop() or abort(404)
+    data = archive(workshop.snapshot(), workshop.labs, current_app.extensions["labnb"].store)
+    stamp = time.strftime("%Y%m%d-%H%M", time.gmtime())
+    return Response(data, mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="workshop-{stamp}.zip"'})
 
 
 def _act(action) -> Response:
@@ -223,6 +255,22 @@ def clear_banner():
     return _act(_workshop().room.clear_banner)
 
 
+@bp.post("/workshop/end")
+@auth.operator_only
+def end_workshop():
+    return _act(_workshop().close_room)
+
+
+def _minutes() -> float:
+    try:
+        minutes = float(request.form.get("minutes", "15"))
+    except ValueError:
+        minutes = float("nan")
+    if not -600 <= minutes <= 600:
+        raise RoomError("minutes: expected a number from -600 to 600")
+    return minutes
+
+
 @bp.post("/workshop/learners/<learner_id>/<action>")
 @auth.operator_only
 def act_on_learner(learner_id: str, action: str):
@@ -232,6 +280,7 @@ def act_on_learner(learner_id: str, action: str):
         "end": lambda: (workshop.member(learner_id), workshop.end(learner_id)),
         "hand-seen": lambda: workshop.room.see_hand(learner_id),
         "hand-resolve": lambda: (workshop.member(learner_id), workshop.room.lower_hand(learner_id)),
+        "extend": lambda: workshop.room.extend(learner_id, _minutes() * 60),
     }
     if action not in actions:
         abort(404, f"no action {action!r}: one of {', '.join(actions)}")

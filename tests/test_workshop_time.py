@@ -1,0 +1,118 @@
+"""A workshop place's time against the real server, with limits of seconds:
+the warning and the learner's extension, the end when time is up (the lab
+host goes, the notebook stays, no second place), the early end of an idle
+learner (who may come back), a running command that keeps a silent learner
+from being idle, and the end of the workshop."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from web_support import TEST_LAB, Tab, serving, wait_for
+from workshop_support import CODE, api, csrf, end_every_place, me, seated, workshop_server
+
+# minutes: a place lasts 30 s, or 12 s after the learner's last activity; the warning comes 6 s before
+TIMES = {"max_minutes": 0.5, "idle_minutes": 0.2, "gone_minutes": 0, "warn_minutes": 0.1,
+         "extend_minutes": 0.1, "extend_most_minutes": 0.1}
+
+
+@pytest.fixture(scope="module")
+def room():
+    yield from serving(workshop_server("workshop-time", uid_slot=0, capacity=2, **TIMES))
+
+
+@pytest.fixture(scope="module")
+def instructor(room):
+    return room.operator()
+
+
+@pytest.fixture(autouse=True)
+def empty_room(room, instructor):
+    yield
+    end_every_place(room, instructor)
+
+
+def fragment(room, http) -> str:
+    """The learner's room bar, as its poll fetches it (a sign of an open tab, not activity)."""
+    return http.get(f"{room.url}/workshop/me", timeout=10).text
+
+
+def test_time_up_after_a_warning_and_one_extension(room, instructor):
+    http = seated(room, "Alice")
+    room.open_lab(http)
+    headers = csrf(room, http)
+
+    def keep_active():   # a visible tab: what static/workshop.js sends every minute
+        http.post(f"{room.url}/workshop/here", headers=headers, timeout=10)
+    alice = me(room, instructor, "Alice")
+    assert 20 <= alice["time_left_s"] <= 30 and alice["ends_because"] == "idle" and alice["ends_in_s"] <= 12
+    page = fragment(room, http)
+    assert "Time left" in page and "Extend by" not in page and "away" not in page
+
+    def warned():
+        keep_active()
+        page = fragment(room, http)
+        return "Extend by" in page and page
+    page = wait_for(warned, 40, 0.5, what="the warning")
+    assert 'class="time warn"' in page and "Time left" in page
+    r = http.post(f"{room.url}/workshop/extend", headers=headers, timeout=10)
+    assert r.status_code == 200 and me(room, instructor, "Alice")["extended_s"] == 6
+    assert http.post(f"{room.url}/workshop/extend", headers=headers, timeout=10).status_code == 400
+
+    def ended():
+        keep_active()
+        return me(room, instructor, "Alice")["place"] == "ended"
+    wait_for(ended, 40, 0.5, what="the end of Alice's time")
+    alice = me(room, instructor, "Alice")
+    assert alice["ended_because"] == "your time in the workshop is up" and alice["host"] is None
+    page = http.get(f"{room.url}/join", timeout=10).text
+    assert "your time in the workshop is up" in page and "Take a place again" not in page
+    assert http.get(f"{room.url}/labs/{TEST_LAB}/export.md", timeout=10).status_code == 200
+
+
+def test_an_idle_learner_is_warned_then_freed_and_may_come_back(room, instructor):
+    http = seated(room, "Bob")
+    room.open_lab(http)
+    page = wait_for(lambda: "You seem to be away" in (p := fragment(room, http)) and p, 30, 0.5,
+                    what="the idle warning")
+    assert "I'm here" in page
+    wait_for(lambda: me(room, instructor, "Bob")["place"] == "ended", 30, 0.5, what="Bob's idle end")
+    assert "away too long" in me(room, instructor, "Bob")["ended_because"]
+    page = http.get(f"{room.url}/join", timeout=10).text
+    assert "Take a place again" in page
+    token = page.split('name="csrf" value="')[1].split('"')[0]
+    r = http.post(f"{room.url}/join", data={"csrf": token, "name": "Bob"}, timeout=10)
+    assert r.url.endswith(f"/labs/{TEST_LAB}")
+    room.open_lab(http)   # a fresh lab host
+    assert me(room, instructor, "Bob")["place"] == "seated"
+
+
+def test_a_running_command_is_activity(room, instructor):
+    http = seated(room, "Carol")
+    room.open_lab(http)
+    tab = Tab(room, http, ack=False)   # a silent tab: it does not even take the output in
+    try:
+        run = tab.run("ping")
+        time.sleep(16)   # longer than the idle limit
+        carol = me(room, instructor, "Carol")
+        assert carol["place"] == "seated" and carol["running"], carol
+        tab.client.call("stop", {"run": run}, timeout=10)
+        tab.wait_end(run)
+    finally:
+        tab.close()
+
+
+def test_the_instructor_ends_the_workshop(room, instructor):
+    """Last in this module: nobody may join after it."""
+    http = seated(room, "Dave")
+    room.open_lab(http)
+    r = instructor.post(f"{room.url}/workshop/end", headers=csrf(room, instructor), timeout=60)
+    assert r.json() == {"ok": True}
+    state = api(room, instructor)
+    assert state["workshop"]["over"] and all(learner["place"] == "ended" for learner in state["learners"])
+    assert me(room, instructor, "Dave")["host"] is None
+    assert "the workshop is over" in http.get(f"{room.url}/join", timeout=10).text
+    page = requests.get(f"{room.url}/join?code={CODE}", timeout=10).text
+    assert "This workshop is over" in page and "<form" not in page

@@ -1,0 +1,64 @@
+"""Helpers of the workshop tests: a workshop server, and a learner's and
+the instructor's moves, as their browsers make them."""
+from __future__ import annotations
+
+import html
+import re
+
+import requests
+
+from web_support import TEST_LAB, Server, _state_dir
+
+CODE = "abcde-23456"
+
+
+def workshop_server(name: str, uid_slot: int, capacity: int, **env) -> Server:
+    """A workshop of the test lab for ``capacity`` learners at once (uid slots from ``uid_slot``)."""
+    return Server(_state_dir(name), uid_slot=uid_slot, pool_size=capacity, env={
+        "LABNB_WORKSHOP": "1", "LABNB_CAPACITY": str(capacity), "LABNB_ACCESS_CODE": CODE,
+        "LABNB_WORKSHOP_LABS": TEST_LAB, "LABNB_MAX_LAB_HOSTS": str(capacity + 2),
+        **{f"LABNB_{k.upper()}": str(v) for k, v in env.items()},
+    })
+
+
+def join(room, name: str, code: str = CODE) -> tuple[requests.Session, requests.Response]:
+    """A new browser that opens the join URL and sends the form, as a learner does."""
+    http = requests.Session()
+    page = http.get(f"{room.url}/join?code={code}", timeout=10)
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=10)
+    r.page = html.unescape(r.text)
+    return http, r
+
+
+def seated(room, name: str) -> requests.Session:
+    http, r = join(room, name)
+    assert r.status_code == 200 and r.url.endswith(f"/labs/{TEST_LAB}"), (r.url, r.text[-500:])
+    return http
+
+
+def csrf(room, http) -> dict:
+    return {"X-CSRF-Token": room.csrf(http)}
+
+
+def api(room, http) -> dict:
+    r = http.get(f"{room.url}/api/workshop", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def me(room, http, name: str) -> dict:
+    return next(learner for learner in api(room, http)["learners"] if learner["name"] == name)
+
+
+def act(room, http, learner_id: str, action: str, headers: dict | None = None) -> requests.Response:
+    headers = headers if headers is not None else csrf(room, http)
+    return http.post(f"{room.url}/workshop/learners/{learner_id}/{action}", headers=headers, timeout=60)
+
+
+def end_every_place(room, instructor) -> None:
+    """What a test leaves in the room goes: the instructor ends every place and wait."""
+    for learner in api(room, instructor)["learners"]:
+        if learner["place"] != "ended":
+            act(room, instructor, learner["id"], "end").raise_for_status()
