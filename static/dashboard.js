@@ -70,7 +70,8 @@
     if (w.banner) shown.querySelector(".text").textContent = w.banner.text;
     drawHead(labs);
     var body = main.querySelector("#grid tbody"), rows = [], hands = [], queue = [];
-    state.learners.forEach(function (l) {
+    var rank = { seated: 0, waiting: 1, ended: 2 };   // the room first, those who left at the bottom
+    state.learners.slice().sort(function (a, b) { return rank[a.place] - rank[b.place]; }).forEach(function (l) {
       if (l.place === "waiting") { queue.push(l); return; }
       if (l.hand) hands.push(l);
       var row = el("tr", { "data-learner": l.id, "data-place": l.place, "class": l.hand ? "has-hand" : "" });
@@ -120,6 +121,7 @@
       item.appendChild(button("Resolved", "resolve", function () { actOn(l.id, "hand-resolve"); }));
       return item;
     }));
+    queue.sort(function (a, b) { return a.position - b.position; });
     document.getElementById("queue").replaceChildren.apply(document.getElementById("queue"), queue.map(function (l) {
       return el("li", { "data-learner": l.id }, l.name);
     }));

@@ -1,6 +1,6 @@
 /* labnb: a workshop learner's part of a page (templates/_room.html): its
  * countdown ticks each second; a visible tab tells the server every minute
- * that the learner is here (a hidden one does not: it only polls, which
+ * (or more often, for a short idle limit: data-beat) that the learner is here (a hidden one does not: it only polls, which
  * shows that a tab is open), and on the lab page the room's news (the
  * banner, a hand seen, a warning, the place ended) refreshes it at once. */
 (function () {
@@ -28,7 +28,14 @@
 
   setInterval(tick, 1000);
   tick();
-  setInterval(here, 60000);
+  var room = document.getElementById("room");
+  setInterval(here, 1000 * Number(room ? room.dataset.beat : 60));
   document.addEventListener("visibilitychange", function () { if (Date.now() - started > 1000) here(); });
-  if (window.labnb) window.labnb.socket.on("room", function () { htmx.trigger(document.body, "labnb-room"); });
+  if (window.labnb) {
+    window.labnb.socket.on("room", function (news) {
+      htmx.trigger(document.body, "labnb-room");
+      var host = document.getElementById("host");
+      if (news && news.host && host) htmx.ajax("GET", host.dataset.status, { target: "#host", swap: "outerHTML" });
+    });
+  }
 })();

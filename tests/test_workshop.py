@@ -18,8 +18,14 @@ import pytest
 import requests
 import socketio
 
+from playwright.sync_api import expect
+
 from web_support import TEST_LAB, Tab, serving, wait_for
-from workshop_support import CODE, act, api, csrf, end_every_place, join, me, seated, workshop_server
+from workshop_support import (CODE, act, api, browser, csrf, end_every_place, join, join_in_browser, me, new_page,
+                              seated, workshop_server)
+
+LONG = 120_000   # ms: a lab host starting while other tests run
+expect.set_options(timeout=30_000)
 
 CAPACITY = 2
 JOIN_ATTEMPTS = 6
@@ -45,6 +51,9 @@ def empty_room(room, instructor):
 def test_join_takes_the_code_and_a_name(room, instructor):
     http, r = join(room, "x" * 41)
     assert r.status_code == 400 and "at most 40 characters" in r.page
+    # its forms are plain POSTs: sent with a real Origin only under this policy; the rest of the hardening stays
+    assert r.headers["Referrer-Policy"] == "same-origin" and "frame-ancestors 'none'" in r.headers[
+        "Content-Security-Policy"]
     http, r = join(room, "   ")
     assert r.status_code == 400 and "type a name" in r.page
     http, r = join(room, "Ada", code="wrong-code1")
@@ -240,6 +249,61 @@ def test_a_full_room_queues_and_seats_the_next_when_one_leaves(room, instructor)
         assert "has ended" in page
     finally:
         tab.close()
+
+
+@pytest.mark.slow
+def test_a_room_in_browsers(room, browser):
+    """An instructor and three learners, each in a browser of their own."""
+    errors = []
+    teacher = new_page(browser, errors)
+    teacher.goto(f"{room.url}/workshop?token={room.operator_token}")
+    expect(teacher.locator("#counts")).to_contain_text("0 of 2 places taken")
+    ana, ben, cy = (new_page(browser, errors) for _ in range(3))
+    for page, name in ((ana, "Ana"), (ben, "Ben")):
+        join_in_browser(page, room, name)
+        expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+    seats = teacher.locator("#grid tbody tr[data-place=seated]")
+    expect(seats).to_have_count(2)
+    row = seats.filter(has_text="Ana")
+
+    # a hand, seen
+    ana.fill("#room input[name=message]", "stuck on <the> ping")
+    ana.click("#room form.raise button")
+    hand = teacher.locator("#hands li", has_text="Ana")
+    expect(hand).to_contain_text("stuck on <the> ping")
+    expect(row.locator("td.name")).to_contain_text("✋")
+    hand.locator("button.seen").click()
+    expect(ana.locator("#room .hand")).to_contain_text("has seen your hand")
+
+    # a broadcast, dismissed by one
+    teacher.fill("#broadcast input[name=text]", "Break until 11:00")
+    teacher.click("#broadcast button[type=submit]")
+    for page in (ana, ben):
+        expect(page.locator("#room .broadcast")).to_contain_text("Break until 11:00")
+    ben.click("#room .broadcast button.dismiss")
+    expect(ben.locator("#room .broadcast")).to_have_count(0)
+    expect(ana.locator("#room .broadcast")).to_have_count(1)
+
+    # a step run by a learner shows in the grid
+    ana.locator(".cell[data-step='echo'] button.run").click()
+    expect(row.locator("td[data-step='echo']")).to_have_attribute("data-state", "passed")
+    expect(row.locator("td.current")).to_contain_text("Echo")
+
+    # a reset by the instructor: the learner's page shows the fresh lab host
+    before = ben.locator("#host code").inner_text()
+    seats.filter(has_text="Ben").locator("button.reset").click()
+    expect(ben.locator("#host code")).not_to_have_text(before, timeout=LONG)
+    expect(ben.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+
+    # the room is full: Cy waits, and gets in when Ana leaves
+    join_in_browser(cy, room, "Cy")
+    expect(cy.locator(".queue")).to_contain_text("number 1")
+    expect(teacher.locator("#queue li")).to_have_text(["Cy"])
+    ana.click("#room button.leave")
+    expect(ana.locator(".ended")).to_contain_text("you left the workshop")
+    expect(cy.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+    expect(teacher.locator("#counts")).to_contain_text("2 of 2 places taken, 0 waiting")
+    assert not errors, errors
 
 
 def test_wrong_codes_are_limited_per_address(room):

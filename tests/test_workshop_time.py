@@ -10,8 +10,13 @@ import time
 import pytest
 import requests
 
+from playwright.sync_api import expect
+
 from web_support import TEST_LAB, Tab, serving, wait_for
-from workshop_support import CODE, api, csrf, end_every_place, me, seated, workshop_server
+from workshop_support import (CODE, api, browser, csrf, end_every_place, join_in_browser, me, new_page, seated,
+                              workshop_server)
+
+LONG = 120_000   # ms: a lab host starting while other tests run
 
 # minutes: a place lasts 30 s, or 12 s after the learner's last activity; the warning comes 6 s before
 TIMES = {"max_minutes": 0.5, "idle_minutes": 0.2, "gone_minutes": 0, "warn_minutes": 0.1,
@@ -102,6 +107,22 @@ def test_a_running_command_is_activity(room, instructor):
         tab.wait_end(run)
     finally:
         tab.close()
+
+
+@pytest.mark.slow
+def test_the_end_of_time_in_a_browser(room, instructor, browser):
+    """A learner on the lab page (a visible tab: never idle) is warned, extends once, and is shown the end."""
+    errors = []
+    page = new_page(browser, errors)
+    join_in_browser(page, room, "Fay")
+    expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+    expect(page.locator("#room .time")).to_contain_text("Time left")
+    page.locator("#room button.extend").click(timeout=40_000)
+    expect(page.locator("#room")).to_contain_text("ask the instructor for more time", timeout=40_000)
+    expect(page.locator(".ended")).to_contain_text("your time in the workshop is up", timeout=40_000)
+    fay = me(room, instructor, "Fay")
+    assert fay["extended_s"] == 6 and fay["ended_because"] == "your time in the workshop is up"
+    assert not errors, errors
 
 
 def test_the_instructor_ends_the_workshop(room, instructor):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 import requests
+from playwright.sync_api import sync_playwright
 
-from web_support import TEST_LAB, Server, _state_dir
+from web_support import CHROMIUM_ARGS, TEST_LAB, Server, _state_dir
 
 CODE = "abcde-23456"
 
@@ -62,3 +64,28 @@ def end_every_place(room, instructor) -> None:
     for learner in api(room, instructor)["learners"]:
         if learner["place"] != "ended":
             act(room, instructor, learner["id"], "end").raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, for several browser contexts at once (an instructor and learners)."""
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser, errors: list):
+    """A page in a browser context of its own (a person's own browser), its dialogs accepted
+    (the confirmations of Leave, Reset and End), its script errors collected in ``errors``."""
+    page = browser.new_context().new_page()
+    page.set_default_timeout(30_000)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
+def join_in_browser(page, room, name: str) -> None:
+    page.goto(f"{room.url}/join?code={CODE}")
+    page.fill("input[name=name]", name)
+    page.click(".join-form button[type=submit]")

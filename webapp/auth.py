@@ -173,7 +173,9 @@ def refuse(why: str, status: int = 403) -> Response:
 
 
 def _harden(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
+    """The security headers, unless a view chose a header of its own (the join page's Referrer-Policy)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -146,9 +146,11 @@ class Workshop:
             self.services.learners.end(learner_id)
 
     def reset(self, learner_id: str) -> None:
+        """A fresh lab host for the learner; their lab page shows it start."""
         if self.member(learner_id).place != SEATED:
             raise RoomError("only a learner in the room has a lab host to reset")
         self.services.learners.reset(learner_id)
+        self.services.socketio.emit("room", {"host": True}, to=learner_room(learner_id))
         self._dirty.set()
 
     # -- the state -------------------------------------------------------------------

@@ -71,8 +71,10 @@ def room_context() -> dict:
     member = workshop.room.get(session["learner"])
     if member is None or member.place != SEATED:
         return {"room": None}
+    idle = workshop.room.times.idle
     return {"room": {"member": member, "banner": workshop.room.banner_for(member.id),
-                     "time": workshop.room.time_left(member, workshop.busy(member.id))}}
+                     "time": workshop.room.time_left(member, workshop.busy(member.id)),
+                     "beat_s": min(60.0, max(2.0, idle / 4)) if idle else 60.0}}
 
 
 # -- joining ------------------------------------------------------------------------
@@ -98,12 +100,14 @@ def join():
     return _join_page(workshop, member)
 
 
-def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -> tuple[str, int]:
+def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -> tuple[str, int, dict]:
+    """The join page. Its forms are plain POSTs: under Referrer-Policy no-referrer a browser sends them with
+    ``Origin: null``, which the Guard refuses, so this page's policy is same-origin (it links nowhere else)."""
     position = workshop.room.position(member.id) if member is not None else 0
     return render_template("join.html", member=member, position=position, counts=workshop.room.counts(),
                            labs=workshop.labs, code=request.values.get("code", ""), name=request.values.get("name", ""),
                            signed_in=_signed_in(), error=error, WAITING=WAITING, ENDED=ENDED, FINAL=FINAL,
-                           endings=ENDINGS, over=workshop.room.over), status
+                           endings=ENDINGS, over=workshop.room.over), status, {"Referrer-Policy": "same-origin"}
 
 
 @bp.post("/join")
