@@ -37,6 +37,29 @@
     return b;
   }
 
+  /* "Catch up to step N": the server runs the learner's steps before N that have not passed. */
+  function catchUp(l, labs) {
+    var select = el("select", { "class": "catch-up", title: "Run this learner's steps before the one chosen" });
+    select.appendChild(el("option", { value: "" }, "Catch up to…"));
+    labs.forEach(function (lab) {
+      lab.steps.forEach(function (step, i) {
+        if (i > 0) select.appendChild(el("option", { value: lab.id + "\n" + step.id }, (i + 1) + ". " + step.title));
+      });
+    });
+    select.disabled = !!(l.catch_up && l.catch_up.state === "running");
+    select.addEventListener("change", function () {
+      var parts = select.value.split("\n");
+      if (select.value && confirm("Run " + l.name + "'s steps before this one?")) {
+        var body = new FormData();
+        body.append("lab", parts[0]);
+        body.append("step", parts[1]);
+        post("/workshop/learners/" + encodeURIComponent(l.id) + "/catch-up", body);
+      }
+      select.value = "";
+    });
+    return select;
+  }
+
   function drawHead(labs) {
     var head = main.querySelector("#grid thead");
     var row = el("tr");
@@ -78,7 +101,13 @@
       var name = el("td", { "class": "name" }, (l.hand ? "✋ " : "") + l.name);
       if (l.place === "ended") name.appendChild(el("span", { "class": "meta", title: l.ended_because || "" }, " (ended)"));
       row.appendChild(name);
-      row.appendChild(el("td", { "class": "current" }, stepTitle(labs, l.current)));
+      var current = el("td", { "class": "current" }, stepTitle(labs, l.current));
+      if (l.catch_up && l.catch_up.state !== "done") {
+        current.appendChild(el("div", { "class": "catching", "data-state": l.catch_up.state },
+          l.catch_up.state === "running" ? "catching up: " + stepTitle(labs, { lab: l.catch_up.lab, step: l.catch_up.step })
+                                         : "catch-up failed: " + l.catch_up.error));
+      }
+      row.appendChild(current);
       row.appendChild(el("td", { "class": "idle" }, l.running ? "running" : ago(l.idle_s)));
       var left = l.time_left_s === null || l.time_left_s === undefined ? "" : ago(l.time_left_s);
       var early = l.ends_because && l.ends_because !== "time" ? " (" + l.ends_because + " in " + ago(l.ends_in_s) + ")" : "";
@@ -97,6 +126,7 @@
         acts.appendChild(button("Reset lab host", "reset", function () {
           if (confirm("Give " + l.name + " a fresh lab host? Their running commands stop.")) actOn(l.id, "reset");
         }));
+        acts.appendChild(catchUp(l, labs));
         acts.appendChild(button("+15 min", "extend", function () {
           var body = new FormData();
           body.append("minutes", "15");

@@ -71,7 +71,7 @@ INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("GET", "/wor
                    ("POST", "/workshop/broadcast"),
                    ("POST", "/workshop/banner/clear"), ("POST", "/workshop/end")] + [
                   ("POST", f"/workshop/learners/{{other}}/{a}")
-                  for a in ("reset", "end", "hand-seen", "hand-resolve", "extend")]
+                  for a in ("reset", "end", "hand-seen", "hand-resolve", "extend", "catch-up")]
 
 
 def test_instructor_actions_are_the_instructors(room, instructor):
@@ -247,6 +247,35 @@ def test_a_full_room_queues_and_seats_the_next_when_one_leaves(room, instructor)
         # and she cannot take a place again by joining from the same browser
         page = first.get(f"{room.url}/join?code={CODE}", timeout=10).text
         assert "has ended" in page
+    finally:
+        tab.close()
+
+
+def test_catch_up_runs_the_steps_before_one_and_stops_at_a_failure(room, instructor):
+    http = seated(room, "Hedy")
+    room.open_lab(http)
+    tab = Tab(room, http)   # the learner's own page sees the runs as they go
+    try:
+        hedy = me(room, instructor, "Hedy")["id"]
+
+        def catch_up(step: str) -> dict:
+            r = instructor.post(f"{room.url}/workshop/learners/{hedy}/catch-up", data={"lab": TEST_LAB, "step": step},
+                                headers=csrf(room, instructor), timeout=10)
+            assert r.json() == {"ok": True}, r.text
+            return wait_for(lambda: (c := me(room, instructor, "Hedy")["catch_up"])["state"] != "running" and c,
+                            120, 0.2, what="the catch-up")
+        assert catch_up("failing")["state"] == "done"
+        steps = me(room, instructor, "Hedy")["steps"][TEST_LAB]
+        assert [steps[s]["state"] for s in ("count", "colours", "utf8", "ping")] == ["passed"] * 4  # ping: stopped
+        assert steps["failing"]["state"] == "not_started"
+        assert {m["step"] for m in tab.started} == {"count", "colours", "utf8", "ping"}
+        done = catch_up("echo")
+        assert done["state"] == "failed" and "(A failing check) did not pass" in done["error"]
+        steps = me(room, instructor, "Hedy")["steps"][TEST_LAB]
+        assert steps["failing"]["state"] == "failed" and steps["echo"]["state"] == "not_started"
+        r = instructor.post(f"{room.url}/workshop/learners/{hedy}/catch-up", data={"lab": TEST_LAB, "step": "nope"},
+                            headers=csrf(room, instructor), timeout=10)
+        assert r.status_code == 400 and "no lab" in r.json()["error"]
     finally:
         tab.close()
 

@@ -151,11 +151,14 @@ class RunManager:
                 log.exception("telling of a run of learner %s", learner_id)
 
     # -- requests from browsers ----------------------------------------------
-    def start(self, learner_id: str, lab_id: str, step_id: str, sid: str | None = None) -> str:
+    def start(self, learner_id: str, lab_id: str, step_id: str, sid: str | None = None,
+              endless_for: float | None = None) -> str:
         """Start a run of a step on the learner's lab host; returns the run id.
 
         The learner's tabs showing the lab hear ``run_started`` before any
-        output; the tab ``sid`` that asked is attached already."""
+        output; the tab ``sid`` that asked is attached already. With
+        ``endless_for``, an endless command is stopped after that many
+        seconds (as ``labnb run`` does), else it runs until stopped."""
         lab = self.labs.get(lab_id)
         if lab is None:
             raise RunError(f"there is no lab {lab_id!r}")
@@ -181,7 +184,8 @@ class RunManager:
             live.flusher = threading.Thread(target=self._flusher, args=(live,), name=f"flush-{run_id[:8]}",
                                             daemon=True)
             live.flusher.start()
-            live.step_run = session.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW)
+            live.step_run = session.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW,
+                                             endless_for=endless_for)
         live.credit.attach(live.step_run.ack)   # with what was taken in before the step's run was known
         self._tell(learner_id)
         return run_id
@@ -253,6 +257,10 @@ class RunManager:
             live = self.live.get(run_id)
             if live is not None:
                 self._credit(live)
+
+    def is_live(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self.live
 
     def busy(self, learner_id: str) -> bool:
         """Whether a run of the learner's goes on (in any lab)."""

@@ -33,6 +33,8 @@ __all__ = ["Workshop", "Room", "RoomError", "new_access_code", "size_for_room"]
 PUSH_EVERY = 0.1      # seconds: changes meanwhile go in one push to the dashboards
 REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
 INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"
+ENDLESS_FOR = 3.0     # seconds an endless command of a catch-up runs before it is stopped
+SETUP_WAIT = 300.0    # seconds a catch-up waits for the learner's lab host and the lab's setup
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i to misread on a projector
 
 
@@ -70,6 +72,8 @@ class Workshop:
         self.labs = list(labs.values())
         self.room = Room(settings.capacity, Times.from_settings(settings))
         self.services = None
+        self.catching: dict[str, dict] = {}   # learner: how their catch-up goes
+        self._catching_lock = threading.Lock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +139,60 @@ class Workshop:
         for learner_id in self.room.close():
             self.services.learners.end(learner_id)
 
+    def catch_up(self, learner_id: str, lab_id: str, step_id: str) -> None:
+        """Run, in a thread, every step of the lab before ``step_id`` that the
+        learner has not passed, in order, with the lab's own commands (endless
+        ones stopped after ENDLESS_FOR s, as ``labnb run`` does), stopping at
+        the first that fails: a learner who fell behind continues at that step.
+        The learner's tabs show the runs as their own."""
+        if self.member(learner_id).place != SEATED:
+            raise RoomError("only a learner in the room can be caught up")
+        lab = next((lab for lab in self.labs if lab.id == lab_id), None)
+        index = next((i for i, s in enumerate(lab.steps) if s.id == step_id), None) if lab else None
+        if index is None:
+            raise RoomError(f"the workshop has no lab {lab_id!r} with a step {step_id!r}")
+        with self._catching_lock:
+            if (self.catching.get(learner_id) or {}).get("state") == "running":
+                raise RoomError("that learner is being caught up already")
+            self.catching[learner_id] = {"lab": lab_id, "to": step_id, "step": None, "state": "running",
+                                         "error": None}
+        threading.Thread(target=self._catch_up, args=(learner_id, lab, lab.steps[:index]),
+                         name=f"catch-up-{learner_id[:8]}", daemon=True).start()
+        self._dirty.set()
+
+    def _catch_up(self, learner_id: str, lab, steps) -> None:
+        from ..runs import RunError
+
+        progress = self.catching[learner_id]
+        store, runs = self.services.store, self.services.runs
+        try:
+            for step in steps:
+                if step_state(store.last_runs(learner_id, lab.id).get(step.id)) == "passed":
+                    continue
+                progress["step"] = step.id
+                self._dirty.set()
+                deadline = time.monotonic() + SETUP_WAIT
+                while True:   # the lab host may still be starting, or the lab's setup running
+                    try:
+                        run_id = runs.start(learner_id, lab.id, step.id, endless_for=ENDLESS_FOR)
+                        break
+                    except RunError as e:
+                        if "try again in a moment" not in str(e) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+                while runs.is_live(run_id):
+                    time.sleep(0.1)
+                if step_state(store.get_run(run_id)) != "passed":
+                    raise RoomError(f"step {step.index} ({step.title}) did not pass: the learner can see why in "
+                                    f"its cell")
+            progress.update(state="done", step=None)
+        except (RoomError, RunError) as e:
+            progress.update(state="failed", error=str(e))
+        except Exception as e:   # a bug: say it, keep serving
+            log.exception("catching up learner %s", learner_id)
+            progress.update(state="failed", error=f"unexpected error: {e}")
+        self._dirty.set()
+
     def busy(self, learner_id: str) -> bool:
         return self.services.runs.busy(learner_id)
 
@@ -186,6 +244,7 @@ class Workshop:
                 "host": host.status() if host is not None and member.place == SEATED else None,
                 "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
                 "ends_because": left.get("why"),
+                "catch_up": self.catching.get(member.id),
             })
             learners.append(entry)
         return {

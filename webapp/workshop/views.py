@@ -285,6 +285,7 @@ def act_on_learner(learner_id: str, action: str):
         "hand-seen": lambda: workshop.room.see_hand(learner_id),
         "hand-resolve": lambda: (workshop.member(learner_id), workshop.room.lower_hand(learner_id)),
         "extend": lambda: workshop.room.extend(learner_id, _minutes() * 60),
+        "catch-up": lambda: workshop.catch_up(learner_id, request.form.get("lab", ""), request.form.get("step", "")),
     }
     if action not in actions:
         abort(404, f"no action {action!r}: one of {', '.join(actions)}")
