@@ -222,8 +222,8 @@
   };
 
   Cell.prototype.buttons = function () {
-    this.runBtn.disabled = this.running || !page.hostReady();
-    this.stopBtn.disabled = !this.running;
+    this.runBtn.disabled = this.running || !page.hostReady() || !!page.watching;
+    this.stopBtn.disabled = !this.running || !!page.watching;
   };
 
   Cell.prototype.start = function () {
@@ -243,7 +243,7 @@
 
   Cell.prototype.attach = function () {
     var self = this;
-    socket.emit("attach", { run: this.runId, after: this.recvSeq, end: this.recvEnd }, function (reply) {
+    socket.emit("attach", page.about({ run: this.runId, after: this.recvSeq, end: this.recvEnd }), function (reply) {
       if (reply && reply.error) self.problem(reply.error);
     });
   };
@@ -286,7 +286,7 @@
   /* Acknowledged at once, not on a timer: a hidden tab's timers are slowed
    * to once a second or once a minute, and the run would wait on them. */
   Cell.prototype.ack = function () {
-    socket.emit("ack", { run: this.runId, end: this.takenEnd });
+    socket.emit("ack", page.about({ run: this.runId, end: this.takenEnd }));
   };
 
   /* Draw on an animation frame, but after a costly draw wait four times as
@@ -387,7 +387,7 @@
   });
 
   page.onConnect(function () {
-    socket.emit("open", { lab: page.labId }, function (reply) {
+    socket.emit("open", page.about({ lab: page.labId }), function (reply) {
       if (!reply || reply.error) return;
       reply.running.forEach(function (r) {
         var cell = cells.get(r.step);

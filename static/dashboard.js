@@ -98,7 +98,10 @@
       if (l.place === "waiting") { queue.push(l); return; }
       if (l.hand) hands.push(l);
       var row = el("tr", { "data-learner": l.id, "data-place": l.place, "class": l.hand ? "has-hand" : "" });
-      var name = el("td", { "class": "name" }, (l.hand ? "✋ " : "") + l.name);
+      var name = el("td", { "class": "name" }, l.hand ? "✋ " : "");
+      var lab = l.current ? l.current.lab : labs.length ? labs[0].id : "";
+      name.appendChild(el("a", { href: "/workshop/learners/" + encodeURIComponent(l.id) + "/labs/" +
+                                       encodeURIComponent(lab), target: "_blank", title: "Watch (read-only)" }, l.name));
       if (l.place === "ended") name.appendChild(el("span", { "class": "meta", title: l.ended_because || "" }, " (ended)"));
       row.appendChild(name);
       var current = el("td", { "class": "current" }, stepTitle(labs, l.current));

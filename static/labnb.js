@@ -37,6 +37,9 @@
   window.labnb = {
     main: main,
     labId: main.dataset.lab,
+    watching: main.dataset.watch || null,   // the learner whose notebook the instructor watches, read-only
+    /* an event's payload, naming the learner watched, if any */
+    about: function (payload) { if (main.dataset.watch) payload.learner = main.dataset.watch; return payload; },
     socket: socket,
     /* fn() on every connection; at once if the socket connected before the part loaded */
     onConnect: function (fn) { hooks.connect.push(fn); if (socket.connected) fn(); },

@@ -68,6 +68,7 @@ def test_join_takes_the_code_and_a_name(room, instructor):
 
 
 INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("GET", "/workshop/export.zip"),
+                   ("GET", f"/workshop/learners/{{other}}/labs/{TEST_LAB}"),
                    ("POST", "/workshop/broadcast"),
                    ("POST", "/workshop/banner/clear"), ("POST", "/workshop/end")] + [
                   ("POST", f"/workshop/learners/{{other}}/{a}")
@@ -280,6 +281,42 @@ def test_catch_up_runs_the_steps_before_one_and_stops_at_a_failure(room, instruc
         tab.close()
 
 
+def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
+    http, other = seated(room, "Joan"), seated(room, "Kay")
+    room.open_lab(http)
+    joan = me(room, instructor, "Joan")["id"]
+    page = instructor.get(f"{room.url}/workshop/learners/{joan}/labs/{TEST_LAB}", timeout=10)
+    assert page.status_code == 200 and f'data-watch="{joan}"' in page.text and "Joan" in page.text
+    assert 'id="terminal"' not in page.text and "host/reset" not in page.text
+    assert other.get(f"{room.url}/workshop/learners/{joan}/labs/{TEST_LAB}", timeout=10).status_code == 403
+    tab, watcher, spy = Tab(room, http), room.socket(instructor), room.socket(other)
+    seen = []
+    watcher.on("run_started", lambda m: seen.append(m))
+    try:
+        assert watcher.call("open", {"lab": TEST_LAB, "learner": joan}, timeout=10) == {"running": []}
+        refused = spy.call("open", {"lab": TEST_LAB, "learner": joan}, timeout=10)
+        assert "only the instructor" in refused["error"]
+        run = tab.run("echo")
+        tab.wait_end(run)
+        wait_for(lambda: seen, 10, what="the watcher to hear of the run")
+        out = []
+        watcher.on("output", lambda m: out.append(m["data"]))
+        assert watcher.call("attach", {"run": run, "after": -1, "end": 0, "learner": joan}, timeout=10)[
+            "status"] == "done"
+        wait_for(lambda: b"x" in b"".join(out), 10, what="the run's output")
+        for event, payload in (("attach", {"run": run, "after": -1, "end": 0, "learner": joan}),
+                               ("attach", {"run": run, "after": -1, "end": 0}),
+                               ("stop", {"run": run})):
+            assert "error" in spy.call(event, payload, timeout=10), event
+        # watching is reading: the instructor's tab cannot stop or run the learner's steps
+        assert "error" in watcher.call("stop", {"run": run}, timeout=10)
+        assert instructor.get(f"{room.url}/runs/{run}/log", timeout=10).text.endswith("\r\nx\r\n")
+        assert other.get(f"{room.url}/runs/{run}/log", timeout=10).status_code == 404
+    finally:
+        for client in (tab.client, watcher, spy):
+            client.disconnect()
+
+
 @pytest.mark.slow
 def test_a_room_in_browsers(room, browser):
     """An instructor and three learners, each in a browser of their own."""
@@ -313,10 +350,17 @@ def test_a_room_in_browsers(room, browser):
     expect(ben.locator("#room .broadcast")).to_have_count(0)
     expect(ana.locator("#room .broadcast")).to_have_count(1)
 
-    # a step run by a learner shows in the grid
+    # a step run by a learner shows in the grid, and live in the instructor's read-only view of her notebook
+    watch = teacher.context.new_page()
+    watch.goto(room.url + row.locator("td.name a").get_attribute("href"))
+    expect(watch.locator("h1 .watching")).to_have_text("Ana")
+    expect(watch.locator(".cell[data-step='echo'] button.run")).to_be_hidden()
     ana.locator(".cell[data-step='echo'] button.run").click()
     expect(row.locator("td[data-step='echo']")).to_have_attribute("data-state", "passed")
     expect(row.locator("td.current")).to_contain_text("Echo")
+    expect(watch.locator(".cell[data-step='echo']")).to_have_attribute("data-status", "done")
+    expect(watch.locator(".cell[data-step='echo'] .output")).to_contain_text("x")
+    watch.close()
 
     # a reset by the instructor: the learner's page shows the fresh lab host
     before = ben.locator("#host code").inner_text()

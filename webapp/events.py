@@ -35,9 +35,12 @@ class BadEvent(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Name:
-    """A lab or step id: text of 1 to MAX_NAME characters."""
+    """A lab, step or learner id: text of 1 to MAX_NAME characters (or absent, if ``optional``)."""
+    optional: bool = False
 
     def check(self, field: str, value):
+        if value is None and self.optional:
+            return None
         if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
             raise BadEvent(f"{field}: expected a name of 1 to {MAX_NAME} characters")
         return value

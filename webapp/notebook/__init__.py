@@ -37,10 +37,16 @@ def catalogue():
 @bp.get("/labs/<lab_id>")
 def lab_page(lab_id: str):
     lab = _lab(lab_id)
-    services = _services()
-    learner = services.learners.check(auth.learner(), lab)   # starts the lab host on first sight
-    last = services.store.last_runs(auth.learner(), lab.id)
-    return render_template("lab.html", lab=lab, last=last, learner=learner, progress=_progress(lab),
+    learner = _services().learners.check(auth.learner(), lab)   # starts the lab host on first sight
+    return lab_view(lab, auth.learner(), learner)
+
+
+def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
+    """A lab's page with a learner's last runs: their own, or, with ``watch`` (a workshop's member), for the
+    instructor who watches them."""
+    store = _services().store
+    return render_template("lab.html", lab=lab, last=store.last_runs(learner_id, lab.id), learner=status,
+                           progress=store.progress(learner_id, lab.id, [s.id for s in lab.steps]), watch=watch,
                            markdown=render_markdown, kind=lambda block: type(block).__name__.lower())
 
 
@@ -86,7 +92,8 @@ def run_log(run_id: str):
     """The whole stored output of a run, streamed from the store."""
     store = _services().store
     run = store.get_run(run_id) if is_run_id(run_id) else None
-    if run is None or run["learner"] != auth.learner():
+    operator = current_app.extensions["labnb.guard"].is_operator()   # who watches a learner's notebook
+    if run is None or (run["learner"] != auth.learner() and not operator):
         abort(404, "you have no such run")
     name = f"{run['lab']}-{run['step']}-{run_id[:8]}.log"
     disposition = "inline" if request.args.get("view") else f'attachment; filename="{name}"'

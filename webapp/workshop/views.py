@@ -219,6 +219,24 @@ def dashboard():
     return render_template("dashboard.html", join_url=join_url, code=workshop.code)
 
 
+@bp.get("/workshop/learners/<learner_id>/labs/<lab_id>")
+@auth.operator_only
+def watch(learner_id: str, lab_id: str):
+    """A learner's notebook, read-only, their runs' output live (static/cells.js with data-watch)."""
+    from ..notebook import lab_view
+
+    workshop = _workshop() or abort(404)
+    try:
+        member = workshop.member(learner_id)
+    except RoomError as e:
+        abort(404, str(e))
+    lab = next((lab for lab in workshop.labs if lab.id == lab_id), None) or abort(404, f"no lab {lab_id!r}")
+    learner = current_app.extensions["labnb"].learners.peek(learner_id)
+    status = learner.status(lab.id) if learner is not None and member.place == SEATED else {
+        "state": "failed", "error": "no lab host now", "elapsed": 0, "setup": False, "host": None}
+    return lab_view(lab, learner_id, status, watch=member)
+
+
 @bp.get("/api/workshop")
 @auth.operator_only
 def api():
