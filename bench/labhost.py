@@ -1,4 +1,8 @@
-"""Lab host benchmark: cold start, parallel start, warm claim, memory, exec overhead.
+"""Lab host benchmark: cold start, parallel start, warm claim, memory, idle CPU, exec overhead.
+
+Idle CPU: the user and system CPU of all of a lab host's processes over
+IDLE_S seconds, for lab hosts claimed and idle (dockerd and containerd
+running) and for lab hosts waiting in the warm pool (frozen).
 
 Run as root on an otherwise idle machine:  .venv/bin/python bench/labhost.py
 Prints one line per measurement, and as its last line one JSON object.
@@ -94,6 +98,40 @@ def idle_memory(settings: Settings, n: int = 10) -> float:
     return statistics.mean(per_host)
 
 
+IDLE_S = 30
+
+
+def cpu_ticks(host) -> int:
+    total = 0
+    for pid in host.subtree.pids():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def idle_cpu(settings: Settings, n: int = 3) -> tuple[float, float]:
+    """(% of a core per claimed idle lab host, per lab host waiting in the pool), over IDLE_S s."""
+    pool = Pool(settings, size=n).start()
+    try:
+        assert pool.wait_full(60 * n), "the warm pool did not fill"
+        claimed = [pool.claim() for _ in range(n)]   # thawed; the pool refills with n frozen ones
+        assert pool.wait_full(60 * n), "the warm pool did not refill"
+        waiting = list(pool._ready)
+        time.sleep(3)   # let start-up settle
+        hosts = claimed + waiting
+        before, t0 = [cpu_ticks(h) for h in hosts], time.monotonic()
+        time.sleep(IDLE_S)
+        after, dt = [cpu_ticks(h) for h in hosts], time.monotonic() - t0
+    finally:
+        pool.close()
+    pct = [100 * (a - b) / os.sysconf("SC_CLK_TCK") / dt for a, b in zip(after, before)]
+    return statistics.mean(pct[:n]), statistics.mean(pct[n:])
+
+
 def exec_overhead(settings: Settings, runs: int = 30) -> tuple[float, float]:
     host = create(settings)
     try:
@@ -127,6 +165,9 @@ def main() -> None:
         print(f"warm claim: p50 {pct(warm, 50):.1f} ms")
         mem = idle_memory(settings)
         print(f"idle lab host: {mem:.1f} MB PSS (mean of 10)")
+        busy, frozen = idle_cpu(settings)
+        print(f"idle CPU over {IDLE_S} s: {busy:.2f} % of a core per claimed lab host, "
+              f"{frozen:.2f} % per lab host waiting in the pool (mean of 3 each)")
         ours, plain = exec_overhead(settings)
         print(f"exec `true`: executor {ours:.1f} ms, plain nsenter {plain:.1f} ms (p50)")
     finally:
@@ -134,7 +175,8 @@ def main() -> None:
     print(json.dumps({
         "cold_start_p50_s": round(pct(cold, 50), 3), "cold_start_p95_s": round(pct(cold, 95), 3),
         "parallel_16_all_ready_s": round(par, 2), "warm_claim_p50_ms": round(pct(warm, 50), 1),
-        "unique_mem_mb_per_idle_lab_host": round(mem, 1), "exec_overhead_p50_ms": round(ours - plain, 1),
+        "unique_mem_mb_per_idle_lab_host": round(mem, 1), "idle_cpu_pct_per_lab_host": round(busy, 2),
+        "idle_cpu_pct_per_pool_lab_host": round(frozen, 2), "exec_overhead_p50_ms": round(ours - plain, 1),
     }))
 
 

@@ -255,6 +255,18 @@ class Subtree:
                         pass
         return found
 
+    def freeze(self, frozen: bool) -> None:
+        """Freeze or thaw the whole subtree at its root-owned top (v2 ``cgroup.freeze``, v1 the freezer):
+        a frozen lab host uses no CPU at all. Thawing thaws the top only, not what the learner froze."""
+        if "" in self.points:
+            _write(os.path.join(self.points[""], self.rel, "cgroup.freeze"), 1 if frozen else 0)
+            return
+        for key, point in self.points.items():
+            if "freezer" in key.split(","):
+                _write(os.path.join(point, self.rel, "freezer.state"), "FROZEN" if frozen else "THAWED")
+                return
+        raise CgroupError("this machine's cgroup v1 has no freezer hierarchy")
+
     def kill_all(self, first: int | None = None, timeout: float = 5.0) -> None:
         """SIGKILL every process in the subtree until none remain, ``first`` (PID 1) before the rest.
 

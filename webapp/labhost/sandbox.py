@@ -350,6 +350,13 @@ class SandboxLabHost(LabHost):
                                  "(restart it with `restart-docker` in the lab host, or reset the lab host)")
         return Health(True, "ready")
 
+    def pause(self, paused: bool) -> None:
+        try:
+            self.subtree.freeze(paused)
+        except cgroups.CgroupError as e:
+            raise LabHostError(f"cannot {'freeze' if paused else 'thaw'} lab host {self.id}: {e}",
+                               "Run `labnb doctor` to check the cgroups") from e
+
     def destroy(self) -> None:
         if self._destroyed:
             return
