@@ -101,18 +101,6 @@ def idle_memory(settings: Settings, n: int = 10) -> float:
 IDLE_S = 30
 
 
-def cpu_ticks(host) -> int:
-    total = 0
-    for pid in host.subtree.pids():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except FileNotFoundError:
-            pass
-    return total
-
-
 def idle_cpu(settings: Settings, n: int = 3) -> tuple[float, float]:
     """(% of a core per claimed idle lab host, per lab host waiting in the pool), over IDLE_S s."""
     pool = Pool(settings, size=n).start()
@@ -123,12 +111,12 @@ def idle_cpu(settings: Settings, n: int = 3) -> tuple[float, float]:
         waiting = list(pool._ready)
         time.sleep(3)   # let start-up settle
         hosts = claimed + waiting
-        before, t0 = [cpu_ticks(h) for h in hosts], time.monotonic()
+        before, t0 = [h.subtree.cpu_seconds() for h in hosts], time.monotonic()
         time.sleep(IDLE_S)
-        after, dt = [cpu_ticks(h) for h in hosts], time.monotonic() - t0
+        after, dt = [h.subtree.cpu_seconds() for h in hosts], time.monotonic() - t0
     finally:
         pool.close()
-    pct = [100 * (a - b) / os.sysconf("SC_CLK_TCK") / dt for a, b in zip(after, before)]
+    pct = [100 * (a - b) / dt for a, b in zip(after, before)]
     return statistics.mean(pct[:n]), statistics.mean(pct[n:])
 
 

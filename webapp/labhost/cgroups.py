@@ -255,17 +255,37 @@ class Subtree:
                         pass
         return found
 
-    def freeze(self, frozen: bool) -> None:
-        """Freeze or thaw the whole subtree at its root-owned top (v2 ``cgroup.freeze``, v1 the freezer):
-        a frozen lab host uses no CPU at all. Thawing thaws the top only, not what the learner froze."""
+    def freeze(self, frozen: bool, timeout: float = 2.0) -> None:
+        """Freeze or thaw the whole subtree at its root-owned top (v2 ``cgroup.freeze``, v1 the freezer),
+        and wait until the kernel has done it: a frozen lab host uses no CPU at all. Thawing thaws the top
+        only, not what the learner froze."""
         if "" in self.points:
-            _write(os.path.join(self.points[""], self.rel, "cgroup.freeze"), 1 if frozen else 0)
-            return
+            top = os.path.join(self.points[""], self.rel)
+            _write(os.path.join(top, "cgroup.freeze"), 1 if frozen else 0)
+            done = lambda: f"frozen {int(frozen)}" in _read(os.path.join(top, "cgroup.events")).splitlines()
+        else:
+            top = next((os.path.join(p, self.rel) for k, p in self.points.items() if "freezer" in k.split(",")), "")
+            if not top:
+                raise CgroupError("this machine's cgroup v1 has no freezer hierarchy")
+            want = "FROZEN" if frozen else "THAWED"
+            _write(os.path.join(top, "freezer.state"), want)
+            done = lambda: _read(os.path.join(top, "freezer.state")).strip() == want
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise CgroupError(f"lab host {self.id} is not {'frozen' if frozen else 'thawed'} "
+                                  f"after {timeout:.0f} s")
+            time.sleep(0.005)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the whole subtree has used so far (v2 ``cpu.stat``, v1 ``cpuacct.usage``)."""
+        if "" in self.points:
+            stat = _read(os.path.join(self.points[""], self.rel, "cpu.stat"))
+            return int(next(line.split()[1] for line in stat.splitlines() if line.startswith("usage_usec"))) / 1e6
         for key, point in self.points.items():
-            if "freezer" in key.split(","):
-                _write(os.path.join(point, self.rel, "freezer.state"), "FROZEN" if frozen else "THAWED")
-                return
-        raise CgroupError("this machine's cgroup v1 has no freezer hierarchy")
+            if "cpuacct" in key.split(","):
+                return int(_read(os.path.join(point, self.rel, "cpuacct.usage"))) / 1e9
+        raise CgroupError("this machine's cgroup v1 has no cpuacct hierarchy")
 
     def kill_all(self, first: int | None = None, timeout: float = 5.0) -> None:
         """SIGKILL every process in the subtree until none remain, ``first`` (PID 1) before the rest.
