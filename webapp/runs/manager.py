@@ -165,7 +165,10 @@ class RunManager:
         step = lab.step(step_id)
         if step is None:
             raise RunError(f"lab {lab_id!r} has no step {step_id!r}")
-        learner = self.learners.get(learner_id)
+        try:
+            learner = self.learners.get(learner_id)
+        except NotReady as e:
+            raise RunError(str(e)) from None
         with learner.lock:
             try:
                 session = self.learners.session(learner, lab)

@@ -197,7 +197,10 @@ class ShellManager:
         lab = self.labs.get(lab_id)
         if lab is None:
             raise ShellError(f"there is no lab {lab_id!r}")
-        learner = self.learners.get(learner_id)
+        try:
+            learner = self.learners.get(learner_id)
+        except NotReady as e:
+            raise ShellError(str(e)) from None
         with learner.lock:
             try:
                 session = self.learners.session(learner, lab)   # the lab's setup has run

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 
-from flask import session
+from flask import has_request_context, session
 from flask_socketio import join_room
 
 from ..labhost.base import LabHostError
@@ -48,11 +48,14 @@ def new_access_code() -> str:
 def size_for_room(settings, given: set[str]) -> None:
     """A room's learners get a lab host at once: the warm pool holds one for
     each place, and two more lab hosts may exist (the instructor's and one
-    being reset), unless LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were given."""
+    being reset), unless LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were given.
+    A whole room may join from one address (a NAT), twice over."""
     if "pool_size" not in given:
         settings.pool_size = settings.capacity
     if "max_lab_hosts" not in given:
         settings.max_lab_hosts = settings.capacity + 2
+    if "new_learners_per_address" not in given:   # a classroom behind one NAT address
+        settings.new_learners_per_address = max(settings.new_learners_per_address, 2 * settings.capacity)
     if settings.max_lab_hosts < settings.capacity:
         raise LabHostError(f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) needs as many lab hosts, "
                            f"but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
@@ -84,6 +87,7 @@ class Workshop:
         self.room.on_change(self._room_changed)
         events.on_connect(self._join_rooms)
         events.gate = lambda event: self.seat_refusal()
+        services.learners.admits = self._admits
         services.guard.seat = lambda: self.seat_refusal(active=False)
         self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
         self._thread.start()
@@ -109,6 +113,17 @@ class Workshop:
             return f"your place in this workshop has ended: {ENDINGS[member.why]} (your notebook is kept)"
         self.room.touch(member.id, active)
         return None
+
+    def _admits(self, learner_id: str) -> str | None:
+        """Why the learner may not get a lab host now: only a seated learner (or the instructor) may.
+        Checked where a lab host is claimed, so no path that raced a leave, an end or an expiry gets one."""
+        member = self.room.get(learner_id)
+        if member is not None and member.place == SEATED:
+            return None
+        if (member is None and has_request_context() and self.services.guard.is_operator()
+                and session.get("learner") == learner_id):
+            return None   # the instructor's own lab host
+        return "you have no place in this workshop now: open its join URL"
 
     def place(self):
         """This request's learner in the room; one whose cookie says they had
@@ -167,6 +182,8 @@ class Workshop:
         store, runs = self.services.store, self.services.runs
         try:
             for step in steps:
+                if self.member(learner_id).place != SEATED:
+                    raise RoomError("the learner's place ended")
                 if step_state(store.last_runs(learner_id, lab.id).get(step.id)) == "passed":
                     continue
                 progress["step"] = step.id

@@ -19,6 +19,11 @@ COLUMNS = ["learner", "name", "place", "lab", "step_no", "step", "title", "state
            "duration_s"]
 
 
+def _cell(value):
+    """A spreadsheet must not take a learner's text for a formula (CSV injection): such text gets a quote."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def rows(snapshot: dict) -> list[dict]:
     """One row per learner and step of the snapshot (Workshop.snapshot), in the labs' order."""
     out = []
@@ -75,7 +80,7 @@ def archive(snapshot: dict, labs: list, store) -> bytes:
     text = io.StringIO()
     writer = csv.DictWriter(text, COLUMNS)
     writer.writeheader()
-    writer.writerows(table)
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in table)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("results.csv", text.getvalue())

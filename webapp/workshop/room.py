@@ -10,8 +10,9 @@ a little, the instructor more), and an early one when the learner is idle
 all), so a learner who left does not hold a place and a lab host. Each
 comes with a warning first. A learner whose place ended keeps their
 notebook; one who left, was idle or gone may take a place again (at the
-end of the queue if the room is full), one whose time ran out or whom the
-instructor ended may not.
+end of the queue if the room is full) with the time they had left (the time
+away counts: leaving just before the end gains nothing), one whose time ran
+out or whom the instructor ended may not.
 
 The room lives in memory. Each learner's signed session cookie names them
 and their room, so after a server restart they are seated again as they
@@ -84,6 +85,7 @@ class Member:
     dismissed: int = 0             # the last banner they dismissed
     ended: float | None = None
     why: str = ""                  # why their place ended (ENDINGS)
+    address: str = ""              # the client address they joined from (for the instructor's eyes)
 
     def ending(self, times: Times, busy: bool) -> tuple[float, str] | None:
         """When the place ends and why (the soonest of its ends), or None: never."""
@@ -100,7 +102,7 @@ class Member:
         hand = self.hand and {"message": self.hand.message, "raised": self.hand.raised, "seen": self.hand.seen}
         return {"id": self.id, "name": self.name, "joined": self.joined, "place": self.place, "seated": self.seated,
                 "hand": hand, "ended": self.ended, "ended_because": ENDINGS.get(self.why),
-                "extended_s": self.added + self.granted}
+                "extended_s": self.added + self.granted, "address": self.address}
 
 
 def clean_name(raw: str) -> str:
@@ -142,7 +144,7 @@ class Room:
             callback(ids)
 
     # -- places ---------------------------------------------------------------
-    def join(self, learner_id: str, name: str) -> Member:
+    def join(self, learner_id: str, name: str, address: str = "") -> Member:
         """Seat the learner if there is a place and nobody waits before them, else queue them."""
         name = clean_name(name)
         with self._lock:
@@ -154,7 +156,14 @@ class Room:
                                 f"and cannot be taken again")
             if member is None or member.place == ENDED:
                 now = time.time()
-                member = Member(learner_id, name, member.joined if member else now, WAITING, now, now)
+                old, member = member, Member(learner_id, name, member.joined if member else now, WAITING, now, now,
+                                             address=address)
+                if old is not None and old.seated is not None:   # back: with the time they had left
+                    member.seated, member.added, member.granted = old.seated, old.added, old.granted
+                    ending = member.ending(self.times, busy=True)
+                    if ending is not None and ending[0] <= now:
+                        raise RoomError(f"your place in this workshop has ended ({ENDINGS[TIME_UP]}) "
+                                        f"and cannot be taken again")
                 self._members[learner_id] = member
                 self._queue.append(learner_id)
                 self._promote()
@@ -203,7 +212,8 @@ class Room:
         seated, now = [], time.time()
         while self._queue and self._seated() < self.capacity:
             member = self._members[self._queue.pop(0)]
-            member.place, member.seated, member.active, member.seen = SEATED, now, now, now
+            member.place, member.active, member.seen = SEATED, now, now
+            member.seated = member.seated or now   # the first time, or back with their time so far
             seated.append(member.id)
         return seated
 
@@ -248,13 +258,14 @@ class Room:
         """Add to a learner's time: the learner's own ``extend`` (None) within
         ``Times.extend_most``, or the instructor's ``seconds`` (no limit; negative shortens)."""
         member = self._seated_member(learner_id)
-        if seconds is None:
-            add = min(self.times.extend, self.times.extend_most - member.added)
-            if add <= 0 or not self.times.duration:
-                raise RoomError("your time cannot be extended further: ask the instructor")
-            member.added += add
-        else:
-            member.granted += seconds
+        with self._lock:
+            if seconds is None:
+                add = min(self.times.extend, self.times.extend_most - member.added)
+                if add <= 0 or not self.times.duration:
+                    raise RoomError("your time cannot be extended further: ask the instructor")
+                member.added += add
+            else:
+                member.granted += seconds
         self._changed([learner_id])
 
     def _seated(self) -> int:

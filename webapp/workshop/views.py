@@ -135,7 +135,7 @@ def join_post():
             session.clear()
             session.permanent = True
             session.update(auth=guard.mark, learner=uuid.uuid4().hex, csrf=secrets.token_urlsafe(24))
-        workshop.room.join(session["learner"], name)
+        workshop.room.join(session["learner"], name, _address())
     except RoomError as e:
         return _join_page(workshop, None, str(e), 400)
     session["name"], session["room"] = workshop.room.get(session["learner"]).name, workshop.mark
