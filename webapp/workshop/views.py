@@ -160,6 +160,15 @@ def _room_fragment():
     return render_template("_room.html")
 
 
+def _mine(action) -> Response | str:
+    """Do ``action(room, learner)`` for this learner; their room bar, or why not (400)."""
+    try:
+        action(_workshop().room, auth.learner())
+    except RoomError as e:
+        return Response(str(e), 400)
+    return _room_fragment()
+
+
 @bp.get("/workshop/me")
 def me():
     return _room_fragment()
@@ -167,23 +176,17 @@ def me():
 
 @bp.post("/workshop/hand")
 def raise_hand():
-    try:
-        _workshop().room.raise_hand(auth.learner(), request.form.get("message", ""))
-    except RoomError as e:
-        return Response(str(e), 400)
-    return _room_fragment()
+    return _mine(lambda room, learner: room.raise_hand(learner, request.form.get("message", "")))
 
 
 @bp.post("/workshop/hand/lower")
 def lower_hand():
-    _workshop().room.lower_hand(auth.learner())
-    return _room_fragment()
+    return _mine(lambda room, learner: room.lower_hand(learner))
 
 
 @bp.post("/workshop/banner/<int:banner_id>/dismiss")
 def dismiss(banner_id: int):
-    _workshop().room.dismiss(auth.learner(), banner_id)
-    return _room_fragment()
+    return _mine(lambda room, learner: room.dismiss(learner, banner_id))
 
 
 @bp.post("/workshop/leave")
@@ -203,11 +206,7 @@ def here():
 
 @bp.post("/workshop/extend")
 def extend():
-    try:
-        _workshop().room.extend(auth.learner())
-    except RoomError as e:
-        return Response(str(e), 400)
-    return _room_fragment()
+    return _mine(lambda room, learner: room.extend(learner))
 
 
 # -- the instructor's -------------------------------------------------------------------
