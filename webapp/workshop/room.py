@@ -134,6 +134,7 @@ class Room:
         self._banner_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[list[str] | None], None]] = []
+        self._spent: set[str] = set()        # resume links used
 
     def on_change(self, callback: Callable[[list[str] | None], None]) -> None:
         """Call ``callback(learner_ids)`` after the room changed for them (None: for everyone)."""
@@ -270,6 +271,14 @@ class Room:
 
     def _seated(self) -> int:
         return sum(1 for m in self._members.values() if m.place == SEATED)
+
+    def spend(self, nonce: str) -> bool:
+        """Use a resume link's nonce: True the first time only."""
+        with self._lock:
+            if not nonce or nonce in self._spent:
+                return False
+            self._spent.add(nonce)
+            return True
 
     def touch(self, learner_id: str, active: bool = True) -> None:
         """A sign of the learner: ``active`` (a request, a visible tab), or only that a tab of theirs is open."""

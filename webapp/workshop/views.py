@@ -17,6 +17,7 @@ import uuid
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, \
     url_for
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .. import auth
 from . import Workshop
@@ -26,9 +27,11 @@ bp = Blueprint("workshop", __name__)
 
 # What a learner without a place may still reach: joining and waiting, leaving
 # the queue, and their notebooks (kept when their place ends).
-WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.wait", "workshop.leave",
+WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume", "workshop.wait",
+                             "workshop.leave",
                              "notebook.export", "notebook.run_log"})
-OPEN = frozenset({"static", "workshop.join", "workshop.join_post"})   # no session needed (auth.Guard)
+OPEN = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume"})   # no session needed
+RESUME_S = 900   # a resume link works this long, once
 POLLS = frozenset({"workshop.me"})   # polled by open tabs, visible or not: a sign of them, not activity
 
 
@@ -139,6 +142,38 @@ def join_post():
     except RoomError as e:
         return _join_page(workshop, None, str(e), 400)
     session["name"], session["room"] = workshop.room.get(session["learner"]).name, workshop.mark
+    return redirect(url_for("workshop.join"), code=303)
+
+
+def _resumes() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="labnb-resume")
+
+
+@bp.get("/workshop/resume-link")
+def resume_link():
+    """A link that makes another device this learner (for RESUME_S seconds, once): no accounts, so this is
+    how a learner moves from a lab computer to their laptop."""
+    workshop = _workshop() or abort(404)
+    token = _resumes().dumps({"learner": auth.learner(), "room": workshop.mark, "nonce": secrets.token_hex(8)})
+    return render_template("_resume.html", url=url_for("workshop.resume", token=token, _external=True),
+                           minutes=RESUME_S // 60)
+
+
+@bp.get("/join/resume/<token>")
+def resume(token: str):
+    workshop = _workshop() or abort(404)
+    try:
+        data = _resumes().loads(token, max_age=RESUME_S)
+    except BadData:
+        return auth.refuse("this resume link is not valid or has expired (it works for "
+                           f"{RESUME_S // 60} minutes): get a new one on your other device")
+    member = workshop.room.get(data.get("learner", "")) if data.get("room") == workshop.mark else None
+    if member is None or not workshop.room.spend(data.get("nonce", "")):
+        return auth.refuse("this resume link is not for this workshop, or was used already: get a new one")
+    session.clear()
+    session.permanent = True
+    session.update(auth=_guard().mark, learner=member.id, csrf=secrets.token_urlsafe(24), name=member.name,
+                   room=workshop.mark)
     return redirect(url_for("workshop.join"), code=303)
 
 
