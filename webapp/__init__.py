@@ -88,6 +88,13 @@ def _workshop_labs(settings: Settings, labs: dict) -> dict:
     return {w: labs[w] for w in wanted} if wanted else labs
 
 
+# Seconds a tab has to answer the server's ping (every 25 s). Clients also use it: python-socketio's
+# gives up after max(interval, timeout) + 5 s without sending anything, socket.io-client's after interval +
+# timeout without a ping. Engine.IO's 20 s made a room of 30 clients doing docker runs on 2 cores drop all
+# their connections (a ping came over 5 s late; bench/workshop.py); a dead tab is seen within 85 s instead.
+PING_TIMEOUT = 60
+
+
 def cookie_name(port: int | None) -> str:
     return "labnb" if port is None else f"labnb-{port}"
 
@@ -140,7 +147,8 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     # of up to 4 bytes each; a larger packet drops the connection;
     # transports: WebSocket only, as the page uses (no long-polls to count).
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
-                        cors_allowed_origins=None, serializer="msgpack", transports=["websocket"])
+                        cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
+                        ping_timeout=PING_TIMEOUT)
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     services.guard = guard

@@ -676,19 +676,23 @@ class Store:
         return head, tail, total, total - len(head) - len(tail)
 
     def _runs(self, db: sqlite3.Connection, where: str, args: tuple) -> list[dict]:
+        """The runs that ``where`` selects, each with its checks (fetched in batches: a workshop's grid
+        reads hundreds of runs at a time)."""
         cur = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY rowid", args)
         names = [d[0] for d in cur.description]
         runs = [dict(zip(names, row)) for row in cur.fetchall()]
+        by_id = {run["id"]: run for run in runs}
         for run in runs:
-            run["checks"] = [
-                dict(zip(("idx", "kind", "passed", "hint", "detail"), c))
-                for c in db.execute(
-                    "SELECT idx, kind, passed, hint, detail FROM checks WHERE run = ? ORDER BY idx",
-                    (run["id"],),
-                )
-            ]
-            for c in run["checks"]:
-                c["passed"] = bool(c["passed"])
+            run["checks"] = []
+        ids = list(by_id)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for run_id, idx, kind, passed, hint, detail in db.execute(
+                f"SELECT run, idx, kind, passed, hint, detail FROM checks WHERE run IN ({','.join('?' * len(part))})"
+                " ORDER BY run, idx", part,
+            ):
+                by_id[run_id]["checks"].append(
+                    {"idx": idx, "kind": kind, "passed": bool(passed), "hint": hint, "detail": detail})
         return runs
 
     def get_run(self, run_id: str) -> dict | None:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Workshop", "Room", "RoomError", "new_access_code", "size_for_room"]
 
-PUSH_EVERY = 0.1      # seconds: changes meanwhile go in one push to the dashboards
+PUSH_EVERY = 0.25     # seconds: changes meanwhile go in one push to the dashboards (a room's state is a few
+                      # hundred runs: pushing it on every run's start and end would take the server's CPU)
 REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
 INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"
 ENDLESS_FOR = 3.0     # seconds an endless command of a catch-up runs before it is stopped
