@@ -84,7 +84,11 @@
     return current.step;
   }
 
+  var held = null;   // a state that came while the instructor had a row's menu open: drawn when it closes
+
   function draw(state) {
+    var focused = document.activeElement;
+    if (focused && focused.matches && focused.matches("#grid select")) { held = state; return; }
     var w = state.workshop, labs = w.labs;
     document.getElementById("counts").textContent = w.over ? "The workshop is over." :
       w.seated + " of " + w.capacity + " places taken, " + w.waiting + " waiting";
@@ -160,6 +164,13 @@
       return el("li", { "data-learner": l.id }, l.name);
     }));
   }
+
+  document.addEventListener("focusout", function (ev) {
+    if (!held || !ev.target.matches || !ev.target.matches("#grid select")) return;
+    var state = held;
+    held = null;
+    setTimeout(function () { draw(state); }, 0);
+  });
 
   document.getElementById("broadcast").addEventListener("submit", function (ev) {
     ev.preventDefault();

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conftest import sh
+from web_support import wait_for
 from webapp.labhost.pool import Pool
 
 
@@ -44,9 +45,12 @@ def test_pool_fills_hands_out_ready_lab_hosts_and_refills(settings):
         assert first.health().ok and pool.waiting() == 1
         sh(first, "docker run --rm busybox true")   # thawed, dockerd and containerd go on as before
         assert pool.wait_full(120)
-        # a waiting lab host that died is replaced, not handed out (frozen, on v1 it dies when the claim thaws it)
+        # a waiting lab host that died is replaced, not handed out (thawed here to die: on v1 a frozen
+        # process dies only once thawed)
         dead = pool._ready[0]
+        dead.pause(False)
         os.kill(dead.pid, signal.SIGKILL)
+        wait_for(lambda: not dead.alive(), 30, 0.01, "the killed lab host to be seen dead")   # the signal is async
         second = pool.claim()
         third = pool.claim()
         for host in (second, third):
@@ -54,7 +58,10 @@ def test_pool_fills_hands_out_ready_lab_hosts_and_refills(settings):
         assert {h.id for h in pool.claimed()} == {first.id, second.id, third.id}
         pool.release(first)
         assert not first.alive()
+        assert pool.wait_full(120)   # so that close destroys frozen waiting lab hosts too
+        frozen = list(pool._ready)
     finally:
         pool.close()
+    assert not [h for h in frozen if h.alive()] and not [h for h in frozen if os.path.isdir(h.subtree.paths()[0])]
     for host in (second, third):
         assert not host.alive()

@@ -24,7 +24,7 @@ from playwright.sync_api import expect
 
 from web_support import TEST_LAB, Tab, serving, wait_for
 from workshop_support import (CODE, act, api, browser, csrf, end_every_place, join, join_in_browser, me, new_page,
-                              seated, workshop_server)
+                              running_lab_hosts, seated, workshop_server)
 
 LONG = 120_000   # ms: a lab host starting while other tests run
 expect.set_options(timeout=30_000)
@@ -104,16 +104,19 @@ def test_instructor_actions_are_the_instructors(room, instructor):
 
 def test_a_learner_without_a_name_has_no_place(room, instructor):
     """The server token (not printed in a workshop) signs a browser in, but it
-    must still give a name: until then no lab page, lab host or WebSocket."""
+    must still join with the access code and a name: until then no lab page,
+    lab host or WebSocket."""
     http = room.learner()
     r = http.get(f"{room.url}/labs/{TEST_LAB}", timeout=10, allow_redirects=False)
     assert r.status_code == 303 and r.headers["Location"] == "/join"
     with pytest.raises(socketio.exceptions.ConnectionError):
         room.socket(http)
     page = http.get(f"{room.url}/join", timeout=10).text
-    assert 'name="code"' not in page   # signed in already: only the name is asked
+    assert 'name="code"' in page   # the token is not this workshop's access code: it is asked
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     r = http.post(f"{room.url}/join", data={"csrf": token, "name": "Linus"}, timeout=10)
+    assert r.status_code == 403 and "access code" in r.text
+    r = http.post(f"{room.url}/join", data={"csrf": token, "name": "Linus", "code": CODE}, timeout=10)
     assert r.url.endswith(f"/labs/{TEST_LAB}")
     assert me(room, instructor, "Linus")["place"] == "seated"
 
@@ -221,6 +224,7 @@ def test_a_reset_learner_gets_a_fresh_lab_host(room, instructor):
 def test_a_full_room_queues_and_seats_the_next_when_one_leaves(room, instructor):
     first, second = seated(room, "Frances"), seated(room, "Edsger")
     room.open_lab(first)
+    frances_host = me(room, instructor, "Frances")["host"]["host"]
     tab = Tab(room, first)     # a tab Frances leaves open
     third, r = join(room, "Niklaus")
     assert r.status_code == 200 and "number 1</strong> in the queue" in r.page
@@ -246,7 +250,8 @@ def test_a_full_room_queues_and_seats_the_next_when_one_leaves(room, instructor)
         assert first.get(f"{room.url}/labs/{TEST_LAB}", timeout=10, allow_redirects=False).status_code == 303
         reply = tab.client.call("run", {"lab": TEST_LAB, "step": "echo"}, timeout=10)
         assert "place in this workshop has ended" in reply["error"]
-        assert me(room, instructor, "Frances")["host"] is None
+        wait_for(lambda: frances_host not in running_lab_hosts(room, instructor), 30, 0.5,
+                 what="Frances's lab host to go")
         # and she cannot take a place again by joining from the same browser
         page = first.get(f"{room.url}/join?code={CODE}", timeout=10).text
         assert "has ended" in page
@@ -317,11 +322,6 @@ def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
     finally:
         for client in (tab.client, watcher, spy):
             client.disconnect()
-
-
-def running_lab_hosts(room, instructor) -> list[str]:
-    page = instructor.get(f"{room.url}/lab-hosts", timeout=10).text
-    return re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>[^<]*</td><td>running</td></tr>", page)
 
 
 def test_a_learner_who_leaves_during_a_catch_up_gets_no_lab_host(room, instructor):

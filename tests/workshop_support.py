@@ -59,6 +59,12 @@ def act(room, http, learner_id: str, action: str, headers: dict | None = None) -
     return http.post(f"{room.url}/workshop/learners/{learner_id}/{action}", headers=headers, timeout=60)
 
 
+def running_lab_hosts(room, instructor) -> list[str]:
+    """The ids of the lab hosts running on the server's state dir, as its /lab-hosts page lists them."""
+    page = instructor.get(f"{room.url}/lab-hosts", timeout=10).text
+    return re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>[^<]*</td><td>running</td></tr>", page)
+
+
 def end_every_place(room, instructor) -> None:
     """What a test leaves in the room goes: the instructor ends every place and wait."""
     for learner in api(room, instructor)["learners"]:

@@ -40,6 +40,7 @@ class Learner:
         self.error = ""
         self.since = time.time()       # when the current state began
         self.generation = 0            # bumped by every (re)start: a late claim for an old one is released
+        self.ended = False             # Learners.end took them out: nothing may give them a lab host again
         self.sessions: dict[str, LabSession] = {}   # labs whose setup has run on this lab host
         self.setups: dict[str, tuple[str, float]] = {}   # lab: ("", since) while its setup runs, or (why it failed, since)
         self.lock = threading.RLock()  # also serialises starting runs
@@ -99,6 +100,7 @@ class Learners:
             return
         with learner.lock:
             learner.generation += 1   # a claim still under way is released
+            learner.ended = True      # and so is one that a reset racing this end starts
             old = (learner.host, list(learner.sessions.values()))
             learner.host, learner.sessions, learner.setups = None, {}, {}
             learner.state, learner.error, learner.since = FAILED, "ended", time.time()
@@ -186,7 +188,7 @@ class Learners:
             log.exception("claiming a lab host for learner %s", learner.id)
             error = f"unexpected error: {e}"
         with learner.lock:
-            current = generation == learner.generation and not self._closed
+            current = generation == learner.generation and not self._closed and not learner.ended
             if current:
                 learner.host = host
                 learner.state = READY if host else FAILED

@@ -60,15 +60,15 @@ class Window:
         self.per_address, self.window = per_address, window
         self._seen: dict[str, collections.deque[float]] = {}
 
-    def full(self, address: str) -> int:
-        """How many came from ``address`` in the window if that is the most, else 0 (call under a lock)."""
+    def full(self, address: str) -> int | None:
+        """How many came from ``address`` in the window if that is the most, else None (call under a lock)."""
         now = time.monotonic()
         seen = self._seen.setdefault(address, collections.deque())
         while seen and now - seen[0] >= self.window:
             seen.popleft()
         if len(self._seen) > 4096:   # forget addresses that have gone quiet
             self._seen = {a: d for a, d in self._seen.items() if d and now - d[-1] < self.window}
-        return len(seen) if len(seen) >= self.per_address else 0
+        return len(seen) if len(seen) >= self.per_address else None
 
     def add(self, address: str) -> None:
         self._seen.setdefault(address, collections.deque()).append(time.monotonic())
@@ -91,7 +91,7 @@ class NewLearners:
             if self._count >= self.total:
                 why = (f"this server has let in {self.total} new learners since it started, its most "
                        f"(LABNB_MAX_LEARNERS): ask the operator")
-            elif made:
+            elif made is not None:
                 why = (f"{made} new learners joined from {address} in the last {self._made.window:.0f} s, the most "
                        f"(LABNB_NEW_LEARNERS_PER_ADDRESS): go on in the browser you joined with, "
                        f"or ask the operator to raise the limit")
@@ -116,7 +116,7 @@ class WrongCodes:
         """Why ``address`` may not try a code now (None: it may)."""
         with self._lock:
             tried = self._wrong.full(address)
-        if not tried:
+        if tried is None:
             return None
         why = (f"{tried} wrong access codes came from {address} in the last {self._wrong.window:.0f} s, the most "
                f"(LABNB_JOIN_ATTEMPTS): ask the instructor for the join URL, and try again later")

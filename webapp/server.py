@@ -42,7 +42,8 @@ class _Gunicorn(BaseApplication):
 def serve(settings: Settings, host: str, port: int, given: frozenset[str] = frozenset()) -> None:
     """Serve until stopped; ``given``: the settings the operator chose on the command line."""
     _raise_open_files_limit()
-    given = given | {f for f in ("pool_size", "max_lab_hosts") if f"LABNB_{f.upper()}" in os.environ}
+    given = given | {f for f in ("pool_size", "max_lab_hosts", "new_learners_per_address")
+                     if f"LABNB_{f.upper()}" in os.environ}
     if settings.workshop:
         size_for_room(settings, given)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -300,6 +300,8 @@ class Subtree:
         v2 = "" in self.points
         freezer = None if v2 else next((os.path.join(p, self.rel) for k, p in self.points.items()
                                         if "freezer" in k.split(",")), None)
+        if v2:   # a lab host the pool froze (``freeze``): its keeper must reap PID 1, so thaw the top first
+            _write(os.path.join(self.points[""], self.rel, "cgroup.freeze"), 0, optional=True)
         while True:
             left = self.pids()
             if first and os.path.exists(f"/proc/{first}"):

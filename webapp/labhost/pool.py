@@ -6,9 +6,9 @@ hosts started and ready in the background, so a claim takes milliseconds.
 
 The pool counts every lab host it holds a slot for (ready, claimed, being
 made or being destroyed) against ``max_lab_hosts``: it refills only into
-free slots, so it never races a learner's claim for the last one, and a
-claim on a full machine waits (up to ``ready_timeout``) for a slot that a
-destroyed lab host frees instead of failing at once.
+free slots, and a claim on a full machine waits (up to ``ready_timeout``)
+for a slot that a destroyed lab host frees, or for a lab host the pool made
+in it, instead of failing at once.
 
 A lab host waiting in the pool is frozen (``LabHost.pause``): a pool sized
 for a room of 30 would otherwise burn about a third of a core doing nothing.
@@ -70,23 +70,40 @@ class Pool:
             self._thread.start()
         return self
 
-    def claim(self, timeout: float | None = None) -> LabHost:
-        """A ready lab host: from the pool when one waits, else made now."""
-        with self._cond:
-            host = self._ready.pop(0) if self._ready else None
-            self._cond.notify_all()
-        if host is not None:
+    def claim(self) -> LabHost:
+        """A ready lab host: from the pool when one waits (or comes while the claim waits for a free
+        slot), else made now."""
+        while True:
+            host, pooled = self._take_or_make()
+            if not pooled:
+                break   # made just now, and ready
             try:
                 host.pause(False)
+                ok = host.health().ok
             except LabHostError:
                 log.exception("thawing lab host %s from the pool", host.id)
-        if host is None or not host.health().ok:
-            if host is not None:
-                self._destroy(host)
-            host = self._make()
+                ok = False
+            if ok:
+                break
+            self._destroy(host)   # it died while it waited: take another
         with self._cond:
             self._claimed[host.id] = host
         return host
+
+    def _take_or_make(self) -> tuple[LabHost, bool]:
+        """A lab host that waited in the pool (True), or one made now in a free slot (False)."""
+        most = self.settings.max_lab_hosts
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._closed or self._ready or self._held < most,
+                                       self.settings.ready_timeout):
+                raise LabHostError(f"all {most} lab hosts (LABNB_MAX_LAB_HOSTS) are in use and none was freed "
+                                   f"in {self.settings.ready_timeout:.0f} s",
+                                   "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
+            if self._ready:
+                host = self._ready.pop(0)
+                self._cond.notify_all()
+                return host, True
+        return self._make(), False
 
     def release(self, host: LabHost) -> None:
         """Destroy a claimed lab host (its learner left, or asked for a fresh one)."""
@@ -139,8 +156,11 @@ class Pool:
             self._cond.notify_all()
         if self._thread:
             self._thread.join(timeout=self.settings.ready_timeout)
-        for host in hosts:
-            host.destroy()
+        for host in hosts:   # each on its own: one that fails to go leaves the rest to go (and `gc` to retry)
+            try:
+                host.destroy()
+            except Exception:
+                log.exception("destroying lab host %s", host.id)
 
     def _fill(self) -> None:
         failures = 0

@@ -310,7 +310,7 @@ class Room:
     def _seated_member(self, learner_id: str) -> Member:
         member = self.get(learner_id)
         if member is None or member.place != SEATED:
-            raise RoomError("only a learner in the room has a hand to raise")
+            raise RoomError("that learner has no place in the room now")
         return member
 
     # -- the banner ---------------------------------------------------------------

@@ -85,6 +85,12 @@ def _signed_in() -> bool:
     return _guard().refusal() is None
 
 
+def _of_this_room(workshop: Workshop) -> bool:
+    """Signed in as a learner who joined this workshop: the access code is not asked again. A cookie of
+    another workshop (or the learners' token) still needs this one's code."""
+    return _signed_in() and session.get("room") == workshop.mark
+
+
 def _home(workshop: Workshop) -> Response:
     if len(workshop.labs) == 1:
         return _go("notebook.lab_page", lab_id=workshop.labs[0].id)
@@ -109,7 +115,7 @@ def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -
     position = workshop.room.position(member.id) if member is not None else 0
     return render_template("join.html", member=member, position=position, counts=workshop.room.counts(),
                            labs=workshop.labs, code=request.values.get("code", ""), name=request.values.get("name", ""),
-                           signed_in=_signed_in(), error=error, WAITING=WAITING, ENDED=ENDED, FINAL=FINAL,
+                           signed_in=_of_this_room(workshop), error=error, WAITING=WAITING, ENDED=ENDED, FINAL=FINAL,
                            endings=ENDINGS, over=workshop.room.over), status, {"Referrer-Policy": "same-origin"}
 
 
@@ -119,7 +125,7 @@ def join_post():
     guard = _guard()
     if not hmac.compare_digest(request.form.get("csrf", "").encode(), session.get("csrf", "-").encode()):
         return auth.refuse("the join form has expired: open the join URL again")
-    signed_in = _signed_in() and not guard.is_operator()
+    signed_in = _of_this_room(workshop) and not guard.is_operator()
     if not signed_in:
         why = guard.wrong_codes.refusal(_address())
         if why:
