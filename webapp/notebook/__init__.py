@@ -24,8 +24,8 @@ def _lab(lab_id: str):
     return lab
 
 
-def _progress(lab) -> tuple[int, int]:
-    return _services().store.progress(auth.learner(), lab.id, [s.id for s in lab.steps])
+def _progress(lab, learner_id: str | None = None) -> tuple[int, int]:
+    return _services().store.progress(learner_id or auth.learner(), lab.id, [s.id for s in lab.steps])
 
 
 @bp.get("/")
@@ -44,9 +44,8 @@ def lab_page(lab_id: str):
 def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
     """A lab's page with a learner's last runs: their own, or, with ``watch`` (a workshop's member), for the
     instructor who watches them."""
-    store = _services().store
-    return render_template("lab.html", lab=lab, last=store.last_runs(learner_id, lab.id), learner=status,
-                           progress=store.progress(learner_id, lab.id, [s.id for s in lab.steps]), watch=watch,
+    return render_template("lab.html", lab=lab, last=_services().store.last_runs(learner_id, lab.id), learner=status,
+                           progress=_progress(lab, learner_id), watch=watch,
                            markdown=render_markdown, kind=lambda block: type(block).__name__.lower())
 
 

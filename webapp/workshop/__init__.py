@@ -163,7 +163,7 @@ class Workshop:
         The learner's tabs show the runs as their own."""
         if self.member(learner_id).place != SEATED:
             raise RoomError("only a learner in the room can be caught up")
-        lab = next((lab for lab in self.labs if lab.id == lab_id), None)
+        lab = self.services.labs.get(lab_id)   # the workshop's labs only (Services)
         index = next((i for i, s in enumerate(lab.steps) if s.id == step_id), None) if lab else None
         if index is None:
             raise RoomError(f"the workshop has no lab {lab_id!r} with a step {step_id!r}")

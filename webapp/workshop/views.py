@@ -35,7 +35,8 @@ RESUME_S = 900   # a resume link works this long, once
 POLLS = frozenset({"workshop.me"})   # polled by open tabs, visible or not: a sign of them, not activity
 
 
-def _workshop() -> Workshop | None:
+def _workshop() -> Workshop:
+    """This server's workshop (the blueprint is registered only for a workshop)."""
     return current_app.extensions["labnb"].workshop
 
 
@@ -58,7 +59,7 @@ def _go(endpoint: str, **kw) -> Response:
 @bp.before_app_request
 def gate():
     workshop = _workshop()
-    if workshop is None or request.endpoint is None or request.endpoint in WITHOUT_A_PLACE:
+    if request.endpoint is None or request.endpoint in WITHOUT_A_PLACE:
         return None
     if workshop.seat_refusal(active=request.endpoint not in POLLS):
         return _go("workshop.join")
@@ -69,7 +70,7 @@ def gate():
 def room_context() -> dict:
     """For the learner pages: the learner's place, hand and banner (``_room.html``)."""
     workshop = _workshop()
-    if workshop is None or _guard().is_operator() or "learner" not in session:
+    if _guard().is_operator() or "learner" not in session:
         return {"room": None}
     member = workshop.room.get(session["learner"])
     if member is None or member.place != SEATED:
@@ -99,7 +100,7 @@ def _home(workshop: Workshop) -> Response:
 
 @bp.get("/join")
 def join():
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     session.setdefault("csrf", secrets.token_urlsafe(24))
     if _signed_in() and _guard().is_operator():
         return redirect(url_for("workshop.dashboard"), code=303)
@@ -121,7 +122,7 @@ def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -
 
 @bp.post("/join")
 def join_post():
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     guard = _guard()
     if not hmac.compare_digest(request.form.get("csrf", "").encode(), session.get("csrf", "-").encode()):
         return auth.refuse("the join form has expired: open the join URL again")
@@ -159,7 +160,7 @@ def _resumes() -> URLSafeTimedSerializer:
 def resume_link():
     """A link that makes another device this learner (for RESUME_S seconds, once): no accounts, so this is
     how a learner moves from a lab computer to their laptop."""
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     token = _resumes().dumps({"learner": auth.learner(), "room": workshop.mark, "nonce": secrets.token_hex(8)})
     return render_template("_resume.html", url=url_for("workshop.resume", token=token, _external=True),
                            minutes=RESUME_S // 60)
@@ -167,7 +168,7 @@ def resume_link():
 
 @bp.get("/join/resume/<token>")
 def resume(token: str):
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     try:
         data = _resumes().loads(token, max_age=RESUME_S)
     except BadData:
@@ -186,7 +187,7 @@ def resume(token: str):
 @bp.get("/join/wait")
 def wait():
     """The queue's fragment, polled by the waiting page: the place in the queue, or on to the lab once seated."""
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     member = workshop.place()
     if member is not None and member.place == SEATED:
         return _home(workshop)
@@ -233,7 +234,7 @@ def dismiss(banner_id: int):
 @bp.post("/workshop/leave")
 def leave():
     """Leave the room, or its queue: the lab host goes, the notebook stays, the next in the queue is seated."""
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     if workshop.room.get(auth.learner()) is not None:
         workshop.end(auth.learner(), LEFT)
     return _go("workshop.join")
@@ -254,7 +255,7 @@ def extend():
 @bp.get("/workshop")
 @auth.operator_only
 def dashboard():
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     join_url = url_for("workshop.join", code=workshop.code, _external=True)
     return render_template("dashboard.html", join_url=join_url, code=workshop.code)
 
@@ -265,12 +266,12 @@ def watch(learner_id: str, lab_id: str):
     """A learner's notebook, read-only, their runs' output live (static/cells.js with data-watch)."""
     from ..notebook import lab_view
 
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     try:
         member = workshop.member(learner_id)
     except RoomError as e:
         abort(404, str(e))
-    lab = next((lab for lab in workshop.labs if lab.id == lab_id), None) or abort(404, f"no lab {lab_id!r}")
+    lab = current_app.extensions["labnb"].labs.get(lab_id) or abort(404, f"no lab {lab_id!r}")
     learner = current_app.extensions["labnb"].learners.peek(learner_id)
     status = learner.status(lab.id) if learner is not None and member.place == SEATED else {
         "state": "failed", "error": "no lab host now", "elapsed": 0, "setup": False, "host": None}
@@ -280,7 +281,7 @@ def watch(learner_id: str, lab_id: str):
 @bp.get("/api/workshop")
 @auth.operator_only
 def api():
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     return jsonify(workshop.snapshot())
 
 
@@ -290,7 +291,7 @@ def export():
     """Every learner's notebooks and results (workshop/export.py)."""
     from .export import archive
 
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     data = archive(workshop.snapshot(), workshop.labs, current_app.extensions["labnb"].store)
     stamp = time.strftime("%Y%m%d-%H%M", time.gmtime())
     return Response(data, mimetype="application/zip",
@@ -336,7 +337,7 @@ def _minutes() -> float:
 @bp.post("/workshop/learners/<learner_id>/<action>")
 @auth.operator_only
 def act_on_learner(learner_id: str, action: str):
-    workshop = _workshop() or abort(404)
+    workshop = _workshop()
     actions = {
         "reset": lambda: workshop.reset(learner_id),
         "end": lambda: (workshop.member(learner_id), workshop.end(learner_id)),
