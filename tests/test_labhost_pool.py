@@ -1,4 +1,4 @@
-"""The warm pool, and the host-side handles: docker SDK client and pyroute2 view."""
+"""The warm pool, and the docker SDK client of a lab host (its network view: test_network_picture.py)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ from web_support import wait_for
 from webapp.labhost.pool import Pool
 
 
-def test_docker_client_and_netns_view(lab_host):
+def test_docker_client(lab_host):
     sh(lab_host, "docker run -d --name seen busybox sleep 300")
     client = lab_host.docker()
     try:
@@ -20,15 +20,11 @@ def test_docker_client_and_netns_view(lab_host):
         assert "/seen" in names
     finally:
         client.close()
-    with lab_host.netns() as ipr:
-        links = {link.get_attr("IFLA_IFNAME"): link for link in ipr.get_links()}
-        assert {"lo", "ens33", "docker0"} <= set(links)
-        bridge_index = links["docker0"]["index"]
-        veths = [l for name, l in links.items() if name.startswith("veth")]
-        assert any(l.get_attr("IFLA_MASTER") == bridge_index for l in veths)
-        addrs = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2)}
-        assert {"127.0.0.1", "172.17.0.1", "192.168.118.137"} <= addrs
-    sh(lab_host, "docker rm -f seen")
+    again = lab_host.docker()   # a second client: each is its own connection
+    try:
+        assert again.ping()
+    finally:
+        again.close()
 
 
 @pytest.mark.slow

@@ -34,7 +34,29 @@ def test_builtin_lab_passes(settings, lab, tmp_path):
     assert not failed, "\n".join(failed) + out.stdout[-3000:]
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
     assert len(result["steps"]) == len(lab.steps)
+    _check_pictures(lab.id, {s["id"]: s["network"] for s in result["steps"]})
     assert not _our_lab_hosts(settings) or all(m["owner_alive"] for m in _our_lab_hosts(settings))
+
+
+def _check_pictures(lab_id: str, pictures: dict[str, dict]) -> None:
+    """Each step recorded the network as it left it; the ones the labs are about show what they teach."""
+    assert all("namespaces" in p for p in pictures.values()), pictures
+
+    def box(step: str, member: str) -> dict:
+        return next(ns for ns in pictures[step]["namespaces"] if member in [m["name"] for m in ns["members"]])
+
+    def addresses(ns: dict, name: str) -> list[str]:
+        return next(i["addresses"] for i in ns["interfaces"] if i["name"] == name)
+
+    if lab_id == "01-network-modes":
+        shared = box("container-mode", "b1")
+        assert {m["name"] for m in shared["members"]} == {"b1", "b2"}
+        assert addresses(shared, "eth0") == ["172.17.0.2/16"]
+    if lab_id == "02-netns-veth":
+        ns0, ns1 = box("addresses", "ns0"), box("addresses", "ns1")
+        veth0 = next(i for i in ns0["interfaces"] if i["name"] == "veth0")
+        assert veth0["addresses"] == ["10.0.0.1/24"] and addresses(ns1, "veth1") == ["10.0.0.2/24"]
+        assert veth0["peer"] in [i["id"] for i in ns1["interfaces"]]
 
 
 def _our_lab_hosts(settings) -> list[dict]:

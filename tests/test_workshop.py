@@ -71,6 +71,7 @@ def test_join_takes_the_code_and_a_name(room, instructor):
 
 INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("GET", "/workshop/export.zip"),
                    ("GET", f"/workshop/learners/{{other}}/labs/{TEST_LAB}"),
+                   ("GET", "/workshop/learners/{other}/network.json"), ("GET", "/workshop/learners/{other}/network.svg"),
                    ("POST", "/workshop/broadcast"),
                    ("POST", "/workshop/banner/clear"), ("POST", "/workshop/end")] + [
                   ("POST", f"/workshop/learners/{{other}}/{a}")
@@ -296,6 +297,13 @@ def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
     assert page.status_code == 200 and f'data-watch="{joan}"' in page.text and "Joan" in page.text
     assert 'id="terminal"' not in page.text and "host/reset" not in page.text
     assert other.get(f"{room.url}/workshop/learners/{joan}/labs/{TEST_LAB}", timeout=10).status_code == 403
+    assert 'data-json="/workshop/learners/' + joan + '/network.json"' in page.text
+    joans = http.get(f"{room.url}/network.json", timeout=30).json()
+    assert instructor.get(f"{room.url}/workshop/learners/{joan}/network.json", timeout=30).json()[
+        "lab_host"] == joans["lab_host"]
+    room.open_lab(other)
+    assert other.get(f"{room.url}/network.json", timeout=30).json()["lab_host"] != joans["lab_host"]
+    assert instructor.get(f"{room.url}/workshop/learners/nobody/network.json", timeout=10).status_code == 404
     tab, watcher, spy = Tab(room, http), room.socket(instructor), room.socket(other)
     seen = []
     watcher.on("run_started", lambda m: seen.append(m))

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells.
+    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells, network pictures.
 
     ``start`` opens the store and starts the pool's thread; it must run in the
     process that serves (gunicorn's worker, after the fork): neither threads
@@ -28,10 +28,12 @@ class Services:
 
     def __init__(self, settings: Settings, pool, socketio: SocketIO):
         from .learners import Learners
+        from .network.views import Pictures
 
         self.settings, self.pool, self.socketio = settings, pool, socketio
         self.labs = _workshop_labs(settings, {lab.id: lab for lab in load_labs(settings.labs_dir)})
         self.learners = Learners(pool)
+        self.pictures = Pictures()
         self.guard = None
         self.workshop = None
         if settings.workshop:
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     carries it (Strict would not), so following the workshop's URL again
     keeps a learner who they were."""
     from .labhost.pool import Pool
+    from .network import views as network
     from .notebook import bp
 
     settings = settings or Settings.from_env()
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     services.guard = guard
     app.register_blueprint(bp)
+    app.register_blueprint(network.bp)
     if settings.workshop:
         from .workshop import new_access_code, views
 

@@ -172,7 +172,8 @@ def check(labs: tuple[str, ...]) -> None:
 @click.argument("lab_file", metavar="LAB", type=click.Path(dir_okay=False))
 @click.option("--step", "step_no", type=click.IntRange(min=1), help="Run only this step (1-based), after setup.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, writable=True),
-              help="Write every command's output, exit code, status and duration and every check's verdict here.")
+              help="Write every command's output, exit code, status and duration, every check's verdict "
+                   "and the lab host's network picture after each step here.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
               help="Write JUnit XML here, one testcase per step.")
 @click.option("--backend", type=click.Choice(["sandbox", "plain"]), default="sandbox", show_default=True,
@@ -231,7 +232,8 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
             click.echo(requires.refusal(lab.path, missing, host), err=True)
             sys.exit(3)
         printer = runner.Printer()
-        result = runner.run_lab(lab, host, steps=steps, endless_for=endless_for, on_event=printer)
+        result = runner.run_lab(lab, host, steps=steps, endless_for=endless_for, on_event=printer,
+                                network=bool(json_file))
         printer.summary(result)
         if json_file:
             runner.write_json(result, json_file)

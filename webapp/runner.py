@@ -16,7 +16,8 @@ from xml.etree import ElementTree as ET
 from . import executor
 from .executor import DONE
 from .lab import Lab, Step, plain_text
-from .labhost.base import LabHost
+from .network import picture
+from .labhost.base import LabHost, LabHostError
 from .labsession import SCRIPT_TIMEOUT, Event, LabSession
 from .status import SKIPPED, label
 
@@ -52,6 +53,7 @@ class StepResult:
     duration: float = 0.0
     commands: list[CommandResult] = dataclasses.field(default_factory=list)
     checks: list[CheckResult] = dataclasses.field(default_factory=list)
+    network: dict | None = None   # the lab host's network picture once the step ended (``network=True``)
 
     @property
     def passed(self) -> bool:
@@ -100,7 +102,7 @@ class LabResult:
 
 
 def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, endless_for: float = 3.0,
-            on_event: Callable[[Event], None] | None = None) -> LabResult:
+            on_event: Callable[[Event], None] | None = None, network: bool = False) -> LabResult:
     """Run setup, the steps (all, or the ones given) in order, then cleanup.
 
     After a failing step the rest are skipped: they build on it, and their
@@ -109,13 +111,15 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
     "result": StepResult}`` after each step, and ``{"type": "script", "result":
     ScriptResult}``. An exception (KeyboardInterrupt from a signal) stops the
     current run and closes the terminals before it goes on up; cleanup is then
-    not run, since the lab host is about to be destroyed.
+    not run, since the lab host is about to be destroyed. With ``network``, each step that ran records the
+    lab host's network picture (webapp/network/) as it ended, for a lab author's CI to check.
     """
     emit = on_event or (lambda event: None)
     started = time.monotonic()
     chosen = lab.steps if steps is None else steps
     result = LabResult(lab, lab_host.id, [StepResult(s.index, s.id, s.title) for s in chosen])
     session = LabSession(lab, lab_host)
+    keys: dict[str, str] = {}   # the containers' sandbox keys, from one picture to the next
     try:
         if lab.setup:
             result.setup = _script(session, "setup", lab.setup, emit)
@@ -126,6 +130,8 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
                 continue
             emit({"type": "step", "step": step, "of": len(lab.steps)})
             _run_step(session, step, record, endless_for, emit)
+            if network:
+                record.network = _picture(lab_host, keys)
             emit({"type": "step_end", "result": record})
             failed = not record.passed
         if lab.cleanup:
@@ -134,6 +140,13 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
         session.close()
         result.duration = round(time.monotonic() - started, 3)
     return result
+
+
+def _picture(lab_host: LabHost, keys: dict[str, str]) -> dict:
+    try:
+        return picture.read(lab_host, keys)
+    except (LabHostError, OSError) as e:
+        return {"error": f"the network could not be read: {e}"}
 
 
 def _script(session: LabSession, name: str, text: str, emit) -> ScriptResult:

@@ -7,7 +7,6 @@ it to ``spawn`` each one, and it hands back the command's PTY.
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import os
 import select
@@ -93,10 +92,6 @@ class LabHost(abc.ABC):
         """Path, inside the lab host, of the rc file for terminal shells (scripts/bashrc)."""
 
     @abc.abstractmethod
-    def netns_path(self) -> str | None:
-        """The lab host's network namespace file, None for the server's own."""
-
-    @abc.abstractmethod
     def health(self) -> Health:
         """Whether the lab host still works, and if not, why."""
 
@@ -116,18 +111,16 @@ class LabHost(abc.ABC):
     def docker(self, timeout: int = 30) -> docker.DockerClient:
         """A docker SDK client for the lab host's daemon (close it after use)."""
 
-    @contextlib.contextmanager
-    def netns(self):
-        """A pyroute2 view of the lab host's network namespace, for one ``with`` block.
+    def namespace_fd(self, kind: str) -> int:
+        """A descriptor of the lab host's own namespace of ``kind`` ("net", "user"); the caller closes it.
+        By default the server's own: a lab host that is this machine."""
+        return os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
 
-        ``flags=0`` so that a vanished namespace raises instead of being made anew;
-        one IPRoute per use because pyroute2 sockets must not be shared between threads.
-        """
-        from pyroute2 import IPRoute
+    def open_inside(self, path: str, flags: int) -> int:
+        """A descriptor for ``path`` as the lab host sees it (by default this machine's path)."""
+        return os.open(path, flags | os.O_CLOEXEC)
 
-        path = self.netns_path()
-        ipr = IPRoute(netns=path, flags=0) if path else IPRoute()
-        try:
-            yield ipr
-        finally:
-            ipr.close()
+    def owns_namespace(self, fd: int) -> bool:
+        """Whether the namespace ``fd``, found at a path inside the lab host, is the lab host's own (not one
+        of the machine's that a hostile lab host led the server to). On this machine itself, all are."""
+        return True

@@ -131,7 +131,18 @@ def process_start_time(pid: int) -> int:
     return _stat(pid)[1]
 
 
+def start_time_in(proc_dir: int) -> int:
+    """The start time of the process whose /proc dir ``proc_dir`` is open."""
+    fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_dir)
+    with open(fd) as f:
+        return _fields(f.read())[1]
+
+
 def _stat(pid: int) -> tuple[str, int]:
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return _fields(f.read())
+
+
+def _fields(stat: str) -> tuple[str, int]:
+    fields = stat.rsplit(")", 1)[1].split()
     return fields[0], int(fields[19])

@@ -32,7 +32,7 @@ import time
 import docker
 
 from .base import DOCKER_API, Health, LabHost, LabHostError
-from . import cgroups, devpts, image, inside, ptyguard, records, spawn, statedir
+from . import cgroups, devpts, image, inside, nsfs, ptyguard, records, spawn, statedir
 from .records import RANGE
 from ..config import Settings
 
@@ -93,6 +93,7 @@ class SandboxLabHost(LabHost):
         self._destroyed = False
         self._guard: ptyguard.PtyGuard | None = None
         self._guard_generation = 0
+        self._userns: tuple[int, int] | None = None   # its user namespace's identity, once asked
 
     @property
     def uid(self) -> int:
@@ -339,8 +340,35 @@ class SandboxLabHost(LabHost):
                                "Start its dockerd again (`restart-docker` in the lab host) or reset it") from None
         return _DockerClient(fd, timeout)
 
-    def netns_path(self) -> str:
-        return f"/proc/{self.pid}/ns/net"
+    def namespace_fd(self, kind: str) -> int:
+        """Through a descriptor of PID 1's /proc dir whose start time was checked: a pid reused by another
+        process after the lab host died leads nowhere (the old dir refuses), never to that process."""
+        try:
+            proc = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (OSError, TypeError):
+            raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host") from None
+        try:
+            if records.start_time_in(proc) != self.pid_start:
+                raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
+            return os.open(f"ns/{kind}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        except OSError:
+            raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host") from None
+        finally:
+            os.close(proc)
+
+    def open_inside(self, path: str, flags: int) -> int:
+        if not self.alive():
+            raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
+        return inside.open_in(self.pid, path, flags)
+
+    def owns_namespace(self, fd: int) -> bool:
+        if self._userns is None:
+            user = self.namespace_fd("user")
+            try:
+                self._userns = nsfs.identity(user)
+            finally:
+                os.close(user)
+        return nsfs.owned_by(fd, self._userns)
 
     def health(self) -> Health:
         if not self.alive():

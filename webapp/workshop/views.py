@@ -278,6 +278,19 @@ def watch(learner_id: str, lab_id: str):
     return lab_view(lab, learner_id, status, watch=member)
 
 
+@bp.get("/workshop/learners/<learner_id>/network.<any(json, svg):kind>")
+@auth.operator_only
+def watch_network(learner_id: str, kind: str):
+    """A learner's network picture, as the lab page they see draws it."""
+    from ..network.views import respond
+
+    try:
+        _workshop().member(learner_id)
+    except RoomError as e:
+        abort(404, str(e))
+    return respond(learner_id, kind)
+
+
 @bp.get("/api/workshop")
 @auth.operator_only
 def api():

@@ -1,0 +1,105 @@
+/* labnb: the network picture beside the steps (templates/lab.html, #network). The server reads the lab
+ * host and lays the picture out (webapp/network/); this draws it with Cytoscape.js at the server's
+ * positions, so that it matches the SVG download. It asks only while the panel is open: after every run,
+ * when the lab host changes, and on Refresh. Labels are drawn on a canvas: a learner's names are text. */
+(function () {
+  "use strict";
+  var panel = document.getElementById("network");
+  if (!panel || !window.labnb || !window.cytoscape) return;
+  var screen = panel.querySelector(".network-screen");
+  var info = panel.querySelector(".network-info");
+  var notes = panel.querySelector(".network-notes");
+  var toggle = document.querySelector(".network-toggle");
+  var STATE = { "UP": "#2e7d32", "NO-CARRIER": "#ef6c00", "DOWN": "#9e9e9e" };
+  var BOX = { "lab host": "#e3f2fd", "container": "#f1f8e9", "netns": "#fff8e1" };
+  var cy = null, asking = false, again = false;
+  var api = window.labnb.network = { picture: null, cy: null, refresh: refresh };
+
+  function label(iface) {
+    var a = iface.addresses;
+    var shown = a.slice(0, 2).join(", ") + (a.length > 2 ? " +" + (a.length - 2) : "");
+    return iface.name + " (" + iface.kind + ")\n" + (shown || "no address") + "\n" + iface.state;
+  }
+
+  function elements(pic) {
+    var out = [];
+    pic.namespaces.forEach(function (ns) {
+      out.push({ group: "nodes", data: { id: ns.id, label: ns.label, kind: ns.kind }, classes: "box" });
+      ns.interfaces.forEach(function (i) {
+        out.push({ group: "nodes", data: { id: i.id, parent: ns.id, label: label(i), state: i.state, iface: i },
+                   position: { x: i.x, y: i.y }, classes: "iface" });
+      });
+    });
+    pic.links.forEach(function (l, n) {
+      out.push({ group: "edges", data: { id: "l" + n, source: l.source, target: l.target }, classes: l.kind });
+    });
+    return out;
+  }
+
+  var style = [
+    { selector: "node.box", style: {
+      "label": "data(label)", "text-valign": "top", "text-halign": "center", "text-margin-y": -4,
+      "font-size": 12, "font-weight": "bold", "padding": 14, "shape": "round-rectangle",
+      "background-color": function (n) { return BOX[n.data("kind")] || "#fafafa"; },
+      "border-color": "#607d8b", "border-width": 1.5 } },
+    { selector: "node.iface", style: {
+      "label": "data(label)", "text-wrap": "wrap", "text-valign": "center", "text-halign": "center",
+      "font-family": "ui-monospace, DejaVu Sans Mono, monospace", "font-size": 11, "shape": "round-rectangle",
+      "width": 180, "height": 58, "background-color": "#fff", "border-width": 2,
+      "border-color": function (n) { return STATE[n.data("state")] || "#9e9e9e"; } } },
+    { selector: "node.iface:selected", style: { "background-color": "#e8eaf6" } },
+    { selector: "edge.veth", style: { "width": 2, "line-color": "#37474f", "curve-style": "straight" } },
+    { selector: "edge.port", style: { "width": 1.5, "line-color": "#1565c0", "line-style": "dashed",
+      "curve-style": "unbundled-bezier", "control-point-distances": 40, "control-point-weights": 0.5 } }
+  ];
+
+  function draw(pic) {
+    api.picture = pic;
+    if (cy) cy.destroy();
+    cy = api.cy = window.cytoscape({ container: screen, elements: elements(pic), style: style,
+                                     layout: { name: "preset" }, autoungrabify: true, boxSelectionEnabled: false,
+                                     wheelSensitivity: 0.3 });
+    cy.fit(undefined, 20);
+    cy.on("tap", "node.iface", function (e) {
+      var i = e.target.data("iface");
+      info.textContent = i.name + " (" + i.kind + ") " + i.state + " · mac " + i.mac + " · mtu " + i.mtu +
+        (i.addresses.length ? " · " + i.addresses.join(", ") : "") + (i.peer_note ? " · " + i.peer_note : "");
+    });
+    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
+      new Date().toLocaleTimeString() + "; click an interface for its details";
+    notes.textContent = pic.notes.join("; ");
+    notes.hidden = !pic.notes.length;
+  }
+
+  function refresh() {
+    if (panel.hidden || document.hidden) return;
+    if (asking) { again = true; return; }
+    asking = true;
+    fetch(panel.dataset.json, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (r) {
+        if (r.ok) draw(r.body);
+        else { info.textContent = r.body.error || "the picture could not be read"; }
+      })
+      .catch(function (err) { info.textContent = "the picture could not be read: " + err; })
+      .then(function () { asking = false; if (again) { again = false; refresh(); } });
+  }
+
+  function show(open) {
+    panel.hidden = !open;
+    document.body.classList.toggle("network-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    try { localStorage.setItem("labnb.network", open ? "open" : ""); } catch (e) { /* private mode */ }
+    if (open) { if (cy) { cy.resize(); cy.fit(undefined, 20); } refresh(); }
+  }
+
+  toggle.addEventListener("click", function () { show(panel.hidden); });
+  panel.querySelector(".network-refresh").addEventListener("click", refresh);
+  panel.querySelector(".network-fit").addEventListener("click", function () { if (cy) cy.fit(undefined, 20); });
+  document.body.addEventListener("labnb-run-ended", refresh);
+  document.addEventListener("visibilitychange", refresh);
+  window.labnb.onHostChange(refresh);
+  var stored = "";
+  try { stored = localStorage.getItem("labnb.network") || ""; } catch (e) { /* private mode */ }
+  show(stored === "open");
+})();

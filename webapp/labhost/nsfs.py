@@ -1,0 +1,60 @@
+"""Namespace descriptors: what kind a namespace is, and which user namespace owns it.
+
+The server reads a lab host's network namespaces through descriptors: its
+PID 1's, the ones its dockerd bind-mounts for containers, the ones
+``ip netns`` keeps in ``/run/netns``. All but the first come from paths the
+lab host's root controls, so each is checked before use: it must be a
+namespace of the kind wanted (not a file planted there), owned by the lab
+host's user namespace or one nested below it (never the machine's own).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+NS_GET_USERNS = 0xB701   # _IO(0xb7, 0x1): the user namespace that owns a namespace
+NS_GET_PARENT = 0xB702   # a user namespace's parent
+NS_GET_NSTYPE = 0xB703   # the CLONE_NEW* kind of a namespace
+MAX_DEPTH = 33           # user namespaces nest at most 32 deep
+
+
+def kind(fd: int) -> int | None:
+    """The ``CLONE_NEW*`` kind of the namespace ``fd`` refers to; None if it is not a namespace."""
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        return None
+
+
+def identity(fd: int) -> tuple[int, int]:
+    """What tells two namespaces apart: the nsfs inode (and its device)."""
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def owned_by(fd: int, userns: tuple[int, int]) -> bool:
+    """Whether the namespace ``fd`` is owned by the user namespace ``userns`` (an ``identity``) or by one
+    nested inside it."""
+    owner = _ioctl_fd(fd, NS_GET_USERNS)
+    for _ in range(MAX_DEPTH):
+        if owner is None:
+            return False
+        try:
+            if identity(owner) == userns:
+                return True
+            parent = _ioctl_fd(owner, NS_GET_PARENT)   # EPERM past the machine's own: not inside
+        finally:
+            os.close(owner)
+        owner = parent
+    if owner is not None:
+        os.close(owner)
+    return False
+
+
+def _ioctl_fd(fd: int, request: int) -> int | None:
+    try:
+        return fcntl.ioctl(fd, request)
+    except OSError:
+        return None
