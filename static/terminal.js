@@ -1,13 +1,16 @@
 /* The lab page's terminal panel (after static/labnb.js): a free shell on
- * the lab host, in xterm.js. Nothing typed or printed here is stored; the
- * server keeps the last 64 KiB of its output in memory and sends it first ("replay": the screen is cleared for
- * it) each time the panel opens the shell. Each shell_output says the
- * position in the raw output after it (end); it is acknowledged once xterm
- * has written it, so the server reads the shell no faster than this page
- * draws. After the shell ends, Enter starts a new one.
+ * the lab host, and a tab for each of the lab's named terminals (b1, b2 in
+ * lab 1: what the steps typed into them and what came back, live, and what
+ * the learner types there), each in its own xterm.js. Nothing typed or
+ * printed here is stored; the server keeps the last 64 KiB of each one's
+ * output in memory and sends it first ("replay": the screen is cleared for
+ * it) each time a tab opens it. Each shell_output says the position in the
+ * raw output after it (end); it is acknowledged once xterm has written it,
+ * so the server reads the terminal no faster than this page draws. After one
+ * ends, Enter in its tab starts a new one.
  *
- * All its state is in `shell`. The server handles each event in a thread
- * of its own, so two events in flight may be handled out of order:
+ * Each tab's state is its `Screen`. The server handles each event in a
+ * thread of its own, so two events in flight may be handled out of order:
  * keystrokes go one shell_input at a time (typed: what waits; typing: one
  * is in flight), the next (all typed meanwhile) once the server has taken
  * the last; sizes likewise (size, sizing). */
@@ -19,18 +22,12 @@
   var socket = page.socket;
   var INPUT_PART = 16384;   // UTF-16 units per shell_input: at most 48 KiB of UTF-8, within the server's 64 KiB
   var OPEN_KEY = "labnb-terminal-open";
-  var shell = {
-    term: null, fit: null, open: false,
-    joined: false, joining: false, ended: false,
-    awaitOutput: false,   // what is typed waits for the shell's first output (it would show twice)
-    typed: "", typing: false, size: null, sizing: false
-  };
   var body = panel.querySelector(".terminal-body");
-  var screen = panel.querySelector(".terminal-screen");
   var toggle = panel.querySelector(".terminal-toggle");
   var statusEl = panel.querySelector(".terminal-status");
-
-  function shellStatus(text) { statusEl.textContent = text || ""; }
+  var open = false;
+  var screens = {};   // by term: "" the free shell, else a named terminal
+  var active = null;
 
   /* An OSC 8 hyperlink in the terminal (http and https only) opens only when
    * the learner has seen where it leads and says yes, in a new window that
@@ -45,92 +42,154 @@
     }
   };
 
-  function makeTerm() {
-    var term = new window.Terminal({
+  function Screen(tab) {
+    this.term = tab.dataset.term;
+    this.tab = tab;
+    this.el = panel.querySelector('.terminal-screen[data-term="' + CSS.escape(this.term) + '"]');
+    this.xterm = null; this.fit = null;
+    this.joined = false; this.joining = false; this.ended = false;
+    this.awaitOutput = false;   // what is typed waits for the shell's first output (it would show twice)
+    this.typed = ""; this.typing = false; this.size = null; this.sizing = false;
+    this.status = "";
+    var self = this;
+    tab.addEventListener("click", function () { select(self); showTerminal(true); });
+  }
+
+  /* an event's payload about this screen */
+  Screen.prototype.about = function (payload) {
+    if (this.term) payload.term = this.term;
+    return payload;
+  };
+
+  Screen.prototype.setStatus = function (text) {
+    this.status = text || "";
+    if (this === active) statusEl.textContent = this.status;
+  };
+
+  Screen.prototype.make = function () {
+    var self = this;
+    var xterm = new window.Terminal({
       cursorBlink: true, scrollback: 5000, fontSize: 13,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
       theme: { background: "#15191d", foreground: "#e6e6e6" },
       linkHandler: linkHandler
     });
-    shell.fit = new window.FitAddon.FitAddon();
-    term.loadAddon(shell.fit);
-    term.open(screen);
-    term.onData(shellInput);
-    term.onResize(function (dims) {
-      shell.size = { rows: dims.rows, cols: dims.cols };
-      sendSize();
+    this.fit = new window.FitAddon.FitAddon();
+    xterm.loadAddon(this.fit);
+    xterm.open(this.el);
+    xterm.onData(function (data) { self.input(data); });
+    xterm.onResize(function (dims) {
+      self.size = { rows: dims.rows, cols: dims.cols };
+      self.sendSize();
     });
-    shell.term = term;
-  }
+    this.xterm = xterm;
+  };
 
-  function fitTerm() {
-    if (!shell.open || !shell.term) return;
-    try { shell.fit.fit(); } catch (e) { /* not laid out yet */ }
-  }
+  Screen.prototype.fitTerm = function () {
+    if (!open || this !== active || !this.xterm) return;
+    try { this.fit.fit(); } catch (e) { /* not laid out yet */ }
+  };
 
-  function joinShell() {
-    if (!shell.open || shell.joining || !socket.connected) return;
-    shell.joining = true;
-    shell.size = null;   // shell_open carries the size
-    shellStatus("opening…");
-    socket.emit("shell_open", { lab: page.labId, rows: shell.term.rows, cols: shell.term.cols }, function (reply) {
-      shell.joining = false;
-      if (reply && reply.error) { shell.joined = false; shellStatus(reply.error); return; }
-      shell.joined = true; shell.ended = false;
-      shellStatus("");
-      sendTyped();   // what was typed meanwhile (after the shell's first output, which may come first)
-    });
-  }
+  Screen.prototype.join = function () {
+    if (!open || !this.xterm || this.joining || !socket.connected) return;
+    var self = this;
+    this.joining = true;
+    this.size = null;   // shell_open carries the size
+    this.setStatus("opening…");
+    socket.emit("shell_open", this.about({ lab: page.labId, rows: this.xterm.rows, cols: this.xterm.cols }),
+      function (reply) {
+        self.joining = false;
+        if (reply && reply.error) { self.joined = false; self.setStatus(reply.error); return; }
+        self.joined = true; self.ended = false;
+        self.setStatus("");
+        self.sendTyped();   // what was typed meanwhile (after the shell's first output, which may come first)
+      });
+  };
 
-  function shellInput(data) {
-    if (!shell.joined || shell.ended) {
-      if (data.indexOf("\r") >= 0) joinShell();   // Enter: a new shell (or try again)
+  Screen.prototype.input = function (data) {
+    if (!this.joined || this.ended) {
+      if (data.indexOf("\r") >= 0) this.join();   // Enter: a new shell (or try again)
       return;
     }
-    shell.typed += data;
-    sendTyped();
-  }
+    this.typed += data;
+    this.sendTyped();
+  };
 
-  function sendTyped() {
-    if (shell.typing || !shell.typed || !shell.joined || shell.awaitOutput) return;
-    var end = Math.min(shell.typed.length, INPUT_PART);   // a long paste goes in parts
-    var code = shell.typed.charCodeAt(end - 1);
-    if (end < shell.typed.length && code >= 0xd800 && code <= 0xdbff) end -= 1;   // keep a surrogate pair whole
-    var part = shell.typed.slice(0, end);
-    shell.typed = shell.typed.slice(end);
-    shell.typing = true;
-    socket.emit("shell_input", { data: part }, function (reply) {
-      shell.typing = false;
-      if (reply && reply.error) { shell.typed = ""; shellStatus(reply.error); return; }
-      sendTyped();
+  Screen.prototype.sendTyped = function () {
+    if (this.typing || !this.typed || !this.joined || this.awaitOutput) return;
+    var end = Math.min(this.typed.length, INPUT_PART);   // a long paste goes in parts
+    var code = this.typed.charCodeAt(end - 1);
+    if (end < this.typed.length && code >= 0xd800 && code <= 0xdbff) end -= 1;   // keep a surrogate pair whole
+    var part = this.typed.slice(0, end);
+    var self = this;
+    this.typed = this.typed.slice(end);
+    this.typing = true;
+    socket.emit("shell_input", this.about({ data: part }), function (reply) {
+      self.typing = false;
+      if (reply && reply.error) { self.typed = ""; self.setStatus(reply.error); return; }
+      self.sendTyped();
     });
-  }
+  };
 
-  function sendSize() {
-    if (shell.sizing || !shell.size || !shell.joined) return;
-    var next = shell.size;
-    shell.size = null; shell.sizing = true;
-    socket.emit("shell_resize", next, function () { shell.sizing = false; sendSize(); });
-  }
+  Screen.prototype.sendSize = function () {
+    if (this.sizing || !this.size || !this.joined) return;
+    var next = this.size, self = this;
+    this.size = null; this.sizing = true;
+    socket.emit("shell_resize", this.about(next), function () { self.sizing = false; self.sendSize(); });
+  };
 
-  function forgetInFlight() { shell.typed = ""; shell.typing = false; shell.size = null; shell.sizing = false; }
+  Screen.prototype.forgetInFlight = function () {
+    this.joined = false; this.typed = ""; this.typing = false; this.size = null; this.sizing = false;
+  };
 
-  function showTerminal(open) {
-    shell.open = open;
-    panel.dataset.open = String(open);
-    body.hidden = !open;
-    toggle.textContent = open ? "Hide terminal" : "Open terminal";
-    toggle.setAttribute("aria-expanded", String(open));
-    document.body.classList.toggle("terminal-open", open);
-    try { sessionStorage.setItem(OPEN_KEY, open ? "1" : ""); } catch (e) { /* storage off */ }
+  Screen.prototype.output = function (msg) {
+    if (!this.xterm) return;
+    if (msg.replay) this.xterm.reset();
+    var self = this;
+    this.xterm.write(page.bytes(msg.data), function () { socket.emit("shell_ack", self.about({ end: msg.end })); });
+    if (this.awaitOutput) { this.awaitOutput = false; this.sendTyped(); }
+  };
+
+  Screen.prototype.exited = function () {
+    this.ended = true;
+    var what = this.term ? "terminal " + this.term : "the shell";
+    if (this.xterm) this.xterm.write("\r\n\x1b[2m[" + what + " ended; press Enter for a new one]\x1b[0m\r\n");
+    this.setStatus(what + " ended");
+  };
+
+  /* Show ``screen`` in the panel (its xterm made and its terminal opened once the panel is open). */
+  function select(screen) {
+    active = screen;
+    Object.keys(screens).forEach(function (t) {
+      var s = screens[t];
+      s.el.hidden = s !== screen;
+      s.tab.setAttribute("aria-selected", String(s === screen));
+    });
+    statusEl.textContent = screen.status;
     if (!open) return;
-    if (!shell.term) makeTerm();
-    fitTerm();
-    if (!shell.joined) joinShell();
-    shell.term.focus();
+    if (!screen.xterm) screen.make();
+    screen.fitTerm();
+    if (!screen.joined) screen.join();
+    screen.xterm.focus();
   }
 
-  toggle.addEventListener("click", function () { showTerminal(!shell.open); });
+  function showTerminal(show) {
+    open = show;
+    panel.dataset.open = String(show);
+    body.hidden = !show;
+    toggle.textContent = show ? "Hide terminal" : "Open terminal";
+    toggle.setAttribute("aria-expanded", String(show));
+    document.body.classList.toggle("terminal-open", show);
+    try { sessionStorage.setItem(OPEN_KEY, show ? "1" : ""); } catch (e) { /* storage off */ }
+    if (show) select(active);
+  }
+
+  panel.querySelectorAll(".terminal-tab").forEach(function (tab) {
+    var screen = new Screen(tab);
+    screens[screen.term] = screen;
+  });
+  active = screens[""];
+  toggle.addEventListener("click", function () { showTerminal(!open); });
 
   /* Each command of the lab can be typed into the terminal with a click, to
    * try it or a variation of it outside the step's run, as Killercoda does. */
@@ -143,38 +202,31 @@
     button.textContent = "▶ terminal";
     button.title = "Type this into the terminal below";
     button.addEventListener("click", function () {
+      var shell = screens[""];
       if (!shell.joined || shell.ended) {
         // Typed before the shell's first prompt, it would show twice (the
         // terminal echoes what waits): send it with the shell's first output.
         shell.awaitOutput = true;
         shell.joined = shell.joined && !shell.ended;
       }
+      select(shell);
       showTerminal(true);
       shell.typed += code.textContent.replace(/\n+$/, "").replace(/\n/g, "\r") + "\r";
-      sendTyped();
+      shell.sendTyped();
     });
     block.appendChild(button);
   });
-  window.addEventListener("resize", function () { requestAnimationFrame(fitTerm); });
+  window.addEventListener("resize", function () { requestAnimationFrame(function () { active.fitTerm(); }); });
 
-  socket.on("shell_output", function (msg) {
-    if (!shell.term) return;
-    if (msg.replay) shell.term.reset();
-    shell.term.write(page.bytes(msg.data), function () {
-      socket.emit("shell_ack", { end: msg.end });
-    });
-    if (shell.awaitOutput) { shell.awaitOutput = false; sendTyped(); }
-  });
-  socket.on("shell_exit", function () {
-    shell.ended = true;
-    if (shell.term) shell.term.write("\r\n\x1b[2m[the shell ended; press Enter for a new one]\x1b[0m\r\n");
-    shellStatus("the shell ended");
-  });
-  page.onConnect(function () { shell.joined = false; shell.joining = false; forgetInFlight(); joinShell(); });
-  page.onDisconnect(function () { shell.joined = false; forgetInFlight(); });
-  // The lab host became ready (after a start or a reset): open the shell if the panel waits for it.
+  function screenOf(msg) { return screens[(msg && msg.term) || ""]; }
+  socket.on("shell_output", function (msg) { var s = screenOf(msg); if (s) s.output(msg); });
+  socket.on("shell_exit", function (msg) { var s = screenOf(msg); if (s) s.exited(); });
+  function each(fn) { Object.keys(screens).forEach(function (t) { fn(screens[t]); }); }
+  page.onConnect(function () { each(function (s) { s.forgetInFlight(); s.joining = false; s.join(); }); });
+  page.onDisconnect(function () { each(function (s) { s.forgetInFlight(); }); });
+  // The lab host became ready (after a start or a reset): open the terminals the panel waits for.
   page.onHostChange(function () {
-    if (page.hostReady() && shell.open && !shell.joined) joinShell();
+    if (page.hostReady()) each(function (s) { if (!s.joined) s.join(); });
   });
 
   var wasOpen = false;

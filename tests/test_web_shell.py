@@ -13,28 +13,38 @@ import time
 
 import pytest
 
-from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, wait_for
+from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, Tab, wait_for
 
-from webapp.executor.process import READ_SIZE
-from webapp.shells.manager import BACKLOG, MAX_INPUT, SHELL_WINDOW, TAB_WINDOW
+from webapp.executor.process import DEFAULT_WINDOW, READ_SIZE
+from webapp.executor.terminal import RECENT
+from webapp.shells.manager import MAX_INPUT, SHELL_WINDOW
+from webapp.shells.screen import BACKLOG, TAB_WINDOW
 
 
 class ShellTab:
-    """One browser tab's terminal panel: what it was sent, acknowledged or not."""
+    """One browser tab's terminal panel: what it was sent, acknowledged or not; with ``term``, a tab of the
+    lab's named terminal of that name."""
 
-    def __init__(self, server, http, ack: bool = True):
+    def __init__(self, server, http, ack: bool = True, lab: str = TEST_LAB, term: str | None = None):
         self.client = server.socket(http)
-        self.ack = ack
+        self.ack, self.lab = ack, lab
+        self.about = {"term": term} if term else {}
         self.messages: list[dict] = []
         self.end = self.acked = 0   # the last end position sent, and the last acknowledged
         self.exits = 0
         self.errors: list[dict] = []
         self.lock = threading.Lock()
         self.client.on("shell_output", self._output)
-        self.client.on("shell_exit", lambda m=None: setattr(self, "exits", self.exits + 1))
+        self.client.on("shell_exit", self._exit)
         self.client.on("error", lambda m: self.errors.append(m))
 
+    def _exit(self, m=None):
+        if (m or {}).get("term") == self.about.get("term", ""):
+            self.exits += 1
+
     def _output(self, m):
+        if m["term"] != self.about.get("term", ""):
+            return   # another terminal's tab in the same page
         with self.lock:
             if not self.messages:   # the backlog: the tab's first position is where it starts
                 self.acked = m["end"] - len(m["data"])
@@ -42,7 +52,7 @@ class ShellTab:
             self.end = max(self.end, m["end"])
         if self.ack:
             self.acked = m["end"]
-            self.client.emit("shell_ack", {"end": m["end"]})
+            self.client.emit("shell_ack", {**self.about, "end": m["end"]})
 
     @property
     def unacked(self) -> int:
@@ -52,14 +62,15 @@ class ShellTab:
         """Acknowledge everything received; how much that was."""
         with self.lock:
             owed, self.acked = self.end - self.acked, self.end
-        self.client.emit("shell_ack", {"end": self.acked})
+        self.client.emit("shell_ack", {**self.about, "end": self.acked})
         return owed
 
     def open(self, rows: int = 24, cols: int = 80) -> dict:
-        return self.client.call("shell_open", {"lab": TEST_LAB, "rows": rows, "cols": cols}, timeout=30)
+        return self.client.call("shell_open", {**self.about, "lab": self.lab, "rows": rows, "cols": cols},
+                                timeout=30)
 
     def type(self, text: str) -> None:
-        self.client.emit("shell_input", {"data": text})
+        self.client.emit("shell_input", {**self.about, "data": text})
 
     def text(self) -> str:
         with self.lock:
@@ -228,3 +239,72 @@ def test_a_reset_of_the_lab_host_ends_the_shell(web_server, learner, tab):
     assert tab.open() == {"ok": True}
     tab.type("echo again-$((8*8))\n")
     tab.wait_text("again-64")
+
+
+LAB_1 = "01-network-modes"
+
+
+@pytest.fixture(scope="module")
+def in_lab_1(web_server):
+    """A learner with lab 1 open, whose step "two-containers" left container b1's shell in terminal b1."""
+    http = web_server.learner()
+    web_server.open_lab(http, LAB_1)
+    runs = Tab(web_server, http, lab=LAB_1)
+    try:
+        end = runs.wait_end(runs.run("two-containers"))
+        assert end["status"] == "done", end
+    finally:
+        runs.close()
+    return http
+
+
+def test_a_named_terminal_shows_what_a_step_typed_and_takes_input(web_server, in_lab_1):
+    b1 = ShellTab(web_server, in_lab_1, lab=LAB_1, term="b1")
+    try:
+        assert b1.open(rows=30, cols=100) == {"ok": True}
+        first = wait_for(lambda: b1.messages, 10, what="the backlog")[0]
+        assert first.get("replay") is True and b"inet addr:172.17.0.2" in first["data"]   # the step's ifconfig
+        assert b"\x1b]777" not in first["data"]   # the markers that end a step's commands are not shown
+        b1.type("echo typed-$((6*7)); ifconfig eth0\r")
+        text = b1.wait_text("typed-42")
+        wait_for(lambda: b1.text().count("inet addr:172.17.0.2") == 2, 10, what="ifconfig's output, typed")
+        assert "typed-42" in text
+    finally:
+        b1.close()
+
+
+def test_only_the_labs_own_terminals_open(web_server, in_lab_1, learner):
+    stranger = ShellTab(web_server, learner, term="b1")   # the test lab has no terminal b1
+    try:
+        assert "has no terminal 'b1'" in stranger.open()["error"]
+        assert "open the terminal first" in stranger.client.call("shell_input", {"term": "b1", "data": "x"},
+                                                                 timeout=10)["error"]
+    finally:
+        stranger.close()
+
+
+def test_a_tab_that_does_not_acknowledge_holds_a_named_terminal(web_server, in_lab_1):
+    """Between runs, what the learner makes a named terminal print is held by the kernel as the shell's is."""
+    slow = ShellTab(web_server, in_lab_1, ack=False, lab=LAB_1, term="b2")
+    try:
+        assert slow.open() == {"ok": True}
+        wait_for(lambda: "]#" in slow.text(), 20, what="b2's prompt")
+        slow.type("head -c 4000000 /dev/zero | tr '\\0' x; echo; echo flood-$((5*5))\r")
+        wait_for(lambda: slow.unacked >= DEFAULT_WINDOW // 2, 20, what="some of the flood")
+        threading.Event().wait(1.0)      # time for more, were it not held
+        with slow.lock:
+            sent = slow.unacked
+        assert sent <= DEFAULT_WINDOW + READ_SIZE + RECENT, sent
+        assert "flood-25" not in slow.text()
+        shell = ShellTab(web_server, in_lab_1, lab=LAB_1)   # the free shell, on the same lab host
+        try:
+            assert shell.open() == {"ok": True}
+            shell.type("pgrep -x head >/dev/null && echo still-$((4*4))-writing\n")
+            shell.wait_text("still-16-writing")   # the flood's writer is held, not done
+        finally:
+            shell.close()
+        slow.ack = True
+        slow.ack_all()
+        slow.wait_text("flood-25", 60)
+    finally:
+        slow.close()

@@ -29,6 +29,7 @@ from .process import OutputCallback, PtyProcess
 
 # How long a prompt waits for the marker that normally follows it at once.
 PROMPT_GRACE = 1.0
+RECENT = 64 << 10   # bytes of what a terminal showed kept for a screen that starts to mirror it later
 _SEQ = re.compile(rb"\x1b\]777([01]);([^\x07\x1b]{0,64})\x07")
 _ECHO = re.compile(rb" printf '\\033\]7770;%s;%s;%s\\007' [0-9a-f]+ \"\$\?\" \"\$\{__labnb_outer:-0\}\"(\r\n)?")
 
@@ -145,8 +146,11 @@ class Terminal:
         self.process = PtyProcess(host, argv, on_output=self._route, rows=rows, cols=cols)
         self.current: TypedCommand | None = None
         self.filter = MarkerFilter()
+        self.recent = bytearray()   # the last RECENT bytes it showed (markers cut), runs' and not
+        self.screen = None          # what mirrors it (``mirror``)
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
+        self._route_lock = threading.Lock()
 
     def start(self, ready_timeout: float = 10.0) -> "Terminal":
         self.process.start()
@@ -179,6 +183,15 @@ class Terminal:
             threading.Thread(target=self._watch_timeout, args=(run,), daemon=True).start()
         return run
 
+    def mirror(self, screen) -> None:
+        """Show what the terminal shows on ``screen`` too (webapp/shells/screen.py): what it showed
+        lately, then all it shows. A run's output is its run's to acknowledge; what the terminal prints
+        between runs (the learner typing into it) is then ``screen``'s, as the terminal panel's is."""
+        with self._route_lock:
+            screen.feed(bytes(self.recent), own=False)
+            self.screen = screen
+            screen.credit.attach(self.process.ack)
+
     def close(self) -> None:
         if self.current:
             self.current._end(None, INTERRUPTED)
@@ -186,12 +199,28 @@ class Terminal:
 
     # -- internals --------------------------------------------------------
     def _route(self, data: bytes) -> None:
-        shown = 0
+        with self._route_lock:
+            taken = self._route_parts(data)
+        # bytes cut out, or printed between runs with nothing mirroring them, count as dealt with:
+        # nobody will acknowledge them
+        self.process.ack(len(data) - taken)
+
+    def _route_parts(self, data: bytes) -> int:
+        """Hand text to the run of the moment and to the mirror; how many bytes they will acknowledge."""
+        taken = 0
+        screen = self.screen
         for part in self.filter.feed(data):
             run = self.current
-            if part[0] == "text" and run is not None:
-                shown += len(part[1])
-                run.on_output(part[1])
+            if part[0] == "text":
+                text = part[1]
+                self.recent += text
+                if run is not None:
+                    taken += len(text)
+                    run.on_output(text)
+                elif screen is not None:
+                    taken += len(text)
+                if screen is not None:
+                    screen.feed(text, own=run is None)
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._skip_prompt = self._skip_prompt or outer
@@ -201,9 +230,8 @@ class Terminal:
                 self._skip_prompt = False
             elif run is not None:
                 threading.Thread(target=run._prompt_seen, args=(part[1],), daemon=True).start()
-        # bytes cut out, or printed between runs, count as dealt with: nobody
-        # will acknowledge them
-        self.process.ack(len(data) - shown)
+        del self.recent[:max(0, len(self.recent) - RECENT)]
+        return taken
 
     def _run_ended(self, run: TypedCommand) -> None:
         with self._lock:

@@ -2,12 +2,15 @@
 checked (webapp/events.py), then handed to the ShellManager. A tab reaches
 only its own learner's shell, and only after ``shell_open``.
 
-    shell_open   {lab, rows?, cols?}  -> {"ok": true}   starts the shell if need be; sends the backlog
-    shell_input  {data: str}          (at most 64 KiB in UTF-8)
-    shell_resize {rows: 2..500, cols: 2..1000}
-    shell_ack    {end: pos}           the tab has written the output up to pos to xterm
+    shell_open   {lab, term?, rows?, cols?}  -> {"ok": true}   starts the shell if need be; sends the backlog
+    shell_input  {term?, data: str}          (at most 64 KiB in UTF-8)
+    shell_resize {term?, rows: 2..500, cols: 2..1000}
+    shell_ack    {term?, end: pos}           the tab has written the output up to pos to xterm
 
-    server -> tab: shell_output {data: bytes, end: pos, replay?: true}, shell_exit {}
+    server -> tab: shell_output {term, data: bytes, end: pos, replay?: true}, shell_exit {term}
+
+``term`` names one of the lab's named terminals (b1 in lab 1); without it,
+the event is about the learner's free shell. Each is a stream of its own.
 
 Events are handled each in a thread of their own, so a tab sends its next
 ``shell_input`` (and ``shell_resize``) only once the last is acknowledged:
@@ -27,25 +30,27 @@ from ..events import POSITION, Events, Int, Name, Text
 from .manager import MAX_INPUT, ShellError, ShellManager
 
 ROWS, COLS = (2, 500), (2, 1000)
+TERM = Name(optional=True)
 
 
 def register(events: Events, manager: ShellManager) -> None:
     expected = (ShellError,)
     events.on_disconnect(manager.detach)
 
-    @events.on("shell_open", expected, lab=Name(), rows=Int(*ROWS, default=24), cols=Int(*COLS, default=80))
-    def shell_open(lab_id, rows, cols):
-        manager.open(request.sid, session["learner"], lab_id, rows, cols)
+    @events.on("shell_open", expected, lab=Name(), term=TERM, rows=Int(*ROWS, default=24),
+               cols=Int(*COLS, default=80))
+    def shell_open(lab_id, term, rows, cols):
+        manager.open(request.sid, session["learner"], lab_id, rows, cols, term or "")
         return {"ok": True}
 
-    @events.on("shell_input", expected, data=Text(MAX_INPUT))
-    def shell_input(raw):
-        manager.input(request.sid, session["learner"], raw)
+    @events.on("shell_input", expected, term=TERM, data=Text(MAX_INPUT))
+    def shell_input(term, raw):
+        manager.input(request.sid, session["learner"], raw, term or "")
 
-    @events.on("shell_resize", expected, rows=Int(*ROWS), cols=Int(*COLS))
-    def shell_resize(rows, cols):
-        manager.resize(request.sid, session["learner"], rows, cols)
+    @events.on("shell_resize", expected, term=TERM, rows=Int(*ROWS), cols=Int(*COLS))
+    def shell_resize(term, rows, cols):
+        manager.resize(request.sid, session["learner"], rows, cols, term or "")
 
-    @events.on("shell_ack", expected, end=POSITION)
-    def shell_ack(end):
-        manager.ack(request.sid, session["learner"], end)
+    @events.on("shell_ack", expected, term=TERM, end=POSITION)
+    def shell_ack(term, end):
+        manager.ack(request.sid, session["learner"], end, term or "")

@@ -1,66 +1,88 @@
 """Shells: one interactive bash per learner on their lab host, typed into from
-the lab page's terminal panel (xterm.js), like Killercoda's.
+the lab page's terminal panel (xterm.js), like Killercoda's; and, in tabs
+beside it, the lab's named terminals (``NamedTerminal``).
 
 A shell is not a run: what is typed and printed is not stored. The server
-keeps only the last BACKLOG bytes of its output in memory, so that a reload
-or a second tab shows the screen's recent past; the shell itself lives on
-while no tab shows it, until the learner's lab host is reset or released,
+keeps only the last 64 KiB of its output in memory (``Screen``), so that a
+reload or a second tab shows the screen's recent past; the shell itself lives
+on while no tab shows it, until the learner's lab host is reset or released,
 the server stops, or no tab has shown it for the idle timeout (an abandoned
 shell, and whatever runs in it, is not kept for ever; the next shell the
 learner opens says why the old one is gone).
 
-Flow control, as for runs (webapp/flow.py): each tab acknowledges the
-output position it has written to xterm. The PTY is read only while the
-furthest-ahead tab is less than SHELL_WINDOW behind (with no tab open the
-backlog is the consumer): the shell's ``Credit``, so ``yes`` in the shell
-is held by the kernel. A tab (a ``Reader``) more than TAB_WINDOW behind is
-sent nothing more; once it acknowledges it gets what the backlog still
-holds, with a note of what it missed.
+Flow control, as for runs (webapp/flow.py, webapp/shells/screen.py): each
+tab acknowledges the output position it has written to xterm. The PTY is
+read only while the furthest-ahead tab is less than SHELL_WINDOW behind
+(with no tab open the backlog is the consumer), so ``yes`` in the shell is
+held by the kernel. A named terminal is the same between runs; during a run
+its cell's acknowledgements hold it, and its tabs follow as they can.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable
 
-from ..executor import PtyProcess
-from ..flow import Credit, Reader
+from ..executor import PtyProcess, Terminal
 from ..lab import Lab
-from ..labhost.base import LabHost
+from ..labhost.base import LabHost, LabHostError
 from ..learners import Learners, NotReady
+from .screen import Emit, Screen
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 64 << 10             # bytes of output kept for a tab that opens the shell later
 SHELL_WINDOW = 512 << 10       # unacknowledged bytes (furthest tab) before the PTY is not read
-TAB_WINDOW = 1 << 20           # bytes in flight to one tab before it is sent nothing more
 MAX_INPUT = 64 << 10           # bytes of input per event
-
-Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid)
 
 
 class ShellError(Exception):
     """A request about a shell that cannot be met; the message is for the learner."""
 
 
-class Shell:
+class Shown:
+    """What a tab of the terminal panel shows: a bash on a PTY of the lab host, and its ``Screen``."""
+
+    ended = ""   # what to tell a tab that types into it once it has ended
+
+    def __init__(self, learner_id: str, process: PtyProcess, screen: Screen):
+        self.learner, self.process, self.screen = learner_id, process, screen
+        self.write_lock = threading.Lock()    # one tab's input is not interleaved with another's
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def write(self, data: bytes) -> None:
+        with self.write_lock:
+            try:
+                self.process.write(data)
+            except ProcessLookupError:
+                raise ShellError(self.ended) from None
+            except TimeoutError as e:
+                raise ShellError(str(e)) from None
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.process.resize(rows, cols)
+
+    def _watch(self) -> None:
+        self.process.wait()
+        self.screen.ended()
+
+
+class Shell(Shown):
     """A learner's interactive bash on one lab host, and the tabs showing it."""
 
+    ended = "the shell has ended; open the terminal again for a new one"
+
     def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int, note: str = ""):
-        self.learner, self.host, self.emit = learner_id, host, emit
-        self.lock = threading.Lock()          # output, tabs, positions; held while emitting, for order
-        self.write_lock = threading.Lock()    # one tab's input is not interleaved with another's
+        self.host = host
+        screen = Screen(emit)
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
-        self.backlog = bytearray(note.encode())
-        self.total = note_bytes = len(self.backlog)   # the position after the output so far
-        self.credit = Credit(own=lambda position: position - note_bytes)   # the PTY's bytes: without the note
-        self.tabs: dict[str, Reader] = {}
-        self.unwatched_since: float | None = time.monotonic()   # when its last tab left
+        screen.feed(note.encode(), own=False)
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
-        self.process = PtyProcess(host, argv, on_output=self._on_output,
-                                  window=SHELL_WINDOW, rows=rows, cols=cols)
-        self.credit.attach(self.process.ack)
+        super().__init__(learner_id, PtyProcess(host, argv, on_output=screen.feed, window=SHELL_WINDOW,
+                                                rows=rows, cols=cols), screen)
+        screen.credit.attach(self.process.ack)
 
     def start(self) -> "Shell":
         self.process.start()
@@ -69,121 +91,35 @@ class Shell:
         threading.Thread(target=self._watch, name=f"shell-{self.learner[:8]}", daemon=True).start()
         return self
 
-    @property
-    def running(self) -> bool:
-        return self.process.running
-
-    # -- tabs ------------------------------------------------------------------
-    def join(self, sid: str) -> None:
-        """Show the shell in a tab: the backlog first (marked ``replay``), then live output."""
-        with self.lock:
-            replay = bytes(self.backlog)
-            if self.total > len(replay):   # cut: start on a line of its own
-                nl = replay.find(b"\n", 0, 4096)
-                replay = replay[nl + 1:] if nl >= 0 else replay
-            start = self.total - len(replay)
-            tab = self.tabs[sid] = Reader(sid, TAB_WINDOW, start, start)
-            self.unwatched_since = None
-            self._send(tab, replay, replay=True)
-            ended = not self.running
-        if ended:
-            self.emit("shell_exit", {}, sid)
-
-    def leave(self, sid: str) -> None:
-        with self.lock:
-            self.tabs.pop(sid, None)
-            if not self.tabs:
-                self.unwatched_since = time.monotonic()
-        self._credit()
-
-    def ack(self, sid: str, position: int) -> None:
-        with self.lock:
-            tab = self.tabs.get(sid)
-            if tab is None:
-                return
-            tab.ack(position)
-            if tab.sent < self.total and tab.in_flight < TAB_WINDOW // 2:
-                self._catch_up(tab)
-        self._credit()
-
-    # -- input -------------------------------------------------------------------
-    def write(self, data: bytes) -> None:
-        with self.write_lock:
-            try:
-                self.process.write(data)
-            except ProcessLookupError:
-                raise ShellError("the shell has ended; open the terminal again for a new one") from None
-            except TimeoutError as e:
-                raise ShellError(str(e)) from None
-
-    def resize(self, rows: int, cols: int) -> None:
-        self.process.resize(rows, cols)
-
     def stop(self) -> None:
         self.process.stop(grace=0.5)
 
-    # -- internals ---------------------------------------------------------------
-    def _on_output(self, data: bytes) -> None:
-        """From the PTY's reader thread: keep the tail, send to each tab within its window."""
-        with self.lock:
-            start = self.total
-            self.total += len(data)
-            self.backlog += data
-            del self.backlog[:max(0, len(self.backlog) - BACKLOG)]
-            for tab in self.tabs.values():
-                if tab.sent == start and tab.has_room:
-                    self._send(tab, data)
-        if not self.tabs:
-            self._credit()
 
-    def _catch_up(self, tab: Reader) -> None:
-        """Send a tab (the lock held) what it lacks, from the backlog; what the
-        backlog no longer holds is skipped, and the tab told so."""
-        kept_from = self.total - len(self.backlog)
-        if tab.sent < kept_from:
-            note = f"\r\n\x1b[2m[labnb: {kept_from - tab.sent} bytes of output skipped: this tab fell behind]\x1b[0m\r\n"
-            self._send(tab, b"", shown=note.encode(), skipped=kept_from - tab.sent)
-        self._send(tab, bytes(self.backlog[max(0, tab.sent - kept_from):]))
+class NamedTerminal(Shown):
+    """A lab's named terminal (b1 and b2 in lab 1) in a tab of the terminal panel: what the steps typed
+    into it and what came back, live, and what the learner types. It belongs to the learner's lab
+    session, which starts it on first use (a step's or a tab's) and closes it; this only shows it."""
 
-    def _send(self, tab: Reader, data: bytes, shown: bytes | None = None, replay: bool = False,
-              skipped: int = 0) -> None:
-        """One ``shell_output``: ``data`` is the shell's raw output it stands
-        for, ``end`` the position after it (what the tab acknowledges once it
-        has written it), ``shown`` what xterm writes (a note of ours, or the
-        output itself: xterm decodes UTF-8, completing a character split
-        between messages)."""
-        shown = data if shown is None else shown
-        tab.skip(skipped)
-        tab.sent += len(data)
-        if shown or replay:
-            payload = {"data": shown, "end": tab.sent}
-            if replay:
-                payload["replay"] = True
-            self.emit("shell_output", payload, tab.sid)
-
-    def _credit(self) -> None:
-        """Let the PTY be read on, as far as the furthest tab has written."""
-        with self.lock:
-            furthest = max((t.acked for t in self.tabs.values()), default=self.total)
-        self.credit.reached(furthest)
-
-    def _watch(self) -> None:
-        self.process.wait()
-        with self.lock:
-            sids = list(self.tabs)
-        for sid in sids:
-            self.emit("shell_exit", {}, sid)
+    def __init__(self, learner_id: str, terminal: Terminal, emit: Emit):
+        super().__init__(learner_id, terminal.process, Screen(emit, terminal.name))
+        self.terminal = terminal
+        self.ended = f"terminal {terminal.name} has ended; press Enter in its tab for a new one"
+        terminal.mirror(self.screen)
+        threading.Thread(target=self._watch, name=f"term-{terminal.name}", daemon=True).start()
 
 
 class ShellManager:
     """Each learner's shell: started on first open, again if it ended; stopped
-    when their lab host goes (reset, released) and when the server stops."""
+    when their lab host goes (reset, released) and when the server stops. And
+    the tabs of their labs' named terminals (``term``), which their lab
+    sessions own."""
 
     def __init__(self, learners: Learners, labs: dict[str, Lab], emit: Emit, idle_timeout: float = 0):
         self.learners, self.labs, self.emit = learners, labs, emit
         self.idle_timeout = idle_timeout
         self.shells: dict[str, Shell] = {}
-        self.by_sid: dict[str, Shell] = {}
+        self.named: dict[tuple[str, str, str], NamedTerminal] = {}   # (learner, lab, terminal)
+        self.by_sid: dict[str, dict[str, Shown]] = {}   # sid: term ("" the shell): shown
         self.ended_idle: set[str] = set()    # learners whose last shell the idle timeout ended
         self._lock = threading.Lock()
         self._closed = False
@@ -192,11 +128,14 @@ class ShellManager:
         if idle_timeout > 0:
             threading.Thread(target=self._end_idle, name="shells-idle", daemon=True).start()
 
-    def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80) -> None:
-        """Show the learner's shell in tab ``sid``, starting it if need be."""
+    def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80, term: str = "") -> None:
+        """Show the learner's shell (or, with ``term``, the lab's named terminal) in tab ``sid``, starting it
+        if need be."""
         lab = self.labs.get(lab_id)
         if lab is None:
             raise ShellError(f"there is no lab {lab_id!r}")
+        if term and term not in lab.terminals:
+            raise ShellError(f"lab {lab_id} has no terminal {term!r}")
         try:
             learner = self.learners.get(learner_id)
         except NotReady as e:
@@ -212,63 +151,88 @@ class ShellManager:
             with self._lock:
                 if self._closed:
                     raise ShellError("the server is stopping")
-                old = self.shells.get(learner_id)
-            if old is None or not old.running or old.host is not host:
-                note = ""
-                with self._lock:
-                    if learner_id in self.ended_idle:
-                        self.ended_idle.discard(learner_id)
-                        t = self.idle_timeout
-                        after = f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
-                        note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
-                                " with no terminal showing it; this is a new one]\x1b[0m\r\n")
-                shell = Shell(learner_id, host, self.emit, rows, cols, note).start()
-                if old is not None:
-                    threading.Thread(target=old.stop, daemon=True).start()
-            else:
-                shell = old
+            shown = self._named(learner_id, session, term) if term else self._shell(learner_id, host, rows, cols)
             with self._lock:
                 closed = self._closed
                 if not closed:
-                    self.shells[learner_id] = shell
-                    previous, self.by_sid[sid] = self.by_sid.get(sid), shell
+                    tabs = self.by_sid.setdefault(sid, {})
+                    previous, tabs[term] = tabs.get(term), shown
             if closed:
-                shell.stop()
+                if not term:
+                    shown.stop()
                 raise ShellError("the server is stopping")
-        if previous is not None and previous is not shell:
-            previous.leave(sid)
-        shell.resize(rows, cols)
-        shell.join(sid)
+        if previous is not None and previous is not shown:
+            previous.screen.leave(sid)
+        shown.resize(rows, cols)
+        shown.screen.join(sid, shown.running)
 
-    def shell(self, sid: str, learner_id: str) -> Shell:
-        """The shell tab ``sid`` opened: always the learner's own."""
-        shell = self.by_sid.get(sid)
-        if shell is None or shell.learner != learner_id:
-            raise ShellError("open the terminal first (shell_open)")
+    def _shell(self, learner_id: str, host: LabHost, rows: int, cols: int) -> Shell:
+        """The learner's running shell on ``host``, or a new one (the learner's lock held)."""
+        with self._lock:
+            old = self.shells.get(learner_id)
+        if old is not None and old.running and old.host is host:
+            return old
+        note = ""
+        with self._lock:
+            if learner_id in self.ended_idle:
+                self.ended_idle.discard(learner_id)
+                t = self.idle_timeout
+                after = f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
+                note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
+                        " with no terminal showing it; this is a new one]\x1b[0m\r\n")
+        shell = Shell(learner_id, host, self.emit, rows, cols, note).start()
+        if old is not None:
+            threading.Thread(target=old.stop, daemon=True).start()
+        with self._lock:
+            self.shells[learner_id] = shell
         return shell
 
-    def input(self, sid: str, learner_id: str, data: bytes) -> None:
-        shell = self.shell(sid, learner_id)
-        if not shell.running:
-            raise ShellError("the shell has ended; open the terminal again for a new one")
-        shell.write(data)
+    def _named(self, learner_id: str, session, term: str) -> NamedTerminal:
+        """The tab view of the session's terminal ``term``, started if it is not running (the learner's lock
+        held, so no step starts one meanwhile)."""
+        try:
+            terminal = session.terminal(term)
+        except (RuntimeError, LabHostError) as e:
+            raise ShellError(f"terminal {term} could not start: {e}") from None
+        key = (learner_id, session.lab.id, term)
+        with self._lock:
+            shown = self.named.get(key)
+            if shown is None or shown.terminal is not terminal:
+                shown = self.named[key] = NamedTerminal(learner_id, terminal, self.emit)
+        return shown
 
-    def resize(self, sid: str, learner_id: str, rows: int, cols: int) -> None:
-        self.shell(sid, learner_id).resize(rows, cols)
+    def shown(self, sid: str, learner_id: str, term: str = "") -> Shown:
+        """What tab ``sid`` opened as ``term``: always the learner's own."""
+        shown = self.by_sid.get(sid, {}).get(term)
+        if shown is None or shown.learner != learner_id:
+            raise ShellError("open the terminal first (shell_open)")
+        return shown
 
-    def ack(self, sid: str, learner_id: str, position: int) -> None:
-        self.shell(sid, learner_id).ack(sid, position)
+    def input(self, sid: str, learner_id: str, data: bytes, term: str = "") -> None:
+        shown = self.shown(sid, learner_id, term)
+        if not shown.running:
+            raise ShellError(shown.ended)
+        shown.write(data)
+
+    def resize(self, sid: str, learner_id: str, rows: int, cols: int, term: str = "") -> None:
+        self.shown(sid, learner_id, term).resize(rows, cols)
+
+    def ack(self, sid: str, learner_id: str, position: int, term: str = "") -> None:
+        self.shown(sid, learner_id, term).screen.ack(sid, position)
 
     def detach(self, sid: str) -> None:
-        """A tab went away; the shell goes on."""
+        """A tab went away; the shell and the terminals go on."""
         with self._lock:
-            shell = self.by_sid.pop(sid, None)
-        if shell is not None:
-            shell.leave(sid)
+            tabs = self.by_sid.pop(sid, {})
+        for shown in tabs.values():
+            shown.screen.leave(sid)
 
     def release(self, learner_id: str, host: LabHost) -> None:
-        """The learner's lab host is going (reset, released): end its shell."""
+        """The learner's lab host is going (reset, released): end its shell; its lab sessions close their
+        terminals, whose tabs hear of it."""
         with self._lock:
+            for key in [k for k, v in self.named.items() if k[0] == learner_id and v.process.host is host]:
+                del self.named[key]
             shell = self.shells.get(learner_id)
             if shell is None or shell.host is not host:
                 return
@@ -280,8 +244,8 @@ class ShellManager:
         while not self._closing.wait(min(self.idle_timeout / 4, 30)):
             now = time.monotonic()
             with self._lock:
-                idle = [s for s in self.shells.values()
-                        if s.unwatched_since is not None and now - s.unwatched_since >= self.idle_timeout]
+                idle = [s for s in self.shells.values() if s.screen.unwatched_since is not None
+                        and now - s.screen.unwatched_since >= self.idle_timeout]
                 for shell in idle:
                     del self.shells[shell.learner]
                     self.ended_idle.add(shell.learner)
@@ -295,6 +259,7 @@ class ShellManager:
         with self._lock:
             self._closed = True
             shells, self.shells = list(self.shells.values()), {}
+            self.named.clear()
         threads = [threading.Thread(target=s.stop, daemon=True) for s in shells]
         for t in threads:
             t.start()

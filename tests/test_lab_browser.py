@@ -1,4 +1,5 @@
-"""The network picture in a real browser: drawn beside the steps of labs 1 and 2 as they run, and saved as SVG."""
+"""Labs 1 and 2 in a real browser: the network picture drawn beside the steps as they run and saved as SVG,
+and the named terminals (b1, b2) as tabs of the terminal panel."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -61,6 +62,29 @@ def test_lab_1_container_mode_shows_b1_and_b2_in_one_box(page, web_server):
     assert label == "containers b1 + b2"
     assert "172.17.0.2/16" in page.evaluate("id => labnb.network.cy.getElementById(id).data('label')", eth0["id"])
     assert page.evaluate("id => labnb.network.cy.getElementById(id).parent().id()", eth0["id"]) == box["id"]
+
+
+@pytest.mark.slow
+def test_a_named_terminal_shows_the_steps_typing_and_takes_the_learners(page, web_server):
+    """After lab 1's container-mode steps, terminal b1 holds container b1's shell: its tab shows what the
+    step typed there, and what the learner types runs in the container."""
+    page.goto(f"{web_server.url}/labs/01-network-modes")
+    panel = page.locator("#terminal")
+    if panel.get_attribute("data-open") != "true":
+        panel.locator("button.terminal-toggle").click()
+    panel.locator(".terminal-tab[data-term='b1']").click()
+    expect(panel.locator(".terminal-tab[data-term='b1']")).to_have_attribute("aria-selected", "true")
+    rows = panel.locator(".terminal-screen[data-term='b1'] .xterm-rows")
+    expect(rows).to_contain_text("ifconfig eth0")        # typed by the step "two-containers"
+    expect(rows).to_contain_text("inet addr:172.17.0.2")
+    page.keyboard.type("echo typed-$((6*7)); ifconfig")
+    page.keyboard.press("Enter")
+    expect(rows).to_contain_text("typed-42")
+    expect(rows.locator("div", has_text="inet addr:172.17.0.2")).to_have_count(2)   # the step's, and ours
+    expect(panel.locator(".terminal-screen[data-term='']")).to_be_hidden()
+    panel.locator(".terminal-tab[data-term='']").click()   # the free shell is another terminal
+    expect(panel.locator(".terminal-screen[data-term=''] .xterm-rows")).to_contain_text("]#")
+    panel.locator("button.terminal-toggle").click()
 
 
 @pytest.mark.slow
