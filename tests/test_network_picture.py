@@ -158,19 +158,32 @@ except OSError as e:
 """
 
 
-def test_a_learner_cannot_inject_netlink_messages(lab_host):
-    """The lab host's root may send netlink messages to any socket in its namespace: the server's sockets
-    take only the kernel's."""
+@pytest.fixture
+def server_socket(lab_host):
+    """A netlink socket of the server's in the lab host's namespace, as a picture's read makes one."""
     own = lab_host.namespace_fd("net")
     try:
         [sock] = netlink.sockets_in([own])
     finally:
         os.close(own)
-    try:
-        port = sock.getsockname()[0]
-        outcome, out = sh(lab_host, f"cat > /tmp/forge.py <<'EOF'\n{FORGE}\nEOF\npython3 /tmp/forge.py {port}")
-        assert f"refused {errno.ECONNREFUSED}" in out, out
-        names = [m.get_attr("IFLA_IFNAME") for m in netlink.Rtnl(sock).links()]
-        assert "forged" not in names and "lo" in names
-    finally:
-        sock.close()
+    yield sock
+    sock.close()
+
+
+def test_a_learner_cannot_inject_netlink_messages(lab_host, server_socket):
+    """The lab host's root may send netlink messages to any socket in its namespace: the server's sockets
+    take only the kernel's."""
+    port = server_socket.getsockname()[0]
+    outcome, out = sh(lab_host, f"cat > /tmp/forge.py <<'EOF'\n{FORGE}\nEOF\npython3 /tmp/forge.py {port}")
+    assert f"refused {errno.ECONNREFUSED}" in out, out
+    names = [m.get_attr("IFLA_IFNAME") for m in netlink.Rtnl(server_socket).links()]
+    assert "forged" not in names and "lo" in names
+
+
+def test_the_servers_netlink_socket_does_not_tell_the_servers_pid(lab_host, server_socket):
+    """An automatically bound netlink socket's port id is its process's pid as the machine sees it, which
+    the learner's /proc/net/netlink lists while a picture is read. The server binds one of chance (found by
+    attacking the first version)."""
+    outcome, out = sh(lab_host, "awk 'NR > 1 && $2 == 0 { print $3 }' /proc/net/netlink")
+    assert outcome.ok, out
+    assert str(os.getpid()) not in out.split() and str(server_socket.getsockname()[0]) in out.split()

@@ -151,7 +151,7 @@ class SocketLimits:
             learner = session.get("learner")
         if why:
             self.refusals.log("a WebSocket", address, why)
-            return _plain(start_response, "403 Forbidden", why)
+            return plain_response(start_response, "403 Forbidden", why)
         keys = ("*", "address:" + address, "learner:" + learner)
         with self._lock:
             for key, (most, where, setting) in zip(keys, self.limits):
@@ -163,7 +163,7 @@ class SocketLimits:
                 self._open.update(keys)
         if why:
             self.refusals.log("a WebSocket", f"{address} (learner {learner[:8]})", why)
-            return _plain(start_response, "429 Too Many Requests", why)
+            return plain_response(start_response, "429 Too Many Requests", why)
         try:
             # In threading mode the WebSocket lives and ends within this call.
             return self.wsgi_app(environ, start_response)
@@ -175,9 +175,11 @@ class SocketLimits:
                         del self._open[key]
 
 
-def _plain(start_response, status: str, text: str) -> list[bytes]:
+def plain_response(start_response, status: str, text: str) -> list[bytes]:
+    """A refusal as plain text, from WSGI middleware (Flask's own headers are not added there)."""
     body = (text + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                            ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")])
     return [body]
 
 

@@ -10,6 +10,7 @@ import abc
 import dataclasses
 import os
 import select
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,18 @@ class LabHost(abc.ABC):
     @abc.abstractmethod
     def docker(self, timeout: int = 30) -> docker.DockerClient:
         """A docker SDK client for the lab host's daemon (close it after use)."""
+
+    def docker_socket(self, timeout: float) -> socket.socket:
+        """A connection to the lab host's dockerd (for ``engine.get``); by default this machine's."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        try:
+            sock.connect("/run/docker.sock")
+        except OSError as e:
+            sock.close()
+            raise LabHostError(f"the docker daemon of this machine does not answer: {e}",
+                               "Start docker (systemctl start docker)") from None
+        return sock
 
     def namespace_fd(self, kind: str) -> int:
         """A descriptor of the lab host's own namespace of ``kind`` ("net", "user"); the caller closes it.

@@ -9,8 +9,11 @@ host's user namespace or one nested below it (never the machine's own).
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
+import threading
+from typing import Callable, TypeVar
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -18,6 +21,9 @@ NS_GET_USERNS = 0xB701   # _IO(0xb7, 0x1): the user namespace that owns a namesp
 NS_GET_PARENT = 0xB702   # a user namespace's parent
 NS_GET_NSTYPE = 0xB703   # the CLONE_NEW* kind of a namespace
 MAX_DEPTH = 33           # user namespaces nest at most 32 deep
+
+_libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
 
 
 def kind(fd: int) -> int | None:
@@ -58,3 +64,28 @@ def _ioctl_fd(fd: int, request: int) -> int | None:
         return fcntl.ioctl(fd, request)
     except OSError:
         return None
+
+
+def made_in(nsfds: list[int], make: Callable[[], T]) -> list[T | OSError]:
+    """``make()`` called in each network namespace of ``nsfds`` in turn (or why it could not be), in
+    order: a socket belongs to the namespace it was made in.
+
+    A throwaway thread joins the namespaces (``setns`` moves only the calling thread) and ends with the
+    job: no thread that serves anything ever leaves the server's namespace, and nothing is forked."""
+    made: list = []
+
+    def join_each() -> None:
+        for fd in nsfds:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                made.append(OSError(err, f"cannot join the namespace: {os.strerror(err)}"))
+                continue
+            try:
+                made.append(make())
+            except OSError as e:
+                made.append(e)
+
+    thread = threading.Thread(target=join_each, name="netns-sockets", daemon=True)
+    thread.start()
+    thread.join()
+    return made

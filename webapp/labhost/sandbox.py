@@ -301,7 +301,7 @@ class SandboxLabHost(LabHost):
 
     def _ping(self) -> bool:
         try:
-            s = inside.connect_unix(self.pid, "/run/docker.sock", self.uid, timeout=PING_TIMEOUT)
+            s = inside.connect_unix(self.pid, "/run/docker.sock", self.uid, PING_TIMEOUT, self.pid_start)
         except OSError:
             return False
         try:
@@ -314,7 +314,7 @@ class SandboxLabHost(LabHost):
 
     def _dockerd_log(self) -> str:
         try:
-            tail = inside.read_tail(self.pid, "/run/labnb/dockerd.log", 1500)
+            tail = inside.read_tail(self.pid, "/run/labnb/dockerd.log", 1500, self.pid_start)
             return tail.decode(errors="replace").strip() or "(empty dockerd log)"
         except OSError as e:
             return f"(dockerd log unreadable: {e.strerror or e})"
@@ -334,11 +334,21 @@ class SandboxLabHost(LabHost):
         if not self.alive():
             raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
         try:
-            fd = inside.socket_fd(self.pid, "/run/docker.sock", self.uid)
+            fd = inside.socket_fd(self.pid, "/run/docker.sock", self.uid, self.pid_start)
         except OSError as e:
             raise LabHostError(f"lab host {self.id} has no docker socket: {e}",
                                "Start its dockerd again (`restart-docker` in the lab host) or reset it") from None
         return _DockerClient(fd, timeout)
+
+    def docker_socket(self, timeout: float):
+        """By the socket's inode, found inside the lab host (``inside.connect_unix``)."""
+        if not self.alive():
+            raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
+        try:
+            return inside.connect_unix(self.pid, "/run/docker.sock", self.uid, timeout, self.pid_start)
+        except OSError as e:
+            raise LabHostError(f"lab host {self.id}: its dockerd does not answer: {e}",
+                               "Start its dockerd again (`restart-docker` in the lab host) or reset it") from None
 
     def namespace_fd(self, kind: str) -> int:
         """Through a descriptor of PID 1's /proc dir whose start time was checked: a pid reused by another
@@ -359,7 +369,7 @@ class SandboxLabHost(LabHost):
     def open_inside(self, path: str, flags: int) -> int:
         if not self.alive():
             raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
-        return inside.open_in(self.pid, path, flags)
+        return inside.open_in(self.pid, path, flags, self.pid_start)
 
     def owns_namespace(self, fd: int) -> bool:
         if self._userns is None:
