@@ -88,6 +88,20 @@ def test_a_named_terminal_shows_the_steps_typing_and_takes_the_learners(page, we
 
 
 @pytest.mark.slow
+def test_the_host_mode_web_page_opens_through_its_link(page, web_server):
+    run_steps(page, web_server, "01-network-modes", ["host-mode"])
+    link = page.locator("#ports a", has_text="port 80")
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    site = opened.value
+    site.wait_for_load_state()
+    assert site.url.startswith("http://p80-") and ".localhost:" in site.url
+    expect(site.locator("body")).to_contain_text("hello world")
+    site.close()
+
+
+@pytest.mark.slow
 def test_lab_2_veth_pair_joins_ns0_and_ns1_and_the_svg_downloads(page, web_server):
     run_steps(page, web_server, "02-netns-veth", ["list", "add-ns0", "veth-pair", "add-ns1", "move", "addresses"])
     page.wait_for_function("""() => labnb.network.picture.namespaces.some(

@@ -14,7 +14,7 @@ import socketio
 from web_support import TEST_LAB
 
 PAGES = ["/", f"/labs/{TEST_LAB}", f"/labs/{TEST_LAB}/host", f"/labs/{TEST_LAB}/export.md",
-         "/static/labnb.js", "/lab-hosts"]
+         "/static/labnb.js", "/lab-hosts", "/ports", "/proxy/80/", "/network.json"]
 
 
 @pytest.mark.parametrize("path", PAGES)

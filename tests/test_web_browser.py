@@ -60,7 +60,7 @@ def test_catalogue_and_the_first_step_of_lab_1(page, web_server):
     page.goto(f"{web_server.url}/?token={web_server.token}")
     assert "token" not in page.url
     cards = page.locator(".lab-card")
-    expect(cards).to_have_count(5)   # tests/fixtures/labs
+    expect(cards).to_have_count(6)   # tests/fixtures/labs
     test_card = page.locator(".lab-card", has_text="Web test lab")
     expect(test_card).to_contain_text("about 5 min")
     expect(test_card).to_contain_text("0 of 10 passed")

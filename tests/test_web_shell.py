@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, Tab, wait_for
+from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, wait_for
 
 from webapp.executor.process import DEFAULT_WINDOW, READ_SIZE
 from webapp.executor.terminal import RECENT
@@ -247,15 +247,7 @@ LAB_1 = "01-network-modes"
 @pytest.fixture(scope="module")
 def in_lab_1(web_server):
     """A learner with lab 1 open, whose step "two-containers" left container b1's shell in terminal b1."""
-    http = web_server.learner()
-    web_server.open_lab(http, LAB_1)
-    runs = Tab(web_server, http, lab=LAB_1)
-    try:
-        end = runs.wait_end(runs.run("two-containers"))
-        assert end["status"] == "done", end
-    finally:
-        runs.close()
-    return http
+    return web_server.learner_who_ran(LAB_1, "two-containers")
 
 
 def test_a_named_terminal_shows_what_a_step_typed_and_takes_input(web_server, in_lab_1):

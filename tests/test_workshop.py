@@ -72,6 +72,7 @@ def test_join_takes_the_code_and_a_name(room, instructor):
 INSTRUCTOR_ONLY = [("GET", "/workshop"), ("GET", "/api/workshop"), ("GET", "/workshop/export.zip"),
                    ("GET", f"/workshop/learners/{{other}}/labs/{TEST_LAB}"),
                    ("GET", "/workshop/learners/{other}/network.json"), ("GET", "/workshop/learners/{other}/network.svg"),
+                   ("GET", "/workshop/learners/{other}/ports"), ("GET", "/workshop/learners/{other}/proxy/80/"),
                    ("POST", "/workshop/broadcast"),
                    ("POST", "/workshop/banner/clear"), ("POST", "/workshop/end")] + [
                   ("POST", f"/workshop/learners/{{other}}/{a}")
@@ -304,6 +305,10 @@ def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
     room.open_lab(other)
     assert other.get(f"{room.url}/network.json", timeout=30).json()["lab_host"] != joans["lab_host"]
     assert instructor.get(f"{room.url}/workshop/learners/nobody/network.json", timeout=10).status_code == 404
+    ports = instructor.get(f"{room.url}/workshop/learners/{joan}/ports", timeout=30)
+    assert ports.status_code == 200 and "Web services" in ports.text
+    into = instructor.get(f"{room.url}/workshop/learners/{joan}/proxy/80/", allow_redirects=False, timeout=10)
+    assert into.status_code == 302 and f"p80-{joans['lab_host']}.localhost" in into.headers["Location"]
     tab, watcher, spy = Tab(room, http), room.socket(instructor), room.socket(other)
     seen = []
     watcher.on("run_started", lambda m: seen.append(m))

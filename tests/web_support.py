@@ -153,6 +153,18 @@ class Server:
             return 'data-state="ready"' in html
         wait_for(ready, 120, 0.2, "the lab host to be ready")
 
+    def learner_who_ran(self, lab: str, step: str) -> requests.Session:
+        """A new learner with ``lab`` open, who ran its step ``step`` to its end, passed."""
+        http = self.learner()
+        self.open_lab(http, lab)
+        tab = Tab(self, http, lab=lab)
+        try:
+            end = tab.wait_end(tab.run(step))
+            assert end["status"] == "done", tab.text(end["run"])
+        finally:
+            tab.close()
+        return http
+
     def csrf(self, http: requests.Session, lab: str = TEST_LAB) -> str:
         """The CSRF token a lab page gives its POSTs."""
         page = http.get(f"{self.url}/labs/{lab}", timeout=10).text

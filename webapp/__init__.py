@@ -34,6 +34,7 @@ class Services:
         self.labs = _workshop_labs(settings, {lab.id: lab for lab in load_labs(settings.labs_dir)})
         self.learners = Learners(pool)
         self.pictures = Pictures()
+        self.gateway = None   # webapp/proxy/gateway.py, made with the app
         self.guard = None
         self.workshop = None
         if settings.workshop:
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     keeps a learner who they were."""
     from .labhost.pool import Pool
     from .network import views as network
+    from .proxy import views as proxy
+    from .proxy.gateway import Gateway
     from .notebook import bp
 
     settings = settings or Settings.from_env()
@@ -155,8 +158,11 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     services.guard = guard
+    # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
+    services.gateway = app.wsgi_app = Gateway(app.wsgi_app, services, key, cookie_name(port), refusals)
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
+    app.register_blueprint(proxy.bp)
     if settings.workshop:
         from .workshop import new_access_code, views
 

@@ -23,6 +23,7 @@ from .config import Settings
 from .labhost import reaper
 from .labhost.pool import Pool
 from .limits import HTTP_THREADS, fit_memory
+from .proxy.gateway import IN_ALL as PROXY_THREADS
 from .workshop import size_for_room
 
 
@@ -77,10 +78,12 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     # Threads, the store's connection and the pool must start in the worker:
     # gunicorn forks it from this process, and threads do not survive a fork.
     # Each open tab holds a thread for its WebSocket: 50 learners with a few
-    # tabs each fit in the default 192.
+    # tabs each fit in the default 192; so does each connection to a lab
+    # host's web service (webapp/proxy/gateway.py), counted apart.
     _Gunicorn(app, {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS, "timeout": 0,
+        "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS + PROXY_THREADS,
+        "timeout": 0,
         "graceful_timeout": 15,
         "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
         "worker_exit": lambda _s, _w: services.close(),

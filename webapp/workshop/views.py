@@ -266,11 +266,7 @@ def watch(learner_id: str, lab_id: str):
     """A learner's notebook, read-only, their runs' output live (static/cells.js with data-watch)."""
     from ..notebook import lab_view
 
-    workshop = _workshop()
-    try:
-        member = workshop.member(learner_id)
-    except RoomError as e:
-        abort(404, str(e))
+    member = _member_or_404(learner_id)
     lab = current_app.extensions["labnb"].labs.get(lab_id) or abort(404, f"no lab {lab_id!r}")
     learner = current_app.extensions["labnb"].learners.peek(learner_id)
     status = learner.status(lab.id) if learner is not None and member.place == SEATED else {
@@ -284,11 +280,35 @@ def watch_network(learner_id: str, kind: str):
     """A learner's network picture, as the lab page they see draws it."""
     from ..network.views import respond
 
+    _member_or_404(learner_id)
+    return respond(learner_id, kind)
+
+
+def _member_or_404(learner_id: str):
     try:
-        _workshop().member(learner_id)
+        return _workshop().member(learner_id)
     except RoomError as e:
         abort(404, str(e))
-    return respond(learner_id, kind)
+
+
+@bp.get("/workshop/learners/<learner_id>/ports")
+@auth.operator_only
+def watch_ports(learner_id: str):
+    """The ports that listen in a learner's lab host, each a link into it for the instructor."""
+    from ..proxy.views import ports_fragment
+
+    _member_or_404(learner_id)
+    return ports_fragment(learner_id, lambda port: url_for("workshop.watch_port", learner_id=learner_id, port=port),
+                          request.path)
+
+
+@bp.get("/workshop/learners/<learner_id>/proxy/<int:port>/")
+@auth.operator_only
+def watch_port(learner_id: str, port: int):
+    from ..proxy.views import open_port
+
+    _member_or_404(learner_id)
+    return open_port(learner_id, port, "instructor")
 
 
 @bp.get("/api/workshop")

@@ -1,0 +1,375 @@
+"""The gateway to a lab host's web services: ``http://p<port>-<lab host>.<domain>:<server port>/``.
+
+WSGI middleware in front of the whole app. A request whose Host names a
+port of a lab host is the gateway's; every other one goes on to Flask. A
+host name per port (browsers resolve ``*.localhost`` to loopback) gives the
+proxied app the whole path space and an origin of its own: absolute links
+and redirects work as on a real host (what breaks behind path prefixes in
+jupyter-server-proxy, #42, #114, #574), and its scripts cannot reach labnb's
+pages, cookies or another learner's service (another origin, another site).
+
+Who may use it: a learner opens a port from their lab page, which hands a
+one-time ticket (signed, 60 s) to ``/.labnb/enter`` on the port's host; that
+sets a cookie for that host only, and every request and WebSocket upgrade
+after it must carry that cookie, for that host and port, while its lab host
+is still that learner's. The instructor gets one the same way from a
+learner's watched page. The cookie and labnb's own are taken out of what the
+app is sent (it never sees them), and the app cannot set them. The app's own
+cookies and headers pass. Refusals are plain text (nothing the app or the
+learner wrote is shown as HTML) and logged.
+
+Bounded: connections in flight per owner and in all (each holds a server
+thread, counted on top of the WebSockets'), timeouts on the app's answers,
+the size of request bodies and of headers.
+"""
+from __future__ import annotations
+
+import collections
+import http.client
+import logging
+import re
+import secrets
+import select
+import socket
+import threading
+import time
+from urllib.parse import parse_qs, quote
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from ..learners import READY
+from ..limits import plain_response as _plain
+from . import ports
+
+log = logging.getLogger(__name__)
+
+ENTER = "/.labnb/enter"                    # the one path of a port's host that is labnb's, not the app's
+TICKET_SECONDS = 60
+CONNECT_TIMEOUT = 5.0
+ANSWER_TIMEOUT = 60.0                      # the app's response head, and each read of its body
+WEBSOCKET_IDLE = 3600.0                    # a proxied WebSocket with no traffic either way is closed
+MAX_BODY = 64 << 20                        # bytes of a request body passed to the app
+MAX_HEAD = 64 << 10                        # bytes of the app's response head to a WebSocket upgrade
+PER_OWNER = 12                             # connections in flight to one learner's services
+IN_ALL = 48                                # and to all (server threads: webapp/server.py)
+CHUNK = 64 << 10
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailer", "trailers", "transfer-encoding", "upgrade"})
+NOT_FOR_THE_APP = HOP_BY_HOP | {"host", "content-length", "cookie", "x-csrf-token"}   # or set again below
+HOST = re.compile(r"p(?P<port>[1-9][0-9]{0,4})-(?P<host>[a-z0-9-]{1,40})\.(?P<domain>[a-z0-9.-]{1,200}?)"
+                  r"(?::[0-9]{1,5})?")
+
+
+def host_name(port: int, lab_host_id: str, domain: str) -> str:
+    return f"p{port}-{lab_host_id}.{domain}"
+
+
+class Refused(Exception):
+    def __init__(self, status: str, why: str):
+        super().__init__(why)
+        self.status, self.why = status, why
+
+
+class Gateway:
+    def __init__(self, wsgi_app, services, key: bytes, cookie_prefix: str, refusals):
+        self.wsgi_app, self.services, self.refusals = wsgi_app, services, refusals
+        self.domain = services.settings.proxy_domain
+        self.cookie = cookie_prefix + "-proxy"
+        self.labnb_cookie = cookie_prefix
+        self._tickets = URLSafeTimedSerializer(key, salt="labnb-proxy-ticket")
+        self._passes = URLSafeTimedSerializer(key, salt="labnb-proxy-pass")
+        self._used: dict[str, float] = {}   # ticket nonces already used, until they expire
+        self._open: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+        self._targets: dict[tuple[str, int], tuple[float, str]] = {}   # (lab host, port): (when, address)
+        self._lists: dict[str, tuple[float, list]] = {}   # lab host: (when, its listening ports)
+        self._listing: set[str] = set()                   # lab hosts whose ports are being listed
+
+    # -- tickets, for the views that link to a port ------------------------------
+    def ticket(self, owner: str, lab_host_id: str, port: int, viewer: str) -> str:
+        """A one-time pass into ``port`` of ``owner``'s lab host for the browser that follows it (``viewer``
+        "learner" for the owner, "instructor" for the instructor)."""
+        return self._tickets.dumps({"o": owner, "h": lab_host_id, "p": port, "v": viewer,
+                                    "n": secrets.token_urlsafe(12)})
+
+    def listening(self, host) -> list[ports.Port]:
+        """The lab host's listening ports for its page: one listing per lab host at a time (nobody waits: a
+        second asker gets the last one), at most one a second."""
+        with self._lock:
+            now = time.monotonic()
+            self._lists = {k: v for k, v in self._lists.items() if now - v[0] < 60}
+            last = self._lists.get(host.id)
+            busy = host.id in self._listing
+            if (last and now - last[0] < 1) or busy:
+                if last is None:
+                    raise Refused("429 Too Many Requests", "the ports are being listed just now: try again")
+                return last[1]
+            self._listing.add(host.id)
+        try:
+            found = ports.listening(host)
+        finally:
+            with self._lock:
+                self._listing.discard(host.id)
+        with self._lock:
+            self._lists[host.id] = (time.monotonic(), found)
+        return found
+
+    # -- WSGI --------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        m = HOST.fullmatch(environ.get("HTTP_HOST", ""))
+        if m is None or m["domain"] != self.domain:
+            return self.wsgi_app(environ, start_response)
+        port, lab_host_id = int(m["port"]), m["host"]
+        address = environ.get("REMOTE_ADDR") or "an unknown address"
+        try:
+            if not 0 < port < 65536:
+                raise Refused("404 Not Found", f"there is no port {port}")
+            if environ.get("PATH_INFO") == ENTER:
+                return self._enter(environ, start_response, lab_host_id, port)
+            owner = self._pass(environ, lab_host_id, port)
+            host = self._lab_host(owner, lab_host_id)
+            release = self._slot(owner)
+            try:
+                body = self._forward(environ, start_response, host, port)
+            except BaseException:
+                release()
+                raise
+            body.release = release
+            return body
+        except Refused as e:
+            self.refusals.log("a request to a lab host's web service", f"{address} for {m['host']}:{port}", e.why)
+            return _plain(start_response, e.status, e.why)
+
+    def _enter(self, environ, start_response, lab_host_id: str, port: int):
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            t = self._tickets.loads((query.get("ticket") or [""])[0], max_age=TICKET_SECONDS)
+        except BadSignature:
+            raise Refused("403 Forbidden", "this link to a lab host's service is not valid or has expired: "
+                                           "open the port again from the lab page") from None
+        now = time.monotonic()
+        with self._lock:
+            self._used = {n: t0 for n, t0 in self._used.items() if now - t0 < 2 * TICKET_SECONDS}
+            used = t["n"] in self._used
+            self._used[t["n"]] = now
+        if used or t["h"] != lab_host_id or t["p"] != port:
+            raise Refused("403 Forbidden", "this link to a lab host's service was used already or is for "
+                                           "another one: open the port again from the lab page")
+        self._lab_host(t["o"], lab_host_id)
+        after = (query.get("next") or ["/"])[0]
+        if not after.startswith("/") or after.startswith("//") or "\\" in after:
+            after = "/"
+        value = self._passes.dumps({"o": t["o"], "h": lab_host_id, "p": port, "v": t["v"]})
+        start_response("302 Found", [
+            ("Location", after), ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"),
+            ("Set-Cookie", f"{self.cookie}={value}; Path=/; HttpOnly; SameSite=Lax"),
+            ("Content-Length", "0")])
+        return [b""]
+
+    def _pass(self, environ, lab_host_id: str, port: int) -> str:
+        """Whose service the request may reach, from the cookie ``_enter`` set (several may come: one must
+        be for this very host and port)."""
+        session_days = self.services.settings.session_days
+        for name, value in _cookies(environ.get("HTTP_COOKIE", "")):
+            if name != self.cookie:
+                continue
+            try:
+                p = self._passes.loads(value, max_age=int(session_days * 86400))
+            except BadSignature:
+                continue
+            if p["h"] == lab_host_id and p["p"] == port:
+                return p["o"]
+        raise Refused("403 Forbidden", "you are not signed in to this lab host's service: open it from your "
+                                       "lab page (the link beside the port)")
+
+    def _lab_host(self, owner: str, lab_host_id: str):
+        learner = self.services.learners.peek(owner)
+        host = learner.host if learner is not None and learner.state == READY else None
+        if host is None or host.id != lab_host_id:
+            raise Refused("404 Not Found", f"lab host {lab_host_id} is not there any more (it was reset, or its "
+                                           "time ended): open the port again from the lab page")
+        return host
+
+    def _slot(self, owner: str):
+        """Count a connection to ``owner``'s services; the function that stops counting it."""
+        with self._lock:
+            if self._open["*"] >= IN_ALL:
+                why = f"{IN_ALL} connections to lab hosts' services are open, the most: try again soon"
+            elif self._open[owner] >= PER_OWNER:
+                why = f"{PER_OWNER} connections to this lab host's services are open, the most: close some of its tabs"
+            else:
+                self._open.update(("*", owner))
+                why = ""
+        if why:
+            raise Refused("429 Too Many Requests", why)
+
+        def release() -> None:
+            with self._lock:
+                self._open.subtract(("*", owner))
+                if self._open[owner] <= 0:
+                    del self._open[owner]
+        return release
+
+    # -- forwarding -------------------------------------------------------------
+    def _connect(self, host, port: int) -> socket.socket:
+        """Connected to the port in the lab host: on loopback, or where its listener is bound."""
+        key = (host.id, port)
+        known = self._targets.get(key)
+        tries = [known[1]] if known and time.monotonic() - known[0] < 10 else ["127.0.0.1"]
+        for attempt in range(2):
+            for address in tries:
+                try:
+                    sock = ports.connect(host, address, port, CONNECT_TIMEOUT)
+                    self._targets[key] = (time.monotonic(), address)
+                    return sock
+                except OSError:
+                    continue
+            if attempt == 0:
+                tries = [p.address for p in ports.listening(host, with_containers=False) if p.port == port
+                         and p.address not in tries]
+        raise Refused("502 Bad Gateway", f"nothing answers on port {port} in lab host {host.id}: start the "
+                                         "service (is it listening? `ss -ltn` shows what does)")
+
+    def _forward(self, environ, start_response, host, port: int):
+        upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+        if upgrade:
+            self._check_origin(environ)
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length and (not length.isdigit() or int(length) > MAX_BODY):
+            raise Refused("413 Content Too Large", f"a request body of at most {MAX_BODY >> 20} MiB is passed on")
+        upstream = self._connect(host, port)
+        try:
+            upstream.sendall(self._head(environ, upgrade, chunked).encode("latin-1"))
+            _send_body(environ, upstream, int(length) if length else 0, chunked)
+            if upgrade:
+                return self._websocket(environ, upstream)
+            answer = http.client.HTTPResponse(upstream, method=environ["REQUEST_METHOD"])
+            upstream.settimeout(ANSWER_TIMEOUT)
+            answer.begin()
+        except (OSError, http.client.HTTPException) as e:
+            upstream.close()
+            raise Refused("502 Bad Gateway", f"the service on port {port} in lab host {host.id} did not answer "
+                                             f"properly: {type(e).__name__}") from None
+        except BaseException:
+            upstream.close()
+            raise
+        headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP
+                   and not (k.lower() == "set-cookie" and self._ours(v))]
+        start_response(f"{answer.status} {answer.reason or ''}".strip(), headers)
+        return _Body(answer, upstream)
+
+    def _head(self, environ, upgrade: bool, chunked: bool) -> str:
+        target = environ.get("RAW_URI") or (quote(environ.get("PATH_INFO", "/")) + (
+            "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else ""))
+        lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1", f"Host: {environ['HTTP_HOST']}"]
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                name = key[5:].replace("_", "-").title()
+                if name.lower() not in NOT_FOR_THE_APP:
+                    lines.append(f"{name}: {value}")
+        if environ.get("CONTENT_TYPE"):
+            lines.append(f"Content-Type: {environ['CONTENT_TYPE']}")
+        kept = [f"{n}={v}" for n, v in _cookies(environ.get("HTTP_COOKIE", "")) if not self._ours(f"{n}=")]
+        if kept:
+            lines.append("Cookie: " + "; ".join(kept))
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        elif environ.get("CONTENT_LENGTH"):
+            lines.append(f"Content-Length: {environ['CONTENT_LENGTH']}")
+        lines += ["Connection: Upgrade", "Upgrade: websocket"] if upgrade else ["Connection: close"]
+        return "\r\n".join(lines) + "\r\n\r\n"
+
+    def _ours(self, set_cookie: str) -> bool:
+        """Whether a cookie (``name=...``) is labnb's: its session's, or this gateway's."""
+        name = set_cookie.split("=", 1)[0].strip()
+        return name == self.cookie or name == self.labnb_cookie
+
+    def _check_origin(self, environ) -> None:
+        origin = environ.get("HTTP_ORIGIN")
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}"
+        if origin is not None and origin != own:
+            raise Refused("403 Forbidden", "a WebSocket to a lab host's service opens only from its own pages")
+
+    def _websocket(self, environ, upstream: socket.socket):
+        """Relay the app's answer to the upgrade, then bytes both ways until either side closes."""
+        client = environ.get("gunicorn.socket")
+        if client is None:
+            upstream.close()
+            raise Refused("501 Not Implemented", "WebSockets to lab hosts' services need labnb serve (gunicorn)")
+        try:
+            upstream.settimeout(ANSWER_TIMEOUT)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                part = upstream.recv(CHUNK)
+                if not part or len(head) > MAX_HEAD:
+                    raise OSError("no complete answer to the upgrade")
+                head += part
+            client.settimeout(None)
+            client.sendall(head)
+            _splice(client, upstream)
+        except (OSError, ValueError) as e:
+            log.debug("a proxied WebSocket ended: %s", e)
+        finally:
+            upstream.close()
+        raise StopIteration()   # gunicorn closes the connection and writes nothing more
+
+
+class _Body:
+    """The app's response body, read as the client takes it; closes the connection (and stops counting it,
+    ``release``) when done."""
+
+    def __init__(self, answer: http.client.HTTPResponse, upstream: socket.socket):
+        self.answer, self.upstream = answer, upstream
+        self.release = lambda: None
+
+    def __iter__(self):
+        while True:
+            try:
+                data = self.answer.read1(CHUNK) if not self.answer.closed else b""
+            except (OSError, http.client.HTTPException):
+                return
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self.answer.close()
+        self.upstream.close()
+        self.release()
+
+
+def _send_body(environ, upstream: socket.socket, length: int, chunked: bool) -> None:
+    stream, sent = environ["wsgi.input"], 0
+    while chunked or sent < length:
+        data = stream.read(min(CHUNK, length - sent) if not chunked else CHUNK)
+        if not data:
+            break
+        sent += len(data)
+        if sent > MAX_BODY:
+            raise OSError("request body too large")
+        upstream.sendall(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+    if chunked:
+        upstream.sendall(b"0\r\n\r\n")
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    peer = {a: b, b: a}
+    while True:
+        ready = select.select([a, b], [], [], WEBSOCKET_IDLE)[0]
+        if not ready:
+            return
+        for sock in ready:
+            data = sock.recv(CHUNK)
+            if not data:
+                return
+            peer[sock].sendall(data)
+
+
+def _cookies(header: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            pairs.append((name, value))
+    return pairs
