@@ -158,3 +158,39 @@ def test_a_learner_cannot_open_another_learners_port_from_the_lab_page(web_serve
     web_server.open_lab(other, LAB)
     r = other.get(f"{web_server.url}/proxy/{PORT}/", allow_redirects=False, timeout=10)
     assert r.status_code == 302 and urlsplit(r.headers["Location"]).netloc != inside.host
+
+
+@pytest.fixture(scope="module")
+def under(web_server, owner) -> str:
+    """The path-based way into the app, on labnb's own host, for a browser that cannot reach host names."""
+    r = owner.get(f"{web_server.url}/proxy/{PORT}/?via=path", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"].startswith("/.labnb/p/"), r.headers
+    return r.headers["Location"]
+
+
+def test_the_path_based_way_needs_only_its_link_and_sandboxes_the_app(web_server, under):
+    plain = requests.Session()   # no cookie at all: a sandboxed page's requests carry none
+    page = plain.get(f"{web_server.url}{under}", timeout=30)
+    assert page.status_code == 200 and "hello from the app" in page.text
+    assert page.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")   # an origin of its own
+    assert plain.get(f"{web_server.url}{under}redirect", allow_redirects=False, timeout=30).headers[
+        "Location"] == f"{under}target"                                    # kept under the prefix
+    assert plain.get(f"{web_server.url}{under}absolute", allow_redirects=False, timeout=30).headers[
+        "Location"] == f"{under}target"
+    assert plain.get(f"{web_server.url}{under}target", timeout=30).text == "you were redirected"
+    planted = plain.get(f"{web_server.url}{under}setcookie?labnb", timeout=30)
+    assert planted.text == "cookies set" and "Set-Cookie" not in planted.headers   # none on labnb's own host
+    assert plain.get(f"{web_server.url}{under[:-1]}", allow_redirects=False, timeout=30).headers[
+        "Location"] == under
+    forged = under.replace("/.labnb/p/", "/.labnb/p/x", 1)
+    assert plain.get(f"{web_server.url}{forged}", timeout=30).status_code == 403
+
+
+def test_a_websocket_echoes_by_the_path_based_way(web_server, under):
+    ws = websocket.WebSocket()
+    ws.connect(f"ws://127.0.0.1:{web_server.port}{under}ws", origin="null", timeout=30)
+    try:
+        ws.send("by the path")
+        assert ws.recv() == "echo: by the path"
+    finally:
+        ws.close()

@@ -33,7 +33,7 @@ import select
 import socket
 import threading
 import time
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -44,6 +44,8 @@ from . import ports
 log = logging.getLogger(__name__)
 
 ENTER = "/.labnb/enter"                    # the one path of a port's host that is labnb's, not the app's
+UNDER = "/.labnb/p/"                       # the path-based way in, on labnb's own host: UNDER<pass>/<app's path>
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 TICKET_SECONDS = 60
 CONNECT_TIMEOUT = 5.0
 ANSWER_TIMEOUT = 60.0                      # the app's response head, and each read of its body
@@ -78,6 +80,7 @@ class Gateway:
         self.labnb_cookie = cookie_prefix
         self._tickets = URLSafeTimedSerializer(key, salt="labnb-proxy-ticket")
         self._passes = URLSafeTimedSerializer(key, salt="labnb-proxy-pass")
+        self._paths = URLSafeTimedSerializer(key, salt="labnb-proxy-path")
         self._used: dict[str, float] = {}   # ticket nonces already used, until they expire
         self._open: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
@@ -114,31 +117,63 @@ class Gateway:
             self._lists[host.id] = (time.monotonic(), found)
         return found
 
+    def path_link(self, owner: str, lab_host_id: str, port: int) -> str:
+        """The path-based way into ``port`` of ``owner``'s lab host, on labnb's own host, for a browser that
+        cannot reach the services' host names. The link is the pass (a capability: no cookie goes with
+        the sandboxed app's requests); its pages run sandboxed, in an origin of their own."""
+        return UNDER + self._paths.dumps({"o": owner, "h": lab_host_id, "p": port}) + "/"
+
     # -- WSGI --------------------------------------------------------------------
     def __call__(self, environ, start_response):
         m = HOST.fullmatch(environ.get("HTTP_HOST", ""))
-        if m is None or m["domain"] != self.domain:
+        by_host = m is not None and m["domain"] == self.domain
+        if not by_host and not environ.get("PATH_INFO", "").startswith(UNDER):
             return self.wsgi_app(environ, start_response)
-        port, lab_host_id = int(m["port"]), m["host"]
         address = environ.get("REMOTE_ADDR") or "an unknown address"
         try:
+            if not by_host:
+                return self._under(environ, start_response)
+            port, lab_host_id = int(m["port"]), m["host"]
             if not 0 < port < 65536:
                 raise Refused("404 Not Found", f"there is no port {port}")
             if environ.get("PATH_INFO") == ENTER:
                 return self._enter(environ, start_response, lab_host_id, port)
             owner = self._pass(environ, lab_host_id, port)
-            host = self._lab_host(owner, lab_host_id)
-            release = self._slot(owner)
-            try:
-                body = self._forward(environ, start_response, host, port)
-            except BaseException:
-                release()
-                raise
-            body.release = release
-            return body
+            return self._serve(environ, start_response, owner, self._lab_host(owner, lab_host_id), port)
         except Refused as e:
-            self.refusals.log("a request to a lab host's web service", f"{address} for {m['host']}:{port}", e.why)
+            self.refusals.log("a request to a lab host's web service", f"{address} for "
+                              f"{environ.get('HTTP_HOST', '?')[:80]}", e.why)
             return _plain(start_response, e.status, e.why)
+
+    def _serve(self, environ, start_response, owner: str, host, port: int, prefix: str = ""):
+        release = self._slot(owner)
+        try:
+            body = self._forward(environ, start_response, host, port, prefix)
+        except BaseException:
+            release()
+            raise
+        body.release = release
+        return body
+
+    def _under(self, environ, start_response):
+        """A request by the path-based way: ``UNDER<pass>/<the app's path>``."""
+        path = environ["PATH_INFO"]
+        link, sep, _ = path[len(UNDER):].partition("/")
+        try:
+            p = self._paths.loads(link, max_age=int(self.services.settings.session_days * 86400))
+        except BadSignature:
+            raise Refused("403 Forbidden", "this link to a lab host's service is not valid or has expired: open "
+                                           "the port again from the lab page") from None
+        prefix = UNDER + link
+        if not sep:   # the app's relative links need the slash
+            start_response("301 Moved Permanently", [("Location", prefix + "/"), ("Content-Length", "0")])
+            return [b""]
+        raw = environ.get("RAW_URI") or quote(path) + ("?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING")
+                                                      else "")
+        if link not in raw:
+            raise Refused("400 Bad Request", "this link to a lab host's service is garbled: open the port again")
+        inner = {**environ, "PATH_INFO": path[len(prefix):], "RAW_URI": raw[raw.index(link) + len(link):]}
+        return self._serve(inner, start_response, p["o"], self._lab_host(p["o"], p["h"]), p["p"], prefix)
 
     def _enter(self, environ, start_response, lab_host_id: str, port: int):
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -230,9 +265,12 @@ class Gateway:
         raise Refused("502 Bad Gateway", f"nothing answers on port {port} in lab host {host.id}: start the "
                                          "service (is it listening? `ss -ltn` shows what does)")
 
-    def _forward(self, environ, start_response, host, port: int):
+    def _forward(self, environ, start_response, host, port: int, prefix: str = ""):
+        """Pass the request to the app and its answer back; by the path-based way (``prefix``), the app's
+        redirects are kept under the prefix, its cookies dropped (they would be set on labnb's own host) and
+        its pages sandboxed."""
         upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-        if upgrade:
+        if upgrade and not prefix:   # by the path, the link itself is the pass: no cookie rides along
             self._check_origin(environ)
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
@@ -240,7 +278,7 @@ class Gateway:
             raise Refused("413 Content Too Large", f"a request body of at most {MAX_BODY >> 20} MiB is passed on")
         upstream = self._connect(host, port)
         try:
-            upstream.sendall(self._head(environ, upgrade, chunked).encode("latin-1"))
+            upstream.sendall(self._head(environ, upgrade, chunked, prefix).encode("latin-1"))
             _send_body(environ, upstream, int(length) if length else 0, chunked)
             if upgrade:
                 return self._websocket(environ, upstream)
@@ -255,11 +293,14 @@ class Gateway:
             upstream.close()
             raise
         headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP
-                   and not (k.lower() == "set-cookie" and self._ours(v))]
+                   and not (k.lower() == "set-cookie" and (prefix or self._ours(v)))]
+        if prefix:
+            headers = [(k, _under_prefix(v, prefix, environ["HTTP_HOST"]) if k.lower() == "location" else v)
+                       for k, v in headers] + [("Content-Security-Policy", SANDBOX)]
         start_response(f"{answer.status} {answer.reason or ''}".strip(), headers)
         return _Body(answer, upstream)
 
-    def _head(self, environ, upgrade: bool, chunked: bool) -> str:
+    def _head(self, environ, upgrade: bool, chunked: bool, prefix: str) -> str:
         target = environ.get("RAW_URI") or (quote(environ.get("PATH_INFO", "/")) + (
             "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else ""))
         lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1", f"Host: {environ['HTTP_HOST']}"]
@@ -273,6 +314,8 @@ class Gateway:
         kept = [f"{n}={v}" for n, v in _cookies(environ.get("HTTP_COOKIE", "")) if not self._ours(f"{n}=")]
         if kept:
             lines.append("Cookie: " + "; ".join(kept))
+        if prefix:
+            lines.append(f"X-Forwarded-Prefix: {prefix}")
         if chunked:
             lines.append("Transfer-Encoding: chunked")
         elif environ.get("CONTENT_LENGTH"):
@@ -313,6 +356,14 @@ class Gateway:
         finally:
             upstream.close()
         raise StopIteration()   # gunicorn closes the connection and writes nothing more
+
+
+def _under_prefix(location: str, prefix: str, host: str) -> str:
+    """A redirect of the app's, kept under the path-based way's prefix (one to elsewhere is left as it is)."""
+    parts = urlsplit(location)
+    if parts.netloc == host and parts.scheme in ("http", "https"):
+        location = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
+    return prefix + location if location.startswith("/") and not location.startswith("//") else location
 
 
 class _Body:

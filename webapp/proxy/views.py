@@ -24,9 +24,10 @@ def unreachable() -> str:
     """Why this browser cannot open the services' host names, or ""."""
     settings = current_app.extensions["labnb"].settings
     if settings.proxy_domain == "localhost" and request.host.rsplit(":", 1)[0].strip("[]") not in LOOPBACK_NAMES:
-        return ("These links open only in a browser on the labnb machine itself (names under .localhost lead "
-                "there): the operator can set LABNB_PROXY_DOMAIN to a domain whose every name leads to this "
-                "server (a wildcard DNS record) for the room's browsers.")
+        return ("These open under labnb's own address (names under .localhost lead only to the browser's own "
+                "machine), sandboxed: an app that uses absolute links or cookies may not work there. The "
+                "operator can give each its own host name with LABNB_PROXY_DOMAIN, a domain whose every name "
+                "leads to this server (a wildcard DNS record).")
     return ""
 
 
@@ -50,6 +51,8 @@ def open_port(learner_id: str, port: int, viewer: str):
     if host is None or not 0 < port < 65536:
         return auth.refuse("there is no lab host to open a port of now: wait until it is ready", 409)
     services = current_app.extensions["labnb"]
+    if request.args.get("via") == "path" or unreachable():
+        return redirect(services.gateway.path_link(learner_id, host.id, port), 302)
     ticket = services.gateway.ticket(learner_id, host.id, port, viewer)
     server_port = request.host.rsplit(":", 1)[1] if request.host.rsplit(":", 1)[-1].isdigit() else ""
     where = host_name(port, host.id, services.settings.proxy_domain) + (f":{server_port}" if server_port else "")
