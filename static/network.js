@@ -48,7 +48,7 @@
       "width": 180, "height": 58, "background-color": "#fff", "border-width": 2,
       "border-color": function (n) { return STATE[n.data("state")] || "#9e9e9e"; } } },
     { selector: "node.iface:selected", style: { "background-color": "#e8eaf6" } },
-    { selector: "edge.veth", style: { "width": 2, "line-color": "#37474f", "curve-style": "straight" } },
+    { selector: "edge.veth", style: { "width": 2, "line-color": "#37474f", "line-opacity": 0.7, "curve-style": "straight" } },
     { selector: "edge.port", style: { "width": 1.5, "line-color": "#1565c0", "line-style": "dashed",
       "curve-style": "unbundled-bezier", "control-point-distances": 40, "control-point-weights": 0.5 } }
   ];

@@ -17,7 +17,7 @@ text { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 11px
 .label { font-size: 12px; font-weight: bold; }
 .box { stroke: #607d8b; stroke-width: 1.5; }
 .iface { fill: #ffffff; stroke-width: 2; }
-.veth { stroke: #37474f; stroke-width: 2; fill: none; }
+.veth { stroke: #37474f; stroke-width: 2; fill: none; stroke-opacity: .7; }
 .port { stroke: #1565c0; stroke-width: 1.5; stroke-dasharray: 5 4; fill: none; }
 """
 
@@ -38,8 +38,10 @@ def render(picture: dict) -> str:
         if link["kind"] == "port":   # within a box: bow the line so that it passes beside the boxes between
             bow = (a["y"] + b["y"]) / 2 - IFACE_H
             out.append(f'<path class="port" d="M{a["x"]},{a["y"]} Q{(a["x"] + b["x"]) / 2},{bow} {b["x"]},{b["y"]}"/>')
-        else:
-            out.append(f'<line class="veth" x1="{a["x"]}" y1="{a["y"]}" x2="{b["x"]}" y2="{b["y"]}"/>')
+        else:   # from the upper interface's bottom edge to the lower one's top: the lines keep off the text
+            a, b = sorted((a, b), key=lambda i: i["y"])
+            drop = IFACE_H / 2 if b["y"] - a["y"] > IFACE_H else 0
+            out.append(f'<line class="veth" x1="{a["x"]}" y1="{a["y"] + drop}" x2="{b["x"]}" y2="{b["y"] - drop}"/>')
     for iface in ifaces.values():
         out.append(_iface(iface))
     out.append(_legend(picture["height"]))
