@@ -20,6 +20,7 @@
   var panel = document.getElementById("terminal");
   if (!page || !panel || !window.Terminal || !window.FitAddon) return;
   var socket = page.socket;
+  var watching = !!page.watching;   // the instructor's view of a learner: read-only, nothing started
   var INPUT_PART = 16384;   // UTF-16 units per shell_input: at most 48 KiB of UTF-8, within the server's 64 KiB
   var OPEN_KEY = "labnb-terminal-open";
   var body = panel.querySelector(".terminal-body");
@@ -55,10 +56,10 @@
     tab.addEventListener("click", function () { select(self); showTerminal(true); });
   }
 
-  /* an event's payload about this screen */
+  /* an event's payload about this screen (and the learner watched, if any) */
   Screen.prototype.about = function (payload) {
     if (this.term) payload.term = this.term;
-    return payload;
+    return page.about(payload);
   };
 
   Screen.prototype.setStatus = function (text) {
@@ -72,13 +73,14 @@
       cursorBlink: true, scrollback: 5000, fontSize: 13,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
       theme: { background: "#15191d", foreground: "#e6e6e6" },
-      linkHandler: linkHandler
+      linkHandler: linkHandler, disableStdin: watching
     });
     this.fit = new window.FitAddon.FitAddon();
     xterm.loadAddon(this.fit);
     xterm.open(this.el);
     xterm.onData(function (data) { self.input(data); });
     xterm.onResize(function (dims) {
+      if (watching) return;   // the learner's terminal keeps the learner's size
       self.size = { rows: dims.rows, cols: dims.cols };
       self.sendSize();
     });
@@ -108,9 +110,10 @@
 
   Screen.prototype.input = function (data) {
     if (!this.joined || this.ended) {
-      if (data.indexOf("\r") >= 0) this.join();   // Enter: a new shell (or try again)
+      if (data.indexOf("\r") >= 0) this.join();   // Enter: a new shell (or try again; a watcher: look again)
       return;
     }
+    if (watching) return;
     this.typed += data;
     this.sendTyped();
   };
@@ -153,7 +156,8 @@
   Screen.prototype.exited = function () {
     this.ended = true;
     var what = this.term ? "terminal " + this.term : "the shell";
-    if (this.xterm) this.xterm.write("\r\n\x1b[2m[" + what + " ended; press Enter for a new one]\x1b[0m\r\n");
+    var then = watching ? "press Enter to look again" : "press Enter for a new one";
+    if (this.xterm) this.xterm.write("\r\n\x1b[2m[" + what + " ended; " + then + "]\x1b[0m\r\n");
     this.setStatus(what + " ended");
   };
 
@@ -194,7 +198,7 @@
   /* Each command of the lab can be typed into the terminal with a click, to
    * try it or a variation of it outside the step's run, as Killercoda does. */
   // Not those of a named terminal: they are typed into that one (a container's shell, say).
-  page.main.querySelectorAll(".command:not(.in-terminal)").forEach(function (block) {
+  if (!watching) page.main.querySelectorAll(".command:not(.in-terminal)").forEach(function (block) {
     var code = block.querySelector("pre code");
     var button = document.createElement("button");
     button.className = "to-terminal";

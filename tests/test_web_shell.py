@@ -13,74 +13,12 @@ import time
 
 import pytest
 
-from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, wait_for
+from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, ShellTab, wait_for
 
 from webapp.executor.process import DEFAULT_WINDOW, READ_SIZE
 from webapp.executor.terminal import RECENT
 from webapp.shells.manager import MAX_INPUT, SHELL_WINDOW
 from webapp.shells.screen import BACKLOG, TAB_WINDOW
-
-
-class ShellTab:
-    """One browser tab's terminal panel: what it was sent, acknowledged or not; with ``term``, a tab of the
-    lab's named terminal of that name."""
-
-    def __init__(self, server, http, ack: bool = True, lab: str = TEST_LAB, term: str | None = None):
-        self.client = server.socket(http)
-        self.ack, self.lab = ack, lab
-        self.about = {"term": term} if term else {}
-        self.messages: list[dict] = []
-        self.end = self.acked = 0   # the last end position sent, and the last acknowledged
-        self.exits = 0
-        self.errors: list[dict] = []
-        self.lock = threading.Lock()
-        self.client.on("shell_output", self._output)
-        self.client.on("shell_exit", self._exit)
-        self.client.on("error", lambda m: self.errors.append(m))
-
-    def _exit(self, m=None):
-        if (m or {}).get("term") == self.about.get("term", ""):
-            self.exits += 1
-
-    def _output(self, m):
-        if m["term"] != self.about.get("term", ""):
-            return   # another terminal's tab in the same page
-        with self.lock:
-            if not self.messages:   # the backlog: the tab's first position is where it starts
-                self.acked = m["end"] - len(m["data"])
-            self.messages.append(m)
-            self.end = max(self.end, m["end"])
-        if self.ack:
-            self.acked = m["end"]
-            self.client.emit("shell_ack", {**self.about, "end": m["end"]})
-
-    @property
-    def unacked(self) -> int:
-        return self.end - self.acked
-
-    def ack_all(self) -> int:
-        """Acknowledge everything received; how much that was."""
-        with self.lock:
-            owed, self.acked = self.end - self.acked, self.end
-        self.client.emit("shell_ack", {**self.about, "end": self.acked})
-        return owed
-
-    def open(self, rows: int = 24, cols: int = 80) -> dict:
-        return self.client.call("shell_open", {**self.about, "lab": self.lab, "rows": rows, "cols": cols},
-                                timeout=30)
-
-    def type(self, text: str) -> None:
-        self.client.emit("shell_input", {**self.about, "data": text})
-
-    def text(self) -> str:
-        with self.lock:
-            return b"".join(m["data"] for m in self.messages).decode(errors="replace")
-
-    def wait_text(self, marker: str, timeout: float = 20) -> str:
-        return wait_for(lambda: marker in self.text() and self.text(), timeout, what=repr(marker))
-
-    def close(self):
-        self.client.disconnect()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import socketio
 
 from playwright.sync_api import expect
 
-from web_support import TEST_LAB, Tab, serving, wait_for
+from web_support import TEST_LAB, ShellTab, Tab, serving, wait_for
 from workshop_support import (CODE, act, api, browser, csrf, end_every_place, join, join_in_browser, me, new_page,
                               running_lab_hosts, seated, workshop_server)
 
@@ -296,7 +296,7 @@ def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
     joan = me(room, instructor, "Joan")["id"]
     page = instructor.get(f"{room.url}/workshop/learners/{joan}/labs/{TEST_LAB}", timeout=10)
     assert page.status_code == 200 and f'data-watch="{joan}"' in page.text and "Joan" in page.text
-    assert 'id="terminal"' not in page.text and "host/reset" not in page.text
+    assert "read-only: what runs now shows" in page.text and "host/reset" not in page.text
     assert other.get(f"{room.url}/workshop/learners/{joan}/labs/{TEST_LAB}", timeout=10).status_code == 403
     assert 'data-json="/workshop/learners/' + joan + '/network.json"' in page.text
     joans = http.get(f"{room.url}/network.json", timeout=30).json()
@@ -335,6 +335,29 @@ def test_the_instructor_watches_a_learner_and_nobody_else_may(room, instructor):
     finally:
         for client in (tab.client, watcher, spy):
             client.disconnect()
+
+
+def test_the_instructor_watches_a_learners_terminal_read_only(room, instructor):
+    http, other = seated(room, "Lin"), seated(room, "Max")
+    room.open_lab(http)
+    lin = me(room, instructor, "Lin")["id"]
+    mine, watcher, spy = ShellTab(room, http), ShellTab(room, instructor, learner=lin), ShellTab(room, other, learner=lin)
+    try:
+        assert "the learner has no shell open now" in watcher.open()["error"]   # nothing is started for a watcher
+        assert mine.open() == {"ok": True}
+        mine.type("echo lin-$((6*7))\n")
+        mine.wait_text("lin-42")
+        assert watcher.open() == {"ok": True}
+        watcher.wait_text("lin-42")                                        # what the learner's screen showed
+        refused = watcher.client.call("shell_input", {"data": "rm -rf /tmp/x\n"}, timeout=10)
+        assert "watching is reading" in refused["error"]
+        assert "watching is reading" in watcher.client.call("shell_resize", {"rows": 5, "cols": 5}, timeout=10)["error"]
+        mine.type("echo more-$((2*2))\n")
+        watcher.wait_text("more-4")                                        # live
+        assert "only the instructor" in spy.open()["error"]
+    finally:
+        for tab in (mine, watcher, spy):
+            tab.close()
 
 
 def test_a_learner_who_leaves_during_a_catch_up_gets_no_lab_host(room, instructor):

@@ -11,6 +11,9 @@ only its own learner's shell, and only after ``shell_open``.
 
 ``term`` names one of the lab's named terminals (b1 in lab 1); without it,
 the event is about the learner's free shell. Each is a stream of its own.
+``learner`` (``shell_open``, ``shell_ack``): the instructor watching a
+learner's page names them, and sees their shell and terminals read-only:
+nothing is started for a watcher, and its input and sizes are refused.
 
 Events are handled each in a thread of their own, so a tab sends its next
 ``shell_input`` (and ``shell_resize``) only once the last is acknowledged:
@@ -27,6 +30,7 @@ from __future__ import annotations
 from flask import request, session
 
 from ..events import POSITION, Events, Int, Name, Text
+from ..runs.handlers import whose
 from .manager import MAX_INPUT, ShellError, ShellManager
 
 ROWS, COLS = (2, 500), (2, 1000)
@@ -38,9 +42,10 @@ def register(events: Events, manager: ShellManager) -> None:
     events.on_disconnect(manager.detach)
 
     @events.on("shell_open", expected, lab=Name(), term=TERM, rows=Int(*ROWS, default=24),
-               cols=Int(*COLS, default=80))
-    def shell_open(lab_id, term, rows, cols):
-        manager.open(request.sid, session["learner"], lab_id, rows, cols, term or "")
+               cols=Int(*COLS, default=80), learner=Name(optional=True))
+    def shell_open(lab_id, term, rows, cols, learner):
+        owner = whose(learner)
+        manager.open(request.sid, owner, lab_id, rows, cols, term or "", watching=owner != session["learner"])
         return {"ok": True}
 
     @events.on("shell_input", expected, term=TERM, data=Text(MAX_INPUT))
@@ -51,6 +56,6 @@ def register(events: Events, manager: ShellManager) -> None:
     def shell_resize(term, rows, cols):
         manager.resize(request.sid, session["learner"], rows, cols, term or "")
 
-    @events.on("shell_ack", expected, term=TERM, end=POSITION)
-    def shell_ack(term, end):
-        manager.ack(request.sid, session["learner"], end, term or "")
+    @events.on("shell_ack", expected, term=TERM, end=POSITION, learner=Name(optional=True))
+    def shell_ack(term, end, learner):
+        manager.ack(request.sid, whose(learner), end, term or "")

@@ -120,6 +120,7 @@ class ShellManager:
         self.shells: dict[str, Shell] = {}
         self.named: dict[tuple[str, str, str], NamedTerminal] = {}   # (learner, lab, terminal)
         self.by_sid: dict[str, dict[str, Shown]] = {}   # sid: term ("" the shell): shown
+        self.watchers: set[str] = set()   # the sids of the instructor's tabs that watch a learner's
         self.ended_idle: set[str] = set()    # learners whose last shell the idle timeout ended
         self._lock = threading.Lock()
         self._closed = False
@@ -128,9 +129,11 @@ class ShellManager:
         if idle_timeout > 0:
             threading.Thread(target=self._end_idle, name="shells-idle", daemon=True).start()
 
-    def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80, term: str = "") -> None:
+    def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80, term: str = "",
+             watching: bool = False) -> None:
         """Show the learner's shell (or, with ``term``, the lab's named terminal) in tab ``sid``, starting it
-        if need be."""
+        if need be; for the instructor ``watching``, only one that runs, read-only (input, sizes and
+        acknowledgements from ``sid`` are not the learner's: ``shown`` refuses the first two)."""
         lab = self.labs.get(lab_id)
         if lab is None:
             raise ShellError(f"there is no lab {lab_id!r}")
@@ -151,7 +154,10 @@ class ShellManager:
             with self._lock:
                 if self._closed:
                     raise ShellError("the server is stopping")
-            shown = self._named(learner_id, session, term) if term else self._shell(learner_id, host, rows, cols)
+            if watching:
+                shown = self._running(learner_id, session, term)
+            else:
+                shown = self._named(learner_id, session, term) if term else self._shell(learner_id, host, rows, cols)
             with self._lock:
                 closed = self._closed
                 if not closed:
@@ -163,8 +169,23 @@ class ShellManager:
                 raise ShellError("the server is stopping")
         if previous is not None and previous is not shown:
             previous.screen.leave(sid)
-        shown.resize(rows, cols)
+        if watching:
+            self.watchers.add(sid)
+        else:
+            shown.resize(rows, cols)
         shown.screen.join(sid, shown.running)
+
+    def _running(self, learner_id: str, session, term: str) -> Shown:
+        """What a watcher may see: the learner's shell or terminal ``term`` as it runs now, never a new one."""
+        if not term:
+            shell = self.shells.get(learner_id)
+            if shell is None or not shell.running or shell.host is not session.lab_host:
+                raise ShellError("the learner has no shell open now")
+            return shell
+        terminal = session.terminals.get(term)
+        if terminal is None or not terminal.alive:
+            raise ShellError(f"the learner's terminal {term} is not running now")
+        return self._named(learner_id, session, term)
 
     def _shell(self, learner_id: str, host: LabHost, rows: int, cols: int) -> Shell:
         """The learner's running shell on ``host``, or a new one (the learner's lock held)."""
@@ -208,14 +229,19 @@ class ShellManager:
             raise ShellError("open the terminal first (shell_open)")
         return shown
 
+    def _typed_into(self, sid: str, learner_id: str, term: str) -> Shown:
+        if sid in self.watchers:
+            raise ShellError("watching is reading: only the learner types into their terminals")
+        return self.shown(sid, learner_id, term)
+
     def input(self, sid: str, learner_id: str, data: bytes, term: str = "") -> None:
-        shown = self.shown(sid, learner_id, term)
+        shown = self._typed_into(sid, learner_id, term)
         if not shown.running:
             raise ShellError(shown.ended)
         shown.write(data)
 
     def resize(self, sid: str, learner_id: str, rows: int, cols: int, term: str = "") -> None:
-        self.shown(sid, learner_id, term).resize(rows, cols)
+        self._typed_into(sid, learner_id, term).resize(rows, cols)
 
     def ack(self, sid: str, learner_id: str, position: int, term: str = "") -> None:
         self.shown(sid, learner_id, term).screen.ack(sid, position)
@@ -224,6 +250,7 @@ class ShellManager:
         """A tab went away; the shell and the terminals go on."""
         with self._lock:
             tabs = self.by_sid.pop(sid, {})
+            self.watchers.discard(sid)
         for shown in tabs.values():
             shown.screen.leave(sid)
 
