@@ -208,6 +208,16 @@ def test_last_runs_progress_and_delete(store):
     assert store.progress("ada", "host", ["s1"]) == (0, 1)
 
 
+def test_latest_runs_of_a_workshops_members_only(store):
+    first, latest = new_run(store, "s1"), new_run(store, "s1")
+    bobs = new_run(store, "s2", learner="bob")
+    new_run(store, "s1", learner="eve")                 # not a member: another workshop's, say
+    new_run(store, "s1", lab="host")                    # not the workshop's lab
+    got = {(r["learner"], r["step"]): r["id"] for r in store.latest_runs(["bridge"], ["ada", "bob", "nobody"])}
+    assert got == {("ada", "s1"): latest, ("bob", "s2"): bobs} and first not in got.values()
+    assert store.latest_runs(["bridge"], []) == []
+
+
 def test_mark_cut_off(tmp_path):
     path = tmp_path / "runs.db"
     with Store(path) as s:

@@ -135,7 +135,10 @@ class Learners:
         """Tear the learner's lab host down and start a fresh one; their runs stop.
 
         The old one is destroyed before the new one is claimed, in the same
-        thread: on a full server its slot is the one the new one needs."""
+        thread: on a full server its slot is the one the new one needs. A
+        learner not seen yet gets their first (claimed once, not twice)."""
+        if self.peek(learner_id) is None:
+            return self.get(learner_id)
         learner = self.get(learner_id)
         with learner.lock:
             old = (learner.host, list(learner.sessions.values()))

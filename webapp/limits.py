@@ -112,20 +112,21 @@ class WrongCodes:
         self._wrong = Window(per_address, window)
         self._lock = threading.Lock()
 
-    def refusal(self, address: str) -> str | None:
-        """Why ``address`` may not try a code now (None: it may)."""
+    def attempt(self, address: str, right: bool) -> tuple[int, str] | None:
+        """Count one try of a code from ``address`` (``right`` or not), checked and counted at once (a burst
+        of guesses in parallel cannot slip past the count): None if it may go in, else the status and why."""
         with self._lock:
             tried = self._wrong.full(address)
-        if tried is None:
-            return None
-        why = (f"{tried} wrong access codes came from {address} in the last {self._wrong.window:.0f} s, the most "
-               f"(LABNB_JOIN_ATTEMPTS): ask the instructor for the join URL, and try again later")
-        self.refusals.log("a join", address, why)
-        return why
-
-    def wrong(self, address: str) -> None:
-        with self._lock:
-            self._wrong.add(address)
+            if tried is None and not right:
+                self._wrong.add(address)
+        if tried is not None:
+            why = (f"{tried} wrong access codes came from {address} in the last {self._wrong.window:.0f} s, the "
+                   f"most (LABNB_JOIN_ATTEMPTS): ask the instructor for the join URL, and try again later")
+            self.refusals.log("a join", address, why)
+            return 429, why
+        if not right:
+            return 403, "that is not this workshop's access code: check it with the instructor"
+        return None
 
 
 class SocketLimits:

@@ -56,6 +56,7 @@ transaction): one server process writes a store.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -713,17 +714,18 @@ class Store:
             )
         return {run["step"]: run for run in runs}
 
-    def latest_runs(self, labs: list[str]) -> list[dict]:
-        """Every learner's latest run of each step of ``labs``: a workshop's grid."""
+    def latest_runs(self, labs: list[str], learners: list[str]) -> list[dict]:
+        """The latest run of each step of ``labs`` of each of ``learners`` (a workshop's members): its grid.
+        The learners go as one JSON array, however many there are."""
         labs = [_text("lab", lab) for lab in labs]
-        if not labs:
+        if not labs or not learners:
             return []
         with self._tx("BEGIN") as db:
             return self._runs(
                 db,
                 f"rowid IN (SELECT max(rowid) FROM runs WHERE lab IN ({','.join('?' * len(labs))})"
-                " GROUP BY learner, lab, step)",
-                tuple(labs),
+                " AND learner IN (SELECT value FROM json_each(?)) GROUP BY learner, lab, step)",
+                (*labs, json.dumps([_text("learner", x) for x in learners])),
             )
 
     def progress(self, learner: str, lab: str, step_ids: list[str]) -> tuple[int, int]:

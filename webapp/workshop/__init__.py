@@ -95,8 +95,11 @@ class Workshop:
         return self
 
     def close(self) -> None:
+        """Stop pushing, before the store and the lab hosts it reads go (Services.close)."""
         self._closed.set()
         self._dirty.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(PUSH_EVERY * 20)
 
     # -- who may go on -----------------------------------------------------------
     def seat_refusal(self, active: bool = True) -> str | None:
@@ -235,10 +238,11 @@ class Workshop:
         services = self.services
         now = time.time()
         runs: dict[str, list[dict]] = {}
-        for run in services.store.latest_runs([lab.id for lab in self.labs]):
+        members = self.room.members()
+        for run in services.store.latest_runs([lab.id for lab in self.labs], [m.id for m in members]):
             runs.setdefault(run["learner"], []).append(run)
         learners = []
-        for member in self.room.members():
+        for member in members:
             mine = runs.get(member.id, [])
             steps = {lab.id: {s.id: {"state": "not_started"} for s in lab.steps} for lab in self.labs}
             for run in mine:

@@ -128,14 +128,11 @@ def join_post():
         return auth.refuse("the join form has expired: open the join URL again")
     signed_in = _of_this_room(workshop) and not guard.is_operator()
     if not signed_in:
-        why = guard.wrong_codes.refusal(_address())
-        if why:
-            return _join_page(workshop, None, why, 429)
         code = request.form.get("code", "").strip().lower()
-        if not hmac.compare_digest(code.encode(), workshop.code.lower().encode()):
-            guard.wrong_codes.wrong(_address())
-            return _join_page(workshop, None, "that is not this workshop's access code: check it with "
-                                              "the instructor", 403)
+        refused = guard.wrong_codes.attempt(_address(), hmac.compare_digest(code.encode(),
+                                                                             workshop.code.lower().encode()))
+        if refused:
+            return _join_page(workshop, None, refused[1], refused[0])
     try:
         name = clean_name(request.form.get("name", ""))
         if not signed_in:
