@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from ..executor import PtyProcess, Terminal
 from ..lab import Lab
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SHELL_WINDOW = 512 << 10       # unacknowledged bytes (furthest tab) before the PTY is not read
 MAX_INPUT = 64 << 10           # bytes of input per event
+ACTIVE_EVERY = 5.0             # seconds between two signs of a learner's activity in their terminals
 
 
 class ShellError(Exception):
@@ -121,6 +123,10 @@ class ShellManager:
         self.named: dict[tuple[str, str, str], NamedTerminal] = {}   # (learner, lab, terminal)
         self.by_sid: dict[str, dict[str, Shown]] = {}   # sid: term ("" the shell): shown
         self.watchers: set[str] = set()   # the sids of the instructor's tabs that watch a learner's
+        # told of a learner's typing, or of output of their terminals (at most every ACTIVE_EVERY s each):
+        # a workshop counts it as activity, so a learner who works in the terminal panel is not idle
+        self.on_activity: Callable[[str], None] = lambda learner_id: None
+        self._active: dict[str, float] = {}
         self.ended_idle: set[str] = set()    # learners whose last shell the idle timeout ended
         self._lock = threading.Lock()
         self._closed = False
@@ -201,7 +207,9 @@ class ShellManager:
                 after = f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
                 note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
                         " with no terminal showing it; this is a new one]\x1b[0m\r\n")
-        shell = Shell(learner_id, host, self.emit, rows, cols, note).start()
+        shell = Shell(learner_id, host, self.emit, rows, cols, note)
+        shell.screen.on_feed = lambda: self._touch(learner_id)
+        shell.start()
         if old is not None:
             threading.Thread(target=old.stop, daemon=True).start()
         with self._lock:
@@ -220,7 +228,14 @@ class ShellManager:
             shown = self.named.get(key)
             if shown is None or shown.terminal is not terminal:
                 shown = self.named[key] = NamedTerminal(learner_id, terminal, self.emit)
+                shown.screen.on_feed = lambda: self._touch(learner_id)
         return shown
+
+    def _touch(self, learner_id: str) -> None:
+        now = time.monotonic()
+        if now - self._active.get(learner_id, -ACTIVE_EVERY) >= ACTIVE_EVERY:
+            self._active[learner_id] = now
+            self.on_activity(learner_id)
 
     def shown(self, sid: str, learner_id: str, term: str = "") -> Shown:
         """What tab ``sid`` opened as ``term``: always the learner's own."""
@@ -236,6 +251,7 @@ class ShellManager:
 
     def input(self, sid: str, learner_id: str, data: bytes, term: str = "") -> None:
         shown = self._typed_into(sid, learner_id, term)
+        self._touch(learner_id)
         if not shown.running:
             raise ShellError(shown.ended)
         shown.write(data)

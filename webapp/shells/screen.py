@@ -36,6 +36,7 @@ class Screen:
         self.tabs: dict[str, Reader] = {}
         self.unwatched_since: float | None = time.monotonic()   # when its last tab left
         self.credit = Credit(own=self._own)
+        self.on_feed: Callable[[], None] = lambda: None   # told of output: a sign the learner's terminal works
         self._foreign: list[list[int]] = []   # [start, end) ranges of bytes that are not the screen's to credit
         self._foreign_before = 0              # foreign bytes in ranges already passed
 
@@ -60,6 +61,7 @@ class Screen:
             unwatched = not self.tabs
         if unwatched:
             self._credit()
+        self.on_feed()
 
     def ended(self) -> None:
         """The terminal's process ended: every tab hears of it."""

@@ -85,6 +85,7 @@ class Workshop:
     def start(self, services, events) -> "Workshop":
         self.services = services
         services.runs.watch(lambda learner_id: self._dirty.set())
+        services.shells.on_activity = self.room.touch   # typing, or a command printing, in the terminal panel
         self.room.on_change(self._room_changed)
         events.on_connect(self._join_rooms)
         events.gate = lambda event: self.seat_refusal()
