@@ -119,6 +119,9 @@ HOSTILE = [
     ("shell_ack", {"end": -1}), ("shell_ack", {"end": "1"}), ("shell_ack", {"end": 1e300}),
     ("shell_ack", {"bytes": 5}),
     ("shell_ack", {}),
+    ("shell_open", {"lab": TEST_LAB, "term": 5}), ("shell_open", {"lab": TEST_LAB, "term": "b1"}),
+    ("shell_input", {"term": "x" * 1000, "data": "x"}), ("shell_ack", {"term": "b1", "end": 0}),
+    ("shell_open", {"lab": TEST_LAB, "learner": "someone-else"}), ("shell_ack", {"learner": "someone", "end": 0}),
 ]
 
 

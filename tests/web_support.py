@@ -299,6 +299,12 @@ class ShellTab:
     def close(self):
         self.client.disconnect()
 
+    def __enter__(self) -> "ShellTab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _state_dir(name: str) -> str:
     return f"/var/lib/labnb-test-{name}-{os.getpid()}"
