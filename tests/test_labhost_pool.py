@@ -9,6 +9,7 @@ import pytest
 
 from conftest import sh
 from web_support import wait_for
+from webapp.lab import requires
 from webapp.labhost.pool import Pool
 
 
@@ -39,7 +40,13 @@ def test_pool_fills_hands_out_ready_lab_hosts_and_refills(settings):
         assert [h.subtree.cpu_seconds() for h in waiting] == before
         first = pool.claim()
         assert first.health().ok and pool.waiting() == 1
-        sh(first, "docker run --rm busybox true")   # thawed, dockerd and containerd go on as before
+        # probed while it waited: its first lab's requirements are known without a command (a room joins
+        # at once), a second lab's are probed again
+        assert first.offers == set(requires.PROBES)
+        assert requires.lacking(first, ["docker", "netns"]) == [] and first.offers is None
+        assert sh(first, "docker run --rm busybox true")[0].ok   # thawed, dockerd and containerd go on as before
+        assert sh(first, "docker image rm busybox")[0].ok
+        assert requires.lacking(first, ["docker", "busybox-image"]) == ["busybox-image"]
         assert pool.wait_full(120)
         # a waiting lab host that died is replaced, not handed out (thawed here to die: on v1 a frozen
         # process dies only once thawed)

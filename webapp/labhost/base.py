@@ -46,6 +46,7 @@ class LabHost(abc.ABC):
         self.id = lab_host_id
         self.created = time.time()
         self.spawner: Spawner | None = None   # made by ``start``
+        self.offers: set[str] | None = None   # what labs may require of it, if probed (lab/requires.py)
 
     @abc.abstractmethod
     def start(self) -> None:

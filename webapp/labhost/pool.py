@@ -20,6 +20,7 @@ import logging
 import threading
 
 from ..config import Settings
+from ..lab import requires
 from .base import LabHost, LabHostError
 from .plain import PlainLabHost
 from .sandbox import SandboxLabHost
@@ -180,6 +181,10 @@ class Pool:
                     if self._cond.wait_for(lambda: self._closed, min(60, 2 ** failures)):
                         return
                 continue
+            try:   # what labs may require, probed now while the machine is idle (a room joins at once)
+                host.offers = requires.probe(host)
+            except (LabHostError, OSError) as e:
+                log.error("warm pool: probing lab host %s: %s", host.id, e)
             try:
                 host.pause(True)
             except LabHostError as e:   # it works, but costs CPU while it waits
