@@ -63,6 +63,7 @@ class Learner:
         self.first: dict[str, float] = {}
         self.ends: dict[str, dict] = {}
         self.ended_at: list[tuple[str, float]] = []   # (step, when its end was heard)
+        self.failed: list[str] = []                   # the runs that did not pass, and why
 
     def join(self) -> None:
         page = self.http.get(f"{self.server.url}/join?code={CODE}", timeout=30)
@@ -92,6 +93,9 @@ class Learner:
         end = wait_for(lambda: self.ends.get(run), 300, what=f"the end of {step}")
         self.ended_at.append((step, end["at"]))
         passed = end["status"] == "done" and all(c["passed"] for c in end["checks"])
+        if not passed:
+            self.failed.append(f"{step}: {end['status']}, " + ", ".join(
+                c.get("hint") or c.get("kind", "check") for c in end["checks"] if not c["passed"]))
         return self.first.get(run, end["at"]) - t0, end["at"] - t0, passed
 
 
@@ -181,7 +185,9 @@ def main() -> None:
         runs = [r for per_learner in results if per_learner for r in per_learner]
         firsts, dones = [r[0] for r in runs], [r[1] for r in runs]
         passed = sum(r[2] for r in runs)
-        errors += [f"a run failed its checks ({len(runs) - passed} of {len(runs)})"] * (len(runs) - passed > 0)
+        failed = [f"{learner.name} {why}" for learner in learners for why in learner.failed]
+        errors += [f"a run failed its checks ({len(runs) - passed} of {len(runs)}): " + "; ".join(failed[:5])] * (
+            len(runs) - passed > 0)
         time.sleep(1)   # the last pushes
         lags = dashboard.lags(learners)
         with open(f"/proc/{server.worker_pid()}/status") as f:
