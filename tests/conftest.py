@@ -25,7 +25,7 @@ from webapp.labhost.statedir import image_archive, prepare_state_dir
 def settings() -> Settings:
     # not under /tmp: every lab host hides the server's /tmp
     state = f"/var/lib/labnb-test-{os.getpid()}"
-    s = Settings(state_dir=state, uid_base=200000 + 32 * 65536, max_lab_hosts=32, memory_mb=1024, pids=1024)
+    s = Settings(state_dir=state, uid_base=200000 + 32 * 65536, max_lab_hosts=16, memory_mb=1024, pids=1024)
     prepare_state_dir(s)
     image.build(image_archive(s))
     build_seed(s)

@@ -404,9 +404,19 @@ def test_a_resume_link_makes_another_device_the_same_learner_once(room, instruct
     url = re.search(r"<code>(http[^<]+)</code>", r.text).group(1)
     assert "/join/resume/" in url
     phone = requests.Session()
-    assert phone.get(url, timeout=10).url.endswith(f"/labs/{TEST_LAB}")
+    page = phone.get(url, timeout=10)   # it asks first: any page can send a browser to a link
+    assert page.status_code == 200 and "Continue as Grace H" in page.text
+    form = re.search(r'<form method="post" action="([^"]+)">\s*<input type="hidden" name="csrf" value="([^"]+)"',
+                     page.text)
+    done = phone.post(room.url + html.unescape(form.group(1)), data={"csrf": form.group(2)},
+                      headers={"Origin": room.url}, timeout=10)
+    assert done.url.endswith(f"/labs/{TEST_LAB}")
     assert [l["name"] for l in api(room, instructor)["learners"] if l["place"] == "seated"] == ["Grace H"]
     assert "Grace H" in phone.get(f"{room.url}/workshop/me", timeout=10).text
+    # the instructor's browser sent there by a learner's page is asked, and stays the instructor's
+    warned = instructor.get(url[:-1] + url[-1], timeout=10)
+    assert "This browser is the instructor's" in warned.text or "used already" in html.unescape(warned.text)
+    assert instructor.get(f"{room.url}/api/workshop", timeout=10).status_code == 200
     # once only, for this workshop only, and not forged
     again = requests.Session().get(url, timeout=10)
     assert again.status_code == 403 and "used already" in html.unescape(again.text)

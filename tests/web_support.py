@@ -321,7 +321,8 @@ def serving(server: "Server"):
 
 @pytest.fixture(scope="session")
 def web_server():
-    yield from serving(Server(_state_dir("web"), uid_slot=8))   # slots 8 to 23: the other servers have 4 to 7 and 24 to 29
+    # slots 8 to 23; the others: workshops 0 to 7, service 24, limited 26, crash 28, conftest 32 to 47, proxy attacks 48 to 63
+    yield from serving(Server(_state_dir("web"), uid_slot=8))
 
 
 @pytest.fixture(scope="module")

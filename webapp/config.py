@@ -52,6 +52,8 @@ class Settings:
     extend_most_minutes: float = 30.0  # what a learner may add in all (the instructor may add more)
     store_file: str = "labnb.sqlite"  # the run store, relative to state_dir
     proxy_domain: str = "localhost"   # lab hosts' web services at p<port>-<lab host>.<this>; browsers resolve *.localhost
+    proxy_connections: int = 64       # connections to lab hosts' web services at once, in all (each a server thread)
+    proxy_per_learner: int = 8        # and to one learner's
     shell_idle_timeout: float = 3600.0  # seconds a terminal panel's shell lives with no tab showing it; 0: for ever
     # The run store's limits (docs/run-store.md): what is stored of runs' output, in MiB.
     run_output_mb: int = 16           # per run: a longer output keeps its first and last 8 MiB, the middle is counted

@@ -23,7 +23,6 @@ from .config import Settings
 from .labhost import reaper
 from .labhost.pool import Pool
 from .limits import HTTP_THREADS, fit_memory
-from .proxy.gateway import IN_ALL as PROXY_THREADS
 from .workshop import size_for_room
 
 
@@ -82,7 +81,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     # host's web service (webapp/proxy/gateway.py), counted apart.
     _Gunicorn(app, {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS + PROXY_THREADS,
+        "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS + settings.proxy_connections,
         "timeout": 0,
         "graceful_timeout": 15,
         "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),

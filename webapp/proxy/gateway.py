@@ -52,12 +52,14 @@ ANSWER_TIMEOUT = 60.0                      # the app's response head, and each r
 WEBSOCKET_IDLE = 3600.0                    # a proxied WebSocket with no traffic either way is closed
 MAX_BODY = 64 << 20                        # bytes of a request body passed to the app
 MAX_HEAD = 64 << 10                        # bytes of the app's response head to a WebSocket upgrade
-PER_OWNER = 12                             # connections in flight to one learner's services
-IN_ALL = 48                                # and to all (server threads: webapp/server.py)
+FEW = 2                                    # connections an owner holding fewer may open from the reserve
 CHUNK = 64 << 10
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "trailers", "transfer-encoding", "upgrade"})
 NOT_FOR_THE_APP = HOP_BY_HOP | {"host", "content-length", "cookie", "x-csrf-token"}   # or set again below
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")     # a header name (RFC 9110)
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+DOMAIN = re.compile(r";\s*domain=[^;]*", re.IGNORECASE)
 HOST = re.compile(r"p(?P<port>[1-9][0-9]{0,4})-(?P<host>[a-z0-9-]{1,40})\.(?P<domain>[a-z0-9.-]{1,200}?)"
                   r"(?::[0-9]{1,5})?")
 
@@ -75,7 +77,10 @@ class Refused(Exception):
 class Gateway:
     def __init__(self, wsgi_app, services, key: bytes, cookie_prefix: str, refusals):
         self.wsgi_app, self.services, self.refusals = wsgi_app, services, refusals
-        self.domain = services.settings.proxy_domain
+        self.domain = services.settings.proxy_domain.lower()
+        self.in_all = services.settings.proxy_connections
+        self.per_owner = services.settings.proxy_per_learner
+        self.reserve = max(FEW, self.in_all // 8)   # kept for owners who hold fewer than FEW
         self.cookie = cookie_prefix + "-proxy"
         self.labnb_cookie = cookie_prefix
         self._tickets = URLSafeTimedSerializer(key, salt="labnb-proxy-ticket")
@@ -89,11 +94,10 @@ class Gateway:
         self._listing: set[str] = set()                   # lab hosts whose ports are being listed
 
     # -- tickets, for the views that link to a port ------------------------------
-    def ticket(self, owner: str, lab_host_id: str, port: int, viewer: str) -> str:
-        """A one-time pass into ``port`` of ``owner``'s lab host for the browser that follows it (``viewer``
-        "learner" for the owner, "instructor" for the instructor)."""
-        return self._tickets.dumps({"o": owner, "h": lab_host_id, "p": port, "v": viewer,
-                                    "n": secrets.token_urlsafe(12)})
+    def ticket(self, owner: str, lab_host_id: str, port: int) -> str:
+        """A one-time pass into ``port`` of ``owner``'s lab host for the browser that follows it (the owner's,
+        or the instructor's from the dashboard)."""
+        return self._tickets.dumps({"o": owner, "h": lab_host_id, "p": port, "n": secrets.token_urlsafe(12)})
 
     def listening(self, host) -> list[ports.Port]:
         """The lab host's listening ports for its page: one listing per lab host at a time (nobody waits: a
@@ -191,12 +195,9 @@ class Gateway:
             raise Refused("403 Forbidden", "this link to a lab host's service was used already or is for "
                                            "another one: open the port again from the lab page")
         self._lab_host(t["o"], lab_host_id)
-        after = (query.get("next") or ["/"])[0]
-        if not after.startswith("/") or after.startswith("//") or "\\" in after:
-            after = "/"
-        value = self._passes.dumps({"o": t["o"], "h": lab_host_id, "p": port, "v": t["v"]})
+        value = self._passes.dumps({"o": t["o"], "h": lab_host_id, "p": port})
         start_response("302 Found", [
-            ("Location", after), ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"),
+            ("Location", "/"), ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"),
             ("Set-Cookie", f"{self.cookie}={value}; Path=/; HttpOnly; SameSite=Lax"),
             ("Content-Length", "0")])
         return [b""]
@@ -228,10 +229,13 @@ class Gateway:
     def _slot(self, owner: str):
         """Count a connection to ``owner``'s services; the function that stops counting it."""
         with self._lock:
-            if self._open["*"] >= IN_ALL:
-                why = f"{IN_ALL} connections to lab hosts' services are open, the most: try again soon"
-            elif self._open[owner] >= PER_OWNER:
-                why = f"{PER_OWNER} connections to this lab host's services are open, the most: close some of its tabs"
+            total, mine = self._open["*"], self._open[owner]
+            if total >= self.in_all or (total >= self.in_all - self.reserve and mine >= FEW):
+                why = (f"{total} connections to lab hosts' services are open, the most there may be now "
+                       "(LABNB_PROXY_CONNECTIONS): close some of this service's tabs, or try again soon")
+            elif mine >= self.per_owner:
+                why = (f"{self.per_owner} connections to this lab host's services are open, the most "
+                       "(LABNB_PROXY_PER_LEARNER): close some of its tabs")
             else:
                 self._open.update(("*", owner))
                 why = ""
@@ -270,7 +274,7 @@ class Gateway:
         redirects are kept under the prefix, its cookies dropped (they would be set on labnb's own host) and
         its pages sandboxed."""
         upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-        if upgrade and not prefix:   # by the path, the link itself is the pass: no cookie rides along
+        if not prefix:   # by the path, the link itself is the pass: no cookie rides along, any page may use it
             self._check_origin(environ)
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
@@ -292,13 +296,31 @@ class Gateway:
         except BaseException:
             upstream.close()
             raise
-        headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP
-                   and not (k.lower() == "set-cookie" and (prefix or self._ours(v)))]
+        headers = self._answer_headers(answer.getheaders(), drop_cookies=bool(prefix))
         if prefix:
             headers = [(k, _under_prefix(v, prefix, environ["HTTP_HOST"]) if k.lower() == "location" else v)
                        for k, v in headers] + [("Content-Security-Policy", SANDBOX)]
         start_response(f"{answer.status} {answer.reason or ''}".strip(), headers)
         return _Body(answer, upstream)
+
+    def _answer_headers(self, pairs: list[tuple[str, str]], drop_cookies: bool = False,
+                        keep: frozenset = frozenset()) -> list[tuple[str, str]]:
+        """The app's headers that may go on to the browser: no hop-by-hop ones (but ``keep``), none that
+        gunicorn could not send (a token name, a value without control characters, a Content-Length that is
+        a number), no cookie of labnb's, and no cookie for other hosts than the service's own (``Domain=``
+        would reach labnb's host and other learners' services under a wildcard domain)."""
+        out = []
+        for name, value in pairs:
+            low = name.lower()
+            if (low in HOP_BY_HOP and low not in keep) or not TOKEN.fullmatch(name) or CONTROL.search(value) \
+                    or (low == "content-length" and not value.strip().isdigit()):
+                continue
+            if low == "set-cookie":
+                if drop_cookies or self._ours(value):
+                    continue
+                value = DOMAIN.sub("", value)
+            out.append((name, value))
+        return out
 
     def _head(self, environ, upgrade: bool, chunked: bool, prefix: str) -> str:
         target = environ.get("RAW_URI") or (quote(environ.get("PATH_INFO", "/")) + (
@@ -329,10 +351,12 @@ class Gateway:
         return name == self.cookie or name == self.labnb_cookie
 
     def _check_origin(self, environ) -> None:
+        """A request that names an origin (a POST, a fetch, a WebSocket) must come from the service's own
+        pages: under a wildcard domain every service is one site, and the browser would send another
+        learner's page's POSTs with this service's pass."""
         origin = environ.get("HTTP_ORIGIN")
-        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ['HTTP_HOST']}"
-        if origin is not None and origin != own:
-            raise Refused("403 Forbidden", "a WebSocket to a lab host's service opens only from its own pages")
+        if origin is not None and urlsplit(origin).netloc != environ["HTTP_HOST"]:
+            raise Refused("403 Forbidden", "a lab host's service takes requests from its own pages only")
 
     def _websocket(self, environ, upstream: socket.socket):
         """Relay the app's answer to the upgrade, then bytes both ways until either side closes."""
@@ -342,14 +366,21 @@ class Gateway:
             raise Refused("501 Not Implemented", "WebSockets to lab hosts' services need labnb serve (gunicorn)")
         try:
             upstream.settimeout(ANSWER_TIMEOUT)
-            head = b""
-            while b"\r\n\r\n" not in head:
+            data = b""
+            while b"\r\n\r\n" not in data:
                 part = upstream.recv(CHUNK)
-                if not part or len(head) > MAX_HEAD:
+                if not part or len(data) > MAX_HEAD:
                     raise OSError("no complete answer to the upgrade")
-                head += part
+                data += part
+            head, _, rest = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            if not lines[0].startswith("HTTP/1.1 101 "):
+                raise OSError(f"the app answered the upgrade with {lines[0][:40]!r}")
+            pairs = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])]
+            kept = self._answer_headers(pairs, keep=frozenset({"upgrade", "connection"}))
             client.settimeout(None)
-            client.sendall(head)
+            client.sendall("\r\n".join(["HTTP/1.1 101 Switching Protocols"] + [f"{k}: {v}" for k, v in kept])
+                           .encode("latin-1") + b"\r\n\r\n" + rest)
             _splice(client, upstream)
         except (OSError, ValueError) as e:
             log.debug("a proxied WebSocket ended: %s", e)

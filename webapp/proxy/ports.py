@@ -1,8 +1,8 @@
 """The TCP ports that listen in a lab host's own network namespace, and where to connect to each.
 
 Read from the kernel with sock_diag (what ``ss -ltn`` shows) in the lab host's namespace, its own
-and its host-mode containers' listeners; the lab host's dockerd names the containers that published
-a port (``-p 8080:80``: docker-proxy listens on 8080 in the lab host). Connections are made from a
+and its host-mode containers' listeners; the lab host's dockerd (``engine.get``) names the containers
+that published a port (``-p 8080:80``: docker-proxy listens on 8080 in the lab host). Connections are made from a
 socket in that namespace too: a lab host has no route anywhere, so nothing it can name leads outside.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import ipaddress
 import os
 import socket
 
-from ..labhost import nsfs
+from ..labhost import engine, nsfs
 from ..labhost.base import LabHost, LabHostError
-from ..network import netlink
+from ..network import netlink, picture
 from ..network.picture import clean
 
 MAX_PORTS = 64
@@ -59,22 +59,21 @@ def _connect_to(addresses: list[str]) -> str:
 
 
 def _published(host: LabHost) -> dict[int, str]:
+    """Which container published which port, as the lab host's dockerd says (asked as of a hostile peer:
+    ``engine.get``); every name cleaned."""
     try:
-        client = host.docker(timeout=5)
+        listed = engine.get(host, "/containers/json")
     except LabHostError:
-        return {}
-    try:
-        named = {}
-        for c in client.api.containers():
-            name = clean((c.get("Names") or ["?"])[0].lstrip("/"))
-            for p in c.get("Ports") or []:
-                if p.get("Type") == "tcp" and isinstance(p.get("PublicPort"), int):
-                    named.setdefault(p["PublicPort"], f"{name}:{p.get('PrivatePort')}")
-        return named
-    except Exception:   # a dockerd that does not answer: the ports still show, unnamed
-        return {}
-    finally:
-        client.close()
+        return {}   # a dockerd that does not answer: the ports still show, unnamed
+    named: dict[int, str] = {}
+    for c in listed[:picture.MAX_CONTAINERS] if isinstance(listed, list) else []:
+        if not isinstance(c, dict):
+            continue
+        name = clean(str((c.get("Names") or ["?"])[0]).lstrip("/"))
+        for p in (c.get("Ports") or [])[:MAX_PORTS] if isinstance(c.get("Ports"), list) else []:
+            if isinstance(p, dict) and p.get("Type") == "tcp" and isinstance(p.get("PublicPort"), int):
+                named.setdefault(p["PublicPort"], f"{name}:{clean(str(p.get('PrivatePort')), 8)}")
+    return named
 
 
 def connect(host: LabHost, address: str, port: int, timeout: float) -> socket.socket:

@@ -45,7 +45,7 @@ def ports_fragment(learner_id: str, link, refresh: str) -> str:
                            refresh=refresh, unreachable=unreachable())
 
 
-def open_port(learner_id: str, port: int, viewer: str):
+def open_port(learner_id: str, port: int):
     """A redirect into the service on ``port`` of ``learner_id``'s lab host, for this browser."""
     host = _ready_host(learner_id)
     if host is None or not 0 < port < 65536:
@@ -53,7 +53,7 @@ def open_port(learner_id: str, port: int, viewer: str):
     services = current_app.extensions["labnb"]
     if request.args.get("via") == "path" or unreachable():
         return redirect(services.gateway.path_link(learner_id, host.id, port), 302)
-    ticket = services.gateway.ticket(learner_id, host.id, port, viewer)
+    ticket = services.gateway.ticket(learner_id, host.id, port)
     server_port = request.host.rsplit(":", 1)[1] if request.host.rsplit(":", 1)[-1].isdigit() else ""
     where = host_name(port, host.id, services.settings.proxy_domain) + (f":{server_port}" if server_port else "")
     return redirect(f"{request.scheme}://{where}{ENTER}?ticket={quote(ticket)}", 302)
@@ -66,4 +66,4 @@ def ports():
 
 @bp.get("/proxy/<int:port>/")
 def open_own(port: int):
-    return open_port(auth.learner(), port, "learner")
+    return open_port(auth.learner(), port)

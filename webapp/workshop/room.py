@@ -272,6 +272,11 @@ class Room:
     def _seated(self) -> int:
         return sum(1 for m in self._members.values() if m.place == SEATED)
 
+    def spent(self, nonce: str) -> bool:
+        """Whether a resume link's nonce is used (or none)."""
+        with self._lock:
+            return not nonce or nonce in self._spent
+
     def spend(self, nonce: str) -> bool:
         """Use a resume link's nonce: True the first time only."""
         with self._lock:

@@ -21,16 +21,17 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .. import auth
 from . import Workshop
-from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, RoomError, clean_name
+from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, Member, RoomError, clean_name
 
 bp = Blueprint("workshop", __name__)
 
 # What a learner without a place may still reach: joining and waiting, leaving
 # the queue, and their notebooks (kept when their place ends).
-WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume", "workshop.wait",
-                             "workshop.leave",
+WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume",
+                             "workshop.resume_post", "workshop.wait", "workshop.leave",
                              "notebook.export", "notebook.run_log"})
-OPEN = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume"})   # no session needed
+OPEN = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume",   # no session needed
+                  "workshop.resume_post"})
 RESUME_S = 900   # a resume link works this long, once
 POLLS = frozenset({"workshop.me"})   # polled by open tabs, visible or not: a sign of them, not activity
 
@@ -165,6 +166,34 @@ def resume_link():
 
 @bp.get("/join/resume/<token>")
 def resume(token: str):
+    """What a resume link would do, and a button that does it (``resume_post``): a link any page can send a
+    browser to must not change who that browser is (the instructor's, sent there by a learner's page)."""
+    member = _resuming(token)
+    if not isinstance(member, Member):
+        return member
+    session.setdefault("csrf", secrets.token_urlsafe(24))
+    return render_template("resume.html", member=member, instructor=_guard().is_operator(), token=token)
+
+
+@bp.post("/join/resume/<token>")
+def resume_post(token: str):
+    if not hmac.compare_digest(request.form.get("csrf", "").encode(), session.get("csrf", "-").encode()):
+        return auth.refuse("the resume form has expired: open the resume link again")
+    member = _resuming(token)
+    if not isinstance(member, Member):
+        return member
+    workshop = _workshop()
+    if not workshop.room.spend(_resumes().loads(token)["nonce"]):
+        return auth.refuse("this resume link was used already: get a new one on your other device")
+    session.clear()
+    session.permanent = True
+    session.update(auth=_guard().mark, learner=member.id, csrf=secrets.token_urlsafe(24), name=member.name,
+                   room=workshop.mark)
+    return redirect(url_for("workshop.join"), code=303)
+
+
+def _resuming(token: str):
+    """The member a resume link names, or the refusal to show."""
     workshop = _workshop()
     try:
         data = _resumes().loads(token, max_age=RESUME_S)
@@ -172,13 +201,9 @@ def resume(token: str):
         return auth.refuse("this resume link is not valid or has expired (it works for "
                            f"{RESUME_S // 60} minutes): get a new one on your other device")
     member = workshop.room.get(data.get("learner", "")) if data.get("room") == workshop.mark else None
-    if member is None or not workshop.room.spend(data.get("nonce", "")):
+    if member is None or workshop.room.spent(data.get("nonce", "")):
         return auth.refuse("this resume link is not for this workshop, or was used already: get a new one")
-    session.clear()
-    session.permanent = True
-    session.update(auth=_guard().mark, learner=member.id, csrf=secrets.token_urlsafe(24), name=member.name,
-                   room=workshop.mark)
-    return redirect(url_for("workshop.join"), code=303)
+    return member
 
 
 @bp.get("/join/wait")
@@ -305,7 +330,7 @@ def watch_port(learner_id: str, port: int):
     from ..proxy.views import open_port
 
     _member_or_404(learner_id)
-    return open_port(learner_id, port, "instructor")
+    return open_port(learner_id, port)
 
 
 @bp.get("/api/workshop")
