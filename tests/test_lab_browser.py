@@ -2,6 +2,7 @@
 and the named terminals (b1, b2) as tabs of the terminal panel."""
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -99,6 +100,38 @@ def test_the_host_mode_web_page_opens_through_its_link(page, web_server):
     assert site.url.startswith("http://p80-") and ".localhost:" in site.url
     expect(site.locator("body")).to_contain_text("hello world")
     site.close()
+
+
+@pytest.mark.slow
+def test_a_web_service_through_its_link_redirects_and_websockets_and_only_for_its_owner(page, web_server):
+    """The proxy test lab's app (tests/fixtures/labs/93-proxy-test.md): its page's own WebSocket echoes, a
+    redirect is followed, it never sees labnb's cookies; another learner and an anonymous browser are refused."""
+    run_steps(page, web_server, "93-proxy-test", ["app"])
+    link = page.locator("#ports a", has_text="port 8080")
+    with page.context.expect_page() as opened:
+        link.click()
+    site = opened.value
+    expect(site.locator("body")).to_contain_text("hello from the app")
+    expect(site.locator("#echo")).to_have_text("echo: from the browser")     # a WebSocket through the proxy
+    base = site.url.rstrip("/")
+    site.locator("#on").click()
+    expect(site.locator("body")).to_have_text("you were redirected")
+    assert site.url == base + "/target"
+    site.goto(base + "/headers")
+    seen = dict(json.loads(site.locator("body").inner_text()))   # the headers the app was sent
+    assert "labnb" not in seen.get("Cookie", ""), seen
+    site.close()
+    browser = page.context.browser
+    for token in (web_server.token, None):   # another learner of this server, and a browser with no session
+        other = browser.new_context()
+        try:
+            stranger = other.new_page()
+            if token:
+                stranger.goto(f"{web_server.url}/?token={token}")
+            stranger.goto(base + "/")
+            expect(stranger.locator("body")).to_contain_text("not signed in to this lab host's service")
+        finally:
+            other.close()
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ they type: a hostile app, a fake dockerd), and clients that send what a browser 
 
 Each found by attacking the first version (0b81db5), where it worked; each test states what holds now.
 
-The server is this module's own (uid slots 48 to 55; its room 56 to 63), with small connection limits so that
+The server is this module's own (uid slots 54 to 59; its room 60 to 62), with small connection limits so that
 a few learners can try to take them all.
 """
 from __future__ import annotations
@@ -84,8 +84,8 @@ assert NAMED_DOCKERD != FAKE_DOCKERD
 
 @pytest.fixture(scope="module")
 def web_server():
-    yield from serving(Server(_state_dir("proxy-attacks"), uid_slot=48, pool_size=1, env={
-        "LABNB_MAX_LAB_HOSTS": "8", "LABNB_PROXY_CONNECTIONS": str(IN_ALL),
+    yield from serving(Server(_state_dir("proxy-attacks"), uid_slot=54, pool_size=1, env={
+        "LABNB_MAX_LAB_HOSTS": "6", "LABNB_PROXY_CONNECTIONS": str(IN_ALL),
         "LABNB_PROXY_PER_LEARNER": str(PER_OWNER)}))
 
 
@@ -310,7 +310,7 @@ def test_a_gzip_bomb_from_the_learners_dockerd_does_not_inflate_in_the_server(we
 @pytest.fixture(scope="module")
 def room():
     from workshop_support import workshop_server
-    yield from serving(workshop_server("proxy-attacks-room", uid_slot=56, capacity=1))
+    yield from serving(workshop_server("proxy-attacks-room", uid_slot=60, capacity=1))
 
 
 def test_a_learners_page_cannot_sign_the_instructor_in_as_the_learner(room):

@@ -92,7 +92,7 @@ def lab_hosts() -> set[str]:
 
 @pytest.fixture(scope="module")
 def served():
-    server = ServiceServer(_state_dir("service"), uid_slot=24, pool_size=1)
+    server = ServiceServer(_state_dir("service"), uid_slot=48, pool_size=1)
     try:
         server.prepare().start()
         yield server

@@ -78,7 +78,7 @@ def test_a_block_shows_its_name_as_text(web_server):
 def limited():
     """Sockets: 8 per learner (the default), 12 in all; 4 new learners from
     127.0.0.1; the lab hosts of two learners."""
-    yield from serving(Server(_state_dir("limited"), uid_slot=26, pool_size=0, env={
+    yield from serving(Server(_state_dir("limited"), uid_slot=50, pool_size=0, env={
         "LABNB_LABS_DIR": str(ROOT / "tests" / "fixtures" / "hardening"),
         "LABNB_MAX_LAB_HOSTS": "2",
         "LABNB_NEW_LEARNERS_PER_ADDRESS": "4",

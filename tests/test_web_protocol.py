@@ -327,7 +327,7 @@ def test_an_oversized_event_drops_only_that_connection(web_server, learner):
 @pytest.fixture
 def crashing():
     """A server of its own, for the test that kills it."""
-    yield from serving(Server(_state_dir("crash"), uid_slot=28, pool_size=1, env={"LABNB_MAX_LAB_HOSTS": "2"}))
+    yield from serving(Server(_state_dir("crash"), uid_slot=52, pool_size=1, env={"LABNB_MAX_LAB_HOSTS": "2"}))
 
 
 @pytest.mark.slow

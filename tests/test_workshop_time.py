@@ -113,14 +113,14 @@ def test_a_running_command_is_activity(room, instructor):
 
 def test_a_command_in_the_terminal_panel_is_activity(room, instructor):
     """A learner whose command prints in their terminal panel, with no lab page visible, is not idle."""
-    http = seated(room, "Dave")
+    http = seated(room, "Dora")
     room.open_lab(http)
     with ShellTab(room, http) as shell:
         assert shell.open() == {"ok": True}
         shell.type("while sleep 1; do echo tick-$((3*3)); done\n")
         shell.wait_text("tick-9")
         time.sleep(16)   # longer than the idle limit
-        assert me(room, instructor, "Dave")["place"] == "seated"
+        assert me(room, instructor, "Dora")["place"] == "seated"
 
 
 def test_leaving_just_before_the_end_gains_no_time(room, instructor):

@@ -70,8 +70,8 @@ class Server:
             "LABNB_POOL_SIZE": str(pool_size),
             "LABNB_UID_BASE": str(200000 + uid_slot * 65536),
             # every test browser that opens a lab keeps its lab host while the server runs
-            "LABNB_MAX_LAB_HOSTS": "16",
-            "LABNB_MEMORY_MB": "256",   # 16 lab hosts and the server must fit the memory of a 6 GiB test VM
+            "LABNB_MAX_LAB_HOSTS": "24",
+            "LABNB_MEMORY_MB": "192",   # 24 lab hosts and the server must fit the memory of a 6 GiB test VM
             "LABNB_SHELL_IDLE_TIMEOUT": str(SHELL_IDLE_TIMEOUT),
             "LABNB_OPERATOR_TOKEN": self.operator_token,
             "LABNB_NEW_LEARNERS_PER_ADDRESS": "100000",
@@ -321,7 +321,8 @@ def serving(server: "Server"):
 
 @pytest.fixture(scope="session")
 def web_server():
-    # slots 8 to 23; the others: workshops 0 to 7, service 24, limited 26, crash 28, conftest 32 to 47, proxy attacks 48 to 63
+    # slots 8 to 31; the others: workshops 0 to 7, conftest 32 to 47, service 48, limited 50, crash 52,
+    # proxy attacks 54 to 59 and its room 60 to 62
     yield from serving(Server(_state_dir("web"), uid_slot=8))
 
 
