@@ -99,9 +99,9 @@ class Gateway:
         or the instructor's from the dashboard)."""
         return self._tickets.dumps({"o": owner, "h": lab_host_id, "p": port, "n": secrets.token_urlsafe(12)})
 
-    def listening(self, host) -> list[ports.Port]:
-        """The lab host's listening ports for its page: one listing per lab host at a time (nobody waits: a
-        second asker gets the last one), at most one a second."""
+    def listening(self, host) -> tuple[list[ports.Port], bool]:
+        """The lab host's listening ports for its page, and whether they were listed just now: one listing per
+        lab host at a time (nobody waits: a second asker gets the last one), at most one a second."""
         with self._lock:
             now = time.monotonic()
             self._lists = {k: v for k, v in self._lists.items() if now - v[0] < 60}
@@ -110,7 +110,7 @@ class Gateway:
             if (last and now - last[0] < 1) or busy:
                 if last is None:
                     raise Refused("429 Too Many Requests", "the ports are being listed just now: try again")
-                return last[1]
+                return last[1], False
             self._listing.add(host.id)
         try:
             found = ports.listening(host)
@@ -119,7 +119,7 @@ class Gateway:
                 self._listing.discard(host.id)
         with self._lock:
             self._lists[host.id] = (time.monotonic(), found)
-        return found
+        return found, True
 
     def path_link(self, owner: str, lab_host_id: str, port: int) -> str:
         """The path-based way into ``port`` of ``owner``'s lab host, on labnb's own host, for a browser that

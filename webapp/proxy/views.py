@@ -33,16 +33,16 @@ def unreachable() -> str:
 
 def ports_fragment(learner_id: str, link, refresh: str) -> str:
     """The ports that listen in ``learner_id``'s lab host, each a link ``link(port)``."""
-    host, found, error = _ready_host(learner_id), [], ""
+    host, found, error, fresh = _ready_host(learner_id), [], "", True
     if host is not None:
         try:
-            found = current_app.extensions["labnb"].gateway.listening(host)
+            found, fresh = current_app.extensions["labnb"].gateway.listening(host)
         except (LabHostError, OSError) as e:
             error = f"the ports could not be listed: {e}"
         except Refused as e:
             error = e.why
     return render_template("_ports.html", ports=found, error=error, ready=host is not None, link=link,
-                           refresh=refresh, unreachable=unreachable())
+                           refresh=refresh, unreachable=unreachable(), again=not fresh)
 
 
 def open_port(learner_id: str, port: int):
