@@ -2,14 +2,12 @@
 instructor's view of a learner: ``workshop/views.py``, through ``respond``)."""
 from __future__ import annotations
 
-import threading
-import time
-
 from flask import Blueprint, Response, current_app, jsonify
 
 from .. import auth
 from ..labhost.base import LabHost, LabHostError
 from ..learners import READY
+from ..sharing import Busy, Sharing
 from . import picture, svg
 
 bp = Blueprint("network", __name__)
@@ -17,59 +15,22 @@ bp = Blueprint("network", __name__)
 MIN_INTERVAL = 0.25   # seconds between two reads of one lab host; askers meanwhile share the last one
 COOLDOWN = 4          # and at least this many times as long as its last read took
 READERS = 2           # reads at once, of all lab hosts together
-KEEP = 60             # seconds a picture is kept for lab hosts nobody asks about
-
-
-class Busy(Exception):
-    """No picture now: one is being read and there is none yet to share."""
 
 
 class Pictures:
-    """At most one read of a lab host's network at a time, READERS in all, and one per lab host per
-    ``MIN_INTERVAL`` (longer after a slow read): askers meanwhile get the last picture, and nobody waits
-    for a read (each asker holds a server thread), so a tab that asks in a loop, or a lab host made to be
-    slow to read, costs the server a bounded share of its time."""
+    """The lab hosts' pictures, shared (webapp/sharing.py): a tab that asks in a loop, or a lab host made to
+    be slow to read, costs the server a bounded share of its time."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._reading: dict[str, threading.Lock] = {}
-        self._last: dict[str, tuple[float, float, dict]] = {}   # lab host: (when read, how long it took, picture)
+        self._sharing = Sharing(MIN_INTERVAL, COOLDOWN, READERS)
         self._keys: dict[str, dict[str, str]] = {}   # per lab host: its containers' sandbox keys
-        self._readers = threading.BoundedSemaphore(READERS)
 
     def get(self, host: LabHost) -> dict:
-        with self._lock:
-            now = time.monotonic()
-            for old in [k for k, (t, _, _) in self._last.items() if now - t > KEEP]:
-                del self._last[old]
-                self._reading.pop(old, None)
-                self._keys.pop(old, None)
-            reading = self._reading.setdefault(host.id, threading.Lock())
-            keys = self._keys.setdefault(host.id, {})
-            last = self._last.get(host.id)
-        if last and now - last[0] < max(MIN_INTERVAL, COOLDOWN * last[1]):
-            return last[2]
-        if not reading.acquire(blocking=False):
-            return _or_busy(last)
-        try:
-            if not self._readers.acquire(blocking=False):
-                return _or_busy(last)
-            try:
-                started = time.monotonic()
-                drawn = picture.read(host, keys)
-            finally:
-                self._readers.release()
-            with self._lock:
-                self._last[host.id] = (time.monotonic(), time.monotonic() - started, drawn)
-            return drawn
-        finally:
-            reading.release()
-
-
-def _or_busy(last) -> dict:
-    if last is None:
-        raise Busy("the network is being read for someone else just now: try again in a moment")
-    return last[2]
+        known = self._sharing.known() | {host.id}
+        self._keys = {k: v for k, v in self._keys.items() if k in known}
+        keys = self._keys.setdefault(host.id, {})
+        return self._sharing.get(host.id, lambda: picture.read(host, keys),
+                                 "the network is being read for someone else just now: try again in a moment")[0]
 
 
 def respond(learner_id: str, kind: str) -> Response | tuple:

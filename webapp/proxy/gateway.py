@@ -39,6 +39,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..learners import READY
 from ..limits import plain_response as _plain
+from ..sharing import Sharing
 from . import ports
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ class Gateway:
         self._open: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
         self._targets: dict[tuple[str, int], tuple[float, str]] = {}   # (lab host, port): (when, address)
-        self._lists: dict[str, tuple[float, list]] = {}   # lab host: (when, its listening ports)
-        self._listing: set[str] = set()                   # lab hosts whose ports are being listed
+        self._lists = Sharing(1.0)   # the lab hosts' listening ports
 
     # -- tickets, for the views that link to a port ------------------------------
     def ticket(self, owner: str, lab_host_id: str, port: int) -> str:
@@ -100,26 +100,10 @@ class Gateway:
         return self._tickets.dumps({"o": owner, "h": lab_host_id, "p": port, "n": secrets.token_urlsafe(12)})
 
     def listening(self, host) -> tuple[list[ports.Port], bool]:
-        """The lab host's listening ports for its page, and whether they were listed just now: one listing per
-        lab host at a time (nobody waits: a second asker gets the last one), at most one a second."""
-        with self._lock:
-            now = time.monotonic()
-            self._lists = {k: v for k, v in self._lists.items() if now - v[0] < 60}
-            last = self._lists.get(host.id)
-            busy = host.id in self._listing
-            if (last and now - last[0] < 1) or busy:
-                if last is None:
-                    raise Refused("429 Too Many Requests", "the ports are being listed just now: try again")
-                return last[1], False
-            self._listing.add(host.id)
-        try:
-            found = ports.listening(host)
-        finally:
-            with self._lock:
-                self._listing.discard(host.id)
-        with self._lock:
-            self._lists[host.id] = (time.monotonic(), found)
-        return found, True
+        """The lab host's listening ports for its page, and whether they were listed just now: at most one
+        listing a second per lab host, shared (webapp/sharing.py)."""
+        return self._lists.get(host.id, lambda: ports.listening(host),
+                               "the ports are being listed just now: try again")
 
     def path_link(self, owner: str, lab_host_id: str, port: int) -> str:
         """The path-based way into ``port`` of ``owner``'s lab host, on labnb's own host, for a browser that

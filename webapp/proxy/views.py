@@ -10,7 +10,8 @@ from .. import auth
 from ..auth import LOOPBACK_NAMES
 from ..labhost.base import LabHostError
 from ..learners import READY
-from .gateway import ENTER, Refused, host_name
+from ..sharing import Busy
+from .gateway import ENTER, host_name
 
 bp = Blueprint("proxy", __name__)
 
@@ -39,8 +40,8 @@ def ports_fragment(learner_id: str, link, refresh: str) -> str:
             found, fresh = current_app.extensions["labnb"].gateway.listening(host)
         except (LabHostError, OSError) as e:
             error = f"the ports could not be listed: {e}"
-        except Refused as e:
-            error = e.why
+        except Busy as e:
+            error = str(e)
     return render_template("_ports.html", ports=found, error=error, ready=host is not None, link=link,
                            refresh=refresh, unreachable=unreachable(), again=not fresh)
 
