@@ -102,8 +102,8 @@ class LabHost(abc.ABC):
         return True
 
     def pause(self, paused: bool) -> None:
-        """Stop (or let go on) every process of the lab host while it waits in the warm pool: an idle
-        dockerd and containerd cost about 1 % of a core each second they run. Nothing to do by default."""
+        """Stop (or let go on) every process of the lab host while it waits in the warm pool: then it
+        costs no CPU at all (an idle dockerd and containerd cost little, but not nothing). Nothing to do by default."""
 
     @abc.abstractmethod
     def destroy(self) -> None:
