@@ -153,7 +153,7 @@ def read(host: LabHost, sandbox_keys: dict[str, str] | None = None, budget: floa
         spaces = list(finder.found.values())
         for i, ns in enumerate(spaces):
             ns.id = f"n{i}"
-        links = _read_interfaces(spaces, notes, started + budget)
+        links = _read_interfaces(spaces, notes, started, budget)
     finally:
         finder.close()
     if finder.skipped:
@@ -276,16 +276,16 @@ def _label(ns: Namespace) -> str:
     return " · ".join(parts) + more
 
 
-def _read_interfaces(spaces: list[Namespace], notes: list[str], deadline: float) -> list[dict]:
+def _read_interfaces(spaces: list[Namespace], notes: list[str], started: float, budget: float) -> list[dict]:
     """Fill each namespace's interfaces from the kernel; the links between them (veth pairs, bridge ports)."""
     sockets = netlink.sockets_in([ns.fd for ns in spaces])
     try:
         raw: dict[str, list] = {}
         rtnl: dict[str, netlink.Rtnl] = {}
         for n, (ns, sock) in enumerate(zip(spaces, sockets)):
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + budget:
                 notes.insert(0, f"the picture was cut short: {len(spaces) - n} namespaces are shown without "
-                                f"their interfaces (reading took more than {BUDGET:g} s)")
+                                f"their interfaces (reading took more than {budget:g} s)")
                 break
             if isinstance(sock, OSError):
                 notes.append(f"{_label(ns)}: cannot read it ({sock.strerror or sock})")
