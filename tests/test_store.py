@@ -36,7 +36,7 @@ def test_files_private_and_wal(tmp_path):
             assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     db.close()
 
 
@@ -322,3 +322,13 @@ def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatc
         assert b"".join(d for _, _, d in s.chunks_since(run, -1, 10_000)) == chunk * (total // len(chunk))
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_rooms_state_is_kept_and_replaced(tmp_path):
+    with Store(tmp_path / "runs.db") as s:
+        assert s.room("m1") is None
+        s.save_room("m1", '{"members": []}')
+        s.save_room("m1", '{"members": [1]}')
+        s.save_room("m2", "{}")
+    with Store(tmp_path / "runs.db") as s:   # as after a restart
+        assert s.room("m1") == '{"members": [1]}' and s.room("m2") == "{}"

@@ -143,6 +143,14 @@ _MIGRATIONS = [
     """
     ALTER TABLE runs DROP COLUMN kind
     """,
+    # a workshop's room (webapp/workshop/room.py), by the mark of its access code
+    """
+    CREATE TABLE rooms (
+        mark  TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        saved REAL NOT NULL
+    )
+    """,
 ]
 
 _RUN_COLUMNS = (
@@ -727,6 +735,19 @@ class Store:
                 " AND learner IN (SELECT value FROM json_each(?)) GROUP BY learner, lab, step)",
                 (*labs, json.dumps([_text("learner", x) for x in learners])),
             )
+
+    def save_room(self, mark: str, state: str) -> None:
+        """Keep a workshop room's state (JSON), so that a restart continues the room."""
+        with self._tx() as db:
+            db.execute("INSERT INTO rooms (mark, state, saved) VALUES (?, ?, ?) ON CONFLICT (mark)"
+                       " DO UPDATE SET state = excluded.state, saved = excluded.saved",
+                       (_text("mark", mark), state, time.time()))
+
+    def room(self, mark: str) -> str | None:
+        """The state last saved of the room, or None."""
+        with self._tx("BEGIN") as db:
+            row = db.execute("SELECT state FROM rooms WHERE mark = ?", (_text("mark", mark),)).fetchone()
+        return row[0] if row else None
 
     def progress(self, learner: str, lab: str, step_ids: list[str]) -> tuple[int, int]:
         """(passed steps, len(step_ids)), by ``step_state`` of each step's latest run."""

@@ -9,11 +9,14 @@ instructor's dashboards current: whenever a run starts or ends or the room
 changes, the state (``snapshot``, also ``GET /api/workshop``) is pushed to
 every instructor tab, at most every PUSH_EVERY seconds, and each learner
 concerned is told to refresh their part of the page. The same thread ends
-the places whose time is up (at least every REFRESH_EVERY seconds).
+the places whose time is up (at least every REFRESH_EVERY seconds) and
+keeps the room's state in the store, by the mark of its access code: a
+server restarted with the same code continues the room where it was.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import threading
@@ -80,10 +83,17 @@ class Workshop:
         self._catching_lock = threading.Lock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
+        self._saved = ""   # the room's state as last saved
         self._thread: threading.Thread | None = None
 
     def start(self, services, events) -> "Workshop":
         self.services = services
+        self._saved = services.store.room(self.mark) or ""
+        if self._saved:
+            self.room.restore(json.loads(self._saved))
+            counts = self.room.counts()
+            log.info("workshop: the room goes on where it was: %d seated, %d waiting%s", counts["seated"],
+                     counts["waiting"], " (it is over)" if self.room.over else "")
         services.runs.watch(lambda learner_id: self._dirty.set())
         services.shells.on_activity = self.room.touch   # typing, or a command printing, in the terminal panel
         self.room.on_change(self._room_changed)
@@ -101,6 +111,14 @@ class Workshop:
         self._dirty.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(PUSH_EVERY * 20)
+        self._save()
+
+    def _save(self) -> None:
+        """Keep the room's state in the store if it changed since it was last kept."""
+        state = json.dumps(self.room.state(), sort_keys=True)
+        if state != self._saved:
+            self.services.store.save_room(self.mark, state)
+            self._saved = state
 
     # -- who may go on -----------------------------------------------------------
     def seat_refusal(self, active: bool = True) -> str | None:
@@ -301,6 +319,7 @@ class Workshop:
             self._dirty.clear()
             try:
                 self.expire()
+                self._save()
                 self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS)
             except Exception:   # a bug: say it, and try again with the next change
                 log.exception("pushing the workshop's state to the dashboards")

@@ -14,14 +14,15 @@ end of the queue if the room is full) with the time they had left (the time
 away counts: leaving just before the end gains nothing), one whose time ran
 out or whom the instructor ended may not.
 
-The room lives in memory. Each learner's signed session cookie names them
-and their room, so after a server restart they are seated again as they
-come back (``join`` with the name from their cookie).
+The room lives in memory, and its ``state`` is kept in the store (by the
+workshop) so that a server restarted with the same access code continues
+it: places, the queue, hands, the banner, extensions, used resume links.
+Each learner's signed session cookie names them and their room, so they
+go on as they come back.
 """
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import threading
 import time
 from typing import Callable
@@ -131,7 +132,7 @@ class Room:
         self._members: dict[str, Member] = {}
         self._queue: list[str] = []          # waiting learners, first come first
         self.banner: dict | None = None      # {"id", "text", "at"}
-        self._banner_ids = itertools.count(1)
+        self._last_banner = 0                # banner ids only grow: a dismissed one stays dismissed
         self._lock = threading.Lock()
         self._listeners: list[Callable[[list[str] | None], None]] = []
         self._spent: set[str] = set()        # resume links used
@@ -323,7 +324,9 @@ class Room:
         text = clean_message(text)
         if not text:
             raise RoomError("type the message to show every learner")
-        self.banner = {"id": next(self._banner_ids), "text": text, "at": time.time()}
+        with self._lock:
+            self._last_banner += 1
+            self.banner = {"id": self._last_banner, "text": text, "at": time.time()}
         self._changed(None)
 
     def clear_banner(self) -> None:
@@ -341,6 +344,37 @@ class Room:
         member = self.get(learner_id)
         if member is not None:
             member.dismissed = max(member.dismissed, banner_id)
+
+    # -- across restarts ------------------------------------------------------------
+    def state(self) -> dict:
+        """All the room holds, as JSON data (``restore`` takes it back)."""
+        with self._lock:
+            return {"over": self.over, "banner": self.banner, "last_banner": self._last_banner,
+                    "queue": list(self._queue), "spent": sorted(self._spent),
+                    "members": [dataclasses.asdict(m) for m in self._members.values()]}
+
+    def restore(self, state: dict) -> None:
+        """Continue the room ``state`` describes (an empty room's ``state()`` of
+        before a restart). The time the server was down counts against the
+        places' durations but not as anyone's idleness or absence: the seated
+        learners' last signs are now. A room restarted larger seats those who waited."""
+        now = time.time()
+        fields = {f.name for f in dataclasses.fields(Member)}
+        members = {}
+        for entry in state.get("members", []):
+            entry = {k: v for k, v in entry.items() if k in fields}   # kept by another version of labnb
+            hand = entry.pop("hand", None)
+            member = Member(**entry, hand=Hand(**hand) if hand else None)
+            if member.place == SEATED:
+                member.active = member.seen = now
+            members[member.id] = member
+        with self._lock:
+            self._members = members
+            self._queue = [i for i in state.get("queue", []) if members.get(i) and members[i].place == WAITING]
+            self.over, self.banner = state.get("over"), state.get("banner")
+            self._last_banner = state.get("last_banner", 0)
+            self._spent = set(state.get("spent", []))
+            self._promote()
 
     def members(self) -> list[Member]:
         """Everyone who joined, in the order they joined (copies)."""
