@@ -48,14 +48,18 @@ class Learner:
     def status(self, lab_id: str | None = None) -> dict:
         """The lab host's state or, for a lab whose setup has not run on it yet,
         the setup's: starting while it runs or waits for ``Learners.check`` to
-        start it (the page polls), failed with why."""
-        with self.lock:
-            state, error, since, setup = self.state, self.error, self.since, False
-            if state == READY and lab_id is not None and lab_id not in self.sessions:
-                error, since = self.setups.get(lab_id, ("", time.time()))
-                state, setup = FAILED if error else STARTING, True
-            return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
-                    "host": self.host.id if self.host else None}
+        start it (the page polls), failed with why.
+
+        Read without the learner's lock: a run's start holds it while it waits
+        for the store and the lab host, and a workshop's dashboard reads every
+        learner's status on each push, which must not queue behind them. A
+        field may be a moment newer than another; the next poll or push shows both."""
+        state, error, since, setup, host = self.state, self.error, self.since, False, self.host
+        if state == READY and lab_id is not None and lab_id not in self.sessions:
+            error, since = self.setups.get(lab_id, ("", time.time()))
+            state, setup = FAILED if error else STARTING, True
+        return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
+                "host": host.id if host else None}
 
 
 class Learners:

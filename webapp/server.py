@@ -25,6 +25,16 @@ from .labhost.pool import Pool
 from .limits import HTTP_THREADS, fit_memory
 from .workshop import size_for_room
 
+# Seconds a kept-alive HTTP connection may wait for its next request. gunicorn
+# closes expired ones in its main loop between two waits, so a request that
+# arrived meanwhile is dropped unanswered (the client's RemoteDisconnected),
+# and the busier the server the wider that window: with gunicorn's 2 s, a room
+# of 30 (bench/workshop.py) met it. Longer than the gaps between a tab's
+# requests, the race is left to the rare connection idle this long. An idle
+# connection holds no thread, only a descriptor; beyond worker_connections
+# minus the threads, gunicorn answers with "Connection: close" instead.
+KEEPALIVE = 75
+
 
 class _Gunicorn(BaseApplication):
     def __init__(self, app, options: dict):
@@ -83,6 +93,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS + settings.proxy_connections,
         "timeout": 0,
+        "keepalive": KEEPALIVE,
         "graceful_timeout": 15,
         "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
         "worker_exit": lambda _s, _w: services.close(),
