@@ -332,3 +332,14 @@ def test_a_rooms_state_is_kept_and_replaced(tmp_path):
         s.save_room("m2", "{}")
     with Store(tmp_path / "runs.db") as s:   # as after a restart
         assert s.room("m1") == '{"members": [1]}' and s.room("m2") == "{}"
+
+
+def test_a_room_left_alone_past_the_retention_is_forgotten(tmp_path):
+    with Store(tmp_path / "runs.db") as s:
+        s.save_room("old", "{}")
+        s.save_room("new", "{}")
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        db.execute("UPDATE rooms SET saved = ? WHERE mark = 'old'", (time.time() - 31 * 86400,))
+    with Store(tmp_path / "runs.db", Limits(retention_days=30)) as s:
+        s.prune_expired()
+        assert s.room("old") is None and s.room("new") == "{}"

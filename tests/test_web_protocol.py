@@ -368,7 +368,7 @@ def test_a_kept_alive_connection_idle_for_a_while_is_still_answered(web_server):
     """gunicorn closed kept-alive connections after 2 s idle, in its main loop
     between two waits: a request that came in meanwhile was dropped unanswered
     (the client's RemoteDisconnected), more often the busier the server, as in
-    a room of 30 (bench/workshop.py). Connections now stay up for minutes, longer
+    a room of 30 (bench/workshop.py). Connections now stay up for 30 s, longer
     than the gaps between a tab's or a client's requests."""
     conn = http.client.HTTPConnection("127.0.0.1", web_server.port, timeout=10)
     try:

@@ -30,10 +30,12 @@ from .workshop import size_for_room
 # arrived meanwhile is dropped unanswered (the client's RemoteDisconnected),
 # and the busier the server the wider that window: with gunicorn's 2 s, a room
 # of 30 (bench/workshop.py) met it. Longer than the gaps between a tab's
-# requests, the race is left to the rare connection idle this long. An idle
-# connection holds no thread, only a descriptor; beyond worker_connections
-# minus the threads, gunicorn answers with "Connection: close" instead.
-KEEPALIVE = 75
+# requests, the race is left to the rare connection idle this long. gunicorn
+# also lets a new connection that sends nothing wait this long (after 5 s in
+# a thread), and stops accepting at worker_connections: an idle connection
+# holds only a descriptor, so allow many (the limit of open files is raised).
+KEEPALIVE = 30
+WORKER_CONNECTIONS = 8192
 
 
 class _Gunicorn(BaseApplication):
@@ -93,7 +95,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS + settings.proxy_connections,
         "timeout": 0,
-        "keepalive": KEEPALIVE,
+        "keepalive": KEEPALIVE, "worker_connections": WORKER_CONNECTIONS,
         "graceful_timeout": 15,
         "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
         "worker_exit": lambda _s, _w: services.close(),

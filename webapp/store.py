@@ -588,7 +588,8 @@ class Store:
 
     def prune_expired(self, now: float | None = None) -> int:
         """Delete the runs that ended more than ``retention_days`` before ``now``
-        (and learners left with none), a batch per transaction. Returns how many."""
+        (and learners left with none, and workshop rooms left as long), a batch
+        per transaction. Returns how many runs."""
         if not self.limits.retention_days:
             return 0
         cutoff = (time.time() if now is None else now) - self.limits.retention_days * 86400
@@ -606,6 +607,7 @@ class Store:
                                       (cutoff,)).fetchall()
                     for (learner,) in gone:
                         self._total -= self._used.pop(learner, 0)
+                    db.execute("DELETE FROM rooms WHERE saved < ?", (cutoff,))   # names, addresses, hands
             deleted += len(old)
             if len(old) < PRUNE_BATCH:
                 if deleted:

@@ -10,8 +10,10 @@ changes, the state (``snapshot``, also ``GET /api/workshop``) is pushed to
 every instructor tab, at most every PUSH_EVERY seconds, and each learner
 concerned is told to refresh their part of the page. The same thread ends
 the places whose time is up (at least every REFRESH_EVERY seconds) and
-keeps the room's state in the store, by the mark of its access code: a
-server restarted with the same code continues the room where it was.
+keeps the room's state in the store, by the marks of its access code and
+of the learners' token: a server restarted with both the same continues
+the room where it was (with another token, every learner is signed out, and
+the room starts empty).
 """
 from __future__ import annotations
 
@@ -83,17 +85,15 @@ class Workshop:
         self._catching_lock = threading.Lock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
-        self._saved = ""   # the room's state as last saved
+        self._key = ""     # the room's in the store
+        self._saved = ""   # its state as last saved
+        self._saving = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self, services, events) -> "Workshop":
         self.services = services
-        self._saved = services.store.room(self.mark) or ""
-        if self._saved:
-            self.room.restore(json.loads(self._saved))
-            counts = self.room.counts()
-            log.info("workshop: the room goes on where it was: %d seated, %d waiting%s", counts["seated"],
-                     counts["waiting"], " (it is over)" if self.room.over else "")
+        self._key = hashlib.sha256(f"{self.mark}:{services.guard.mark}".encode()).hexdigest()[:32]
+        self._restore(services.store)
         services.runs.watch(lambda learner_id: self._dirty.set())
         services.shells.on_activity = self.room.touch   # typing, or a command printing, in the terminal panel
         self.room.on_change(self._room_changed)
@@ -113,12 +113,31 @@ class Workshop:
             self._thread.join(PUSH_EVERY * 20)
         self._save()
 
+    def _restore(self, store) -> None:
+        saved = store.room(self._key)
+        if not saved:
+            return
+        try:
+            self.room.restore(json.loads(saved))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:   # kept by a labnb that differs
+            aside = f"{self._key}.unread.{int(time.time())}"
+            store.save_room(aside, saved)
+            self.room = Room(self.settings.capacity, Times.from_settings(self.settings))
+            log.error("workshop: the room's saved state cannot be read (%s): the room starts empty; "
+                      "the state is kept in the store's rooms table as %s", e, aside)
+            return
+        counts = self.room.counts()
+        log.info("workshop: the room goes on where it was: %d seated, %d waiting%s", counts["seated"],
+                 counts["waiting"], " (it is over)" if self.room.over else "")
+
     def _save(self) -> None:
-        """Keep the room's state in the store if it changed since it was last kept."""
-        state = json.dumps(self.room.state(), sort_keys=True)
-        if state != self._saved:
-            self.services.store.save_room(self.mark, state)
-            self._saved = state
+        """Keep the room's state in the store if it changed since it was last kept (one thread at a time:
+        the push thread and, at the end, ``close``)."""
+        with self._saving:
+            state = json.dumps(self.room.state(), sort_keys=True)
+            if state != self._saved:
+                self.services.store.save_room(self._key, state)
+                self._saved = state
 
     # -- who may go on -----------------------------------------------------------
     def seat_refusal(self, active: bool = True) -> str | None:
@@ -317,12 +336,14 @@ class Workshop:
             if self._closed.is_set():
                 return
             self._dirty.clear()
-            try:
-                self.expire()
-                self._save()
-                self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS)
-            except Exception:   # a bug: say it, and try again with the next change
-                log.exception("pushing the workshop's state to the dashboards")
+            for what, step in (("ending the places whose time is up", self.expire),
+                               ("keeping the room's state in the store", self._save),
+                               ("pushing the workshop's state to the dashboards",
+                                lambda: self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS))):
+                try:
+                    step()
+                except Exception:   # a bug: say it, go on with the rest, and try again with the next change
+                    log.exception("workshop: %s", what)
             time.sleep(PUSH_EVERY)
 
 

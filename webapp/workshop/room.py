@@ -123,6 +123,12 @@ def clean_message(raw: str) -> str:
     return message
 
 
+def _known(cls, entry: dict) -> dict:
+    """The fields of ``cls`` in ``entry`` (one saved by another version of labnb may have more)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in entry.items() if k in names}
+
+
 class Room:
     def __init__(self, capacity: int, times: Times = Times()):
         if capacity < 1:
@@ -135,7 +141,7 @@ class Room:
         self._last_banner = 0                # banner ids only grow: a dismissed one stays dismissed
         self._lock = threading.Lock()
         self._listeners: list[Callable[[list[str] | None], None]] = []
-        self._spent: set[str] = set()        # resume links used
+        self._spent: dict[str, float] = {}   # resume links used: their nonce, when
 
     def on_change(self, callback: Callable[[list[str] | None], None]) -> None:
         """Call ``callback(learner_ids)`` after the room changed for them (None: for everyone)."""
@@ -278,12 +284,15 @@ class Room:
         with self._lock:
             return not nonce or nonce in self._spent
 
-    def spend(self, nonce: str) -> bool:
-        """Use a resume link's nonce: True the first time only."""
+    def spend(self, nonce: str, valid_for: float) -> bool:
+        """Use a resume link's nonce: True the first time only. Links are valid
+        for ``valid_for`` seconds, so nonces spent longer ago are forgotten."""
+        now = time.time()
         with self._lock:
+            self._spent = {n: at for n, at in self._spent.items() if now - at < valid_for}
             if not nonce or nonce in self._spent:
                 return False
-            self._spent.add(nonce)
+            self._spent[nonce] = now
             return True
 
     def touch(self, learner_id: str, active: bool = True) -> None:
@@ -347,33 +356,36 @@ class Room:
 
     # -- across restarts ------------------------------------------------------------
     def state(self) -> dict:
-        """All the room holds, as JSON data (``restore`` takes it back)."""
+        """All the room holds, as JSON data (``restore`` takes it back), but the
+        learners' last signs, which change with every request and which a
+        restore sets anew."""
         with self._lock:
+            members = [dataclasses.asdict(m) for m in self._members.values()]
+            for m in members:
+                del m["active"], m["seen"]
             return {"over": self.over, "banner": self.banner, "last_banner": self._last_banner,
-                    "queue": list(self._queue), "spent": sorted(self._spent),
-                    "members": [dataclasses.asdict(m) for m in self._members.values()]}
+                    "queue": list(self._queue), "spent": dict(self._spent), "members": members}
 
     def restore(self, state: dict) -> None:
         """Continue the room ``state`` describes (an empty room's ``state()`` of
         before a restart). The time the server was down counts against the
-        places' durations but not as anyone's idleness or absence: the seated
-        learners' last signs are now. A room restarted larger seats those who waited."""
+        places' durations but not as anyone's idleness or absence: the
+        learners' last signs are now. A room restarted larger seats those who
+        waited. A state it cannot read raises (TypeError, ValueError, KeyError)
+        and leaves the room empty."""
         now = time.time()
-        fields = {f.name for f in dataclasses.fields(Member)}
         members = {}
         for entry in state.get("members", []):
-            entry = {k: v for k, v in entry.items() if k in fields}   # kept by another version of labnb
-            hand = entry.pop("hand", None)
-            member = Member(**entry, hand=Hand(**hand) if hand else None)
-            if member.place == SEATED:
-                member.active = member.seen = now
+            hand = entry.get("hand")
+            member = Member(**{**_known(Member, entry), "active": now, "seen": now,
+                               "hand": Hand(**_known(Hand, hand)) if hand else None})
             members[member.id] = member
         with self._lock:
             self._members = members
             self._queue = [i for i in state.get("queue", []) if members.get(i) and members[i].place == WAITING]
             self.over, self.banner = state.get("over"), state.get("banner")
             self._last_banner = state.get("last_banner", 0)
-            self._spent = set(state.get("spent", []))
+            self._spent = {n: float(at) for n, at in state.get("spent", {}).items()}
             self._promote()
 
     def members(self) -> list[Member]:

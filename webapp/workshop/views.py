@@ -183,7 +183,7 @@ def resume_post(token: str):
     if not isinstance(member, Member):
         return member
     workshop = _workshop()
-    if not workshop.room.spend(_resumes().loads(token)["nonce"]):
+    if not workshop.room.spend(_resumes().loads(token)["nonce"], RESUME_S):
         return auth.refuse("this resume link was used already: get a new one on your other device")
     session.clear()
     session.permanent = True
