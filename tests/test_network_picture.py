@@ -48,7 +48,7 @@ def _all_ifaces(pic):
 def test_containers_sharing_a_namespace_are_one_box(drawn):
     box = _box(drawn, "b1")
     assert box is _box(drawn, "b2") and box["kind"] == "container"
-    assert {m["name"]: m["network"] for m in box["members"]} == {"b1": "default", "b2": "container:b1"}
+    assert {m["name"]: m["network"] for m in box["members"]} == {"b1": "bridge", "b2": "container:b1"}   # "default" before Docker 25
     assert _iface(box, "eth0")["addresses"] == ["172.17.0.2/16"]
     assert "b1 + b2" in box["label"]
 

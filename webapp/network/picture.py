@@ -189,6 +189,7 @@ def _containers(host: LabHost, finder: _Finder, own: Namespace, keys: dict[str, 
     by_id, sharing = {}, []
     for c in listed:
         mode = str((c.get("HostConfig") or {}).get("NetworkMode", ""))
+        mode = "bridge" if mode == "default" else mode   # what dockerd before 25 called the default bridge
         member = Member("container", clean(_name(c)), clean(mode))
         if mode == "host":
             finder.add(os.dup(own.fd), member, "lab host", trusted=True)
