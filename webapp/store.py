@@ -143,7 +143,7 @@ _MIGRATIONS = [
     """
     ALTER TABLE runs DROP COLUMN kind
     """,
-    # a workshop's room (webapp/workshop/room.py), by the mark of its access code
+    # a workshop's room (webapp/workshop/room.py), by a key of its access code's and token's marks
     """
     CREATE TABLE rooms (
         mark  TEXT PRIMARY KEY,

@@ -85,7 +85,7 @@ class Workshop:
         self._catching_lock = threading.Lock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
-        self._key = ""     # the room's in the store
+        self._key = ""     # the room's key in the store
         self._saved = ""   # its state as last saved
         self._saving = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -15,8 +15,8 @@ away counts: leaving just before the end gains nothing), one whose time ran
 out or whom the instructor ended may not.
 
 The room lives in memory, and its ``state`` is kept in the store (by the
-workshop) so that a server restarted with the same access code continues
-it: places, the queue, hands, the banner, extensions, used resume links.
+workshop) so that a server restarted with the same access code and token
+continues it: places, the queue, hands, the banner, extensions, used resume links.
 Each learner's signed session cookie names them and their room, so they
 go on as they come back.
 """
