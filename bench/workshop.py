@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from web_support import ROOT, Server, wait_for  # noqa: E402
 
+from webapp.lab import plain_text  # noqa: E402
+
 LAB = "01-network-modes"
 CODE = "bench-00000"
 MEMORY_MB = 512    # per lab host: 30 of them and the server fit a 24 GiB machine
@@ -64,6 +66,8 @@ class Learner:
         self.ends: dict[str, dict] = {}
         self.ended_at: list[tuple[str, float]] = []   # (step, when its end was heard)
         self.failed: list[str] = []                   # the runs that did not pass, and why
+        self.output: dict[str, bytearray] = {}         # each run's output, as sent
+        self.failed_output: list[str] = []            # the output of each run that did not pass
 
     def join(self) -> None:
         page = self.http.get(f"{self.server.url}/join?code={CODE}", timeout=30)
@@ -77,9 +81,13 @@ class Learner:
 
     def connect(self) -> None:
         self.client = self.server.socket(self.http)
-        self.client.on("output", lambda m: self.first.setdefault(m["run"], time.perf_counter()))
+        self.client.on("output", self._output)
         self.client.on("end", lambda m: self.ends.setdefault(m["run"], {**m, "at": time.perf_counter()}))
         self.client.call("open", {"lab": LAB}, timeout=30)
+
+    def _output(self, m: dict) -> None:
+        self.first.setdefault(m["run"], time.perf_counter())
+        self.output.setdefault(m["run"], bytearray()).extend(m["data"])
 
     def run_lab(self, steps: list[str]) -> list[tuple[float, float, bool]]:
         return [self.run(step) for step in steps]
@@ -96,6 +104,8 @@ class Learner:
         if not passed:
             self.failed.append(f"{step}: {end['status']}, " + ", ".join(
                 c.get("hint") or c.get("kind", "check") for c in end["checks"] if not c["passed"]))
+            self.failed_output.append(f"{self.name} {step}:\n" + plain_text(bytes(self.output.get(run, b"")).decode(
+                errors="replace")).strip()[-3000:])
         return self.first.get(run, end["at"]) - t0, end["at"] - t0, passed
 
 
@@ -201,6 +211,8 @@ def main() -> None:
         server.cleanup()
     for e in errors[:10]:
         print("error:", e)
+    for text in [t for learner in learners for t in learner.failed_output][:3]:
+        print("output of a failed run:", text, sep="\n")
     for line in refused[:10]:
         print("server:", line)
     print(json.dumps({
