@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
+import threading
 import time
 
 import pytest
@@ -131,6 +133,36 @@ def test_a_background_job_holding_the_terminal_does_not_hold_the_run(plain):
     assert outcome is not None and outcome.ok
     assert "started" in out.text
     assert not relays_of_this_process()
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["pty-closed", "pty-held"])
+def test_output_is_whole_when_the_relay_falls_behind(plain, background):
+    """A loaded machine may not run the output relay for a while after the
+    command has exited (and with a background job holding the terminal, the
+    reader stops waiting after a grace): what is still in the PTY is read,
+    not dropped. Stopped here with SIGSTOP past the grace, then let go."""
+    hold = "(trap '' HUP; exec sleep 30) & " if background else ""
+    proc, out = collect(plain, f"read go; {hold}for i in $(seq 200); do echo line$i; done")
+    relay = proc._relays[0]
+    os.kill(relay.pid, signal.SIGSTOP)
+    proc.write("go\n")
+    threading.Timer(executor.process.DRAIN_GRACE * 3, relay.send_signal, (signal.SIGCONT,)).start()
+    outcome = proc.wait(20)
+    assert outcome is not None and outcome.ok
+    assert [f"line{i}" for i in range(1, 201)] == [l for l in out.text.split("\n") if l.startswith("line")]
+
+
+def test_output_is_whole_when_the_relay_dies(plain):
+    """A relay that ends before the command (it should not) costs no output:
+    what it left in the PTY is read there."""
+    proc, out = collect(plain, "read go; for i in $(seq 200); do echo line$i; done")
+    relay = proc._relays[0]
+    os.kill(relay.pid, signal.SIGKILL)
+    relay.wait()
+    proc.write("go\n")
+    outcome = proc.wait(20)
+    assert outcome is not None and outcome.ok
+    assert [f"line{i}" for i in range(1, 201)] == [l for l in out.text.split("\n") if l.startswith("line")]
 
 
 def relays_of_this_process() -> list[int]:

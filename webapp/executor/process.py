@@ -18,6 +18,7 @@ pipe, so writing never blocks a caller on a program that does not read.
 from __future__ import annotations
 
 import fcntl
+import logging
 import math
 import os
 import select
@@ -33,6 +34,7 @@ from ..labhost.base import LabHost, LabHostError
 from ..labhost.spawn import Child
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 
+log = logging.getLogger(__name__)
 OutputCallback = Callable[[bytes], None]
 READ_SIZE = 256 << 10    # bytes per read of the relay's pipe at most
 PIPE_SIZE = 1 << 20      # the output pipe's capacity
@@ -194,7 +196,8 @@ class PtyProcess:
 
         Once the PTY is closed (no process of the command holds it) the relay
         ends after the last byte. A background job may hold it open: then,
-        DRAIN_GRACE after the exit, reading stops when nothing is waiting."""
+        DRAIN_GRACE after the exit, reading stops when nothing is waiting,
+        neither in the relay's pipe nor in the PTY (a late relay's)."""
         exited_at: float | None = None
         eof = False
         try:
@@ -209,7 +212,8 @@ class PtyProcess:
                         continue
                 elif exited_at is not None and not self._pty_closed():
                     left = exited_at + DRAIN_GRACE - time.monotonic()
-                    if left <= 0 and not _ready([self._out], 0):
+                    # what the PTY still holds is the relay's to move, however late it runs
+                    if left <= 0 and not _ready([self._out, self.child.master], 0):
                         break
                     left = max(left, 0.01)
                 if not self._wait_for_credit(left):
@@ -219,9 +223,24 @@ class PtyProcess:
                 if self._wake_r in readable:
                     exited_at = time.monotonic()
                 if self._out in readable:
-                    eof = not self._read_once()
+                    eof = not self._read_once(self._out)
+            if eof:
+                self._read_leftovers()
         finally:
             self._close()
+
+    def _read_leftovers(self) -> None:
+        """Read what the relay left in the PTY: it ends at the PTY's end, so
+        nothing should be left, but a relay that ended early (killed, an
+        error) must not cost output silently. Bounded: a background job may
+        still be writing."""
+        chunks = 0
+        while chunks < PIPE_SIZE // READ_SIZE and _ready([self.child.master], 0) \
+                and self._read_once(self.child.master):
+            chunks += 1
+        if chunks:
+            log.warning("pid %s of lab host %s: output read from its PTY after the relay had ended",
+                        self.pid, self.host.id)
 
     def _pty_closed(self) -> bool:
         """True once no process holds the PTY's terminal side (the master reports a hang-up)."""
@@ -234,16 +253,18 @@ class PtyProcess:
         with self._cond:
             return self._cond.wait_for(lambda: self._unacked < self.window, timeout)
 
-    def _read_once(self) -> bool:
-        """Read what the relay has gathered, as one chunk; False at its end."""
+    def _read_once(self, fd: int) -> bool:
+        """Read what ``fd`` (the relay's pipe, or the PTY) holds, as one chunk; False at its end."""
         budget = READ_SIZE
         if self.window is not None:
             with self._cond:
                 budget = max(1, min(budget, self.window - self._unacked))
         try:
-            data = os.read(self._out, budget)
+            data = os.read(fd, budget)
         except BlockingIOError:
             return True
+        except OSError:   # EIO: a PTY whose terminal side is closed and read to its end
+            return False
         if not data:
             return False
         if self.window is not None:
