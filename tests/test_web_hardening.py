@@ -18,7 +18,7 @@ from web_support import CHROMIUM_ARGS, LABNB, ROOT, TEST_LAB, Server, _state_dir
 from webapp.config import Settings
 from webapp.labhost import records
 from webapp.labhost.base import LabHostError
-from webapp.limits import NewLearners, Refusals, fit_memory, mem_total_mb
+from webapp.limits import NewLearners, Refusals, RunStarts, fit_memory, mem_total_mb
 
 HARDENING_LAB = "91-hardening"
 LINK = "http://127.0.0.1:9/away"   # never followed; nothing listens there
@@ -77,12 +77,13 @@ def test_a_block_shows_its_name_as_text(web_server):
 @pytest.fixture(scope="module")
 def limited():
     """Sockets: 8 per learner (the default), 12 in all; 4 new learners from
-    127.0.0.1; the lab hosts of two learners."""
+    127.0.0.1; the lab hosts of two learners; 8 runs started a minute per learner."""
     yield from serving(Server(_state_dir("limited"), uid_slot=50, pool_size=0, env={
         "LABNB_LABS_DIR": str(ROOT / "tests" / "fixtures" / "hardening"),
         "LABNB_MAX_LAB_HOSTS": "2",
         "LABNB_NEW_LEARNERS_PER_ADDRESS": "4",
         "LABNB_MAX_SOCKETS": "12",
+        "LABNB_RUNS_PER_MINUTE": "8",
     }))
 
 
@@ -152,6 +153,37 @@ def test_dropping_the_cookie_cannot_mint_more_learners(limited, two_learners):
     # the operator is not counted
     assert limited.operator().get(limited.url + "/lab-hosts", timeout=10).status_code == 200
     assert "refused a new learner from 127.0.0.1: 4 new learners joined from 127.0.0.1" in limited.log.read_text()
+
+
+def test_a_learner_starting_runs_in_a_loop_is_held_to_the_rate(limited, two_learners):
+    """Start and stop, as fast as the server answers: past LABNB_RUNS_PER_MINUTE the starts are refused,
+    said why, and logged; nothing was started for them."""
+    _, other = two_learners
+    tab = limited.socket(other)
+    started, refusal = 0, None
+    try:
+        for _ in range(20):
+            reply = tab.call("run", {"lab": HARDENING_LAB, "step": "ping"}, timeout=30)
+            if "error" in reply:
+                refusal = reply["error"]
+                assert not tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"]
+                break
+            started += 1
+            tab.call("stop", {"run": reply["run"]}, timeout=30)
+            wait_for(lambda: not tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"], 30,
+                     what="the run to end")
+    finally:
+        tab.disconnect()
+    assert 1 <= started <= 8 and "LABNB_RUNS_PER_MINUTE" in refusal, (started, refusal)
+    assert re.search(r"refused a run from 127\.0\.0\.1 \(learner \w{8}\): 8 runs were started in the last "
+                     r"minute, the most \(LABNB_RUNS_PER_MINUTE\)", limited.log.read_text())
+
+
+def test_run_starts_are_counted_per_learner():
+    starts = RunStarts(per_minute=2, refusals=Refusals())
+    assert [starts.take("a", "10.0.0.1"), starts.take("a", "10.0.0.1")] == [None, None]
+    assert "LABNB_RUNS_PER_MINUTE" in starts.take("a", "10.0.0.1")
+    assert starts.take("b", "10.0.0.1") is None   # another learner behind the same address
 
 
 def test_new_learners_in_all_are_counted():

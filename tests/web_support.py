@@ -54,7 +54,8 @@ def wait_for(condition, timeout: float = 60, every: float = 0.05, what: str = "a
 class Server:
     """One ``labnb serve`` process group and the environment it runs with
     (``env`` adds to it). Every test learner comes from 127.0.0.1, so new
-    learners per address are not limited unless ``env`` says so."""
+    learners per address, and runs a learner starts (tests and benches start
+    them fast), are not limited unless ``env`` says so."""
 
     def __init__(self, state_dir: str, uid_slot: int, pool_size: int = 2, env: dict | None = None):
         self.state_dir = state_dir
@@ -75,6 +76,7 @@ class Server:
             "LABNB_SHELL_IDLE_TIMEOUT": str(SHELL_IDLE_TIMEOUT),
             "LABNB_OPERATOR_TOKEN": self.operator_token,
             "LABNB_NEW_LEARNERS_PER_ADDRESS": "100000",
+            "LABNB_RUNS_PER_MINUTE": "100000",
             **(env or {}),
         }
         self.proc: subprocess.Popen | None = None

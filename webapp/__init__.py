@@ -13,7 +13,7 @@ from .config import Settings
 from .lab import load_labs
 from .labhost.base import LabHostError
 from . import status
-from .limits import NewLearners, Refusals, SocketLimits, WrongCodes
+from .limits import NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class Services:
         self.pictures = Pictures()
         self.gateway = None   # webapp/proxy/gateway.py, made with the app
         self.guard = None
+        self.run_starts = None   # webapp/limits.py, made with the app
         self.workshop = None
         if settings.workshop:
             from .workshop import Workshop
@@ -60,7 +61,7 @@ class Services:
         self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
         self.shells = shells.ShellManager(self.learners, self.labs, emit, self.settings.shell_idle_timeout)
         events = Events(self.socketio)
-        runs.register(events, self.runs, self.labs)
+        runs.register(events, self.runs, self.labs, self.run_starts)
         shells.register(events, self.shells)
         if self.workshop is not None:
             self.workshop.start(self, events)
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     services.guard = guard
+    services.run_starts = RunStarts(settings.runs_per_minute, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     services.gateway = app.wsgi_app = Gateway(app.wsgi_app, services, key, cookie_name(port), refusals)
     app.register_blueprint(bp)

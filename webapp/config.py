@@ -35,6 +35,7 @@ class Settings:
     max_sockets: int = 192            # open WebSockets in all (each holds a thread; 64 more are kept for HTTP)
     max_sockets_per_address: int = 64
     max_sockets_per_learner: int = 8  # one browser's open lab pages
+    runs_per_minute: int = 60         # runs one learner may start in any minute (one at a time already)
     server_memory_mb: int = 1024      # memory left for the server and the system beside every lab host's limit
     # A workshop (webapp/workshop/): learners join with the access code and a name, the operator is the
     # instructor, and a room holds at most `capacity` learners at once (the next ones wait in a queue).

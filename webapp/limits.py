@@ -129,6 +129,30 @@ class WrongCodes:
         return None
 
 
+class RunStarts:
+    """Runs one learner starts: at most ``per_minute`` in any minute. One run
+    at a time bounds their lab host already; this bounds what a script that
+    starts and stops runs in a loop costs the server and the store (a row, a
+    process, events to every tab) beside the other learners."""
+
+    def __init__(self, per_minute: int, refusals: Refusals):
+        self.refusals = refusals
+        self._started = Window(per_minute, 60.0)
+        self._lock = threading.Lock()
+
+    def take(self, learner: str, address: str) -> str | None:
+        """Count one run started by ``learner``; why not (None: counted)."""
+        with self._lock:
+            started = self._started.full(learner)
+            if started is None:
+                self._started.add(learner)
+                return None
+        why = (f"{started} runs were started in the last minute, the most (LABNB_RUNS_PER_MINUTE): "
+               f"wait a moment, then run the step again")
+        self.refusals.log("a run", f"{address} (learner {learner[:8]})", why)
+        return why
+
+
 class SocketLimits:
     """WSGI middleware in front of Engine.IO: a WebSocket upgrade is let
     through only with a valid session (``Guard.refusal``; a refused Socket.IO

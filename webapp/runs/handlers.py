@@ -17,6 +17,7 @@ from flask import current_app, request, session
 from flask_socketio import join_room
 
 from ..events import POSITION, SEQ, BadEvent, Events, Name, RunId
+from ..limits import RunStarts
 from .manager import RunError, RunManager, lab_room
 
 
@@ -29,7 +30,7 @@ def whose(learner: str | None) -> str:
     return learner
 
 
-def register(events: Events, manager: RunManager, labs: dict) -> None:
+def register(events: Events, manager: RunManager, labs: dict, starts: RunStarts) -> None:
     expected = (RunError,)
     events.on_disconnect(manager.detach)
 
@@ -43,6 +44,9 @@ def register(events: Events, manager: RunManager, labs: dict) -> None:
 
     @events.on("run", expected, lab=Name(), step=Name())
     def run(lab_id, step_id):
+        refused = starts.take(session["learner"], request.remote_addr)
+        if refused:
+            raise RunError(refused)
         return {"run": manager.start(session["learner"], lab_id, step_id, request.sid)}
 
     @events.on("attach", expected, run=RunId(), after=SEQ, end=POSITION, learner=Name(optional=True))
