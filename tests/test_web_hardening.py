@@ -160,18 +160,22 @@ def test_a_learner_starting_runs_in_a_loop_is_held_to_the_rate(limited, two_lear
     said why, and logged; nothing was started for them."""
     _, other = two_learners
     tab = limited.socket(other)
+
+    def idle():   # a run of an earlier test, or the last one here, has ended
+        wait_for(lambda: not tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"], 30,
+                 what="the learner's run to end")
+
     started, refusal = 0, None
     try:
         for _ in range(20):
+            idle()
             reply = tab.call("run", {"lab": HARDENING_LAB, "step": "ping"}, timeout=30)
             if "error" in reply:
                 refusal = reply["error"]
-                assert not tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"]
                 break
             started += 1
             tab.call("stop", {"run": reply["run"]}, timeout=30)
-            wait_for(lambda: not tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"], 30,
-                     what="the run to end")
+        idle()
     finally:
         tab.disconnect()
     assert 1 <= started <= 8 and "LABNB_RUNS_PER_MINUTE" in refusal, (started, refusal)
