@@ -255,6 +255,37 @@ def test_a_run_decodes_characters_split_across_reads_whole(plain, tmp_path):
     assert [e["passed"] for e in events if e["type"] == "check"] == [True]
 
 
+ENDLESS_LAB = """---
+title: Endless
+---
+# Endless
+
+## Sleep {#sleep}
+
+```sh {"endless": true}
+sleep 1000
+```
+"""
+
+
+def test_a_stop_right_after_the_start_ends_the_run(plain, tmp_path):
+    """A learner's Stop that lands before the command could take a ^C (its
+    process group not made yet, or its handlers not yet its own) still ends
+    it: a ^C, then harder."""
+    path = tmp_path / "endless.md"
+    path.write_text(ENDLESS_LAB)
+    lab = load_lab(path)
+    session = LabSession(lab, plain)
+    try:
+        for _ in range(20):
+            run = session.run_step(lab.steps[0], lambda event: None, window=None)
+            wait_for(lambda: run._current is not None, 10, every=0.001, what="the command to start")
+            run.stop()
+            assert run.wait(15) is not None, "the stopped run goes on"
+    finally:
+        session.close()
+
+
 def test_terminal_keeps_state_between_runs(plain):
     term = executor.open_terminal(plain, "t")
     try:

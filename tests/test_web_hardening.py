@@ -161,9 +161,13 @@ def test_a_learner_starting_runs_in_a_loop_is_held_to_the_rate(limited, two_lear
     _, other = two_learners
     tab = limited.socket(other)
 
-    def idle():   # a run of an earlier test, or the last one here, has ended
-        wait_for(lambda: not tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"], 30,
-                 what="the learner's run to end")
+    def idle():   # no run of the learner's goes on (of an earlier test's, or the last one here)
+        def ended() -> bool:
+            running = tab.call("open", {"lab": HARDENING_LAB}, timeout=10)["running"]
+            for r in running:
+                tab.call("stop", {"run": r["run"]}, timeout=10)
+            return not running
+        wait_for(ended, 30, every=0.5, what="the learner's runs to end")
 
     started, refusal = 0, None
     try:
