@@ -265,6 +265,12 @@ title: Endless
 ```sh {"endless": true}
 sleep 1000
 ```
+
+## Deaf to ^C {#deaf}
+
+```sh
+trap '' INT; sleep 1000
+```
 """
 
 
@@ -284,6 +290,26 @@ def test_a_stop_right_after_the_start_ends_the_run(plain, tmp_path):
             assert run.wait(15) is not None, "the stopped run goes on"
     finally:
         session.close()
+
+
+def test_stop_ends_a_command_deaf_to_ctrl_c(plain, tmp_path):
+    """Stop is a ^C first (ping prints its statistics); a command that
+    ignores it is ended harder, so the learner's notebook is not held."""
+    path = tmp_path / "endless.md"
+    path.write_text(ENDLESS_LAB)
+    lab = load_lab(path)
+    session = LabSession(lab, plain)
+    events: list[dict] = []
+    try:
+        run = session.run_step(lab.steps[1], events.append, window=None)
+        wait_for(lambda: run._current is not None and run._current.pid, 10, what="the command to start")
+        time.sleep(0.5)   # its trap is set
+        run.stop()
+        assert run.wait(20) == executor.INTERRUPTED
+    finally:
+        session.close()
+    outcome = next(e["outcome"] for e in events if e["type"] == "command_end")
+    assert outcome.signal in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL), outcome
 
 
 def test_terminal_keeps_state_between_runs(plain):

@@ -75,7 +75,7 @@ class StepRun:
         self._stop.set()
         current = self._current
         if current is not None:
-            current.interrupt()
+            _halt(current)
 
     def wait(self, timeout: float | None = None) -> str | None:
         self._done.wait(timeout)
@@ -148,9 +148,9 @@ class StepRun:
             self._current = executor.start(self.session.lab_host, cmd.text, on_output=self._emit_output,
                                          timeout=None if cmd.endless else cmd.timeout, window=self.window)
         if self._stop.is_set():
-            self._current.interrupt()
+            _halt(self._current)
         if endless_limit is not None and self._current.wait(endless_limit) is None:
-            self._current.interrupt()
+            _halt(self._current)
         outcome = self._current.wait()
         while outcome is None:
             outcome = self._current.wait(1)
@@ -183,6 +183,17 @@ class StepRun:
         if outcome.status == TIMED_OUT:
             return False, f"the check timed out after {check.timeout:g} s"
         return outcome.exit_code == 0, tail
+
+
+def _halt(current: executor.PtyProcess | executor.TypedCommand) -> None:
+    """End a command as Stop means: a ^C (an endless ping prints its
+    statistics), then harder if it goes on (it ignores ^C, or the ^C came
+    before it could take one). A command typed into a named terminal gets the
+    ^C only: the harder signals would end the terminal's shell."""
+    if isinstance(current, executor.PtyProcess):
+        threading.Thread(target=current.stop, name=f"halt-{current.pid}", daemon=True).start()
+    else:
+        current.interrupt()
 
 
 def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
