@@ -304,7 +304,10 @@ def test_stop_ends_a_command_deaf_to_ctrl_c(plain, tmp_path):
         run = session.run_step(lab.steps[1], events.append, window=None)
         wait_for(lambda: run._current is not None and run._current.pid, 10, what="the command to start")
         time.sleep(0.5)   # its trap is set
-        run.stop()
+        threads = threading.active_count()
+        for _ in range(200):   # a client repeating Stop
+            run.stop()
+        assert threading.active_count() <= threads + 1
         assert run.wait(20) == executor.INTERRUPTED
     finally:
         session.close()

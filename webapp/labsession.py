@@ -191,7 +191,7 @@ def _halt(current: executor.PtyProcess | executor.TypedCommand) -> None:
     before it could take one). A command typed into a named terminal gets the
     ^C only: the harder signals would end the terminal's shell."""
     if isinstance(current, executor.PtyProcess):
-        threading.Thread(target=current.stop, name=f"halt-{current.pid}", daemon=True).start()
+        current.end()
     else:
         current.interrupt()
 

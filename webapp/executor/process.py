@@ -68,6 +68,7 @@ class PtyProcess:
         self._unacked = 0
         self._cond = threading.Condition()
         self._stopping: str | None = None   # INTERRUPTED or TIMED_OUT once we ended it
+        self._ending = False                # an ``end`` thread was started
         self._done = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         self._started = 0.0
@@ -171,6 +172,16 @@ class PtyProcess:
         self._mark(INTERRUPTED)
         return self._escalate(grace)
 
+    def end(self, why: str = INTERRUPTED) -> None:
+        """``stop`` without waiting: in one thread, however often it is asked
+        (a client repeating Stop costs no more threads)."""
+        with self._cond:
+            self._stopping = self._stopping or why
+            if self._ending:
+                return
+            self._ending = True
+        threading.Thread(target=self._escalate, args=(2.0,), name=f"pty-end-{self.pid}", daemon=True).start()
+
     def _escalate(self, grace: float) -> Outcome | None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
             self._signal(sig)
@@ -206,8 +217,7 @@ class PtyProcess:
                 if exited_at is None and self.timeout is not None:
                     left = self._started + self.timeout - time.monotonic()
                     if left <= 0:
-                        self._mark(TIMED_OUT)
-                        threading.Thread(target=self._escalate, args=(2.0,), daemon=True).start()
+                        self.end(TIMED_OUT)
                         self.timeout = None
                         continue
                 elif exited_at is not None and not self._pty_closed():
