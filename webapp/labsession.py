@@ -72,8 +72,12 @@ class StepRun:
             current.ack(delta)
 
     def stop(self) -> None:
-        self._stop.set()
-        current = self._current
+        """Once, however often it is asked (a client repeating Stop)."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            current = self._current
         if current is not None:
             _halt(current)
 
@@ -186,14 +190,14 @@ class StepRun:
 
 
 def _halt(current: executor.PtyProcess | executor.TypedCommand) -> None:
-    """End a command as Stop means: a ^C (an endless ping prints its
-    statistics), then harder if it goes on (it ignores ^C, or the ^C came
-    before it could take one). A command typed into a named terminal gets the
-    ^C only: the harder signals would end the terminal's shell."""
+    """End a command as Stop means, without waiting: a ^C (an endless ping
+    prints its statistics), then harder if it goes on (it ignores ^C, or the
+    ^C came before it could take one). A command typed into a named terminal
+    gets ^C, ^C, ^\\ (its terminal's shell is lost only if it ignores them all)."""
     if isinstance(current, executor.PtyProcess):
         current.end()
     else:
-        current.interrupt()
+        threading.Thread(target=current.interrupt, name="halt-typed", daemon=True).start()
 
 
 def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:

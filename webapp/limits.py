@@ -140,17 +140,21 @@ class RunStarts:
         self._started = Window(per_minute, 60.0)
         self._lock = threading.Lock()
 
-    def take(self, learner: str, address: str) -> str | None:
-        """Count one run started by ``learner``; why not (None: counted)."""
+    def refusal(self, learner: str, address: str) -> str | None:
+        """Why ``learner`` may not start a run now (None: they may; ``count`` it once started)."""
         with self._lock:
             started = self._started.full(learner)
-            if started is None:
-                self._started.add(learner)
-                return None
+        if started is None:
+            return None
         why = (f"{started} runs were started in the last minute, the most (LABNB_RUNS_PER_MINUTE): "
                f"wait a moment, then run the step again")
         self.refusals.log("a run", f"{address} (learner {learner[:8]})", why)
         return why
+
+    def count(self, learner: str) -> None:
+        """A run of ``learner``'s started (one refused for another reason is not counted)."""
+        with self._lock:
+            self._started.add(learner)
 
 
 class SocketLimits:

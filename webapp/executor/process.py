@@ -40,6 +40,7 @@ READ_SIZE = 256 << 10    # bytes per read of the relay's pipe at most
 PIPE_SIZE = 1 << 20      # the output pipe's capacity
 DEFAULT_WINDOW = 1 << 20
 DRAIN_GRACE = 0.5        # after the command exits, how long its output may take to arrive
+RELAY_RESTARTS = 2       # new output relays for one command whose relay ended before its terminal
 
 
 class PtyProcess:
@@ -69,6 +70,9 @@ class PtyProcess:
         self._cond = threading.Condition()
         self._stopping: str | None = None   # INTERRUPTED or TIMED_OUT once we ended it
         self._ending = False                # an ``end`` thread was started
+        self._error: str | None = None      # why the output could not be taken in
+        self._restarts = 0
+        self._waited = threading.Event()    # the command's exit status is in
         self._done = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         self._started = 0.0
@@ -96,28 +100,55 @@ class PtyProcess:
         return self
 
     def _start_relays(self, master: int) -> None:
-        """Two ``cat`` on the PTY master, in sessions of their own (a ^C to the
-        server's terminal is not for them): PTY -> out pipe, in pipe -> PTY."""
-        out_r, out_w = os.pipe()
+        """Two ``cat`` on the PTY master: PTY -> out pipe, in pipe -> PTY."""
+        self._start_output_relay(master)
         in_r, in_w = os.pipe()
         try:
-            fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            for stdin, stdout in ((master, out_w), (in_r, master)):
-                self._relays.append(subprocess.Popen(["cat"], stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
-                                                     close_fds=True, start_new_session=True))
+            self._relays.append(_relay(in_r, master))
         except OSError:
-            for fd in (out_r, in_w):
-                os.close(fd)
+            os.close(in_w)
+            os.close(self._out)
+            self._out = -1
             for relay in self._relays:
                 relay.kill()
                 relay.wait()
             raise
         finally:
-            os.close(out_w)
             os.close(in_r)
-        self._out, self._in = out_r, in_w
-        os.set_blocking(out_r, False)
+        self._in = in_w
         os.set_blocking(in_w, False)
+
+    def _start_output_relay(self, master: int) -> None:
+        out_r, out_w = os.pipe()
+        try:
+            fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            self._relays.append(_relay(master, out_w))
+        except OSError:
+            os.close(out_r)
+            raise
+        finally:
+            os.close(out_w)
+        self._out = out_r
+        os.set_blocking(out_r, False)
+
+    def _relay_ended_early(self) -> bool:
+        """The output relay's pipe ended while the PTY may still give more (it
+        should end only at the PTY's end: killed, or an error): a new relay
+        takes over, at most RELAY_RESTARTS times. Never a read of the PTY in a
+        server thread: the lab host may hold it too, and a read could block."""
+        events = _poll(self.child.master, select.POLLIN | select.POLLHUP)
+        if self._restarts >= RELAY_RESTARTS or events == select.POLLHUP:   # hung up and read to its end
+            return False
+        self._restarts += 1
+        log.warning("pid %s of lab host %s: its output relay ended before its terminal; a new one takes over",
+                    self.pid, self.host.id)
+        os.close(self._out)
+        self._out = -1
+        try:
+            self._start_output_relay(self.child.master)
+        except OSError:
+            return False
+        return True
 
     @property
     def pid(self) -> int | None:
@@ -200,7 +231,10 @@ class PtyProcess:
     # -- threads ----------------------------------------------------------
     def _wait_child(self) -> None:
         self.child.wait()
-        os.write(self._wake_w, b"x")
+        with self._cond:   # not into a descriptor _close has closed (its number may be another's now)
+            if self._wake_w >= 0:
+                os.write(self._wake_w, b"x")
+        self._waited.set()
 
     def _read_loop(self) -> None:
         """Read until the command has exited and its output is all in.
@@ -208,7 +242,9 @@ class PtyProcess:
         Once the PTY is closed (no process of the command holds it) the relay
         ends after the last byte. A background job may hold it open: then,
         DRAIN_GRACE after the exit, reading stops when nothing is waiting,
-        neither in the relay's pipe nor in the PTY (a late relay's)."""
+        neither in the relay's pipe nor in the PTY (a late relay's), and at
+        once when the run was stopped. A consumer that fails ends the command:
+        its output is never cut short in silence."""
         exited_at: float | None = None
         eof = False
         try:
@@ -222,8 +258,7 @@ class PtyProcess:
                         continue
                 elif exited_at is not None and not self._pty_closed():
                     left = exited_at + DRAIN_GRACE - time.monotonic()
-                    # what the PTY still holds is the relay's to move, however late it runs
-                    if left <= 0 and not _ready([self._out, self.child.master], 0):
+                    if self._stopping or (left <= 0 and not _ready([self._out, self.child.master], 0)):
                         break
                     left = max(left, 0.01)
                 if not self._wait_for_credit(left):
@@ -233,24 +268,14 @@ class PtyProcess:
                 if self._wake_r in readable:
                     exited_at = time.monotonic()
                 if self._out in readable:
-                    eof = not self._read_once(self._out)
-            if eof:
-                self._read_leftovers()
+                    eof = not self._read_once() and not self._relay_ended_early()
+        except Exception as e:   # the consumer (a store, a printer) failed
+            log.exception("pid %s of lab host %s: its output could not be taken in", self.pid, self.host.id)
+            self._error = f"labnb could not take in its output ({type(e).__name__}: {e})"
+            self.end(ERROR)
+            self._waited.wait(15)   # the escalation's SIGKILL, 6 s in
         finally:
             self._close()
-
-    def _read_leftovers(self) -> None:
-        """Read what the relay left in the PTY: it ends at the PTY's end, so
-        nothing should be left, but a relay that ended early (killed, an
-        error) must not cost output silently. Bounded: a background job may
-        still be writing."""
-        chunks = 0
-        while chunks < PIPE_SIZE // READ_SIZE and _ready([self.child.master], 0) \
-                and self._read_once(self.child.master):
-            chunks += 1
-        if chunks:
-            log.warning("pid %s of lab host %s: output read from its PTY after the relay had ended",
-                        self.pid, self.host.id)
 
     def _pty_closed(self) -> bool:
         """True once no process holds the PTY's terminal side (the master reports a hang-up)."""
@@ -263,18 +288,16 @@ class PtyProcess:
         with self._cond:
             return self._cond.wait_for(lambda: self._unacked < self.window, timeout)
 
-    def _read_once(self, fd: int) -> bool:
-        """Read what ``fd`` (the relay's pipe, or the PTY) holds, as one chunk; False at its end."""
+    def _read_once(self) -> bool:
+        """Read what the relay has gathered, as one chunk; False at its end."""
         budget = READ_SIZE
         if self.window is not None:
             with self._cond:
                 budget = max(1, min(budget, self.window - self._unacked))
         try:
-            data = os.read(fd, budget)
+            data = os.read(self._out, budget)
         except BlockingIOError:
             return True
-        except OSError:   # EIO: a PTY whose terminal side is closed and read to its end
-            return False
         if not data:
             return False
         if self.window is not None:
@@ -284,21 +307,24 @@ class PtyProcess:
         return True
 
     def _close(self) -> None:
-        for fd in (self._in, self._out, self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
+        with self._cond:
+            for fd in (self._in, self._out, self._wake_r, self._wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self._in = self._out = self._wake_r = self._wake_w = -1
         self.child.close_fds()
-        self._in = self._out = -1
         for relay in self._relays:   # the input relay may wait on a PTY that a background job holds
             relay.kill()
             relay.wait()
         rc = self.child.returncode
+        if rc is None:   # a spawner that does not tell even after SIGKILL: the command counts as killed
+            rc = -signal.SIGKILL
         sig = -rc if rc < 0 else None
         code = rc if rc >= 0 else None
         if sig is None and code is not None and code > 128 and self._stopping:
             sig = code - 128   # the shell reports a signal death as 128+N
         status = self._stopping or (DONE if rc == 0 else FAILED)
-        self._finish(Outcome(status, code, sig, time.monotonic() - self._started))
+        self._finish(Outcome(status, code, sig, time.monotonic() - self._started, self._error))
 
     def _finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
@@ -312,6 +338,20 @@ def _ready(fds: list[int], timeout: float | None, events: int = select.POLLIN) -
     for fd in fds:
         poller.register(fd, events)
     return [fd for fd, _ in poller.poll(None if timeout is None else math.ceil(timeout * 1000))]
+
+
+def _poll(fd: int, events: int) -> int:
+    """The events of ``events`` that ``fd`` has now (POLLHUP is always reported)."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return next((ev for _, ev in poller.poll(0)), 0)
+
+
+def _relay(stdin: int, stdout: int) -> subprocess.Popen:
+    """A ``cat`` copying ``stdin`` to ``stdout``, in a session of its own (a ^C
+    to the server's terminal is not for it)."""
+    return subprocess.Popen(["cat"], stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
+                            close_fds=True, start_new_session=True)
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:

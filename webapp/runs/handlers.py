@@ -44,10 +44,12 @@ def register(events: Events, manager: RunManager, labs: dict, starts: RunStarts)
 
     @events.on("run", expected, lab=Name(), step=Name())
     def run(lab_id, step_id):
-        refused = starts.take(session["learner"], request.remote_addr)
+        refused = starts.refusal(session["learner"], request.remote_addr)
         if refused:
             raise RunError(refused)
-        return {"run": manager.start(session["learner"], lab_id, step_id, request.sid)}
+        run_id = manager.start(session["learner"], lab_id, step_id, request.sid)
+        starts.count(session["learner"])
+        return {"run": run_id}
 
     @events.on("attach", expected, run=RunId(), after=SEQ, end=POSITION, learner=Name(optional=True))
     def attach(run_id, after, end, learner):
