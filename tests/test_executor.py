@@ -265,13 +265,18 @@ café ✓(.|\n)*🐳 end
 """
 
 
+def lab_session(host, tmp_path, text: str) -> tuple:
+    """A lab of ``text`` and a session of it on ``host``."""
+    path = tmp_path / "lab.md"
+    path.write_text(text)
+    lab = load_lab(path)
+    return lab, LabSession(lab, host)
+
+
 def test_a_run_decodes_characters_split_across_reads_whole(plain, tmp_path):
     """A step's output, from a named terminal and a one-shot command, is
     decoded by the run's one decoder: no character becomes U+FFFD."""
-    path = tmp_path / "split.md"
-    path.write_text(SPLIT_LAB)
-    lab = load_lab(path)
-    session = LabSession(lab, plain)
+    lab, session = lab_session(plain, tmp_path, SPLIT_LAB)
     events: list[dict] = []
     try:
         run = session.run_step(lab.steps[0], events.append, window=None)
@@ -283,16 +288,10 @@ def test_a_run_decodes_characters_split_across_reads_whole(plain, tmp_path):
     assert [e["passed"] for e in events if e["type"] == "check"] == [True]
 
 
-ENDLESS_LAB = """---
-title: Endless
+DEAF_LAB = """---
+title: Deaf
 ---
-# Endless
-
-## Sleep {#sleep}
-
-```sh {"endless": true}
-sleep 1000
-```
+# Deaf
 
 ## Deaf to ^C {#deaf}
 
@@ -305,13 +304,10 @@ trap '' INT; sleep 1000
 def test_stop_ends_a_command_deaf_to_ctrl_c(plain, tmp_path):
     """Stop is a ^C first (ping prints its statistics); a command that
     ignores it is ended harder, so the learner's notebook is not held."""
-    path = tmp_path / "endless.md"
-    path.write_text(ENDLESS_LAB)
-    lab = load_lab(path)
-    session = LabSession(lab, plain)
+    lab, session = lab_session(plain, tmp_path, DEAF_LAB)
     events: list[dict] = []
     try:
-        run = session.run_step(lab.steps[1], events.append, window=None)
+        run = session.run_step(lab.steps[0], events.append, window=None)
         wait_for(lambda: run._current is not None and run._current.pid, 10, what="the command to start")
         time.sleep(0.5)   # its trap is set
         threads = threading.active_count()
