@@ -1,5 +1,5 @@
 /* labnb: a workshop learner's part of a page (templates/_room.html): its
- * countdown ticks each second; a visible tab tells the server every minute
+ * countdown ticks each second; a visible tab tells the server when it is shown, then every minute
  * (or more often, for a short idle limit: data-beat) that the learner is here (a hidden one does not: it only polls, which
  * shows that a tab is open), and on the lab page the room's news (the
  * banner, a hand seen, a warning, the place ended) refreshes it at once. */
@@ -30,6 +30,7 @@
   tick();
   var room = document.getElementById("room");
   setInterval(here, 1000 * Number(room ? room.dataset.beat : 60));
+  here();   // shown now: a slow page load must not leave the learner idle until the first beat
   document.addEventListener("visibilitychange", function () { if (Date.now() - started > 1000) here(); });
   if (window.labnb) {
     window.labnb.socket.on("room", function (news) {
