@@ -57,11 +57,11 @@ def test_stdin_and_resize(plain):
     assert "got:abc" in text and "33 77" in text
 
 
-def test_interrupt_reaches_the_process_group(plain):
+def test_end_is_a_ctrl_c_to_the_process_group_first(plain):
     proc, out = collect(plain, "trap 'echo caught; exit 9' INT; echo ready; sleep 30 & wait")
     while "ready" not in out.text:
         time.sleep(0.01)
-    proc.interrupt()
+    proc.end()
     outcome = proc.wait(10)
     assert outcome.status == executor.INTERRUPTED and outcome.exit_code == 9
     assert "caught" in out.text

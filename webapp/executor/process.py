@@ -193,11 +193,6 @@ class PtyProcess:
             self._unacked = max(0, self._unacked - nbytes)
             self._cond.notify_all()
 
-    def interrupt(self) -> None:
-        """SIGINT to the process group, as ^C would."""
-        self._mark(INTERRUPTED)
-        self._signal(signal.SIGINT)
-
     def stop(self, grace: float = 2.0) -> Outcome | None:
         """End it: SIGINT, then SIGTERM, then SIGKILL, ``grace`` seconds apart."""
         self._mark(INTERRUPTED)
@@ -206,8 +201,8 @@ class PtyProcess:
     def end(self, why: str = INTERRUPTED) -> None:
         """``stop`` without waiting: in one thread, however often it is asked
         (a client repeating Stop costs no more threads)."""
+        self._mark(why)
         with self._cond:
-            self._stopping = self._stopping or why
             if self._ending:
                 return
             self._ending = True
