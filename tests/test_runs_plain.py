@@ -32,6 +32,18 @@ duration: 1m
 ```sh {{"timeout": 120}}
 head -c {SIZE} /dev/zero | tr '\\0' y; echo; echo THE-END
 ```
+
+## A long wait {{#wait}}
+
+```sh {{"timeout": 120}}
+sleep 100
+```
+
+## Until stopped {{#endless}}
+
+```sh {{"endless": true}}
+sleep 1000
+```
 """
 
 
@@ -88,3 +100,18 @@ def test_a_tab_that_stops_reading_does_not_hold_one_that_reads(rig):
     slow.follow(run)                                   # it reads again: the rest from the store
     wait_for(lambda: slow.ended, 60, what="the slow tab to catch up")
     assert slow.end == fast.end and slow.seqs == fast.seqs
+
+
+def test_a_run_waiting_for_its_stop_is_not_work(rig):
+    """A workshop's idle and gone ends wait for a learner's running step (a
+    long job is work), but not for an endless one left running (a ping in a
+    laptop that was closed)."""
+    manager, _store, _tabs, lab = rig
+    for step, busy in (("wait", True), ("endless", False)):
+        run = manager.start("ada", lab.id, step)
+        wait_for(lambda: manager.live[run].step_run.running and manager.live[run].step_run._current, 10,
+                 what="the command to start")
+        assert manager.busy("ada") is busy and manager.is_live(run)
+        manager.stop("ada", run)
+        wait_for(lambda: not manager.is_live(run), 30, what="the run to end")
+    assert not manager.busy("ada")

@@ -44,6 +44,7 @@ class StepRun:
         self.session, self.step, self.on_event = session, step, on_event
         self.endless_for, self.window = endless_for, window
         self.status: str | None = None
+        self.waits_for_stop = False     # its command now is endless: it runs until the learner stops it
         # (terminal, text) per chunk, for matches: of a long output, its start and its end
         self.output: list[tuple[str | None, str]] = []
         self._tail: collections.deque[tuple[str | None, str]] = collections.deque()
@@ -142,6 +143,7 @@ class StepRun:
         with self._lock:
             self._current_base = self._delivered
         self._terminal = cmd.terminal
+        self.waits_for_stop = cmd.endless
         # headless runs stop endless commands after a while; a learner stops them
         endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless and self.endless_for else None
         if cmd.terminal:
@@ -159,6 +161,7 @@ class StepRun:
         while outcome is None:
             outcome = self._current.wait(1)
         self._current = None
+        self.waits_for_stop = False
         ok, note = verdict(cmd, outcome)
         self.on_event({"type": "command_end", "block": i, "outcome": outcome, "ok": ok, "note": note})
         if ok:
