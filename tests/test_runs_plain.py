@@ -22,7 +22,7 @@ from webapp.store import Limits, Store
 SIZE = 10_000_000   # under a run's cap in the store (16 MiB): every byte is kept
 FLOOD_LAB = f"""---
 title: Flood
-summary: One step that prints {SIZE} bytes and a last line.
+summary: A step that prints {SIZE} bytes and a last line, a long wait, and a command that runs until stopped.
 duration: 1m
 ---
 # Flood
