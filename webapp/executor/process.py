@@ -68,7 +68,7 @@ class PtyProcess:
         self._relays: list[subprocess.Popen] = []
         self._unacked = 0
         self._cond = threading.Condition()
-        self._stopping: str | None = None   # INTERRUPTED or TIMED_OUT once we ended it
+        self._stopping: str | None = None   # INTERRUPTED, TIMED_OUT or ERROR once we ended it
         self._ending = False                # an ``end`` thread was started
         self._error: str | None = None      # why the output could not be taken in
         self._restarts = 0
@@ -274,7 +274,7 @@ class PtyProcess:
 
     def _pty_closed(self) -> bool:
         """True once no process holds the PTY's terminal side (the master reports a hang-up)."""
-        return bool(_ready([self.child.master], 0, select.POLLHUP))
+        return bool(_poll(self.child.master, select.POLLHUP))
 
     def _wait_for_credit(self, timeout: float | None) -> bool:
         """Block while too much output is unacknowledged; False if timed out waiting."""
