@@ -440,8 +440,13 @@ def test_a_room_in_browsers(room, browser):
     expect(seats).to_have_count(2)
     row = seats.filter(has_text="Ana")
 
-    # a hand, seen
+    # a hand, seen; what Ana types survives the room bar's refresh (every 10 s, and at each room event)
     ana.fill("#room input[name=message]", "stuck on <the> ping")
+    ana.evaluate("document.getElementById('room').dataset.before = 'refresh'")
+    ana.evaluate("htmx.trigger(document.body, 'labnb-room')")
+    expect(ana.locator("#room[data-before]")).to_have_count(0)   # the bar is the server's new one
+    expect(ana.locator("#room input[name=message]")).to_have_value("stuck on <the> ping")
+    expect(ana.locator("#room input[name=message]")).to_be_focused()
     ana.click("#room form.raise button")
     hand = teacher.locator("#hands li", has_text="Ana")
     expect(hand).to_contain_text("stuck on <the> ping")
