@@ -61,8 +61,15 @@ def act(room, http, learner_id: str, action: str, headers: dict | None = None) -
 
 def running_lab_hosts(room, instructor) -> list[str]:
     """The ids of the lab hosts running on the server's state dir, as its /lab-hosts page lists them."""
+    return lab_hosts(room, instructor)[0]
+
+
+def lab_hosts(room, instructor) -> tuple[list[str], int]:
+    """The running lab hosts' ids and how many of them wait ready in the warm pool, from one /lab-hosts
+    page: a count alone also matches a moment when one is still going and its replacement is coming."""
     page = instructor.get(f"{room.url}/lab-hosts", timeout=10).text
-    return re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>[^<]*</td><td>running</td></tr>", page)
+    return (re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>[^<]*</td><td>running</td></tr>", page),
+            int(re.search(r'data-waiting="(\d+)"', page).group(1)))
 
 
 def end_every_place(room, instructor) -> None:
