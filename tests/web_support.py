@@ -271,7 +271,10 @@ class ShellTab:
             self.end = max(self.end, m["end"])
         if self.ack:
             self.acked = m["end"]
-            self.client.emit("shell_ack", {**self.about, **self.watched, "end": m["end"]})
+            try:
+                self.client.emit("shell_ack", {**self.about, **self.watched, "end": m["end"]})
+            except socketio.exceptions.BadNamespaceError:
+                pass   # the tab closed while this output was on its way: a closed tab acknowledges nothing
 
     @property
     def unacked(self) -> int:
