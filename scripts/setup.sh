@@ -1,5 +1,5 @@
 #!/bin/sh
-# Sets labnb up on Debian 12 as root, then runs what was asked:
+# Sets labnb up on Debian 12 or 13 as root, then runs what was asked:
 #   scripts/setup.sh serve [labnb serve options]   start the server with the built-in labs
 #   scripts/setup.sh test [pytest options]         run the whole test suite
 #   scripts/setup.sh                               only set up
