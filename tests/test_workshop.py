@@ -470,7 +470,7 @@ def test_a_room_in_browsers(room, browser):
     expect(ana.locator("#room .broadcast")).to_have_count(1)
 
     # a step run by a learner shows in the grid, and live in the instructor's read-only view of her notebook
-    watch = teacher.context.new_page()
+    watch = new_page(browser, errors, context=teacher.context)
     watch.goto(room.url + row.locator("td.name a").get_attribute("href"))
     expect(watch.locator("h1 .watching")).to_have_text("Ana")
     expect(watch.locator(".cell[data-step='echo'] button.run")).to_be_hidden()

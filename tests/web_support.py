@@ -31,6 +31,7 @@ TEST_LAB = "90-web-test"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHELL_IDLE_TIMEOUT = 8   # seconds: long enough for a test's reconnects, short enough to wait for
+LOG_LINES = 80   # of each running server's log, shown under a failed test
 
 
 def free_port() -> int:
@@ -56,6 +57,8 @@ class Server:
     (``env`` adds to it). Every test learner comes from 127.0.0.1, so new
     learners per address, and runs a learner starts (tests and benches start
     them fast), are not limited unless ``env`` says so."""
+
+    running: set["Server"] = set()   # started and not yet cleaned up: their logs go with a failure
 
     def __init__(self, state_dir: str, uid_slot: int, pool_size: int = 2, env: dict | None = None):
         self.state_dir = state_dir
@@ -90,6 +93,7 @@ class Server:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([LABNB, "serve", "--port", str(self.port)], env=self.env, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        Server.running.add(self)
         out.close()
 
         def up():
@@ -124,6 +128,7 @@ class Server:
             return int(f.read().split()[0])
 
     def cleanup(self) -> None:
+        Server.running.discard(self)
         self.stop()
         subprocess.run([LABNB, "lab-hosts", "gc", "--all"], env=self.env, capture_output=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -309,6 +314,18 @@ class ShellTab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the end of each running server's log: its state dir and log are removed at the
+    end, and in a VM run the report is all there is to read."""
+    report = (yield).get_result()
+    if report.failed:
+        for server in list(Server.running):
+            lines = server.log.read_text(errors="replace").splitlines()[-LOG_LINES:] if server.log.exists() else []
+            report.sections.append((f"labnb serve on port {server.port}, its log's last {len(lines)} lines",
+                                    "\n".join(lines)))
 
 
 def _state_dir(name: str) -> str:

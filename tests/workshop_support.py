@@ -26,10 +26,11 @@ def workshop_server(name: str, uid_slot: int, capacity: int, **env) -> Server:
 def join(room, name: str, code: str = CODE) -> tuple[requests.Session, requests.Response]:
     """A new browser that opens the join URL and sends the form, as a learner does."""
     http = requests.Session()
-    page = http.get(f"{room.url}/join?code={code}", timeout=10)
+    # long enough for a burst of joins at once on an emulated VM (test_wrong_codes_are_limited_per_address)
+    page = http.get(f"{room.url}/join?code={code}", timeout=60)
     assert page.status_code == 200, page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=10)
+    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=60)
     r.page = html.unescape(r.text)
     return http, r
 
@@ -79,20 +80,23 @@ def end_every_place(room, instructor) -> None:
             act(room, instructor, learner["id"], "end").raise_for_status()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser():
-    """Debian's chromium, for several browser contexts at once (an instructor and learners)."""
+    """Debian's chromium, for several browser contexts at once (an instructor and learners); one per test, so
+    that a failed test's pages close with it rather than load the server for the tests after it."""
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
 
 
-def new_page(browser, errors: list):
-    """A page in a browser context of its own (a person's own browser), its dialogs accepted
-    (the confirmations of Leave, Reset and End), its script errors collected in ``errors``."""
-    page = browser.new_context().new_page()
+def new_page(browser, errors: list, context=None):
+    """A page in a browser context of its own (a person's own browser) or in ``context``, its dialogs
+    accepted (the confirmations of Leave, Reset and End), its script errors collected in ``errors``."""
+    page = (context or browser.new_context()).new_page()
     page.set_default_timeout(30_000)
+    # a lab page loads about 1.3 MB of scripts: in an emulated VM, beside other pages, that took over 30 s
+    page.set_default_navigation_timeout(120_000)
     page.on("dialog", lambda dialog: dialog.accept())
     page.on("pageerror", lambda error: errors.append(str(error)))
     return page
