@@ -12,6 +12,9 @@ from playwright.sync_api import sync_playwright
 from web_support import CHROMIUM_ARGS, TEST_LAB, Server, _state_dir
 
 CODE = "abcde-23456"
+# seconds a join may take to answer: long enough for a burst of joins at once on an emulated VM
+# (test_wrong_codes_are_limited_per_address)
+JOIN_TIMEOUT = 60
 
 
 def workshop_server(name: str, uid_slot: int, capacity: int, **env) -> Server:
@@ -26,11 +29,10 @@ def workshop_server(name: str, uid_slot: int, capacity: int, **env) -> Server:
 def join(room, name: str, code: str = CODE) -> tuple[requests.Session, requests.Response]:
     """A new browser that opens the join URL and sends the form, as a learner does."""
     http = requests.Session()
-    # long enough for a burst of joins at once on an emulated VM (test_wrong_codes_are_limited_per_address)
-    page = http.get(f"{room.url}/join?code={code}", timeout=60)
+    page = http.get(f"{room.url}/join?code={code}", timeout=JOIN_TIMEOUT)
     assert page.status_code == 200, page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=60)
+    r = http.post(f"{room.url}/join", data={"csrf": csrf, "code": code, "name": name}, timeout=JOIN_TIMEOUT)
     r.page = html.unescape(r.text)
     return http, r
 
