@@ -9,11 +9,11 @@
  * so the server reads the terminal no faster than this page draws. After one
  * ends, Enter in its tab starts a new one.
  *
- * Each tab's state is its `Screen`. The server handles each event in a
- * thread of its own, so two events in flight may be handled out of order:
- * keystrokes go one shell_input at a time (typed: what waits; typing: one
- * is in flight), the next (all typed meanwhile) once the server has taken
- * the last; sizes likewise (size, sizing). */
+ * Each tab's state is its `Screen`. Keystrokes go one shell_input at a
+ * time (typed: what waits; typing: one is in flight), the next (all typed
+ * meanwhile) once the server has taken the last; sizes likewise (size,
+ * sizing). Input the terminal does not read is refused, not waited for: the
+ * status says why, and what was typed is dropped. */
 (function () {
   "use strict";
   var page = window.labnb;

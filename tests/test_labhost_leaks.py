@@ -14,15 +14,18 @@ from webapp.labhost.pool import create
 
 
 def snapshot(settings) -> dict:
-    """What lab hosts of this state dir could leave behind on the machine."""
+    """What lab hosts of this state dir could leave behind on the machine. A zombie is not: a lab host's
+    ``unshare`` whose server was killed is one until the machine's init reaps it, as any orphan."""
     first_uid = settings.uid_base
     mapped = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            uid_line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("Uid:"))
-        except (OSError, StopIteration):
+            status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if l.startswith(("Uid:", "State:")))
+        except OSError:
             continue
-        if first_uid <= int(uid_line.split()[1]) < first_uid + settings.max_lab_hosts * 65536:
+        if status.get("State", "Z").split()[0] == "Z":
+            continue
+        if first_uid <= int(status["Uid"].split()[0]) < first_uid + settings.max_lab_hosts * 65536:
             mapped.append(pid)
     state = os.path.join(settings.state_dir, "hosts")
     return {

@@ -17,12 +17,13 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 
 import websocket
 
 from test_network_attacks import FAKE_DOCKERD
 from test_proxy import LAB, PORT, Browser, _ws, enter
-from web_support import Server, ShellTab, _state_dir, serving, wait_for
+from web_support import CHROMIUM_ARGS, Server, ShellTab, _state_dir, serving, wait_for
 
 IN_ALL, PER_OWNER = 12, 4   # this server's LABNB_PROXY_CONNECTIONS and LABNB_PROXY_PER_LEARNER
 
@@ -33,6 +34,22 @@ HOSTILE_APP = r'''
 import base64, hashlib, socket, sys, threading, time
 
 cookie = sys.argv[2]   # labnb's cookie prefix: labnb-<server port>
+SEEN = []
+ORIGIN_HEADERS = ("HTTP/1.1 200 OK\r\n"
+                  'Clear-Site-Data: "cookies", "storage", "executionContexts"\r\n'
+                  "Set-Cookie: fixed=1; Path=/\r\n"
+                  "Service-Worker-Allowed: /\r\n"
+                  "Refresh: 0; url=/\r\n"
+                  "Link: </sw.js>; rel=serviceworker, </evil.js>; rel=preload; as=script\r\n"
+                  "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
+                  "Origin-Agent-Cluster: ?0\r\n"
+                  "Content-Security-Policy: script-src *\r\n"
+                  "Permissions-Policy: camera=*\r\n"
+                  "Access-Control-Allow-Origin: *\r\n"
+                  "Access-Control-Allow-Credentials: true\r\n"
+                  'WWW-Authenticate: Basic realm="labnb"\r\n'
+                  "X-App: own\r\n"
+                  "Cache-Control: no-cache\r\n")
 
 def answer(c):
     data = b""
@@ -44,20 +61,42 @@ def answer(c):
     head = data.split(b"\r\n\r\n")[0].decode("latin-1")
     path = head.split(" ")[1]
     headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in head.split("\r\n")[1:])}
+    SEEN.append(path)
     if path == "/control-character":     # a header value gunicorn refuses to send
         c.sendall(b"HTTP/1.1 200 OK\r\nX-Evil: a\x01b\r\nContent-Length: 2\r\n\r\nok")
     elif path == "/bad-length":          # a Content-Length http.client ignores and gunicorn int()s
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok")
     elif path == "/domain-cookie":       # a cookie for every host under the domain: labnb's, other learners'
         c.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: tossed=1; Domain=localhost; Path=/\r\nContent-Length: 2\r\n\r\nok")
-    elif path == "/ws-cookies":          # labnb's cookies in the answer to a WebSocket upgrade
+    elif path == "/ws-cookies":          # labnb's cookies, and one of its own, in the answer to a WebSocket upgrade
         accept = base64.b64encode(hashlib.sha1((headers.get("sec-websocket-key", "") +
                                                 "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
         c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   b"Sec-WebSocket-Accept: " + accept + b"\r\n"
                   b"Set-Cookie: " + cookie.encode() + b"-proxy=planted; Path=/\r\n"
-                  b"Set-Cookie: " + cookie.encode() + b"=planted; Path=/\r\n\r\n")
+                  b"Set-Cookie: " + cookie.encode() + b"=planted; Path=/\r\n"
+                  b"Set-Cookie: own=1; Path=/\r\n\r\n")
         time.sleep(30)
+    elif path == "/cookie-attributes":   # Domain as browsers read it, and cookies with no name
+        cookies = ["tossed=1; Domain =localhost; Path=/", "tabbed=1;domain\t=\t.localhost",
+                   "cased=1; Path=/; DOMAIN=localhost; Secure", "=" + cookie + "-proxy=planted", "=__Host-x=1"]
+        c.sendall(("HTTP/1.1 200 OK\r\n" + "".join("Set-Cookie: %s\r\n" % v for v in cookies) +
+                   "Content-Length: 2\r\n\r\nok").encode())
+    elif path == "/origin-headers":      # what acts on the origin the answer comes from
+        body = b"<p>headers</p>"
+        c.sendall(ORIGIN_HEADERS.encode() + b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body)
+                  + body)
+    elif path == "/clear-site-data":     # a page that signs its viewer out of the origin it comes from
+        body = b"<p>cleared</p>"
+        c.sendall(b'HTTP/1.1 200 OK\r\nClear-Site-Data: "cookies", "storage"\r\nContent-Type: text/html\r\n'
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    elif path == "/evil.js":             # the learner's bytes, as a script
+        body = b"window.pwned = 1; document.title = 'pwned';"
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/javascript\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    elif path == "/seen":                # the paths asked of the app
+        body = "\n".join(SEEN).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     c.close()
 
 s = socket.socket()
@@ -196,6 +235,178 @@ def test_an_app_cookie_is_for_its_own_host_only(hostile):
     assert r.status_code == 200
     for c in r.raw.headers.getlist("Set-Cookie"):
         assert "domain=" not in c.lower(), c
+
+
+def _attributes(set_cookie: str) -> tuple[str, dict[str, str]]:
+    """A Set-Cookie's name and attributes as a browser reads them (RFC 6265 section 5.2, 6265bis for no '=')."""
+    pair, *parts = set_cookie.split(";")
+    name = pair.partition("=")[0].strip(" \t") if "=" in pair else ""
+    return name, {k.strip(" \t").lower(): v.strip(" \t") for k, _, v in (p.partition("=") for p in parts)}
+
+
+def test_domain_is_cut_as_a_browser_reads_it_and_a_cookie_needs_a_name(web_server, hostile):
+    """``Domain =localhost`` passed: the pattern that cut Domain wanted '=' right after the name, a browser trims
+    the space (and tabs, and reads any case). Under a wildcard LABNB_PROXY_DOMAIN, learner A's app set a cookie
+    that learner B's app received (Chromium does, with --host-resolver-rules mapping *.labs.test). A cookie with
+    no name passed too: a browser sends ``=labnb-<port>-proxy=planted`` back as a cookie of labnb's name, and
+    ``=__Host-x=1`` as a prefixed one. Each cookie is read as a browser reads it and written back now."""
+    r = hostile.get("/cookie-attributes")
+    assert r.status_code == 200
+    passed = [_attributes(c) for c in r.raw.headers.getlist("Set-Cookie")]
+    assert sorted(name for name, _ in passed) == ["cased", "tabbed", "tossed"], passed
+    for name, attributes in passed:
+        assert "domain" not in attributes, (name, attributes)
+    assert dict(passed)["cased"] == {"path": "/", "secure": ""}
+
+
+@pytest.fixture(scope="module")
+def under(web_server, owner) -> str:
+    """The path-based way into the hostile app, on labnb's own origin."""
+    r = owner.get(f"{web_server.url}/proxy/{HOSTILE_PORT}/?via=path", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"].startswith("/.labnb/p/"), r.headers
+    return r.headers["Location"]
+
+
+# -- by the path-based way the app is served from labnb's own origin -----------------------------------------------
+def test_headers_that_act_on_the_origin_do_not_pass_from_an_app(web_server, hostile, under):
+    """By the path-based way every header of the app's passed but Set-Cookie: ``Clear-Site-Data: "cookies"``
+    signed the viewer (the instructor) out of labnb (test_an_apps_page_cannot_sign_its_viewer_out, in Chromium),
+    ``Service-Worker-Allowed: /`` would let a service worker of the app's take labnb's whole origin, and so on.
+    Only what describes the content passes there now (an allow list), with labnb's sandbox as the only policy.
+    By its own host name the app's origin is its own: its headers pass, but Clear-Site-Data, whose "cookies"
+    clears the whole registrable domain (every learner's service under LABNB_PROXY_DOMAIN)."""
+    r = requests.get(f"{web_server.url}{under}origin-headers", timeout=30)
+    assert r.status_code == 200 and r.text == "<p>headers</p>"
+    passed = {k.lower() for k in r.headers} - {"date", "server", "connection"}
+    assert passed == {"content-type", "content-length", "cache-control", "access-control-allow-origin",
+                      "content-security-policy"}, passed
+    assert r.raw.headers.getlist("Content-Security-Policy") == [
+        "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"]
+    own = hostile.get("/origin-headers")
+    assert "Clear-Site-Data" not in own.headers
+    assert own.headers["Service-Worker-Allowed"] == "/" and own.headers["X-App"] == "own"
+
+
+def test_an_upgrades_answer_sets_no_cookie_on_labnbs_origin(web_server, under):
+    """The answer to a WebSocket upgrade by the path-based way kept the app's own cookies (only labnb's names
+    were dropped): they were set on labnb's own origin. It passes what a plain answer there passes now."""
+    with socket.create_connection(("127.0.0.1", web_server.port), timeout=30) as s:
+        s.sendall((f"GET {under}ws-cookies HTTP/1.1\r\nHost: 127.0.0.1:{web_server.port}\r\n"
+                   f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   f"Sec-WebSocket-Version: 13\r\nOrigin: null\r\n\r\n").encode())
+        lines = iter(s.makefile("rb").readline, b"\r\n")
+        text = b"".join(line for line, _ in zip(lines, range(100))).decode("latin-1")
+    assert text.startswith("HTTP/1.1 101"), text
+    assert not re.findall(r"(?im)^set-cookie:", text), text
+
+
+@pytest.mark.parametrize("fetch", [
+    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"},
+    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
+    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "same-origin", "Sec-Fetch-Dest": "serviceworker",
+     "Service-Worker": "script"},
+    {"Service-Worker": "script"},
+], ids=["script", "image", "fetch", "service-worker", "service-worker-unlabelled"])
+def test_labnbs_own_pages_cannot_load_a_learners_bytes(web_server, hostile, under, fetch):
+    """By the path-based way the learner's bytes are served from labnb's own origin: a labnb page with a tag
+    injected into it would run them as a script (``script-src 'self'``), register them as a service worker,
+    read them, or send the page's secrets to the app in an image's URL. What one of labnb's own pages asks
+    there (``Sec-Fetch-Site: same-origin``, as Chromium sends it) is refused before the app sees it, but the
+    opening of a page (test_the_app_opens_by_the_path_based_way_from_labnbs_page)."""
+    marker = f"/leak-{fetch.get('Sec-Fetch-Dest', 'sw')}"
+    r = requests.get(f"{web_server.url}{under}{marker[1:]}", headers=fetch, timeout=30)
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert marker not in hostile.get("/seen").text
+
+
+def test_the_app_opens_by_the_path_based_way_from_labnbs_page(web_server, under):
+    """What still passes: the lab page's link (a same-origin navigation to a page), and the app's own requests
+    from its sandboxed page (an opaque origin: ``cross-site``, ``Origin: null``)."""
+    navigate = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    assert requests.get(f"{web_server.url}{under}evil.js", headers=navigate, timeout=30).status_code == 200
+    own = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"}
+    assert requests.get(f"{web_server.url}{under}evil.js", headers=own, timeout=30).status_code == 200
+
+
+def _admits(policy: str, directive: str, url: str) -> bool:
+    """Whether a CSP (as labnb writes it: 'self', 'none', host sources with a path) admits ``url`` for
+    ``directive`` on a page of ``url``'s origin."""
+    sources = dict((d.split()[0], d.split()[1:]) for d in policy.split(";") if d.strip())
+    fallback = {"worker-src": ["child-src", "script-src"]}.get(directive, []) + ["default-src"]
+    directive = next(d for d in [directive] + fallback if d in sources)
+    parts = urlsplit(url)
+    for source in sources[directive]:
+        if source == "'self'":
+            return True
+        s = urlsplit(source)
+        if s.scheme and s.netloc == parts.netloc and parts.path.startswith(s.path or "/"):
+            return True
+    return False
+
+
+def test_labnbs_pages_name_their_own_static_files_not_its_origin(web_server, owner, under):
+    """labnb's pages took scripts (styles, images, fonts, workers) from 'self': all of labnb's origin, where the
+    path-based way serves every learner's bytes, so that an HTML injection into a labnb page could run them as
+    labnb. They name labnb's static files' path now (Chromium refuses the rest: test_an_injected_script_...)."""
+    for r in (owner.get(f"{web_server.url}/labs/93-proxy-test", timeout=10),
+              requests.get(f"{web_server.url}/", timeout=10)):
+        policy = r.headers["Content-Security-Policy"]
+        for directive in ("script-src", "style-src", "img-src", "font-src", "worker-src"):
+            assert not _admits(policy, directive, f"{web_server.url}{under}evil.js"), (directive, policy)
+        for directive in ("script-src", "style-src"):
+            assert _admits(policy, directive, f"{web_server.url}/static/labnb.js"), (directive, policy)
+        assert not _admits(policy, "worker-src", f"{web_server.url}/static/labnb.js"), policy
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.slow
+def test_an_apps_page_cannot_sign_its_viewer_out(web_server, chromium, under):
+    """By the path-based way, an app's page with ``Clear-Site-Data: "cookies"`` (Chromium honours it on
+    loopback and over HTTPS) took labnb's session cookie from whoever opened it: the instructor, from the
+    dashboard, was signed out of the workshop. Nothing of the kind passes now."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{web_server.url}/?token={web_server.token}")
+        session = f"labnb-{web_server.port}"
+        assert session in [c["name"] for c in context.cookies()]
+        page.goto(f"{web_server.url}{under}clear-site-data")
+        assert page.text_content("p") == "cleared"
+        assert session in [c["name"] for c in context.cookies()]
+        assert page.goto(f"{web_server.url}/").status == 200
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
+def test_an_injected_tag_cannot_run_or_reach_a_learners_bytes_from_labnbs_page(web_server, chromium, hostile, under):
+    """A labnb page as the server sends it (its headers, its policy) with tags injected into it, as an HTML
+    injection would: its ``<script src>`` of the learner's bytes by the path-based way ran as labnb (script-src
+    'self'), and its ``<img src>`` sent the app what the URL carried. Neither is loaded now."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{web_server.url}/?token={web_server.token}")
+
+        def inject(route):
+            response = route.fetch()
+            tags = f'<script src="{under}evil.js"></script><img src="{under}leak-injected?secret">'
+            route.fulfill(response=response, body=response.text().replace("</body>", tags + "</body>"))
+        page.route(f"{web_server.url}/", inject)
+        page.goto(f"{web_server.url}/")
+        assert page.locator("script[src$='evil.js']").count() == 1   # the tag is there
+        assert page.evaluate("window.pwned") is None and page.title() != "pwned"
+        assert "/leak-injected" not in hostile.get("/seen").text
+    finally:
+        context.close()
 
 
 # -- (b) another learner's page, in the same site ---------------------------------------------------------------

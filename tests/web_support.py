@@ -55,8 +55,8 @@ def wait_for(condition, timeout: float = 60, every: float = 0.05, what: str = "a
 class Server:
     """One ``labnb serve`` process group and the environment it runs with
     (``env`` adds to it). Every test learner comes from 127.0.0.1, so new
-    learners per address, and runs a learner starts (tests and benches start
-    them fast), are not limited unless ``env`` says so."""
+    learners and lab hosts per address, and runs a learner starts (tests and
+    benches start them fast), are not limited unless ``env`` says so."""
 
     running: set["Server"] = set()   # started and not yet cleaned up: their logs go with a failure
 
@@ -79,6 +79,7 @@ class Server:
             "LABNB_SHELL_IDLE_TIMEOUT": str(SHELL_IDLE_TIMEOUT),
             "LABNB_OPERATOR_TOKEN": self.operator_token,
             "LABNB_NEW_LEARNERS_PER_ADDRESS": "100000",
+            "LABNB_LAB_HOSTS_PER_ADDRESS": "100000",
             "LABNB_RUNS_PER_MINUTE": "100000",
             **(env or {}),
         }

@@ -12,8 +12,8 @@ from .auth import Guard, allowed_hosts, csrf_token, operator_token, refuse, secr
 from .config import Settings
 from .lab import load_labs
 from .labhost.base import LabHostError
-from . import status
-from .limits import NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes
+from . import status, websocket
+from .limits import LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class Services:
         shells.register(events, self.shells)
         if self.workshop is not None:
             self.workshop.start(self, events)
+        else:   # the open server gives back idle lab hosts (a workshop's room ends idle places instead)
+            self.learners.reclaim_idle(self.settings.idle_minutes * 60, self.runs.busy, events, self.shells)
         self.pool.start()
         return self
 
@@ -152,14 +154,19 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     # capped the stream at about 30 MB/s, docs/benchmarks.md);
     # max_http_buffer_size: the largest event is shell_input, 64 Ki characters
     # of up to 4 bytes each; a larger packet drops the connection;
-    # transports: WebSocket only, as the page uses (no long-polls to count).
+    # transports: WebSocket only, as the page uses (no long-polls to count);
+    # async_handlers=False: a tab's events are handled in order in its WebSocket's thread, not in a
+    # thread each, and its WebSocket reads no further ahead than a few messages (webapp/websocket.py).
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
-                        ping_timeout=PING_TIMEOUT)
+                        ping_timeout=PING_TIMEOUT, async_handlers=False)
+    websocket.bound(socketio)
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
     services.guard = guard
     services.run_starts = RunStarts(settings.runs_per_minute, refusals)
+    if not settings.workshop:   # a workshop's room seats whole classrooms, often from one address
+        services.learners.per_address = LabHostsPerAddress(settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     services.gateway = app.wsgi_app = Gateway(app.wsgi_app, services, key, cookie_name(port), refusals)
     app.register_blueprint(bp)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import uuid
 from functools import wraps
@@ -33,15 +34,9 @@ from .limits import NewLearners
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CSRF_HEADER = "X-CSRF-Token"
-# Scripts and styles from this server only. Styles may be inline: xterm.js
-# writes <style> elements and ansi_up style attributes (bold, 256 colours);
-# no script is inline, and htmx is told not to eval (base.html).
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self'",
-    "font-src 'self'", "connect-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
-])
+# What a CSP source can name: a host name or IPv4 address, and a port (never an IPv6 address).
+CSP_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?")
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -172,8 +167,25 @@ def refuse(why: str, status: int = 403) -> Response:
     return Response(render_template("refused.html", why=why), status=status)
 
 
+def content_security_policy() -> str:
+    """Scripts, styles, images and fonts from labnb's static files only, named by their path on the host the
+    browser asked for: ``'self'`` would admit all of labnb's origin, where the path-based way serves learners'
+    apps (``/.labnb/p/``), so that a tag injected into a page could run a learner's bytes as labnb. Under an
+    IPv6 address, which a CSP cannot name, ``'self'``: the gateway still refuses labnb's pages those paths.
+    Styles may be inline: xterm.js writes <style> elements and ansi_up style attributes (bold, 256 colours);
+    no script is inline, and htmx is told not to eval (base.html). No worker: labnb runs none, and a service
+    worker would outlive the page."""
+    static = (f"{request.scheme}://{request.host}{request.script_root}{current_app.static_url_path}/"
+              if CSP_HOST.fullmatch(request.host) else "'self'")
+    return "; ".join([
+        "default-src 'none'", f"script-src {static}", f"style-src {static} 'unsafe-inline'", f"img-src {static}",
+        f"font-src {static}", "worker-src 'none'", "connect-src 'self'", "base-uri 'none'", "form-action 'self'",
+        "frame-ancestors 'none'"])
+
+
 def _harden(response: Response) -> Response:
     """The security headers, unless a view chose a header of its own (the join page's Referrer-Policy)."""
+    response.headers.setdefault("Content-Security-Policy", content_security_policy())
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response

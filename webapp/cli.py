@@ -1,6 +1,7 @@
 """The ``labnb`` command."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -227,7 +228,11 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
             click.echo(f"cannot make a lab host: {e}", err=True)
             sys.exit(3)
         click.echo(f"{lab.path}: {lab.title}, on {host.kind} lab host {host.id}")
-        missing = requires.lacking(host, lab.requires)
+        try:
+            missing = requires.lacking(host, lab.requires)
+        except LabHostError as e:
+            click.echo(f"cannot find out what lab host {host.id} offers: {e}", err=True)
+            sys.exit(3)
         if missing:
             click.echo(requires.refusal(lab.path, missing, host), err=True)
             sys.exit(3)
@@ -263,8 +268,11 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
 @click.option("--lab", "labs", multiple=True, help="A lab of the workshop, by id; repeat for more (default: all).")
 def serve(host: str, port: int, pool_size: int | None, backend: str | None, workshop: bool | None,
           capacity: int | None, access_code: str | None, labs: tuple[str, ...]) -> None:
-    """Start the server and print the URL to open (with --workshop: the instructor's and the join URL)."""
+    """Start the server and print the URL to open (with --workshop: the instructor's and the join URL).
+
+    The server runs in a memory cgroup of its own, limited to LABNB_SERVER_MEMORY_MB."""
     from .lab import LabError
+    from .labhost import cgroups, records
     from .labhost.base import LabHostError
     from .server import serve as run_server
 
@@ -273,7 +281,18 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
                              capacity=capacity, access_code=access_code, workshop_labs=",".join(labs) or None)
         if (capacity or access_code or labs) and not settings.workshop:
             raise click.UsageError("--capacity, --access-code and --lab are a workshop's: add --workshop")
-        run_server(settings, host, port, frozenset({"pool_size"} if pool_size is not None else ()))
+        with contextlib.ExitStack() as stack:
+            try:
+                if os.geteuid() != 0:
+                    raise cgroups.CgroupError("making its cgroup needs root")
+                name = f"server-{records.id_prefix(settings.state_dir).rstrip('-')}"
+                stack.enter_context(cgroups.server_memory(name, settings.server_memory_mb << 20))
+            except (cgroups.CgroupError, OSError) as e:
+                why = f"the server has no memory limit of its own (LABNB_SERVER_MEMORY_MB): {e}"
+                if settings.backend == "sandbox":
+                    raise click.ClickException(f"{why}. Run `labnb doctor` to see what the machine lacks") from None
+                click.echo(f"warning: {why}", err=True)   # the plain backend, on a learner's own VM
+            run_server(settings, host, port, frozenset({"pool_size"} if pool_size is not None else ()))
     except LabError as e:
         raise click.ClickException(f"the labs in {_settings().labs_dir} have problems:\n{e}") from None
     except LabHostError as e:

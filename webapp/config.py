@@ -36,6 +36,8 @@ class Settings:
     max_sockets_per_address: int = 64
     max_sockets_per_learner: int = 8  # one browser's open lab pages
     runs_per_minute: int = 60         # runs one learner may start in any minute (one at a time already)
+    lab_hosts_per_address: int = 0    # lab hosts the learners of one client address may hold at once; 0: a quarter
+                                      # of max_lab_hosts, at least 1 (not in a workshop: its room seats learners)
     server_memory_mb: int = 1024      # memory left for the server and the system beside every lab host's limit
     # A workshop (webapp/workshop/): learners join with the access code and a name, the operator is the
     # instructor, and a room holds at most `capacity` learners at once (the next ones wait in a queue).
@@ -46,7 +48,8 @@ class Settings:
     join_attempts: int = 20           # wrong access codes one client address may try per learner_window
     max_minutes: float = 240.0        # a learner's place lasts this long from when they got it; 0: for ever
     idle_minutes: float = 30.0        # ... or ends this long after their last activity (a visible tab, a request, a
-                                      # running command); 0: never
+                                      # running command); 0: never. Without a workshop, a learner's lab host is given
+                                      # back after this long with no activity (webapp/learners.py)
     gone_minutes: float = 10.0        # ... or this long after their last tab closed; 0: never
     warn_minutes: float = 5.0         # the learner is warned this long before their place ends
     extend_minutes: float = 15.0      # what a learner's "extend" adds to their time

@@ -14,7 +14,7 @@ from .labhost.statedir import SCRIPTS, image_archive
 
 BINARIES = {
     "dockerd": "docker.io", "docker": "docker-cli (docker.io before Debian 13)", "tini": "tini", "unshare": "util-linux",
-    "setsid": "util-linux", "mountpoint": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap",
+    "setsid": "util-linux", "mountpoint": "util-linux",
     "ip": "iproute2", "iptables": "iptables", "brctl": "bridge-utils", "ping": "iputils-ping",
     "busybox": "busybox-static", "bash": "bash", "cat": "coreutils", "tar": "tar",
     "/usr/bin/python3": "python3",   # the spawner and confine.py run on the machine's python3 inside a lab host
@@ -53,7 +53,7 @@ def check_confinement() -> Finding:
         return Finding("confinement", False, f"confine.py failed: {r.stderr.strip()[-300:]}",
                        "apt-get install -y libseccomp2 (lab hosts run under its seccomp filter)")
     try:
-        os.close(inside.open_in(os.getpid(), "/", inside.O_PATH))
+        os.close(inside.open_in(os.getpid(), "/", inside.O_PATH, owner=0))
     except OSError as e:
         return Finding("confinement", False, f"openat2 with RESOLVE_IN_ROOT: {e.strerror}",
                        "Needs Linux >= 5.6: the server opens lab host files with it; upgrade the kernel")
@@ -80,6 +80,8 @@ def check_overlay_in_userns() -> Finding:
 
 
 def check_subids(settings: Settings) -> Finding:
+    """Lab hosts map their ids without /etc/subuid (the machine's root writes the maps), but an entry
+    for root there keeps useradd from giving another user's containers ids of a lab host's range."""
     need = (settings.uid_base, settings.max_lab_hosts * RANGE)
     problems = []
     for path in ("/etc/subuid", "/etc/subgid"):
@@ -95,12 +97,12 @@ def check_subids(settings: Settings) -> Finding:
             pass
         if not covered:
             problems.append(path)
-    ok = not problems
     entry = f"root:{need[0]}:{need[1]}"
-    return Finding("subordinate ids", ok,
-                   f"root may map {need[1]} ids from {need[0]}" if ok else f"no entry for root covering {entry} in "
-                   + " and ".join(problems),
-                   "" if ok else f"Add the line {entry} to {' and '.join(problems)} (scripts/setup.sh does)")
+    if not problems:
+        return Finding("subordinate ids", True, f"{need[1]} ids from {need[0]} are root's")
+    return Finding("subordinate ids", True, f"no entry for root covering {entry} in " + " and ".join(problems)
+                   + ": useradd may give another user's containers ids of a lab host's range",
+                   f"Add the line {entry} to {' and '.join(problems)} (scripts/setup.sh does)", warn=True)
 
 
 def check_cgroups(settings: Settings) -> Finding:
@@ -144,15 +146,16 @@ def check_cgroups(settings: Settings) -> Finding:
 
 def check_delegation(settings: Settings) -> Finding:
     """Make a throwaway subtree as for a lab host and create a cgroup in it as the
-    mapped root of a new user namespace, as a lab host's dockerd will."""
+    mapped root of a new user namespace, made as a lab host's is (owned by the
+    first uid of its range: ``labroot.py userns``), as a lab host's dockerd will."""
     subtree = cgroups.Subtree(f"doctor-{os.getpid()}")
     uid = settings.uid_base
     try:
         subtree.create(uid, uid, cgroups.Limits(256 << 20, 64, 100))
-        probes = " ".join(os.path.join(p, "probe") for p in subtree.paths("lab"))
-        ids = f"{uid},0,{RANGE}"
-        r = _run(["unshare", "--user", f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0",
-                  "sh", "-c", f"mkdir {probes}"])
+        probes = " ".join(os.path.join(point, subtree.rel, "lab", "probe")
+                          for key, point in subtree.points.items() if cgroups.delegates(key))
+        r = _run(["/usr/bin/python3", "-I", "-S", "-B", os.path.join(SCRIPTS, "labroot.py"), "userns", str(uid),
+                  str(settings.pids), "--", "sh", "-c", f"mkdir {probes}"])   # -B: no __pycache__ among the scripts
         ok, detail = r.returncode == 0, r.stderr.strip()
     except (cgroups.CgroupError, OSError) as e:
         ok, detail = False, str(e)
@@ -161,6 +164,10 @@ def check_delegation(settings: Settings) -> Finding:
             subtree.remove()
         except cgroups.CgroupError:
             pass
+    if "labroot userns:" in detail:
+        return Finding("cgroup delegation", False, detail,
+                       f"Lab hosts cannot be made: the machine refused a user namespace made by uid {uid}; check "
+                       "`sysctl user.max_user_namespaces` and the machine's LSM policy (SELinux, AppArmor)")
     return Finding("cgroup delegation", ok, "a lab host's root can manage its own subtree" if ok else detail,
                    "" if ok else "Lab hosts could not run containers: see the cgroups line, and "
                                  "docs/lab-hosts.md on delegation")

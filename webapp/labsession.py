@@ -189,6 +189,8 @@ class StepRun:
         tail = plain_text(output).strip()[-500:]
         if outcome.status == TIMED_OUT:
             return False, f"the check timed out after {check.timeout:g} s"
+        if outcome.status == ERROR:
+            return False, f"the check could not run: {outcome.error}"
         return outcome.exit_code == 0, tail
 
 

@@ -9,6 +9,19 @@ thread while the page shows that it is starting. A lab's setup (up to
 never under the learner's lock, so the page and its health checks answer
 meanwhile. A failure of either is kept with its reason until the learner
 retries.
+
+A lab host is a scarce part of the machine (LABNB_MAX_LAB_HOSTS), so on the
+open server (without a workshop, whose room ends idle places) one that has
+seen no activity of its learner for LABNB_IDLE_MINUTES is given back, as
+JupyterHub's idle culler does, and the learners of one client address hold
+at most LABNB_LAB_HOSTS_PER_ADDRESS at once (limits.LabHostsPerAddress).
+Activity is as in a workshop, but for a visible tab: a use of the lab host
+(a lab page, a run, a reset: ``get``), an event the learner's tab sends that
+it would not send by itself (TAB_EVENTS), typing in a terminal or its
+output; a learner whose step's command runs is not idle, but one whose
+endless command waits for Stop is (``RunManager.busy``). A tab that is only
+open, its WebSocket pinging, is no activity. The learner's recorded runs
+stay; the next use makes them a new lab host, and says why the old one went.
 """
 from __future__ import annotations
 
@@ -17,15 +30,22 @@ import threading
 import time
 from typing import Callable
 
+from flask import has_request_context, request, session
+
 from . import executor
 from .lab import Lab, requires
 from .labhost.base import LabHost, LabHostError
 from .labhost.pool import Pool
 from .labsession import SCRIPT_TIMEOUT, LabSession
+from .limits import LabHostsPerAddress
 
 log = logging.getLogger(__name__)
 
 STARTING, READY, FAILED = "starting", "ready", "failed"
+RECLAIMED = "reclaimed"   # the lab host was given back for idleness; the next use makes a new one
+# Socket.IO events a lab page's tab sends by itself (as it connects, as output comes, as its layout
+# settles): signs of an open tab, not of its learner (a tab left open on an endless ping is idle).
+TAB_EVENTS = frozenset({"open", "attach", "ack", "shell_ack", "shell_resize"})
 
 
 class NotReady(RuntimeError):
@@ -44,6 +64,14 @@ class Learner:
         self.sessions: dict[str, LabSession] = {}   # labs whose setup has run on this lab host
         self.setups: dict[str, tuple[str, float]] = {}   # lab: ("", since) while its setup runs, or (why it failed, since)
         self.lock = threading.RLock()  # also serialises starting runs
+        self.address = ""              # the client address the lab host was claimed for (per-address limit)
+        self.active = time.time()      # the learner's last activity (Learners.touch)
+        self.note = ""                 # why their last lab host was given back, told with this one
+
+    @property
+    def holds(self) -> bool:
+        """Whether a lab host is theirs, or being claimed for them."""
+        return self.state == STARTING or self.host is not None
 
     def status(self, lab_id: str | None = None) -> dict:
         """The lab host's state or, for a lab whose setup has not run on it yet,
@@ -59,7 +87,7 @@ class Learner:
             error, since = self.setups.get(lab_id, ("", time.time()))
             state, setup = FAILED if error else STARTING, True
         return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
-                "host": host.id if host else None}
+                "host": host.id if host else None, "note": self.note}
 
 
 class Learners:
@@ -71,6 +99,10 @@ class Learners:
         self._on_release: list[Callable[[str, LabHost], None]] = []
         # why a learner may not have a lab host now (None: they may); a workshop's room says
         self.admits: Callable[[str], str | None] = lambda learner_id: None
+        self.per_address: LabHostsPerAddress | None = None   # the open server's limit (create_app)
+        self.idle = 0.0                                      # seconds (reclaim_idle); 0: lab hosts are kept
+        self.busy: Callable[[str], bool] = lambda learner_id: False
+        self._closing = threading.Event()
 
     def on_release(self, callback: Callable[[str, LabHost], None]) -> None:
         """Call ``callback(learner_id, lab_host)`` when a learner's lab host is
@@ -78,8 +110,10 @@ class Learners:
         self._on_release.append(callback)
 
     def get(self, learner_id: str) -> Learner:
-        """The learner, whose lab host starts being made the first time they are seen
-        (NotReady if ``admits`` refuses them one: a workshop's learner without a place)."""
+        """The learner, whose lab host starts being made the first time they are
+        seen, and again when they come back after it was given back (NotReady if
+        ``admits`` refuses them one: a workshop's learner without a place). A get
+        is a use of the lab host: the learner's activity."""
         with self._lock:
             learner = self._learners.get(learner_id)
             if learner is None:
@@ -88,7 +122,18 @@ class Learners:
                     raise NotReady(why)
                 learner = self._learners[learner_id] = Learner(learner_id)
                 self._start(learner)
-            return learner
+        learner.active = time.time()
+        if learner.state == RECLAIMED:
+            with learner.lock, self._lock:
+                if learner.state == RECLAIMED:
+                    self._start(learner)
+        return learner
+
+    def touch(self, learner_id: str) -> None:
+        """A sign of the learner's activity (typing in a terminal, an event of their tab)."""
+        learner = self.peek(learner_id)
+        if learner is not None:
+            learner.active = time.time()
 
     def peek(self, learner_id: str) -> Learner | None:
         """The learner if they have been seen, without starting anything."""
@@ -144,28 +189,44 @@ class Learners:
         if self.peek(learner_id) is None:
             return self.get(learner_id)
         learner = self.get(learner_id)
-        with learner.lock:
+        with learner.lock, self._lock:
             old = (learner.host, list(learner.sessions.values()))
-            learner.host, learner.sessions, learner.setups = None, {}, {}
+            learner.host, learner.sessions, learner.setups, learner.note = None, {}, {}, ""
             self._start(learner, old)
         return learner
 
     def session(self, learner: Learner, lab: Lab) -> LabSession:
         """The learner's session of ``lab``, once the lab's setup has run on their lab host."""
         with learner.lock:
-            if learner.state == STARTING:
-                raise NotReady("your lab host is still starting; try again in a moment")
             if learner.state == FAILED:
                 raise NotReady(f"your lab host could not start: {learner.error}")
-            session = learner.sessions.get(lab.id)
-            if session is None:
+            session = learner.sessions.get(lab.id) if learner.state == READY else None
+            if session is not None:
+                return session
+            wait = "your lab host is still starting"
+            if learner.state == READY:
                 self._set_up(learner, lab)
-                why = learner.setups[lab.id][0]
-                raise NotReady(why or "the lab's setup is still running; try again in a moment")
-            return session
+                why, wait = learner.setups[lab.id][0], "the lab's setup is still running"
+                if why:
+                    raise NotReady(why)
+            raise NotReady(f"{learner.note} A new lab host is being made for you: try again in a moment"
+                           if learner.note else f"{wait}; try again in a moment")
+
+    def reclaim_idle(self, idle: float, busy: Callable[[str], bool], events, shells) -> None:
+        """On the open server, give back the lab host of a learner with no
+        activity for ``idle`` seconds (none if 0) and not ``busy`` (a step's
+        command runs): what tells of activity is wired here, ``events.gate``
+        (a Socket.IO event) and ``shells.on_activity`` (a terminal's)."""
+        if idle <= 0:
+            return
+        self.idle, self.busy = idle, busy
+        events.gate = self._tab_event
+        shells.on_activity = self.touch
+        threading.Thread(target=self._reclaim_loop, name="reclaim-idle", daemon=True).start()
 
     def close(self) -> None:
         """Stop every learner's runs and terminals; the pool destroys their lab hosts."""
+        self._closing.set()
         with self._lock:
             self._closed = True
             learners = list(self._learners.values())
@@ -177,8 +238,20 @@ class Learners:
 
     # -- internals ------------------------------------------------------------
     def _start(self, learner: Learner, old: tuple = ()) -> None:
-        """Claim a lab host in a thread, once ``old`` (its host and sessions) is disposed of."""
+        """Claim a lab host in a thread, once ``old`` (its host and sessions) is disposed of, unless the
+        learners at this request's client address hold their most (under ``self._lock``: counted and
+        started at once, so parallel requests cannot pass the count together)."""
         learner.generation += 1
+        learner.address = (request.remote_addr if has_request_context() else None) or learner.address
+        held = sum(1 for other in self._learners.values()
+                   if other is not learner and other.address == learner.address and other.holds)
+        why = self.per_address.refusal(learner.address, held) if self.per_address else None
+        if why:
+            learner.state, learner.error, learner.since = FAILED, why, time.time()
+            if old:
+                threading.Thread(target=self._dispose, args=(learner.id, *old), name=f"dispose-{learner.id[:8]}",
+                                 daemon=True).start()
+            return
         learner.state, learner.error, learner.since = STARTING, "", time.time()
         threading.Thread(target=self._claim, args=(learner, learner.generation, old),
                          name=f"claim-{learner.id[:8]}", daemon=True).start()
@@ -190,7 +263,8 @@ class Learners:
         try:
             host = self.pool.claim()
         except LabHostError as e:
-            error = str(e)
+            free = self._when_free()
+            error = f"{str(e).rstrip('.')}. {free}" if free else str(e)
         except Exception as e:  # a bug or an unexpected system error: say it, keep serving
             log.exception("claiming a lab host for learner %s", learner.id)
             error = f"unexpected error: {e}"
@@ -235,6 +309,65 @@ class Learners:
         if why or not current:
             session.close()
 
+    # -- idle lab hosts --------------------------------------------------------
+    def _tab_event(self, event: str) -> None:
+        """``events.gate`` on the open server: a Socket.IO event is the learner's activity, unless their tab
+        sends it by itself. It refuses nothing."""
+        if event not in TAB_EVENTS:
+            self.touch(session["learner"])
+
+    def _idle_since(self, learner: Learner) -> float | None:
+        """Since when the learner is idle (None: not, a step's command or a lab's setup runs)."""
+        setting_up = any(not why for why, _ in list(learner.setups.values()))
+        return None if setting_up or self.busy(learner.id) else learner.active
+
+    def _reclaim_loop(self) -> None:
+        while not self._closing.wait(min(self.idle / 4, 30)):
+            now = time.time()
+            with self._lock:
+                learners = [lr for lr in self._learners.values()
+                            if lr.host is not None and now - lr.active >= self.idle]
+            for learner in learners:
+                try:
+                    self._reclaim(learner)
+                except Exception:   # a bug: say it, go on with the others
+                    log.exception("giving back the lab host of learner %s", learner.id)
+
+    def _reclaim(self, learner: Learner) -> None:
+        """Give back the learner's lab host if they are still idle; their runs stop (an endless one that waited
+        for Stop), their recorded runs stay."""
+        with learner.lock:
+            since = self._idle_since(learner)
+            host = learner.host
+            if host is None or since is None or time.time() - since < self.idle:
+                return
+            learner.generation += 1   # a lab's setup under way is not kept
+            old = (host, list(learner.sessions.values()))
+            learner.host, learner.sessions, learner.setups = None, {}, {}
+            learner.note = (f"Your last lab host, {host.id}, was given back after {_span(self.idle)} with no activity "
+                            f"(no lab page opened, no run, nothing typed in a terminal), so that other learners could "
+                            f"have one. Your recorded runs are kept; what you made on it (containers, namespaces, "
+                            f"files) went with it: run this lab's steps again from the first.")
+            learner.state, learner.error, learner.since = RECLAIMED, learner.note, time.time()
+        log.info("gave back lab host %s of learner %s: no activity for %s", host.id, learner.id[:8], _span(self.idle))
+        threading.Thread(target=self._dispose, args=(learner.id, *old), name=f"reclaim-{learner.id[:8]}",
+                         daemon=True).start()
+
+    def _when_free(self) -> str:
+        """For a learner refused a lab host because learners hold every one: when an idle one is given back."""
+        if not self.idle:
+            return ""
+        with self._lock:
+            holders = [lr for lr in self._learners.values() if lr.host is not None]
+        if len(holders) < self.pool.settings.max_lab_hosts:
+            return ""   # another failure
+        ends = [since + self.idle for since in map(self._idle_since, holders) if since is not None]
+        if not ends:
+            return (f"Every lab host runs a command now; one with no activity for {_span(self.idle)} is given back: "
+                    f"press Retry later")
+        return (f"A lab host with no activity for {_span(self.idle)} is given back, the next in about "
+                f"{_span(max(0.0, min(ends) - time.time()))} if its learner stays away: press Retry then")
+
     def _dispose(self, learner_id: str, host: LabHost | None, sessions: list[LabSession]) -> None:
         if host is not None:
             for callback in self._on_release:
@@ -246,3 +379,7 @@ class Learners:
             s.close()
         if host is not None:
             self.pool.release(host)
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -6,7 +6,8 @@ Every WebSocket holds one of gunicorn's threads for as long as it is open
 Engine.IO takes them: per learner, per client address and in all, and the
 thread pool is larger than their total by HTTP_THREADS, kept for pages. New
 learner identities are counted per client address over a time window and in
-all, since each may claim a lab host. Every refusal is logged, at most once a
+all, since each may claim a lab host; and the lab hosts that the learners of
+one client address hold at once. Every refusal is logged, at most once a
 minute per client and reason, with how many were refused meanwhile.
 
 A client address is the TCP peer's: behind a reverse proxy every learner
@@ -155,6 +156,31 @@ class RunStarts:
         """A run of ``learner``'s started (one refused for another reason is not counted)."""
         with self._lock:
             self._started.add(learner)
+
+
+class LabHostsPerAddress:
+    """Lab hosts the learners of one client address hold at once: at most
+    ``most``, so that one address (a script that makes learners, a browser
+    with many profiles) cannot hold every lab host of the machine, and learners
+    elsewhere get one. The open server's: a workshop's room seats learners in
+    the order they came, and a classroom often shares one address."""
+
+    def __init__(self, settings: Settings, refusals: Refusals):
+        self.most = settings.lab_hosts_per_address or max(1, settings.max_lab_hosts // 4)
+        self.idle_minutes, self.refusals = settings.idle_minutes, refusals
+
+    def refusal(self, address: str, held: int) -> str | None:
+        """Why a learner at ``address``, where learners hold ``held`` lab hosts, may not get one (None: they may)."""
+        if held < self.most:
+            return None
+        wait = (f"wait until one of them is given back (after {self.idle_minutes:g} min with no activity), then "
+                f"press Retry" if self.idle_minutes else "ask the operator")
+        why = (f"the learners at {address} hold {held} lab host{'s' if held > 1 else ''}, the most one client "
+               f"address may hold (LABNB_LAB_HOSTS_PER_ADDRESS={self.most}) so that learners elsewhere get one too: "
+               f"go on in a browser that has one, or {wait}. Behind a NAT or a reverse proxy many learners share "
+               f"one address: the operator can raise LABNB_LAB_HOSTS_PER_ADDRESS")
+        self.refusals.log("a lab host", address, why)
+        return why
 
 
 class SocketLimits:

@@ -17,9 +17,12 @@ from . import executor
 from .executor import DONE
 from .lab import Lab, Step, plain_text
 from .network import picture
-from .labhost.base import LabHost, LabHostError
+from .labhost.base import HeadTail, LabHost, LabHostError
 from .labsession import SCRIPT_TIMEOUT, Event, LabSession
 from .status import SKIPPED, label
+
+REPORT_KEEP = 1 << 20   # bytes of a command's output its report keeps at each end (the live text shows all)
+LINE_MAX = 64 << 10     # characters of one line of output the live text holds back before it prints them
 
 
 @dataclasses.dataclass
@@ -158,19 +161,20 @@ def _script(session: LabSession, name: str, text: str, emit) -> ScriptResult:
 
 def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: float, emit) -> None:
     started = time.monotonic()
-    chunks: list[str] = []
+    kept = HeadTail(REPORT_KEEP, REPORT_KEEP)
 
     def on_event(event: Event) -> None:
+        nonlocal kept
         kind = event["type"]
         if kind == "command":
             cmd = step.blocks[event["block"]]
             record.commands.append(CommandResult(event["line"], event["command"], cmd.terminal))
-            chunks.clear()
+            kept = HeadTail(REPORT_KEEP, REPORT_KEEP)
         elif kind == "output":
-            chunks.append(event["text"])
+            kept.feed(event["data"])
         elif kind == "command_end":
             c, outcome = record.commands[-1], event["outcome"]
-            c.output, c.status, c.exit_code = plain_text("".join(chunks)), outcome.status, outcome.exit_code
+            c.output, c.status, c.exit_code = _text(kept), outcome.status, outcome.exit_code
             c.ok, c.note, c.duration = event["ok"], event["note"], round(outcome.duration, 3)
         elif kind == "check":
             record.checks.append(CheckResult(event["kind"], step.checks[event["idx"]].line, event["passed"],
@@ -181,9 +185,13 @@ def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: 
     record.status = run.wait()
     # a run that ended in an error has its message as output with no command open
     if record.commands and not record.commands[-1].status:
-        record.commands[-1].output = plain_text("".join(chunks))
+        record.commands[-1].output = _text(kept)
         record.commands[-1].status = record.status
     record.duration = round(time.monotonic() - started, 3)
+
+
+def _text(kept: HeadTail) -> str:
+    return plain_text(kept.value().decode(errors="replace"))
 
 
 # -- reports ------------------------------------------------------------------
@@ -221,6 +229,9 @@ class Printer:
         elif kind == "output":
             lines = (self.partial + plain_text(event["text"])).split("\n")
             self.partial = lines.pop()
+            if len(self.partial) > LINE_MAX:   # a line without end is printed in parts
+                lines.append(self.partial)
+                self.partial = ""
             for line in lines:
                 self._line(self._paint("  │ ", "2") + line)
         elif kind == "command_end":

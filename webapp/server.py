@@ -5,7 +5,8 @@ threads because Flask-SocketIO's author recommends ``async_mode='threading'``
 (eventlet is unmaintained) and gunicorn's gthread worker serves WebSockets
 through simple-websocket. Each open WebSocket holds a thread, so their number
 is capped (limits.SocketLimits) below the threads, which keep
-limits.HTTP_THREADS more for pages.
+limits.HTTP_THREADS more for pages. No thread waits for a request to arrive:
+the worker's loop reads them (webapp/heads.py).
 
 Before it serves, the configured limits must fit the machine's memory
 (limits.fit_memory).
@@ -18,7 +19,7 @@ import resource
 
 from gunicorn.app.base import BaseApplication
 
-from . import create_app
+from . import create_app, heads
 from .config import Settings
 from .labhost import reaper
 from .labhost.pool import Pool
@@ -31,9 +32,9 @@ from .workshop import size_for_room
 # and the busier the server the wider that window: with gunicorn's 2 s, a room
 # of 30 (bench/workshop.py) met it. Longer than the gaps between a tab's
 # requests, the race is left to the rare connection idle this long. gunicorn
-# also lets a new connection that sends nothing wait this long (after 5 s in
-# a thread), and stops accepting at worker_connections: an idle connection
-# holds only a descriptor, so allow many (the limit of open files is raised).
+# stops accepting at worker_connections: an idle connection holds only a
+# descriptor, so allow many, but at most half the limit of open files (which
+# is raised), the rest being for runs, lab hosts and the store.
 KEEPALIVE = 30
 WORKER_CONNECTIONS = 8192
 
@@ -53,7 +54,7 @@ class _Gunicorn(BaseApplication):
 
 def serve(settings: Settings, host: str, port: int, given: frozenset[str] = frozenset()) -> None:
     """Serve until stopped; ``given``: the settings the operator chose on the command line."""
-    _raise_open_files_limit()
+    open_files = _raise_open_files_limit()
     given = given | {f for f in ("pool_size", "max_lab_hosts", "new_learners_per_address")
                      if f"LABNB_{f.upper()}" in os.environ}
     if settings.workshop:
@@ -93,9 +94,10 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     # host's web service (webapp/proxy/gateway.py), counted apart.
     _Gunicorn(app, {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "workers": 1, "worker_class": "gthread", "threads": settings.max_sockets + HTTP_THREADS + settings.proxy_connections,
+        "workers": 1, "worker_class": heads.worker_class(settings.proxy_domain),
+        "threads": settings.max_sockets + HTTP_THREADS + settings.proxy_connections,
         "timeout": 0,
-        "keepalive": KEEPALIVE, "worker_connections": WORKER_CONNECTIONS,
+        "keepalive": KEEPALIVE, "worker_connections": min(WORKER_CONNECTIONS, open_files // 2),
         "graceful_timeout": 15,
         "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
         "worker_exit": lambda _s, _w: services.close(),
@@ -103,12 +105,14 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     }).run()
 
 
-def _raise_open_files_limit() -> None:
+def _raise_open_files_limit() -> int:
     """Each command holds 5 descriptors (its PTY, relay pipes, a wake-up pipe)
     and each tab a socket: a workshop passes the usual soft limit of 1024, so
-    take the hard limit, as far as the kernel allows one process."""
+    take the hard limit, as far as the kernel allows one process. The limit
+    it now has."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with open("/proc/sys/fs/nr_open") as f:
         want = min(hard if hard != resource.RLIM_INFINITY else 1 << 20, int(f.read()))
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return max(soft, want)

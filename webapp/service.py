@@ -2,7 +2,8 @@
 
 ``Delegate=yes`` gives labnb a cgroup of its own to make lab hosts in, as
 systemd's "Control Group APIs and Delegation" asks of programs that manage
-cgroups (cgroups.py moves the server into its leaf ``server``). The token
+cgroups (cgroups.py moves the server into its leaf ``server``, whose memory
+limit is the server's own: ``cgroups.server_memory``). The token
 lives in an environment file only root reads, so the URL stays the same
 across restarts; logs go to the journal.
 """
@@ -38,7 +39,8 @@ ExecStart={shlex.quote(labnb)} serve --host {shlex.quote(host)} --port {port}
 WorkingDirectory={repo}
 EnvironmentFile={ENV_PATH}
 Environment=PYTHONUNBUFFERED=1
-# lab host cgroups live below the service's own cgroup, delegated to it
+# lab host cgroups live below the service's own cgroup, delegated to it; the server itself moves to its
+# leaf `server`, limited there to LABNB_SERVER_MEMORY_MB (not MemoryMax= here: that would bound the lab hosts too)
 Delegate=yes
 # each lab host has its own pids limit; the service's default TasksMax would cap them all together
 TasksMax=infinity

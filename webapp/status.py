@@ -16,7 +16,7 @@ LABELS = {
     FAILED: "failed",
     INTERRUPTED: "stopped",
     TIMED_OUT: "timed out",
-    ERROR: "could not start",
+    ERROR: "error",   # it could not start, its lab host did not answer...: the outcome's error says which
     RUNNING: "running",
     CUT_OFF: "cut off by a server restart",
     SKIPPED: "skipped",

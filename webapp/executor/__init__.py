@@ -4,7 +4,7 @@ to its end); ``open_terminal`` a named shell that later commands are typed
 into (``Terminal.type``)."""
 from __future__ import annotations
 
-from ..labhost.base import LabHost, LabHostError
+from ..labhost.base import BASH, HeadTail, LabHost, LabHostError
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import DEFAULT_WINDOW, OutputCallback, PtyProcess
 from .terminal import Terminal, TerminalBusy, TypedCommand
@@ -15,18 +15,21 @@ __all__ = ["start", "capture", "open_terminal", "PtyProcess", "Terminal", "Typed
 
 def start(lab_host: LabHost, command: str, *, on_output: OutputCallback | None = None,
           timeout: float | None = None, window: int | None = DEFAULT_WINDOW,
-          rows: int = 24, cols: int = 120) -> PtyProcess:
-    """Start ``command`` (bash syntax) in the lab host; returns the running process."""
+          rows: int = 24, cols: int = 120, shell: str = "bash") -> PtyProcess:
+    """Start ``command`` (bash syntax) in the lab host; returns the running process. ``shell`` is found
+    on the learner's PATH, unless given by its path (the server's own jobs: ``capture``)."""
     _require_alive(lab_host)
-    return PtyProcess(lab_host, ["bash", "--norc", "--noprofile", "-c", command], on_output=on_output,
+    return PtyProcess(lab_host, [shell, "--norc", "--noprofile", "-c", command], on_output=on_output,
                       timeout=timeout, window=window, rows=rows, cols=cols).start()
 
 
 def capture(lab_host: LabHost, command: str, timeout: float) -> tuple[Outcome, str]:
-    """Run ``command`` to its end (a check, a lab's setup); how it ended and all it printed."""
-    out: list[bytes] = []
-    outcome = start(lab_host, command, on_output=out.append, timeout=timeout, window=None).wait()
-    return outcome, b"".join(out).decode(errors="replace")
+    """Run ``command`` to its end (a check, a lab's setup): how it ended, and a bounded head and tail of
+    what it printed (``HeadTail``: a check's verdict is its exit code). Its shell is the machine's own;
+    the programs it runs are found on the learner's PATH, as the lab's commands find them."""
+    kept = HeadTail()
+    outcome = start(lab_host, command, on_output=kept.feed, timeout=timeout, window=None, shell=BASH).wait()
+    return outcome, kept.value().decode(errors="replace")
 
 
 def open_terminal(lab_host: LabHost, name: str, *,

@@ -12,7 +12,8 @@ __all__ = ["Outcome", "DONE", "ERROR", "FAILED", "INTERRUPTED", "TIMED_OUT"]
 class Outcome:
     """``status`` is one of done (exit 0), failed (non-zero exit or killed by
     someone else), interrupted (stopped on request), timed_out, or error (it
-    could not start, or its output could not be taken in: ``error`` says why)."""
+    could not start, its output could not be taken in, or its lab host did not
+    answer: ``error`` says why)."""
 
     status: str
     exit_code: int | None

@@ -13,7 +13,9 @@ GIL for up to the switch interval (5 ms) each time, so reading a flood 4 KiB
 at a time crawled (0.7 MB/s beside one busy thread; docs/benchmarks.md). A
 relay copies the PTY into a pipe of 1 MiB, and one read of that pipe takes
 everything gathered since the last. Input goes the other way through a
-pipe, so writing never blocks a caller on a program that does not read.
+pipe, so writing never blocks a caller on a program that does not read: the
+pipe is the input's bounded buffer, and input past INPUT_PENDING unread bytes
+is refused.
 """
 from __future__ import annotations
 
@@ -37,10 +39,13 @@ from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 log = logging.getLogger(__name__)
 OutputCallback = Callable[[bytes], None]
 READ_SIZE = 256 << 10    # bytes per read of the relay's pipe at most
-PIPE_SIZE = 1 << 20      # the output pipe's capacity
+PIPE_SIZE = 1 << 20      # the output pipe's capacity, and the input pipe's
+INPUT_PENDING = 256 << 10   # input bytes the terminal has not read before more is refused (a quarter of
+                            # the pipe: a write that fits always goes whole, however pages are filled)
 DEFAULT_WINDOW = 1 << 20
 DRAIN_GRACE = 0.5        # after the command exits, how long its output may take to arrive
 RELAY_RESTARTS = 2       # new output relays for one command whose relay ended before its terminal
+KILL_ANSWER = 10.0       # seconds a lab host has to report a command dead after SIGKILL
 
 
 class PtyProcess:
@@ -89,7 +94,7 @@ class PtyProcess:
         try:
             self._start_relays(master)
         except OSError as e:
-            self.child.signal(signal.SIGKILL)
+            self.child.abandon()   # the spawner kills it
             self.child.wait()
             self.child.close_fds()
             self._finish(Outcome(ERROR, None, None, 0.0, f"cannot relay the terminal with cat: {e.strerror}"))
@@ -104,6 +109,7 @@ class PtyProcess:
         self._start_output_relay(master)
         in_r, in_w = os.pipe()
         try:
+            fcntl.fcntl(in_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             self._relays.append(_relay(in_r, master))
         except OSError:
             os.close(in_w)
@@ -165,23 +171,26 @@ class PtyProcess:
 
     # -- input and control ------------------------------------------------
     def write(self, data: bytes | str) -> None:
-        """Type into the terminal (a learner's keystrokes, a command line)."""
+        """Type into the terminal (a learner's keystrokes, a command line), never waiting for it:
+        BlockingIOError refuses all of ``data`` while the terminal leaves too much unread."""
         if isinstance(data, str):
             data = data.encode()
-        if self._done.is_set() or self._in < 0:
-            raise ProcessLookupError("the process has ended")
-        view = memoryview(data)
-        deadline = time.monotonic() + 5
-        while view:
+        with self._cond:   # not into a descriptor _close has closed (its number may be another's now)
+            if self._done.is_set() or self._in < 0:
+                raise ProcessLookupError("the process has ended")
+            unread = struct.unpack("i", fcntl.ioctl(self._in, termios.FIONREAD, b"\0" * 4))[0]
+            if unread + len(data) > INPUT_PENDING:
+                raise BlockingIOError(f"{unread >> 10} KiB typed into the terminal wait to be read, so this input "
+                                      f"({len(data)} bytes) was not sent")
             try:
-                n = os.write(self._in, view)
-                view = view[n:]
+                written = os.write(self._in, data)
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the terminal does not take input (its input buffer is full)")
-                _ready([self._in], 0.1, select.POLLOUT)
+                written = 0
             except OSError as e:
                 raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
+        if written < len(data):   # not with INPUT_PENDING's margin; said, should it ever be
+            raise BlockingIOError(f"the terminal's input is full: {len(data) - written} of {len(data)} bytes "
+                                  "were not sent")
 
     def resize(self, rows: int, cols: int) -> None:
         self.size = (rows, cols)
@@ -194,7 +203,9 @@ class PtyProcess:
             self._cond.notify_all()
 
     def stop(self, grace: float = 2.0) -> Outcome | None:
-        """End it: SIGINT, then SIGTERM, then SIGKILL, ``grace`` seconds apart."""
+        """End it: SIGINT, then SIGTERM, then SIGHUP, then SIGKILL, ``grace`` seconds apart. A lab host
+        that does not report it dead KILL_ANSWER seconds after SIGKILL does not answer (its root froze
+        it): the command ends as an error that says so, and nothing waits on it any more."""
         self._mark(INTERRUPTED)
         return self._escalate(grace)
 
@@ -209,10 +220,18 @@ class PtyProcess:
         threading.Thread(target=self._escalate, args=(2.0,), name=f"pty-end-{self.pid}", daemon=True).start()
 
     def _escalate(self, grace: float) -> Outcome | None:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._signal(sig)
             if self._done.wait(grace):
-                break
+                return self.outcome
+        self._signal(signal.SIGKILL)
+        if not self._waited.wait(max(grace, KILL_ANSWER)):
+            with self._cond:
+                self._stopping = ERROR
+                self._error = (f"lab host {self.host.id} does not answer: {self.argv[0]} did not end within "
+                               f"{max(grace, KILL_ANSWER):g} s of SIGKILL (the lab host is frozen or overloaded). "
+                               "Reset the lab host")
+            self.child.abandon()   # the read loop ends, and _close
         return self.wait(grace)
 
     def _mark(self, why: str) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 
 from ..labhost.base import LabHost
-from .outcome import DONE, FAILED, INTERRUPTED, TIMED_OUT, Outcome
+from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import OutputCallback, PtyProcess
 
 # How long a prompt waits for the marker that normally follows it at once.
@@ -104,6 +104,7 @@ class TypedCommand:
         self.started = time.monotonic()
         self._done = threading.Event()
         self._stopping: str | None = None
+        self._prompted = False    # a prompt was seen: the run ends PROMPT_GRACE after the first
 
     def _end(self, status: int | None, why: str | None = None) -> None:
         if self._done.is_set():
@@ -117,7 +118,14 @@ class TypedCommand:
 
     def _prompt_seen(self, status: int) -> None:
         """The terminal's bash shows its prompt: the marker should follow at once,
-        unless the command (``exit`` in a container) swallowed the marker line."""
+        unless the command (``exit`` in a container) swallowed the marker line.
+        Called by the terminal's reader; one thread waits, however many prompts
+        the output holds (what a learner prints may hold thousands)."""
+        if not self._prompted:
+            self._prompted = True
+            threading.Thread(target=self._await_marker, args=(status,), name="prompt-grace", daemon=True).start()
+
+    def _await_marker(self, status: int) -> None:
         if not self._done.wait(PROMPT_GRACE):
             self._end(status)
 
@@ -178,7 +186,11 @@ class Terminal:
         text = (command.rstrip("\n") + "\n") if command else ""
         if not endless:
             text += marker_line(run.token)
-        self.process.write(text)
+        try:
+            self.process.write(text)
+        except (ProcessLookupError, BlockingIOError):
+            run._end(None, ERROR)   # the terminal is free for the next
+            raise
         if timeout is not None:
             threading.Thread(target=self._watch_timeout, args=(run,), daemon=True).start()
         return run
@@ -229,7 +241,7 @@ class Terminal:
             elif self._skip_prompt:
                 self._skip_prompt = False
             elif run is not None:
-                threading.Thread(target=run._prompt_seen, args=(part[1],), daemon=True).start()
+                run._prompt_seen(part[1])
         del self.recent[:max(0, len(self.recent) - RECENT)]
         return taken
 
@@ -246,7 +258,7 @@ class Terminal:
                 self.process.write(keys)
                 time.sleep(0.05)
                 self.process.write(marker_line(run.token))
-            except (ProcessLookupError, TimeoutError):
+            except (ProcessLookupError, BlockingIOError):
                 break
             if run.wait(grace):
                 return

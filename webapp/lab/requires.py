@@ -8,6 +8,8 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
+from ..labhost.base import BASH
+
 if TYPE_CHECKING:
     from ..labhost.base import LabHost
 
@@ -34,9 +36,10 @@ def lacking(host: LabHost, needs: list[str]) -> list[str]:
 
 def probe(host: LabHost, needs=PROBES) -> set[str]:
     """Which of ``needs`` (by default all) the lab host offers: one command in it (a few docker calls,
-    about a quarter of a second of CPU)."""
+    about a quarter of a second of CPU). It looks for them on the learner's PATH, as the lab's commands
+    will; what it answers is read within a bound (``LabHost.capture``)."""
     script = "; ".join(f"{PROBES[n]} >/dev/null 2>&1 || echo {shlex.quote(n)}" for n in needs)
-    _code, out, _err = host.capture(["bash", "--norc", "--noprofile", "-c", script], timeout=60)
+    _code, out, _err = host.capture([BASH, "--norc", "--noprofile", "-c", script], timeout=60)
     missing = set(out.decode(errors="replace").split())
     return {n for n in needs if n not in missing}
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import os
 import select
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     import docker
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from .spawn import Child, Spawner
 
 DOCKER_API = "1.41"  # docker.io 20.10; a fixed version avoids a round trip at construction
+KEEP = 64 << 10      # bytes of the server's own jobs' output kept at each end (a check's verdict, a probe's answer)
+READ_SIZE = 256 << 10
+BASH = "/bin/bash"   # the shell of the server's own jobs, by its path: never a `bash` the learner put first on PATH
 
 
 class LabHostError(RuntimeError):
@@ -28,6 +32,35 @@ class LabHostError(RuntimeError):
     def __init__(self, what: str, todo: str = ""):
         super().__init__(f"{what}. {todo}".strip() if todo else what)
         self.what, self.todo = what, todo
+
+
+class HeadTail:
+    """A bounded head and tail of a stream of bytes, and how much was cut between them: what the server
+    keeps of the output of its own jobs in a lab host (a check, a lab's setup, a probe), whose programs
+    the learner may have replaced with ones that print without end."""
+
+    def __init__(self, head: int = KEEP, tail: int = KEEP):
+        self.head, self.tail = bytearray(), bytearray()
+        self.cut = 0
+        self._head, self._tail = head, tail
+
+    def feed(self, data: bytes) -> None:
+        room = self._head - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        self.tail += data
+        over = len(self.tail) - self._tail
+        if over > 0:
+            del self.tail[:over]
+            self.cut += over
+
+    def value(self) -> bytes:
+        """Head and tail; between them, if anything was cut, a line that says how much."""
+        if not self.cut:
+            return bytes(self.head + self.tail)
+        return b"%s\n[labnb: %d bytes of output cut here; the first %d and the last %d are kept]\n%s" % (
+            self.head, self.cut, len(self.head), len(self.tail), self.tail)
 
 
 @dataclasses.dataclass
@@ -63,27 +96,41 @@ class LabHost(abc.ABC):
             raise LabHostError(f"lab host {self.id} is not started")
         return self.spawner.spawn(argv, self.command_env(), self.home, tty=tty, rows=rows, cols=cols)
 
-    def capture(self, argv: list[str], timeout: float = 60) -> tuple[int, bytes, bytes]:
-        """Run ``argv`` without a terminal; its return code, stdout and stderr (for the server's own jobs)."""
+    def capture(self, argv: list[str], timeout: float = 60, *,
+                stdout: Callable[[bytes], None] | None = None) -> tuple[int, bytes, bytes]:
+        """Run ``argv`` without a terminal, for the server's own jobs: its return code, and a bounded head
+        and tail (``HeadTail``) of its stdout, unless ``stdout`` takes each chunk of it, and of its stderr.
+        Whatever it prints, and however long it takes: past ``timeout`` seconds it is killed and
+        LabHostError says so, also when its lab host does not answer at all (frozen by its root)."""
         child = self.spawn(argv, tty=False)
-        stdout, stderr = child.stdout, child.stderr
-        out = {stdout: bytearray(), stderr: bytearray()}
-        done: dict[int, bytearray] = {}
+        out, err = HeadTail(), HeadTail()
+        sinks = {child.stdout: stdout or out.feed, child.stderr: err.feed}
         deadline = time.monotonic() + timeout
+        rc = None
         try:
-            while out and time.monotonic() < deadline:
-                for fd in select.select(list(out), [], [], deadline - time.monotonic())[0]:
-                    chunk = os.read(fd, 1 << 20)
+            poller = select.poll()
+            for fd in sinks:
+                poller.register(fd, select.POLLIN)
+            while sinks and time.monotonic() < deadline:
+                for fd, _ in poller.poll(max(1, math.ceil((deadline - time.monotonic()) * 1000))):
+                    chunk = os.read(fd, READ_SIZE)
                     if chunk:
-                        out[fd] += chunk
+                        sinks[fd](chunk)
                     else:
-                        done[fd] = out.pop(fd)
-            if out:
-                child.signal(9)
-                raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:.0f} s")
+                        poller.unregister(fd)
+                        del sinks[fd]
+            if not sinks:
+                rc = child.wait(max(0.0, deadline - time.monotonic()))
         finally:
             child.close_fds()
-        return child.wait(), bytes(done[stdout]), bytes(done[stderr])
+            if rc is None:
+                child.signal(9)
+                child.abandon()
+                child.wait()
+        if rc is None:
+            raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:g} s",
+                               "The lab host is frozen, overloaded or broken: reset it")
+        return rc, out.value(), err.value()
 
     @abc.abstractmethod
     def command_env(self) -> dict[str, str]:

@@ -15,19 +15,35 @@ controllers):
 On v2 the lab host's processes and its containers share ``lab`` as their
 common ancestor because a delegated process may only move tasks below a
 cgroup it owns (kernel ``cgroup-v2.rst``, "Delegation Containment").
+
+How many cgroups a lab host may make is bounded at its top
+(``cgroup.max.descendants`` and ``cgroup.max.depth``, in every cgroup2
+hierarchy): the memory controller numbers its cgroups from one pool of
+65,535 for the whole machine, and each cgroup costs kernel memory. v1 has no
+such bound, so there ``lab`` is not delegated in the memory hierarchy, nor
+mounted inside (``delegates``). The cgroup2 top also carries the sysctl
+guard (``sysctlguard.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
 import time
+
+from . import sysctlguard
 
 ROOT = "/sys/fs/cgroup"
 TOP = "labnb"
 SERVER = "server"
 V2_CONTROLLERS = ("cpu", "memory", "pids")
 DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")   # systemd >= 251 marks delegated cgroups so
+# Below a lab host's top: keeper, lab, lab/init, lab/docker and a cgroup for
+# each container, and whatever the learner makes; 64 lab hosts hold at most a
+# quarter of the machine's memory cgroup ids.
+DESCENDANTS = 256
+DEPTH = 8   # lab/docker/<container> is 3
 
 
 class CgroupError(RuntimeError):
@@ -173,6 +189,8 @@ class Subtree:
         """The hierarchies as ``labroot.py finish`` mounts them inside: ``DIR:TYPE:OPTIONS`` each, DIR relative."""
         specs = []
         for key, point in self.points.items():
+            if not delegates(key):
+                continue
             if key == "":
                 specs.append("::")
                 continue
@@ -208,7 +226,10 @@ class Subtree:
                 _write(os.path.join(base, "pids.max"), limits.pids)
             if "cpu" in controllers:
                 _write(os.path.join(base, "cpu.shares"), limits.cpu_shares)
-            _chown_tree(os.path.join(base, "lab"), uid, gid)
+            if key == "unified":
+                _bound_cgroup2(base)
+            if delegates(key):
+                _chown_tree(os.path.join(base, "lab"), uid, gid)
 
     def _create_v2(self, uid: int, gid: int, limits: Limits) -> None:
         point = self.points[""]
@@ -236,6 +257,7 @@ class Subtree:
         _write(os.path.join(base, "memory.swap.max"), 0, optional=True)
         _write(os.path.join(base, "pids.max"), limits.pids)
         _write(os.path.join(base, "cpu.weight"), limits.cpu_weight)
+        _bound_cgroup2(base)
         for device in limits.io_devices if io else ():
             _write(os.path.join(base, "io.max"), limits.io_max(device))
         # Delegation per cgroup-v2.rst: the directory and these three files.
@@ -355,6 +377,75 @@ def existing_ids(prefix: str = "") -> dict[str, str]:
             if os.path.isdir(top):
                 ids.update((e.name, above) for e in os.scandir(top) if e.is_dir() and e.name.startswith(prefix))
     return ids
+
+
+@contextlib.contextmanager
+def server_memory(name: str, memory_bytes: int):
+    """Run the server (this process, before it starts its worker and threads: they inherit it) in a memory
+    cgroup of its own limited to ``memory_bytes``: a server that takes in more than it should meets its own
+    limit, never the machine's. Under systemd (v2, Delegate=yes) that is the delegated cgroup's leaf
+    ``server``; else ``labnb/<name>`` beside the lab hosts' subtrees (v2), or in the memory hierarchy
+    (v1), left again and removed when the server ends."""
+    came_from = None
+    if version() == 2:
+        point, above = hierarchies()[""], parent()
+        if above:
+            _leave(os.path.join(point, above))
+            leaf = os.path.join(point, above, SERVER)
+        else:
+            came_from = os.path.join(point, own_cgroup())
+            leaf = os.path.join(point, TOP, name)
+        for d in {os.path.join(point, above), os.path.dirname(leaf)}:
+            _mkdir(d)
+            _write(os.path.join(d, "cgroup.subtree_control"), "+memory")
+        _mkdir(leaf)
+        _write(os.path.join(leaf, "memory.max"), memory_bytes)
+        _write(os.path.join(leaf, "memory.swap.max"), 0, optional=True)
+    else:
+        point = next((p for k, p in hierarchies().items() if "memory" in k.split(",")), None)
+        if point is None:
+            raise CgroupError("this machine's cgroup v1 has no memory hierarchy")
+        with open("/proc/self/cgroup") as f:
+            own = next(line.split(":", 2)[2].strip() for line in f if "memory" in line.split(":")[1].split(","))
+        came_from = os.path.join(point, own.lstrip("/"))
+        leaf = os.path.join(point, TOP, name)
+        _mkdir(os.path.dirname(leaf))
+        _mkdir(leaf)
+        _write(os.path.join(leaf, "memory.limit_in_bytes"), memory_bytes)
+    _write(os.path.join(leaf, "cgroup.procs"), os.getpid())
+    try:
+        yield leaf
+    finally:
+        if came_from is not None:
+            try:
+                _write(os.path.join(came_from, "cgroup.procs"), os.getpid())
+                os.rmdir(leaf)
+            except (CgroupError, OSError):
+                pass   # a process of the server's is still in it: the next server of this name takes it again
+
+
+def delegates(key: str) -> bool:
+    """Whether a lab host gets its ``lab`` cgroup to manage in the hierarchy ``key`` (``hierarchies()``).
+
+    Not v1's memory hierarchy: v1 cannot bound how many cgroups a lab host
+    makes there, and they take the machine's memory cgroup ids. Its dockerd
+    does without it: no memory limit of a container's own (``docker run -m``
+    warns and goes on) nor memory in ``docker stats``; the lab host's limit
+    holds them all.
+    """
+    return "memory" not in key.split(",")
+
+
+def _bound_cgroup2(top: str) -> None:
+    """What only cgroup2 can bound, at a lab host's root-owned ``top``: at most DESCENDANTS cgroups,
+    DEPTH deep, below it, and no writes to the settings that bound its network namespaces' uncharged
+    kernel memory (``sysctlguard.py``)."""
+    _write(os.path.join(top, "cgroup.max.descendants"), DESCENDANTS)
+    _write(os.path.join(top, "cgroup.max.depth"), DEPTH)
+    try:
+        sysctlguard.attach(top)
+    except OSError as e:
+        raise CgroupError(f"cannot attach the sysctl guard to {top}: {e}") from None
 
 
 def _leave(delegated_dir: str) -> None:

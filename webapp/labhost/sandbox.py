@@ -9,13 +9,17 @@ How it is made (docs/lab-hosts.md; the scripts are in ``scripts/``):
    a mount namespace of its own, builds the lab host's root (``labroot.py
    build``): read-only binds of the machine's programs, sized tmpfs mounts, a
    /dev and devpts of its own, all locked once the user namespace exists;
-3. ``unshare`` makes the other namespaces and maps root to the slot's range;
-   its child, PID 1 and that root, finishes the root and pivots into it
+   then it becomes the lab host's root in a user namespace that the slot's
+   first uid creates, so owns: the kernel's per-user counts are charged there
+   (``labroot.py``, ``user_namespace``);
+3. ``unshare``, as that root, makes the other namespaces (owned by that user
+   namespace); its child, PID 1, finishes the root and pivots into it
    (``labroot.py finish``), confines itself (``confine.py``: seccomp,
    no_new_privs, rlimits) and execs tini with ``init.sh``, which starts
    dockerd and becomes the spawner;
-4. the server moves the starter out of ``lab`` (it is the machine's root);
-   ready when the spawner says hello and dockerd answers.
+4. the server moves the starter (``unshare``, outside the pid namespace) out
+   of ``lab`` into a root-owned leaf; ready when the spawner says hello and
+   dockerd answers.
 
 No process of the machine's ever enters a running lab host: commands are
 started by its spawner (``spawn.py``), files and sockets are opened with
@@ -36,8 +40,7 @@ from . import cgroups, devpts, image, inside, nsfs, ptyguard, records, spawn, st
 from .records import RANGE
 from ..config import Settings
 
-NAMESPACES = ["unshare", "--user", "--cgroup", "--net", "--mount", "--uts", "--ipc", "--pid",
-              "--fork", "--kill-child"]
+NAMESPACES = ["unshare", "--cgroup", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child"]
 PATH = "/run/labnb/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOME = "/root"
 LOG_LIMIT = 64 << 10    # what the server keeps of a lab host's start-up messages
@@ -53,6 +56,7 @@ def build_seed(settings: Settings) -> str:
     Lab hosts made afterwards unpack it instead of running ``docker load``.
     """
     dest = statedir.seed_path(settings, image.image_id(statedir.image_archive(settings)))
+    tmp = dest + ".tmp"
     host = SandboxLabHost(settings, seeded=False)
     host.start()
     try:
@@ -60,14 +64,20 @@ def build_seed(settings: Settings) -> str:
         data = os.path.join(host.dir, "docker")
         script = ('kill "$(cat /run/docker.pid)"; while [ -e /run/docker.pid ]; do sleep 0.05; done; '
                   f'tar -C {data} -cf - image overlay2')
-        rc, out, err = host.capture(["sh", "-c", script], timeout=60)
+        with open(tmp, "wb") as f:
+            def save(chunk: bytes) -> None:   # no larger than the lab host's disk could hold
+                if f.tell() + len(chunk) > settings.disk_mb << 20:
+                    raise LabHostError(f"the seeded image store is larger than LABNB_DISK_MB={settings.disk_mb}")
+                f.write(chunk)
+            rc, _out, err = host.capture(["/bin/sh", "-c", script], timeout=60, stdout=save)
         if rc != 0:
             raise LabHostError(f"cannot save the seeded image store: {err.decode(errors='replace')}")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     finally:
         host.destroy()
-    tmp = dest + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(out)
     os.chmod(tmp, 0o644)
     os.replace(tmp, dest)
     return dest
@@ -139,12 +149,11 @@ class SandboxLabHost(LabHost):
             raise LabHostError(f"cannot give lab host {self.id} a devpts of its own: {e}",
                                "labnb needs Linux 5.2 or later (fsopen); run `labnb doctor`") from None
         lib = statedir.lib_dir(s)
-        ids = f"{self.uid},0,{RANGE}"
         python = ["python3", "-I", "-S", os.path.join(lib, "labroot.py")]
         argv = ["sh", "-c", JOIN, "labnb-start", *self.subtree.procs_files("lab"), "--",
                 "unshare", "--mount", "--propagation", "private", "--",
-                *python, "build", root, data, str(self.uid), str(s.disk_mb), str(s.tmpfs_mb), str(pts), "--",
-                *NAMESPACES, f"--map-users={ids}", f"--map-groups={ids}", "--setuid=0", "--setgid=0", "--",
+                *python, "build", root, data, str(self.uid), str(s.disk_mb), str(s.tmpfs_mb), str(pts), str(s.pids),
+                "--", *NAMESPACES, "--",
                 *python, "finish", root, data, lib, self.subtree.mount_spec(), self.seed or "", "--",
                 "tini", "--", "sh", "/run/labnb/init.sh", s.hostname, s.address, data]
         control, theirs = spawn.pair()
@@ -169,8 +178,9 @@ class SandboxLabHost(LabHost):
         self._poll(lambda: self._child_of(pid), "the lab host's PID 1 to start")
         self.pid = self._child_of(pid)
         self.pid_start = _start_time(self.pid)
-        # The starter (unshare, the machine's root) waits on PID 1 from outside:
-        # out of the learner's delegated cgroup, into a leaf of root's own.
+        # The starter (unshare, the lab host's root outside its pid namespace) waits
+        # on PID 1: out of the learner's delegated cgroup (which must hold no
+        # process of its own on v2), into a leaf of the machine's root.
         for procs in self.subtree.procs_files("keeper"):
             with open(procs, "w") as f:
                 f.write(str(pid))
@@ -221,7 +231,8 @@ class SandboxLabHost(LabHost):
     def _child_of(pid: int) -> int | None:
         """The child of ``unshare`` that is PID 1 of the new pid namespace.
 
-        Its other child, briefly, runs newuidmap in the server's pid namespace.
+        The same process, as ``labroot.py``, had another child, in the server's
+        pid namespace: the writer of its user namespace's maps.
         """
         own = os.stat("/proc/self/ns/pid").st_ino
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -314,7 +325,7 @@ class SandboxLabHost(LabHost):
 
     def _dockerd_log(self) -> str:
         try:
-            tail = inside.read_tail(self.pid, "/run/labnb/dockerd.log", 1500, self.pid_start)
+            tail = inside.read_tail(self.pid, "/run/labnb/dockerd.log", 1500, self.pid_start, owner=self.uid)
             return tail.decode(errors="replace").strip() or "(empty dockerd log)"
         except OSError as e:
             return f"(dockerd log unreadable: {e.strerror or e})"
@@ -369,7 +380,7 @@ class SandboxLabHost(LabHost):
     def open_inside(self, path: str, flags: int) -> int:
         if not self.alive():
             raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
-        return inside.open_in(self.pid, path, flags, self.pid_start)
+        return inside.open_in(self.pid, path, flags, self.pid_start, owner=self.uid)
 
     def owns_namespace(self, fd: int) -> bool:
         if self._userns is None:

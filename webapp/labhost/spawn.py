@@ -5,23 +5,28 @@ process of the machine's root ever enters the lab host (docs/security.md).
 What comes back over the socket is the lab host's word, and the lab host's
 root may have replaced the spawner: every message is size-bounded and
 checked, a descriptor that is not what was asked for is closed and refused.
+And the lab host may be frozen (its root may freeze its own cgroup) or
+hostile: every wait on it has a deadline, and sending never blocks.
 """
 from __future__ import annotations
 
 import array
 import json
+import math
 import os
+import select
 import socket
 import stat
 import subprocess
 import threading
+import time
 
 from .base import LabHostError
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "spawner.py")
 MAX_REPLY = 4096
 SEND_BUFFER = 4 << 20     # a request carries a whole step's script (up to 128 KiB an argument)
-SPAWN_TIMEOUT = 30       # seconds for the spawner to start a command and answer
+SPAWN_TIMEOUT = 30       # seconds for the spawner to take a request, and to start the command and answer
 PTMX = os.makedev(5, 2)   # a PTY master, from any devpts instance
 
 
@@ -65,21 +70,28 @@ class Child:
         self.master = fds[0] if len(fds) == 1 else -1
         self.stdout, self.stderr = (fds[0], fds[1]) if len(fds) == 2 else (-1, -1)
         self.returncode: int | None = None
+        self._lock = threading.Lock()   # the channel is not closed under a signal or an abandon
 
     def signal(self, sig: int) -> None:
-        """Send ``sig`` to the command's process group (nothing, once it has ended)."""
-        if self.returncode is None:
-            try:
-                self.channel.send(json.dumps({"signal": int(sig)}).encode())
-            except OSError:
-                pass
+        """Send ``sig`` to the command's process group (nothing, once it has ended), never waiting:
+        a spawner that does not read its channel (a frozen lab host) does not get it."""
+        with self._lock:
+            if self.returncode is None and self.channel.fileno() >= 0:
+                try:
+                    self.channel.send(json.dumps({"signal": int(sig)}).encode(), socket.MSG_DONTWAIT)
+                except OSError:
+                    pass
 
-    def wait(self) -> int:
-        """Block until the command ends; its return code as Popen gives it (-N: signal N).
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The command's return code as Popen gives it (-N: signal N) once it has ended; None if it did not
+        within ``timeout`` seconds (None: wait until it ends, or until ``abandon``).
 
         A spawner that vanishes without a word counts as the command killed (-9).
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
+            if deadline is not None and not _readable(self.channel, deadline - time.monotonic()):
+                return None
             try:
                 msg, _ = receive(self.channel)
             except (OSError, LabHostError):
@@ -87,8 +99,19 @@ class Child:
             rc = msg.get("exit") if msg else -9
             if isinstance(rc, int) and -64 < rc < 256:
                 self.returncode = rc
-        self.channel.close()
+        with self._lock:
+            self.channel.close()
         return self.returncode
+
+    def abandon(self) -> None:
+        """Stop waiting for a command whose lab host does not answer: a ``wait`` ends at once, the command
+        counted as killed. The spawner, should it run again, kills the command when it sees the channel shut."""
+        with self._lock:
+            if self.channel.fileno() >= 0:
+                try:
+                    self.channel.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def close_fds(self) -> None:
         _close_all([fd for fd in (self.master, self.stdout, self.stderr) if fd >= 0])
@@ -102,8 +125,10 @@ class Spawner:
         self.control = control
         self._lock = threading.Lock()
 
-    def hello(self) -> dict:
+    def hello(self, timeout: float = SPAWN_TIMEOUT) -> dict:
         """The spawner's first message, sent once the lab host is set up."""
+        if not _readable(self.control, timeout):
+            raise LabHostError(f"the lab host's spawner did not start within {timeout:.0f} s", "Reset the lab host")
         msg, _ = receive(self.control)
         if "hello" not in msg:
             raise LabHostError("the lab host's spawner did not start", "Reset the lab host")
@@ -115,13 +140,10 @@ class Spawner:
                               "rows": rows, "cols": cols}).encode()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            with self._lock:
-                try:
-                    self.control.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                      array.array("i", [theirs.fileno()]))])
-                except OSError as e:
-                    raise LabHostError(f"cannot reach the lab host's spawner: {e.strerror}",
-                                       "Reset the lab host") from None
+            self._send(request, theirs.fileno(), time.monotonic() + SPAWN_TIMEOUT)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         want = 1 if tty else 2
@@ -131,7 +153,7 @@ class Spawner:
         except TimeoutError:
             ours.close()
             raise LabHostError(f"the lab host's spawner did not answer within {SPAWN_TIMEOUT} s",
-                               "The lab host is overloaded or broken: reset it") from None
+                               "The lab host is frozen, overloaded or broken: reset it") from None
         except BaseException:
             ours.close()
             raise
@@ -144,6 +166,31 @@ class Spawner:
             raise LabHostError(f"the lab host could not start {argv[0]}: {error[:500]}",
                                "Check the command; if the lab host is broken, reset it")
         return Child(ours, pid, fds)
+
+    def _send(self, request: bytes, channel: int, deadline: float) -> None:
+        """One request and its channel, by ``deadline``: a spawner that takes no requests (a frozen lab
+        host: its socket's queue is full) fails the spawn, never blocks it, nor the next one."""
+        unanswered = LabHostError(f"the lab host's spawner did not take a request within {SPAWN_TIMEOUT} s",
+                                  "The lab host is frozen, overloaded or broken: reset it")
+        if not self._lock.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            raise unanswered
+        try:
+            pause = 0.001
+            while True:
+                try:
+                    self.control.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                      array.array("i", [channel]))], socket.MSG_DONTWAIT)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() + pause > deadline:
+                        raise unanswered from None
+                    time.sleep(pause)   # not poll: that reports writable only once 3/4 of the queue is read
+                    pause = min(pause * 2, 0.1)
+                except OSError as e:
+                    raise LabHostError(f"cannot reach the lab host's spawner: {e.strerror}",
+                                       "Reset the lab host") from None
+        finally:
+            self._lock.release()
 
 
 def start_local(env: dict[str, str], cwd: str) -> tuple[Spawner, subprocess.Popen]:
@@ -161,6 +208,13 @@ def _expected(fd: int, tty: bool) -> bool:
     """A PTY master for a terminal, pipes otherwise: never a file the server would then write to."""
     st = os.fstat(fd)
     return (stat.S_ISCHR(st.st_mode) and st.st_rdev == PTMX) if tty else stat.S_ISFIFO(st.st_mode)
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` has a message (or has hung up) within ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
 
 
 def _close_all(fds: list[int]) -> None:

@@ -58,6 +58,8 @@ def prepare_state_dir(settings: Settings) -> None:
         os.chmod(path, mode)
     for name in os.listdir(SCRIPTS):
         src, dst = os.path.join(SCRIPTS, name), os.path.join(lib_dir(settings), name)
+        if not os.path.isfile(src):   # a __pycache__ left by running a script from the package
+            continue
         with open(src, "rb") as f:
             data = f.read()
         try:

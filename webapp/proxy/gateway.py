@@ -15,7 +15,9 @@ after it must carry that cookie, for that host and port, while its lab host
 is still that learner's. The instructor gets one the same way from a
 learner's watched page. The cookie and labnb's own are taken out of what the
 app is sent (it never sees them), and the app cannot set them. The app's own
-cookies and headers pass. Refusals are plain text (nothing the app or the
+cookies, for its own host only, and the headers that act on its own origin
+pass; by the path-based way, served from labnb's own origin, only those that
+describe the content. Refusals are plain text (nothing the app or the
 learner wrote is shown as HTML) and logged.
 
 Bounded: connections in flight per owner and in all (each holds a server
@@ -58,9 +60,26 @@ CHUNK = 64 << 10
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "trailers", "transfer-encoding", "upgrade"})
 NOT_FOR_THE_APP = HOP_BY_HOP | {"host", "content-length", "cookie", "x-csrf-token"}   # or set again below
+# By its own host name the app's origin is its own: its headers pass but these, which act past that origin
+# ("cookies" clears the cookies of the whole registrable domain: other learners' services', maybe labnb's).
+PAST_THE_ORIGIN = frozenset({"clear-site-data"})
+# By the path-based way the app's answer comes from labnb's own origin: only what describes this one answer
+# passes. Never what acts on the origin (Set-Cookie, Clear-Site-Data, Service-Worker-Allowed, Refresh, Link,
+# Strict-Transport-Security, Origin-Agent-Cluster, policies, WWW-Authenticate's prompt), nor a claim to take
+# credentials (Access-Control-Allow-Credentials: none ever reach the app).
+UNDER_LABNB = frozenset({
+    "content-type", "content-length", "content-encoding", "content-language", "content-disposition",
+    "content-range", "accept-ranges", "cache-control", "expires", "last-modified", "etag", "age", "vary",
+    "location", "retry-after", "allow", "x-content-type-options",
+    "access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers",
+    "access-control-expose-headers", "access-control-max-age",
+    "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions"})
+# The cookie attributes a browser knows (RFC 6265bis), as they are written back; Domain is not one of them.
+COOKIE_ATTRIBUTES = {"path": "Path", "expires": "Expires", "max-age": "Max-Age", "samesite": "SameSite",
+                     "secure": "Secure", "httponly": "HttpOnly", "partitioned": "Partitioned"}
+COOKIE_FLAGS = frozenset({"secure", "httponly", "partitioned"})   # their values are ignored
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")     # a header name (RFC 9110)
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-DOMAIN = re.compile(r";\s*domain=[^;]*", re.IGNORECASE)
 HOST = re.compile(r"p(?P<port>[1-9][0-9]{0,4})-(?P<host>[a-z0-9-]{1,40})\.(?P<domain>[a-z0-9.-]{1,200}?)"
                   r"(?::[0-9]{1,5})?")
 
@@ -144,7 +163,16 @@ class Gateway:
         return body
 
     def _under(self, environ, start_response):
-        """A request by the path-based way: ``UNDER<pass>/<the app's path>``."""
+        """A request by the path-based way: ``UNDER<pass>/<the app's path>``. Its answer comes from labnb's own
+        origin, so labnb's own pages may only open it as a page (its own sandbox then keeps it out of that
+        origin): a script, style, image, worker, fetch or form post that one of them makes there (``Sec-Fetch-Site:
+        same-origin``; ``Service-Worker`` names a service worker's script) would run or read the learner's
+        bytes as labnb, or carry what is on the page to the learner."""
+        fetched = (environ.get("HTTP_SEC_FETCH_MODE"), environ.get("HTTP_SEC_FETCH_DEST"), environ["REQUEST_METHOD"])
+        if "HTTP_SERVICE_WORKER" in environ or (environ.get("HTTP_SEC_FETCH_SITE") == "same-origin"
+                                                and fetched != ("navigate", "document", "GET")):
+            raise Refused("403 Forbidden", "a lab host's service opens as a page of its own, never inside one of "
+                                           "labnb's pages: open it from the link beside the port")
         path = environ["PATH_INFO"]
         link, sep, _ = path[len(UNDER):].partition("/")
         try:
@@ -254,9 +282,9 @@ class Gateway:
                                          "service (is it listening? `ss -ltn` shows what does)")
 
     def _forward(self, environ, start_response, host, port: int, prefix: str = ""):
-        """Pass the request to the app and its answer back; by the path-based way (``prefix``), the app's
-        redirects are kept under the prefix, its cookies dropped (they would be set on labnb's own host) and
-        its pages sandboxed."""
+        """Pass the request to the app and its answer back; by the path-based way (``prefix``), only the app's
+        headers that describe the content (UNDER_LABNB: no cookie, nothing that acts on labnb's origin), its
+        redirects kept under the prefix and its pages sandboxed."""
         upgrade = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
         if not prefix:   # by the path, the link itself is the pass: no cookie rides along, any page may use it
             self._check_origin(environ)
@@ -269,7 +297,7 @@ class Gateway:
             upstream.sendall(self._head(environ, upgrade, chunked, prefix).encode("latin-1"))
             _send_body(environ, upstream, int(length) if length else 0, chunked)
             if upgrade:
-                return self._websocket(environ, upstream)
+                return self._websocket(environ, upstream, prefix)
             answer = http.client.HTTPResponse(upstream, method=environ["REQUEST_METHOD"])
             upstream.settimeout(ANSWER_TIMEOUT)
             answer.begin()
@@ -280,31 +308,51 @@ class Gateway:
         except BaseException:
             upstream.close()
             raise
-        headers = self._answer_headers(answer.getheaders(), drop_cookies=bool(prefix))
+        headers = self._answer_headers(answer.getheaders(), under_labnb=bool(prefix))
         if prefix:
             headers = [(k, _under_prefix(v, prefix, environ["HTTP_HOST"]) if k.lower() == "location" else v)
                        for k, v in headers] + [("Content-Security-Policy", SANDBOX)]
         start_response(f"{answer.status} {answer.reason or ''}".strip(), headers)
         return _Body(answer, upstream)
 
-    def _answer_headers(self, pairs: list[tuple[str, str]], drop_cookies: bool = False,
+    def _answer_headers(self, pairs: list[tuple[str, str]], under_labnb: bool,
                         keep: frozenset = frozenset()) -> list[tuple[str, str]]:
-        """The app's headers that may go on to the browser: no hop-by-hop ones (but ``keep``), none that
-        gunicorn could not send (a token name, a value without control characters, a Content-Length that is
-        a number), no cookie of labnb's, and no cookie for other hosts than the service's own (``Domain=``
-        would reach labnb's host and other learners' services under a wildcard domain)."""
+        """The app's headers that may go on to the browser: none that gunicorn could not send (a token name, a
+        value without control characters, a Content-Length that is a number), no hop-by-hop one (but ``keep``);
+        by the path-based way (``under_labnb``) only UNDER_LABNB's, else none of PAST_THE_ORIGIN and each cookie
+        for the service's own host only (``_app_cookie``)."""
         out = []
         for name, value in pairs:
             low = name.lower()
             if (low in HOP_BY_HOP and low not in keep) or not TOKEN.fullmatch(name) or CONTROL.search(value) \
-                    or (low == "content-length" and not value.strip().isdigit()):
+                    or (low == "content-length" and not value.strip().isdigit()) or low in PAST_THE_ORIGIN \
+                    or (under_labnb and low not in UNDER_LABNB | keep):
                 continue
             if low == "set-cookie":
-                if drop_cookies or self._ours(value):
+                value = self._app_cookie(value)
+                if value is None:
                     continue
-                value = DOMAIN.sub("", value)
             out.append((name, value))
         return out
+
+    def _app_cookie(self, set_cookie: str) -> str | None:
+        """An app's ``Set-Cookie`` read as a browser reads it (RFC 6265 section 5.2: split at ';', each part's
+        name and value at its first '=', both trimmed, attribute names in any case) and written back with only
+        the attributes a browser knows but Domain (``Domain =x`` and ``DOMAIN<tab>=x`` too): a cookie for the
+        service's own host. None for a cookie of labnb's name, or of none (a browser sends ``=labnb-8000=x``
+        back as ``labnb-8000=x``, and ``=__Host-x=1`` as a prefixed cookie it never checked)."""
+        pair, *attributes = set_cookie.split(";")
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(" \t"), value.strip(" \t")
+        if not sep or not name or self._ours(name):
+            return None
+        kept = [f"{name}={value}"]
+        for attribute in attributes:
+            key, _, val = attribute.partition("=")
+            key = key.strip(" \t").lower()
+            if key in COOKIE_ATTRIBUTES:
+                kept.append(COOKIE_ATTRIBUTES[key] + ("" if key in COOKIE_FLAGS else "=" + val.strip(" \t")))
+        return "; ".join(kept)
 
     def _head(self, environ, upgrade: bool, chunked: bool, prefix: str) -> str:
         target = environ.get("RAW_URI") or (quote(environ.get("PATH_INFO", "/")) + (
@@ -317,7 +365,7 @@ class Gateway:
                     lines.append(f"{name}: {value}")
         if environ.get("CONTENT_TYPE"):
             lines.append(f"Content-Type: {environ['CONTENT_TYPE']}")
-        kept = [f"{n}={v}" for n, v in _cookies(environ.get("HTTP_COOKIE", "")) if not self._ours(f"{n}=")]
+        kept = [f"{n}={v}" for n, v in _cookies(environ.get("HTTP_COOKIE", "")) if not self._ours(n)]
         if kept:
             lines.append("Cookie: " + "; ".join(kept))
         if prefix:
@@ -329,9 +377,8 @@ class Gateway:
         lines += ["Connection: Upgrade", "Upgrade: websocket"] if upgrade else ["Connection: close"]
         return "\r\n".join(lines) + "\r\n\r\n"
 
-    def _ours(self, set_cookie: str) -> bool:
-        """Whether a cookie (``name=...``) is labnb's: its session's, or this gateway's."""
-        name = set_cookie.split("=", 1)[0].strip()
+    def _ours(self, name: str) -> bool:
+        """Whether a cookie's name is labnb's: its session's, or this gateway's."""
         return name == self.cookie or name == self.labnb_cookie
 
     def _check_origin(self, environ) -> None:
@@ -342,8 +389,9 @@ class Gateway:
         if origin is not None and urlsplit(origin).netloc != environ["HTTP_HOST"]:
             raise Refused("403 Forbidden", "a lab host's service takes requests from its own pages only")
 
-    def _websocket(self, environ, upstream: socket.socket):
-        """Relay the app's answer to the upgrade, then bytes both ways until either side closes."""
+    def _websocket(self, environ, upstream: socket.socket, prefix: str):
+        """Relay the app's answer to the upgrade (its headers as a plain answer's), then bytes both ways until
+        either side closes."""
         client = environ.get("gunicorn.socket")
         if client is None:
             upstream.close()
@@ -361,7 +409,7 @@ class Gateway:
             if not lines[0].startswith("HTTP/1.1 101 "):
                 raise OSError(f"the app answered the upgrade with {lines[0][:40]!r}")
             pairs = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])]
-            kept = self._answer_headers(pairs, keep=frozenset({"upgrade", "connection"}))
+            kept = self._answer_headers(pairs, under_labnb=bool(prefix), keep=frozenset({"upgrade", "connection"}))
             client.settimeout(None)
             client.sendall("\r\n".join(["HTTP/1.1 101 Switching Protocols"] + [f"{k}: {v}" for k, v in kept])
                            .encode("latin-1") + b"\r\n\r\n" + rest)

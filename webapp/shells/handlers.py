@@ -15,9 +15,14 @@ the event is about the learner's free shell. Each is a stream of its own.
 learner's page names them, and sees their shell and terminals read-only:
 nothing is started for a watcher, and its input and sizes are refused.
 
-Events are handled each in a thread of their own, so a tab sends its next
-``shell_input`` (and ``shell_resize``) only once the last is acknowledged:
-keystrokes would otherwise reach the shell out of order.
+A tab's events are handled in order, in its WebSocket's thread
+(webapp/websocket.py). ``shell_input`` goes into the terminal's input pipe
+whole, or, while the terminal leaves INPUT_PENDING bytes unread (a program
+there does not read its input), is refused with an error, never waited for
+(webapp/executor/process.py); the tab shows why and drops what was typed.
+Only ``shell_open`` may wait on the lab host, as it starts a shell or a
+terminal (the spawner's and the terminal's deadlines bound it), and only
+this tab's events wait with it.
 
 ``end`` is the position in the shell's raw output (before decoding) after
 what a ``shell_output`` stands for: the tab acknowledges it once written,

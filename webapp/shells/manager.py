@@ -48,20 +48,20 @@ class Shown:
 
     def __init__(self, learner_id: str, process: PtyProcess, screen: Screen):
         self.learner, self.process, self.screen = learner_id, process, screen
-        self.write_lock = threading.Lock()    # one tab's input is not interleaved with another's
 
     @property
     def running(self) -> bool:
         return self.process.running
 
     def write(self, data: bytes) -> None:
-        with self.write_lock:
-            try:
-                self.process.write(data)
-            except ProcessLookupError:
-                raise ShellError(self.ended) from None
-            except TimeoutError as e:
-                raise ShellError(str(e)) from None
+        """Into the PTY's input, whole or not at all, never waiting for the terminal to read it."""
+        try:
+            self.process.write(data)
+        except ProcessLookupError:
+            raise ShellError(self.ended) from None
+        except BlockingIOError as e:
+            raise ShellError(f"{e}: a program in it is not reading its input. Wait for it to end, "
+                             "or reset the lab host") from None
 
     def resize(self, rows: int, cols: int) -> None:
         self.process.resize(rows, cols)

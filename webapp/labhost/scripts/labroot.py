@@ -1,6 +1,7 @@
 """Build a new lab host's root, in two halves, then exec the next program.
 
-    labroot.py build ROOT DATA UID DISK_MB TMPFS_MB PTS_FD -- COMMAND...
+    labroot.py build ROOT DATA UID DISK_MB TMPFS_MB PTS_FD PIDS -- COMMAND...
+    labroot.py userns UID PIDS -- COMMAND...
     labroot.py finish ROOT DATA SCRIPTS CGROUPS SEED -- COMMAND...
 
 ``build`` runs as the machine's root, in a mount namespace of its own,
@@ -8,7 +9,10 @@
 once the user namespace copies that mount namespace. The binds of the
 machine's /usr, /etc, /lib* stay read-only, nosuid and nodev; the lab host's
 root cannot remount, unmount or grow the tmpfs mounts, whose superblocks
-belong to the machine's root, so their sizes are real bounds.
+belong to the machine's root, so their sizes are real bounds. It then
+becomes the lab host's root in a user namespace of its own (``userns`` alone
+does only this: ``labnb doctor`` tries it), where COMMAND makes the other
+namespaces.
 
 ``finish`` runs as PID 1 of the new namespaces, as the lab host's root, before
 any other process of it exists: its own /proc, /sys and cgroup tree, the
@@ -20,6 +24,7 @@ Standard library only, run by the machine's python3 (``-I -S``).
 """
 import ctypes
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +37,14 @@ RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC = 1, 2, 4, 8, 32, 4096, 16384
 MNT_DETACH = 2
 SYS_PIVOT_ROOT = 155 if os.uname().machine == "x86_64" else 41
 SYS_MOVE_MOUNT, MOVE_MOUNT_F_EMPTY_PATH, AT_FDCWD = 429, 4, -100
+CLONE_NEWUSER, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP = 0x10000000, 28, 1 << 2
+RANGE = 65536   # ids a lab host maps: root inside is the first
+# What the kernel counts per user and bounds by rlimits is charged, level by
+# level, to each user namespace's creator, up to the creator's rlimits when it
+# made it (kernel/ucount.c): these are a lab host's own, for all its uids
+# together, and each of its processes' too. Linux's own defaults for a user:
+MSGQUEUE = 819200   # bytes of POSIX message queues (MQ_BYTES_MAX)
+MEMLOCK = 8 << 20   # SHM_LOCK and mlock (MLOCK_LIMIT since 5.16)
 LIBC = ctypes.CDLL(None, use_errno=True)
 PROGRAMS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -90,6 +103,65 @@ def build(root, data, uid, disk_mb, tmpfs_mb, pts_fd):
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, os.path.join(dev, name))
     tmpfs(f"{tmpfs_mb}m", "1777", os.path.join(dev, "shm"))
+
+
+def user_namespace(uid, pids):
+    """Become root of a new user namespace that the lab host's first uid
+    creates, so owns: what the kernel counts per user (namespaces, inotify,
+    message queues, pending signals, locked memory, processes) is charged to
+    that uid, the lab host's own, never to the machine's root whom every lab
+    host and the machine share.
+
+    A child, still root where this process was (the machine's root, the
+    first time), writes the maps (root inside is ``uid`` there, for RANGE
+    ids), as that root may for any user namespace made below it; it never
+    enters one. This process keeps its capabilities across the change of ids
+    (SECBIT_NO_SETUID_FIXUP) only until the user namespace exists, which
+    takes them all outside it and clears the securebits: so that a machine
+    that refuses user namespaces to unprivileged users (Debian's
+    ``kernel.unprivileged_userns_clone``, Ubuntu's AppArmor) still lets it.
+    Processes are bounded by the pids cgroup too; pending signals as many,
+    as Linux gives a user as many as processes.
+    """
+    for limit, most in ((resource.RLIMIT_NPROC, pids), (resource.RLIMIT_SIGPENDING, pids),
+                        (resource.RLIMIT_MSGQUEUE, MSGQUEUE), (resource.RLIMIT_MEMLOCK, MEMLOCK)):
+        hard = resource.getrlimit(limit)[1]
+        most = most if hard == resource.RLIM_INFINITY else min(most, hard)
+        resource.setrlimit(limit, (most, most))
+    proc = os.open(f"/proc/{os.getpid()}", os.O_RDONLY | os.O_DIRECTORY)   # this process, never a reused pid
+    ready_r, ready_w = os.pipe()
+    writer = os.fork()
+    if writer == 0:
+        os.close(ready_w)
+        try:
+            if os.read(ready_r, 1) == b"1":
+                for name in ("uid_map", "gid_map"):
+                    fd = os.open(name, os.O_WRONLY, dir_fd=proc)
+                    try:
+                        os.write(fd, f"0 {uid} {RANGE}\n".encode())
+                    finally:
+                        os.close(fd)
+                os._exit(0)
+        except OSError as e:
+            print(f"labroot: cannot map the lab host's ids: {e}", file=sys.stderr)
+        os._exit(1)
+    os.close(ready_r)
+    os.close(proc)
+    try:
+        if LIBC.prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "keep the capabilities across setresuid")
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        if LIBC.unshare(CLONE_NEWUSER) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"a user namespace as uid {uid}: {os.strerror(err)}")
+        os.write(ready_w, b"1")
+    finally:
+        os.close(ready_w)
+        _, status = os.waitpid(writer, 0)
+    if status != 0:
+        raise OSError(f"the ids of uid {uid}'s user namespace were not mapped")
 
 
 def finish(root, data, scripts, cgroups, seed):
@@ -180,7 +252,12 @@ def main():
     args, command = args[:split], args[split + 1:]
     try:
         if what == "build":
-            build(*args)
+            build(*args[:6])
+            user_namespace(int(args[2]), int(args[6]))
+            confine.bound_namespaces()
+            user_namespace(0, int(args[6]))   # the lab host's own, inside the one that bounds it
+        elif what == "userns":
+            user_namespace(int(args[0]), int(args[1]))
         else:
             if finish(*args):
                 command.append("--seeded")
