@@ -68,7 +68,9 @@ if [ "$(cat /proc/sys/kernel/pty/max)" -lt "$want_ptys" ]; then
     echo "setup.sh: kernel.pty.max raised to $want_ptys (/etc/sysctl.d/60-labnb.conf)"
 fi
 
-# root maps each lab host's root to its own range of 65536 ids (newuidmap needs these entries)
+# Each lab host maps a range of 65536 ids of its own from 200000; labnb writes the maps itself (no
+# newuidmap). These entries reserve the ranges machine-wide, so that other tools (useradd, rootless
+# containers) do not hand the same ids to another user.
 for f in /etc/subuid /etc/subgid; do
     grep -qs '^root:200000:' "$f" || echo "root:200000:4194304" >> "$f"
 done
