@@ -5,6 +5,7 @@ proxy go on answering while they trickle, and the trickling connections are boun
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import time
 
@@ -102,3 +103,92 @@ def test_a_request_that_cannot_be_read_whole_is_refused_with_the_reason(server):
 def test_a_request_sent_in_pieces_within_the_deadline_is_answered(server):
     pieces = b"GET / HTT", b"P/1.1\r\nHost: 127.0.0.1:%d\r\n" % server.port, b"Connection: close\r\n\r\n"
     assert exchange(server, *pieces, pause=1).startswith(b"HTTP/1.1 403 FORBIDDEN\r\n")   # no token: labnb's 403
+
+
+def test_idle_kept_alive_connections_do_not_stop_the_server_accepting(server):
+    """Kept-alive connections idle after a whole request, up to gunicorn's bound on them, and slow heads
+    from several addresses, each address below the per-address bound: together they passed gunicorn's
+    worker_connections, and the worker stopped accepting until a slow head's deadline closed one. Now the
+    oldest idle connection makes room, so a learner's request is answered while every slow one still
+    waits for its deadline (none has been refused yet)."""
+    from webapp.heads import HEAD_TIMEOUT, PER_ADDRESS
+    from webapp.server import WORKER_CONNECTIONS
+    threads = 192 + 64 + 64   # the worker's threads with the test server's settings: gunicorn keeps-alive
+    idle_count = WORKER_CONNECTIONS - threads - 40   # up to worker_connections - threads connections
+    slow = [Group(f"127.0.1.{n}", PER_ADDRESS - 4, **HEAD) for n in range(1, 9)]   # 480 in all
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % server.port
+    idle = []
+    try:
+        for n in range(idle_count):
+            s = socket.socket()
+            s.bind((f"127.0.2.{1 + n // 4000}", 0))
+            s.connect(("127.0.0.1", server.port))
+            s.sendall(request)
+            idle.append(s)
+        for s in idle:   # each answered (a 403: no token) and kept alive
+            s.settimeout(PATIENCE)
+            assert s.recv(65536).startswith(b"HTTP/1.1 403 ")
+        with Slowloris(server.port, slow, EVERY) as attack:
+            wait_for(lambda: attack.opened >= sum(g.count for g in slow), HEAD_TIMEOUT / 2,
+                     what="the slow connections to be open")
+            answer = exchange(server, b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n"
+                              % server.port)
+            refused_by_then = attack.statuses[408]
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        assert refused_by_then == 0, "the learner's connection waited for a slow one's deadline"
+    finally:
+        for s in idle:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture
+def bare_server():
+    """A server of its own, with no lab host: its thread count is the test's alone."""
+    yield from serving(Server(_state_dir("slowloris-bare"), uid_slot=54, pool_size=0))
+
+
+def threads(server: Server) -> int:
+    with open(f"/proc/{server.worker_pid()}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+def test_clients_holding_a_closed_answer_open_stop_nothing(bare_server):
+    """gunicorn's graceful close waited in the worker's loop, up to 2 s, for each client that held a
+    ``Connection: close`` answer open: 60 of them stopped every page for two minutes."""
+    held = []
+    try:
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", bare_server.port), timeout=PATIENCE)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % bare_server.port)
+            held.append(s)
+        assert requests.get(f"{bare_server.url}/", timeout=PATIENCE).status_code == 403   # no token: labnb's 403
+        for s in held:
+            assert s.recv(65536).startswith(b"HTTP/1.1 403 ")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_a_body_that_never_comes_to_the_proxy_holds_no_thread(bare_server):
+    """A request to a lab host's web service may carry a large body, read in a thread; refused (no pass),
+    its body unread, gunicorn waited up to 5 s in that thread for it: 300 such requests at once held 300
+    threads, and 64 a second would hold every one. Now each is answered and closed at once."""
+    before = threads(bare_server)
+    head = (b"POST /.labnb/p/x/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 1000000\r\n\r\n"
+            % bare_server.port)
+    held = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", bare_server.port), timeout=PATIENCE)
+            s.sendall(head)
+            held.append(s)
+        for s in held:   # every one answered, its body never sent
+            assert s.recv(65536).startswith(b"HTTP/1.1 403 ")
+        grown = threads(bare_server) - before
+    finally:
+        for s in held:
+            s.close()
+    assert grown < 100, f"{grown} more threads while 300 requests' bodies did not come"

@@ -31,6 +31,7 @@ import functools
 import ipaddress
 import re
 import selectors
+import socket
 import time
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -63,6 +64,23 @@ class _Reading:
         self.need: int | None = None
 
 
+class _Conn(TConn):
+    """gunicorn's connection, closed without waiting: its graceful close lingers up to 2 s for the client's
+    FIN, in the worker's loop (``finish_request``), so that each client holding a ``Connection: close``
+    answer open stopped the loop for everyone for 2 s. Here: FIN, drop what already came, close."""
+
+    def close(self, graceful=False):
+        if graceful:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.setblocking(False)
+                while self.sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+        self.sock.close()
+
+
 class HeadWorker(ThreadWorker):
     """gunicorn's gthread worker, with requests read in its loop before a thread takes them."""
 
@@ -93,7 +111,19 @@ class HeadWorker(ThreadWorker):
                 self.refusals.log("a connection", "any address", f"no descriptor or memory left ({e})")
                 return
             self.nr_conns += 1
-            self.enqueue_req(TConn(self.cfg, sock, client, listener.getsockname()))
+            self.enqueue_req(_Conn(self.cfg, sock, client, listener.getsockname()))
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """Keep accepting: at worker_connections, where gunicorn's loop stops accepting, close the oldest
+        kept-alive connections waiting for a next request (a browser opens another when it needs one).
+        Connections being read (IN_ALL) and served (the threads) stay well below it, so idle ones, up to
+        gunicorn's bound on them, and slow ones together cannot stop the server accepting."""
+        while self.nr_conns >= self.worker_connections and self.keepalived_conns:
+            conn = self.keepalived_conns.popleft()
+            self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            conn.close()
 
     def enqueue_req(self, conn):
         """A new connection, a kept-alive one that became readable, or one with a next request read ahead:
@@ -126,6 +156,21 @@ class HeadWorker(ThreadWorker):
                              f"{HEAD_TIMEOUT:.0f} s: send it at once")
             else:
                 self._close(r)    # a connection opened ahead of need (a browser's), or an idle one
+
+    def _keepalive_after(self, conn, keepalive):
+        """Called in a thread after a response: never wait there for a body the app did not read (a
+        refused request to a lab host's web service, whose body may come slowly or never; gunicorn waits
+        up to 5 s for it, and 64 such requests a second held every thread): drain a little of what came, else
+        close."""
+        if not keepalive:
+            return False
+        conn.sock.setblocking(False)
+        try:
+            return bool(conn.parser.finish_body(max_bytes=MAX_HEAD + MAX_BODY))
+        except BlockingIOError:
+            return False
+        finally:
+            conn.sock.setblocking(True)
 
     # -- reading -----------------------------------------------------------------
     def _readable(self, r: _Reading, _sock=None) -> None:
