@@ -30,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, redirect, render_template, request, session
 
-from .limits import NewLearners
+from .limits import NewLearners, client_address
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -141,7 +141,7 @@ class Guard:
             if not operator and not hmac.compare_digest(given.encode(), self.token.encode()):
                 return refuse("wrong token: open the URL that labnb serve printed, with its token")
             if "learner" not in session and not operator:
-                why = self.new_learners.take(request.remote_addr or "an unknown address")
+                why = self.new_learners.take(client_address(request.remote_addr))
                 if why:
                     return refuse(why, 429)
             session.permanent = True

@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import errno
 import functools
-import ipaddress
 import re
 import selectors
 import socket
@@ -36,7 +35,7 @@ import time
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .limits import Refusals
+from .limits import Refusals, client_address
 from .proxy.gateway import HOST, UNDER
 
 HEAD_TIMEOUT = 10.0     # seconds for a request's head (and a small body) to arrive whole
@@ -285,16 +284,8 @@ def worker_class(proxy_domain: str) -> type[HeadWorker]:
 
 
 def _address(client) -> str:
-    """Whose connection it is: the peer's IPv4 address, or its IPv6 /64 (one machine may hold a whole /64)."""
-    return _network(client[0]) if isinstance(client, tuple) else "a local socket"
-
-
-@functools.lru_cache(maxsize=4096)
-def _network(host: str) -> str:
-    ip = ipaddress.ip_address(host.split("%", 1)[0])
-    if ip.version == 4:
-        return str(ip)
-    return str(ip.ipv4_mapped or ipaddress.ip_network((ip, 64), strict=False))
+    """Whose connection it is, as every per-address limit counts (``limits.client_address``)."""
+    return client_address(client[0]) if isinstance(client, tuple) else "a local socket"
 
 
 def _head(head: bytes) -> tuple[tuple[bytes, bytes, bytes], dict[bytes, list[bytes]]]:

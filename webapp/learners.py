@@ -37,7 +37,7 @@ from .lab import Lab, requires
 from .labhost.base import LabHost, LabHostError
 from .labhost.pool import Pool
 from .labsession import SCRIPT_TIMEOUT, LabSession
-from .limits import LabHostsPerAddress
+from .limits import LabHostsPerAddress, client_address
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class Learners:
         learners at this request's client address hold their most (under ``self._lock``: counted and
         started at once, so parallel requests cannot pass the count together)."""
         learner.generation += 1
-        learner.address = (request.remote_addr if has_request_context() else None) or learner.address
+        learner.address = (client_address(request.remote_addr) if has_request_context() else None) or learner.address
         held = sum(1 for other in self._learners.values()
                    if other is not learner and other.address == learner.address and other.holds)
         why = self.per_address.refusal(learner.address, held) if self.per_address else None

@@ -10,12 +10,14 @@ all, since each may claim a lab host; and the lab hosts that the learners of
 one client address hold at once. Every refusal is logged, at most once a
 minute per client and reason, with how many were refused meanwhile.
 
-A client address is the TCP peer's: behind a reverse proxy every learner
-shares the proxy's, so raise the per-address limits there.
+A client address is the TCP peer's (``client_address``): behind a reverse
+proxy every learner shares the proxy's, so raise the per-address limits there.
 """
 from __future__ import annotations
 
 import collections
+import functools
+import ipaddress
 import logging
 import threading
 import time
@@ -30,6 +32,23 @@ log = logging.getLogger(__name__)
 HTTP_THREADS = 64      # gunicorn threads beyond max_sockets: pages load even when every WebSocket is taken
 LOG_EVERY = 60.0       # seconds between log lines of one kind of refusal of one client
 SOCKET_PATH = "/socket.io/"
+
+
+def client_address(peer: str | None) -> str:
+    """Whose address every per-address limit counts: the peer's IPv4 address, or its IPv6 /64 (one machine
+    may hold a whole /64, and would otherwise be a new address at each request)."""
+    return _network(peer) if peer else "an unknown address"
+
+
+@functools.lru_cache(maxsize=4096)
+def _network(peer: str) -> str:
+    try:
+        ip = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return peer   # not an IP address (a unix socket's peer)
+    if ip.version == 4:
+        return str(ip)
+    return str(ip.ipv4_mapped or ipaddress.ip_network((ip, 64), strict=False))
 
 
 class Refusals:
@@ -199,7 +218,7 @@ class SocketLimits:
     def __call__(self, environ, start_response):
         if not environ.get("PATH_INFO", "").startswith(SOCKET_PATH):
             return self.wsgi_app(environ, start_response)
-        address = environ.get("REMOTE_ADDR") or "an unknown address"
+        address = client_address(environ.get("REMOTE_ADDR"))
         with self.app.request_context(environ):
             guard = self.app.extensions["labnb.guard"]
             why = guard.refusal() or guard.seat()

@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..learners import READY
-from ..limits import plain_response as _plain
+from ..limits import client_address, plain_response as _plain
 from ..sharing import Sharing
 from . import ports
 
@@ -136,7 +136,7 @@ class Gateway:
         by_host = m is not None and m["domain"] == self.domain
         if not by_host and not environ.get("PATH_INFO", "").startswith(UNDER):
             return self.wsgi_app(environ, start_response)
-        address = environ.get("REMOTE_ADDR") or "an unknown address"
+        address = client_address(environ.get("REMOTE_ADDR"))
         try:
             if not by_host:
                 return self._under(environ, start_response)

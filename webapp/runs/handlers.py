@@ -17,7 +17,7 @@ from flask import current_app, request, session
 from flask_socketio import join_room
 
 from ..events import POSITION, SEQ, BadEvent, Events, Name, RunId
-from ..limits import RunStarts
+from ..limits import RunStarts, client_address
 from .manager import RunError, RunManager, lab_room
 
 
@@ -44,7 +44,7 @@ def register(events: Events, manager: RunManager, labs: dict, starts: RunStarts)
 
     @events.on("run", expected, lab=Name(), step=Name())
     def run(lab_id, step_id):
-        refused = starts.refusal(session["learner"], request.remote_addr)
+        refused = starts.refusal(session["learner"], client_address(request.remote_addr))
         if refused:
             raise RunError(refused)
         run_id = manager.start(session["learner"], lab_id, step_id, request.sid)

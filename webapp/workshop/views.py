@@ -20,6 +20,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .. import auth
+from ..limits import client_address
 from . import Workshop
 from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, Member, RoomError, clean_name
 
@@ -46,7 +47,7 @@ def _guard() -> auth.Guard:
 
 
 def _address() -> str:
-    return request.remote_addr or "an unknown address"
+    return client_address(request.remote_addr)
 
 
 def _go(endpoint: str, **kw) -> Response:
