@@ -71,10 +71,11 @@ def test_a_lab_host_holding_a_per_user_count_leaves_the_machine_and_others_their
     host, other = fresh_lab_host, lab_host
     bound = _bound(kind, settings)
     out = Output()
+    # generous deadlines, not measures: the memlock hog forks 4,096 times, minutes in an emulated VM
     hog = executor.start(host, attack("ucount_hog.py", kind, "hold", CEILING, 120), on_output=out,
-                         timeout=150, window=None)
+                         timeout=900, window=None)
     try:
-        line = wait_for(lambda: re.search(r"HOG (\{.*\})", out.text) or (not hog.running and "ended"), 90,
+        line = wait_for(lambda: re.search(r"HOG (\{.*\})", out.text) or (not hog.running and "ended"), 720,
                         what="the hog's report")
         assert line != "ended", f"the {kind} hog ended without a report: {hog.outcome}\n{out.text[-2000:]}"
         report = json.loads(line.group(1))

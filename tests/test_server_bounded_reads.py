@@ -24,7 +24,7 @@ from web_support import Server, _state_dir, wait_for
 from webapp.lab import requires
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE_FLOOD = 1 << 30        # what the learner's bash prints when the probe runs it
+PROBE_FLOOD = 256 << 20       # what the learner's bash prints when the probe runs it
 CHECK_FLOOD = 256 << 20      # what a step's command and its check each print
 GROWTH_MAX = 64 << 20        # what the server's memory may grow by while it reads a probe's flood
 RUN_PEAK_MAX = 256 << 20     # the peak RSS of `labnb run` (and of any process of its lab host: dockerd)
@@ -71,7 +71,7 @@ def _fake_ran(host) -> bool:
 
 @pytest.mark.slow
 def test_probe_never_runs_the_learners_bash_from_path(fresh_lab_host):
-    """A `bash` in /run/labnb/bin (first on PATH) that prints 1 GiB when the probe asks: the server's own
+    """A `bash` in /run/labnb/bin (first on PATH) that prints 256 MiB when the probe asks: the server's own
     job runs the machine's bash, by its path, and answers right with memory to spare."""
     host = fresh_lab_host
     _plant_bash(host, "path")
@@ -86,7 +86,7 @@ def test_probe_never_runs_the_learners_bash_from_path(fresh_lab_host):
 @pytest.mark.slow
 def test_probe_reads_a_flood_from_a_bash_bound_over_the_machines_within_a_bound(fresh_lab_host):
     """The learner binds their `bash` over /usr/bin/bash itself, which no path avoids: the probe runs it,
-    reads its 1 GiB within a bound, and still answers."""
+    reads its 256 MiB within a bound, and still answers."""
     host = fresh_lab_host
     _plant_bash(host, "mount")
     offers, growth = _growth(lambda: requires.probe(host))
