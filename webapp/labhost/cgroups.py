@@ -413,6 +413,8 @@ def server_memory(name: str, memory_bytes: int):
         _mkdir(leaf)
         _write(os.path.join(leaf, "memory.limit_in_bytes"), memory_bytes)
     _write(os.path.join(leaf, "cgroup.procs"), os.getpid())
+    if came_from is not None:
+        _remove_left_leaves(os.path.dirname(leaf))
     try:
         yield leaf
     finally:
@@ -422,6 +424,20 @@ def server_memory(name: str, memory_bytes: int):
                 os.rmdir(leaf)
             except (CgroupError, OSError):
                 pass   # a process of the server's is still in it: the next server of this name takes it again
+
+
+def _remove_left_leaves(top: str) -> None:
+    """Servers killed before they could leave their leaf (SIGKILL, a crash) left it behind, empty; each
+    state dir names one, so a test run's would stay for ever. rmdir refuses a leaf that holds a process:
+    a running server's stays (and one made in the last minute, whose server may not be in it yet)."""
+    recent = time.time() - 60
+    for entry in os.scandir(top):
+        if (entry.name.startswith(SERVER + "-") and entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < recent):
+            try:
+                os.rmdir(entry.path)
+            except OSError:
+                pass
 
 
 def delegates(key: str) -> bool:
