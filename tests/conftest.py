@@ -58,7 +58,7 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-LABNB = [sys.executable, "-m", "webapp.cli"]
+LABNB = [sys.executable, "-m", "webapp.commands.cli"]
 
 
 def labnb_env(settings) -> dict[str, str]:

@@ -18,7 +18,7 @@ def test_doctor_finds_nothing_wrong_here(settings):
 
 def test_doctor_says_what_to_do_when_the_image_is_missing(settings):
     env = {**os.environ, "LABNB_STATE_DIR": "/var/lib/labnb-test-empty-%d" % os.getpid()}
-    r = subprocess.run([sys.executable, "-m", "webapp.cli", "doctor"], env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "webapp.commands.cli", "doctor"], env=env, capture_output=True, text=True)
     assert r.returncode == 1
     assert "FAIL busybox image" in r.stdout and "-> Run `labnb image build`" in r.stdout
 

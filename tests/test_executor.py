@@ -16,7 +16,7 @@ from webapp.config import Settings
 from webapp.executor.terminal import MarkerFilter, marker_line
 from webapp.lab import load_lab
 from webapp.labhost.plain import PlainLabHost
-from webapp.labsession import LabSession
+from webapp.learners.labsession import LabSession
 
 
 @pytest.fixture(scope="module")

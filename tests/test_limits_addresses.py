@@ -4,7 +4,7 @@ lab hosts and proxy connections per address (each keyed by the raw peer address)
 reader (webapp/heads.py) already counted the /64. One rule now, ``limits.client_address``."""
 from __future__ import annotations
 
-from webapp.limits import NewLearners, Refusals, WrongCodes, client_address
+from webapp.guard.limits import NewLearners, Refusals, WrongCodes, client_address
 
 
 def test_the_addresses_of_one_ipv6_network_are_one_client_for_the_limits():

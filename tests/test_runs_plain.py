@@ -15,7 +15,7 @@ from webapp.config import Settings
 from webapp.executor.process import READ_SIZE
 from webapp.lab import load_lab
 from webapp.labhost.pool import Pool
-from webapp.learners import READY, Learners
+from webapp.learners.registry import READY, Learners
 from webapp.runs.manager import CLIENT_WINDOW, MAX_CHUNK, STEP_WINDOW, RunManager
 from webapp.store import Limits, Store
 

@@ -180,7 +180,7 @@ def thaw_and_remove(settings, lab_host_id: str) -> None:
                     except OSError:
                         pass
     if cgroup_dirs(lab_host_id) or os.path.exists(os.path.join(settings.state_dir, "hosts", lab_host_id)):
-        subprocess.run([sys.executable, "-m", "webapp.cli", "lab-hosts", "rm", lab_host_id], cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "webapp.commands.cli", "lab-hosts", "rm", lab_host_id], cwd=ROOT,
                        env=_cli_env(settings), capture_output=True, timeout=120)
 
 
@@ -232,7 +232,7 @@ def test_ptrace_watcher_sees_no_process_of_the_machines_through_any_entry_path(s
     one, is a violation. build_seed cannot be pointed at an existing lab host
     (it makes one of its own), so that path is not watched here."""
     from webapp.lab import load_lab
-    from webapp.runner import run_lab
+    from webapp.learners.runner import run_lab
     from webapp.shells.manager import Shell
 
     host = lab_host

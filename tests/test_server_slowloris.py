@@ -18,7 +18,7 @@ from web_support import TEST_LAB, Server, Tab, _state_dir, serving, wait_for
 pytestmark = pytest.mark.slow
 
 # More slow heads than the server's threads (max_sockets + 64 + proxy_connections: 320); 127.0.0.1, the
-# learner's own address, and 127.0.0.2 send more than the bound per address (webapp.heads.PER_ADDRESS,
+# learner's own address, and 127.0.0.2 send more than the bound per address (webapp.commands.heads.PER_ADDRESS,
 # 64), the others fewer (so they meet the deadline, not the bound).
 GROUPS = [Group("127.0.0.1", 150, **HEAD), Group("127.0.0.2", 150, **HEAD), Group("127.0.0.3", 60, **HEAD),
           Group("127.0.0.4", 60, **NEXT_HEAD), Group("127.0.0.5", 60, **BODY)]
@@ -63,7 +63,7 @@ def test_a_slowloris_from_several_addresses_stops_nothing(server):
             ws.close()
 
         # the slow connections the server holds are bounded per address: past it the oldest is closed
-        from webapp.heads import PER_ADDRESS   # imported here: the checks above run (and fail) on a labnb without it
+        from webapp.commands.heads import PER_ADDRESS   # imported here: the checks above run (and fail) on a labnb without it
         assert fds(server) - before <= sum(min(g.count, PER_ADDRESS) for g in GROUPS) + 16
         # ... and each must be whole within a deadline (408)
         wait_for(lambda: attack.statuses[408], PATIENCE, what="the server to close slow connections")
@@ -111,8 +111,8 @@ def test_idle_kept_alive_connections_do_not_stop_the_server_accepting(server):
     worker_connections, and the worker stopped accepting until a slow head's deadline closed one. Now the
     oldest idle connection makes room, so a learner's request is answered while every slow one still
     waits for its deadline (none has been refused yet)."""
-    from webapp.heads import HEAD_TIMEOUT, PER_ADDRESS
-    from webapp.server import WORKER_CONNECTIONS
+    from webapp.commands.heads import HEAD_TIMEOUT, PER_ADDRESS
+    from webapp.commands.server import WORKER_CONNECTIONS
     threads = 192 + 64 + 64   # the worker's threads with the test server's settings: gunicorn keeps-alive
     idle_count = WORKER_CONNECTIONS - threads - 40   # up to worker_connections - threads connections
     slow = [Group(f"127.0.1.{n}", PER_ADDRESS - 4, **HEAD) for n in range(1, 9)]   # 480 in all

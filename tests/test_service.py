@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from web_support import LABNB, Server, Tab, _state_dir, wait_for
-from webapp import service
+from webapp.commands import service
 from webapp.labhost import cgroups, records
 
 ON_SYSTEMD_V2 = os.path.isdir("/run/systemd/system") and cgroups.version() == 2

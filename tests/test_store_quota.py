@@ -12,7 +12,7 @@ from web_support import wait_for
 
 from webapp.labhost.pool import Pool
 from webapp.lab import load_lab
-from webapp.learners import READY, Learners
+from webapp.learners.registry import READY, Learners
 from webapp.runs.manager import HEAD_BYTES, TAIL_BYTES, RunManager
 from webapp.store import NOTE_ROOM, Limits, Store
 

@@ -18,7 +18,7 @@ from web_support import CHROMIUM_ARGS, LABNB, ROOT, TEST_LAB, Server, _state_dir
 from webapp.config import Settings
 from webapp.labhost import records
 from webapp.labhost.base import LabHostError
-from webapp.limits import NewLearners, Refusals, RunStarts, fit_memory, mem_total_mb
+from webapp.guard.limits import NewLearners, Refusals, RunStarts, fit_memory, mem_total_mb
 
 HARDENING_LAB = "91-hardening"
 LINK = "http://127.0.0.1:9/away"   # never followed; nothing listens there

@@ -8,7 +8,7 @@ import logging
 
 from webapp.config import Settings
 from webapp.store import Store
-from webapp.workshop import Workshop
+from webapp.workshop.manager import Workshop
 from webapp.workshop.room import Room, Times
 
 ADA, BOB = "a" * 32, "b" * 32

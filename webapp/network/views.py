@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from .. import auth
+from ..guard import auth
 from ..labhost.base import LabHost, LabHostError
-from ..learners import READY
-from ..sharing import Busy, Sharing
+from ..learners.registry import READY
+from ..guard.sharing import Busy, Sharing
 from . import picture, svg
 
 bp = Blueprint("network", __name__)

@@ -39,9 +39,9 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..learners import READY
-from ..limits import client_address, plain_response as _plain
-from ..sharing import Sharing
+from ..learners.registry import READY
+from ..guard.limits import client_address, plain_response as _plain
+from ..guard.sharing import Sharing
 from . import ports
 
 log = logging.getLogger(__name__)

@@ -6,11 +6,11 @@ from urllib.parse import quote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from .. import auth
-from ..auth import LOOPBACK_NAMES
+from ..guard import auth
+from ..guard.auth import LOOPBACK_NAMES
 from ..labhost.base import LabHostError
-from ..learners import READY
-from ..sharing import Busy
+from ..learners.registry import READY
+from ..guard.sharing import Busy
 from .gateway import ENTER, host_name
 
 bp = Blueprint("proxy", __name__)

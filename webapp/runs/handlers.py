@@ -16,8 +16,8 @@ from __future__ import annotations
 from flask import current_app, request, session
 from flask_socketio import join_room
 
-from ..events import POSITION, SEQ, BadEvent, Events, Name, RunId
-from ..limits import RunStarts, client_address
+from ..stream.events import POSITION, SEQ, BadEvent, Events, Name, RunId
+from ..guard.limits import RunStarts, client_address
 from .manager import RunError, RunManager, lab_room
 
 

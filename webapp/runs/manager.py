@@ -37,10 +37,10 @@ import time
 from typing import Callable
 
 from ..executor import ERROR, FAILED
-from ..flow import Credit, Reader
+from ..stream.flow import Credit, Reader
 from ..lab import Lab
-from ..learners import Learners, NotReady
-from ..labsession import StepRun
+from ..learners.registry import Learners, NotReady
+from ..learners.labsession import StepRun
 from ..status import FINISHED
 from ..store import Store
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from flask import request, session
 
-from ..events import POSITION, Events, Int, Name, Text
+from ..stream.events import POSITION, Events, Int, Name, Text
 from ..runs.handlers import whose
 from .manager import MAX_INPUT, ShellError, ShellManager
 

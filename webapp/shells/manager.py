@@ -27,7 +27,7 @@ from typing import Callable
 from ..executor import PtyProcess, Terminal
 from ..lab import Lab
 from ..labhost.base import LabHost, LabHostError
-from ..learners import Learners, NotReady
+from ..learners.registry import Learners, NotReady
 from .screen import Emit, Screen
 
 log = logging.getLogger(__name__)

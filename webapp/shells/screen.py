@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Callable
 
-from ..flow import Credit, Reader
+from ..stream.flow import Credit, Reader
 
 BACKLOG = 64 << 10             # bytes of output kept for a tab that opens the terminal later
 TAB_WINDOW = 1 << 20           # bytes in flight to one tab before it is sent nothing more

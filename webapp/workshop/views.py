@@ -19,9 +19,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
     url_for
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .. import auth
-from ..limits import client_address
-from . import Workshop
+from ..guard import auth
+from ..guard.limits import client_address
+from .manager import Workshop
 from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, Member, RoomError, clean_name
 
 bp = Blueprint("workshop", __name__)
@@ -287,7 +287,7 @@ def dashboard():
 @auth.operator_only
 def watch(learner_id: str, lab_id: str):
     """A learner's notebook, read-only, their runs' output live (static/cells.js with data-watch)."""
-    from ..notebook import lab_view
+    from ..notebook.views import lab_view
 
     member = _member_or_404(learner_id)
     lab = current_app.extensions["labnb"].labs.get(lab_id) or abort(404, f"no lab {lab_id!r}")

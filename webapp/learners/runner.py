@@ -13,13 +13,13 @@ import time
 from typing import Callable, TextIO
 from xml.etree import ElementTree as ET
 
-from . import executor
-from .executor import DONE
-from .lab import Lab, Step, plain_text
-from .network import picture
-from .labhost.base import HeadTail, LabHost, LabHostError
+from .. import executor
+from ..executor import DONE
+from ..lab import Lab, Step, plain_text
+from ..network import picture
+from ..labhost.base import HeadTail, LabHost, LabHostError
 from .labsession import SCRIPT_TIMEOUT, Event, LabSession
-from .status import SKIPPED, label
+from ..status import SKIPPED, label
 
 REPORT_KEEP = 1 << 20   # bytes of a command's output its report keeps at each end (the live text shows all)
 LINE_MAX = 64 << 10     # characters of one line of output the live text holds back before it prints them

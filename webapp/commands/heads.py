@@ -35,8 +35,8 @@ import time
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .limits import Refusals, client_address
-from .proxy.gateway import HOST, UNDER
+from ..guard.limits import Refusals, client_address
+from ..proxy.gateway import HOST, UNDER
 
 HEAD_TIMEOUT = 10.0     # seconds for a request's head (and a small body) to arrive whole
 MAX_HEAD = 32 << 10     # bytes of a request head: browsers send a few KiB (HAProxy's whole buffer is 16 KiB)

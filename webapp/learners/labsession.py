@@ -21,10 +21,10 @@ import threading
 import uuid
 from typing import Callable
 
-from . import executor
-from .executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
-from .lab import Check, Command, Lab, Match, Step, plain_text
-from .labhost.base import LabHost
+from .. import executor
+from ..executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
+from ..lab import Check, Command, Lab, Match, Step, plain_text
+from ..labhost.base import LabHost
 
 Event = dict
 EventCallback = Callable[[Event], None]

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 import tempfile
 
-from .config import Settings
-from .labhost import cgroups, image, inside, ptyguard
-from .labhost.records import RANGE
-from .labhost.statedir import SCRIPTS, image_archive
+from ..config import Settings
+from ..labhost import cgroups, image, inside, ptyguard
+from ..labhost.records import RANGE
+from ..labhost.statedir import SCRIPTS, image_archive
 
 BINARIES = {
     "dockerd": "docker.io", "docker": "docker-cli (docker.io before Debian 13)", "tini": "tini", "unshare": "util-linux",

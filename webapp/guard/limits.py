@@ -24,8 +24,8 @@ import time
 
 from flask import Flask, session
 
-from .config import Settings
-from .labhost.base import LabHostError
+from ..config import Settings
+from ..labhost.base import LabHostError
 
 log = logging.getLogger(__name__)
 

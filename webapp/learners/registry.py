@@ -32,12 +32,12 @@ from typing import Callable
 
 from flask import has_request_context, request, session
 
-from . import executor
-from .lab import Lab, requires
-from .labhost.base import LabHost, LabHostError
-from .labhost.pool import Pool
+from .. import executor
+from ..lab import Lab, requires
+from ..labhost.base import LabHost, LabHostError
+from ..labhost.pool import Pool
 from .labsession import SCRIPT_TIMEOUT, LabSession
-from .limits import LabHostsPerAddress, client_address
+from ..guard.limits import LabHostsPerAddress, client_address
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
+from ..config import Settings
 
 
 def _settings(**overrides) -> Settings:
@@ -39,9 +39,9 @@ def doctor(start: bool) -> None:
             click.echo(f"     -> {f.todo}")
     failed = [f for f in findings if not f.ok]
     if start and not failed:
-        from .labhost import pool
-        from .labhost.base import LabHostError
-        from .labhost.statedir import prepare_state_dir
+        from ..labhost import pool
+        from ..labhost.base import LabHostError
+        from ..labhost.statedir import prepare_state_dir
 
         t0 = time.monotonic()
         try:
@@ -65,10 +65,10 @@ def image() -> None:
 def image_build(force: bool) -> None:
     """Build the busybox image archive offline from Debian's busybox-static, and a
     lab host data dir seeded with it."""
-    from .labhost import image as img
-    from .labhost.base import LabHostError
-    from .labhost.sandbox import build_seed
-    from .labhost.statedir import image_archive, prepare_state_dir, seed_archive
+    from ..labhost import image as img
+    from ..labhost.base import LabHostError
+    from ..labhost.sandbox import build_seed
+    from ..labhost.statedir import image_archive, prepare_state_dir, seed_archive
 
     settings = _settings()
     prepare_state_dir(settings)
@@ -98,7 +98,7 @@ def lab_hosts() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def lab_hosts_ls(as_json: bool) -> None:
     """Every sandbox lab host on this machine."""
-    from .labhost import reaper
+    from ..labhost import reaper
 
     found = reaper.list_all(_settings())
     if as_json:
@@ -116,7 +116,7 @@ def lab_hosts_ls(as_json: bool) -> None:
 @click.argument("ids", nargs=-1, required=True)
 def lab_hosts_rm(ids: tuple[str, ...]) -> None:
     """Remove the named lab hosts, even if a server still uses them."""
-    from .labhost import reaper
+    from ..labhost import reaper
 
     settings = _settings()
     known = {m["id"]: m for m in reaper.list_all(settings)}
@@ -132,7 +132,7 @@ def lab_hosts_rm(ids: tuple[str, ...]) -> None:
 @click.option("--all", "everything", is_flag=True, help="Remove every lab host, not only orphans.")
 def lab_hosts_gc(everything: bool) -> None:
     """Remove lab hosts whose server is gone (a crash), and half-made ones."""
-    from .labhost import reaper
+    from ..labhost import reaper
 
     removed = reaper.gc(_settings(), everything=everything)
     click.echo(f"removed {len(removed)} lab host(s)" + (": " + ", ".join(removed) if removed else ""))
@@ -150,7 +150,7 @@ def _lab_files(paths: tuple[str, ...]) -> list[Path]:
 @click.argument("labs", nargs=-1, required=True)
 def check(labs: tuple[str, ...]) -> None:
     """Check lab files (a directory: all its *.md); print every problem as file:line: message."""
-    from .lab import check_lab
+    from ..lab import check_lab
 
     files = _lab_files(labs)
     if not files:
@@ -189,11 +189,11 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     be made, 130 if interrupted (the lab host is removed in every case)."""
     import signal
 
-    from . import runner
-    from .lab import LabError, load_lab, requires
-    from .labhost import pool
-    from .labhost.base import LabHostError
-    from .labhost.statedir import prepare_state_dir
+    from ..learners import runner
+    from ..lab import LabError, load_lab, requires
+    from ..labhost import pool
+    from ..labhost.base import LabHostError
+    from ..labhost.statedir import prepare_state_dir
 
     try:
         lab = load_lab(lab_file)
@@ -271,9 +271,9 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
     """Start the server and print the URL to open (with --workshop: the instructor's and the join URL).
 
     The server runs in a memory cgroup of its own, limited to LABNB_SERVER_MEMORY_MB."""
-    from .lab import LabError
-    from .labhost import cgroups, records
-    from .labhost.base import LabHostError
+    from ..lab import LabError
+    from ..labhost import cgroups, records
+    from ..labhost.base import LabHostError
     from .server import serve as run_server
 
     try:

@@ -22,7 +22,7 @@ ENV_PATH = "/etc/labnb/labnb.env"
 
 def unit_text(host: str, port: int) -> str:
     labnb = os.path.join(sys.prefix, "bin", "labnb")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return f"""# Written by `labnb service install`; `labnb service remove` removes it.
 [Unit]
 Description=labnb, a web lab notebook server

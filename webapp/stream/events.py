@@ -26,7 +26,7 @@ from typing import Callable
 from flask import request
 from flask_socketio import SocketIO
 
-from .store import is_run_id
+from ..store import is_run_id
 
 log = logging.getLogger(__name__)
 

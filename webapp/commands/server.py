@@ -19,12 +19,13 @@ import resource
 
 from gunicorn.app.base import BaseApplication
 
-from . import create_app, heads
-from .config import Settings
-from .labhost import reaper
-from .labhost.pool import Pool
-from .limits import HTTP_THREADS, fit_memory
-from .workshop import size_for_room
+from .. import create_app
+from . import heads
+from ..config import Settings
+from ..labhost import reaper
+from ..labhost.pool import Pool
+from ..guard.limits import HTTP_THREADS, fit_memory
+from ..workshop.manager import size_for_room
 
 # Seconds a kept-alive HTTP connection may wait for its next request. gunicorn
 # closes expired ones in its main loop between two waits, so a request that

@@ -1,0 +1,351 @@
+"""Workshops: an instructor (the operator), a room of learners who join with
+an access code and a name, and the instructor's live view of the room.
+
+``Workshop`` ties the room (room.py) to the rest of the server: it decides
+who may use the learner pages and events now (``seat_refusal``, checked on
+every HTTP request, WebSocket upgrade and Socket.IO event of a learner),
+destroys the lab host of a learner whose place ends, and keeps the
+instructor's dashboards current: whenever a run starts or ends or the room
+changes, the state (``snapshot``, also ``GET /api/workshop``) is pushed to
+every instructor tab, at most every PUSH_EVERY seconds, and each learner
+concerned is told to refresh their part of the page. The same thread ends
+the places whose time is up (at least every REFRESH_EVERY seconds) and
+keeps the room's state in the store, by the marks of its access code and
+of the learners' token: a server restarted with both the same continues
+the room where it was (with another token, every learner is signed out, and
+the room starts empty).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+
+from flask import has_request_context, session
+from flask_socketio import join_room
+
+from ..labhost.base import LabHostError
+from ..store import step_state
+from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError, Times
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Workshop", "Room", "RoomError", "new_access_code", "size_for_room"]
+
+PUSH_EVERY = 0.25     # seconds: changes meanwhile go in one push to the dashboards (a room's state is a few
+                      # hundred runs: pushing it on every run's start and end would take the server's CPU)
+REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
+INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"
+ENDLESS_FOR = 3.0     # seconds an endless command of a catch-up runs before it is stopped
+SETUP_WAIT = 300.0    # seconds a catch-up waits for the learner's lab host and the lab's setup
+CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i to misread on a projector
+
+
+def new_access_code() -> str:
+    """Ten letters and digits, as two groups of five: about 50 bits, and
+    wrong guesses are limited per address (LABNB_JOIN_ATTEMPTS)."""
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    return f"{code[:5]}-{code[5:]}"
+
+
+def size_for_room(settings, given: set[str]) -> None:
+    """A room's learners get a lab host at once: the warm pool holds one for
+    each place, and two more lab hosts may exist (the instructor's and one
+    being reset), unless LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were given.
+    A whole room may join from one address (a NAT), twice over."""
+    if "pool_size" not in given:
+        settings.pool_size = settings.capacity
+    if "max_lab_hosts" not in given:
+        settings.max_lab_hosts = settings.capacity + 2
+    if "new_learners_per_address" not in given:   # a classroom behind one NAT address
+        settings.new_learners_per_address = max(settings.new_learners_per_address, 2 * settings.capacity)
+    if settings.max_lab_hosts < settings.capacity:
+        raise LabHostError(f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) needs as many lab hosts, "
+                           f"but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
+                           "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
+
+
+def code_mark(code: str) -> str:
+    """What a learner's cookie holds of the room they joined: a cookie of another workshop is worthless here."""
+    return hashlib.sha256(f"labnb-room:{code}".encode()).hexdigest()[:32]
+
+
+class Workshop:
+    def __init__(self, settings, labs: dict):
+        self.settings = settings
+        self.code = settings.access_code
+        self.mark = code_mark(self.code)
+        self.labs = list(labs.values())
+        self.room = Room(settings.capacity, Times.from_settings(settings))
+        self.services = None
+        self.catching: dict[str, dict] = {}   # learner: how their catch-up goes
+        self._catching_lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self._key = ""     # the room's key in the store
+        self._saved = ""   # its state as last saved
+        self._saving = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self, services, events) -> "Workshop":
+        self.services = services
+        self._key = hashlib.sha256(f"{self.mark}:{services.guard.mark}".encode()).hexdigest()[:32]
+        self._restore(services.store)
+        services.runs.watch(lambda learner_id: self._dirty.set())
+        services.shells.on_activity = self.room.touch   # typing, or a command printing, in the terminal panel
+        self.room.on_change(self._room_changed)
+        events.on_connect(self._join_rooms)
+        events.gate = lambda event: self.seat_refusal()
+        services.learners.admits = self._admits
+        services.guard.seat = lambda: self.seat_refusal(active=False)
+        self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop pushing, before the store and the lab hosts it reads go (Services.close)."""
+        self._closed.set()
+        self._dirty.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(PUSH_EVERY * 20)
+        self._save()
+
+    def _restore(self, store) -> None:
+        saved = store.room(self._key)
+        if not saved:
+            return
+        try:
+            self.room.restore(json.loads(saved))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:   # kept by a labnb that differs
+            aside = f"{self._key}.unread.{int(time.time())}"
+            store.save_room(aside, saved)
+            self.room = Room(self.settings.capacity, Times.from_settings(self.settings))
+            log.error("workshop: the room's saved state cannot be read (%s): the room starts empty; "
+                      "the state is kept in the store's rooms table as %s", e, aside)
+            return
+        counts = self.room.counts()
+        log.info("workshop: the room goes on where it was: %d seated, %d waiting%s", counts["seated"],
+                 counts["waiting"], " (it is over)" if self.room.over else "")
+
+    def _save(self) -> None:
+        """Keep the room's state in the store if it changed since it was last kept (one thread at a time:
+        the push thread and, at the end, ``close``)."""
+        with self._saving:
+            state = json.dumps(self.room.state(), sort_keys=True)
+            if state != self._saved:
+                self.services.store.save_room(self._key, state)
+                self._saved = state
+
+    # -- who may go on -----------------------------------------------------------
+    def seat_refusal(self, active: bool = True) -> str | None:
+        """Why this request's learner may not use learner pages and events now
+        (None: they may): the instructor always may, a learner only while
+        seated. It is a sign of them, ``active`` or only of an open tab."""
+        if self.services.guard.is_operator():
+            return None
+        member = self.place()
+        if member is None:
+            return "you have not joined this workshop: open its join URL"
+        if member.place == WAITING:
+            return "the workshop is full and you are in the queue for a place: keep the join page open"
+        if member.place == ENDED:
+            return f"your place in this workshop has ended: {ENDINGS[member.why]} (your notebook is kept)"
+        self.room.touch(member.id, active)
+        return None
+
+    def _admits(self, learner_id: str) -> str | None:
+        """Why the learner may not get a lab host now: only a seated learner (or the instructor) may.
+        Checked where a lab host is claimed, so no path that raced a leave, an end or an expiry gets one."""
+        member = self.room.get(learner_id)
+        if member is not None and member.place == SEATED:
+            return None
+        if (member is None and has_request_context() and self.services.guard.is_operator()
+                and session.get("learner") == learner_id):
+            return None   # the instructor's own lab host
+        return "you have no place in this workshop now: open its join URL"
+
+    def place(self):
+        """This request's learner in the room; one whose cookie says they had
+        joined it before a server restart is seated again (if there is room)."""
+        learner_id = session.get("learner")
+        member = self.room.get(learner_id) if learner_id else None
+        if member is None and learner_id and session.get("room") == self.mark and session.get("name"):
+            try:
+                member = self.room.join(learner_id, session["name"])
+            except RoomError:
+                return None
+        return member
+
+    # -- the instructor's actions --------------------------------------------------
+    def member(self, learner_id: str):
+        member = self.room.get(learner_id)
+        if member is None:
+            raise RoomError("there is no such learner in this workshop")
+        return member
+
+    def end(self, learner_id: str, why: str = BY_INSTRUCTOR) -> None:
+        """End the learner's place: their lab host goes, their notebook stays, the next in the queue is seated."""
+        self.room.end(learner_id, why)
+        self.services.learners.end(learner_id)
+
+    def close_room(self) -> None:
+        """End the workshop: every lab host goes, every notebook stays, nobody joins any more."""
+        for learner_id in self.room.close():
+            self.services.learners.end(learner_id)
+
+    def catch_up(self, learner_id: str, lab_id: str, step_id: str) -> None:
+        """Run, in a thread, every step of the lab before ``step_id`` that the
+        learner has not passed, in order, with the lab's own commands (endless
+        ones stopped after ENDLESS_FOR s, as ``labnb run`` does), stopping at
+        the first that fails: a learner who fell behind continues at that step.
+        The learner's tabs show the runs as their own."""
+        if self.member(learner_id).place != SEATED:
+            raise RoomError("only a learner in the room can be caught up")
+        lab = self.services.labs.get(lab_id)   # the workshop's labs only (Services)
+        index = next((i for i, s in enumerate(lab.steps) if s.id == step_id), None) if lab else None
+        if index is None:
+            raise RoomError(f"the workshop has no lab {lab_id!r} with a step {step_id!r}")
+        with self._catching_lock:
+            if (self.catching.get(learner_id) or {}).get("state") == "running":
+                raise RoomError("that learner is being caught up already")
+            self.catching[learner_id] = {"lab": lab_id, "to": step_id, "step": None, "state": "running",
+                                         "error": None}
+        threading.Thread(target=self._catch_up, args=(learner_id, lab, lab.steps[:index]),
+                         name=f"catch-up-{learner_id[:8]}", daemon=True).start()
+        self._dirty.set()
+
+    def _catch_up(self, learner_id: str, lab, steps) -> None:
+        from ..runs import RunError
+
+        progress = self.catching[learner_id]
+        store, runs = self.services.store, self.services.runs
+        try:
+            for step in steps:
+                if self.member(learner_id).place != SEATED:
+                    raise RoomError("the learner's place ended")
+                if step_state(store.last_runs(learner_id, lab.id).get(step.id)) == "passed":
+                    continue
+                progress["step"] = step.id
+                self._dirty.set()
+                deadline = time.monotonic() + SETUP_WAIT
+                while True:   # the lab host may still be starting, or the lab's setup running
+                    try:
+                        run_id = runs.start(learner_id, lab.id, step.id, endless_for=ENDLESS_FOR)
+                        break
+                    except RunError as e:
+                        if "try again in a moment" not in str(e) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+                while runs.is_live(run_id):
+                    time.sleep(0.1)
+                if step_state(store.get_run(run_id)) != "passed":
+                    raise RoomError(f"step {step.index} ({step.title}) did not pass: the learner can see why in "
+                                    f"its cell")
+            progress.update(state="done", step=None)
+        except (RoomError, RunError) as e:
+            progress.update(state="failed", error=str(e))
+        except Exception as e:   # a bug: say it, keep serving
+            log.exception("catching up learner %s", learner_id)
+            progress.update(state="failed", error=f"unexpected error: {e}")
+        self._dirty.set()
+
+    def busy(self, learner_id: str) -> bool:
+        return self.services.runs.busy(learner_id)
+
+    def expire(self) -> None:
+        """End the places whose time is up; the learners warned hear of it (``Room.expire``)."""
+        ended, _warned = self.room.expire(self.busy)
+        for learner_id, why in ended:
+            log.info("workshop: the place of learner %s ended: %s", learner_id[:8], ENDINGS[why])
+            self.services.learners.end(learner_id)
+
+    def reset(self, learner_id: str) -> None:
+        """A fresh lab host for the learner; their lab page shows it start."""
+        if self.member(learner_id).place != SEATED:
+            raise RoomError("only a learner in the room has a lab host to reset")
+        self.services.learners.reset(learner_id)
+        self.services.socketio.emit("room", {"host": True}, to=learner_room(learner_id))
+        self._dirty.set()
+
+    # -- the state -------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """The room, every learner's place, each step's state and the lab host's: the dashboard and the API."""
+        services = self.services
+        now = time.time()
+        runs: dict[str, list[dict]] = {}
+        members = self.room.members()
+        for run in services.store.latest_runs([lab.id for lab in self.labs], [m.id for m in members]):
+            runs.setdefault(run["learner"], []).append(run)
+        learners = []
+        for member in members:
+            mine = runs.get(member.id, [])
+            steps = {lab.id: {s.id: {"state": "not_started"} for s in lab.steps} for lab in self.labs}
+            for run in mine:
+                if run["step"] in steps.get(run["lab"], {}):
+                    steps[run["lab"]][run["step"]] = {"state": step_state(run), "status": run["status"],
+                                                      "started": run["started"], "ended": run["ended"]}
+            latest = max(mine, key=lambda r: r["started"], default=None)
+            running = any(r["status"] == "running" for r in mine)
+            activity = max([member.active] + [r["ended"] or r["started"] for r in mine])
+            host = services.learners.peek(member.id)
+            entry = member.public()
+            left = self.room.time_left(member, running) if member.place == SEATED else {}
+            entry.update({
+                "position": self.room.position(member.id),
+                "current": {"lab": latest["lab"], "step": latest["step"]} if latest else None,
+                "running": running,
+                "last_activity": now if running else activity,
+                "idle_s": 0.0 if running else round(now - activity, 1),
+                "passed": sum(1 for lab in steps.values() for s in lab.values() if s["state"] == "passed"),
+                "steps": steps,
+                "host": host.status() if host is not None and member.place == SEATED else None,
+                "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
+                "ends_because": left.get("why"),
+                "catch_up": self.catching.get(member.id),
+            })
+            learners.append(entry)
+        return {
+            "workshop": {**self.room.counts(), "now": now, "banner": self.room.banner, "over": self.room.over,
+                         "labs": [{"id": lab.id, "title": lab.title,
+                                   "steps": [{"id": s.id, "title": s.title} for s in lab.steps]}
+                                  for lab in self.labs]},
+            "learners": learners,
+        }
+
+    # -- telling the browsers -------------------------------------------------------------
+    def _join_rooms(self) -> None:
+        """Every tab of a learner hears of their place, hand and the banner; an instructor's tab, of the room."""
+        if self.services.guard.is_operator():
+            join_room(INSTRUCTORS)
+        else:
+            join_room(LEARNERS)
+            join_room(learner_room(session["learner"]))
+
+    def _room_changed(self, ids: list[str] | None) -> None:
+        socketio = self.services.socketio
+        for to in [LEARNERS] if ids is None else [learner_room(i) for i in ids]:
+            socketio.emit("room", {}, to=to)
+        self._dirty.set()
+
+    def _push_loop(self) -> None:
+        while not self._closed.is_set():
+            self._dirty.wait(REFRESH_EVERY)
+            if self._closed.is_set():
+                return
+            self._dirty.clear()
+            for what, step in (("ending the places whose time is up", self.expire),
+                               ("keeping the room's state in the store", self._save),
+                               ("pushing the workshop's state to the dashboards",
+                                lambda: self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS))):
+                try:
+                    step()
+                except Exception:   # a bug: say it, go on with the rest, and try again with the next change
+                    log.exception("workshop: %s", what)
+            time.sleep(PUSH_EVERY)
+
+
+def learner_room(learner_id: str) -> str:
+    return f"workshop:learner:{learner_id}"
