@@ -155,7 +155,8 @@ class Output:
         chunk stored, each without a gap in it. Cuts are at byte offsets:
         decode with errors='replace'."""
         run_id = fields.run_id(run_id)
-        head_bytes, tail_bytes = fields.integer("head_bytes", head_bytes, 0), fields.integer("tail_bytes", tail_bytes, 0)
+        head_bytes = fields.integer("head_bytes", head_bytes, 0)
+        tail_bytes = fields.integer("tail_bytes", tail_bytes, 0)
         with self._sql.read() as db:
             row = db.execute("SELECT stored_bytes + truncated FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
