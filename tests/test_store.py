@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import webapp.store as store_module
 from web_support import wait_for
-from webapp.store import Limits, Store, is_run_id
+from webapp.store import NOTE_ROOM, Limits, Store, is_run_id
+from webapp.store import sqlite as store_sqlite
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_files_private_and_wal(tmp_path):
 def test_a_store_of_an_older_labnb_is_migrated_and_keeps_its_runs(tmp_path):
     path = tmp_path / "runs.db"
     db = sqlite3.connect(path)
-    for migration in store_module._MIGRATIONS[:2]:   # schema 2: runs had a kind column, always 'step'
+    for migration in store_sqlite._MIGRATIONS[:2]:   # schema 2: runs had a kind column, always 'step'
         for statement in migration.split(";"):
             db.execute(statement)
     db.execute("PRAGMA user_version = 2")
@@ -144,7 +144,7 @@ def test_a_run_keeps_its_head_and_tail_and_counts_the_middle(tmp_path):
         for seq, pos in enumerate(range(0, len(data), 1000)):
             s.append_chunk(run, seq, data[pos : pos + 1000])
             r = s.get_run(run)
-            assert r["stored_bytes"] <= cap - store_module.NOTE_ROOM
+            assert r["stored_bytes"] <= cap - NOTE_ROOM
             assert r["stored_bytes"] + r["truncated"] == pos + 1000 and r["last_seq"] == seq
         rows = s.chunks_since(run)
         for seq, pos, chunk in rows:       # every stored chunk is where it was in the output
@@ -305,19 +305,19 @@ def test_threads_append_to_different_runs(store):
 def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatch):
     """Commits never run the checkpoint: the store's own thread copies the WAL
     into the database while output floods, and empties it once writes pause."""
-    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL", 0.2)
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_INTERVAL", 0.2)
     path = tmp_path / "runs.db"
     wal = Path(f"{path}-wal")
     chunk = bytes(range(256)) * 1024
     with Store(path, Limits(run=64 << 20, learner=64 << 20, total=64 << 20)) as s:
-        assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert s._sql.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         run = new_run(s)
-        for seq in range(3 * store_module.CHECKPOINT_BYTES // len(chunk)):
+        for seq in range(3 * store_sqlite.CHECKPOINT_BYTES // len(chunk)):
             s.append_chunk(run, seq, chunk)
         # the checkpoints went to the database file while the run wrote
-        wait_for(lambda: path.stat().st_size > 2 * store_module.CHECKPOINT_BYTES, 20, what="a checkpoint")
+        wait_for(lambda: path.stat().st_size > 2 * store_sqlite.CHECKPOINT_BYTES, 20, what="a checkpoint")
         wait_for(lambda: wal.stat().st_size == 0, 20, what="the WAL truncated")
-        total = 3 * store_module.CHECKPOINT_BYTES
+        total = 3 * store_sqlite.CHECKPOINT_BYTES
         assert s.get_run(run)["stored_bytes"] == total
         assert b"".join(d for _, _, d in s.chunks_since(run, -1, 10_000)) == chunk * (total // len(chunk))
     db = sqlite3.connect(path)

@@ -102,10 +102,10 @@ def test_retention_deletes_old_runs_and_their_learners(tmp_path):
         assert s.prune_expired(now=month) == 3
         assert s.get_run(old) is None and s.get_run(gone_learner) is None and s.get_run(recent) is None
         assert s.get_run(running)["status"] == "running"
-        learners = {r for (r,) in s._db.execute("SELECT id FROM learners")}
+        learners = {r for (r,) in s._sql.db.execute("SELECT id FROM learners")}
         assert learners == {"ada"}                      # ada still has a run; bob and carol have none
-        chunks = s._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        checks = s._db.execute("SELECT count(*) FROM checks").fetchone()[0]
+        chunks = s._sql.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        checks = s._sql.db.execute("SELECT count(*) FROM checks").fetchone()[0]
         assert (chunks, checks) == (0, 0)
     with Store(tmp_path / "runs.db", Limits(retention_days=0)) as s:   # 0 keeps them for ever
         assert s.prune_expired(now=time.time() + 3650 * 86400) == 0
@@ -148,7 +148,7 @@ def test_a_300_mb_run_through_a_lab_host_stores_its_head_and_tail_within_the_cap
         r = store.get_run(run)
         assert r["status"] == "done" and r["limited_by"] == "run"
         assert r["stored_bytes"] <= limits.run
-        stored = store._db.execute("SELECT sum(length(data)) FROM chunks WHERE run = ?", (run,)).fetchone()[0]
+        stored = store._sql.db.execute("SELECT sum(length(data)) FROM chunks WHERE run = ?", (run,)).fetchone()[0]
         assert stored == r["stored_bytes"]
         total = r["stored_bytes"] + r["truncated"]
         assert total > 300_000_000 and total == live.end

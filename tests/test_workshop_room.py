@@ -70,5 +70,5 @@ def test_an_unreadable_saved_state_is_kept_aside_and_the_room_starts_empty(tmp_p
         with caplog.at_level(logging.ERROR):
             workshop._restore(store)
         assert workshop.room.members() == [] and "cannot be read" in caplog.text
-        aside = [row[0] for row in store._db.execute("SELECT mark FROM rooms WHERE mark LIKE 'room.unread.%'")]
+        aside = [row[0] for row in store._sql.db.execute("SELECT mark FROM rooms WHERE mark LIKE 'room.unread.%'")]
         assert len(aside) == 1 and store.room(aside[0]) == store.room("room")

@@ -1,0 +1,54 @@
+"""Retention: runs that ended more than ``Limits.retention_days`` ago are
+deleted with their output and checks, at start and hourly, and so are the
+learners left with none and the workshop rooms left as long."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .limits import Limits
+from .quota import Quota
+from .sqlite import SQLite
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL = 3600.0   # seconds between two retention passes
+PRUNE_BATCH = 64          # runs deleted per transaction, so readers are not held up
+
+
+class Retention:
+    """Mixed into Store: deleting what is older than the limits keep."""
+
+    _sql: SQLite
+    _quota: Quota
+    limits: Limits
+
+    def prune_expired(self, now: float | None = None) -> int:
+        """Delete the runs that ended more than ``retention_days`` before ``now``
+        (and learners left with none, and workshop rooms left as long), a batch
+        per transaction. Returns how many runs."""
+        if not self.limits.retention_days:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.limits.retention_days * 86400
+        deleted = 0
+        while True:
+            with self._sql.write() as db:
+                old = db.execute("SELECT id, learner, stored_bytes FROM runs WHERE status != 'running'"
+                                 " AND coalesce(ended, started) < ? LIMIT ?", (cutoff, PRUNE_BATCH)).fetchall()
+                for run_id, learner, stored in old:
+                    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                    self._quota.count(learner, -stored)
+                if len(old) < PRUNE_BATCH:
+                    gone = db.execute("DELETE FROM learners WHERE created < ? AND NOT EXISTS"
+                                      " (SELECT 1 FROM runs WHERE learner = learners.id) RETURNING id",
+                                      (cutoff,)).fetchall()
+                    for (learner,) in gone:
+                        self._quota.forget(learner)
+                    db.execute("DELETE FROM rooms WHERE saved < ?", (cutoff,))   # names, addresses, hands
+            deleted += len(old)
+            if len(old) < PRUNE_BATCH:
+                if deleted:
+                    log.info("deleted %d run(s) that ended more than %g days ago", deleted,
+                             self.limits.retention_days)
+                return deleted
