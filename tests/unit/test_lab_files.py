@@ -146,6 +146,12 @@ def test_an_endless_block_may_not_stop_at_or_after_its_timeout():
     assert reported == [(1, "stop_after must be more than 0 and less than the timeout (3 s)")]
 
 
+def test_an_endless_block_cannot_be_expected_to_fail():
+    reported = Reported()
+    assert validate.block("sh", "ping x", {"endless": True, "fails": True}, 4, [], reported) is None
+    assert reported == [(4, "an endless block is stopped, so it cannot also be expected to fail (fails)")]
+
+
 def test_a_float_timeout_and_the_largest_timeout_are_fine():
     reported = Reported()
     assert validate.block("sh", "x", {"timeout": 0.5}, 1, [], reported).timeout == 0.5

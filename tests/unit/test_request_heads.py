@@ -80,6 +80,11 @@ def test_one_empty_line_may_come_before_the_request(client):
     assert verdict is None and reading.need == len(data)
 
 
+def test_the_request_line_after_an_empty_line_is_the_one_judged(client):
+    data = b"\r\n" + request(f"POST /.labnb/p/pass/upload HTTP/1.1\nHost: a\nContent-Length: {MAX_BODY + 1}\n")
+    assert judge(data, client[0])[0] == GO   # a lab host's web service, by its path
+
+
 def test_a_small_body_is_read_with_the_head(client):
     head = request("POST /join HTTP/1.1\nHost: a\nContent-Length: 11\n")
     verdict, reading = judge(head + b"name", client[0])

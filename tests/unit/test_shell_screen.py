@@ -75,9 +75,11 @@ def test_a_cut_replay_starts_on_a_line_of_its_own(screen, tabs):
 
 
 def test_a_cut_replay_without_a_line_end_near_its_start_is_kept_whole(screen, tabs):
-    screen.feed(b"x" * (BACKLOG + 100))
+    """A line end is looked for in the replay's first 4 KiB only: past them, a long line is shown cut."""
+    screen.feed(b"z" * 200 + b"x" * 5000 + b"\n" + b"y" * (BACKLOG - 5001))
     screen.join("t1", running=True)
-    assert len(tabs.of("t1")[0]["data"]) == BACKLOG
+    replay = tabs.of("t1")[0]["data"]
+    assert len(replay) == BACKLOG and replay.startswith(b"x" * 5000 + b"\n")
 
 
 def test_with_no_tab_the_pty_is_credited_with_everything(screen, credited):

@@ -92,7 +92,3 @@ def test_fields_of_a_payload_that_is_not_an_object_say_what_was_expected():
 def test_fields_stop_at_the_first_bad_one_and_name_it():
     with pytest.raises(BadEvent, match="^run: "):
         fields({"lab": "l", "run": "nope"}, {"lab": Name(), "run": RunId()})
-
-
-def test_a_bad_event_is_a_value_error():
-    assert issubclass(BadEvent, ValueError)

@@ -37,10 +37,6 @@ def test_skipped_bytes_count_as_sent_and_taken_in():
     assert (tab.sent, tab.acked, tab.in_flight) == (104, 101, 3)
 
 
-def test_readers_are_equal_only_to_themselves():
-    assert Reader("sid", 10) != Reader("sid", 10)
-
-
 def test_credit_before_a_producer_is_kept_and_given_once_it_attaches():
     credit, acks = Credit(), []
     credit.reached(100)
