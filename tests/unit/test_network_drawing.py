@@ -100,6 +100,14 @@ def test_no_working_keys_are_left_in_the_picture(drawn):
     assert all("rows" not in ns for ns in drawn["namespaces"])
 
 
+def test_boxes_linked_to_nothing_go_last_containers_first_then_by_label():
+    p = picture()
+    p["namespaces"] += [namespace("n7", "netns", "ns1", []), namespace("n8", "netns", "ns0", []),
+                        namespace("n9", "container", "web", [])]
+    place(p)
+    assert [ns["id"] for ns in p["namespaces"]] == ["n0", "n1", "n2", "n3", "n9", "n8", "n7"]
+
+
 def test_many_boxes_wrap_into_rows(drawn):
     p = picture()
     host = p["namespaces"][0]

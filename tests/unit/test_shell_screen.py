@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from webapp.shells import screen as screen_module
 from webapp.shells.screen import BACKLOG, TAB_WINDOW, Screen
 
 
@@ -143,6 +144,21 @@ def test_a_tab_that_acknowledges_catches_up_from_the_backlog(screen, tabs):
     screen.feed(b"4567")
     screen.ack("t1", 4)
     assert tabs.data("t1") == b"01234567" and tabs.of("t1")[-1]["end"] == 8
+
+
+def test_live_output_never_skips_what_a_tab_was_not_sent(screen, tabs, monkeypatch):
+    """A tab behind (with room again, but not yet caught up) gets the next output only through its catch-up."""
+    monkeypatch.setattr(screen_module, "TAB_WINDOW", 4)   # catch up below half of it
+    screen.join("t1", running=True)
+    screen.tabs["t1"].window = 4
+    screen.feed(b"0123")
+    screen.feed(b"4567")    # no room: not sent
+    screen.ack("t1", 1)     # room again, but 3 in flight: no catch-up yet
+    screen.feed(b"89")
+    assert tabs.data("t1") == b"0123"
+    screen.ack("t1", 4)
+    assert tabs.data("t1") == b"0123456789"
+    assert [p["end"] for p in tabs.of("t1")] == [0, 4, 10]
 
 
 def test_a_tab_that_fell_past_the_backlog_is_told_what_it_missed(screen, tabs):
