@@ -1,8 +1,8 @@
 """The fast tier's fixtures: a clock the tests move, and a run store in a temporary SQLite file.
 
 Nothing here needs root, a lab host, a server process or a browser: the tier runs as any user
-(tests/test_unit_tier.py runs it as user nobody). The root tier's fixtures (tests/conftest.py) are loaded too, but lazily: none of
-them does anything until a test asks for it.
+(tests/test_unit_tier.py runs it as user nobody). The root tier's fixtures (tests/conftest.py) are
+loaded too, but lazily: none of them does anything until a test asks for it.
 """
 from __future__ import annotations
 
