@@ -1,0 +1,53 @@
+"""The fast tier (tests/unit/) passes as a user who is not root: run here as user ``nobody``, so that CI,
+which runs the whole suite as root, proves it. The tier runs as root too, with the rest of the suite."""
+from __future__ import annotations
+
+import os
+import re
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def as_nobody(python: str, path: list[str], *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python args...`` as user nobody in the checkout, with ``path`` first on its module path; nothing is
+    written into the checkout (no bytecode, no pytest cache)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TMPDIR", "PYTEST_ADDOPTS")}
+    env.update(HOME="/tmp", PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=os.pathsep.join(path))
+    return subprocess.run([*NOBODY, python, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def nobodys_python() -> tuple[str, list[str]]:
+    """A Python that user nobody can run, with labnb's packages: this one, or else the system's of the same
+    version given this one's packages (a venv made from an interpreter in root's home, as pyenv installs
+    them, cannot be run by another user). Skips, saying why, when nobody can read the checkout at all."""
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [(sys.executable, [str(ROOT)])]
+    if os.path.exists(f"/usr/bin/python{minor}"):
+        candidates.append((f"/usr/bin/python{minor}", [str(ROOT), *site.getsitepackages()]))
+    why = []
+    for python, path in candidates:
+        probe = as_nobody(python, path, "-c", "import os, pytest, webapp.store; print(os.geteuid())", timeout=60)
+        if probe.returncode == 0:
+            assert probe.stdout.split() == ["65534"]
+            return python, path
+        why.append(f"{python}: {(probe.stderr.strip().splitlines() or ['exit status %d' % probe.returncode])[-1]}")
+    pytest.skip(f"user nobody cannot run labnb's Python from {ROOT} ({'; '.join(why)}): put the checkout and its "
+                ".venv where other users may read them to prove the fast tier runs without root")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run a test as another user")
+def test_the_fast_tier_passes_as_user_nobody():
+    python, path = nobodys_python()
+    result = as_nobody(python, path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit", timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed[1]) >= 150 and not re.search(r"failed|error|skipped", summary), summary
