@@ -33,6 +33,7 @@ from typing import Callable
 from flask import has_request_context, request, session
 
 from .. import executor
+from ..errors import LabnbError
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.pool import Pool
@@ -48,7 +49,7 @@ RECLAIMED = "reclaimed"   # the lab host was given back for idleness; the next u
 TAB_EVENTS = frozenset({"open", "attach", "ack", "shell_ack", "shell_resize"})
 
 
-class NotReady(RuntimeError):
+class NotReady(LabnbError, RuntimeError):
     """The learner's lab host cannot take commands now; the message says why."""
 
 

@@ -25,6 +25,7 @@ import time
 from typing import Callable
 
 from ..executor import PtyProcess, Terminal
+from ..errors import LabnbError
 from ..lab import Lab
 from ..labhost.base import LabHost, LabHostError
 from ..learners.registry import Learners, NotReady
@@ -37,7 +38,7 @@ MAX_INPUT = 64 << 10           # bytes of input per event
 ACTIVE_EVERY = 5.0             # seconds between two signs of a learner's activity in their terminals
 
 
-class ShellError(Exception):
+class ShellError(LabnbError):
     """A request about a shell that cannot be met; the message is for the learner."""
 
 
