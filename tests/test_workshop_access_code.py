@@ -3,6 +3,7 @@ with it get in, and an empty or a wrong code does not. In process, with Flask's 
 backend: no lab host is made (a join only seats the learner)."""
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -45,5 +46,5 @@ def test_the_code_the_server_holds_admits_a_learner(workshop):
 def test_an_empty_or_wrong_code_is_refused(workshop, code):
     app, services = workshop
     r = join(app, code)
-    assert r.status_code == 403 and "not this workshop's access code" in r.text, r.text
+    assert r.status_code == 403 and "not this workshop's access code" in html.unescape(r.text), r.text
     assert services.workshop.room.counts()["seated"] == 0
