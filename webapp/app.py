@@ -39,8 +39,7 @@ class Services:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
         if self.workshop is not None:
             self.workshop.start(self.events)
-        else:   # the open server gives back idle lab hosts (a workshop's room ends idle places instead)
-            self.learners.reclaim_idle(self.runs.busy)
+        self.learners.start()
         self.pool.start()
         return self
 
@@ -85,7 +84,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room seats whole classrooms, often from one address, and ends idle places itself
         learners = Learners(pool, seating)
-    else:
+    else:   # the open server limits lab hosts per address, and gives back idle ones
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
         learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60)
     guard.init_app(app)

@@ -19,7 +19,7 @@ Activity is as in a workshop, but for a visible tab: a use of the lab host
 (a lab page, a run, a reset: ``get``), an event the learner's tab sends that
 it would not send by itself (TAB_EVENTS), typing in a terminal or its
 output; a learner whose step's command runs is not idle, but one whose
-endless command waits for Stop is (``RunManager.busy``). A tab that is only
+endless command waits for Stop is (its lab session's current step run). A tab that is only
 open, its WebSocket pinging, is no activity. The learner's recorded runs
 stay; the next use makes them a new lab host, and says why the old one went.
 """
@@ -95,7 +95,7 @@ class Learner:
 class Learners:
     """Every learner seen, and their lab hosts. ``seating`` says who may have one (a workshop's room);
     ``per_address`` is the open server's limit of lab hosts per client address; a lab host with no activity
-    of its learner for ``idle`` seconds is given back (0: kept; ``reclaim_idle`` starts it)."""
+    of its learner for ``idle`` seconds is given back (0: kept; ``start`` starts that)."""
 
     def __init__(self, pool: Pool, seating: Seating = OPEN, per_address: LabHostsPerAddress | None = None,
                  idle: float = 0.0):
@@ -105,7 +105,6 @@ class Learners:
         self._lock = threading.Lock()
         self._closed = False
         self._on_release: list[Callable[[str, LabHost], None]] = []
-        self.busy: Callable[[str], bool] = lambda learner_id: False   # RunManager.busy, once reclaiming
         self._closing = threading.Event()
 
     def on_release(self, callback: Callable[[str, LabHost], None]) -> None:
@@ -230,14 +229,12 @@ class Learners:
             raise NotReady(f"{learner.note} A new lab host is being made for you: try again in a moment"
                            if learner.note else f"{wait}; try again in a moment")
 
-    def reclaim_idle(self, busy: Callable[[str], bool]) -> None:
-        """Start giving back the lab host of a learner with no activity for
-        ``idle`` seconds (none if 0) and not ``busy`` (a step's command runs:
-        RunManager.busy, made after the learners). In the serving process: a thread."""
-        if self.idle <= 0:
-            return
-        self.busy = busy
-        threading.Thread(target=self._reclaim_loop, name="reclaim-idle", daemon=True).start()
+    def start(self) -> "Learners":
+        """Start giving back the lab host of a learner with no activity for ``idle`` seconds (none if 0), in
+        a thread: in the serving process."""
+        if self.idle > 0:
+            threading.Thread(target=self._reclaim_loop, name="reclaim-idle", daemon=True).start()
+        return self
 
     def close(self) -> None:
         """Stop every learner's runs and terminals; the pool destroys their lab hosts."""
@@ -326,9 +323,12 @@ class Learners:
 
     # -- idle lab hosts --------------------------------------------------------
     def _idle_since(self, learner: Learner) -> float | None:
-        """Since when the learner is idle (None: not, a step's command or a lab's setup runs)."""
+        """Since when the learner is idle (None: not, a step's command or a lab's setup runs; a command
+        that waits for Stop, an endless ping left running, is no work)."""
         setting_up = any(not why for why, _ in list(learner.setups.values()))
-        return None if setting_up or self.busy(learner.id) else learner.active
+        running = any(run is not None and not run.waits_for_stop
+                      for run in [s.current for s in list(learner.sessions.values())])
+        return None if setting_up or running else learner.active
 
     def _reclaim_loop(self) -> None:
         while not self._closing.wait(min(self.idle / 4, 30)):
