@@ -102,7 +102,7 @@ def resolve(settings: Settings, given: frozenset[str] = frozenset()) -> Resolved
     (``size_for_room``), and, for sandbox lab hosts, as many as fit the machine's memory (``fit_memory``).
     ``given``: the settings the operator chose (on the command line or in the environment), kept as they are.
     Raises ConfigError naming the setting to change."""
-    from .guard.auth import operator_token, secret_key
+    from .guard.auth import operator_token, secret_key   # here: these modules import this one
     from .guard.limits import fit_memory
     from .workshop.manager import new_access_code, size_for_room
 
