@@ -17,7 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 from web_support import CHROMIUM_ARGS, LABNB, ROOT, TEST_LAB, Server, _state_dir, free_port, serving, wait_for
 from webapp.config import Settings
 from webapp.labhost import records
-from webapp.labhost.base import LabHostError
+from webapp.errors import ConfigError
 from webapp.guard.limits import NewLearners, Refusals, RunStarts, fit_memory, mem_total_mb
 
 HARDENING_LAB = "91-hardening"
@@ -285,7 +285,7 @@ def test_limits_that_do_not_fit_the_memory_are_refused_at_start():
 
 def test_lab_hosts_not_set_are_as_many_as_fit():
     settings = Settings(max_lab_hosts=64, memory_mb=mem_total_mb() // 16, server_memory_mb=1024)
-    fit_memory(settings, max_lab_hosts_given=False)
+    settings = fit_memory(settings, max_lab_hosts_given=False)
     assert settings.max_lab_hosts < 16
-    with pytest.raises(LabHostError, match="LABNB_MAX_LAB_HOSTS"):
+    with pytest.raises(ConfigError, match="LABNB_MAX_LAB_HOSTS"):
         fit_memory(dataclasses.replace(settings, max_lab_hosts=64), max_lab_hosts_given=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 from webapp.config import Settings
 from webapp.store import Store
-from webapp.workshop.manager import Workshop
+from webapp.guard.auth import operator_mark
+from webapp.workshop.manager import RoomSeating, Workshop, code_mark
 from webapp.workshop.room import Room, Times
 
 ADA, BOB = "a" * 32, "b" * 32
@@ -63,7 +65,8 @@ def test_a_state_saved_by_another_labnb_loses_nothing_it_does_not_know():
 
 def test_an_unreadable_saved_state_is_kept_aside_and_the_room_starts_empty(tmp_path, caplog):
     settings = Settings(state_dir=str(tmp_path), workshop=1, capacity=2, access_code="abcde-23456")
-    workshop = Workshop(settings, {})
+    seating = RoomSeating(Room(settings.capacity), code_mark(settings.access_code), operator_mark("operator"))
+    workshop = Workshop(settings, {}, seating, SimpleNamespace(mark="token"), None, None, None, None)
     workshop._key = "room"
     with Store(tmp_path / "runs.db") as store:
         store.save_room("room", json.dumps({"members": [{"id": ADA}]}))   # no name, no place

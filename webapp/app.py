@@ -1,17 +1,18 @@
-"""labnb: a web lab notebook server. ``create_app`` is the Flask app factory."""
+"""labnb: a web lab notebook server. ``create_app`` is the Flask app factory; ``build_services``, its
+composition root, builds every service in one place, in the order they need each other."""
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 
 from flask import Flask
 from flask_socketio import SocketIO
 
-from .guard.auth import Guard, allowed_hosts, csrf_token, operator_token, refuse, secret_key
-from .config import Settings
+from .guard.auth import Guard, allowed_hosts, csrf_token, operator_mark, refuse, secret_key
+from .guard.seating import OPEN
+from .config import Resolved, Settings, resolve
+from .errors import ConfigError
 from .lab import load_labs
-from .labhost.base import LabHostError
 from . import status
 from .stream import websocket
 from .guard.limits import LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes
@@ -20,54 +21,25 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells, network pictures.
+    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells, network
+    pictures, and a workshop's room (None on the open server). ``build_services`` makes it whole: no
+    attribute is filled in later. ``start`` starts the threads (the pool's, the workshop's, the idle
+    lab hosts' reclaim)."""
 
-    ``start`` opens the store and starts the pool's thread; it must run in the
-    process that serves (gunicorn's worker, after the fork): neither threads
-    nor SQLite connections survive a fork.
-    """
-
-    def __init__(self, settings: Settings, pool, socketio: SocketIO):
-        from .learners.registry import Learners
-        from .network.views import Pictures
-
-        self.settings, self.pool, self.socketio = settings, pool, socketio
-        self.labs = _workshop_labs(settings, {lab.id: lab for lab in load_labs(settings.labs_dir)})
-        self.learners = Learners(pool)
-        self.pictures = Pictures()
-        self.gateway = None   # webapp/proxy/gateway.py, made with the app
-        self.guard = None
-        self.run_starts = None   # webapp/limits.py, made with the app
-        self.workshop = None
-        if settings.workshop:
-            from .workshop.manager import Workshop
-            self.workshop = Workshop(settings, self.labs)
-        self.store = None
-        self.runs = None
-        self.shells = None
+    def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
+                 guard: Guard, run_starts: RunStarts, runs, shells, events, workshop, gateway):
+        self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
+        self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
+        self.run_starts, self.runs, self.shells, self.events = run_starts, runs, shells, events
+        self.workshop, self.gateway = workshop, gateway
 
     def start(self) -> "Services":
-        from . import runs, shells
-        from .stream.events import Events
-        from .store import Limits, Store
-
-        self.store = Store(os.path.join(self.settings.state_dir, self.settings.store_file),
-                           Limits.from_settings(self.settings))
         cut = self.store.mark_cut_off()
         if cut:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
-        def emit(event: str, payload: dict, to: str) -> None:
-            self.socketio.emit(event, payload, to=to)
-
-        self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
-        self.shells = shells.ShellManager(self.learners, self.labs, emit, self.settings.shell_idle_timeout)
-        events = Events(self.socketio)
-        runs.register(events, self.runs, self.labs, self.run_starts)
-        shells.register(events, self.shells)
         if self.workshop is not None:
-            self.workshop.start(self, events)
-        else:   # the open server gives back idle lab hosts (a workshop's room ends idle places instead)
-            self.learners.reclaim_idle(self.settings.idle_minutes * 60, self.runs.busy, events, self.shells)
+            self.workshop.start(self.events)
+        self.learners.start()
         self.pool.start()
         return self
 
@@ -75,23 +47,75 @@ class Services:
         """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""
         if self.workshop is not None:
             self.workshop.close()
-        if self.runs is not None:
-            self.runs.close()
-        if self.shells is not None:
-            self.shells.close()
+        self.runs.close()
+        self.shells.close()
         self.learners.close()
         self.pool.close()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
 
-def _workshop_labs(settings: Settings, labs: dict) -> dict:
-    """The labs a workshop is about (LABNB_WORKSHOP_LABS), or every lab."""
+def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, labs: dict, key: bytes,
+                   bind_host: str, cookie: str) -> Services:
+    """Every service, each given what it needs when it is made: the store, the seating (who may be seated:
+    everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
+    events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
+
+    It opens the store (SQLite) and the shells' idle thread: call it in the process that serves (gunicorn's
+    worker, after the fork), as neither threads nor SQLite connections survive a fork."""
+    from . import runs as run_service, shells as shell_service
+    from .learners.registry import Learners
+    from .network.views import Pictures
+    from .proxy.gateway import Gateway
+    from .store import Limits, Store
+    from .stream.events import Events
+
+    refusals = Refusals()
+    store = Store(os.path.join(settings.state_dir, settings.store_file), Limits.from_settings(settings))
+    new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
+                               refusals)
+    if settings.workshop:
+        from .workshop import views
+        from .workshop.manager import RoomSeating, Workshop, code_mark
+        from .workshop.room import Room, Times
+
+        seating = RoomSeating(Room(settings.capacity, Times.from_settings(settings)), code_mark(settings.access_code),
+                              operator_mark(settings.operator_token))
+        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, seating,
+                      views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
+        # a workshop's room seats whole classrooms, often from one address, and ends idle places itself
+        learners = Learners(pool, seating)
+    else:   # the open server limits lab hosts per address, and gives back idle ones
+        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
+        learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60)
+    guard.init_app(app)
+
+    def emit(event: str, payload: dict, to: str) -> None:
+        socketio.emit(event, payload, to=to)
+
+    runs = run_service.RunManager(store, learners, labs, emit)
+    shells = shell_service.ShellManager(learners, labs, emit, settings.shell_idle_timeout)
+    events = Events(socketio, learners.event_refusal)
+    run_starts = RunStarts(settings.runs_per_minute, refusals)
+    run_service.register(events, runs, labs, run_starts)
+    shell_service.register(events, shells)
+    workshop = (Workshop(settings, labs, seating, guard, store, runs, learners, socketio)
+                if settings.workshop else None)
+    app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
+    # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
+    gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
+    return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
+                    pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, shells=shells,
+                    events=events, workshop=workshop, gateway=gateway)
+
+
+def served_labs(settings: Settings) -> dict:
+    """The labs the server offers: a workshop's (LABNB_WORKSHOP_LABS), or every lab in LABNB_LABS_DIR."""
+    labs = {lab.id: lab for lab in load_labs(settings.labs_dir)}
     wanted = [w.strip() for w in settings.workshop_labs.split(",") if w.strip()] if settings.workshop else []
     unknown = [w for w in wanted if w not in labs]
     if unknown:
-        raise LabHostError(f"the workshop's labs {', '.join(unknown)} are not in {settings.labs_dir}",
-                           f"Choose among {', '.join(labs) or 'none'}")
+        raise ConfigError("LABNB_WORKSHOP_LABS", f"the workshop's labs {', '.join(unknown)} are not in "
+                          f"{settings.labs_dir}", f"Choose among {', '.join(labs) or 'none'}")
     return {w: labs[w] for w in wanted} if wanted else labs
 
 
@@ -107,10 +131,11 @@ def cookie_name(port: int | None) -> str:
 
 
 def create_app(settings: Settings | None = None, pool=None, bind_host: str = "127.0.0.1",
-               port: int | None = None) -> Flask:
-    """The Flask app with its Socket.IO server; ``pool`` hands out lab hosts
-    (a labhost.pool.Pool, made from ``settings`` if not given). Call
-    ``app.extensions["labnb"].start()`` in the serving process.
+               port: int | None = None, labs: dict | None = None) -> Flask:
+    """The Flask app with its Socket.IO server and its services (``build_services``), made from
+    ``settings`` resolved (config.resolve: from the environment if None). ``pool`` hands out lab hosts (a
+    labhost.pool.Pool, made from the settings if not given); ``labs``: ``served_labs`` if not given. Call
+    it in the serving process, then ``app.extensions["labnb"].start()``.
 
     The session cookie is named for the ``port``: browsers send a host's
     cookies to all its ports, so two labnb servers on one machine would
@@ -123,17 +148,10 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     from .labhost.pool import Pool
     from .network import views as network
     from .proxy import views as proxy
-    from .proxy.gateway import Gateway
     from .notebook.views import bp
 
-    settings = settings or Settings.from_env()
-    if not settings.token:
-        settings.token = secrets.token_hex(24)
+    settings = resolve(settings or Settings.from_env())
     key = secret_key(settings.state_dir)
-    settings.operator_token = settings.operator_token or operator_token(settings.token, key)
-    if settings.operator_token == settings.token:
-        raise LabHostError("LABNB_OPERATOR_TOKEN is the learners' LABNB_TOKEN: every learner would be the operator",
-                           "Set another LABNB_OPERATOR_TOKEN, or unset it to have one made")
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.update(
         LABNB=settings,
@@ -144,11 +162,6 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
         SESSION_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=int(settings.session_days * 24 * 3600),
     )
-    refusals = Refusals()
-    guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host),
-                  NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
-                              refusals))
-    guard.init_app(app)
     # cors_allowed_origins=None: Engine.IO accepts only the page's own origin;
     # serializer: MessagePack, so output goes as raw bytes in one WebSocket
     # message (no JSON escaping, no UTF-8 decoding on the server; JSON text
@@ -162,24 +175,15 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
                         ping_timeout=PING_TIMEOUT, async_handlers=False)
     websocket.bound(socketio)
-    app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
-    services = app.extensions["labnb"] = Services(settings, pool or Pool(settings), socketio)
-    services.guard = guard
-    services.run_starts = RunStarts(settings.runs_per_minute, refusals)
-    if not settings.workshop:   # a workshop's room seats whole classrooms, often from one address
-        services.learners.per_address = LabHostsPerAddress(settings, refusals)
-    # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
-    services.gateway = app.wsgi_app = Gateway(app.wsgi_app, services, key, cookie_name(port), refusals)
+    app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
+                                             served_labs(settings) if labs is None else labs, key, bind_host,
+                                             cookie_name(port))
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
     app.register_blueprint(proxy.bp)
     if settings.workshop:
         from .workshop import views
-        from .workshop.manager import new_access_code
 
-        settings.access_code = settings.access_code or new_access_code()
-        guard.open_endpoints = views.OPEN
-        guard.wrong_codes = WrongCodes(settings.join_attempts, settings.learner_window, refusals)
         app.register_blueprint(views.bp)
     from .learners.registry import NotReady   # a page that raced its learner's place ending: say so, not a 500
     app.register_error_handler(NotReady, lambda e: refuse(str(e), 409))

@@ -11,12 +11,13 @@ from pathlib import Path
 import click
 
 from ..config import Settings
+from ..errors import ConfigError, LabnbError
 
 
 def _settings(**overrides) -> Settings:
     try:
         return Settings.from_env(**overrides)
-    except ValueError as e:
+    except ConfigError as e:
         raise click.UsageError(str(e)) from None
 
 
@@ -273,7 +274,6 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
     The server runs in a memory cgroup of its own, limited to LABNB_SERVER_MEMORY_MB."""
     from ..lab import LabError
     from ..labhost import cgroups, records
-    from ..labhost.base import LabHostError
     from .server import serve as run_server
 
     try:
@@ -295,7 +295,7 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
             run_server(settings, host, port, frozenset({"pool_size"} if pool_size is not None else ()))
     except LabError as e:
         raise click.ClickException(f"the labs in {_settings().labs_dir} have problems:\n{e}") from None
-    except LabHostError as e:
+    except LabnbError as e:   # a setting (ConfigError) or the machine (LabHostError): what to do
         raise click.ClickException(str(e)) from None
 
 

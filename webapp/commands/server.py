@@ -8,8 +8,10 @@ is capped (limits.SocketLimits) below the threads, which keep
 limits.HTTP_THREADS more for pages. No thread waits for a request to arrive:
 the worker's loop reads them (webapp/heads.py).
 
-Before it serves, the configured limits must fit the machine's memory
-(limits.fit_memory).
+Before it forks the worker, the settings are resolved (config.resolve: the
+tokens, a workshop's access code and sizing, the limits that fit the machine's
+memory) and the labs loaded, so that a mistake is told here; the worker then
+builds the app and its services (create_app) from them.
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ from gunicorn.app.base import BaseApplication
 
 from .. import create_app
 from . import heads
-from ..config import Settings
+from ..app import served_labs
+from ..config import Settings, resolve
 from ..labhost import reaper
 from ..labhost.pool import Pool
-from ..guard.limits import HTTP_THREADS, fit_memory
-from ..workshop.manager import size_for_room
+from ..guard.limits import HTTP_THREADS, capacity
 
 # Seconds a kept-alive HTTP connection may wait for its next request. gunicorn
 # closes expired ones in its main loop between two waits, so a request that
@@ -41,8 +43,10 @@ WORKER_CONNECTIONS = 8192
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, app, options: dict):
-        self.application, self.options = app, options
+    """``make`` builds the app in the worker (gunicorn calls ``load`` there, after the fork)."""
+
+    def __init__(self, make, options: dict):
+        self.make, self.options = make, options
         super().__init__()
 
     def load_config(self):
@@ -50,7 +54,7 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return self.application
+        return self.make()
 
 
 def serve(settings: Settings, host: str, port: int, given: frozenset[str] = frozenset()) -> None:
@@ -58,17 +62,16 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     open_files = _raise_open_files_limit()
     given = given | {f for f in ("pool_size", "max_lab_hosts", "new_learners_per_address")
                      if f"LABNB_{f.upper()}" in os.environ}
-    if settings.workshop:
-        size_for_room(settings, given)
+    settings = resolve(settings, given)
+    labs = served_labs(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
     if settings.backend == "sandbox":
-        log.info("capacity: %s", fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop)))
+        log.info("capacity: %s", capacity(settings))
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
-    app = create_app(settings, Pool(settings), bind_host=host, port=port)
-    services = app.extensions["labnb"]
+    pool = Pool(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     root = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
     elsewhere = (" (from other machines: this machine's address in place of 127.0.0.1)"
@@ -77,7 +80,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     def when_ready(_server):
         if settings.workshop:
             print(f"\n    labnb is running a workshop for up to {settings.capacity} learners at once "
-                  f"({', '.join(services.labs) or 'no labs'})."
+                  f"({', '.join(labs) or 'no labs'})."
                   f"\n    The instructor's dashboard (keep this URL to yourself):"
                   f"\n\n        {root}/workshop?token={settings.operator_token}\n"
                   f"\n    Learners join here{elsewhere}, access code {settings.access_code}:"
@@ -88,22 +91,29 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
               f"\n    Learners open this one{elsewhere} (each browser is a learner of its own):"
               f"\n\n        {root}/?token={settings.token}\n", flush=True)
 
-    # Threads, the store's connection and the pool must start in the worker:
-    # gunicorn forks it from this process, and threads do not survive a fork.
+    # The services (the store's connection) are made, and threads and the pool
+    # start, in the worker: gunicorn forks it from this process, and threads do not survive a fork.
     # Each open tab holds a thread for its WebSocket: 50 learners with a few
     # tabs each fit in the default 192; so does each connection to a lab
     # host's web service (webapp/proxy/gateway.py), counted apart.
-    _Gunicorn(app, {
+    _Gunicorn(lambda: create_app(settings, pool, bind_host=host, port=port, labs=labs), {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": 1, "worker_class": heads.worker_class(settings.proxy_domain),
         "threads": settings.max_sockets + HTTP_THREADS + settings.proxy_connections,
         "timeout": 0,
         "keepalive": KEEPALIVE, "worker_connections": min(WORKER_CONNECTIONS, open_files // 2),
         "graceful_timeout": 15,
-        "when_ready": when_ready, "post_worker_init": lambda _w: services.start(),
-        "worker_exit": lambda _s, _w: services.close(),
+        "when_ready": when_ready, "post_worker_init": lambda worker: worker.wsgi.extensions["labnb"].start(),
+        "worker_exit": lambda _s, worker: _close(worker),
         "accesslog": None, "loglevel": "warning",
     }).run()
+
+
+def _close(worker) -> None:
+    """The worker's services, if it got as far as making them."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        app.extensions["labnb"].close()
 
 
 def _raise_open_files_limit() -> int:

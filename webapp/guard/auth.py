@@ -25,12 +25,12 @@ import re
 import secrets
 import uuid
 from functools import wraps
-from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, redirect, render_template, request, session
 
-from .limits import NewLearners, client_address
+from .limits import NewLearners, WrongCodes, client_address
+from .seating import OPEN, Seating
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -85,20 +85,33 @@ def _mark(kind: str, token: str) -> str:
     return hashlib.sha256(f"labnb-{kind}:{token}".encode()).hexdigest()[:32]
 
 
+def operator_mark(operator: str) -> str:
+    """What the operator's cookie holds of their token."""
+    return _mark("operator", operator)
+
+
+def is_operator(mark: str) -> bool:
+    """Whether this request's cookie is the operator's (``mark``: ``operator_mark`` of their token)."""
+    return session.get("operator") == mark
+
+
 class Guard:
     """Checks every request: Host, Origin, token or session cookie, CSRF;
-    counts the new learners that a token without a cookie makes."""
+    counts the new learners that a token without a cookie makes. A
+    workshop's guard also lets anyone load its ``open_endpoints`` (the join
+    page), counts ``wrong_codes``, and asks its ``seating`` whether a
+    learner's tab may connect (limits.SocketLimits)."""
 
-    def __init__(self, token: str, operator: str, hosts: frozenset[str] | None, new_learners: NewLearners):
+    def __init__(self, token: str, operator: str, hosts: frozenset[str] | None, new_learners: NewLearners,
+                 seating: Seating = OPEN, open_endpoints: frozenset[str] = frozenset(),
+                 wrong_codes: WrongCodes | None = None):
         self.token, self.operator = token, operator
         self.hosts = hosts
         self.new_learners = new_learners
+        self.seating, self.open_endpoints, self.wrong_codes = seating, open_endpoints, wrong_codes
         # What the cookie holds: digests, so a cookie from a server started
         # with other tokens is worthless.
-        self.mark, self.operator_mark = _mark("token", token), _mark("operator", operator)
-        self.open_endpoints: frozenset[str] = frozenset()   # pages anyone may load (a workshop's join page)
-        self.seat: Callable[[], str | None] = lambda: None  # why a learner's tab may not connect now (a workshop's)
-        self.wrong_codes = None                              # limits.WrongCodes of a workshop
+        self.mark, self.operator_mark = _mark("token", token), operator_mark(operator)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["labnb.guard"] = self
@@ -106,7 +119,7 @@ class Guard:
         app.after_request(_harden)
 
     def is_operator(self) -> bool:
-        return session.get("operator") == self.operator_mark
+        return is_operator(self.operator_mark)
 
     # -- checks shared with Socket.IO ----------------------------------------
     def refusal(self) -> str | None:

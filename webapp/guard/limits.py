@@ -16,6 +16,7 @@ proxy every learner shares the proxy's, so raise the per-address limits there.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -25,6 +26,7 @@ import time
 from flask import Flask, session
 
 from ..config import Settings
+from ..errors import ConfigError
 from ..labhost.base import LabHostError
 
 log = logging.getLogger(__name__)
@@ -221,7 +223,7 @@ class SocketLimits:
         address = client_address(environ.get("REMOTE_ADDR"))
         with self.app.request_context(environ):
             guard = self.app.extensions["labnb.guard"]
-            why = guard.refusal() or guard.seat()
+            why = guard.refusal() or guard.seating.refusal(active=False)
             learner = session.get("learner")
         if why:
             self.refusals.log("a WebSocket", address, why)
@@ -265,28 +267,33 @@ def mem_total_mb() -> int:
     raise LabHostError("/proc/meminfo has no MemTotal", "Run labnb on Linux")
 
 
-def fit_memory(settings: Settings, max_lab_hosts_given: bool) -> str:
-    """Check that every lab host at its memory limit, and the server, fit the
-    machine's memory; a ``max_lab_hosts`` not given is lowered to what fits.
-    Returns what was decided, for the log; raises LabHostError saying which
-    setting to change."""
+def fit_memory(settings: Settings, max_lab_hosts_given: bool) -> Settings:
+    """The settings with every lab host at its memory limit, and the server,
+    fitting the machine's memory: a ``max_lab_hosts`` not given is lowered to
+    what fits. Raises ConfigError saying which setting to change."""
     total = mem_total_mb()
     room = total - settings.server_memory_mb
     fits = max(room, 0) // max(settings.memory_mb, 1)
     if not max_lab_hosts_given and fits < settings.max_lab_hosts:
-        settings.max_lab_hosts = fits
+        settings = dataclasses.replace(settings, max_lab_hosts=fits)
     need = settings.max_lab_hosts * settings.memory_mb
     if need > room or settings.max_lab_hosts < 1:
         todo = (f"Set LABNB_MAX_LAB_HOSTS to at most {fits}, or LABNB_MEMORY_MB to at most "
                 f"{max(room, 0) // max(settings.max_lab_hosts, 1)}") if fits else (
                 f"Lower LABNB_MEMORY_MB to at most {max(room, 0)}, or LABNB_SERVER_MEMORY_MB")
-        raise LabHostError(
+        raise ConfigError(
+            "LABNB_MAX_LAB_HOSTS" if fits else "LABNB_MEMORY_MB",
             f"{settings.max_lab_hosts} lab hosts (LABNB_MAX_LAB_HOSTS) of {settings.memory_mb} MiB "
             f"(LABNB_MEMORY_MB) need {need} MiB, and the server {settings.server_memory_mb} MiB more "
             f"(LABNB_SERVER_MEMORY_MB), but this machine has {total} MiB", todo)
     if settings.pool_size > settings.max_lab_hosts:
-        raise LabHostError(f"the warm pool (LABNB_POOL_SIZE={settings.pool_size}) is larger than the lab hosts "
-                           f"there may be (LABNB_MAX_LAB_HOSTS={settings.max_lab_hosts})",
-                           f"Set LABNB_POOL_SIZE to at most {settings.max_lab_hosts}")
+        raise ConfigError("LABNB_POOL_SIZE", f"the warm pool (LABNB_POOL_SIZE={settings.pool_size}) is larger than "
+                          f"the lab hosts there may be (LABNB_MAX_LAB_HOSTS={settings.max_lab_hosts})",
+                          f"Set LABNB_POOL_SIZE to at most {settings.max_lab_hosts}")
+    return settings
+
+
+def capacity(settings: Settings) -> str:
+    """What ``fit_memory`` decided, for the log."""
     return (f"up to {settings.max_lab_hosts} lab hosts of {settings.memory_mb} MiB "
-            f"({settings.pool_size} kept ready), {total} MiB of memory")
+            f"({settings.pool_size} kept ready), {mem_total_mb()} MiB of memory")

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import LabnbError
+
 # A terminal shows colours and line ends the way a PTY sends them; a match is
 # meant for the text a learner reads.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])")
@@ -30,7 +32,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class LabError(Exception):
+class LabError(LabnbError):
     """A lab file that cannot be used; holds every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]):

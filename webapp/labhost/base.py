@@ -15,6 +15,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
+from ..errors import LabnbError
+
 if TYPE_CHECKING:
     import docker
 
@@ -26,12 +28,8 @@ READ_SIZE = 256 << 10
 BASH = "/bin/bash"   # the shell of the server's own jobs, by its path: never a `bash` the learner put first on PATH
 
 
-class LabHostError(RuntimeError):
-    """Something a user or operator can act on: what happened, and what to do."""
-
-    def __init__(self, what: str, todo: str = ""):
-        super().__init__(f"{what}. {todo}".strip() if todo else what)
-        self.what, self.todo = what, todo
+class LabHostError(LabnbError, RuntimeError):
+    """A lab host that cannot be made or used: what happened, and what to do."""
 
 
 class HeadTail:

@@ -19,7 +19,7 @@ Activity is as in a workshop, but for a visible tab: a use of the lab host
 (a lab page, a run, a reset: ``get``), an event the learner's tab sends that
 it would not send by itself (TAB_EVENTS), typing in a terminal or its
 output; a learner whose step's command runs is not idle, but one whose
-endless command waits for Stop is (``RunManager.busy``). A tab that is only
+endless command waits for Stop is (its lab session's current step run). A tab that is only
 open, its WebSocket pinging, is no activity. The learner's recorded runs
 stay; the next use makes them a new lab host, and says why the old one went.
 """
@@ -33,11 +33,13 @@ from typing import Callable
 from flask import has_request_context, request, session
 
 from .. import executor
+from ..errors import LabnbError
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.pool import Pool
 from .labsession import SCRIPT_TIMEOUT, LabSession
 from ..guard.limits import LabHostsPerAddress, client_address
+from ..guard.seating import OPEN, Seating
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ RECLAIMED = "reclaimed"   # the lab host was given back for idleness; the next u
 TAB_EVENTS = frozenset({"open", "attach", "ack", "shell_ack", "shell_resize"})
 
 
-class NotReady(RuntimeError):
+class NotReady(LabnbError, RuntimeError):
     """The learner's lab host cannot take commands now; the message says why."""
 
 
@@ -91,17 +93,18 @@ class Learner:
 
 
 class Learners:
-    def __init__(self, pool: Pool):
+    """Every learner seen, and their lab hosts. ``seating`` says who may have one (a workshop's room);
+    ``per_address`` is the open server's limit of lab hosts per client address; a lab host with no activity
+    of its learner for ``idle`` seconds is given back (0: kept; ``start`` starts that)."""
+
+    def __init__(self, pool: Pool, seating: Seating = OPEN, per_address: LabHostsPerAddress | None = None,
+                 idle: float = 0.0):
         self.pool = pool
+        self.seating, self.per_address, self.idle = seating, per_address, idle
         self._learners: dict[str, Learner] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._on_release: list[Callable[[str, LabHost], None]] = []
-        # why a learner may not have a lab host now (None: they may); a workshop's room says
-        self.admits: Callable[[str], str | None] = lambda learner_id: None
-        self.per_address: LabHostsPerAddress | None = None   # the open server's limit (create_app)
-        self.idle = 0.0                                      # seconds (reclaim_idle); 0: lab hosts are kept
-        self.busy: Callable[[str], bool] = lambda learner_id: False
         self._closing = threading.Event()
 
     def on_release(self, callback: Callable[[str, LabHost], None]) -> None:
@@ -112,12 +115,12 @@ class Learners:
     def get(self, learner_id: str) -> Learner:
         """The learner, whose lab host starts being made the first time they are
         seen, and again when they come back after it was given back (NotReady if
-        ``admits`` refuses them one: a workshop's learner without a place). A get
+        the seating refuses them one: a workshop's learner without a place). A get
         is a use of the lab host: the learner's activity."""
         with self._lock:
             learner = self._learners.get(learner_id)
             if learner is None:
-                why = self.admits(learner_id)
+                why = self.seating.admits(learner_id)
                 if why:
                     raise NotReady(why)
                 learner = self._learners[learner_id] = Learner(learner_id)
@@ -130,10 +133,24 @@ class Learners:
         return learner
 
     def touch(self, learner_id: str) -> None:
-        """A sign of the learner's activity (typing in a terminal, an event of their tab)."""
+        """A sign of the learner's activity outside a request of theirs (typing in a terminal, its output),
+        for the idle lab hosts and the seating (a workshop's room)."""
+        self._active(learner_id)
+        self.seating.touch(learner_id)
+
+    def _active(self, learner_id: str) -> None:
         learner = self.peek(learner_id)
         if learner is not None:
             learner.active = time.time()
+
+    def event_refusal(self, event: str) -> str | None:
+        """The gate of the Socket.IO events (stream.events.Events): why this tab's learner may not send
+        ``event`` now, the seating's say. An event is the learner's activity, unless their tab sends it by
+        itself (TAB_EVENTS)."""
+        why = self.seating.refusal()
+        if not why and event not in TAB_EVENTS:
+            self._active(session["learner"])
+        return why
 
     def peek(self, learner_id: str) -> Learner | None:
         """The learner if they have been seen, without starting anything."""
@@ -212,17 +229,12 @@ class Learners:
             raise NotReady(f"{learner.note} A new lab host is being made for you: try again in a moment"
                            if learner.note else f"{wait}; try again in a moment")
 
-    def reclaim_idle(self, idle: float, busy: Callable[[str], bool], events, shells) -> None:
-        """On the open server, give back the lab host of a learner with no
-        activity for ``idle`` seconds (none if 0) and not ``busy`` (a step's
-        command runs): what tells of activity is wired here, ``events.gate``
-        (a Socket.IO event) and ``shells.on_activity`` (a terminal's)."""
-        if idle <= 0:
-            return
-        self.idle, self.busy = idle, busy
-        events.gate = self._tab_event
-        shells.on_activity = self.touch
-        threading.Thread(target=self._reclaim_loop, name="reclaim-idle", daemon=True).start()
+    def start(self) -> "Learners":
+        """Start giving back the lab host of a learner with no activity for ``idle`` seconds (none if 0), in
+        a thread: in the serving process."""
+        if self.idle > 0:
+            threading.Thread(target=self._reclaim_loop, name="reclaim-idle", daemon=True).start()
+        return self
 
     def close(self) -> None:
         """Stop every learner's runs and terminals; the pool destroys their lab hosts."""
@@ -310,16 +322,13 @@ class Learners:
             session.close()
 
     # -- idle lab hosts --------------------------------------------------------
-    def _tab_event(self, event: str) -> None:
-        """``events.gate`` on the open server: a Socket.IO event is the learner's activity, unless their tab
-        sends it by itself. It refuses nothing."""
-        if event not in TAB_EVENTS:
-            self.touch(session["learner"])
-
     def _idle_since(self, learner: Learner) -> float | None:
-        """Since when the learner is idle (None: not, a step's command or a lab's setup runs)."""
+        """Since when the learner is idle (None: not, a step's command or a lab's setup runs; a command
+        that waits for Stop, an endless ping left running, is no work)."""
         setting_up = any(not why for why, _ in list(learner.setups.values()))
-        return None if setting_up or self.busy(learner.id) else learner.active
+        running = any(run is not None and not run.waits_for_stop
+                      for run in [s.current for s in list(learner.sessions.values())])
+        return None if setting_up or running else learner.active
 
     def _reclaim_loop(self) -> None:
         while not self._closing.wait(min(self.idle / 4, 30)):

@@ -95,11 +95,11 @@ class Refused(Exception):
 
 
 class Gateway:
-    def __init__(self, wsgi_app, services, key: bytes, cookie_prefix: str, refusals):
-        self.wsgi_app, self.services, self.refusals = wsgi_app, services, refusals
-        self.domain = services.settings.proxy_domain.lower()
-        self.in_all = services.settings.proxy_connections
-        self.per_owner = services.settings.proxy_per_learner
+    def __init__(self, wsgi_app, settings, learners, key: bytes, cookie_prefix: str, refusals):
+        self.wsgi_app, self.settings, self.learners, self.refusals = wsgi_app, settings, learners, refusals
+        self.domain = settings.proxy_domain.lower()
+        self.in_all = settings.proxy_connections
+        self.per_owner = settings.proxy_per_learner
         self.reserve = max(FEW, self.in_all // 8)   # kept for owners who hold fewer than FEW
         self.cookie = cookie_prefix + "-proxy"
         self.labnb_cookie = cookie_prefix
@@ -176,7 +176,7 @@ class Gateway:
         path = environ["PATH_INFO"]
         link, sep, _ = path[len(UNDER):].partition("/")
         try:
-            p = self._paths.loads(link, max_age=int(self.services.settings.session_days * 86400))
+            p = self._paths.loads(link, max_age=int(self.settings.session_days * 86400))
         except BadSignature:
             raise Refused("403 Forbidden", "this link to a lab host's service is not valid or has expired: open "
                                            "the port again from the lab page") from None
@@ -217,7 +217,7 @@ class Gateway:
     def _pass(self, environ, lab_host_id: str, port: int) -> str:
         """Whose service the request may reach, from the cookie ``_enter`` set (several may come: one must
         be for this very host and port)."""
-        session_days = self.services.settings.session_days
+        session_days = self.settings.session_days
         for name, value in _cookies(environ.get("HTTP_COOKIE", "")):
             if name != self.cookie:
                 continue
@@ -231,7 +231,7 @@ class Gateway:
                                        "lab page (the link beside the port)")
 
     def _lab_host(self, owner: str, lab_host_id: str):
-        learner = self.services.learners.peek(owner)
+        learner = self.learners.peek(owner)
         host = learner.host if learner is not None and learner.state == READY else None
         if host is None or host.id != lab_host_id:
             raise Refused("404 Not Found", f"lab host {lab_host_id} is not there any more (it was reset, or its "

@@ -37,6 +37,7 @@ import time
 from typing import Callable
 
 from ..executor import ERROR, FAILED
+from ..errors import LabnbError
 from ..stream.flow import Credit, Reader
 from ..lab import Lab
 from ..learners.registry import Learners, NotReady
@@ -59,7 +60,7 @@ REMOVED = "run {} was removed to make room in the run store; run its step again"
 Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid or room)
 
 
-class RunError(Exception):
+class RunError(LabnbError):
     """A request about runs that cannot be met; the message is for the learner."""
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
 
 from ..executor import PtyProcess, Terminal
+from ..errors import LabnbError
 from ..lab import Lab
 from ..labhost.base import LabHost, LabHostError
 from ..learners.registry import Learners, NotReady
@@ -37,7 +37,7 @@ MAX_INPUT = 64 << 10           # bytes of input per event
 ACTIVE_EVERY = 5.0             # seconds between two signs of a learner's activity in their terminals
 
 
-class ShellError(Exception):
+class ShellError(LabnbError):
     """A request about a shell that cannot be met; the message is for the learner."""
 
 
@@ -123,9 +123,6 @@ class ShellManager:
         self.named: dict[tuple[str, str, str], NamedTerminal] = {}   # (learner, lab, terminal)
         self.by_sid: dict[str, dict[str, Shown]] = {}   # sid: term ("" the shell): shown
         self.watchers: set[str] = set()   # the sids of the instructor's tabs that watch a learner's
-        # told of a learner's typing, or of output of their terminals (at most every ACTIVE_EVERY s each):
-        # a workshop counts it as activity, so a learner who works in the terminal panel is not idle
-        self.on_activity: Callable[[str], None] = lambda learner_id: None
         self._active: dict[str, float] = {}
         self.ended_idle: set[str] = set()    # learners whose last shell the idle timeout ended
         self._lock = threading.Lock()
@@ -235,7 +232,7 @@ class ShellManager:
         now = time.monotonic()
         if now - self._active.get(learner_id, -ACTIVE_EVERY) >= ACTIVE_EVERY:
             self._active[learner_id] = now
-            self.on_activity(learner_id)
+            self.learners.touch(learner_id)   # a learner who works in the terminal panel is not idle
 
     def shown(self, sid: str, learner_id: str, term: str = "") -> Shown:
         """What tab ``sid`` opened as ``term``: always the learner's own."""

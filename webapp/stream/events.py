@@ -7,7 +7,7 @@ runs, and turns a ``BadEvent``, the service's own expected errors, or a bug
 into an ``error`` event and the ``{"error": ...}`` acknowledgement, never a
 crash. Each service registers its own connect and disconnect
 (``on_connect``, ``on_disconnect``); an unknown event gets an error too. A
-``gate`` (a workshop's room) may refuse every event of a tab whose learner
+``gate`` (Learners.event_refusal: the seating's say) may refuse every event of a tab whose learner
 has no place now: a tab left open after their time ended starts nothing. Who may connect is checked before the
 WebSocket opens (limits.SocketLimits, with the Guard).
 
@@ -100,11 +100,10 @@ def fields(data, spec: dict) -> list:
 class Events:
     """The server's Socket.IO events, registered once per server."""
 
-    def __init__(self, socketio: SocketIO):
-        self.socketio = socketio
+    def __init__(self, socketio: SocketIO, gate: Callable[[str], str | None] = lambda event: None):
+        self.socketio, self.gate = socketio, gate
         self._connects: list[Callable[[], None]] = []
         self._disconnects: list[Callable[[str], None]] = []
-        self.gate: Callable[[str], str | None] = lambda event: None
         socketio.on("connect")(self._connect)
         socketio.on("disconnect")(self._disconnect)
         socketio.on("*")(self._unknown)

@@ -1,10 +1,10 @@
 """Workshops: an instructor (the operator), a room of learners who join with
 an access code and a name, and the instructor's live view of the room.
 
-``Workshop`` ties the room (room.py) to the rest of the server: it decides
-who may use the learner pages and events now (``seat_refusal``, checked on
-every HTTP request, WebSocket upgrade and Socket.IO event of a learner),
-destroys the lab host of a learner whose place ends, and keeps the
+``RoomSeating`` decides who may use the learner pages and events now (the
+room's seating policy, checked on every HTTP request, WebSocket upgrade and
+Socket.IO event of a learner, and where a lab host is claimed). ``Workshop``
+ties the room (room.py) to the rest of the server: it destroys the lab host of a learner whose place ends, and keeps the
 instructor's dashboards current: whenever a run starts or ends or the room
 changes, the state (``snapshot``, also ``GET /api/workshop``) is pushed to
 every instructor tab, at most every PUSH_EVERY seconds, and each learner
@@ -17,6 +17,7 @@ the room starts empty).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,13 +28,14 @@ import time
 from flask import has_request_context, session
 from flask_socketio import join_room
 
-from ..labhost.base import LabHostError
+from ..errors import ConfigError
+from ..guard.auth import is_operator
 from ..store import step_state
-from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError, Times
+from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Workshop", "Room", "RoomError", "new_access_code", "size_for_room"]
+__all__ = ["Workshop", "RoomSeating", "Room", "RoomError", "new_access_code", "size_for_room"]
 
 PUSH_EVERY = 0.25     # seconds: changes meanwhile go in one push to the dashboards (a room's state is a few
                       # hundred runs: pushing it on every run's start and end would take the server's CPU)
@@ -51,21 +53,25 @@ def new_access_code() -> str:
     return f"{code[:5]}-{code[5:]}"
 
 
-def size_for_room(settings, given: set[str]) -> None:
-    """A room's learners get a lab host at once: the warm pool holds one for
-    each place, and two more lab hosts may exist (the instructor's and one
-    being reset), unless LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were given.
-    A whole room may join from one address (a NAT), twice over."""
+def size_for_room(settings, given: frozenset[str]):
+    """The settings for a room whose learners get a lab host at once: the warm
+    pool holds one for each place, and two more lab hosts may exist (the
+    instructor's and one being reset), unless LABNB_POOL_SIZE or
+    LABNB_MAX_LAB_HOSTS were ``given``. A whole room may join from one address
+    (a NAT), twice over."""
+    sized = {}
     if "pool_size" not in given:
-        settings.pool_size = settings.capacity
+        sized["pool_size"] = settings.capacity
     if "max_lab_hosts" not in given:
-        settings.max_lab_hosts = settings.capacity + 2
+        sized["max_lab_hosts"] = settings.capacity + 2
     if "new_learners_per_address" not in given:   # a classroom behind one NAT address
-        settings.new_learners_per_address = max(settings.new_learners_per_address, 2 * settings.capacity)
+        sized["new_learners_per_address"] = max(settings.new_learners_per_address, 2 * settings.capacity)
+    settings = dataclasses.replace(settings, **sized)
     if settings.max_lab_hosts < settings.capacity:
-        raise LabHostError(f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) needs as many lab hosts, "
-                           f"but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
-                           "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
+        raise ConfigError("LABNB_MAX_LAB_HOSTS", f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) "
+                          f"needs as many lab hosts, but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
+                          "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
+    return settings
 
 
 def code_mark(code: str) -> str:
@@ -73,34 +79,80 @@ def code_mark(code: str) -> str:
     return hashlib.sha256(f"labnb-room:{code}".encode()).hexdigest()[:32]
 
 
+class RoomSeating:
+    """A workshop room's seating (guard/seating.py): the instructor always, a learner while seated."""
+
+    def __init__(self, room: Room, mark: str, operator_mark: str):
+        self.room, self.mark, self.operator_mark = room, mark, operator_mark
+
+    def refusal(self, active: bool = True) -> str | None:
+        """Why this request's learner may not use learner pages and events now
+        (None: they may): the instructor always may, a learner only while
+        seated. It is a sign of them, ``active`` or only of an open tab."""
+        if is_operator(self.operator_mark):
+            return None
+        member = self.place()
+        if member is None:
+            return "you have not joined this workshop: open its join URL"
+        if member.place == WAITING:
+            return "the workshop is full and you are in the queue for a place: keep the join page open"
+        if member.place == ENDED:
+            return f"your place in this workshop has ended: {ENDINGS[member.why]} (your notebook is kept)"
+        self.room.touch(member.id, active)
+        return None
+
+    def admits(self, learner_id: str) -> str | None:
+        """Why the learner may not get a lab host now: only a seated learner (or the instructor) may.
+        Checked where a lab host is claimed, so no path that raced a leave, an end or an expiry gets one."""
+        member = self.room.get(learner_id)
+        if member is not None and member.place == SEATED:
+            return None
+        if (member is None and has_request_context() and is_operator(self.operator_mark)
+                and session.get("learner") == learner_id):
+            return None   # the instructor's own lab host
+        return "you have no place in this workshop now: open its join URL"
+
+    def touch(self, learner_id: str) -> None:
+        self.room.touch(learner_id)   # typing, or a command printing, in the terminal panel
+
+    def place(self):
+        """This request's learner in the room; one whose cookie says they had
+        joined it before a server restart is seated again (if there is room)."""
+        learner_id = session.get("learner")
+        member = self.room.get(learner_id) if learner_id else None
+        if member is None and learner_id and session.get("room") == self.mark and session.get("name"):
+            try:
+                member = self.room.join(learner_id, session["name"])
+            except RoomError:
+                return None
+        return member
+
+
 class Workshop:
-    def __init__(self, settings, labs: dict):
-        self.settings = settings
+    def __init__(self, settings, labs: dict, seating: RoomSeating, guard, store, runs, learners, socketio):
+        self.settings, self.seating, self.guard = settings, seating, guard
+        self.store, self.runs, self.learners, self.socketio = store, runs, learners, socketio
         self.code = settings.access_code
-        self.mark = code_mark(self.code)
-        self.labs = list(labs.values())
-        self.room = Room(settings.capacity, Times.from_settings(settings))
-        self.services = None
+        self.mark = seating.mark
+        self.labs = list(labs.values())   # the workshop's labs only (app.served_labs)
+        self.room = seating.room
+        # the room's key in the store: a server restarted with the same access code and token continues it
+        self._key = hashlib.sha256(f"{self.mark}:{guard.mark}".encode()).hexdigest()[:32]
         self.catching: dict[str, dict] = {}   # learner: how their catch-up goes
         self._catching_lock = threading.Lock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
-        self._key = ""     # the room's key in the store
         self._saved = ""   # its state as last saved
         self._saving = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def start(self, services, events) -> "Workshop":
-        self.services = services
-        self._key = hashlib.sha256(f"{self.mark}:{services.guard.mark}".encode()).hexdigest()[:32]
-        self._restore(services.store)
-        services.runs.watch(lambda learner_id: self._dirty.set())
-        services.shells.on_activity = self.room.touch   # typing, or a command printing, in the terminal panel
+    def start(self, events) -> "Workshop":
+        """Continue the room kept in the store, follow the runs and the room, start pushing (in the serving
+        process: a thread)."""
+        self._restore(self.store)
+        self.runs.watch(lambda learner_id: self._dirty.set())
         self.room.on_change(self._room_changed)
         events.on_connect(self._join_rooms)
-        events.gate = lambda event: self.seat_refusal()
-        services.learners.admits = self._admits
-        services.guard.seat = lambda: self.seat_refusal(active=False)
         self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
         self._thread.start()
         return self
@@ -121,8 +173,7 @@ class Workshop:
             self.room.restore(json.loads(saved))
         except (TypeError, ValueError, KeyError, AttributeError) as e:   # kept by a labnb that differs
             aside = f"{self._key}.unread.{int(time.time())}"
-            store.save_room(aside, saved)
-            self.room = Room(self.settings.capacity, Times.from_settings(self.settings))
+            store.save_room(aside, saved)   # the room stays empty: Room.restore changes nothing if it raises
             log.error("workshop: the room's saved state cannot be read (%s): the room starts empty; "
                       "the state is kept in the store's rooms table as %s", e, aside)
             return
@@ -136,48 +187,8 @@ class Workshop:
         with self._saving:
             state = json.dumps(self.room.state(), sort_keys=True)
             if state != self._saved:
-                self.services.store.save_room(self._key, state)
+                self.store.save_room(self._key, state)
                 self._saved = state
-
-    # -- who may go on -----------------------------------------------------------
-    def seat_refusal(self, active: bool = True) -> str | None:
-        """Why this request's learner may not use learner pages and events now
-        (None: they may): the instructor always may, a learner only while
-        seated. It is a sign of them, ``active`` or only of an open tab."""
-        if self.services.guard.is_operator():
-            return None
-        member = self.place()
-        if member is None:
-            return "you have not joined this workshop: open its join URL"
-        if member.place == WAITING:
-            return "the workshop is full and you are in the queue for a place: keep the join page open"
-        if member.place == ENDED:
-            return f"your place in this workshop has ended: {ENDINGS[member.why]} (your notebook is kept)"
-        self.room.touch(member.id, active)
-        return None
-
-    def _admits(self, learner_id: str) -> str | None:
-        """Why the learner may not get a lab host now: only a seated learner (or the instructor) may.
-        Checked where a lab host is claimed, so no path that raced a leave, an end or an expiry gets one."""
-        member = self.room.get(learner_id)
-        if member is not None and member.place == SEATED:
-            return None
-        if (member is None and has_request_context() and self.services.guard.is_operator()
-                and session.get("learner") == learner_id):
-            return None   # the instructor's own lab host
-        return "you have no place in this workshop now: open its join URL"
-
-    def place(self):
-        """This request's learner in the room; one whose cookie says they had
-        joined it before a server restart is seated again (if there is room)."""
-        learner_id = session.get("learner")
-        member = self.room.get(learner_id) if learner_id else None
-        if member is None and learner_id and session.get("room") == self.mark and session.get("name"):
-            try:
-                member = self.room.join(learner_id, session["name"])
-            except RoomError:
-                return None
-        return member
 
     # -- the instructor's actions --------------------------------------------------
     def member(self, learner_id: str):
@@ -189,12 +200,12 @@ class Workshop:
     def end(self, learner_id: str, why: str = BY_INSTRUCTOR) -> None:
         """End the learner's place: their lab host goes, their notebook stays, the next in the queue is seated."""
         self.room.end(learner_id, why)
-        self.services.learners.end(learner_id)
+        self.learners.end(learner_id)
 
     def close_room(self) -> None:
         """End the workshop: every lab host goes, every notebook stays, nobody joins any more."""
         for learner_id in self.room.close():
-            self.services.learners.end(learner_id)
+            self.learners.end(learner_id)
 
     def catch_up(self, learner_id: str, lab_id: str, step_id: str) -> None:
         """Run, in a thread, every step of the lab before ``step_id`` that the
@@ -204,7 +215,7 @@ class Workshop:
         The learner's tabs show the runs as their own."""
         if self.member(learner_id).place != SEATED:
             raise RoomError("only a learner in the room can be caught up")
-        lab = self.services.labs.get(lab_id)   # the workshop's labs only (Services)
+        lab = next((lab for lab in self.labs if lab.id == lab_id), None)
         index = next((i for i, s in enumerate(lab.steps) if s.id == step_id), None) if lab else None
         if index is None:
             raise RoomError(f"the workshop has no lab {lab_id!r} with a step {step_id!r}")
@@ -221,7 +232,7 @@ class Workshop:
         from ..runs import RunError
 
         progress = self.catching[learner_id]
-        store, runs = self.services.store, self.services.runs
+        store, runs = self.store, self.runs
         try:
             for step in steps:
                 if self.member(learner_id).place != SEATED:
@@ -253,31 +264,30 @@ class Workshop:
         self._dirty.set()
 
     def busy(self, learner_id: str) -> bool:
-        return self.services.runs.busy(learner_id)
+        return self.runs.busy(learner_id)
 
     def expire(self) -> None:
         """End the places whose time is up; the learners warned hear of it (``Room.expire``)."""
         ended, _warned = self.room.expire(self.busy)
         for learner_id, why in ended:
             log.info("workshop: the place of learner %s ended: %s", learner_id[:8], ENDINGS[why])
-            self.services.learners.end(learner_id)
+            self.learners.end(learner_id)
 
     def reset(self, learner_id: str) -> None:
         """A fresh lab host for the learner; their lab page shows it start."""
         if self.member(learner_id).place != SEATED:
             raise RoomError("only a learner in the room has a lab host to reset")
-        self.services.learners.reset(learner_id)
-        self.services.socketio.emit("room", {"host": True}, to=learner_room(learner_id))
+        self.learners.reset(learner_id)
+        self.socketio.emit("room", {"host": True}, to=learner_room(learner_id))
         self._dirty.set()
 
     # -- the state -------------------------------------------------------------------
     def snapshot(self) -> dict:
         """The room, every learner's place, each step's state and the lab host's: the dashboard and the API."""
-        services = self.services
         now = time.time()
         runs: dict[str, list[dict]] = {}
         members = self.room.members()
-        for run in services.store.latest_runs([lab.id for lab in self.labs], [m.id for m in members]):
+        for run in self.store.latest_runs([lab.id for lab in self.labs], [m.id for m in members]):
             runs.setdefault(run["learner"], []).append(run)
         learners = []
         for member in members:
@@ -290,7 +300,7 @@ class Workshop:
             latest = max(mine, key=lambda r: r["started"], default=None)
             running = any(r["status"] == "running" for r in mine)
             activity = max([member.active] + [r["ended"] or r["started"] for r in mine])
-            host = services.learners.peek(member.id)
+            host = self.learners.peek(member.id)
             entry = member.public()
             left = self.room.time_left(member, running) if member.place == SEATED else {}
             entry.update({
@@ -318,14 +328,14 @@ class Workshop:
     # -- telling the browsers -------------------------------------------------------------
     def _join_rooms(self) -> None:
         """Every tab of a learner hears of their place, hand and the banner; an instructor's tab, of the room."""
-        if self.services.guard.is_operator():
+        if self.guard.is_operator():
             join_room(INSTRUCTORS)
         else:
             join_room(LEARNERS)
             join_room(learner_room(session["learner"]))
 
     def _room_changed(self, ids: list[str] | None) -> None:
-        socketio = self.services.socketio
+        socketio = self.socketio
         for to in [LEARNERS] if ids is None else [learner_room(i) for i in ids]:
             socketio.emit("room", {}, to=to)
         self._dirty.set()
@@ -339,7 +349,7 @@ class Workshop:
             for what, step in (("ending the places whose time is up", self.expire),
                                ("keeping the room's state in the store", self._save),
                                ("pushing the workshop's state to the dashboards",
-                                lambda: self.services.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS))):
+                                lambda: self.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS))):
                 try:
                     step()
                 except Exception:   # a bug: say it, go on with the rest, and try again with the next change

@@ -27,6 +27,8 @@ import threading
 import time
 from typing import Callable
 
+from ..errors import LabnbError
+
 SEATED, WAITING, ENDED = "seated", "waiting", "ended"
 MAX_NAME = 40
 MAX_MESSAGE = 500
@@ -59,7 +61,7 @@ class Times:
                    s.extend_minutes * 60, s.extend_most_minutes * 60)
 
 
-class RoomError(ValueError):
+class RoomError(LabnbError, ValueError):
     """What was asked of the room is not possible; the message says why."""
 
 

@@ -6,7 +6,7 @@ rate-limited per client address. A learner's own part (their hand, the
 banner, leaving) needs their seated session; the dashboard, the API and every
 action on learners need the instructor's (the operator's) cookie. Every
 other learner page and event is closed to a learner without a place now
-(``gate``; Workshop.seat_refusal).
+(``gate``; the room's seating, RoomSeating).
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def gate():
     workshop = _workshop()
     if request.endpoint is None or request.endpoint in WITHOUT_A_PLACE:
         return None
-    if workshop.seat_refusal(active=request.endpoint not in POLLS):
+    if workshop.seating.refusal(active=request.endpoint not in POLLS):
         return _go("workshop.join")
     return None
 
@@ -106,7 +106,7 @@ def join():
     session.setdefault("csrf", secrets.token_urlsafe(24))
     if _signed_in() and _guard().is_operator():
         return redirect(url_for("workshop.dashboard"), code=303)
-    member = workshop.place() if _signed_in() else None
+    member = workshop.seating.place() if _signed_in() else None
     if member is not None and member.place == SEATED:
         return _home(workshop)
     return _join_page(workshop, member)
@@ -211,7 +211,7 @@ def _resuming(token: str):
 def wait():
     """The queue's fragment, polled by the waiting page: the place in the queue, or on to the lab once seated."""
     workshop = _workshop()
-    member = workshop.place()
+    member = workshop.seating.place()
     if member is not None and member.place == SEATED:
         return _home(workshop)
     if member is None or member.place == ENDED:
