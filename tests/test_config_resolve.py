@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from webapp import create_app
-from webapp.config import Resolved, Settings, resolve
+from webapp.app import Resolved, resolve
+from webapp.config import Settings
 from webapp.errors import ConfigError, LabnbError
 from webapp.labhost.base import LabHostError
 

@@ -2,22 +2,54 @@
 composition root, builds every service in one place, in the order they need each other."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import secrets
 
 from flask import Flask
 from flask_socketio import SocketIO
 
-from .guard.auth import Guard, allowed_hosts, csrf_token, operator_mark, refuse, secret_key
-from .guard.seating import OPEN
-from .config import Resolved, Settings, resolve
-from .errors import ConfigError
-from .lab import load_labs
 from . import status
+from .config import Settings
+from .errors import ConfigError
+from .guard.auth import Guard, allowed_hosts, csrf_token, operator_mark, operator_token, refuse, secret_key
+from .guard.limits import (LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes,
+                           fit_memory)
+from .guard.seating import OPEN
+from .lab import load_labs
 from .stream import websocket
-from .guard.limits import LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes
+from .workshop.manager import new_access_code, size_for_room
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved(Settings):
+    """Settings with everything derived from them worked out (``resolve``): what services are built from."""
+
+
+def resolve(settings: Settings, given: frozenset[str] = frozenset()) -> Resolved:
+    """The settings a server runs with, worked out once: its token (a new random one if none is set), the
+    operator's (derived from it and the secret key), a workshop's access code (a new one) and sizing
+    (``size_for_room``), and, for sandbox lab hosts, as many as fit the machine's memory (``fit_memory``).
+    ``given``: the settings the operator chose (on the command line or in the environment), kept as they are.
+    Raises ConfigError naming the setting to change."""
+    if isinstance(settings, Resolved):
+        return settings
+    token = settings.token or secrets.token_hex(24)
+    operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
+    if operator == token:
+        raise ConfigError("LABNB_OPERATOR_TOKEN", "LABNB_OPERATOR_TOKEN is the learners' LABNB_TOKEN: every "
+                          "learner would be the operator", "Set another LABNB_OPERATOR_TOKEN, or unset it to have "
+                          "one made")
+    settings = dataclasses.replace(settings, token=token, operator_token=operator)
+    if settings.workshop:
+        settings = size_for_room(dataclasses.replace(settings, access_code=settings.access_code or new_access_code()),
+                                 given)
+    if settings.backend == "sandbox":
+        settings = fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop))
+    return Resolved(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
 
 
 class Services:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 
 from .errors import ConfigError
 
@@ -89,35 +88,3 @@ class Settings:
                                   f"Set it to a{'n' if f.type == 'int' else ''} {f.type}, or unset it") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-
-@dataclasses.dataclass(frozen=True)
-class Resolved(Settings):
-    """Settings with everything derived from them worked out (``resolve``): what services are built from."""
-
-
-def resolve(settings: Settings, given: frozenset[str] = frozenset()) -> Resolved:
-    """The settings a server runs with, worked out once: its token (a new random one if none is set), the
-    operator's (derived from it and the secret key), a workshop's access code (a new one) and sizing
-    (``size_for_room``), and, for sandbox lab hosts, as many as fit the machine's memory (``fit_memory``).
-    ``given``: the settings the operator chose (on the command line or in the environment), kept as they are.
-    Raises ConfigError naming the setting to change."""
-    from .guard.auth import operator_token, secret_key   # here: these modules import this one
-    from .guard.limits import fit_memory
-    from .workshop.manager import new_access_code, size_for_room
-
-    if isinstance(settings, Resolved):
-        return settings
-    token = settings.token or secrets.token_hex(24)
-    operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
-    if operator == token:
-        raise ConfigError("LABNB_OPERATOR_TOKEN", "LABNB_OPERATOR_TOKEN is the learners' LABNB_TOKEN: every "
-                          "learner would be the operator", "Set another LABNB_OPERATOR_TOKEN, or unset it to have "
-                          "one made")
-    settings = dataclasses.replace(settings, token=token, operator_token=operator)
-    if settings.workshop:
-        settings = size_for_room(dataclasses.replace(settings, access_code=settings.access_code or new_access_code()),
-                                 given)
-    if settings.backend == "sandbox":
-        settings = fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop))
-    return Resolved(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.config import Settings
+from webapp.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -28,13 +29,13 @@ def test_each_field_is_read_with_its_type(monkeypatch):
 
 def test_an_int_setting_refuses_a_word_and_names_the_variable(monkeypatch):
     monkeypatch.setenv("LABNB_POOL_SIZE", "two")
-    with pytest.raises(ValueError, match=r"LABNB_POOL_SIZE='two' is not a valid int"):
+    with pytest.raises(ConfigError, match=r"LABNB_POOL_SIZE: 'two' is not a valid int"):
         Settings.from_env()
 
 
 def test_a_float_setting_refuses_a_word(monkeypatch):
     monkeypatch.setenv("LABNB_IDLE_MINUTES", "soon")
-    with pytest.raises(ValueError, match="LABNB_IDLE_MINUTES='soon' is not a valid float"):
+    with pytest.raises(ConfigError, match="LABNB_IDLE_MINUTES: 'soon' is not a valid float"):
         Settings.from_env()
 
 

@@ -23,8 +23,8 @@ from gunicorn.app.base import BaseApplication
 
 from .. import create_app
 from . import heads
-from ..app import served_labs
-from ..config import Settings, resolve
+from ..app import resolve, served_labs
+from ..config import Settings
 from ..labhost import reaper
 from ..labhost.pool import Pool
 from ..guard.limits import HTTP_THREADS, capacity
