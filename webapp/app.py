@@ -1,6 +1,7 @@
 """labnb: a web lab notebook server. ``create_app`` is the Flask app factory."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -48,6 +49,7 @@ class Services:
 
     def start(self) -> "Services":
         from . import runs, shells
+        from .stream import protocol
         from .stream.events import Events
         from .store import Limits, Store
 
@@ -56,9 +58,7 @@ class Services:
         cut = self.store.mark_cut_off()
         if cut:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
-        def emit(event: str, payload: dict, to: str) -> None:
-            self.socketio.emit(event, payload, to=to)
-
+        emit = functools.partial(protocol.emit, self.socketio)   # declared events only
         self.runs = runs.RunManager(self.store, self.learners, self.labs, emit)
         self.shells = shells.ShellManager(self.learners, self.labs, emit, self.settings.shell_idle_timeout)
         events = Events(self.socketio)
