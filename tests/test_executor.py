@@ -16,6 +16,7 @@ from webapp.config import Settings
 from webapp.executor.terminal import MarkerFilter, marker_line
 from webapp.lab import load_lab
 from webapp.labhost.plain import PlainLabHost
+from webapp.learners import events as run_events
 from webapp.learners.labsession import LabSession
 
 
@@ -277,15 +278,15 @@ def test_a_run_decodes_characters_split_across_reads_whole(plain, tmp_path):
     """A step's output, from a named terminal and a one-shot command, is
     decoded by the run's one decoder: no character becomes U+FFFD."""
     lab, session = lab_session(plain, tmp_path, SPLIT_LAB)
-    events: list[dict] = []
+    events: list[run_events.Event] = []
     try:
         run = session.run_step(lab.steps[0], events.append, window=None)
         assert run.wait(30) == executor.DONE, events
     finally:
         session.close()
-    text = "".join(e["text"] for e in events if e["type"] == "output")
+    text = "".join(e.text for e in events if isinstance(e, run_events.Output))
     assert "café ✓" in text and "🐳 end" in text and "\ufffd" not in text, repr(text)
-    assert [e["passed"] for e in events if e["type"] == "check"] == [True]
+    assert [e.passed for e in events if isinstance(e, run_events.CheckJudged)] == [True]
 
 
 DEAF_LAB = """---
@@ -305,7 +306,7 @@ def test_stop_ends_a_command_deaf_to_ctrl_c(plain, tmp_path):
     """Stop is a ^C first (ping prints its statistics); a command that
     ignores it is ended harder, so the learner's notebook is not held."""
     lab, session = lab_session(plain, tmp_path, DEAF_LAB)
-    events: list[dict] = []
+    events: list[run_events.Event] = []
     try:
         run = session.run_step(lab.steps[0], events.append, window=None)
         wait_for(lambda: run._current is not None and run._current.pid, 10, what="the command to start")
@@ -317,7 +318,7 @@ def test_stop_ends_a_command_deaf_to_ctrl_c(plain, tmp_path):
         assert run.wait(20) == executor.INTERRUPTED
     finally:
         session.close()
-    outcome = next(e["outcome"] for e in events if e["type"] == "command_end")
+    outcome = next(e.outcome for e in events if isinstance(e, run_events.CommandEnded))
     assert outcome.signal in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL), outcome
 
 

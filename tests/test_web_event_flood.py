@@ -20,7 +20,7 @@ import pytest
 
 from web_support import TEST_LAB, ShellTab, Tab, wait_for
 
-from webapp.shells.manager import MAX_INPUT
+from webapp.stream.protocol import MAX_INPUT
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from web_support import SHELL_IDLE_TIMEOUT, TEST_LAB, ShellTab, wait_for
 
 from webapp.executor.process import DEFAULT_WINDOW, READ_SIZE
 from webapp.executor.terminal import RECENT
-from webapp.shells.manager import MAX_INPUT, SHELL_WINDOW
+from webapp.shells.manager import SHELL_WINDOW
+from webapp.stream.protocol import MAX_INPUT
 from webapp.shells.screen import BACKLOG, TAB_WINDOW
 
 

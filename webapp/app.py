@@ -3,6 +3,7 @@ composition root, builds every service in one place, in the order they need each
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -99,6 +100,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     from .network.views import Pictures
     from .proxy.gateway import Gateway
     from .store import Limits, Store
+    from .stream import protocol
     from .stream.events import Events
 
     refusals = Refusals()
@@ -121,8 +123,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
         learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60)
     guard.init_app(app)
 
-    def emit(event: str, payload: dict, to: str) -> None:
-        socketio.emit(event, payload, to=to)
+    emit = functools.partial(protocol.emit, socketio)   # declared events only
 
     runs = run_service.RunManager(store, learners, labs, emit)
     shells = shell_service.ShellManager(learners, labs, emit, settings.shell_idle_timeout)

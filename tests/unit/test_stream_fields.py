@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.stream.events import MAX_NAME, MAX_POSITION, POSITION, SEQ, BadEvent, Int, Name, RunId, Text, fields
+from webapp.stream.fields import MAX_NAME, MAX_POSITION, POSITION, SEQ, BadEvent, Int, Name, RunId, Text
+from webapp.stream.protocol import Event
+
+
+def fields(data, spec):
+    """A tab's payload read as an event declaring ``spec`` reads it."""
+    return Event("probe", spec, "a test's event").read(data)
 
 RUN = "0123456789abcdef" * 2
 

@@ -3,14 +3,9 @@ the runs of its steps. The headless runner and the web notebook both drive
 labs through this, so a step means the same thing in CI and in a browser.
 
 A run of a step types or starts the step's commands in order, then judges
-its checks. Everything it does is reported as events to one callback:
-
-    {"type": "command", "block": i, "line": n, "command": text}  a command starts
-    {"type": "output", "data": bytes, "text": str}               output, in order; text: data decoded by
-                                                                 the run's one incremental decoder
-    {"type": "command_end", "block": i, "outcome": Outcome, "ok": bool, "note": str}
-    {"type": "check", "idx": i, "kind": "check"|"match", "passed": bool, "hint": str, "detail": str}
-    {"type": "end", "status": str}                               done|failed|interrupted|timed_out|error
+its checks. Everything it does is reported to one callback, as the typed
+events of webapp/learners/events.py: ``CommandStarted``, ``Output``,
+``CommandEnded`` per command, ``CheckJudged`` per check, ``RunEnded`` last.
 """
 from __future__ import annotations
 
@@ -19,15 +14,13 @@ import collections
 import itertools
 import threading
 import uuid
-from typing import Callable
 
 from .. import executor
 from ..executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from ..lab import Check, Command, Lab, Match, Step, plain_text
 from ..labhost.base import LabHost
+from .events import CheckJudged, CommandEnded, CommandStarted, OnEvent, Output, RunEnded
 
-Event = dict
-EventCallback = Callable[[Event], None]
 MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
 SCRIPT_TIMEOUT = 300.0              # seconds a lab's setup or cleanup may take
 
@@ -38,7 +31,7 @@ class StepRun:
     the command now running; ``stop()`` ends it (an endless command so ends
     as intended)."""
 
-    def __init__(self, session: "LabSession", step: Step, on_event: EventCallback,
+    def __init__(self, session: "LabSession", step: Step, on_event: OnEvent,
                  endless_for: float | None, window: int | None):
         self.id = uuid.uuid4().hex
         self.session, self.step, self.on_event = session, step, on_event
@@ -98,7 +91,7 @@ class StepRun:
             if self.window is None:
                 self._acked = self._delivered
         self._keep(text)
-        self.on_event({"type": "output", "data": data, "text": text})
+        self.on_event(Output(data, text))
         if self.window is None and self._current is not None:
             self._current.ack(len(data))
 
@@ -133,13 +126,13 @@ class StepRun:
         finally:
             self.status = status
             self.session._run_ended(self)
-            self.on_event({"type": "end", "status": status})
+            self.on_event(RunEnded(status))
             self._done.set()
 
     def _run_command(self, i: int, cmd: Command) -> str:
         if self._stop.is_set():
             return INTERRUPTED
-        self.on_event({"type": "command", "block": i, "line": cmd.line, "command": cmd.text})
+        self.on_event(CommandStarted(i, cmd.line, cmd.text))
         with self._lock:
             self._current_base = self._delivered
         self._terminal = cmd.terminal
@@ -163,7 +156,7 @@ class StepRun:
         self._current = None
         self.waits_for_stop = False
         ok, note = verdict(cmd, outcome)
-        self.on_event({"type": "command_end", "block": i, "outcome": outcome, "ok": ok, "note": note})
+        self.on_event(CommandEnded(i, outcome, ok, note))
         if ok:
             return DONE
         if outcome.status in (INTERRUPTED, TIMED_OUT, ERROR):
@@ -180,8 +173,8 @@ class StepRun:
             else:
                 passed, detail = self._run_check(check)
             passed_all &= passed
-            self.on_event({"type": "check", "idx": idx, "kind": "match" if isinstance(check, Match) else "check",
-                           "passed": passed, "hint": check.hint, "detail": detail})
+            self.on_event(CheckJudged(idx, "match" if isinstance(check, Match) else "check", passed, check.hint,
+                                      detail))
         return DONE if passed_all else FAILED
 
     def _run_check(self, check: Check) -> tuple[bool, str]:
@@ -242,7 +235,7 @@ class LabSession:
                 term = self.terminals[name] = executor.open_terminal(self.lab_host, name)
             return term
 
-    def run_step(self, step: Step, on_event: EventCallback, *, endless_for: float | None = None,
+    def run_step(self, step: Step, on_event: OnEvent, *, endless_for: float | None = None,
                  window: int | None = executor.DEFAULT_WINDOW) -> StepRun:
         """Start a run of ``step`` in a thread; ``endless_for`` stops endless commands
         after so many seconds (headless runs), else they run until ``stop()``.

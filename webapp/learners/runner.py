@@ -18,7 +18,8 @@ from ..executor import DONE
 from ..lab import Lab, Step, plain_text
 from ..network import picture
 from ..labhost.base import HeadTail, LabHost, LabHostError
-from .labsession import SCRIPT_TIMEOUT, Event, LabSession
+from .events import CheckJudged, CommandEnded, CommandStarted, Event, Output
+from .labsession import SCRIPT_TIMEOUT, LabSession
 from ..status import SKIPPED, label
 
 REPORT_KEEP = 1 << 20   # bytes of a command's output its report keeps at each end (the live text shows all)
@@ -89,6 +90,29 @@ class ScriptResult:
         return self.status == DONE
 
 
+_event = dataclasses.dataclass(frozen=True, slots=True)
+
+
+@_event
+class StepStarted:
+    """The runner's own events, beside a step's (webapp/learners/events.py): a step starts, ``of`` in the lab."""
+    step: Step
+    of: int
+
+
+@_event
+class StepEnded:
+    result: StepResult   # also for a step skipped
+
+
+@_event
+class ScriptEnded:
+    result: ScriptResult
+
+
+RunnerEvent = Event | StepStarted | StepEnded | ScriptEnded
+
+
 @dataclasses.dataclass
 class LabResult:
     lab: Lab
@@ -105,14 +129,13 @@ class LabResult:
 
 
 def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, endless_for: float = 3.0,
-            on_event: Callable[[Event], None] | None = None, network: bool = False) -> LabResult:
+            on_event: Callable[[RunnerEvent], None] | None = None, network: bool = False) -> LabResult:
     """Run setup, the steps (all, or the ones given) in order, then cleanup.
 
     After a failing step the rest are skipped: they build on it, and their
     failures would only hide the first. ``on_event`` sees the session's events
-    plus ``{"type": "step", "step": Step, "of": steps in the lab}`` before and ``{"type": "step_end",
-    "result": StepResult}`` after each step, and ``{"type": "script", "result":
-    ScriptResult}``. An exception (KeyboardInterrupt from a signal) stops the
+    plus ``StepStarted`` before and ``StepEnded`` after each step, and
+    ``ScriptEnded`` after setup and cleanup. An exception (KeyboardInterrupt from a signal) stops the
     current run and closes the terminals before it goes on up; cleanup is then
     not run, since the lab host is about to be destroyed. With ``network``, each step that ran records the
     lab host's network picture (webapp/network/) as it ended, for a lab author's CI to check.
@@ -129,13 +152,13 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
         failed = result.setup is not None and not result.setup.ok
         for step, record in zip(chosen, result.steps):
             if failed:
-                emit({"type": "step_end", "result": record})
+                emit(StepEnded(record))
                 continue
-            emit({"type": "step", "step": step, "of": len(lab.steps)})
+            emit(StepStarted(step, len(lab.steps)))
             _run_step(session, step, record, endless_for, emit)
             if network:
                 record.network = _picture(lab_host, keys)
-            emit({"type": "step_end", "result": record})
+            emit(StepEnded(record))
             failed = not record.passed
         if lab.cleanup:
             result.cleanup = _script(session, "cleanup", lab.cleanup, emit)
@@ -155,7 +178,7 @@ def _picture(lab_host: LabHost, keys: dict[str, str]) -> dict:
 def _script(session: LabSession, name: str, text: str, emit) -> ScriptResult:
     outcome, output = executor.capture(session.lab_host, text, SCRIPT_TIMEOUT)
     script = ScriptResult(name, outcome.status, outcome.exit_code, plain_text(output), round(outcome.duration, 3))
-    emit({"type": "script", "result": script})
+    emit(ScriptEnded(script))
     return script
 
 
@@ -165,20 +188,19 @@ def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: 
 
     def on_event(event: Event) -> None:
         nonlocal kept
-        kind = event["type"]
-        if kind == "command":
-            cmd = step.blocks[event["block"]]
-            record.commands.append(CommandResult(event["line"], event["command"], cmd.terminal))
-            kept = HeadTail(REPORT_KEEP, REPORT_KEEP)
-        elif kind == "output":
-            kept.feed(event["data"])
-        elif kind == "command_end":
-            c, outcome = record.commands[-1], event["outcome"]
-            c.output, c.status, c.exit_code = _text(kept), outcome.status, outcome.exit_code
-            c.ok, c.note, c.duration = event["ok"], event["note"], round(outcome.duration, 3)
-        elif kind == "check":
-            record.checks.append(CheckResult(event["kind"], step.checks[event["idx"]].line, event["passed"],
-                                             event["hint"], event["detail"]))
+        match event:
+            case Output(data=data):
+                kept.feed(data)
+            case CommandStarted(block=block, line=line, command=command):
+                record.commands.append(CommandResult(line, command, step.blocks[block].terminal))
+                kept = HeadTail(REPORT_KEEP, REPORT_KEEP)
+            case CommandEnded(outcome=outcome, ok=ok, note=note):
+                c = record.commands[-1]
+                c.output, c.status, c.exit_code = _text(kept), outcome.status, outcome.exit_code
+                c.ok, c.note, c.duration = ok, note, round(outcome.duration, 3)
+            case CheckJudged(idx=idx):
+                record.checks.append(CheckResult(event.kind, step.checks[idx].line, event.passed, event.hint,
+                                                 event.detail))
         emit(event)
 
     run = session.run_step(step, on_event, endless_for=endless_for, window=None)
@@ -217,54 +239,63 @@ class Printer:
             self._line(self._paint("  │ ", "2") + self.partial)
             self.partial = ""
 
-    def __call__(self, event: Event) -> None:
-        kind = event["type"]
-        if kind == "step":
-            step = event["step"]
-            self._line()
-            self._line(self._paint(f"── step {step.index}/{event['of']}: {step.title} ({step.id})", "1"))
-        elif kind == "command":
-            for i, line in enumerate(event["command"].splitlines()):
-                self._line(self._paint(f"  {'> ' if i else '$ '}{line}", "36"))
-        elif kind == "output":
-            lines = (self.partial + plain_text(event["text"])).split("\n")
-            self.partial = lines.pop()
-            if len(self.partial) > LINE_MAX:   # a line without end is printed in parts
-                lines.append(self.partial)
-                self.partial = ""
-            for line in lines:
+    def __call__(self, event: RunnerEvent) -> None:
+        match event:
+            case Output(text=text):
+                self._output(text)
+            case StepStarted(step=step):
+                self._line()
+                self._line(self._paint(f"── step {step.index}/{event.of}: {step.title} ({step.id})", "1"))
+            case CommandStarted(command=command):
+                for i, line in enumerate(command.splitlines()):
+                    self._line(self._paint(f"  {'> ' if i else '$ '}{line}", "36"))
+            case CommandEnded(ok=ok, note=note):
+                self._flush_output()
+                if not ok:
+                    self._line(self._paint(f"  ✗ {note}", "31"))
+                elif note:
+                    self._line(self._paint(f"  ✓ {note}", "2"))
+            case CheckJudged():
+                self._flush_output()
+                self._check(event)
+            case StepEnded(result=r):
+                self._flush_output()
+                self._step_end(r)
+            case ScriptEnded(result=s):
+                self._script(s)
+
+    def _output(self, text: str) -> None:
+        lines = (self.partial + plain_text(text)).split("\n")
+        self.partial = lines.pop()
+        if len(self.partial) > LINE_MAX:   # a line without end is printed in parts
+            lines.append(self.partial)
+            self.partial = ""
+        for line in lines:
+            self._line(self._paint("  │ ", "2") + line)
+
+    def _check(self, check: CheckJudged) -> None:
+        if check.passed:
+            self._line(self._paint(f"  ✓ {check.kind} passed", "32"))
+        else:
+            self._line(self._paint(f"  ✗ {check.kind} failed: {check.hint}", "31"))
+            for line in check.detail.splitlines()[-5:]:
+                self._line(self._paint(f"      {line}", "2"))
+
+    def _step_end(self, r: StepResult) -> None:
+        if r.status == SKIPPED:
+            self._line(self._paint(f"── step {r.index}: {r.title}: skipped (an earlier part failed)", "33"))
+        elif r.passed:
+            self._line(self._paint(f"── passed ({r.duration:.1f} s)", "32"))
+        else:
+            self._line(self._paint(f"── FAILED ({label(r.status)}): {r.failure()}", "1;31"))
+
+    def _script(self, s: ScriptResult) -> None:
+        if s.ok:
+            self._line(self._paint(f"{s.name}: ok ({s.duration:.1f} s)", "2"))
+        else:
+            self._line(self._paint(f"{s.name}: FAILED ({s.status}, exit code {s.exit_code})", "1;31"))
+            for line in s.output.strip().splitlines()[-10:]:
                 self._line(self._paint("  │ ", "2") + line)
-        elif kind == "command_end":
-            self._flush_output()
-            if not event["ok"]:
-                self._line(self._paint(f"  ✗ {event['note']}", "31"))
-            elif event["note"]:
-                self._line(self._paint(f"  ✓ {event['note']}", "2"))
-        elif kind == "check":
-            self._flush_output()
-            if event["passed"]:
-                self._line(self._paint(f"  ✓ {event['kind']} passed", "32"))
-            else:
-                self._line(self._paint(f"  ✗ {event['kind']} failed: {event['hint']}", "31"))
-                for line in event["detail"].splitlines()[-5:]:
-                    self._line(self._paint(f"      {line}", "2"))
-        elif kind == "step_end":
-            self._flush_output()
-            r = event["result"]
-            if r.status == SKIPPED:
-                self._line(self._paint(f"── step {r.index}: {r.title}: skipped (an earlier part failed)", "33"))
-            elif r.passed:
-                self._line(self._paint(f"── passed ({r.duration:.1f} s)", "32"))
-            else:
-                self._line(self._paint(f"── FAILED ({label(r.status)}): {r.failure()}", "1;31"))
-        elif kind == "script":
-            s = event["result"]
-            if s.ok:
-                self._line(self._paint(f"{s.name}: ok ({s.duration:.1f} s)", "2"))
-            else:
-                self._line(self._paint(f"{s.name}: FAILED ({s.status}, exit code {s.exit_code})", "1;31"))
-                for line in s.output.strip().splitlines()[-10:]:
-                    self._line(self._paint("  │ ", "2") + line)
 
     def summary(self, result: LabResult) -> None:
         passed = sum(s.passed for s in result.steps)

@@ -40,7 +40,8 @@ from ..executor import ERROR, FAILED
 from ..errors import LabnbError
 from ..stream.flow import Credit, Reader
 from ..lab import Lab
-from ..learners.registry import Learners, NotReady
+from ..learners.registry import Learners
+from ..learners.events import CheckJudged, CommandEnded, CommandStarted, Event, Output, RunEnded
 from ..learners.labsession import StepRun
 from ..status import FINISHED
 from ..store import Store
@@ -166,15 +167,9 @@ class RunManager:
         step = lab.step(step_id)
         if step is None:
             raise RunError(f"lab {lab_id!r} has no step {step_id!r}")
-        try:
-            learner = self.learners.get(learner_id)
-        except NotReady as e:
-            raise RunError(str(e)) from None
+        learner = self.learners.get(learner_id)   # NotReady if its lab host cannot take commands now
         with learner.lock:
-            try:
-                session = self.learners.session(learner, lab)
-            except NotReady as e:
-                raise RunError(str(e)) from None
+            session = self.learners.session(learner, lab)
             if session.current is not None:
                 raise RunError(f"step {session.current.step.title!r} is still running; stop it first")
             command = "\n".join(c.text for c in step.commands if c.run)
@@ -300,32 +295,31 @@ class RunManager:
         with self._lock:
             return [c for (_, r), c in self.cursors.items() if r == run_id]
 
-    def _on_event(self, live: LiveRun, ev: dict) -> None:
-        kind = ev["type"]
-        if kind == "output":
-            if ev["data"]:
-                live.feed(ev["data"])
-        elif kind == "command":
-            lines = ev["command"].split("\n")
-            text = "\r\n".join(("$ " if i == 0 else "> ") + line for i, line in enumerate(lines))
-            live.feed(f"\x1b[1;34m{text}\x1b[0m\r\n".encode(), ours=True)
-        elif kind == "command_end":
-            outcome = ev["outcome"]
-            live.exit_code, live.signal = outcome.exit_code, outcome.signal
-            if ev["note"]:
-                live.feed(f"\x1b[2m[{ev['note']}]\x1b[0m\r\n".encode(), ours=True)
-        elif kind == "check":
-            try:
-                self.store.record_check(live.id, ev["idx"], ev["kind"], ev["passed"], ev["hint"], ev["detail"][-4000:])
-            except Exception as e:
-                log.exception("recording check %s of run %s", ev["idx"], live.id)
-                live.store_error = live.store_error or str(e)
-            payload = {"run": live.id, "idx": ev["idx"], "kind": ev["kind"], "passed": ev["passed"],
-                       "hint": ev["hint"], "detail": ev["detail"][-4000:]}
-            for c in self._cursors_of(live.id):
-                self.emit("check", payload, c.sid)
-        elif kind == "end":
-            self._end(live, ev["status"])
+    def _on_event(self, live: LiveRun, event: Event) -> None:
+        match event:
+            case Output(data=data):
+                if data:
+                    live.feed(data)
+            case CommandStarted(command=command):
+                lines = command.split("\n")
+                text = "\r\n".join(("$ " if i == 0 else "> ") + line for i, line in enumerate(lines))
+                live.feed(f"\x1b[1;34m{text}\x1b[0m\r\n".encode(), ours=True)
+            case CommandEnded(outcome=outcome, note=note):
+                live.exit_code, live.signal = outcome.exit_code, outcome.signal
+                if note:
+                    live.feed(f"\x1b[2m[{note}]\x1b[0m\r\n".encode(), ours=True)
+            case CheckJudged(idx=idx, kind=kind, passed=passed, hint=hint):
+                detail = event.detail[-4000:]
+                try:
+                    self.store.record_check(live.id, idx, kind, passed, hint, detail)
+                except Exception as e:
+                    log.exception("recording check %s of run %s", idx, live.id)
+                    live.store_error = live.store_error or str(e)
+                payload = {"run": live.id, "idx": idx, "kind": kind, "passed": passed, "hint": hint, "detail": detail}
+                for c in self._cursors_of(live.id):
+                    self.emit("check", payload, c.sid)
+            case RunEnded(status=status):
+                self._end(live, status)
 
     def _flusher(self, live: LiveRun) -> None:
         while (data := live.take()) is not None:

@@ -27,13 +27,12 @@ from ..executor import PtyProcess, Terminal
 from ..errors import LabnbError
 from ..lab import Lab
 from ..labhost.base import LabHost, LabHostError
-from ..learners.registry import Learners, NotReady
+from ..learners.registry import Learners
 from .screen import Emit, Screen
 
 log = logging.getLogger(__name__)
 
 SHELL_WINDOW = 512 << 10       # unacknowledged bytes (furthest tab) before the PTY is not read
-MAX_INPUT = 64 << 10           # bytes of input per event
 ACTIVE_EVERY = 5.0             # seconds between two signs of a learner's activity in their terminals
 
 
@@ -142,15 +141,9 @@ class ShellManager:
             raise ShellError(f"there is no lab {lab_id!r}")
         if term and term not in lab.terminals:
             raise ShellError(f"lab {lab_id} has no terminal {term!r}")
-        try:
-            learner = self.learners.get(learner_id)
-        except NotReady as e:
-            raise ShellError(str(e)) from None
+        learner = self.learners.get(learner_id)   # NotReady if its lab host cannot take commands now
         with learner.lock:
-            try:
-                session = self.learners.session(learner, lab)   # the lab's setup has run
-            except NotReady as e:
-                raise ShellError(str(e)) from None
+            session = self.learners.session(learner, lab)   # the lab's setup has run
             host = session.lab_host
             if not host.alive():
                 raise ShellError(f"lab host {host.id} is gone; reset the lab host to get a fresh one")

@@ -31,6 +31,7 @@ from flask_socketio import join_room
 from ..errors import ConfigError
 from ..guard.auth import is_operator
 from ..store import step_state
+from ..stream.protocol import emit
 from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class Workshop:
         self._dirty.set()
 
     def _catch_up(self, learner_id: str, lab, steps) -> None:
+        from ..learners.registry import NotReady
         from ..runs import RunError
 
         progress = self.catching[learner_id]
@@ -246,7 +248,7 @@ class Workshop:
                     try:
                         run_id = runs.start(learner_id, lab.id, step.id, endless_for=ENDLESS_FOR)
                         break
-                    except RunError as e:
+                    except (RunError, NotReady) as e:
                         if "try again in a moment" not in str(e) or time.monotonic() > deadline:
                             raise
                         time.sleep(0.5)
@@ -256,7 +258,7 @@ class Workshop:
                     raise RoomError(f"step {step.index} ({step.title}) did not pass: the learner can see why in "
                                     f"its cell")
             progress.update(state="done", step=None)
-        except (RoomError, RunError) as e:
+        except (RoomError, RunError, NotReady) as e:
             progress.update(state="failed", error=str(e))
         except Exception as e:   # a bug: say it, keep serving
             log.exception("catching up learner %s", learner_id)
@@ -278,7 +280,7 @@ class Workshop:
         if self.member(learner_id).place != SEATED:
             raise RoomError("only a learner in the room has a lab host to reset")
         self.learners.reset(learner_id)
-        self.socketio.emit("room", {"host": True}, to=learner_room(learner_id))
+        emit(self.socketio, "room", {"host": True}, learner_room(learner_id))
         self._dirty.set()
 
     # -- the state -------------------------------------------------------------------
@@ -337,7 +339,7 @@ class Workshop:
     def _room_changed(self, ids: list[str] | None) -> None:
         socketio = self.socketio
         for to in [LEARNERS] if ids is None else [learner_room(i) for i in ids]:
-            socketio.emit("room", {}, to=to)
+            emit(socketio, "room", {}, to)
         self._dirty.set()
 
     def _push_loop(self) -> None:
@@ -349,7 +351,7 @@ class Workshop:
             for what, step in (("ending the places whose time is up", self.expire),
                                ("keeping the room's state in the store", self._save),
                                ("pushing the workshop's state to the dashboards",
-                                lambda: self.socketio.emit("workshop", self.snapshot(), to=INSTRUCTORS))):
+                                lambda: emit(self.socketio, "workshop", self.snapshot(), INSTRUCTORS))):
                 try:
                     step()
                 except Exception:   # a bug: say it, go on with the rest, and try again with the next change
