@@ -22,7 +22,7 @@ from gunicorn.app.base import BaseApplication
 from .. import create_app
 from . import heads
 from ..config import Settings
-from ..labhost import reaper
+from ..labhost import backends, reaper
 from ..labhost.pool import Pool
 from ..guard.limits import HTTP_THREADS, fit_memory
 from ..workshop.manager import size_for_room
@@ -62,8 +62,10 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
         size_for_room(settings, given)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
-    if settings.backend == "sandbox":
+    backend = backends.get(settings.backend)
+    if backend.isolated:   # each with a memory limit of its own: as many as the machine's memory fits
         log.info("capacity: %s", fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop)))
+    if backend.reapable:
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
