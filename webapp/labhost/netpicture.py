@@ -9,7 +9,7 @@ from the kernel over netlink (``netlink.py``), never from a command's output.
 Every namespace but the lab host's own was named by the lab host (a
 container's sandbox key, a file in ``/run/netns``), so each is opened inside
 the lab host, only if it is a namespace file, and checked to be one of its
-own before it is read (``LabHost.owns_namespace``). Everything is bounded:
+own before it is read (``LocalLabHost.owns_namespace``). Everything is bounded:
 counts, names, and the time of a read (what is left is noted). Names are the
 learner's text: cleaned here, escaped by whoever draws them.
 """
@@ -22,16 +22,15 @@ import os
 import re
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP
-
-from typing import TYPE_CHECKING
 
 from . import engine, inside, netlink, nsfs
 from .errors import LabHostError
 
 if TYPE_CHECKING:
-    from .local import LocalLabHost as LabHost
+    from .local import LocalLabHost
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class _Notes(list):
 class _Finder:
     """The lab host's namespaces, one ``Namespace`` per kernel namespace, each opened once."""
 
-    def __init__(self, host: LabHost, notes: list[str], own: int):
+    def __init__(self, host: LocalLabHost, notes: list[str], own: int):
         self.host, self.notes = host, notes
         self.found: dict[tuple[int, int], Namespace] = {}
         self.skipped = 0
@@ -144,7 +143,7 @@ class _Finder:
             os.close(ns.fd)
 
 
-def read(host: LabHost, sandbox_keys: dict[str, str] | None, budget: float) -> dict:
+def read(host: LocalLabHost, sandbox_keys: dict[str, str] | None, budget: float) -> dict:
     """The picture as a dict (what ``/network.json`` serves, docs/network.md), not yet laid out.
     ``sandbox_keys`` (container id: its sandbox key) is kept by the caller from one read to the next;
     past ``budget`` seconds the namespaces left are shown without their interfaces."""
@@ -174,7 +173,7 @@ def read(host: LabHost, sandbox_keys: dict[str, str] | None, budget: float) -> d
     return picture
 
 
-def _containers(host: LabHost, finder: _Finder, own: Namespace, keys: dict[str, str]) -> None:
+def _containers(host: LocalLabHost, finder: _Finder, own: Namespace, keys: dict[str, str]) -> None:
     """Each running container into its namespace: its sandbox key's, the lab host's (host mode) or the one of
     the container it shares (``--network container:``)."""
     try:
@@ -219,7 +218,7 @@ def _name(container: dict) -> str:
     return str(names[0]).lstrip("/")
 
 
-def _open_sandbox(host: LabHost, container_id: str, finder: _Finder, keys: dict[str, str],
+def _open_sandbox(host: LocalLabHost, container_id: str, finder: _Finder, keys: dict[str, str],
                   member: Member) -> int | None:
     """The container's namespace by its sandbox key: known from an earlier read (a container keeps its key
     while it runs; one restarted under the same id has a new one, and the old file is gone), or asked of
