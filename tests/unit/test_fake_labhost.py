@@ -1,5 +1,6 @@
 """A fake lab host, made through the interface and registered as a backend, runs commands through the
-executor and is claimed through the pool: a new backend is one module and one registry entry."""
+executor, lists its ports, draws its network and is claimed through the pool: a new backend is one module
+and one registry entry."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +9,8 @@ import fakes
 from webapp import executor
 from webapp.labhost import backends, pool
 from webapp.labhost.base import LabHostError
+from webapp.network import picture
+from webapp.proxy import ports
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +93,15 @@ def test_a_lab_host_that_never_gets_ready_fails_the_claim_and_is_destroyed(tmp_p
     with pytest.raises(LabHostError, match="did not get ready within 0.2 s"):
         pool.create(fakes.settings(str(tmp_path), backend="fake-never", ready_timeout=0.2))
     assert len(made) == 1 and made[0].destroyed
+
+
+def test_its_ports_are_listed_through_the_interface(host):
+    host.ports = [(8080, "0.0.0.0"), (8080, "::"), (22, "127.0.0.1")]
+    assert ports.listening(host) == [ports.Port(22, "127.0.0.1", "127.0.0.1"),
+                                     ports.Port(8080, "127.0.0.1", "0.0.0.0, ::")]   # no engine: unnamed
+
+
+def test_its_network_picture_is_laid_out(host):
+    drawn = picture.read(host)
+    assert drawn["lab_host"] == host.id and drawn["width"] > 0 and "took_ms" in drawn
+    assert {"x", "y", "width", "height"} <= set(drawn["namespaces"][0])
