@@ -17,6 +17,7 @@ from webapp.executor.terminal import MarkerFilter, marker_line
 from webapp.lab import load_lab
 from webapp.labhost.plain import PlainLabHost
 from webapp.learners import events as run_events
+from webapp.labhost.relay import RELAY_RESTARTS
 from webapp.learners.labsession import LabSession
 
 
@@ -144,7 +145,7 @@ def test_output_is_whole_when_the_relay_falls_behind(plain, background):
     not dropped. Stopped here with SIGSTOP past the grace, then let go."""
     hold = "(trap '' HUP; exec sleep 30) & " if background else ""
     proc, out = collect(plain, f"read go; {hold}for i in $(seq 200); do echo line$i; done")
-    relay = proc._relays[0]
+    relay = proc.handle._relays[0]
     os.kill(relay.pid, signal.SIGSTOP)
     proc.write("go\n")
     threading.Timer(executor.process.DRAIN_GRACE * 3, relay.send_signal, (signal.SIGCONT,)).start()
@@ -157,7 +158,7 @@ def test_output_is_whole_when_the_relay_dies(plain):
     """A relay that ends before the command (it should not) costs no output:
     what it left in the PTY is read there."""
     proc, out = collect(plain, "read go; for i in $(seq 200); do echo line$i; done")
-    relay = proc._relays[0]
+    relay = proc.handle._relays[0]
     os.kill(relay.pid, signal.SIGKILL)
     relay.wait()
     proc.write("go\n")
@@ -172,11 +173,11 @@ def test_a_pty_made_non_blocking_costs_only_its_own_output(plain):
     fail. New relays take over a bounded number of times; the run ends when
     the command does, and the reader neither hangs nor spins."""
     proc, out = collect(plain, "read go; for i in $(seq 200); do echo line$i; sleep 0.01; done")
-    os.set_blocking(proc.child.master, False)
+    os.set_blocking(proc.handle.master, False)
     proc.write("go\n")
     outcome = proc.wait(20)
     assert outcome is not None and outcome.ok
-    assert proc._restarts == executor.process.RELAY_RESTARTS
+    assert proc.handle.restarts == RELAY_RESTARTS
     assert not relays_of_this_process()
 
 

@@ -11,7 +11,8 @@ import time
 import tracemalloc
 
 from conftest import sh
-from webapp.network import netlink, picture
+from webapp.labhost import netlink, netpicture
+from webapp.network import picture
 from webapp.network.views import Pictures
 
 # A dockerd of the learner's: kill the real one, answer the Engine API on /run/docker.sock with what the
@@ -158,7 +159,7 @@ def test_a_dockerd_listing_many_containers_costs_a_bounded_read(fresh_lab_host):
               f"{inspects.strip()} inspects, label of {len(pic['namespaces'][0]['label'])} characters")
         assert size < 1 << 20, f"the picture is {size} bytes of JSON"
         assert members <= 1024, f"{members} members"
-        assert int(inspects.strip() or 0) <= 4 * picture.MAX_NAMESPACES, f"{inspects} inspect requests"
+        assert int(inspects.strip() or 0) <= 4 * netpicture.MAX_NAMESPACES, f"{inspects} inspect requests"
     finally:
         stop_fake(host)
 
@@ -267,7 +268,7 @@ def test_a_read_at_the_limits_costs_little(fresh_lab_host, monkeypatch):
     # up to MAX_NOTES then "and more" (a fast one)
     notes = pic["notes"]
     if not notes[0].startswith("the picture was cut short"):
-        assert len(notes) == picture.MAX_NOTES + 1 and notes[-1] == "and more that could not be shown", notes
+        assert len(notes) == netpicture.MAX_NOTES + 1 and notes[-1] == "and more that could not be shown", notes
         assert all(n.startswith("netns a") and "cannot read it" in n for n in notes[:-1]), notes
     # the budget ends a read: what is left is shown without interfaces, and said so
     pic = picture.read(host, budget=0)

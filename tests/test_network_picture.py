@@ -8,7 +8,8 @@ import os
 import pytest
 
 from conftest import sh
-from webapp.network import netlink, picture
+from webapp.labhost import netlink
+from webapp.network import picture
 
 SETUP = """
 docker run -d --name b1 busybox sleep 3600

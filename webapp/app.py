@@ -19,6 +19,7 @@ from .guard.limits import (LabHostsPerAddress, NewLearners, Refusals, RunStarts,
                            fit_memory)
 from .guard.seating import OPEN
 from .lab import load_labs
+from .labhost import backends
 from .stream import websocket
 from .workshop.manager import new_access_code, size_for_room
 
@@ -48,7 +49,7 @@ def resolve(settings: Settings, given: frozenset[str] = frozenset()) -> Resolved
     if settings.workshop:
         settings = size_for_room(dataclasses.replace(settings, access_code=settings.access_code or new_access_code()),
                                  given)
-    if settings.backend == "sandbox":
+    if backends.get(settings.backend).isolated:   # each with a memory limit: as many as the machine fits
         settings = fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop))
     return Resolved(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
 

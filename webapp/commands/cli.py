@@ -12,6 +12,7 @@ import click
 
 from ..config import Settings
 from ..errors import ConfigError, LabnbError
+from ..labhost import backends
 
 
 def _settings(**overrides) -> Settings:
@@ -178,7 +179,7 @@ def check(labs: tuple[str, ...]) -> None:
                    "and the lab host's network picture after each step here.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
               help="Write JUnit XML here, one testcase per step.")
-@click.option("--backend", type=click.Choice(["sandbox", "plain"]), default="sandbox", show_default=True,
+@click.option("--backend", type=click.Choice(backends.names()), default="sandbox", show_default=True,
               help="plain runs the commands on this machine itself.")
 @click.option("--stop-endless-after", "endless_for", type=click.FloatRange(min=0, min_open=True), default=3.0,
               show_default=True, help="Seconds an endless command without stop_after runs before it is stopped.")
@@ -209,8 +210,9 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
         click.echo(f"running only step {step_no} of {len(lab.steps)} (after setup); the steps before it "
                    "do not run, so what it builds on may be missing")
     settings = _settings(backend=backend)
-    if backend == "plain":
-        click.secho("WARNING: --backend plain runs the lab's commands on THIS machine, as "
+    kind = backends.get(settings.backend)
+    if not kind.isolated:
+        click.secho(f"WARNING: --backend {kind.name} runs the lab's commands on THIS machine, as "
                     f"{os.environ.get('USER', 'this user')}, with nothing isolated and nothing undone but the "
                     "lab's cleanup. Use it only on a disposable VM.", fg="red", bold=True, err=True)
 
@@ -222,7 +224,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     signal.signal(signal.SIGINT, interrupted)
     try:
         try:
-            if backend == "sandbox":
+            if kind.reapable:
                 prepare_state_dir(settings)
             host = pool.create(settings)
         except LabHostError as e:
@@ -260,7 +262,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8888, show_default=True, type=int)
 @click.option("--pool-size", type=int, default=None, help="Lab hosts kept ready (LABNB_POOL_SIZE).")
-@click.option("--backend", type=click.Choice(["sandbox", "plain"]), default=None, help="LABNB_BACKEND.")
+@click.option("--backend", type=click.Choice(backends.names()), default=None, help="LABNB_BACKEND.")
 @click.option("--workshop", is_flag=True, default=None,
               help="Run a workshop: learners join with an access code and a name (LABNB_WORKSHOP=1).")
 @click.option("--capacity", type=click.IntRange(min=1), default=None,
@@ -289,7 +291,7 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
                 stack.enter_context(cgroups.server_memory(name, settings.server_memory_mb << 20))
             except (cgroups.CgroupError, OSError) as e:
                 why = f"the server has no memory limit of its own (LABNB_SERVER_MEMORY_MB): {e}"
-                if settings.backend == "sandbox":
+                if backends.get(settings.backend).isolated:
                     raise click.ClickException(f"{why}. Run `labnb doctor` to see what the machine lacks") from None
                 click.echo(f"warning: {why}", err=True)   # the plain backend, on a learner's own VM
             run_server(settings, host, port, frozenset({"pool_size"} if pool_size is not None else ()))

@@ -25,7 +25,7 @@ from .. import create_app
 from . import heads
 from ..app import resolve, served_labs
 from ..config import Settings
-from ..labhost import reaper
+from ..labhost import backends, reaper
 from ..labhost.pool import Pool
 from ..guard.limits import HTTP_THREADS, capacity
 
@@ -66,8 +66,10 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     labs = served_labs(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
-    if settings.backend == "sandbox":
+    backend = backends.get(settings.backend)
+    if backend.isolated:   # each with a memory limit of its own: as many as the machine's memory fits
         log.info("capacity: %s", capacity(settings))
+    if backend.reapable:
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))

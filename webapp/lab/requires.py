@@ -1,25 +1,19 @@
 """What a lab may require of its lab host (front matter ``requires``), and whether a lab host has it.
 
-Each item is a probe run in the lab host itself: a sandbox lab host has them
-all; a plain one (this machine) may lack its dockerd, the image or root.
+Each item is a probe run in the lab host itself (``labhost/offers.py``): a
+sandbox lab host has them all; a plain one (this machine) may lack its
+dockerd, the image or root.
 """
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING
 
-from ..labhost.base import BASH
+from ..labhost.offers import PROBES, probe   # the items a lab may name, and how each is found
 
 if TYPE_CHECKING:
     from ..labhost.base import LabHost
 
-PROBES = {
-    "docker": "docker info",
-    "busybox-image": "docker image inspect busybox",
-    "netns": "ip netns list",
-    "iptables": "iptables -n -L",
-    "bridge-utils": "command -v brctl",
-}
+__all__ = ["PROBES", "probe", "lacking", "refusal"]
 
 
 def lacking(host: LabHost, needs: list[str]) -> list[str]:
@@ -32,16 +26,6 @@ def lacking(host: LabHost, needs: list[str]) -> list[str]:
     if offers is None:
         offers = probe(host, needs)
     return [n for n in needs if n not in offers]
-
-
-def probe(host: LabHost, needs=PROBES) -> set[str]:
-    """Which of ``needs`` (by default all) the lab host offers: one command in it (a few docker calls,
-    about a quarter of a second of CPU). It looks for them on the learner's PATH, as the lab's commands
-    will; what it answers is read within a bound (``LabHost.capture``)."""
-    script = "; ".join(f"{PROBES[n]} >/dev/null 2>&1 || echo {shlex.quote(n)}" for n in needs)
-    _code, out, _err = host.capture([BASH, "--norc", "--noprofile", "-c", script], timeout=60)
-    missing = set(out.decode(errors="replace").split())
-    return {n for n in needs if n not in missing}
 
 
 def refusal(lab_id: str, missing: list[str], host: LabHost) -> str:

@@ -1,35 +1,33 @@
-"""What every lab host offers, whatever it is made of.
+"""What every lab host offers, whatever it is made of: the interface.
 
 Shaped like JupyterHub's spawner: one small base class and interchangeable
-backends. A lab host is where one learner's commands run; the executor asks
-it to ``spawn`` each one, and it hands back the command's PTY.
+backends (``backends.py`` names them). A lab host is where one learner's
+commands run, and it is known only by what it can do: run a command and hand
+back its terminal (``handle.Handle``), run the server's own jobs to their end,
+list and connect to its listening ports, read its network picture, and talk to
+its docker engine. Nothing here is a descriptor of this machine: the backends
+on this machine's kernel share that code in ``local.py``; a lab host elsewhere
+(another node, a pod) implements the same methods its own way.
 """
 from __future__ import annotations
 
 import abc
 import dataclasses
-import math
-import os
-import select
 import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import LabnbError
+from .errors import LabHostError
+from .handle import Handle
 
 if TYPE_CHECKING:
     import docker
 
-    from .spawn import Child, Spawner
+__all__ = ["LabHost", "LabHostError", "Handle", "Health", "HeadTail", "BASH", "DOCKER_API", "KEEP"]
 
 DOCKER_API = "1.41"  # docker.io 20.10; a fixed version avoids a round trip at construction
 KEEP = 64 << 10      # bytes of the server's own jobs' output kept at each end (a check's verdict, a probe's answer)
-READ_SIZE = 256 << 10
 BASH = "/bin/bash"   # the shell of the server's own jobs, by its path: never a `bash` the learner put first on PATH
-
-
-class LabHostError(LabnbError, RuntimeError):
-    """A lab host that cannot be made or used: what happened, and what to do."""
 
 
 class HeadTail:
@@ -68,7 +66,11 @@ class Health:
 
 
 class LabHost(abc.ABC):
-    """One learner's lab host: create, wait until ready, run commands in it, destroy."""
+    """One learner's lab host: create, wait until ready, use its capabilities, destroy.
+
+    Whatever a lab host answers is the word of a hostile peer (its root is the
+    learner's): every implementation bounds what it reads and puts a deadline
+    on every wait (docs/security.md)."""
 
     kind: str = ""
     home: str = "/"   # where commands start
@@ -76,9 +78,9 @@ class LabHost(abc.ABC):
     def __init__(self, lab_host_id: str):
         self.id = lab_host_id
         self.created = time.time()
-        self.spawner: Spawner | None = None   # made by ``start``
-        self.offers: set[str] | None = None   # what labs may require of it, if probed (lab/requires.py)
+        self.offers: set[str] | None = None   # what labs may require of it, if probed (offers.py)
 
+    # -- life ---------------------------------------------------------------
     @abc.abstractmethod
     def start(self) -> None:
         """Begin making the lab host; returns before it is ready."""
@@ -86,57 +88,6 @@ class LabHost(abc.ABC):
     @abc.abstractmethod
     def wait_ready(self, timeout: float) -> None:
         """Block until commands and the docker daemon work, or raise LabHostError."""
-
-    def spawn(self, argv: list[str], *, tty: bool = True, rows: int = 24, cols: int = 80) -> "Child":
-        """Start ``argv`` inside the lab host, by its spawner: under a PTY of the
-        lab host's own (``tty``) or with its output on two pipes."""
-        if self.spawner is None:
-            raise LabHostError(f"lab host {self.id} is not started")
-        return self.spawner.spawn(argv, self.command_env(), self.home, tty=tty, rows=rows, cols=cols)
-
-    def capture(self, argv: list[str], timeout: float = 60, *,
-                stdout: Callable[[bytes], None] | None = None) -> tuple[int, bytes, bytes]:
-        """Run ``argv`` without a terminal, for the server's own jobs: its return code, and a bounded head
-        and tail (``HeadTail``) of its stdout, unless ``stdout`` takes each chunk of it, and of its stderr.
-        Whatever it prints, and however long it takes: past ``timeout`` seconds it is killed and
-        LabHostError says so, also when its lab host does not answer at all (frozen by its root)."""
-        child = self.spawn(argv, tty=False)
-        out, err = HeadTail(), HeadTail()
-        sinks = {child.stdout: stdout or out.feed, child.stderr: err.feed}
-        deadline = time.monotonic() + timeout
-        rc = None
-        try:
-            poller = select.poll()
-            for fd in sinks:
-                poller.register(fd, select.POLLIN)
-            while sinks and time.monotonic() < deadline:
-                for fd, _ in poller.poll(max(1, math.ceil((deadline - time.monotonic()) * 1000))):
-                    chunk = os.read(fd, READ_SIZE)
-                    if chunk:
-                        sinks[fd](chunk)
-                    else:
-                        poller.unregister(fd)
-                        del sinks[fd]
-            if not sinks:
-                rc = child.wait(max(0.0, deadline - time.monotonic()))
-        finally:
-            child.close_fds()
-            if rc is None:
-                child.signal(9)
-                child.abandon()
-                child.wait()
-        if rc is None:
-            raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:g} s",
-                               "The lab host is frozen, overloaded or broken: reset it")
-        return rc, out.value(), err.value()
-
-    @abc.abstractmethod
-    def command_env(self) -> dict[str, str]:
-        """The environment a command starts with inside the lab host."""
-
-    @abc.abstractmethod
-    def shell_rc(self) -> str:
-        """Path, inside the lab host, of the rc file for terminal shells (scripts/bashrc)."""
 
     @abc.abstractmethod
     def health(self) -> Health:
@@ -155,31 +106,49 @@ class LabHost(abc.ABC):
         """Remove the lab host and everything it made; safe to call twice."""
 
     @abc.abstractmethod
-    def docker(self, timeout: int = 30) -> docker.DockerClient:
-        """A docker SDK client for the lab host's daemon (close it after use)."""
+    def command_env(self) -> dict[str, str]:
+        """The environment a command starts with inside the lab host."""
 
+    @abc.abstractmethod
+    def shell_rc(self) -> str:
+        """Path, inside the lab host, of the rc file for terminal shells (scripts/bashrc)."""
+
+    # -- commands -----------------------------------------------------------
+    @abc.abstractmethod
+    def run(self, argv: list[str], *, rows: int = 24, cols: int = 80) -> Handle:
+        """Start ``argv`` inside the lab host under a terminal of its own, ``rows`` by ``cols``; its
+        handle. LabHostError if it cannot be started (within a deadline)."""
+
+    @abc.abstractmethod
+    def capture(self, argv: list[str], timeout: float = 60, *,
+                stdout: Callable[[bytes], None] | None = None) -> tuple[int, bytes, bytes]:
+        """Run ``argv`` without a terminal, for the server's own jobs: its return code, and a bounded head
+        and tail (``HeadTail``) of its stdout, unless ``stdout`` takes each chunk of it, and of its stderr.
+        Whatever it prints, and however long it takes: past ``timeout`` seconds it is killed and
+        LabHostError says so, also when its lab host does not answer at all (frozen by its root)."""
+
+    # -- network ------------------------------------------------------------
+    @abc.abstractmethod
+    def listening_ports(self) -> list[tuple[int, str]]:
+        """Each listening TCP socket of the lab host's own network (its own and its host-mode
+        containers'), as (port, the address it listens on)."""
+
+    @abc.abstractmethod
+    def connect(self, address: str, port: int, timeout: float) -> socket.socket:
+        """A TCP connection to ``address``:``port`` as made from inside the lab host's network: nothing
+        it can name leads outside it."""
+
+    @abc.abstractmethod
+    def network_picture(self, sandbox_keys: dict[str, str] | None, budget: float) -> dict:
+        """Its network namespaces, interfaces and links (docs/network.md), before layout, read within
+        about ``budget`` seconds; ``sandbox_keys`` is the caller's memory of its containers' sandbox keys."""
+
+    # -- docker engine ------------------------------------------------------
+    @abc.abstractmethod
     def docker_socket(self, timeout: float) -> socket.socket:
-        """A connection to the lab host's dockerd (for ``engine.get``); by default this machine's."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(timeout)
-        try:
-            sock.connect("/run/docker.sock")
-        except OSError as e:
-            sock.close()
-            raise LabHostError(f"the docker daemon of this machine does not answer: {e}",
-                               "Start docker (systemctl start docker)") from None
-        return sock
+        """A connection to the lab host's dockerd API, to be read as a hostile peer's (``engine.get``)."""
 
-    def namespace_fd(self, kind: str) -> int:
-        """A descriptor of the lab host's own namespace of ``kind`` ("net", "user"); the caller closes it.
-        By default the server's own: a lab host that is this machine."""
-        return os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-
-    def open_inside(self, path: str, flags: int) -> int:
-        """A descriptor for ``path`` as the lab host sees it (by default this machine's path)."""
-        return os.open(path, flags | os.O_CLOEXEC)
-
-    def owns_namespace(self, fd: int) -> bool:
-        """Whether the namespace ``fd``, found at a path inside the lab host, is the lab host's own (not one
-        of the machine's that a hostile lab host led the server to). On this machine itself, all are."""
-        return True
+    @abc.abstractmethod
+    def docker(self, timeout: int = 30) -> docker.DockerClient:
+        """A docker SDK client for the lab host's daemon (close it after use), for the server's own jobs
+        on a lab host it just made, before any learner command ran."""

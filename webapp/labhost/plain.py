@@ -12,14 +12,15 @@ import shutil
 
 import docker
 
-from .base import DOCKER_API, Health, LabHost, LabHostError
+from .base import DOCKER_API, Health, LabHostError
+from .local import LocalLabHost
 from . import spawn
 from .statedir import SCRIPTS
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class PlainLabHost(LabHost):
+class PlainLabHost(LocalLabHost):
     kind = "plain"
 
     def __init__(self, settings, lab_host_id: str = "plain"):

@@ -20,10 +20,8 @@ import logging
 import threading
 
 from ..config import Settings
-from ..lab import requires
+from . import backends, offers
 from .base import LabHost, LabHostError
-from .plain import PlainLabHost
-from .sandbox import SandboxLabHost
 from .statedir import prepare_state_dir
 
 log = logging.getLogger(__name__)
@@ -31,11 +29,7 @@ log = logging.getLogger(__name__)
 
 def make(settings: Settings) -> LabHost:
     """A new, not yet started, lab host of the configured backend."""
-    if settings.backend == "sandbox":
-        return SandboxLabHost(settings)
-    if settings.backend == "plain":
-        return PlainLabHost(settings)
-    raise LabHostError(f"unknown lab host backend {settings.backend!r}", "Set LABNB_BACKEND to sandbox or plain")
+    return backends.get(settings.backend).new(settings)
 
 
 def create(settings: Settings) -> LabHost:
@@ -55,6 +49,7 @@ class Pool:
 
     def __init__(self, settings: Settings, size: int | None = None):
         self.settings = settings
+        self.backend = backends.get(settings.backend)
         self.size = settings.pool_size if size is None else size
         self._ready: list[LabHost] = []
         self._claimed: dict[str, LabHost] = {}
@@ -62,11 +57,11 @@ class Pool:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        if settings.backend == "sandbox":
+        if self.backend.reapable:
             prepare_state_dir(settings)
 
     def start(self) -> "Pool":
-        if self.size > 0 and self.settings.backend == "sandbox":
+        if self.size > 0 and self.backend.pooled:
             self._thread = threading.Thread(target=self._fill, name="lab-host-pool", daemon=True)
             self._thread.start()
         return self
@@ -182,7 +177,7 @@ class Pool:
                         return
                 continue
             try:   # what labs may require, probed now while the machine is idle (a room joins at once)
-                host.offers = requires.probe(host)
+                host.offers = offers.probe(host)
             except (LabHostError, OSError) as e:
                 log.error("warm pool: probing lab host %s: %s", host.id, e)
             try:

@@ -35,7 +35,8 @@ import time
 
 import docker
 
-from .base import DOCKER_API, Health, LabHost, LabHostError
+from .base import DOCKER_API, Health, LabHostError
+from .local import LocalLabHost
 from . import cgroups, devpts, image, inside, nsfs, ptyguard, records, spawn, statedir
 from .records import RANGE
 from ..config import Settings
@@ -83,7 +84,7 @@ def build_seed(settings: Settings) -> str:
     return dest
 
 
-class SandboxLabHost(LabHost):
+class SandboxLabHost(LocalLabHost):
     kind = "sandbox"
     home = HOME
 

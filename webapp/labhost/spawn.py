@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 
-from .base import LabHostError
+from .errors import LabHostError
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "spawner.py")
 MAX_REPLY = 4096

@@ -104,9 +104,9 @@ def run_log(run_id: str):
 @auth.operator_only
 def lab_hosts():
     """For operators: every lab host on this machine, and the warm pool."""
-    from ..labhost import reaper
+    from ..labhost import backends, reaper
 
     services = _services()
-    hosts = reaper.list_all(services.settings) if services.settings.backend == "sandbox" else []
+    hosts = reaper.list_all(services.settings) if backends.get(services.settings.backend).reapable else []
     return render_template("lab_hosts.html", hosts=hosts, waiting=services.pool.waiting(),
                            settings=services.settings)

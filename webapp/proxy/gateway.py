@@ -270,7 +270,7 @@ class Gateway:
         for attempt in range(2):
             for address in tries:
                 try:
-                    sock = ports.connect(host, address, port, CONNECT_TIMEOUT)
+                    sock = host.connect(address, port, CONNECT_TIMEOUT)
                     self._targets[key] = (time.monotonic(), address)
                     return sock
                 except OSError:

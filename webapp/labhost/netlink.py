@@ -24,7 +24,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
 
-from ..labhost import nsfs
+from . import nsfs
 
 TIMEOUT = 2.0             # a dump of a few hundred links takes a millisecond
 MAX_MESSAGES = 512        # per dump: more links or addresses than a picture shows (pyroute2 decodes 3000 a second)

@@ -1,0 +1,74 @@
+"""The lab host backends, by the name ``LABNB_BACKEND`` gives, with what the rest of the server needs to
+know of each: one entry here and one module are a new backend (a remote node's lab host, a pod).
+
+Like JupyterHub's spawner classes, found by name; tests register fakes the same way (``register``).
+A built-in backend's class is named by its module path and imported on first use: the command line
+starts without loading docker's SDK.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .base import LabHost
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A kind of lab host, and its properties."""
+
+    name: str
+    make: str | Callable[[Settings], LabHost]   # a new, not yet started, lab host ("module:Class" or callable)
+    pooled: bool     # slow to make: the server keeps a warm pool of them ready (LABNB_POOL_SIZE)
+    reapable: bool   # recorded in the state dir, outlives a killed server: reaped by the next (``reaper.py``),
+                     # listed for operators (/lab-hosts)
+    isolated: bool   # a learner's commands cannot touch this machine: its own limits (memory fitted to the
+                     # machine, the server's own memory cgroup required); not isolated: warned about
+
+    def new(self, settings: Settings) -> LabHost:
+        make = self.make
+        if isinstance(make, str):
+            module, _, name = make.partition(":")
+            make = getattr(importlib.import_module(module), name)
+        return make(settings)
+
+
+_backends: dict[str, Backend] = {}
+_lock = threading.Lock()
+
+
+def register(backend: Backend) -> Backend:
+    """Make ``backend`` known by its name (a name already known is replaced: a test's fake of it)."""
+    with _lock:
+        _backends[backend.name] = backend
+    return backend
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        _backends.pop(name, None)
+
+
+def names() -> list[str]:
+    with _lock:
+        return sorted(_backends)
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; ConfigError naming the known ones if there is none."""
+    with _lock:
+        found = _backends.get(name)
+    if found is None:
+        raise ConfigError("LABNB_BACKEND", f"there is no lab host backend {name!r}",
+                          f"Set LABNB_BACKEND to one of {', '.join(names())}")
+    return found
+
+
+register(Backend("sandbox", "webapp.labhost.sandbox:SandboxLabHost", pooled=True, reapable=True, isolated=True))
+register(Backend("plain", "webapp.labhost.plain:PlainLabHost", pooled=False, reapable=False, isolated=False))
