@@ -52,3 +52,11 @@ def test_the_open_server_is_built_whole(tmp_path):
         getattr(services, name) is not None
         for name in ("store", "learners", "guard", "run_starts", "runs", "shells", "events", "gateway"))
     services.close()
+
+
+def test_an_app_built_in_code_keeps_the_sizes_it_was_built_with(tmp_path):
+    """Without ``given``, the settings that differ from their defaults are the chosen ones: a workshop
+    built with a pool of 0 and 3 lab hosts keeps them (only what was left to its default is sized)."""
+    resolved = resolve(plain(tmp_path, workshop=1, capacity=3, pool_size=0, max_lab_hosts=3))
+    assert (resolved.pool_size, resolved.max_lab_hosts) == (0, 3)
+    assert resolve(plain(tmp_path, workshop=1, capacity=3)).pool_size == 3

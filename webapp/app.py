@@ -31,14 +31,18 @@ class Resolved(Settings):
     """Settings with everything derived from them worked out (``resolve``): what services are built from."""
 
 
-def resolve(settings: Settings, given: frozenset[str] = frozenset()) -> Resolved:
+def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved:
     """The settings a server runs with, worked out once: its token (a new random one if none is set), the
     operator's (derived from it and the secret key), a workshop's access code (a new one) and sizing
     (``size_for_room``), and, for sandbox lab hosts, as many as fit the machine's memory (``fit_memory``).
-    ``given``: the settings the operator chose (on the command line or in the environment), kept as they are.
+    ``given``: the settings the operator chose (on the command line or in the environment), kept as they are;
+    by default, those that differ from their defaults (an app built in code: what it was built with).
     Raises ConfigError naming the setting to change."""
     if isinstance(settings, Resolved):
         return settings
+    if given is None:
+        given = frozenset(f.name for f in dataclasses.fields(Settings)
+                          if getattr(settings, f.name) != f.default)
     token = settings.token or secrets.token_hex(24)
     operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
     if operator == token:
