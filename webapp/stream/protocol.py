@@ -80,7 +80,7 @@ def _events(*events: Event) -> dict[str, Event]:
 # {"error": "<event>: <what went wrong>"} with an ``error`` event to the tab.
 TO_SERVER = _events(
     Event("open", {"lab": Name(), "learner": Owner()}, reply="{running: [{run, step}]}",
-          about="The tab shows the lab: it joins the lab's room (run_started, run_ended) and learns which of its "
+          about="The tab shows the lab: it joins the lab's channel (run_started, run_ended) and learns which of its "
                 "steps run now."),
     Event("run", {"lab": Name(), "step": Name()}, reply="{run: id}",
           about="Starts a run of the step on the learner's lab host, this tab attached to it. Refused while "
@@ -141,7 +141,7 @@ TO_TAB = _events(
     Event("error", {"event": Str(), "message": Str()}, to="the tab whose event it was",
           about="What went wrong with the tab's event `event` (the acknowledgement says the same), or with a "
                 "run it attached to (removed to make room)."),
-    Event("room", {"host": Flag(optional=True)}, to="a workshop learner's tabs",
+    Event("place", {"host": Flag(optional=True)}, to="a workshop learner's tabs",
           about="Their place, hand or the room's banner changed: the page reloads its room part; host: their "
                 "lab host was reset, the page reloads its state."),
     Event("workshop", {"workshop": Data(dict, "object: the room"), "learners": Data(list, "list of learners")},
@@ -151,7 +151,7 @@ TO_TAB = _events(
 
 
 def emit(socketio: SocketIO, event: str, payload: dict, to: str) -> None:
-    """Send a declared event to a tab (a sid) or room; a bug (ProtocolError) otherwise."""
+    """Send a declared event to a tab (a sid) or a channel (a Socket.IO room); a bug (ProtocolError) otherwise."""
     declared = TO_TAB.get(event)
     if declared is None:
         raise ProtocolError(f"the server emits {event!r}, which webapp/stream/protocol.py does not declare")
