@@ -3,7 +3,7 @@
  * lab 1: what the steps typed into them and what came back, live, and what
  * the learner types there), each in its own xterm.js. Nothing typed or
  * printed here is stored; the server keeps the last 64 KiB of each one's
- * output in memory and sends it first ("replay": the screen is cleared for
+ * output in memory and sends it first ("replay": the xterm is cleared for
  * it) each time a tab opens it. Each shell_output says the position in the
  * raw output after it (end); it is acknowledged once xterm has written it,
  * so the server reads the terminal no faster than this page draws. After one

@@ -40,7 +40,7 @@ def test_a_restored_room_is_the_room_it_was():
     assert not again.spend("n1", 900)
     again.broadcast("back")   # a new banner, not the dismissed one's id again
     assert again.banner_for(ADA)["text"] == "back"
-    # a room restarted larger seats who waited
+    # in a room restarted larger, who waited is seated
     assert restarted(room, capacity=2).get(BOB).state == "seated"
 
 

@@ -135,7 +135,7 @@ TO_TAB = _events(
           to="the tabs showing the terminal",
           about="Terminal output: `data` is what xterm.js writes, `end` the position after it in the terminal's "
                 "raw output (acknowledged with shell_ack); `term` \"\" is the free shell. replay: the backlog "
-                "after shell_open (the tab clears its screen first)."),
+                "after shell_open (the tab clears its xterm first)."),
     Event("shell_exit", {"term": Str()}, to="the tabs showing the terminal",
           about="The terminal's process ended, or was not running when the tab opened it."),
     Event("error", {"event": Str(), "message": Str()}, to="the tab whose event it was",
