@@ -3,13 +3,13 @@
  * lab 1: what the steps typed into them and what came back, live, and what
  * the learner types there), each in its own xterm.js. Nothing typed or
  * printed here is stored; the server keeps the last 64 KiB of each one's
- * output in memory and sends it first ("replay": the screen is cleared for
+ * output in memory and sends it first ("replay": the xterm is cleared for
  * it) each time a tab opens it. Each shell_output says the position in the
  * raw output after it (end); it is acknowledged once xterm has written it,
  * so the server reads the terminal no faster than this page draws. After one
  * ends, Enter in its tab starts a new one.
  *
- * Each tab's state is its `Screen`. Keystrokes go one shell_input at a
+ * Each tab's state is its `ShellView`. Keystrokes go one shell_input at a
  * time (typed: what waits; typing: one is in flight), the next (all typed
  * meanwhile) once the server has taken the last; sizes likewise (size,
  * sizing). Input the terminal does not read is refused, not waited for: the
@@ -27,7 +27,7 @@
   var toggle = panel.querySelector(".terminal-toggle");
   var statusEl = panel.querySelector(".terminal-status");
   var open = false;
-  var screens = {};   // by term: "" the free shell, else a named terminal
+  var views = {};   // by term: "" the free shell, else a named terminal
   var active = null;
 
   /* An OSC 8 hyperlink in the terminal (http and https only) opens only when
@@ -43,10 +43,10 @@
     }
   };
 
-  function Screen(tab) {
+  function ShellView(tab) {
     this.term = tab.dataset.term;
     this.tab = tab;
-    this.el = panel.querySelector('.terminal-screen[data-term="' + CSS.escape(this.term) + '"]');
+    this.el = panel.querySelector('.shell-view[data-term="' + CSS.escape(this.term) + '"]');
     this.xterm = null; this.fit = null;
     this.joined = false; this.joining = false; this.ended = false;
     this.awaitOutput = false;   // what is typed waits for the shell's first output (it would show twice)
@@ -56,18 +56,18 @@
     tab.addEventListener("click", function () { select(self); showTerminal(true); });
   }
 
-  /* an event's payload about this screen (and the learner watched, if any) */
-  Screen.prototype.about = function (payload) {
+  /* an event's payload about this shell (and the learner watched, if any) */
+  ShellView.prototype.about = function (payload) {
     if (this.term) payload.term = this.term;
     return page.about(payload);
   };
 
-  Screen.prototype.setStatus = function (text) {
+  ShellView.prototype.setStatus = function (text) {
     this.status = text || "";
     if (this === active) statusEl.textContent = this.status;
   };
 
-  Screen.prototype.make = function () {
+  ShellView.prototype.make = function () {
     var self = this;
     var xterm = new window.Terminal({
       cursorBlink: true, scrollback: 5000, fontSize: 13,
@@ -87,12 +87,12 @@
     this.xterm = xterm;
   };
 
-  Screen.prototype.fitTerm = function () {
+  ShellView.prototype.fitTerm = function () {
     if (!open || this !== active || !this.xterm) return;
     try { this.fit.fit(); } catch (e) { /* not laid out yet */ }
   };
 
-  Screen.prototype.join = function () {
+  ShellView.prototype.join = function () {
     if (!open || !this.xterm || this.joining || !socket.connected) return;
     var self = this;
     this.joining = true;
@@ -108,7 +108,7 @@
       });
   };
 
-  Screen.prototype.input = function (data) {
+  ShellView.prototype.input = function (data) {
     if (!this.joined || this.ended) {
       if (data.indexOf("\r") >= 0) this.join();   // Enter: a new shell (or try again; a watcher: look again)
       return;
@@ -118,7 +118,7 @@
     this.sendTyped();
   };
 
-  Screen.prototype.sendTyped = function () {
+  ShellView.prototype.sendTyped = function () {
     if (this.typing || !this.typed || !this.joined || this.awaitOutput) return;
     var end = Math.min(this.typed.length, INPUT_PART);   // a long paste goes in parts
     var code = this.typed.charCodeAt(end - 1);
@@ -134,18 +134,18 @@
     });
   };
 
-  Screen.prototype.sendSize = function () {
+  ShellView.prototype.sendSize = function () {
     if (this.sizing || !this.size || !this.joined) return;
     var next = this.size, self = this;
     this.size = null; this.sizing = true;
     socket.emit("shell_resize", this.about(next), function () { self.sizing = false; self.sendSize(); });
   };
 
-  Screen.prototype.forgetInFlight = function () {
+  ShellView.prototype.forgetInFlight = function () {
     this.joined = false; this.typed = ""; this.typing = false; this.size = null; this.sizing = false;
   };
 
-  Screen.prototype.output = function (msg) {
+  ShellView.prototype.output = function (msg) {
     if (!this.xterm) return;
     if (msg.replay) this.xterm.reset();
     var self = this;
@@ -153,7 +153,7 @@
     if (this.awaitOutput) { this.awaitOutput = false; this.sendTyped(); }
   };
 
-  Screen.prototype.exited = function () {
+  ShellView.prototype.exited = function () {
     this.ended = true;
     var what = this.term ? "terminal " + this.term : "the shell";
     var then = watching ? "press Enter to look again" : "press Enter for a new one";
@@ -161,20 +161,20 @@
     this.setStatus(what + " ended");
   };
 
-  /* Show ``screen`` in the panel (its xterm made and its terminal opened once the panel is open). */
-  function select(screen) {
-    active = screen;
-    Object.keys(screens).forEach(function (t) {
-      var s = screens[t];
-      s.el.hidden = s !== screen;
-      s.tab.setAttribute("aria-selected", String(s === screen));
+  /* Show ``view`` in the panel (its xterm made and its terminal opened once the panel is open). */
+  function select(view) {
+    active = view;
+    Object.keys(views).forEach(function (t) {
+      var s = views[t];
+      s.el.hidden = s !== view;
+      s.tab.setAttribute("aria-selected", String(s === view));
     });
-    statusEl.textContent = screen.status;
+    statusEl.textContent = view.status;
     if (!open) return;
-    if (!screen.xterm) screen.make();
-    screen.fitTerm();
-    if (!screen.joined) screen.join();
-    screen.xterm.focus();
+    if (!view.xterm) view.make();
+    view.fitTerm();
+    if (!view.joined) view.join();
+    view.xterm.focus();
   }
 
   function showTerminal(show) {
@@ -189,10 +189,10 @@
   }
 
   panel.querySelectorAll(".terminal-tab").forEach(function (tab) {
-    var screen = new Screen(tab);
-    screens[screen.term] = screen;
+    var view = new ShellView(tab);
+    views[view.term] = view;
   });
-  active = screens[""];
+  active = views[""];
   toggle.addEventListener("click", function () { showTerminal(!open); });
 
   /* Each command of the lab can be typed into the terminal with a click, to
@@ -206,7 +206,7 @@
     button.textContent = "▶ terminal";
     button.title = "Type this into the terminal below";
     button.addEventListener("click", function () {
-      var shell = screens[""];
+      var shell = views[""];
       if (!shell.joined || shell.ended) {
         // Typed before the shell's first prompt, it would show twice (the
         // terminal echoes what waits): send it with the shell's first output.
@@ -222,10 +222,10 @@
   });
   window.addEventListener("resize", function () { requestAnimationFrame(function () { active.fitTerm(); }); });
 
-  function screenOf(msg) { return screens[(msg && msg.term) || ""]; }
-  socket.on("shell_output", function (msg) { var s = screenOf(msg); if (s) s.output(msg); });
-  socket.on("shell_exit", function (msg) { var s = screenOf(msg); if (s) s.exited(); });
-  function each(fn) { Object.keys(screens).forEach(function (t) { fn(screens[t]); }); }
+  function viewOf(msg) { return views[(msg && msg.term) || ""]; }
+  socket.on("shell_output", function (msg) { var s = viewOf(msg); if (s) s.output(msg); });
+  socket.on("shell_exit", function (msg) { var s = viewOf(msg); if (s) s.exited(); });
+  function each(fn) { Object.keys(views).forEach(function (t) { fn(views[t]); }); }
   page.onConnect(function () { each(function (s) { s.forgetInFlight(); s.joining = false; s.join(); }); });
   page.onDisconnect(function () { each(function (s) { s.forgetInFlight(); }); });
   // The lab host became ready (after a start or a reset): open the terminals the panel waits for.

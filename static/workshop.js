@@ -33,7 +33,7 @@
   here();   // shown now: a slow page load must not leave the learner idle until the first beat
   document.addEventListener("visibilitychange", function () { if (Date.now() - started > 1000) here(); });
   if (window.labnb) {
-    window.labnb.socket.on("room", function (news) {
+    window.labnb.socket.on("place", function (news) {
       htmx.trigger(document.body, "labnb-room");
       var host = document.getElementById("host");
       if (news && news.host && host) htmx.ajax("GET", host.dataset.status, { target: "#host", swap: "outerHTML" });

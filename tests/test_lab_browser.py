@@ -75,16 +75,16 @@ def test_a_named_terminal_shows_the_steps_typing_and_takes_the_learners(page, we
         panel.locator("button.terminal-toggle").click()
     panel.locator(".terminal-tab[data-term='b1']").click()
     expect(panel.locator(".terminal-tab[data-term='b1']")).to_have_attribute("aria-selected", "true")
-    rows = panel.locator(".terminal-screen[data-term='b1'] .xterm-rows")
+    rows = panel.locator(".shell-view[data-term='b1'] .xterm-rows")
     expect(rows).to_contain_text("ifconfig eth0")        # typed by the step "two-containers"
     expect(rows).to_contain_text("inet addr:172.17.0.2")
     page.keyboard.type("echo typed-$((6*7)); ifconfig")
     page.keyboard.press("Enter")
     expect(rows).to_contain_text("typed-42")
     expect(rows.locator("div", has_text="inet addr:172.17.0.2")).to_have_count(2)   # the step's, and ours
-    expect(panel.locator(".terminal-screen[data-term='']")).to_be_hidden()
+    expect(panel.locator(".shell-view[data-term='']")).to_be_hidden()
     panel.locator(".terminal-tab[data-term='']").click()   # the free shell is another terminal
-    expect(panel.locator(".terminal-screen[data-term=''] .xterm-rows")).to_contain_text("]#")
+    expect(panel.locator(".shell-view[data-term=''] .xterm-rows")).to_contain_text("]#")
     panel.locator("button.terminal-toggle").click()
 
 

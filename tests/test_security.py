@@ -275,7 +275,7 @@ def test_ptrace_watcher_sees_no_process_of_the_machines_through_any_entry_path(s
                 count("terminal panel shell")
                 try:
                     shell.write(f"echo panel-$((40+{i}))-{round_}\n".encode())
-                    wait_for(lambda: f"panel-{40 + i}-{round_}".encode() in bytes(shell.screen.backlog), 20,
+                    wait_for(lambda: f"panel-{40 + i}-{round_}".encode() in bytes(shell.fanout.backlog), 20,
                              what="the terminal panel's shell to answer")
                 finally:
                     shell.stop()

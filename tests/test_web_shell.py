@@ -19,7 +19,7 @@ from webapp.executor.process import DEFAULT_WINDOW, READ_SIZE
 from webapp.executor.terminal import RECENT
 from webapp.shells.manager import SHELL_WINDOW
 from webapp.stream.protocol import MAX_INPUT
-from webapp.shells.screen import BACKLOG, TAB_WINDOW
+from webapp.shells.fanout import BACKLOG, TAB_WINDOW
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_a_raised_hand_is_seen_and_resolved(room, instructor):
     http = seated(room, "Katherine")
     heard = []
     tab = Tab(room, http)
-    tab.client.on("room", lambda m: heard.append(m))
+    tab.client.on("place", lambda m: heard.append(m))
     try:
         r = http.post(f"{room.url}/workshop/hand", data={"message": "my ping hangs"}, headers=csrf(room, http),
                       timeout=10)

@@ -1,6 +1,6 @@
 """A workshop started without an access code (``labnb serve --workshop``) makes one: learners who join
 with it get in, and an empty or a wrong code does not. In process, with Flask's test client and the plain
-backend: no lab host is made (a join only seats the learner)."""
+backend: no lab host is made (a join only gives the learner a place)."""
 from __future__ import annotations
 
 import html

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from webapp.config import Settings
 from webapp.store import Store
 from webapp.guard.auth import operator_mark
-from webapp.workshop.manager import RoomSeating, Workshop, code_mark
+from webapp.workshop.manager import RoomAdmission, Workshop, code_mark
 from webapp.workshop.room import Room, Times
 
 ADA, BOB = "a" * 32, "b" * 32
@@ -34,14 +34,14 @@ def test_a_restored_room_is_the_room_it_was():
     assert room.spend("n1", 900)
     again = restarted(room)
     ada, bob = again.get(ADA), again.get(BOB)
-    assert (ada.place, ada.hand.message, ada.hand.seen, ada.granted) == ("seated", "stuck", room.get(ADA).hand.seen, 600)
-    assert bob.place == "waiting" and again.position(BOB) == 1
+    assert (ada.state, ada.hand.message, ada.hand.seen, ada.granted) == ("seated", "stuck", room.get(ADA).hand.seen, 600)
+    assert bob.state == "waiting" and again.position(BOB) == 1
     assert again.banner_for(ADA) is None and again.banner_for(BOB)["text"] == "lunch"
     assert not again.spend("n1", 900)
     again.broadcast("back")   # a new banner, not the dismissed one's id again
     assert again.banner_for(ADA)["text"] == "back"
-    # a room restarted larger seats who waited
-    assert restarted(room, capacity=2).get(BOB).place == "seated"
+    # in a room restarted larger, who waited is seated
+    assert restarted(room, capacity=2).get(BOB).state == "seated"
 
 
 def test_a_spent_resume_link_is_forgotten_once_it_would_have_expired():
@@ -65,13 +65,13 @@ def test_a_state_saved_by_another_labnb_loses_nothing_it_does_not_know():
 
 def test_an_unreadable_saved_state_is_kept_aside_and_the_room_starts_empty(tmp_path, caplog):
     settings = Settings(state_dir=str(tmp_path), workshop=1, capacity=2, access_code="abcde-23456")
-    seating = RoomSeating(Room(settings.capacity), code_mark(settings.access_code), operator_mark("operator"))
-    workshop = Workshop(settings, {}, seating, SimpleNamespace(mark="token"), None, None, None, None)
+    admission = RoomAdmission(Room(settings.capacity), code_mark(settings.access_code), operator_mark("operator"))
+    workshop = Workshop(settings, {}, admission, SimpleNamespace(mark="token"), None, None, None, None)
     workshop._key = "room"
     with Store(tmp_path / "runs.db") as store:
         store.save_room("room", json.dumps({"members": [{"id": ADA}]}))   # no name, no place
         with caplog.at_level(logging.ERROR):
             workshop._restore(store)
-        assert workshop.room.members() == [] and "cannot be read" in caplog.text
+        assert workshop.room.places() == [] and "cannot be read" in caplog.text
         aside = [row[0] for row in store._sql.db.execute("SELECT mark FROM rooms WHERE mark LIKE 'room.unread.%'")]
         assert len(aside) == 1 and store.room(aside[0]) == store.room("room")

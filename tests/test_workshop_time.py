@@ -64,7 +64,7 @@ def test_time_up_after_a_warning_and_one_extension(room, instructor):
     def keep_active():   # a visible tab: what static/workshop.js sends every minute
         http.post(f"{room.url}/workshop/here", headers=headers, timeout=10)
     alice = me(room, instructor, "Alice")
-    # less than the 30 s place by as long as seating and the lab host took (over 10 s in an emulated VM)
+    # less than the 30 s place by as long as joining and the lab host took (over 10 s in an emulated VM)
     assert 0 < alice["time_left_s"] <= 30 and alice["ends_because"] == "idle" and alice["ends_in_s"] <= 12
     page = fragment(room, http)
     assert "Time left" in page and "Extend by" not in page and "away" not in page

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .guard.auth import Guard, allowed_hosts, csrf_token, operator_mark, operator_token, refuse, secret_key
 from .guard.limits import (LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes,
                            fit_memory)
-from .guard.seating import OPEN
+from .guard.admission import OPEN
 from .lab import load_labs
 from .labhost import backends
 from .stream import websocket
@@ -94,7 +94,7 @@ class Services:
 
 def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, labs: dict, key: bytes,
                    bind_host: str, cookie: str) -> Services:
-    """Every service, each given what it needs when it is made: the store, the seating (who may be seated:
+    """Every service, each given what it needs when it is made: the store, the admission (who may be admitted:
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
     events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
 
@@ -114,15 +114,15 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
                                refusals)
     if settings.workshop:
         from .workshop import views
-        from .workshop.manager import RoomSeating, Workshop, code_mark
+        from .workshop.manager import RoomAdmission, Workshop, code_mark
         from .workshop.room import Room, Times
 
-        seating = RoomSeating(Room(settings.capacity, Times.from_settings(settings)), code_mark(settings.access_code),
-                              operator_mark(settings.operator_token))
-        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, seating,
+        admission = RoomAdmission(Room(settings.capacity, Times.from_settings(settings)),
+                                  code_mark(settings.access_code), operator_mark(settings.operator_token))
+        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
-        # a workshop's room seats whole classrooms, often from one address, and ends idle places itself
-        learners = Learners(pool, seating)
+        # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
+        learners = Learners(pool, admission)
     else:   # the open server limits lab hosts per address, and gives back idle ones
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
         learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60)
@@ -136,7 +136,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     run_starts = RunStarts(settings.runs_per_minute, refusals)
     run_service.register(events, runs, labs, run_starts)
     shell_service.register(events, shells)
-    workshop = (Workshop(settings, labs, seating, guard, store, runs, learners, socketio)
+    workshop = (Workshop(settings, labs, admission, guard, store, runs, learners, socketio)
                 if settings.workshop else None)
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)

@@ -45,7 +45,7 @@ class Settings:
     max_sockets_per_learner: int = 8  # one browser's open lab pages
     runs_per_minute: int = 60         # runs one learner may start in any minute (one at a time already)
     lab_hosts_per_address: int = 0    # lab hosts the learners of one client address may hold at once; 0: a quarter
-                                      # of max_lab_hosts, at least 1 (not in a workshop: its room seats learners)
+                                      # of max_lab_hosts, at least 1 (not in a workshop: its room has places)
     server_memory_mb: int = 1024      # memory left for the server and the system beside every lab host's limit
     # A workshop (webapp/workshop/): learners join with the access code and a name, the operator is the
     # instructor, and a room holds at most `capacity` learners at once (the next ones wait in a queue).

@@ -28,7 +28,7 @@ OUTSIDE = "webapp.labhost.scripts"
 LOOSE_MOST = 5
 # Names the composition root binds services to: nothing else assigns their attributes.
 SERVICE_NAMES = {"services", "settings", "guard", "events", "learners", "shells", "runs", "pool", "store",
-                 "workshop", "gateway", "pictures", "socketio", "seating"}
+                 "workshop", "gateway", "pictures", "socketio", "admission"}
 
 
 def _modules() -> dict[str, pathlib.Path]:

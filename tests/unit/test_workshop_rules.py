@@ -54,8 +54,8 @@ def test_a_room_needs_a_place():
 
 def test_learners_are_seated_until_the_room_is_full_then_queued_in_order(moved):
     room = Room(2)
-    places = [room.join(who, name).place for who, name in ((ADA, "Ada"), (BOB, "Bob"), (CY, "Cy"), (DEE, "Dee"))]
-    assert places == [SEATED, SEATED, WAITING, WAITING]
+    states = [room.join(who, name).state for who, name in ((ADA, "Ada"), (BOB, "Bob"), (CY, "Cy"), (DEE, "Dee"))]
+    assert states == [SEATED, SEATED, WAITING, WAITING]
     assert [room.position(w) for w in (ADA, CY, DEE)] == [0, 1, 2]
     assert room.counts() == {"capacity": 2, "seated": 2, "waiting": 2}
 
@@ -66,7 +66,7 @@ def test_a_freed_place_goes_to_the_first_who_waits(moved):
     room.join(BOB, "Bob")
     room.join(CY, "Cy")
     assert room.end(ADA, LEFT) == [BOB]
-    assert room.get(BOB).place == SEATED and room.position(CY) == 1
+    assert room.get(BOB).state == SEATED and room.position(CY) == 1
 
 
 def test_one_who_stops_waiting_leaves_the_queue_and_seats_nobody(moved):
@@ -75,7 +75,7 @@ def test_one_who_stops_waiting_leaves_the_queue_and_seats_nobody(moved):
     room.join(BOB, "Bob")
     room.join(CY, "Cy")
     assert room.end(BOB, LEFT) == []
-    assert room.get(BOB).place == ENDED and room.position(CY) == 1
+    assert room.get(BOB).state == ENDED and room.position(CY) == 1
 
 
 def test_joining_again_while_seated_changes_nothing(moved):
@@ -91,7 +91,7 @@ def test_ending_an_ended_place_again_seats_nobody(moved):
     room.end(ADA, LEFT)
     room.join(BOB, "Bob")
     room.join(CY, "Cy")
-    assert room.end(ADA, LEFT) == [] and room.get(CY).place == WAITING
+    assert room.end(ADA, LEFT) == [] and room.get(CY).state == WAITING
 
 
 def test_ending_a_stranger_is_an_error():
@@ -104,7 +104,7 @@ def test_one_who_left_idled_or_went_may_take_a_place_again(moved, why):
     room = Room(1, Times(duration=3600))
     room.join(ADA, "Ada")
     room.end(ADA, why)
-    assert room.join(ADA, "Ada").place == SEATED
+    assert room.join(ADA, "Ada").state == SEATED
 
 
 @pytest.mark.parametrize("why, said", [("time", "your time in the workshop is up"),
@@ -144,7 +144,7 @@ def test_one_who_comes_back_to_a_full_room_waits_at_the_end_of_the_queue(moved):
     room.end(ADA, LEFT)
     room.join(BOB, "Bob")
     room.join(CY, "Cy")
-    assert room.join(ADA, "Ada").place == WAITING and room.position(ADA) == 2
+    assert room.join(ADA, "Ada").state == WAITING and room.position(ADA) == 2
 
 
 def test_a_comer_back_keeps_when_they_first_joined(moved):
@@ -160,7 +160,7 @@ def test_closing_the_workshop_ends_every_place_and_wait_and_refuses_newcomers(mo
     room.join(ADA, "Ada")
     room.join(BOB, "Bob")
     assert room.close() == [ADA, BOB]
-    assert {m.place for m in room.members()} == {ENDED} and room.get(BOB).why == "workshop"
+    assert {p.state for p in room.places()} == {ENDED} and room.get(BOB).why == "workshop"
     with pytest.raises(RoomError, match="this workshop is over"):
         room.join(CY, "Cy")
 
@@ -181,9 +181,9 @@ def test_members_are_copies_in_the_order_they_joined(moved):
     moved.advance(1)
     room.join(ADA, "Ada")
     room.raise_hand(BOB, "help")
-    members = room.members()
-    assert [m.id for m in members] == [BOB, ADA]
-    members[0].name, members[0].hand.message = "Mallory", "changed"
+    places = room.places()
+    assert [p.id for p in places] == [BOB, ADA]
+    places[0].name, places[0].hand.message = "Mallory", "changed"
     assert room.get(BOB).name == "Bob" and room.get(BOB).hand.message == "help"
 
 
@@ -207,25 +207,25 @@ def test_times_from_settings_are_in_seconds():
 
 def test_a_place_ends_at_the_soonest_of_its_ends(moved):
     room = Room(1, Times(duration=600, idle=300, gone=100))
-    member = room.join(ADA, "Ada")
-    assert member.ending(room.times, busy=False) == (moved.now + 100, GONE)
+    place = room.join(ADA, "Ada")
+    assert place.ending(room.times, busy=False) == (moved.now + 100, GONE)
     room.touch(ADA)
     moved.advance(50)
     room.touch(ADA, active=False)   # a tab is open, hidden
-    assert member.ending(room.times, busy=False) == (moved.now + 100, GONE)
+    assert place.ending(room.times, busy=False) == (moved.now + 100, GONE)
 
 
 def test_a_running_command_keeps_a_learner_from_being_idle_or_gone_but_not_past_their_time(moved):
     room = Room(1, Times(duration=600, idle=60, gone=60))
-    member = room.join(ADA, "Ada")
-    assert member.ending(room.times, busy=True) == (member.seated + 600, TIME_UP)
+    place = room.join(ADA, "Ada")
+    assert place.ending(room.times, busy=True) == (place.seated + 600, TIME_UP)
 
 
 def test_without_limits_a_place_never_ends(moved):
     room = Room(1, Times())
-    member = room.join(ADA, "Ada")
-    assert member.ending(room.times, busy=False) is None
-    assert room.time_left(member, busy=False) == {"time_left_s": None, "ends_in_s": None, "why": None,
+    place = room.join(ADA, "Ada")
+    assert place.ending(room.times, busy=False) is None
+    assert room.time_left(place, busy=False) == {"time_left_s": None, "ends_in_s": None, "why": None,
                                                   "warn": False, "can_extend_s": 0}
 
 
@@ -240,7 +240,7 @@ def test_expire_warns_once_before_the_end_then_ends_and_seats_the_next(moved):
     assert room.expire(never_busy) == ([], [])      # warned of this end already
     moved.advance(60)
     assert room.expire(never_busy) == ([(ADA, TIME_UP)], [])
-    assert room.get(BOB).place == SEATED and room.get(ADA).why == TIME_UP
+    assert room.get(BOB).state == SEATED and room.get(ADA).why == TIME_UP
 
 
 def test_an_end_moved_later_is_warned_of_again(moved):
@@ -259,7 +259,7 @@ def test_an_idle_learner_is_ended_as_idle_unless_busy(moved):
     room.join(BOB, "Bob")
     moved.advance(120)
     ended, _ = room.expire(lambda learner: learner == BOB)
-    assert ended == [(ADA, IDLE)] and room.get(BOB).place == SEATED
+    assert ended == [(ADA, IDLE)] and room.get(BOB).state == SEATED
 
 
 def test_activity_moves_the_idle_end(moved):
@@ -286,11 +286,11 @@ def test_touching_a_stranger_is_harmless(moved):
 
 def test_time_left_shows_the_countdown_and_the_soonest_end(moved):
     room = Room(1, Times(duration=600, idle=120, warn=60, extend=300, extend_most=600))
-    member = room.join(ADA, "Ada")
+    place = room.join(ADA, "Ada")
     moved.advance(70)
-    assert room.time_left(member, busy=False) == {"time_left_s": 530, "ends_in_s": 50, "why": IDLE, "warn": True,
+    assert room.time_left(place, busy=False) == {"time_left_s": 530, "ends_in_s": 50, "why": IDLE, "warn": True,
                                                   "can_extend_s": 0}
-    assert room.time_left(member, busy=True) == {"time_left_s": 530, "ends_in_s": 530, "why": TIME_UP,
+    assert room.time_left(place, busy=True) == {"time_left_s": 530, "ends_in_s": 530, "why": TIME_UP,
                                                  "warn": False, "can_extend_s": 300}
 
 
@@ -314,11 +314,11 @@ def test_a_place_without_a_duration_cannot_be_extended_by_the_learner(moved):
 
 def test_the_instructor_adds_or_takes_time_without_limit(moved):
     room = Room(1, Times(duration=600, extend_most=0))
-    member = room.join(ADA, "Ada")
+    place = room.join(ADA, "Ada")
     room.extend(ADA, 3600)
     room.extend(ADA, -600)
-    assert member.granted == 3000 and room.time_left(member, busy=True)["time_left_s"] == 3600
-    assert member.public()["extended_s"] == 3000
+    assert place.granted == 3000 and room.time_left(place, busy=True)["time_left_s"] == 3600
+    assert place.public()["extended_s"] == 3000
 
 
 def test_only_a_seated_learner_is_extended(moved):
@@ -435,8 +435,8 @@ def restarted(room: Room, capacity: int | None = None) -> Room:
 def test_state_leaves_out_the_last_signs_of_learners(moved):
     room = Room(1)
     room.join(ADA, "Ada")
-    (member,) = room.state()["members"]
-    assert "active" not in member and "seen" not in member and member["name"] == "Ada"
+    (saved,) = room.state()["members"]
+    assert "active" not in saved and "seen" not in saved and saved["name"] == "Ada"
 
 
 def test_after_a_restart_nobody_is_idle_for_the_time_the_server_was_down(moved):
@@ -477,4 +477,4 @@ def test_a_state_it_cannot_read_raises(moved):
 def test_an_empty_state_is_an_empty_room(moved):
     room = Room(3)
     room.restore({})
-    assert room.members() == [] and room.counts() == {"capacity": 3, "seated": 0, "waiting": 0}
+    assert room.places() == [] and room.counts() == {"capacity": 3, "seated": 0, "waiting": 0}

@@ -30,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, current_app, redirect, render_template, request, session
 
 from .limits import NewLearners, WrongCodes, client_address
-from .seating import OPEN, Seating
+from .admission import OPEN, Admission
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -99,16 +99,16 @@ class Guard:
     """Checks every request: Host, Origin, token or session cookie, CSRF;
     counts the new learners that a token without a cookie makes. A
     workshop's guard also lets anyone load its ``open_endpoints`` (the join
-    page), counts ``wrong_codes``, and asks its ``seating`` whether a
+    page), counts ``wrong_codes``, and asks its ``admission`` whether a
     learner's tab may connect (limits.SocketLimits)."""
 
     def __init__(self, token: str, operator: str, hosts: frozenset[str] | None, new_learners: NewLearners,
-                 seating: Seating = OPEN, open_endpoints: frozenset[str] = frozenset(),
+                 admission: Admission = OPEN, open_endpoints: frozenset[str] = frozenset(),
                  wrong_codes: WrongCodes | None = None):
         self.token, self.operator = token, operator
         self.hosts = hosts
         self.new_learners = new_learners
-        self.seating, self.open_endpoints, self.wrong_codes = seating, open_endpoints, wrong_codes
+        self.admission, self.open_endpoints, self.wrong_codes = admission, open_endpoints, wrong_codes
         # What the cookie holds: digests, so a cookie from a server started
         # with other tokens is worthless.
         self.mark, self.operator_mark = _mark("token", token), operator_mark(operator)

@@ -183,7 +183,7 @@ class LabHostsPerAddress:
     """Lab hosts the learners of one client address hold at once: at most
     ``most``, so that one address (a script that makes learners, a browser
     with many profiles) cannot hold every lab host of the machine, and learners
-    elsewhere get one. The open server's: a workshop's room seats learners in
+    elsewhere get one. The open server's: a workshop's room gives its learners places in
     the order they came, and a classroom often shares one address."""
 
     def __init__(self, settings: Settings, refusals: Refusals):
@@ -223,7 +223,7 @@ class SocketLimits:
         address = client_address(environ.get("REMOTE_ADDR"))
         with self.app.request_context(environ):
             guard = self.app.extensions["labnb.guard"]
-            why = guard.refusal() or guard.seating.refusal(active=False)
+            why = guard.refusal() or guard.admission.refusal(active=False)
             learner = session.get("learner")
         if why:
             self.refusals.log("a WebSocket", address, why)

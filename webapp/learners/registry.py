@@ -39,7 +39,7 @@ from ..labhost.base import LabHost, LabHostError
 from ..labhost.pool import Pool
 from .labsession import SCRIPT_TIMEOUT, LabSession
 from ..guard.limits import LabHostsPerAddress, client_address
-from ..guard.seating import OPEN, Seating
+from ..guard.admission import OPEN, Admission
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,14 @@ class Learner:
 
 
 class Learners:
-    """Every learner seen, and their lab hosts. ``seating`` says who may have one (a workshop's room);
+    """Every learner seen, and their lab hosts. ``admission`` says who may have one (a workshop's room);
     ``per_address`` is the open server's limit of lab hosts per client address; a lab host with no activity
     of its learner for ``idle`` seconds is given back (0: kept; ``start`` starts that)."""
 
-    def __init__(self, pool: Pool, seating: Seating = OPEN, per_address: LabHostsPerAddress | None = None,
+    def __init__(self, pool: Pool, admission: Admission = OPEN, per_address: LabHostsPerAddress | None = None,
                  idle: float = 0.0):
         self.pool = pool
-        self.seating, self.per_address, self.idle = seating, per_address, idle
+        self.admission, self.per_address, self.idle = admission, per_address, idle
         self._learners: dict[str, Learner] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -115,12 +115,12 @@ class Learners:
     def get(self, learner_id: str) -> Learner:
         """The learner, whose lab host starts being made the first time they are
         seen, and again when they come back after it was given back (NotReady if
-        the seating refuses them one: a workshop's learner without a place). A get
+        the admission refuses them one: a workshop's learner without a place). A get
         is a use of the lab host: the learner's activity."""
         with self._lock:
             learner = self._learners.get(learner_id)
             if learner is None:
-                why = self.seating.admits(learner_id)
+                why = self.admission.admits(learner_id)
                 if why:
                     raise NotReady(why)
                 learner = self._learners[learner_id] = Learner(learner_id)
@@ -134,9 +134,9 @@ class Learners:
 
     def touch(self, learner_id: str) -> None:
         """A sign of the learner's activity outside a request of theirs (typing in a terminal, its output),
-        for the idle lab hosts and the seating (a workshop's room)."""
+        for the idle lab hosts and the admission (a workshop's room)."""
         self._active(learner_id)
-        self.seating.touch(learner_id)
+        self.admission.touch(learner_id)
 
     def _active(self, learner_id: str) -> None:
         learner = self.peek(learner_id)
@@ -145,9 +145,9 @@ class Learners:
 
     def event_refusal(self, event: str) -> str | None:
         """The gate of the Socket.IO events (stream.events.Events): why this tab's learner may not send
-        ``event`` now, the seating's say. An event is the learner's activity, unless their tab sends it by
+        ``event`` now, the admission's say. An event is the learner's activity, unless their tab sends it by
         itself (TAB_EVENTS)."""
-        why = self.seating.refusal()
+        why = self.admission.refusal()
         if not why and event not in TAB_EVENTS:
             self._active(session["learner"])
         return why

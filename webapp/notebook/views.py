@@ -42,8 +42,8 @@ def lab_page(lab_id: str):
 
 
 def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
-    """A lab's page with a learner's last runs: their own, or, with ``watch`` (a workshop's member), for the
-    instructor who watches them."""
+    """A lab's page with a learner's last runs: their own, or, with ``watch`` (their place in a workshop's room),
+    for the instructor who watches them."""
     return render_template("lab.html", lab=lab, last=_services().store.last_runs(learner_id, lab.id), learner=status,
                            progress=_progress(lab, learner_id), watch=watch,
                            markdown=render_markdown, kind=lambda block: type(block).__name__.lower())

@@ -13,7 +13,7 @@ from flask_socketio import join_room
 from ..stream.events import Events
 from ..stream.fields import BadEvent
 from ..guard.limits import RunStarts, client_address
-from .manager import RunError, RunManager, lab_room
+from .manager import RunError, RunManager, lab_channel
 
 
 def register(events: Events, manager: RunManager, labs: dict, starts: RunStarts) -> None:
@@ -24,7 +24,7 @@ def register(events: Events, manager: RunManager, labs: dict, starts: RunStarts)
     def open_lab(lab_id, learner):
         if lab_id not in labs:
             raise BadEvent(f"there is no lab {lab_id!r}")
-        join_room(lab_room(learner, lab_id))
+        join_room(lab_channel(learner, lab_id))
         return {"running": manager.running(learner, lab_id)}
 
     @events.on("run", expected)

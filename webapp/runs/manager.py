@@ -58,7 +58,7 @@ MIN_FLOOD_CHUNK = 64 << 10     # ... for this much output
 
 REMOVED = "run {} was removed to make room in the run store; run its step again"
 
-Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid or room)
+Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid or channel)
 
 
 class RunError(LabnbError):
@@ -179,7 +179,7 @@ class RunManager:
                 self.live[run_id] = live
                 if sid is not None:
                     self.cursors[(sid, run_id)] = Cursor(sid, run_id=run_id, behind=False)
-            self.emit("run_started", {"run": run_id, "lab": lab_id, "step": step_id}, lab_room(learner_id, lab_id))
+            self.emit("run_started", {"run": run_id, "lab": lab_id, "step": step_id}, lab_channel(learner_id, lab_id))
             live.flusher = threading.Thread(target=self._flusher, args=(live,), name=f"flush-{run_id[:8]}",
                                             daemon=True)
             live.flusher.start()
@@ -392,12 +392,12 @@ class RunManager:
             for c in self._cursors_of(live.id):
                 with c.lock:
                     self._pump(c)
-        self.emit("run_ended", {"run": live.id, "step": live.step_id}, lab_room(live.learner, live.lab_id))
+        self.emit("run_ended", {"run": live.id, "step": live.step_id}, lab_channel(live.learner, live.lab_id))
         self._tell(live.learner)
 
 
-def lab_room(learner_id: str, lab_id: str) -> str:
-    """The Socket.IO room of a learner's tabs showing one lab."""
+def lab_channel(learner_id: str, lab_id: str) -> str:
+    """The channel (a Socket.IO room) of a learner's tabs showing one lab."""
     return f"lab:{learner_id}:{lab_id}"
 
 

@@ -23,7 +23,7 @@ this tab's events wait with it.
 ``end`` is the position in the shell's raw output (before decoding) after
 what a ``shell_output`` stands for: the tab acknowledges it once written,
 as a run's tab does (webapp/stream/flow.py). The first ``shell_output``
-after ``shell_open`` is the backlog (``replay``): the tab clears its screen
+after ``shell_open`` is the backlog (``replay``): the tab clears its xterm
 and shows it.
 """
 from __future__ import annotations

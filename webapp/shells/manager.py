@@ -3,14 +3,14 @@ the lab page's terminal panel (xterm.js), like Killercoda's; and, in tabs
 beside it, the lab's named terminals (``NamedTerminal``).
 
 A shell is not a run: what is typed and printed is not stored. The server
-keeps only the last 64 KiB of its output in memory (``Screen``), so that a
-reload or a second tab shows the screen's recent past; the shell itself lives
+keeps only the last 64 KiB of its output in memory (``Fanout``), so that a
+reload or a second tab shows the shell's recent past; the shell itself lives
 on while no tab shows it, until the learner's lab host is reset or released,
 the server stops, or no tab has shown it for the idle timeout (an abandoned
 shell, and whatever runs in it, is not kept for ever; the next shell the
 learner opens says why the old one is gone).
 
-Flow control, as for runs (webapp/flow.py, webapp/shells/screen.py): each
+Flow control, as for runs (webapp/flow.py, webapp/shells/fanout.py): each
 tab acknowledges the output position it has written to xterm. The PTY is
 read only while the furthest-ahead tab is less than SHELL_WINDOW behind
 (with no tab open the backlog is the consumer), so ``yes`` in the shell is
@@ -28,7 +28,7 @@ from ..errors import LabnbError
 from ..lab import Lab
 from ..labhost.base import LabHost, LabHostError
 from ..learners.registry import Learners
-from .screen import Emit, Screen
+from .fanout import Emit, Fanout
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,12 @@ class ShellError(LabnbError):
 
 
 class Shown:
-    """What a tab of the terminal panel shows: a bash on a PTY of the lab host, and its ``Screen``."""
+    """What a tab of the terminal panel shows: a bash on a PTY of the lab host, and its ``Fanout``."""
 
     ended = ""   # what to tell a tab that types into it once it has ended
 
-    def __init__(self, learner_id: str, process: PtyProcess, screen: Screen):
-        self.learner, self.process, self.screen = learner_id, process, screen
+    def __init__(self, learner_id: str, process: PtyProcess, fanout: Fanout):
+        self.learner, self.process, self.fanout = learner_id, process, fanout
 
     @property
     def running(self) -> bool:
@@ -67,7 +67,7 @@ class Shown:
 
     def _watch(self) -> None:
         self.process.wait()
-        self.screen.ended()
+        self.fanout.ended()
 
 
 class Shell(Shown):
@@ -77,13 +77,13 @@ class Shell(Shown):
 
     def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int, note: str = ""):
         self.host = host
-        screen = Screen(emit)
+        fanout = Fanout(emit)
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
-        screen.feed(note.encode(), own=False)
+        fanout.feed(note.encode(), own=False)
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
-        super().__init__(learner_id, PtyProcess(host, argv, on_output=screen.feed, window=SHELL_WINDOW,
-                                                rows=rows, cols=cols), screen)
-        screen.credit.attach(self.process.ack)
+        super().__init__(learner_id, PtyProcess(host, argv, on_output=fanout.feed, window=SHELL_WINDOW,
+                                                rows=rows, cols=cols), fanout)
+        fanout.credit.attach(self.process.ack)
 
     def start(self) -> "Shell":
         self.process.start()
@@ -102,10 +102,10 @@ class NamedTerminal(Shown):
     session, which starts it on first use (a step's or a tab's) and closes it; this only shows it."""
 
     def __init__(self, learner_id: str, terminal: Terminal, emit: Emit):
-        super().__init__(learner_id, terminal.process, Screen(emit, terminal.name))
+        super().__init__(learner_id, terminal.process, Fanout(emit, terminal.name))
         self.terminal = terminal
         self.ended = f"terminal {terminal.name} has ended; press Enter in its tab for a new one"
-        terminal.mirror(self.screen)
+        terminal.mirror(self.fanout)
         threading.Thread(target=self._watch, name=f"term-{terminal.name}", daemon=True).start()
 
 
@@ -164,12 +164,12 @@ class ShellManager:
                     shown.stop()
                 raise ShellError("the server is stopping")
         if previous is not None and previous is not shown:
-            previous.screen.leave(sid)
+            previous.fanout.leave(sid)
         if watching:
             self.watchers.add(sid)
         else:
             shown.resize(rows, cols)
-        shown.screen.join(sid, shown.running)
+        shown.fanout.join(sid, shown.running)
 
     def _running(self, learner_id: str, session, term: str) -> Shown:
         """What a watcher may see: the learner's shell or terminal ``term`` as it runs now, never a new one."""
@@ -198,7 +198,7 @@ class ShellManager:
                 note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
                         " with no terminal showing it; this is a new one]\x1b[0m\r\n")
         shell = Shell(learner_id, host, self.emit, rows, cols, note)
-        shell.screen.on_feed = lambda: self._touch(learner_id)
+        shell.fanout.on_feed = lambda: self._touch(learner_id)
         shell.start()
         if old is not None:
             threading.Thread(target=old.stop, daemon=True).start()
@@ -218,7 +218,7 @@ class ShellManager:
             shown = self.named.get(key)
             if shown is None or shown.terminal is not terminal:
                 shown = self.named[key] = NamedTerminal(learner_id, terminal, self.emit)
-                shown.screen.on_feed = lambda: self._touch(learner_id)
+                shown.fanout.on_feed = lambda: self._touch(learner_id)
         return shown
 
     def _touch(self, learner_id: str) -> None:
@@ -250,7 +250,7 @@ class ShellManager:
         self._typed_into(sid, learner_id, term).resize(rows, cols)
 
     def ack(self, sid: str, learner_id: str, position: int, term: str = "") -> None:
-        self.shown(sid, learner_id, term).screen.ack(sid, position)
+        self.shown(sid, learner_id, term).fanout.ack(sid, position)
 
     def detach(self, sid: str) -> None:
         """A tab went away; the shell and the terminals go on."""
@@ -258,7 +258,7 @@ class ShellManager:
             tabs = self.by_sid.pop(sid, {})
             self.watchers.discard(sid)
         for shown in tabs.values():
-            shown.screen.leave(sid)
+            shown.fanout.leave(sid)
 
     def release(self, learner_id: str, host: LabHost) -> None:
         """The learner's lab host is going (reset, released): end its shell; its lab sessions close their
@@ -277,8 +277,8 @@ class ShellManager:
         while not self._closing.wait(min(self.idle_timeout / 4, 30)):
             now = time.monotonic()
             with self._lock:
-                idle = [s for s in self.shells.values() if s.screen.unwatched_since is not None
-                        and now - s.screen.unwatched_since >= self.idle_timeout]
+                idle = [s for s in self.shells.values() if s.fanout.unwatched_since is not None
+                        and now - s.fanout.unwatched_since >= self.idle_timeout]
                 for shell in idle:
                     del self.shells[shell.learner]
                     self.ended_idle.add(shell.learner)

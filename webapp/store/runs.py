@@ -130,8 +130,8 @@ class Runs:
         return {run["step"]: run for run in runs}
 
     def latest_runs(self, labs: list[str], learners: list[str]) -> list[dict]:
-        """The latest run of each step of ``labs`` of each of ``learners`` (a workshop's members): its grid.
-        The learners go as one JSON array, however many there are."""
+        """The latest run of each step of ``labs`` of each of ``learners`` (those with a place in a
+        workshop's room): its grid. The learners go as one JSON array, however many there are."""
         labs = [fields.text("lab", lab) for lab in labs]
         if not labs or not learners:
             return []

@@ -9,7 +9,7 @@ same for every service), the service's own expected errors, or a bug into
 an ``error`` event and the ``{"error": ...}`` acknowledgement, never a
 crash. Each service registers its own connect and disconnect
 (``on_connect``, ``on_disconnect``); an unknown event gets an error too. A
-``gate`` (Learners.event_refusal: the seating's say) may refuse every event of a tab whose learner
+``gate`` (Learners.event_refusal: the admission's say) may refuse every event of a tab whose learner
 has no place now: a tab left open after their time ended starts nothing. Who may connect is checked before the
 WebSocket opens (limits.SocketLimits, with the Guard).
 
@@ -46,7 +46,7 @@ class Events:
         socketio.on("*")(self._unknown)
 
     def on_connect(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` in the request context of every new tab (to join it to rooms)."""
+        """Call ``callback()`` in the request context of every new tab (to join it to channels)."""
         self._connects.append(callback)
 
     def on_disconnect(self, callback: Callable[[str], None]) -> None:

@@ -80,7 +80,7 @@ def _events(*events: Event) -> dict[str, Event]:
 # {"error": "<event>: <what went wrong>"} with an ``error`` event to the tab.
 TO_SERVER = _events(
     Event("open", {"lab": Name(), "learner": Owner()}, reply="{running: [{run, step}]}",
-          about="The tab shows the lab: it joins the lab's room (run_started, run_ended) and learns which of its "
+          about="The tab shows the lab: it joins the lab's channel (run_started, run_ended) and learns which of its "
                 "steps run now."),
     Event("run", {"lab": Name(), "step": Name()}, reply="{run: id}",
           about="Starts a run of the step on the learner's lab host, this tab attached to it. Refused while "
@@ -135,13 +135,13 @@ TO_TAB = _events(
           to="the tabs showing the terminal",
           about="Terminal output: `data` is what xterm.js writes, `end` the position after it in the terminal's "
                 "raw output (acknowledged with shell_ack); `term` \"\" is the free shell. replay: the backlog "
-                "after shell_open (the tab clears its screen first)."),
+                "after shell_open (the tab clears its xterm first)."),
     Event("shell_exit", {"term": Str()}, to="the tabs showing the terminal",
           about="The terminal's process ended, or was not running when the tab opened it."),
     Event("error", {"event": Str(), "message": Str()}, to="the tab whose event it was",
           about="What went wrong with the tab's event `event` (the acknowledgement says the same), or with a "
                 "run it attached to (removed to make room)."),
-    Event("room", {"host": Flag(optional=True)}, to="a workshop learner's tabs",
+    Event("place", {"host": Flag(optional=True)}, to="a workshop learner's tabs",
           about="Their place, hand or the room's banner changed: the page reloads its room part; host: their "
                 "lab host was reset, the page reloads its state."),
     Event("workshop", {"workshop": Data(dict, "object: the room"), "learners": Data(list, "list of learners")},
@@ -151,7 +151,7 @@ TO_TAB = _events(
 
 
 def emit(socketio: SocketIO, event: str, payload: dict, to: str) -> None:
-    """Send a declared event to a tab (a sid) or room; a bug (ProtocolError) otherwise."""
+    """Send a declared event to a tab (a sid) or a channel (a Socket.IO room); a bug (ProtocolError) otherwise."""
     declared = TO_TAB.get(event)
     if declared is None:
         raise ProtocolError(f"the server emits {event!r}, which webapp/stream/protocol.py does not declare")

@@ -1,8 +1,8 @@
 """Workshops: an instructor (the operator), a room of learners who join with
 an access code and a name, and the instructor's live view of the room.
 
-``RoomSeating`` decides who may use the learner pages and events now (the
-room's seating policy, checked on every HTTP request, WebSocket upgrade and
+``RoomAdmission`` decides who may use the learner pages and events now (the
+room's admission policy, checked on every HTTP request, WebSocket upgrade and
 Socket.IO event of a learner, and where a lab host is claimed). ``Workshop``
 ties the room (room.py) to the rest of the server: it destroys the lab host of a learner whose place ends, and keeps the
 instructor's dashboards current: whenever a run starts or ends or the room
@@ -36,12 +36,12 @@ from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomErro
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Workshop", "RoomSeating", "Room", "RoomError", "new_access_code", "size_for_room"]
+__all__ = ["Workshop", "RoomAdmission", "Room", "RoomError", "new_access_code", "size_for_room"]
 
 PUSH_EVERY = 0.25     # seconds: changes meanwhile go in one push to the dashboards (a room's state is a few
                       # hundred runs: pushing it on every run's start and end would take the server's CPU)
 REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
-INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"
+INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"   # channels (Socket.IO rooms)
 ENDLESS_FOR = 3.0     # seconds an endless command of a catch-up runs before it is stopped
 SETUP_WAIT = 300.0    # seconds a catch-up waits for the learner's lab host and the lab's setup
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i to misread on a projector
@@ -80,8 +80,8 @@ def code_mark(code: str) -> str:
     return hashlib.sha256(f"labnb-room:{code}".encode()).hexdigest()[:32]
 
 
-class RoomSeating:
-    """A workshop room's seating (guard/seating.py): the instructor always, a learner while seated."""
+class RoomAdmission:
+    """A workshop room's admission (guard/admission.py): the instructor always, a learner while seated."""
 
     def __init__(self, room: Room, mark: str, operator_mark: str):
         self.room, self.mark, self.operator_mark = room, mark, operator_mark
@@ -92,23 +92,23 @@ class RoomSeating:
         seated. It is a sign of them, ``active`` or only of an open tab."""
         if is_operator(self.operator_mark):
             return None
-        member = self.place()
-        if member is None:
+        place = self.place()
+        if place is None:
             return "you have not joined this workshop: open its join URL"
-        if member.place == WAITING:
+        if place.state == WAITING:
             return "the workshop is full and you are in the queue for a place: keep the join page open"
-        if member.place == ENDED:
-            return f"your place in this workshop has ended: {ENDINGS[member.why]} (your notebook is kept)"
-        self.room.touch(member.id, active)
+        if place.state == ENDED:
+            return f"your place in this workshop has ended: {ENDINGS[place.why]} (your notebook is kept)"
+        self.room.touch(place.id, active)
         return None
 
     def admits(self, learner_id: str) -> str | None:
         """Why the learner may not get a lab host now: only a seated learner (or the instructor) may.
         Checked where a lab host is claimed, so no path that raced a leave, an end or an expiry gets one."""
-        member = self.room.get(learner_id)
-        if member is not None and member.place == SEATED:
+        place = self.room.get(learner_id)
+        if place is not None and place.state == SEATED:
             return None
-        if (member is None and has_request_context() and is_operator(self.operator_mark)
+        if (place is None and has_request_context() and is_operator(self.operator_mark)
                 and session.get("learner") == learner_id):
             return None   # the instructor's own lab host
         return "you have no place in this workshop now: open its join URL"
@@ -120,23 +120,23 @@ class RoomSeating:
         """This request's learner in the room; one whose cookie says they had
         joined it before a server restart is seated again (if there is room)."""
         learner_id = session.get("learner")
-        member = self.room.get(learner_id) if learner_id else None
-        if member is None and learner_id and session.get("room") == self.mark and session.get("name"):
+        place = self.room.get(learner_id) if learner_id else None
+        if place is None and learner_id and session.get("room") == self.mark and session.get("name"):
             try:
-                member = self.room.join(learner_id, session["name"])
+                place = self.room.join(learner_id, session["name"])
             except RoomError:
                 return None
-        return member
+        return place
 
 
 class Workshop:
-    def __init__(self, settings, labs: dict, seating: RoomSeating, guard, store, runs, learners, socketio):
-        self.settings, self.seating, self.guard = settings, seating, guard
+    def __init__(self, settings, labs: dict, admission: RoomAdmission, guard, store, runs, learners, socketio):
+        self.settings, self.admission, self.guard = settings, admission, guard
         self.store, self.runs, self.learners, self.socketio = store, runs, learners, socketio
         self.code = settings.access_code
-        self.mark = seating.mark
+        self.mark = admission.mark
         self.labs = list(labs.values())   # the workshop's labs only (app.served_labs)
-        self.room = seating.room
+        self.room = admission.room
         # the room's key in the store: a server restarted with the same access code and token continues it
         self._key = hashlib.sha256(f"{self.mark}:{guard.mark}".encode()).hexdigest()[:32]
         self.catching: dict[str, dict] = {}   # learner: how their catch-up goes
@@ -153,7 +153,7 @@ class Workshop:
         self._restore(self.store)
         self.runs.watch(lambda learner_id: self._dirty.set())
         self.room.on_change(self._room_changed)
-        events.on_connect(self._join_rooms)
+        events.on_connect(self._join_channels)
         self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
         self._thread.start()
         return self
@@ -192,11 +192,11 @@ class Workshop:
                 self._saved = state
 
     # -- the instructor's actions --------------------------------------------------
-    def member(self, learner_id: str):
-        member = self.room.get(learner_id)
-        if member is None:
+    def place(self, learner_id: str):
+        place = self.room.get(learner_id)
+        if place is None:
             raise RoomError("there is no such learner in this workshop")
-        return member
+        return place
 
     def end(self, learner_id: str, why: str = BY_INSTRUCTOR) -> None:
         """End the learner's place: their lab host goes, their notebook stays, the next in the queue is seated."""
@@ -214,7 +214,7 @@ class Workshop:
         ones stopped after ENDLESS_FOR s, as ``labnb run`` does), stopping at
         the first that fails: a learner who fell behind continues at that step.
         The learner's tabs show the runs as their own."""
-        if self.member(learner_id).place != SEATED:
+        if self.place(learner_id).state != SEATED:
             raise RoomError("only a learner in the room can be caught up")
         lab = next((lab for lab in self.labs if lab.id == lab_id), None)
         index = next((i for i, s in enumerate(lab.steps) if s.id == step_id), None) if lab else None
@@ -237,7 +237,7 @@ class Workshop:
         store, runs = self.store, self.runs
         try:
             for step in steps:
-                if self.member(learner_id).place != SEATED:
+                if self.place(learner_id).state != SEATED:
                     raise RoomError("the learner's place ended")
                 if step_state(store.last_runs(learner_id, lab.id).get(step.id)) == "passed":
                     continue
@@ -277,10 +277,10 @@ class Workshop:
 
     def reset(self, learner_id: str) -> None:
         """A fresh lab host for the learner; their lab page shows it start."""
-        if self.member(learner_id).place != SEATED:
+        if self.place(learner_id).state != SEATED:
             raise RoomError("only a learner in the room has a lab host to reset")
         self.learners.reset(learner_id)
-        emit(self.socketio, "room", {"host": True}, learner_room(learner_id))
+        emit(self.socketio, "place", {"host": True}, learner_channel(learner_id))
         self._dirty.set()
 
     # -- the state -------------------------------------------------------------------
@@ -288,12 +288,12 @@ class Workshop:
         """The room, every learner's place, each step's state and the lab host's: the dashboard and the API."""
         now = time.time()
         runs: dict[str, list[dict]] = {}
-        members = self.room.members()
-        for run in self.store.latest_runs([lab.id for lab in self.labs], [m.id for m in members]):
+        places = self.room.places()
+        for run in self.store.latest_runs([lab.id for lab in self.labs], [p.id for p in places]):
             runs.setdefault(run["learner"], []).append(run)
         learners = []
-        for member in members:
-            mine = runs.get(member.id, [])
+        for place in places:
+            mine = runs.get(place.id, [])
             steps = {lab.id: {s.id: {"state": "not_started"} for s in lab.steps} for lab in self.labs}
             for run in mine:
                 if run["step"] in steps.get(run["lab"], {}):
@@ -301,22 +301,22 @@ class Workshop:
                                                       "started": run["started"], "ended": run["ended"]}
             latest = max(mine, key=lambda r: r["started"], default=None)
             running = any(r["status"] == "running" for r in mine)
-            activity = max([member.active] + [r["ended"] or r["started"] for r in mine])
-            host = self.learners.peek(member.id)
-            entry = member.public()
-            left = self.room.time_left(member, running) if member.place == SEATED else {}
+            activity = max([place.active] + [r["ended"] or r["started"] for r in mine])
+            host = self.learners.peek(place.id)
+            entry = place.public()
+            left = self.room.time_left(place, running) if place.state == SEATED else {}
             entry.update({
-                "position": self.room.position(member.id),
+                "position": self.room.position(place.id),
                 "current": {"lab": latest["lab"], "step": latest["step"]} if latest else None,
                 "running": running,
                 "last_activity": now if running else activity,
                 "idle_s": 0.0 if running else round(now - activity, 1),
                 "passed": sum(1 for lab in steps.values() for s in lab.values() if s["state"] == "passed"),
                 "steps": steps,
-                "host": host.status() if host is not None and member.place == SEATED else None,
+                "host": host.status() if host is not None and place.state == SEATED else None,
                 "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
                 "ends_because": left.get("why"),
-                "catch_up": self.catching.get(member.id),
+                "catch_up": self.catching.get(place.id),
             })
             learners.append(entry)
         return {
@@ -328,18 +328,18 @@ class Workshop:
         }
 
     # -- telling the browsers -------------------------------------------------------------
-    def _join_rooms(self) -> None:
+    def _join_channels(self) -> None:
         """Every tab of a learner hears of their place, hand and the banner; an instructor's tab, of the room."""
         if self.guard.is_operator():
             join_room(INSTRUCTORS)
         else:
             join_room(LEARNERS)
-            join_room(learner_room(session["learner"]))
+            join_room(learner_channel(session["learner"]))
 
     def _room_changed(self, ids: list[str] | None) -> None:
         socketio = self.socketio
-        for to in [LEARNERS] if ids is None else [learner_room(i) for i in ids]:
-            emit(socketio, "room", {}, to)
+        for to in [LEARNERS] if ids is None else [learner_channel(i) for i in ids]:
+            emit(socketio, "place", {}, to)
         self._dirty.set()
 
     def _push_loop(self) -> None:
@@ -359,5 +359,6 @@ class Workshop:
             time.sleep(PUSH_EVERY)
 
 
-def learner_room(learner_id: str) -> str:
+def learner_channel(learner_id: str) -> str:
+    """The channel of a learner's tabs: their place's news."""
     return f"workshop:learner:{learner_id}"

@@ -1,9 +1,9 @@
-"""A workshop's room: who is in it, who waits for a place, raised hands and
-the instructor's banner.
+"""A workshop's room: the learners' places in it (seated or waiting), raised
+hands and the instructor's banner.
 
-A learner who joins gets a place (and then a lab host) while the room has
+A learner who joins is seated (and then gets a lab host) while the room has
 fewer than ``capacity`` seated; otherwise they wait in a queue, first come
-first seated, and are seated as soon as a place frees: never "try later".
+first seated, and are seated as soon as a seated place ends: never "try later".
 A place has an end (``Times``): its duration (which the learner may extend
 a little, the instructor more), and an early one when the learner is idle
 (no visible tab, no request, no running command) or gone (no tab open at
@@ -73,11 +73,13 @@ class Hand:
 
 
 @dataclasses.dataclass
-class Member:
+class Place:
+    """A learner's place in the room, from their joining on: waiting, seated
+    (with a lab host) or ended."""
     id: str
     name: str
     joined: float
-    place: str
+    state: str                     # SEATED, WAITING or ENDED
     active: float                  # the learner's last activity (a request, a visible tab's event)
     seen: float                    # the last sign of any tab of theirs, visible or not
     seated: float | None = None    # when they got their place
@@ -103,7 +105,7 @@ class Member:
 
     def public(self) -> dict:
         hand = self.hand and {"message": self.hand.message, "raised": self.hand.raised, "seen": self.hand.seen}
-        return {"id": self.id, "name": self.name, "joined": self.joined, "place": self.place, "seated": self.seated,
+        return {"id": self.id, "name": self.name, "joined": self.joined, "place": self.state, "seated": self.seated,
                 "hand": hand, "ended": self.ended, "ended_because": ENDINGS.get(self.why),
                 "extended_s": self.added + self.granted, "address": self.address}
 
@@ -137,7 +139,7 @@ class Room:
             raise RoomError("a workshop's capacity (LABNB_CAPACITY) must be at least 1")
         self.capacity, self.times = capacity, times
         self.over: float | None = None       # when the instructor ended the workshop
-        self._members: dict[str, Member] = {}
+        self._places: dict[str, Place] = {}
         self._queue: list[str] = []          # waiting learners, first come first
         self.banner: dict | None = None      # {"id", "text", "at"}
         self._last_banner = 0                # banner ids only grow: a dismissed one stays dismissed
@@ -154,35 +156,35 @@ class Room:
             callback(ids)
 
     # -- places ---------------------------------------------------------------
-    def join(self, learner_id: str, name: str, address: str = "") -> Member:
-        """Seat the learner if there is a place and nobody waits before them, else queue them."""
+    def join(self, learner_id: str, name: str, address: str = "") -> Place:
+        """Give the learner a place: seated if there is room and nobody waits before them, else waiting."""
         name = clean_name(name)
         with self._lock:
             if self.over:
                 raise RoomError("this workshop is over: the instructor has ended it")
-            member = self._members.get(learner_id)
-            if member is not None and member.place == ENDED and member.why in FINAL:
-                raise RoomError(f"your place in this workshop has ended ({ENDINGS[member.why]}) "
+            place = self._places.get(learner_id)
+            if place is not None and place.state == ENDED and place.why in FINAL:
+                raise RoomError(f"your place in this workshop has ended ({ENDINGS[place.why]}) "
                                 f"and cannot be taken again")
-            if member is None or member.place == ENDED:
+            if place is None or place.state == ENDED:
                 now = time.time()
-                old, member = member, Member(learner_id, name, member.joined if member else now, WAITING, now, now,
+                old, place = place, Place(learner_id, name, place.joined if place else now, WAITING, now, now,
                                              address=address)
                 if old is not None and old.seated is not None:   # back: with the time they had left
-                    member.seated, member.added, member.granted = old.seated, old.added, old.granted
-                    ending = member.ending(self.times, busy=True)
+                    place.seated, place.added, place.granted = old.seated, old.added, old.granted
+                    ending = place.ending(self.times, busy=True)
                     if ending is not None and ending[0] <= now:
                         raise RoomError(f"your place in this workshop has ended ({ENDINGS[TIME_UP]}) "
                                         f"and cannot be taken again")
-                self._members[learner_id] = member
+                self._places[learner_id] = place
                 self._queue.append(learner_id)
                 self._promote()
         self._changed([learner_id])
-        return member
+        return place
 
-    def get(self, learner_id: str) -> Member | None:
+    def get(self, learner_id: str) -> Place | None:
         with self._lock:
-            return self._members.get(learner_id)
+            return self._places.get(learner_id)
 
     def position(self, learner_id: str) -> int:
         """The learner's place in the queue, from 1 (0: not waiting)."""
@@ -198,21 +200,21 @@ class Room:
         return seated
 
     def _end(self, learner_id: str, why: str) -> list[str]:
-        member = self._members.get(learner_id)
-        if member is None:
+        place = self._places.get(learner_id)
+        if place is None:
             raise RoomError("there is no such learner in this workshop")
-        if member.place == ENDED:
+        if place.state == ENDED:
             return []
-        if member.place == WAITING:
+        if place.state == WAITING:
             self._queue.remove(learner_id)
-        member.place, member.ended, member.hand, member.why = ENDED, time.time(), None, why
+        place.state, place.ended, place.hand, place.why = ENDED, time.time(), None, why
         return self._promote()
 
     def close(self) -> list[str]:
         """End the workshop: every place and wait ends, nobody may join; returns who had a place."""
         with self._lock:
             self.over = time.time()
-            ids = [m.id for m in self._members.values() if m.place != ENDED]
+            ids = [p.id for p in self._places.values() if p.state != ENDED]
             for learner_id in ids:
                 self._end(learner_id, WORKSHOP_OVER)
         self._changed(None)
@@ -221,10 +223,10 @@ class Room:
     def _promote(self) -> list[str]:
         seated, now = [], time.time()
         while self._queue and self._seated() < self.capacity:
-            member = self._members[self._queue.pop(0)]
-            member.place, member.active, member.seen = SEATED, now, now
-            member.seated = member.seated or now   # the first time, or back with their time so far
-            seated.append(member.id)
+            place = self._places[self._queue.pop(0)]
+            place.state, place.active, place.seen = SEATED, now, now
+            place.seated = place.seated or now   # the first time, or back with their time so far
+            seated.append(place.id)
         return seated
 
     # -- time -------------------------------------------------------------------
@@ -233,53 +235,53 @@ class Room:
         ([(learner, why)], [learner]). ``busy(learner)``: a command of theirs runs."""
         now, ended, warn = time.time(), [], []
         with self._lock:
-            for member in [m for m in self._members.values() if m.place == SEATED]:
-                ending = member.ending(self.times, busy(member.id))
+            for place in [p for p in self._places.values() if p.state == SEATED]:
+                ending = place.ending(self.times, busy(place.id))
                 if ending is None:
                     continue
                 when, why = ending
                 if now >= when:
-                    ended.append((member.id, why))
-                elif now >= when - self.times.warn and member.warned != when:
-                    member.warned = when
-                    warn.append(member.id)
+                    ended.append((place.id, why))
+                elif now >= when - self.times.warn and place.warned != when:
+                    place.warned = when
+                    warn.append(place.id)
             seated = [s for learner_id, why in ended for s in self._end(learner_id, why)]
         if ended or warn:
             self._changed([learner_id for learner_id, _ in ended] + warn + seated)
         return ended, warn
 
-    def time_left(self, member: Member, busy: bool) -> dict:
+    def time_left(self, place: Place, busy: bool) -> dict:
         """What the learner's countdown shows: the time left of their place's
         duration, and its soonest end (it may come early, when idle or gone):
         in how long, why, whether to warn now, and what the learner may add."""
         now = time.time()
-        time_up = member.seated + self.times.duration + member.added + member.granted if self.times.duration else None
+        time_up = place.seated + self.times.duration + place.added + place.granted if self.times.duration else None
         out = {"time_left_s": None if time_up is None else round(max(0.0, time_up - now)),
                "ends_in_s": None, "why": None, "warn": False, "can_extend_s": 0}
-        ending = member.ending(self.times, busy)
+        ending = place.ending(self.times, busy)
         if ending is not None:
             when, why = ending
             out.update(ends_in_s=round(max(0.0, when - now)), why=why, warn=when - now <= self.times.warn)
             if why == TIME_UP:
-                out["can_extend_s"] = max(0.0, min(self.times.extend, self.times.extend_most - member.added))
+                out["can_extend_s"] = max(0.0, min(self.times.extend, self.times.extend_most - place.added))
         return out
 
     def extend(self, learner_id: str, seconds: float | None = None) -> None:
         """Add to a learner's time: the learner's own ``extend`` (None) within
         ``Times.extend_most``, or the instructor's ``seconds`` (no limit; negative shortens)."""
-        member = self._seated_member(learner_id)
+        place = self._seated_place(learner_id)
         with self._lock:
             if seconds is None:
-                add = min(self.times.extend, self.times.extend_most - member.added)
+                add = min(self.times.extend, self.times.extend_most - place.added)
                 if add <= 0 or not self.times.duration:
                     raise RoomError("your time cannot be extended further: ask the instructor")
-                member.added += add
+                place.added += add
             else:
-                member.granted += seconds
+                place.granted += seconds
         self._changed([learner_id])
 
     def _seated(self) -> int:
-        return sum(1 for m in self._members.values() if m.place == SEATED)
+        return sum(1 for p in self._places.values() if p.state == SEATED)
 
     def spent(self, nonce: str) -> bool:
         """Whether a resume link's nonce is used (or none)."""
@@ -300,35 +302,35 @@ class Room:
     def touch(self, learner_id: str, active: bool = True) -> None:
         """A sign of the learner: ``active`` (a request, a visible tab), or only that a tab of theirs is open."""
         with self._lock:
-            member = self._members.get(learner_id)
-            if member is not None:
-                member.seen = time.time()
+            place = self._places.get(learner_id)
+            if place is not None:
+                place.seen = time.time()
                 if active:
-                    member.active = member.seen
+                    place.active = place.seen
 
     # -- hands ------------------------------------------------------------------
     def raise_hand(self, learner_id: str, message: str) -> None:
         message = clean_message(message)
-        self._seated_member(learner_id).hand = Hand(message, time.time())
+        self._seated_place(learner_id).hand = Hand(message, time.time())
         self._changed([learner_id])
 
     def lower_hand(self, learner_id: str) -> None:
-        self._seated_member(learner_id).hand = None
+        self._seated_place(learner_id).hand = None
         self._changed([learner_id])
 
     def see_hand(self, learner_id: str) -> None:
         """The instructor has seen the learner's hand (and comes to help)."""
-        hand = self._seated_member(learner_id).hand
+        hand = self._seated_place(learner_id).hand
         if hand is None:
             raise RoomError("that learner's hand is not raised")
         hand.seen = hand.seen or time.time()
         self._changed([learner_id])
 
-    def _seated_member(self, learner_id: str) -> Member:
-        member = self.get(learner_id)
-        if member is None or member.place != SEATED:
+    def _seated_place(self, learner_id: str) -> Place:
+        place = self.get(learner_id)
+        if place is None or place.state != SEATED:
             raise RoomError("that learner has no place in the room now")
-        return member
+        return place
 
     # -- the banner ---------------------------------------------------------------
     def broadcast(self, text: str) -> None:
@@ -346,15 +348,15 @@ class Room:
 
     def banner_for(self, learner_id: str) -> dict | None:
         """The banner the learner has not dismissed yet."""
-        member, banner = self.get(learner_id), self.banner
-        if banner is None or member is None or member.dismissed >= banner["id"]:
+        place, banner = self.get(learner_id), self.banner
+        if banner is None or place is None or place.dismissed >= banner["id"]:
             return None
         return banner
 
     def dismiss(self, learner_id: str, banner_id: int) -> None:
-        member = self.get(learner_id)
-        if member is not None:
-            member.dismissed = max(member.dismissed, banner_id)
+        place = self.get(learner_id)
+        if place is not None:
+            place.dismissed = max(place.dismissed, banner_id)
 
     # -- across restarts ------------------------------------------------------------
     def state(self) -> dict:
@@ -362,39 +364,42 @@ class Room:
         learners' last signs, which change with every request and which a
         restore sets anew."""
         with self._lock:
-            members = [dataclasses.asdict(m) for m in self._members.values()]
-            for m in members:
-                del m["active"], m["seen"]
+            places = [dataclasses.asdict(p) for p in self._places.values()]
+            for p in places:
+                del p["active"], p["seen"]
+                p["place"] = p.pop("state")
+            # Saved as the first versions did ("members", each with its "place"): a
+            # room saved before a restart or an upgrade is read back the same.
             return {"over": self.over, "banner": self.banner, "last_banner": self._last_banner,
-                    "queue": list(self._queue), "spent": dict(self._spent), "members": members}
+                    "queue": list(self._queue), "spent": dict(self._spent), "members": places}
 
     def restore(self, state: dict) -> None:
         """Continue the room ``state`` describes (an empty room's ``state()`` of
         before a restart). The time the server was down counts against the
         places' durations but not as anyone's idleness or absence: the
-        learners' last signs are now. A room restarted larger seats those who
-        waited. A state it cannot read raises (TypeError, ValueError, KeyError)
+        learners' last signs are now. In a room restarted larger, those who
+        waited are seated. A state it cannot read raises (TypeError, ValueError, KeyError)
         and leaves the room empty."""
         now = time.time()
-        members = {}
-        for entry in state.get("members", []):
+        places = {}
+        for entry in state.get("members", []):   # state()'s saved names
             hand = entry.get("hand")
-            member = Member(**{**_known(Member, entry), "active": now, "seen": now,
-                               "hand": Hand(**_known(Hand, hand)) if hand else None})
-            members[member.id] = member
+            place = Place(**{**_known(Place, entry), "state": entry["place"], "active": now, "seen": now,
+                             "hand": Hand(**_known(Hand, hand)) if hand else None})
+            places[place.id] = place
         with self._lock:
-            self._members = members
-            self._queue = [i for i in state.get("queue", []) if members.get(i) and members[i].place == WAITING]
+            self._places = places
+            self._queue = [i for i in state.get("queue", []) if places.get(i) and places[i].state == WAITING]
             self.over, self.banner = state.get("over"), state.get("banner")
             self._last_banner = state.get("last_banner", 0)
             self._spent = {n: float(at) for n, at in state.get("spent", {}).items()}
             self._promote()
 
-    def members(self) -> list[Member]:
+    def places(self) -> list[Place]:
         """Everyone who joined, in the order they joined (copies)."""
         with self._lock:
-            return [dataclasses.replace(m, hand=m.hand and dataclasses.replace(m.hand))
-                    for m in sorted(self._members.values(), key=lambda m: m.joined)]
+            return [dataclasses.replace(p, hand=p.hand and dataclasses.replace(p.hand))
+                    for p in sorted(self._places.values(), key=lambda p: p.joined)]
 
     def counts(self) -> dict:
         with self._lock:

@@ -6,7 +6,7 @@ rate-limited per client address. A learner's own part (their hand, the
 banner, leaving) needs their seated session; the dashboard, the API and every
 action on learners need the instructor's (the operator's) cookie. Every
 other learner page and event is closed to a learner without a place now
-(``gate``; the room's seating, RoomSeating).
+(``gate``; the room's admission, RoomAdmission).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from ..guard import auth
 from ..guard.limits import client_address
 from .manager import Workshop
-from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, Member, RoomError, clean_name
+from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, Place, RoomError, clean_name
 
 bp = Blueprint("workshop", __name__)
 
@@ -63,7 +63,7 @@ def gate():
     workshop = _workshop()
     if request.endpoint is None or request.endpoint in WITHOUT_A_PLACE:
         return None
-    if workshop.seating.refusal(active=request.endpoint not in POLLS):
+    if workshop.admission.refusal(active=request.endpoint not in POLLS):
         return _go("workshop.join")
     return None
 
@@ -74,12 +74,12 @@ def room_context() -> dict:
     workshop = _workshop()
     if _guard().is_operator() or "learner" not in session:
         return {"room": None}
-    member = workshop.room.get(session["learner"])
-    if member is None or member.place != SEATED:
+    place = workshop.room.get(session["learner"])
+    if place is None or place.state != SEATED:
         return {"room": None}
     idle = workshop.room.times.idle
-    return {"room": {"member": member, "banner": workshop.room.banner_for(member.id),
-                     "time": workshop.room.time_left(member, workshop.busy(member.id)),
+    return {"room": {"place": place, "banner": workshop.room.banner_for(place.id),
+                     "time": workshop.room.time_left(place, workshop.busy(place.id)),
                      "beat_s": min(60.0, max(2.0, idle / 4)) if idle else 60.0}}
 
 
@@ -106,17 +106,17 @@ def join():
     session.setdefault("csrf", secrets.token_urlsafe(24))
     if _signed_in() and _guard().is_operator():
         return redirect(url_for("workshop.dashboard"), code=303)
-    member = workshop.seating.place() if _signed_in() else None
-    if member is not None and member.place == SEATED:
+    place = workshop.admission.place() if _signed_in() else None
+    if place is not None and place.state == SEATED:
         return _home(workshop)
-    return _join_page(workshop, member)
+    return _join_page(workshop, place)
 
 
-def _join_page(workshop: Workshop, member, error: str = "", status: int = 200) -> tuple[str, int, dict]:
+def _join_page(workshop: Workshop, place, error: str = "", status: int = 200) -> tuple[str, int, dict]:
     """The join page. Its forms are plain POSTs: under Referrer-Policy no-referrer a browser sends them with
     ``Origin: null``, which the Guard refuses, so this page's policy is same-origin (it links nowhere else)."""
-    position = workshop.room.position(member.id) if member is not None else 0
-    return render_template("join.html", member=member, position=position, counts=workshop.room.counts(),
+    position = workshop.room.position(place.id) if place is not None else 0
+    return render_template("join.html", place=place, position=position, counts=workshop.room.counts(),
                            labs=workshop.labs, code=request.values.get("code", ""), name=request.values.get("name", ""),
                            signed_in=_of_this_room(workshop), error=error, WAITING=WAITING, ENDED=ENDED, FINAL=FINAL,
                            endings=ENDINGS, over=workshop.room.over), status, {"Referrer-Policy": "same-origin"}
@@ -169,54 +169,54 @@ def resume_link():
 def resume(token: str):
     """What a resume link would do, and a button that does it (``resume_post``): a link any page can send a
     browser to must not change who that browser is (the instructor's, sent there by a learner's page)."""
-    member = _resuming(token)
-    if not isinstance(member, Member):
-        return member
+    place = _resuming(token)
+    if not isinstance(place, Place):
+        return place
     session.setdefault("csrf", secrets.token_urlsafe(24))
-    return render_template("resume.html", member=member, instructor=_guard().is_operator(), token=token)
+    return render_template("resume.html", place=place, instructor=_guard().is_operator(), token=token)
 
 
 @bp.post("/join/resume/<token>")
 def resume_post(token: str):
     if not hmac.compare_digest(request.form.get("csrf", "").encode(), session.get("csrf", "-").encode()):
         return auth.refuse("the resume form has expired: open the resume link again")
-    member = _resuming(token)
-    if not isinstance(member, Member):
-        return member
+    place = _resuming(token)
+    if not isinstance(place, Place):
+        return place
     workshop = _workshop()
     if not workshop.room.spend(_resumes().loads(token)["nonce"], RESUME_S):
         return auth.refuse("this resume link was used already: get a new one on your other device")
     session.clear()
     session.permanent = True
-    session.update(auth=_guard().mark, learner=member.id, csrf=secrets.token_urlsafe(24), name=member.name,
+    session.update(auth=_guard().mark, learner=place.id, csrf=secrets.token_urlsafe(24), name=place.name,
                    room=workshop.mark)
     return redirect(url_for("workshop.join"), code=303)
 
 
 def _resuming(token: str):
-    """The member a resume link names, or the refusal to show."""
+    """The place a resume link names, or the refusal to show."""
     workshop = _workshop()
     try:
         data = _resumes().loads(token, max_age=RESUME_S)
     except BadData:
         return auth.refuse("this resume link is not valid or has expired (it works for "
                            f"{RESUME_S // 60} minutes): get a new one on your other device")
-    member = workshop.room.get(data.get("learner", "")) if data.get("room") == workshop.mark else None
-    if member is None or workshop.room.spent(data.get("nonce", "")):
+    place = workshop.room.get(data.get("learner", "")) if data.get("room") == workshop.mark else None
+    if place is None or workshop.room.spent(data.get("nonce", "")):
         return auth.refuse("this resume link is not for this workshop, or was used already: get a new one")
-    return member
+    return place
 
 
 @bp.get("/join/wait")
 def wait():
     """The queue's fragment, polled by the waiting page: the place in the queue, or on to the lab once seated."""
     workshop = _workshop()
-    member = workshop.seating.place()
-    if member is not None and member.place == SEATED:
+    place = workshop.admission.place()
+    if place is not None and place.state == SEATED:
         return _home(workshop)
-    if member is None or member.place == ENDED:
+    if place is None or place.state == ENDED:
         return _go("workshop.join")
-    return render_template("_wait.html", position=workshop.room.position(member.id),
+    return render_template("_wait.html", position=workshop.room.position(place.id),
                            counts=workshop.room.counts())
 
 
@@ -289,12 +289,12 @@ def watch(learner_id: str, lab_id: str):
     """A learner's notebook, read-only, their runs' output live (static/cells.js with data-watch)."""
     from ..notebook.views import lab_view
 
-    member = _member_or_404(learner_id)
+    place = _place_or_404(learner_id)
     lab = current_app.extensions["labnb"].labs.get(lab_id) or abort(404, f"no lab {lab_id!r}")
     learner = current_app.extensions["labnb"].learners.peek(learner_id)
-    status = learner.status(lab.id) if learner is not None and member.place == SEATED else {
+    status = learner.status(lab.id) if learner is not None and place.state == SEATED else {
         "state": "failed", "error": "no lab host now", "elapsed": 0, "setup": False, "host": None}
-    return lab_view(lab, learner_id, status, watch=member)
+    return lab_view(lab, learner_id, status, watch=place)
 
 
 @bp.get("/workshop/learners/<learner_id>/network.<any(json, svg):kind>")
@@ -303,13 +303,13 @@ def watch_network(learner_id: str, kind: str):
     """A learner's network picture, as the lab page they see draws it."""
     from ..network.views import respond
 
-    _member_or_404(learner_id)
+    _place_or_404(learner_id)
     return respond(learner_id, kind)
 
 
-def _member_or_404(learner_id: str):
+def _place_or_404(learner_id: str):
     try:
-        return _workshop().member(learner_id)
+        return _workshop().place(learner_id)
     except RoomError as e:
         abort(404, str(e))
 
@@ -320,7 +320,7 @@ def watch_ports(learner_id: str):
     """The ports that listen in a learner's lab host, each a link into it for the instructor."""
     from ..proxy.views import ports_fragment
 
-    _member_or_404(learner_id)
+    _place_or_404(learner_id)
     return ports_fragment(learner_id, lambda port: url_for("workshop.watch_port", learner_id=learner_id, port=port),
                           request.path)
 
@@ -330,7 +330,7 @@ def watch_ports(learner_id: str):
 def watch_port(learner_id: str, port: int):
     from ..proxy.views import open_port
 
-    _member_or_404(learner_id)
+    _place_or_404(learner_id)
     return open_port(learner_id, port)
 
 
@@ -396,9 +396,9 @@ def act_on_learner(learner_id: str, action: str):
     workshop = _workshop()
     actions = {
         "reset": lambda: workshop.reset(learner_id),
-        "end": lambda: (workshop.member(learner_id), workshop.end(learner_id)),
+        "end": lambda: (workshop.place(learner_id), workshop.end(learner_id)),
         "hand-seen": lambda: workshop.room.see_hand(learner_id),
-        "hand-resolve": lambda: (workshop.member(learner_id), workshop.room.lower_hand(learner_id)),
+        "hand-resolve": lambda: (workshop.place(learner_id), workshop.room.lower_hand(learner_id)),
         "extend": lambda: workshop.room.extend(learner_id, _minutes() * 60),
         "catch-up": lambda: workshop.catch_up(learner_id, request.form.get("lab", ""), request.form.get("step", "")),
     }

@@ -8,7 +8,7 @@ missed. The ``credit`` tells the terminal's PTY how far the furthest tab has
 taken the output (all of it while no tab shows it), so the PTY is read no
 faster than the tabs draw: ``yes`` is held by the kernel (webapp/flow.py).
 
-Some of what a screen shows is not its own to credit: a note of the
+Some of what a fanout sends is not its own to credit: a note of the
 server's, and the output of a step's run in a named terminal, which the
 run's cell acknowledges. ``feed(data, own=False)`` shows such bytes without
 crediting them.
@@ -27,7 +27,9 @@ TAB_WINDOW = 1 << 20           # bytes in flight to one tab before it is sent no
 Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid)
 
 
-class Screen:
+class Fanout:
+    """One terminal's output, sent to every tab that shows it."""
+
     def __init__(self, emit: Emit, term: str = ""):
         self.emit, self.term = emit, term   # term: the named terminal's name, "" for the free shell
         self.lock = threading.Lock()        # output, tabs, positions; held while emitting, for order
@@ -37,7 +39,7 @@ class Screen:
         self.unwatched_since: float | None = time.monotonic()   # when its last tab left
         self.credit = Credit(own=self._own)
         self.on_feed: Callable[[], None] = lambda: None   # told of output: a sign the learner's terminal works
-        self._foreign: list[list[int]] = []   # [start, end) ranges of bytes that are not the screen's to credit
+        self._foreign: list[list[int]] = []   # [start, end) ranges of bytes that are not the fanout's to credit
         self._foreign_before = 0              # foreign bytes in ranges already passed
 
     # -- output ------------------------------------------------------------------
@@ -135,7 +137,7 @@ class Screen:
         self.credit.reached(furthest)
 
     def _own(self, position: int) -> int:
-        """How many of the stream's first ``position`` bytes are the screen's to credit (positions only grow)."""
+        """How many of the stream's first ``position`` bytes are the fanout's to credit (positions only grow)."""
         with self.lock:
             while self._foreign and self._foreign[0][1] <= position:
                 start, end = self._foreign.pop(0)

@@ -1,15 +1,16 @@
-"""Who may be seated now: the one policy that the Guard, the Socket.IO events
-and the learners' registry ask (each gets it when it is built, webapp/app.py).
+"""Admission: who may use the learner pages and events, and have a lab host,
+now: the one policy that the Guard, the Socket.IO events and the learners'
+registry ask (each gets it when it is built, webapp/app.py).
 
-The open server seats every holder of the token (``OPEN``); a workshop's room
-seats its learners while their place lasts (workshop.manager.RoomSeating).
+The open server admits every holder of the token (``OPEN``); a workshop's room
+admits its learners while their place is seated (workshop.manager.RoomAdmission).
 """
 from __future__ import annotations
 
 from typing import Protocol
 
 
-class Seating(Protocol):
+class Admission(Protocol):
     def refusal(self, active: bool = True) -> str | None:
         """Why this request's learner may not use learner pages and events now (None: they may). The
         request is a sign of them: ``active``, or only of an open tab."""
@@ -21,8 +22,8 @@ class Seating(Protocol):
         """A sign of the learner's activity outside a request of theirs (their terminal's output)."""
 
 
-class OpenSeating:
-    """The open server's: every holder of the token is seated, always."""
+class OpenAdmission:
+    """The open server's: every holder of the token is admitted, always."""
 
     def refusal(self, active: bool = True) -> None:
         return None
@@ -34,4 +35,4 @@ class OpenSeating:
         return None
 
 
-OPEN = OpenSeating()
+OPEN = OpenAdmission()
