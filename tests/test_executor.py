@@ -18,7 +18,7 @@ from webapp.lab import load_lab
 from webapp.labhost.plain import PlainLabHost
 from webapp.learners import events as run_events
 from webapp.labhost.relay import RELAY_RESTARTS
-from webapp.learners.labsession import LabSession
+from webapp.learners.bench import Bench
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +272,7 @@ def lab_session(host, tmp_path, text: str) -> tuple:
     path = tmp_path / "lab.md"
     path.write_text(text)
     lab = load_lab(path)
-    return lab, LabSession(lab, host)
+    return lab, Bench(lab, host)
 
 
 def test_a_run_decodes_characters_split_across_reads_whole(plain, tmp_path):

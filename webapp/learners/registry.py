@@ -1,5 +1,5 @@
 """Learners: a browser identity (from the signed session cookie), its lab
-host, and a lab session per lab it opened.
+host, and a bench per lab it opened (a lab set up on it).
 
 A learner has one lab host, shared by the labs they open (a lab's cleanup
 is for headless runs only, and a reset gives a fresh lab host). Making one
@@ -19,7 +19,7 @@ Activity is as in a workshop, but for a visible tab: a use of the lab host
 (a lab page, a run, a reset: ``get``), an event the learner's tab sends that
 it would not send by itself (TAB_EVENTS), typing in a terminal or its
 output; a learner whose step's command runs is not idle, but one whose
-endless command waits for Stop is (its lab session's current step run). A tab that is only
+endless command waits for Stop is (its bench's current step run). A tab that is only
 open, its WebSocket pinging, is no activity. The learner's recorded runs
 stay; the next use makes them a new lab host, and says why the old one went.
 """
@@ -37,7 +37,7 @@ from ..errors import LabnbError
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.pool import Pool
-from .labsession import SCRIPT_TIMEOUT, LabSession
+from .bench import SCRIPT_TIMEOUT, Bench
 from ..guard.limits import LabHostsPerAddress, client_address
 from ..guard.admission import OPEN, Admission
 
@@ -63,7 +63,7 @@ class Learner:
         self.since = time.time()       # when the current state began
         self.generation = 0            # bumped by every (re)start: a late claim for an old one is released
         self.ended = False             # Learners.end took them out: nothing may give them a lab host again
-        self.sessions: dict[str, LabSession] = {}   # labs whose setup has run on this lab host
+        self.benches: dict[str, Bench] = {}   # labs whose setup has run on this lab host
         self.setups: dict[str, tuple[str, float]] = {}   # lab: ("", since) while its setup runs, or (why it failed, since)
         self.lock = threading.RLock()  # also serialises starting runs
         self.address = ""              # the client address the lab host was claimed for (per-address limit)
@@ -85,7 +85,7 @@ class Learner:
         learner's status on each push, which must not queue behind them. A
         field may be a moment newer than another; the next poll or push shows both."""
         state, error, since, setup, host = self.state, self.error, self.since, False, self.host
-        if state == READY and lab_id is not None and lab_id not in self.sessions:
+        if state == READY and lab_id is not None and lab_id not in self.benches:
             error, since = self.setups.get(lab_id, ("", time.time()))
             state, setup = FAILED if error else STARTING, True
         return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
@@ -167,8 +167,8 @@ class Learners:
         with learner.lock:
             learner.generation += 1   # a claim still under way is released
             learner.ended = True      # and so is one that a reset racing this end starts
-            old = (learner.host, list(learner.sessions.values()))
-            learner.host, learner.sessions, learner.setups = None, {}, {}
+            old = (learner.host, list(learner.benches.values()))
+            learner.host, learner.benches, learner.setups = None, {}, {}
             learner.state, learner.error, learner.since = FAILED, "ended", time.time()
         threading.Thread(target=self._dispose, args=(learner_id, *old), name=f"end-{learner_id[:8]}",
                          daemon=True).start()
@@ -207,19 +207,19 @@ class Learners:
             return self.get(learner_id)
         learner = self.get(learner_id)
         with learner.lock, self._lock:
-            old = (learner.host, list(learner.sessions.values()))
-            learner.host, learner.sessions, learner.setups, learner.note = None, {}, {}, ""
+            old = (learner.host, list(learner.benches.values()))
+            learner.host, learner.benches, learner.setups, learner.note = None, {}, {}, ""
             self._start(learner, old)
         return learner
 
-    def session(self, learner: Learner, lab: Lab) -> LabSession:
-        """The learner's session of ``lab``, once the lab's setup has run on their lab host."""
+    def bench(self, learner: Learner, lab: Lab) -> Bench:
+        """The learner's bench for ``lab``, once the lab's setup has run on their lab host."""
         with learner.lock:
             if learner.state == FAILED:
                 raise NotReady(f"your lab host could not start: {learner.error}")
-            session = learner.sessions.get(lab.id) if learner.state == READY else None
-            if session is not None:
-                return session
+            bench = learner.benches.get(lab.id) if learner.state == READY else None
+            if bench is not None:
+                return bench
             wait = "your lab host is still starting"
             if learner.state == READY:
                 self._set_up(learner, lab)
@@ -244,13 +244,13 @@ class Learners:
             learners = list(self._learners.values())
         for learner in learners:
             with learner.lock:
-                sessions, learner.sessions = list(learner.sessions.values()), {}
-            for s in sessions:
+                benches, learner.benches = list(learner.benches.values()), {}
+            for s in benches:
                 s.close()
 
     # -- internals ------------------------------------------------------------
     def _start(self, learner: Learner, old: tuple = ()) -> None:
-        """Claim a lab host in a thread, once ``old`` (its host and sessions) is disposed of, unless the
+        """Claim a lab host in a thread, once ``old`` (its host and benches) is disposed of, unless the
         learners at this request's client address hold their most (under ``self._lock``: counted and
         started at once, so parallel requests cannot pass the count together)."""
         learner.generation += 1
@@ -291,14 +291,14 @@ class Learners:
 
     def _set_up(self, learner: Learner, lab: Lab) -> None:
         """Start the lab's setup on the learner's lab host, unless it ran or runs (call under its lock)."""
-        if lab.id in learner.sessions or lab.id in learner.setups:
+        if lab.id in learner.benches or lab.id in learner.setups:
             return
         learner.setups[lab.id] = ("", time.time())
         threading.Thread(target=self._setup, args=(learner, lab, learner.host, learner.generation),
                          name=f"setup-{learner.id[:8]}", daemon=True).start()
 
     def _setup(self, learner: Learner, lab: Lab, host: LabHost, generation: int) -> None:
-        session, why = LabSession(lab, host), ""
+        bench, why = Bench(lab, host), ""
         try:
             missing = requires.lacking(host, lab.requires)
             if missing:
@@ -316,10 +316,10 @@ class Learners:
             if current and why:
                 learner.setups[lab.id] = (why, time.time())
             elif current:
-                learner.sessions[lab.id] = session
+                learner.benches[lab.id] = bench
                 del learner.setups[lab.id]
         if why or not current:
-            session.close()
+            bench.close()
 
     # -- idle lab hosts --------------------------------------------------------
     def _idle_since(self, learner: Learner) -> float | None:
@@ -327,7 +327,7 @@ class Learners:
         that waits for Stop, an endless ping left running, is no work)."""
         setting_up = any(not why for why, _ in list(learner.setups.values()))
         running = any(run is not None and not run.waits_for_stop
-                      for run in [s.current for s in list(learner.sessions.values())])
+                      for run in [s.current for s in list(learner.benches.values())])
         return None if setting_up or running else learner.active
 
     def _reclaim_loop(self) -> None:
@@ -351,8 +351,8 @@ class Learners:
             if host is None or since is None or time.time() - since < self.idle:
                 return
             learner.generation += 1   # a lab's setup under way is not kept
-            old = (host, list(learner.sessions.values()))
-            learner.host, learner.sessions, learner.setups = None, {}, {}
+            old = (host, list(learner.benches.values()))
+            learner.host, learner.benches, learner.setups = None, {}, {}
             learner.note = (f"Your last lab host, {host.id}, was given back after {_span(self.idle)} with no activity "
                             f"(no lab page opened, no run, nothing typed in a terminal), so that other learners could "
                             f"have one. Your recorded runs are kept; what you made on it (containers, namespaces, "
@@ -377,14 +377,14 @@ class Learners:
         return (f"A lab host with no activity for {_span(self.idle)} is given back, the next in about "
                 f"{_span(max(0.0, min(ends) - time.time()))} if its learner stays away: press Retry then")
 
-    def _dispose(self, learner_id: str, host: LabHost | None, sessions: list[LabSession]) -> None:
+    def _dispose(self, learner_id: str, host: LabHost | None, benches: list[Bench]) -> None:
         if host is not None:
             for callback in self._on_release:
                 try:
                     callback(learner_id, host)
                 except Exception:
                     log.exception("ending what ran on lab host %s", host.id)
-        for s in sessions:
+        for s in benches:
             s.close()
         if host is not None:
             self.pool.release(host)

@@ -1,5 +1,5 @@
 """The headless runner: a whole lab on one lab host, as CI runs it (and
-Runme's ``run --all``). It drives steps through LabSession, so a step means
+Runme's ``run --all``). It drives steps through a Bench, so a step means
 here what it means in the browser; what it adds is the record of a run
 (LabResult) and its reports: live text, JSON and JUnit XML.
 """
@@ -19,7 +19,7 @@ from ..lab import Lab, Step, plain_text
 from ..network import picture
 from ..labhost.base import HeadTail, LabHost, LabHostError
 from .events import CheckJudged, CommandEnded, CommandStarted, Event, Output
-from .labsession import SCRIPT_TIMEOUT, LabSession
+from .bench import SCRIPT_TIMEOUT, Bench
 from ..status import SKIPPED, label
 
 REPORT_KEEP = 1 << 20   # bytes of a command's output its report keeps at each end (the live text shows all)
@@ -133,7 +133,7 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
     """Run setup, the steps (all, or the ones given) in order, then cleanup.
 
     After a failing step the rest are skipped: they build on it, and their
-    failures would only hide the first. ``on_event`` sees the session's events
+    failures would only hide the first. ``on_event`` sees the bench's events
     plus ``StepStarted`` before and ``StepEnded`` after each step, and
     ``ScriptEnded`` after setup and cleanup. An exception (KeyboardInterrupt from a signal) stops the
     current run and closes the terminals before it goes on up; cleanup is then
@@ -144,26 +144,26 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
     started = time.monotonic()
     chosen = lab.steps if steps is None else steps
     result = LabResult(lab, lab_host.id, [StepResult(s.index, s.id, s.title) for s in chosen])
-    session = LabSession(lab, lab_host)
+    bench = Bench(lab, lab_host)
     keys: dict[str, str] = {}   # the containers' sandbox keys, from one picture to the next
     try:
         if lab.setup:
-            result.setup = _script(session, "setup", lab.setup, emit)
+            result.setup = _script(bench, "setup", lab.setup, emit)
         failed = result.setup is not None and not result.setup.ok
         for step, record in zip(chosen, result.steps):
             if failed:
                 emit(StepEnded(record))
                 continue
             emit(StepStarted(step, len(lab.steps)))
-            _run_step(session, step, record, endless_for, emit)
+            _run_step(bench, step, record, endless_for, emit)
             if network:
                 record.network = _picture(lab_host, keys)
             emit(StepEnded(record))
             failed = not record.passed
         if lab.cleanup:
-            result.cleanup = _script(session, "cleanup", lab.cleanup, emit)
+            result.cleanup = _script(bench, "cleanup", lab.cleanup, emit)
     finally:
-        session.close()
+        bench.close()
         result.duration = round(time.monotonic() - started, 3)
     return result
 
@@ -175,14 +175,14 @@ def _picture(lab_host: LabHost, keys: dict[str, str]) -> dict:
         return {"error": f"the network could not be read: {e}"}
 
 
-def _script(session: LabSession, name: str, text: str, emit) -> ScriptResult:
-    outcome, output = executor.capture(session.lab_host, text, SCRIPT_TIMEOUT)
+def _script(bench: Bench, name: str, text: str, emit) -> ScriptResult:
+    outcome, output = executor.capture(bench.lab_host, text, SCRIPT_TIMEOUT)
     script = ScriptResult(name, outcome.status, outcome.exit_code, plain_text(output), round(outcome.duration, 3))
     emit(ScriptEnded(script))
     return script
 
 
-def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: float, emit) -> None:
+def _run_step(bench: Bench, step: Step, record: StepResult, endless_for: float, emit) -> None:
     started = time.monotonic()
     kept = HeadTail(REPORT_KEEP, REPORT_KEEP)
 
@@ -203,7 +203,7 @@ def _run_step(session: LabSession, step: Step, record: StepResult, endless_for: 
                                                  event.detail))
         emit(event)
 
-    run = session.run_step(step, on_event, endless_for=endless_for, window=None)
+    run = bench.run_step(step, on_event, endless_for=endless_for, window=None)
     record.status = run.wait()
     # a run that ended in an error has its message as output with no command open
     if record.commands and not record.commands[-1].status:

@@ -42,7 +42,7 @@ from ..stream.flow import Credit, Reader
 from ..lab import Lab
 from ..learners.registry import Learners
 from ..learners.events import CheckJudged, CommandEnded, CommandStarted, Event, Output, RunEnded
-from ..learners.labsession import StepRun
+from ..learners.bench import StepRun
 from ..status import FINISHED
 from ..store import Store
 
@@ -169,11 +169,11 @@ class RunManager:
             raise RunError(f"lab {lab_id!r} has no step {step_id!r}")
         learner = self.learners.get(learner_id)   # NotReady if its lab host cannot take commands now
         with learner.lock:
-            session = self.learners.session(learner, lab)
-            if session.current is not None:
-                raise RunError(f"step {session.current.step.title!r} is still running; stop it first")
+            bench = self.learners.bench(learner, lab)
+            if bench.current is not None:
+                raise RunError(f"step {bench.current.step.title!r} is still running; stop it first")
             command = "\n".join(c.text for c in step.commands if c.run)
-            run_id = self.store.start_run(learner_id, lab_id, step_id, command, session.lab_host.id)
+            run_id = self.store.start_run(learner_id, lab_id, step_id, command, bench.lab_host.id)
             live = LiveRun(run_id, learner_id, lab_id, step_id)
             with self._lock:
                 self.live[run_id] = live
@@ -183,7 +183,7 @@ class RunManager:
             live.flusher = threading.Thread(target=self._flusher, args=(live,), name=f"flush-{run_id[:8]}",
                                             daemon=True)
             live.flusher.start()
-            live.step_run = session.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW,
+            live.step_run = bench.run_step(step, lambda ev: self._on_event(live, ev), window=STEP_WINDOW,
                                              endless_for=endless_for)
         live.credit.attach(live.step_run.ack)   # with what was taken in before the step's run was known
         self._tell(learner_id)

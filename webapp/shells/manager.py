@@ -98,8 +98,8 @@ class Shell(Shown):
 
 class NamedTerminal(Shown):
     """A lab's named terminal (b1 and b2 in lab 1) in a tab of the terminal panel: what the steps typed
-    into it and what came back, live, and what the learner types. It belongs to the learner's lab
-    session, which starts it on first use (a step's or a tab's) and closes it; this only shows it."""
+    into it and what came back, live, and what the learner types. It belongs to the learner's
+    bench, which starts it on first use (a step's or a tab's) and closes it; this only shows it."""
 
     def __init__(self, learner_id: str, terminal: Terminal, emit: Emit):
         super().__init__(learner_id, terminal.process, Fanout(emit, terminal.name))
@@ -112,8 +112,8 @@ class NamedTerminal(Shown):
 class ShellManager:
     """Each learner's shell: started on first open, again if it ended; stopped
     when their lab host goes (reset, released) and when the server stops. And
-    the tabs of their labs' named terminals (``term``), which their lab
-    sessions own."""
+    the tabs of their labs' named terminals (``term``), which their
+    benches own."""
 
     def __init__(self, learners: Learners, labs: dict[str, Lab], emit: Emit, idle_timeout: float = 0):
         self.learners, self.labs, self.emit = learners, labs, emit
@@ -143,17 +143,17 @@ class ShellManager:
             raise ShellError(f"lab {lab_id} has no terminal {term!r}")
         learner = self.learners.get(learner_id)   # NotReady if its lab host cannot take commands now
         with learner.lock:
-            session = self.learners.session(learner, lab)   # the lab's setup has run
-            host = session.lab_host
+            bench = self.learners.bench(learner, lab)   # the lab's setup has run
+            host = bench.lab_host
             if not host.alive():
                 raise ShellError(f"lab host {host.id} is gone; reset the lab host to get a fresh one")
             with self._lock:
                 if self._closed:
                     raise ShellError("the server is stopping")
             if watching:
-                shown = self._running(learner_id, session, term)
+                shown = self._running(learner_id, bench, term)
             else:
-                shown = self._named(learner_id, session, term) if term else self._shell(learner_id, host, rows, cols)
+                shown = self._named(learner_id, bench, term) if term else self._shell(learner_id, host, rows, cols)
             with self._lock:
                 closed = self._closed
                 if not closed:
@@ -171,17 +171,17 @@ class ShellManager:
             shown.resize(rows, cols)
         shown.fanout.join(sid, shown.running)
 
-    def _running(self, learner_id: str, session, term: str) -> Shown:
+    def _running(self, learner_id: str, bench, term: str) -> Shown:
         """What a watcher may see: the learner's shell or terminal ``term`` as it runs now, never a new one."""
         if not term:
             shell = self.shells.get(learner_id)
-            if shell is None or not shell.running or shell.host is not session.lab_host:
+            if shell is None or not shell.running or shell.host is not bench.lab_host:
                 raise ShellError("the learner has no shell open now")
             return shell
-        terminal = session.terminals.get(term)
+        terminal = bench.terminals.get(term)
         if terminal is None or not terminal.alive:
             raise ShellError(f"the learner's terminal {term} is not running now")
-        return self._named(learner_id, session, term)
+        return self._named(learner_id, bench, term)
 
     def _shell(self, learner_id: str, host: LabHost, rows: int, cols: int) -> Shell:
         """The learner's running shell on ``host``, or a new one (the learner's lock held)."""
@@ -206,14 +206,14 @@ class ShellManager:
             self.shells[learner_id] = shell
         return shell
 
-    def _named(self, learner_id: str, session, term: str) -> NamedTerminal:
-        """The tab view of the session's terminal ``term``, started if it is not running (the learner's lock
+    def _named(self, learner_id: str, bench, term: str) -> NamedTerminal:
+        """The tab view of the bench's terminal ``term``, started if it is not running (the learner's lock
         held, so no step starts one meanwhile)."""
         try:
-            terminal = session.terminal(term)
+            terminal = bench.terminal(term)
         except (RuntimeError, LabHostError) as e:
             raise ShellError(f"terminal {term} could not start: {e}") from None
-        key = (learner_id, session.lab.id, term)
+        key = (learner_id, bench.lab.id, term)
         with self._lock:
             shown = self.named.get(key)
             if shown is None or shown.terminal is not terminal:
@@ -261,7 +261,7 @@ class ShellManager:
             shown.fanout.leave(sid)
 
     def release(self, learner_id: str, host: LabHost) -> None:
-        """The learner's lab host is going (reset, released): end its shell; its lab sessions close their
+        """The learner's lab host is going (reset, released): end its shell; its benches close their
         terminals, whose tabs hear of it."""
         with self._lock:
             for key in [k for k, v in self.named.items() if k[0] == learner_id and v.process.host is host]:

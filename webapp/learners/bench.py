@@ -1,4 +1,4 @@
-"""A learner's lab session: one lab, one lab host, its named terminals, and
+"""A learner's bench: one lab set up on one lab host, its named terminals, and
 the runs of its steps. The headless runner and the web notebook both drive
 labs through this, so a step means the same thing in CI and in a browser.
 
@@ -31,10 +31,10 @@ class StepRun:
     the command now running; ``stop()`` ends it (an endless command so ends
     as intended)."""
 
-    def __init__(self, session: "LabSession", step: Step, on_event: OnEvent,
+    def __init__(self, bench: "Bench", step: Step, on_event: OnEvent,
                  endless_for: float | None, window: int | None):
         self.id = uuid.uuid4().hex
-        self.session, self.step, self.on_event = session, step, on_event
+        self.bench, self.step, self.on_event = bench, step, on_event
         self.endless_for, self.window = endless_for, window
         self.status: str | None = None
         self.waits_for_stop = False     # its command now is endless: it runs until the learner stops it
@@ -125,7 +125,7 @@ class StepRun:
             status = ERROR
         finally:
             self.status = status
-            self.session._run_ended(self)
+            self.bench._run_ended(self)
             self.on_event(RunEnded(status))
             self._done.set()
 
@@ -140,11 +140,11 @@ class StepRun:
         # headless runs stop endless commands after a while; a learner stops them
         endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless and self.endless_for else None
         if cmd.terminal:
-            term = self.session.terminal(cmd.terminal)
+            term = self.bench.terminal(cmd.terminal)
             self._current = term.type(cmd.text, on_output=self._emit_output,
                                      timeout=None if cmd.endless else cmd.timeout, endless=cmd.endless)
         else:
-            self._current = executor.start(self.session.lab_host, cmd.text, on_output=self._emit_output,
+            self._current = executor.start(self.bench.lab_host, cmd.text, on_output=self._emit_output,
                                          timeout=None if cmd.endless else cmd.timeout, window=self.window)
         if self._stop.is_set():
             _halt(self._current)
@@ -178,7 +178,7 @@ class StepRun:
         return DONE if passed_all else FAILED
 
     def _run_check(self, check: Check) -> tuple[bool, str]:
-        outcome, output = executor.capture(self.session.lab_host, check.text, check.timeout)
+        outcome, output = executor.capture(self.bench.lab_host, check.text, check.timeout)
         tail = plain_text(output).strip()[-500:]
         if outcome.status == TIMED_OUT:
             return False, f"the check timed out after {check.timeout:g} s"
@@ -218,7 +218,7 @@ def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
     return False, f"exited with {outcome.exit_code}"
 
 
-class LabSession:
+class Bench:
     """One lab on one lab host. One step runs at a time, as in a terminal."""
 
     def __init__(self, lab: Lab, lab_host: LabHost):
