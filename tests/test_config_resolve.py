@@ -1,4 +1,4 @@
-"""Settings are resolved once, before any service is built (config.resolve), and a mistake in them is a
+"""Settings are resolved once, before any service is built (app.resolve), and a mistake in them is a
 ConfigError that names the setting. In process, no lab host."""
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class Services:
     """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells, network
     pictures, and a workshop's room (None on the open server). ``build_services`` makes it whole: no
     attribute is filled in later. ``start`` starts the threads (the pool's, the workshop's, the idle
-    lab hosts' reclaim)."""
+    lab hosts' reclaim, the idle shells' end)."""
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
                  guard: Guard, run_starts: RunStarts, runs, shells, events, workshop, gateway):
@@ -78,6 +78,7 @@ class Services:
         if self.workshop is not None:
             self.workshop.start(self.events)
         self.learners.start()
+        self.shells.start()
         self.pool.start()
         return self
 
@@ -98,7 +99,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
     events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
 
-    It opens the store (SQLite) and the shells' idle thread: call it in the process that serves (gunicorn's
+    It opens the store (SQLite, and its checkpoint thread): call it in the process that serves (gunicorn's
     worker, after the fork), as neither threads nor SQLite connections survive a fork."""
     from . import runs as run_service, shells as shell_service
     from .learners.registry import Learners
@@ -171,7 +172,7 @@ def cookie_name(port: int | None) -> str:
 def create_app(settings: Settings | None = None, pool=None, bind_host: str = "127.0.0.1",
                port: int | None = None, labs: dict | None = None) -> Flask:
     """The Flask app with its Socket.IO server and its services (``build_services``), made from
-    ``settings`` resolved (config.resolve: from the environment if None). ``pool`` hands out lab hosts (a
+    ``settings`` resolved (``resolve``: from the environment if None). ``pool`` hands out lab hosts (a
     labhost.pool.Pool, made from the settings if not given); ``labs``: ``served_labs`` if not given. Call
     it in the serving process, then ``app.extensions["labnb"].start()``.
 

@@ -8,7 +8,7 @@ is capped (limits.SocketLimits) below the threads, which keep
 limits.HTTP_THREADS more for pages. No thread waits for a request to arrive:
 the worker's loop reads them (webapp/heads.py).
 
-Before it forks the worker, the settings are resolved (config.resolve: the
+Before it forks the worker, the settings are resolved (app.resolve: the
 tokens, a workshop's access code and sizing, the limits that fit the machine's
 memory) and the labs loaded, so that a mistake is told here; the worker then
 builds the app and its services (create_app) from them.

@@ -75,6 +75,13 @@ class Learner:
         """Whether a lab host is theirs, or being claimed for them."""
         return self.state == STARTING or self.host is not None
 
+    @property
+    def working(self) -> bool:
+        """Whether a step's command runs on one of their benches that does not wait for their Stop (an
+        endless ping left running is no work): what the idle reclaim and a workshop's idle ends ask."""
+        return any(run is not None and not run.waits_for_stop
+                   for run in [b.current for b in list(self.benches.values())])
+
     def status(self, lab_id: str | None = None) -> dict:
         """The lab host's state or, for a lab whose setup has not run on it yet,
         the setup's: starting while it runs or waits for ``Learners.check`` to
@@ -151,6 +158,11 @@ class Learners:
         if not why and event not in TAB_EVENTS:
             self._active(session["learner"])
         return why
+
+    def working(self, learner_id: str) -> bool:
+        """``Learner.working`` for a learner who may not be known (then: no)."""
+        learner = self.peek(learner_id)
+        return learner is not None and learner.working
 
     def peek(self, learner_id: str) -> Learner | None:
         """The learner if they have been seen, without starting anything."""
@@ -326,9 +338,7 @@ class Learners:
         """Since when the learner is idle (None: not, a step's command or a lab's setup runs; a command
         that waits for Stop, an endless ping left running, is no work)."""
         setting_up = any(not why for why, _ in list(learner.setups.values()))
-        running = any(run is not None and not run.waits_for_stop
-                      for run in [s.current for s in list(learner.benches.values())])
-        return None if setting_up or running else learner.active
+        return None if setting_up or learner.working else learner.active
 
     def _reclaim_loop(self) -> None:
         while not self._closing.wait(min(self.idle / 4, 30)):

@@ -262,11 +262,8 @@ class RunManager:
             return run_id in self.live
 
     def busy(self, learner_id: str) -> bool:
-        """Whether a run of the learner's goes on (in any lab) that is not
-        waiting for their Stop (an endless ping left running is no work)."""
-        with self._lock:
-            return any(r.learner == learner_id and not (r.step_run and r.step_run.waits_for_stop)
-                       for r in self.live.values())
+        """Whether a run of the learner's goes on that is not waiting for their Stop (``Learner.working``)."""
+        return self.learners.working(learner_id)
 
     def running(self, learner_id: str, lab_id: str) -> list[dict]:
         with self._lock:

@@ -128,7 +128,10 @@ class ShellManager:
         self._closed = False
         self._closing = threading.Event()
         learners.on_release(self.release)
-        if idle_timeout > 0:
+
+    def start(self) -> None:
+        """End shells no tab has shown for ``idle_timeout`` seconds, in a thread (Services.start)."""
+        if self.idle_timeout > 0:
             threading.Thread(target=self._end_idle, name="shells-idle", daemon=True).start()
 
     def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80, term: str = "",

@@ -266,7 +266,7 @@ class Workshop:
         self._dirty.set()
 
     def busy(self, learner_id: str) -> bool:
-        return self.runs.busy(learner_id)
+        return self.learners.working(learner_id)
 
     def expire(self) -> None:
         """End the places whose time is up; the learners warned hear of it (``Room.expire``)."""

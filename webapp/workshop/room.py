@@ -387,12 +387,12 @@ class Room:
             place = Place(**{**_known(Place, entry), "state": entry["place"], "active": now, "seen": now,
                              "hand": Hand(**_known(Hand, hand)) if hand else None})
             places[place.id] = place
-        with self._lock:
-            self._places = places
-            self._queue = [i for i in state.get("queue", []) if places.get(i) and places[i].state == WAITING]
+        queue = [i for i in state.get("queue", []) if places.get(i) and places[i].state == WAITING]
+        spent = {n: float(at) for n, at in state.get("spent", {}).items()}
+        last_banner = float(state.get("last_banner", 0))
+        with self._lock:   # all read: only now is anything of the room changed
+            self._places, self._queue, self._spent, self._last_banner = places, queue, spent, last_banner
             self.over, self.banner = state.get("over"), state.get("banner")
-            self._last_banner = state.get("last_banner", 0)
-            self._spent = {n: float(at) for n, at in state.get("spent", {}).items()}
             self._promote()
 
     def places(self) -> list[Place]:
