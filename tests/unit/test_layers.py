@@ -14,7 +14,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "webapp"
 # Lowest first. A module belongs to the longest prefix listed; it may import its own layer and those below.
 LAYERS = [
     ["webapp.errors", "webapp.config", "webapp.status"],
-    ["webapp.labhost", "webapp.stream.flow"],
+    ["webapp.labhost"],
     ["webapp.executor", "webapp.lab", "webapp.network"],
     ["webapp.store", "webapp.guard"],
     ["webapp.learners"],
