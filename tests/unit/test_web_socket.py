@@ -141,8 +141,20 @@ HOSTILE = [
 ]
 
 
+@pytest.fixture(scope="module")
+def one_tab(tmp_path_factory):
+    """One tab for the hostile events: each must leave its connection working for the next."""
+    with serving(tmp_path_factory.mktemp("hostile")) as app:
+        http = browser(app)
+        ready(http)
+        tab = Tab(app, http)
+        yield tab
+        tab.close()
+
+
 @pytest.mark.parametrize("event,payload", HOSTILE, ids=[f"{e}-{i}" for i, (e, _) in enumerate(HOSTILE)])
-def test_hostile_events_get_errors(tab, event, payload):
+def test_hostile_events_get_errors(one_tab, event, payload):
+    tab = one_tab
     reply = tab.call(event, *(() if payload is None else (payload,)))
     assert isinstance(reply, dict) and reply["error"].startswith(f"{event}: " if event in protocol.TO_SERVER
                                                                  else "unknown event"), reply
