@@ -30,20 +30,28 @@ WAIT = 20.0   # seconds to wait for what the server does in its threads: generou
 
 
 @contextlib.contextmanager
-def serving(state_dir, backend: str = "fake", **settings):
+def serving(state_dir, backend: str = "fake", port: int | None = None, **settings):
     """The app of a server whose lab hosts are fakes of ``backend`` ("fake", "fake-slow", "fake-never"),
-    its services started, closed at the end."""
+    its services started, closed at the end. ``port``: the one it would listen on (its cookie's name). The
+    fakes stay registered while any such app lives (a module's app, and a test's own beside it)."""
+    global _serving
     fakes.register()
+    _serving += 1
     try:
-        app = create_app(fakes.settings(str(state_dir), backend, labs_dir=LABS, token=TOKEN,
-                                        operator_token=OPERATOR, **settings))
+        settings = {"labs_dir": LABS, "token": TOKEN, "operator_token": OPERATOR, **settings}
+        app = create_app(fakes.settings(str(state_dir), backend, **settings), port=port)
         services = app.extensions["labnb"].start()
         try:
             yield app
         finally:
             services.close()
     finally:
-        fakes.unregister()
+        _serving -= 1
+        if not _serving:
+            fakes.unregister()
+
+
+_serving = 0
 
 
 def services(app):
