@@ -5,6 +5,7 @@ fails. The slow tier's
 tests/test_web_protocol.py tells the setups' part against the real server."""
 from __future__ import annotations
 
+import html
 import os
 import re
 import threading
@@ -12,7 +13,7 @@ import threading
 import pytest
 
 import fakes
-from apps import FAILING_SETUP, LAB, SLOW_SETUP, WAIT, Tab, browser, csrf, host_state, lab_host, ready, serving
+from apps import FAILING_SETUP, LAB, SLOW_SETUP, TOKEN, WAIT, Tab, browser, csrf, host_state, lab_host, ready, serving
 from webapp.labhost import backends
 from webapp.labhost.base import LabHostError
 
@@ -127,3 +128,15 @@ def test_a_failed_setup_says_why_and_retry_gives_a_fresh_lab_host(tmp_path):
         ready(http)
         fresh = re.search(r"<code>([^<]+)</code>", http.get(f"/labs/{LAB}/host").text).group(1)
         assert fresh == lab_host(app, http).id != first.id and first.destroyed
+
+
+def test_the_learners_of_one_address_hold_at_most_their_share_of_lab_hosts(tmp_path):
+    with serving(tmp_path, lab_hosts_per_address=1) as app:
+        ready(browser(app))
+        second = browser(app)
+        wait_for(lambda: host_state(second) == "failed", 20, what="the second lab host to be refused")
+        assert "LABNB_LAB_HOSTS_PER_ADDRESS=1" in html.unescape(second.get(f"/labs/{LAB}/host").text)
+        elsewhere = app.test_client()
+        elsewhere.environ_base["REMOTE_ADDR"] = "10.0.0.8"
+        elsewhere.get(f"/?token={TOKEN}")
+        ready(elsewhere)

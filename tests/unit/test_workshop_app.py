@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from apps import LAB, OPERATOR, Tab, browser, csrf, ready, serving, services, session_value, upgrade
+from apps import LAB, OPERATOR, Tab, browser, csrf, lab_host, ready, serving, services, session_value, upgrade
 
 CODE = "unit0-code0"
 
@@ -201,3 +201,36 @@ def test_the_dashboard_is_pushed_a_learners_passed_step(app, instructor):
     finally:
         tab.close()
         dashboard.close()
+
+
+def test_a_raised_hand_is_seen_and_the_learners_tab_hears_of_it(app, instructor):
+    http = seated(app, "Katherine")
+    ready(http)
+    tab = Tab(app, http)
+    try:
+        r = http.post("/workshop/hand", data={"message": "my step hangs"}, headers=csrf(http))
+        assert "the instructor sees it in their queue" in r.text
+        katherine = session_value(http, "learner")
+        heard = len(tab.named("room"))   # of the hand it raised
+        assert instructor.post(f"/workshop/learners/{katherine}/hand-seen", headers=csrf(instructor)).get_json() == {
+            "ok": True}
+        tab.wait(lambda: len(tab.named("room")) > heard, "the learner's tab to hear of it")
+        assert "has seen your hand" in http.get("/workshop/me").text
+    finally:
+        tab.close()
+
+
+def test_a_reset_gives_the_learner_a_fresh_lab_host_and_their_tab_hears_of_it(app, instructor):
+    http = seated(app, "Ken")
+    ready(http)
+    before = lab_host(app, http)
+    tab = Tab(app, http)
+    try:
+        learner = session_value(http, "learner")
+        assert instructor.post(f"/workshop/learners/{learner}/reset", headers=csrf(instructor)).get_json() == {
+            "ok": True}
+        tab.wait(lambda: {"host": True} in tab.named("room"), "the tab to hear of the reset")
+        ready(http)
+        assert lab_host(app, http) is not before and before.destroyed
+    finally:
+        tab.close()
