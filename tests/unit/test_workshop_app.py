@@ -234,3 +234,22 @@ def test_a_reset_gives_the_learner_a_fresh_lab_host_and_their_tab_hears_of_it(ap
         assert lab_host(app, http) is not before and before.destroyed
     finally:
         tab.close()
+
+
+def test_the_instructor_follows_a_learners_runs_but_cannot_run_or_stop_them(app, instructor):
+    http = seated(app, "Hedy")
+    ready(http)
+    hedy = session_value(http, "learner")
+    mine, watcher = Tab(app, http), Tab(app, instructor, lab=None)
+    try:
+        assert watcher.call("open", {"lab": LAB, "learner": hedy}) == {"running": []}
+        run = mine.run("endless")
+        watcher.wait(lambda: watcher.named("run_started"), "the learner's run to start on the instructor's page")
+        assert watcher.call("attach", {"run": run, "after": -1, "end": 0, "learner": hedy}) == {"status": "running"}
+        watcher.wait(lambda: "waiting" in watcher.text(run), "the learner's output, live")
+        assert watcher.call("stop", {"run": run}) == {"error": f"stop: you have no run {run}"}
+        assert mine.call("stop", {"run": run}) == {"ok": True}
+        assert watcher.wait_end(run)["status"] == "done"
+    finally:
+        mine.close()
+        watcher.close()
