@@ -63,7 +63,8 @@ def test_a_second_tab_gets_the_backlog_and_the_same_shell(app, http, tab):
 def test_input_before_open_and_bad_sizes_are_refused(tab):
     assert tab.call("shell_input", {"data": "ls\n"}) == {"error": "shell_input: open the terminal first (shell_open)"}
     assert "rows" in tab.call("shell_open", {"lab": LAB, "rows": 1})["error"]
-    assert tab.call("shell_open", {"lab": LAB, "term": "t9"}) == {"error": "shell_open: lab 80-unit has no terminal 't9'"}
+    assert tab.call("shell_open", {"lab": LAB, "term": "t9"}) == {
+        "error": "shell_open: lab 80-unit has no terminal 't9'"}
     assert "there is no lab" in tab.call("shell_open", {"lab": "no-such-lab"})["error"]
 
 
