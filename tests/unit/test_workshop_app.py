@@ -46,7 +46,7 @@ def text(r) -> str:
 
 
 def place(app, http) -> str:
-    return services(app).workshop.room.get(session_value(http, "learner")).place
+    return services(app).workshop.room.get(session_value(http, "learner")).state
 
 
 def test_join_takes_the_code_and_a_name(app):
@@ -211,10 +211,10 @@ def test_a_raised_hand_is_seen_and_the_learners_tab_hears_of_it(app, instructor)
         r = http.post("/workshop/hand", data={"message": "my step hangs"}, headers=csrf(http))
         assert "the instructor sees it in their queue" in r.text
         katherine = session_value(http, "learner")
-        heard = len(tab.named("room"))   # of the hand it raised
+        heard = len(tab.named("place"))   # of the hand it raised
         assert instructor.post(f"/workshop/learners/{katherine}/hand-seen", headers=csrf(instructor)).get_json() == {
             "ok": True}
-        tab.wait(lambda: len(tab.named("room")) > heard, "the learner's tab to hear of it")
+        tab.wait(lambda: len(tab.named("place")) > heard, "the learner's tab to hear of it")
         assert "has seen your hand" in http.get("/workshop/me").text
     finally:
         tab.close()
@@ -229,7 +229,7 @@ def test_a_reset_gives_the_learner_a_fresh_lab_host_and_their_tab_hears_of_it(ap
         learner = session_value(http, "learner")
         assert instructor.post(f"/workshop/learners/{learner}/reset", headers=csrf(instructor)).get_json() == {
             "ok": True}
-        tab.wait(lambda: {"host": True} in tab.named("room"), "the tab to hear of the reset")
+        tab.wait(lambda: {"host": True} in tab.named("place"), "the tab to hear of the reset")
         ready(http)
         assert lab_host(app, http) is not before and before.destroyed
     finally:
