@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps import Tab, browser, ready, serving
 from webapp.store import Limits, Store
 
 
@@ -44,3 +45,25 @@ def clock(monkeypatch):
 def store(tmp_path):
     with Store(tmp_path / "runs.db", Limits()) as s:
         yield s
+
+
+# An app in process on a fake lab host (apps.py), a signed-in browser with its lab host ready, and a tab of
+# it on Socket.IO; a module makes its own ``app`` (or ``http``) where it needs other settings.
+@pytest.fixture
+def app(tmp_path):
+    with serving(tmp_path, runs_per_minute=1000) as app:
+        yield app
+
+
+@pytest.fixture
+def http(app):
+    http = browser(app)
+    ready(http)
+    return http
+
+
+@pytest.fixture
+def tab(app, http):
+    t = Tab(app, http)
+    yield t
+    t.close()

@@ -7,31 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from apps import Tab, browser, ready, serving, services
+from apps import Tab, services
 
 from webapp.runs.manager import CLIENT_WINDOW, HEAD_BYTES, MAX_CHUNK, STEP_WINDOW, TAIL_BYTES
 
 BIG = b"y" * 3_000_000 + b"\r\nTHE-END\r\n"   # what step "big" prints
-
-
-@pytest.fixture
-def app(tmp_path):
-    with serving(tmp_path, runs_per_minute=1000) as app:
-        yield app
-
-
-@pytest.fixture
-def http(app):
-    http = browser(app)
-    ready(http)
-    return http
-
-
-@pytest.fixture
-def tab(app, http):
-    t = Tab(app, http)
-    yield t
-    t.close()
 
 
 def sent(tab: Tab, run: str) -> int:

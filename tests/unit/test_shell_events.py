@@ -24,13 +24,6 @@ def http(app):
     services(app).learners.end(session_value(http, "learner"))   # its lab host goes: the next test's may come
 
 
-@pytest.fixture
-def tab(app, http):
-    t = Tab(app, http)
-    yield t
-    t.close()
-
-
 def typed(tab: Tab, line: str, shows: str, term: str = "") -> None:
     tab.send("shell_input", {"data": line + "\n", **({"term": term} if term else {})})
     tab.wait(lambda: shows in tab.screen(term), f"{shows!r} in terminal {term or 'the shell'}")

@@ -12,26 +12,6 @@ from apps import LAB, Tab, browser, ready, serving
 from webapp.stream import protocol
 
 
-@pytest.fixture
-def app(tmp_path):
-    with serving(tmp_path, runs_per_minute=1000) as app:
-        yield app
-
-
-@pytest.fixture
-def http(app):
-    http = browser(app)
-    ready(http)
-    return http
-
-
-@pytest.fixture
-def tab(app, http):
-    t = Tab(app, http)
-    yield t
-    t.close()
-
-
 def test_output_comes_in_order_stored_and_downloadable(app, http, tab):
     run = tab.run("count")
     end = tab.wait_end(run)
