@@ -30,6 +30,7 @@ from webapp.config import Settings
 from webapp.labhost import backends
 from webapp.labhost.base import Handle, Health, Job, LabHost, LabHostError
 from webapp.labhost.handle import ready
+from webapp.labhost.relay import PipedInput
 from webapp.labhost.statedir import SCRIPTS
 
 SLOW_READY = 0.3   # seconds a SlowLabHost takes to get ready
@@ -63,10 +64,10 @@ class _Process:
         self.signal(signal.SIGKILL)
 
 
-class FakeHandle(_Process, Handle):
+class FakeHandle(_Process, PipedInput, Handle):
     """A local subprocess, a PTY its controlling terminal; the server end read directly (a test's output
-    is small: no output relay), typed input through a pipe and a ``cat``, as on a real lab host, so that
-    what the terminal has not read can be counted (``unread_input``)."""
+    is small: no output relay), typed input through a pipe and a ``cat``, as on this machine's lab hosts
+    (``PipedInput``), so that what the terminal has not read is counted."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str, rows: int, cols: int):
         super().__init__()
@@ -107,21 +108,6 @@ class FakeHandle(_Process, Handle):
 
     def hung_up(self) -> bool:
         return bool(ready([self.master], 0, select.POLLHUP))
-
-    def unread_input(self) -> int:
-        with self._lock:
-            if self._in < 0:
-                raise ProcessLookupError("the process has ended")
-            return struct.unpack("i", fcntl.ioctl(self._in, termios.FIONREAD, b"\0" * 4))[0]
-
-    def write_some(self, data: bytes) -> int:
-        with self._lock:
-            if self._in < 0:
-                raise ProcessLookupError("the process has ended")
-            try:
-                return os.write(self._in, data)
-            except BlockingIOError:
-                return 0
 
     def resize(self, rows: int, cols: int) -> None:
         with self._lock:

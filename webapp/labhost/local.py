@@ -19,7 +19,7 @@ from . import netlink, netpicture, nsfs
 from .base import LabHost, LabHostError
 from .handle import Handle, Job
 from .relay import RelayedPty
-from .spawn import Child, Spawner
+from .spawn import Child, Spawned, Spawner
 
 
 class LocalLabHost(LabHost):
@@ -100,7 +100,7 @@ class LocalLabHost(LabHost):
         of the machine's that a hostile lab host led the server to)."""
 
 
-class PipedJob(Job):
+class PipedJob(Spawned, Job):
     """A spawned ``Child`` with its output on two pipes."""
 
     def __init__(self, child: Child):
@@ -108,15 +108,6 @@ class PipedJob(Job):
 
     def outputs(self) -> tuple[int, int]:
         return self.child.stdout, self.child.stderr
-
-    def signal(self, sig: int) -> None:
-        self.child.signal(sig)
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        return self.child.wait(timeout)
-
-    def abandon(self) -> None:
-        self.child.abandon()
 
     def close(self) -> None:
         self.child.close_fds()

@@ -25,7 +25,7 @@ import termios
 import threading
 
 from .handle import Handle, ready
-from .spawn import Child
+from .spawn import Child, Spawned
 
 log = logging.getLogger(__name__)
 PIPE_SIZE = 1 << 20      # the output pipe's capacity, and the input pipe's: four times INPUT_PENDING, so a
@@ -33,7 +33,32 @@ PIPE_SIZE = 1 << 20      # the output pipe's capacity, and the input pipe's: fou
 RELAY_RESTARTS = 2       # new output relays for one command whose relay ended before its terminal
 
 
-class RelayedPty(Handle):
+class PipedInput:
+    """Typed input through a pipe (its write end ``_in``, non-blocking; -1 once closed, under ``_lock``) to
+    what copies it into the terminal (a ``cat``): the input not yet read is what the pipe holds."""
+
+    _in: int
+    _lock: threading.Lock
+
+    def unread_input(self) -> int:
+        with self._lock:
+            if self._in < 0:
+                raise ProcessLookupError("the process has ended")
+            return struct.unpack("i", fcntl.ioctl(self._in, termios.FIONREAD, b"\0" * 4))[0]
+
+    def write_some(self, data: bytes) -> int:
+        with self._lock:
+            if self._in < 0:
+                raise ProcessLookupError("the process has ended")
+            try:
+                return os.write(self._in, data)
+            except BlockingIOError:
+                return 0
+            except OSError as e:
+                raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
+
+
+class RelayedPty(Spawned, PipedInput, Handle):
     """A spawned ``Child``'s PTY master behind an output and an input relay."""
 
     def __init__(self, child: Child, where: str):
@@ -125,36 +150,10 @@ class RelayedPty(Handle):
     def hung_up(self) -> bool:
         return bool(ready([self.master], 0, select.POLLHUP))
 
-    def unread_input(self) -> int:
-        with self._lock:
-            if self._in < 0:
-                raise ProcessLookupError("the process has ended")
-            return struct.unpack("i", fcntl.ioctl(self._in, termios.FIONREAD, b"\0" * 4))[0]
-
-    def write_some(self, data: bytes) -> int:
-        with self._lock:
-            if self._in < 0:
-                raise ProcessLookupError("the process has ended")
-            try:
-                return os.write(self._in, data)
-            except BlockingIOError:
-                return 0
-            except OSError as e:
-                raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
-
     def resize(self, rows: int, cols: int) -> None:
         with self._lock:
             if self.master >= 0 and self._in >= 0:
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def signal(self, sig: int) -> None:
-        self.child.signal(sig)
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        return self.child.wait(timeout)
-
-    def abandon(self) -> None:
-        self.child.abandon()
 
     def close(self) -> None:
         with self._lock:
