@@ -10,6 +10,7 @@ import pytest
 from conftest import sh
 from web_support import wait_for
 from webapp.lab import requires
+from webapp.labhost.offers import PROBES
 from webapp.labhost.pool import Pool
 
 
@@ -42,7 +43,7 @@ def test_pool_fills_hands_out_ready_lab_hosts_and_refills(settings):
         assert first.health().ok and pool.waiting() == 1
         # probed while it waited: its first lab's requirements are known without a command (a room joins
         # at once), a second lab's are probed again
-        assert first.offers == set(requires.PROBES)
+        assert first.offers == set(PROBES)
         assert requires.lacking(first, ["docker", "netns"]) == [] and first.offers is None
         assert sh(first, "docker run --rm busybox true")[0].ok   # thawed, dockerd and containerd go on as before
         assert sh(first, "docker image rm busybox")[0].ok

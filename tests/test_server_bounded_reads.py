@@ -21,7 +21,7 @@ import pytest
 from conftest import LABNB, labnb, labnb_env, sh
 from test_security import attack, frozen_cgroups, thaw_and_remove
 from web_support import Server, _state_dir, wait_for
-from webapp.lab import requires
+from webapp.labhost.offers import PROBES, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_FLOOD = 256 << 20       # what the learner's bash prints when the probe runs it
@@ -75,11 +75,11 @@ def test_probe_never_runs_the_learners_bash_from_path(fresh_lab_host):
     job runs the machine's bash, by its path, and answers right with memory to spare."""
     host = fresh_lab_host
     _plant_bash(host, "path")
-    offers, growth = _growth(lambda: requires.probe(host))
+    offers, growth = _growth(lambda: probe(host))
     ran = _fake_ran(host)
     print(f"probe with a bash first on PATH: the server grew by {growth >> 20} MiB; the fake ran: {ran}")
     assert not ran, "the requires probe ran the learner's bash from /run/labnb/bin"
-    assert offers == set(requires.PROBES), offers
+    assert offers == set(PROBES), offers
     assert growth < GROWTH_MAX, f"the server grew by {growth >> 20} MiB while it probed the lab host"
 
 
@@ -89,11 +89,11 @@ def test_probe_reads_a_flood_from_a_bash_bound_over_the_machines_within_a_bound(
     reads its 256 MiB within a bound, and still answers."""
     host = fresh_lab_host
     _plant_bash(host, "mount")
-    offers, growth = _growth(lambda: requires.probe(host))
+    offers, growth = _growth(lambda: probe(host))
     ran = _fake_ran(host)
     print(f"probe with a bash bound over the machine's: the server grew by {growth >> 20} MiB; the fake ran: {ran}")
     assert ran, "the attack did not run: the probe did not start the learner's bash"
-    assert offers == set(requires.PROBES), offers
+    assert offers == set(PROBES), offers
     assert growth < GROWTH_MAX, f"the server grew by {growth >> 20} MiB while it read the probe's flood"
 
 

@@ -25,74 +25,32 @@ import tempfile
 import termios
 import threading
 import time
-from typing import Callable
 
 from webapp.config import Settings
 from webapp.labhost import backends
-from webapp.labhost.base import Handle, HeadTail, Health, LabHost, LabHostError
+from webapp.labhost.base import Handle, Health, Job, LabHost, LabHostError
+from webapp.labhost.handle import ready
+from webapp.labhost.relay import PipedInput
 from webapp.labhost.statedir import SCRIPTS
 
 SLOW_READY = 0.3   # seconds a SlowLabHost takes to get ready
+INPUT_PIPE = 1 << 20   # the input pipe's capacity: more than INPUT_PENDING, so a write within the bound goes whole
 _ids = itertools.count(1)
 
 
-class FakeHandle(Handle):
-    """A local subprocess in a session of its own, a PTY its controlling terminal; the server end read
-    directly (a test's output is small: no relays)."""
+class _Process:
+    """A local subprocess in a session of its own: its signals and its end."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str, rows: int, cols: int):
-        master, slave = pty.openpty()
-        _set_size(slave, rows, cols)
-        try:
-            self._proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                                          start_new_session=True, close_fds=True,
-                                          preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-        except OSError as e:
-            os.close(master)
-            raise LabHostError(f"the fake lab host could not start {argv[0]}: {e.strerror}") from None
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        self.master = master
-        self.pid = self._proc.pid
-        self._lock = threading.Lock()
+    _proc: subprocess.Popen
 
     @property
     def returncode(self) -> int | None:
         return self._proc.returncode
 
-    def fileno(self) -> int:
-        return self.master
-
-    def read(self, size: int) -> bytes:
-        try:
-            return os.read(self.master, size)
-        except BlockingIOError:
-            raise
-        except OSError:   # EIO: no process holds the terminal any more
-            return b""
-
-    def has_output(self) -> bool:
-        return bool(_events(self.master, select.POLLIN) & select.POLLIN)
-
-    def hung_up(self) -> bool:
-        return bool(_events(self.master, select.POLLHUP))
-
-    def write(self, data: bytes) -> None:
-        with self._lock:
-            if self.master < 0:
-                raise ProcessLookupError("the process has ended")
-            os.write(self.master, data)
-
-    def resize(self, rows: int, cols: int) -> None:
-        with self._lock:
-            if self.master >= 0:
-                _set_size(self.master, rows, cols)
-
     def signal(self, sig: int) -> None:
         if self._proc.returncode is None:
             try:
-                os.killpg(self.pid, sig)
+                os.killpg(self._proc.pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -105,18 +63,90 @@ class FakeHandle(Handle):
     def abandon(self) -> None:
         self.signal(signal.SIGKILL)
 
-    def close(self) -> None:
+
+class FakeHandle(_Process, PipedInput, Handle):
+    """A local subprocess, a PTY its controlling terminal; the server end read directly (a test's output
+    is small: no output relay), typed input through a pipe and a ``cat``, as on this machine's lab hosts
+    (``PipedInput``), so that what the terminal has not read is counted."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str, rows: int, cols: int):
+        super().__init__()
+        master, slave = pty.openpty()
+        _set_size(slave, rows, cols)
+        try:
+            self._proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
+                                          start_new_session=True, close_fds=True,
+                                          preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        except OSError as e:
+            os.close(master)
+            raise LabHostError(f"the fake lab host could not start {argv[0]}: {e.strerror}") from None
+        finally:
+            os.close(slave)
+        typed, self._in = os.pipe()
+        fcntl.fcntl(self._in, fcntl.F_SETPIPE_SZ, INPUT_PIPE)
+        os.set_blocking(self._in, False)
+        self._typist = subprocess.Popen(["cat"], stdin=typed, stdout=master, stderr=subprocess.DEVNULL,
+                                        close_fds=True, start_new_session=True)
+        os.close(typed)
+        self.master = master   # blocking, for the typist: ``read`` polls first
+        self.pid = self._proc.pid
+        self._lock = threading.Lock()   # not into a descriptor ``close`` has closed
+
+    def fileno(self) -> int:
+        return self.master
+
+    def read(self, size: int) -> bytes:
+        if not ready([self.master]):
+            raise BlockingIOError("no output waits")
+        try:
+            return os.read(self.master, size)
+        except OSError:   # EIO: no process holds the terminal any more
+            return b""
+
+    def has_output(self) -> bool:
+        return bool(ready([self.master]).get(self.master, 0) & select.POLLIN)
+
+    def hung_up(self) -> bool:
+        return bool(ready([self.master], 0, select.POLLHUP))
+
+    def resize(self, rows: int, cols: int) -> None:
         with self._lock:
             if self.master >= 0:
-                os.close(self.master)
-                self.master = -1
+                _set_size(self.master, rows, cols)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self._in, self.master):
+                if fd >= 0:
+                    os.close(fd)
+            self._in = self.master = -1
+        self._typist.kill()   # it may wait on a terminal nobody reads
+        self._typist.wait()
+
+
+class FakeJob(_Process, Job):
+    """A local subprocess in a session of its own, its output on two pipes."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str):
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
+        except OSError as e:
+            raise LabHostError(f"the fake lab host could not start {argv[0]}: {e.strerror}") from None
+
+    def outputs(self) -> tuple[int, int]:
+        return self._proc.stdout.fileno(), self._proc.stderr.fileno()
+
+    def close(self) -> None:
+        self._proc.stdout.close()
+        self._proc.stderr.close()
 
 
 class FakeLabHost(LabHost):
     """A lab host that is a temporary directory of this machine; ``ports`` and ``picture`` are what it
     says of its network."""
 
-    kind = "fake"
+    backend = "fake"
 
     def __init__(self, settings: Settings):
         super().__init__(f"fake-{next(_ids)}")
@@ -165,18 +195,10 @@ class FakeLabHost(LabHost):
         self._handles.append(handle)
         return handle
 
-    def capture(self, argv: list[str], timeout: float = 60, *,
-                stdout: Callable[[bytes], None] | None = None) -> tuple[int, bytes, bytes]:
-        try:
-            done = subprocess.run(argv, capture_output=True, env=self.command_env(), cwd=self.home,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:g} s",
-                               "The lab host is frozen, overloaded or broken: reset it") from None
-        out, err = HeadTail(), HeadTail()
-        (stdout or out.feed)(done.stdout)
-        err.feed(done.stderr)
-        return done.returncode, out.value(), err.value()
+    def start_job(self, argv: list[str]) -> Job:
+        if not self.alive():
+            raise LabHostError(f"lab host {self.id} is gone", "Reset the lab host")
+        return FakeJob(argv, self.command_env(), self.home)
 
     def listening_ports(self) -> list[tuple[int, str]]:
         return list(self.ports)
@@ -193,12 +215,11 @@ class FakeLabHost(LabHost):
     def docker_socket(self, timeout: float) -> socket.socket:
         raise LabHostError(f"fake lab host {self.id} has no docker engine")
 
-    def docker(self, timeout: int = 30):
-        raise LabHostError(f"fake lab host {self.id} has no docker engine")
-
 
 class SlowLabHost(FakeLabHost):
     """Gets ready SLOW_READY seconds after it was started (a loaded machine)."""
+
+    backend = "fake-slow"
 
     def wait_ready(self, timeout: float) -> None:
         time.sleep(min(SLOW_READY, timeout))
@@ -209,6 +230,8 @@ class SlowLabHost(FakeLabHost):
 class NeverLabHost(FakeLabHost):
     """Never gets ready: waits out the ready timeout, then fails as a real one does."""
 
+    backend = "fake-never"
+
     def wait_ready(self, timeout: float) -> None:
         time.sleep(timeout)
         raise LabHostError(f"lab host {self.id} did not get ready within {timeout:g} s",
@@ -216,9 +239,9 @@ class NeverLabHost(FakeLabHost):
 
 
 BACKENDS = [
-    backends.Backend("fake", FakeLabHost, pooled=True, reapable=False, isolated=True),
-    backends.Backend("fake-slow", SlowLabHost, pooled=True, reapable=False, isolated=True),
-    backends.Backend("fake-never", NeverLabHost, pooled=True, reapable=False, isolated=True),
+    backends.Backend("fake", FakeLabHost, pooled=True, recorded=False, isolated=True),
+    backends.Backend("fake-slow", SlowLabHost, pooled=True, recorded=False, isolated=True),
+    backends.Backend("fake-never", NeverLabHost, pooled=True, recorded=False, isolated=True),
 ]
 
 
@@ -242,8 +265,3 @@ def settings(state_dir: str, backend: str = "fake", **kw) -> Settings:
 def _set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
-
-def _events(fd: int, events: int) -> int:
-    poller = select.poll()
-    poller.register(fd, events)
-    return next((ev for _, ev in poller.poll(0)), 0)

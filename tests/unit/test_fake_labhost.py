@@ -30,7 +30,7 @@ def host(tmp_path):
 
 def test_the_registry_makes_a_registered_backend(tmp_path):
     made = pool.make(fakes.settings(str(tmp_path)))
-    assert isinstance(made, fakes.FakeLabHost) and made.kind == "fake"
+    assert isinstance(made, fakes.FakeLabHost) and made.backend == "fake"
     assert "fake" in backends.names() and backends.get("fake").pooled
 
 

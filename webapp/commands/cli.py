@@ -224,13 +224,13 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     signal.signal(signal.SIGINT, interrupted)
     try:
         try:
-            if kind.reapable:
+            if kind.recorded:
                 prepare_state_dir(settings)
             host = pool.create(settings)
         except LabHostError as e:
             click.echo(f"cannot make a lab host: {e}", err=True)
             sys.exit(3)
-        click.echo(f"{lab.path}: {lab.title}, on {host.kind} lab host {host.id}")
+        click.echo(f"{lab.path}: {lab.title}, on {host.backend} lab host {host.id}")
         try:
             missing = requires.lacking(host, lab.requires)
         except LabHostError as e:

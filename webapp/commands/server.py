@@ -69,7 +69,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     backend = backends.get(settings.backend)
     if backend.isolated:   # each with a memory limit of its own: as many as the machine's memory fits
         log.info("capacity: %s", capacity(settings))
-    if backend.reapable:
+    if backend.recorded:
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))

@@ -14,15 +14,14 @@ drains whole.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import select
 import signal
 import threading
 import time
 from typing import Callable
 
 from ..labhost.base import Handle, LabHost, LabHostError
+from ..labhost.handle import ready
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 
 log = logging.getLogger(__name__)
@@ -160,12 +159,12 @@ class PtyProcess:
     def _read_loop(self) -> None:
         """Read until the command has exited and its output is all in.
 
-        Once the PTY is closed (no process of the command holds it) the relay
-        ends after the last byte. A background job may hold it open: then,
-        DRAIN_GRACE after the exit, reading stops when nothing is waiting,
-        neither in the relay's pipe nor in the PTY (a late relay's), and at
-        once when the run was stopped. A consumer that fails ends the command:
-        its output is never cut short in silence."""
+        Once no process of the command holds its terminal (``Handle.hung_up``)
+        the output ends after the last byte. A background job may hold it:
+        then, DRAIN_GRACE after the exit, reading stops when no output waits
+        (``Handle.has_output``), and at once when the run was stopped. A
+        consumer that fails ends the command: its output is never cut short
+        in silence."""
         exited_at: float | None = None
         eof = False
         try:
@@ -186,7 +185,7 @@ class PtyProcess:
                     continue
                 out = self.handle.fileno()
                 watched = ([] if eof else [out]) + ([] if exited_at else [self._wake_r])
-                readable = _ready(watched, left)
+                readable = ready(watched, left)
                 if self._wake_r in readable:
                     exited_at = time.monotonic()
                 if out in readable:
@@ -245,11 +244,3 @@ class PtyProcess:
         self.outcome = outcome
         self._done.set()
 
-
-def _ready(fds: list[int], timeout: float | None, events: int = select.POLLIN) -> list[int]:
-    """Those of ``fds`` ready (or hung up) within ``timeout`` seconds, None: no limit.
-    poll, not select: a busy server has descriptors above select's 1023."""
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, events)
-    return [fd for fd, _ in poller.poll(None if timeout is None else math.ceil(timeout * 1000))]

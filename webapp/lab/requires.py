@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..labhost.offers import PROBES, probe   # the items a lab may name, and how each is found
+from ..labhost.offers import probe
 
 if TYPE_CHECKING:
     from ..labhost.base import LabHost
 
-__all__ = ["PROBES", "probe", "lacking", "refusal"]
+__all__ = ["lacking", "refusal"]
 
 
 def lacking(host: LabHost, needs: list[str]) -> list[str]:
@@ -29,5 +29,5 @@ def lacking(host: LabHost, needs: list[str]) -> list[str]:
 
 
 def refusal(lab_id: str, missing: list[str], host: LabHost) -> str:
-    return (f"lab {lab_id} needs {', '.join(missing)}, which {host.kind} lab host {host.id} lacks; "
+    return (f"lab {lab_id} needs {', '.join(missing)}, which {host.backend} lab host {host.id} lacks; "
             f"on a plain lab host install or start them, or use the sandbox backend")

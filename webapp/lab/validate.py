@@ -10,8 +10,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..labhost.offers import PROBES
 from .model import Check, Command, Match
-from .requires import PROBES
 
 Report = Callable[[int, str], None]
 

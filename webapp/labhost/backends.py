@@ -26,8 +26,8 @@ class Backend:
     name: str
     make: str | Callable[[Settings], LabHost]   # a new, not yet started, lab host ("module:Class" or callable)
     pooled: bool     # slow to make: the server keeps a warm pool of them ready (LABNB_POOL_SIZE)
-    reapable: bool   # recorded in the state dir, outlives a killed server: reaped by the next (``reaper.py``),
-                     # listed for operators (/lab-hosts)
+    recorded: bool   # recorded in the state dir, which is prepared for it; outlives a killed server: reaped by
+                     # the next (``reaper.py``), listed for operators (/lab-hosts)
     isolated: bool   # a learner's commands cannot touch this machine: its own limits (memory fitted to the
                      # machine, the server's own memory cgroup required); not isolated: warned about
 
@@ -70,5 +70,5 @@ def get(name: str) -> Backend:
     return found
 
 
-register(Backend("sandbox", "webapp.labhost.sandbox:SandboxLabHost", pooled=True, reapable=True, isolated=True))
-register(Backend("plain", "webapp.labhost.plain:PlainLabHost", pooled=False, reapable=False, isolated=False))
+register(Backend("sandbox", "webapp.labhost.sandbox:SandboxLabHost", pooled=True, recorded=True, isolated=True))
+register(Backend("plain", "webapp.labhost.plain:PlainLabHost", pooled=False, recorded=False, isolated=False))

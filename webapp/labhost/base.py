@@ -8,26 +8,30 @@ list and connect to its listening ports, read its network picture, and talk to
 its docker engine. Nothing here is a descriptor of this machine: the backends
 on this machine's kernel share that code in ``local.py``; a lab host elsewhere
 (another node, a pod) implements the same methods its own way.
+
+What the server must never leave to a backend is here, concrete: ``capture``
+bounds the output of the server's own jobs and puts a deadline on them (a
+backend only starts the job: ``start_job``), and ``Handle.write`` bounds typed
+input (``handle.py``).
 """
 from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 import socket
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .errors import LabHostError
-from .handle import Handle
+from .handle import Handle, Job, ready
 
-if TYPE_CHECKING:
-    import docker
-
-__all__ = ["LabHost", "LabHostError", "Handle", "Health", "HeadTail", "BASH", "DOCKER_API", "KEEP"]
+__all__ = ["LabHost", "LabHostError", "Handle", "Job", "Health", "HeadTail", "BASH", "DOCKER_API", "KEEP"]
 
 DOCKER_API = "1.41"  # docker.io 20.10; a fixed version avoids a round trip at construction
 KEEP = 64 << 10      # bytes of the server's own jobs' output kept at each end (a check's verdict, a probe's answer)
 BASH = "/bin/bash"   # the shell of the server's own jobs, by its path: never a `bash` the learner put first on PATH
+READ_SIZE = 256 << 10   # bytes per read of a server job's output at most
 
 
 class HeadTail:
@@ -72,8 +76,8 @@ class LabHost(abc.ABC):
     learner's): every implementation bounds what it reads and puts a deadline
     on every wait (docs/security.md)."""
 
-    kind: str = ""
-    home: str = "/"   # where commands start
+    backend: str = ""   # the name its backend is registered by (``Backend.name``, ``backends.py``)
+    home: str = "/"     # where commands start
 
     def __init__(self, lab_host_id: str):
         self.id = lab_host_id
@@ -120,12 +124,42 @@ class LabHost(abc.ABC):
         handle. LabHostError if it cannot be started (within a deadline)."""
 
     @abc.abstractmethod
+    def start_job(self, argv: list[str]) -> Job:
+        """Start ``argv`` inside the lab host without a terminal, its output on two descriptors, for
+        ``capture``; LabHostError if it cannot be started (within a deadline)."""
+
     def capture(self, argv: list[str], timeout: float = 60, *,
                 stdout: Callable[[bytes], None] | None = None) -> tuple[int, bytes, bytes]:
         """Run ``argv`` without a terminal, for the server's own jobs: its return code, and a bounded head
         and tail (``HeadTail``) of its stdout, unless ``stdout`` takes each chunk of it, and of its stderr.
         Whatever it prints, and however long it takes: past ``timeout`` seconds it is killed and
         LabHostError says so, also when its lab host does not answer at all (frozen by its root)."""
+        job = self.start_job(argv)
+        out, err = HeadTail(), HeadTail()
+        fd_out, fd_err = job.outputs()
+        sinks = {fd_out: stdout or out.feed, fd_err: err.feed}
+        deadline = time.monotonic() + timeout
+        rc = None
+        try:
+            while sinks and time.monotonic() < deadline:
+                for fd in ready(list(sinks), max(0.001, deadline - time.monotonic())):
+                    chunk = os.read(fd, READ_SIZE)
+                    if chunk:
+                        sinks[fd](chunk)
+                    else:
+                        del sinks[fd]
+            if not sinks:
+                rc = job.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            job.close()
+            if rc is None:
+                job.signal(9)
+                job.abandon()
+                job.wait()
+        if rc is None:
+            raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:g} s",
+                               "The lab host is frozen, overloaded or broken: reset it")
+        return rc, out.value(), err.value()
 
     # -- network ------------------------------------------------------------
     @abc.abstractmethod
@@ -147,8 +181,3 @@ class LabHost(abc.ABC):
     @abc.abstractmethod
     def docker_socket(self, timeout: float) -> socket.socket:
         """A connection to the lab host's dockerd API, to be read as a hostile peer's (``engine.get``)."""
-
-    @abc.abstractmethod
-    def docker(self, timeout: int = 30) -> docker.DockerClient:
-        """A docker SDK client for the lab host's daemon (close it after use), for the server's own jobs
-        on a lab host it just made, before any learner command ran."""

@@ -5,19 +5,31 @@ The learner is root in the lab host and may put any program on its
 without a deadline as long as bytes trickle in, with no bound on its size,
 and inflates a gzip answer whole (a few KiB from the lab host, gigabytes in
 the server). Here a question is one HTTP/1.0 GET with an overall deadline
-and a bound on the answer's size; only an uncompressed answer is taken.
-(The SDK client, ``LabHost.docker``, is for the server's own jobs on a lab
+and a bound on the answer's size; only an uncompressed answer is taken. What
+it names is the learner's text: ``clean`` makes it safe to show. (The SDK
+client, ``SandboxLabHost.docker``, is only for the server's own jobs on a lab
 host it just made, before any learner command ran.)
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from .base import DOCKER_API, LabHost, LabHostError
 
 DEADLINE = 3.0          # seconds for a whole answer
 MAX_ANSWER = 4 << 20    # bytes: the list of a few thousand containers
+MAX_CONTAINERS = 256    # of a list, considered at most
+MAX_NAME = 48           # characters of a name shown
+
+
+def clean(text, limit: int = MAX_NAME) -> str:
+    """A learner's name as text anyone may show: no control characters, no undecodable bytes, bounded."""
+    text = text if isinstance(text, str) else str(text)
+    text = os.fsencode(text[:limit + 1]).decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in text)
+    return text if len(text) <= limit else text[:limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 class EngineError(LabHostError):

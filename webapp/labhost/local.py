@@ -1,28 +1,25 @@
 """The capabilities of a lab host on this machine's kernel, made of local descriptors, once for the
 sandbox and the plain backend: commands by the lab host's spawner (``spawn.py``), their terminals behind
 ``cat`` relays (``relay.py``), ports and the network picture over netlink in the lab host's own
-namespaces (``netlink.py``, ``netpicture.py``), the docker engine by its socket.
+namespaces (``netlink.py``, ``netpicture.py``).
 
-A backend made of this machine's namespaces says how to reach them:
-``namespace_fd``, ``open_inside`` and ``owns_namespace``. The defaults are
-this machine's own (the plain backend: a lab host that is this machine).
+A backend made of this machine's namespaces says how to reach them, and
+its dockerd: ``namespace_fd``, ``open_inside``, ``owns_namespace`` and
+``docker_socket``. There are no defaults: one forgotten would lead to the
+server's own namespaces (its ports, its loopback services), so a class that
+lacks one cannot be made. The plain backend's are this machine's own.
 """
 from __future__ import annotations
 
-import math
+import abc
 import os
-import select
 import socket
-import time
-from typing import Callable
 
 from . import netlink, netpicture, nsfs
-from .base import HeadTail, LabHost, LabHostError
-from .handle import Handle
+from .base import LabHost, LabHostError
+from .handle import Handle, Job
 from .relay import RelayedPty
-from .spawn import Child, Spawner
-
-READ_SIZE = 256 << 10   # bytes per read of a server job's output pipes at most
+from .spawn import Child, Spawned, Spawner
 
 
 class LocalLabHost(LabHost):
@@ -48,37 +45,8 @@ class LocalLabHost(LabHost):
             raise LabHostError(f"cannot relay the terminal with cat: {e.strerror}",
                                "The server has run out of processes or descriptors") from None
 
-    def capture(self, argv: list[str], timeout: float = 60, *,
-                stdout: Callable[[bytes], None] | None = None) -> tuple[int, bytes, bytes]:
-        child = self.spawn(argv, tty=False)
-        out, err = HeadTail(), HeadTail()
-        sinks = {child.stdout: stdout or out.feed, child.stderr: err.feed}
-        deadline = time.monotonic() + timeout
-        rc = None
-        try:
-            poller = select.poll()
-            for fd in sinks:
-                poller.register(fd, select.POLLIN)
-            while sinks and time.monotonic() < deadline:
-                for fd, _ in poller.poll(max(1, math.ceil((deadline - time.monotonic()) * 1000))):
-                    chunk = os.read(fd, READ_SIZE)
-                    if chunk:
-                        sinks[fd](chunk)
-                    else:
-                        poller.unregister(fd)
-                        del sinks[fd]
-            if not sinks:
-                rc = child.wait(max(0.0, deadline - time.monotonic()))
-        finally:
-            child.close_fds()
-            if rc is None:
-                child.signal(9)
-                child.abandon()
-                child.wait()
-        if rc is None:
-            raise LabHostError(f"{argv[0]} in lab host {self.id} did not end within {timeout:g} s",
-                               "The lab host is frozen, overloaded or broken: reset it")
-        return rc, out.value(), err.value()
+    def start_job(self, argv: list[str]) -> Job:
+        return PipedJob(self.spawn(argv, tty=False))
 
     # -- network ------------------------------------------------------------
     def listening_ports(self) -> list[tuple[int, str]]:
@@ -117,30 +85,29 @@ class LocalLabHost(LabHost):
     def network_picture(self, sandbox_keys: dict[str, str] | None, budget: float) -> dict:
         return netpicture.read(self, sandbox_keys, budget)
 
-    # -- docker engine ------------------------------------------------------
-    def docker_socket(self, timeout: float) -> socket.socket:
-        """By default this machine's dockerd."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(timeout)
-        try:
-            sock.connect("/run/docker.sock")
-        except OSError as e:
-            sock.close()
-            raise LabHostError(f"the docker daemon of this machine does not answer: {e}",
-                               "Start docker (systemctl start docker)") from None
-        return sock
-
     # -- this machine's namespaces -------------------------------------------
+    @abc.abstractmethod
     def namespace_fd(self, kind: str) -> int:
-        """A descriptor of the lab host's own namespace of ``kind`` ("net", "user"); the caller closes it.
-        By default the server's own: a lab host that is this machine."""
-        return os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        """A descriptor of the lab host's own namespace of ``kind`` ("net", "user"); the caller closes it."""
 
+    @abc.abstractmethod
     def open_inside(self, path: str, flags: int) -> int:
-        """A descriptor for ``path`` as the lab host sees it (by default this machine's path)."""
-        return os.open(path, flags | os.O_CLOEXEC)
+        """A descriptor for ``path`` as the lab host sees it, resolved inside it."""
 
+    @abc.abstractmethod
     def owns_namespace(self, fd: int) -> bool:
         """Whether the namespace ``fd``, found at a path inside the lab host, is the lab host's own (not one
-        of the machine's that a hostile lab host led the server to). On this machine itself, all are."""
-        return True
+        of the machine's that a hostile lab host led the server to)."""
+
+
+class PipedJob(Spawned, Job):
+    """A spawned ``Child`` with its output on two pipes."""
+
+    def __init__(self, child: Child):
+        self.child = child
+
+    def outputs(self) -> tuple[int, int]:
+        return self.child.stdout, self.child.stderr
+
+    def close(self) -> None:
+        self.child.close_fds()

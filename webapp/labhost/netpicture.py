@@ -27,12 +27,13 @@ from typing import Protocol
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP
 
 from . import engine, inside, netlink, nsfs
+from .engine import MAX_CONTAINERS, clean
 from .errors import LabHostError
 
 
-
-class LocalLabHost(Protocol):
-    """What a picture is read through: the local lab host's descriptors (local.py, which calls ``read``)."""
+class NamespaceReader(Protocol):
+    """What a picture is read through: a lab host's namespaces on this machine (``LocalLabHost``, which
+    calls ``read``)."""
 
     id: str
 
@@ -42,26 +43,17 @@ class LocalLabHost(Protocol):
 
     def owns_namespace(self, fd: int) -> bool: ...
 
+
 log = logging.getLogger(__name__)
 
 MAX_NAMESPACES = 64    # a picture stays readable to about 30
 MAX_INTERFACES = 64    # per namespace
 MAX_ADDRESSES = 8      # per interface
-MAX_CONTAINERS = 256   # considered, by name
 MAX_MEMBERS = 16       # named in a box; the rest are counted
 MAX_NETNS_FILES = 256  # entries of /run/netns looked at
 MAX_NOTES = 16
-MAX_NAME = 48          # characters of a name shown
 ARPHRD_LOOPBACK = 772
 CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
-
-
-def clean(text, limit: int = MAX_NAME) -> str:
-    """A learner's name as text anyone may show: no control characters, no undecodable bytes, bounded."""
-    text = text if isinstance(text, str) else str(text)
-    text = os.fsencode(text[:limit + 1]).decode("utf-8", "replace")
-    text = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in text)
-    return text if len(text) <= limit else text[:limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 @dataclasses.dataclass
@@ -95,7 +87,7 @@ class _Notes(list):
 class _Finder:
     """The lab host's namespaces, one ``Namespace`` per kernel namespace, each opened once."""
 
-    def __init__(self, host: LocalLabHost, notes: list[str], own: int):
+    def __init__(self, host: NamespaceReader, notes: list[str], own: int):
         self.host, self.notes = host, notes
         self.found: dict[tuple[int, int], Namespace] = {}
         self.skipped = 0
@@ -153,7 +145,7 @@ class _Finder:
             os.close(ns.fd)
 
 
-def read(host: LocalLabHost, sandbox_keys: dict[str, str] | None, budget: float) -> dict:
+def read(host: NamespaceReader, sandbox_keys: dict[str, str] | None, budget: float) -> dict:
     """The picture as a dict (what ``/network.json`` serves, docs/network.md), not yet laid out.
     ``sandbox_keys`` (container id: its sandbox key) is kept by the caller from one read to the next;
     past ``budget`` seconds the namespaces left are shown without their interfaces."""
@@ -183,7 +175,7 @@ def read(host: LocalLabHost, sandbox_keys: dict[str, str] | None, budget: float)
     return picture
 
 
-def _containers(host: LocalLabHost, finder: _Finder, own: Namespace, keys: dict[str, str]) -> None:
+def _containers(host: NamespaceReader, finder: _Finder, own: Namespace, keys: dict[str, str]) -> None:
     """Each running container into its namespace: its sandbox key's, the lab host's (host mode) or the one of
     the container it shares (``--network container:``)."""
     try:
@@ -228,7 +220,7 @@ def _name(container: dict) -> str:
     return str(names[0]).lstrip("/")
 
 
-def _open_sandbox(host: LocalLabHost, container_id: str, finder: _Finder, keys: dict[str, str],
+def _open_sandbox(host: NamespaceReader, container_id: str, finder: _Finder, keys: dict[str, str],
                   member: Member) -> int | None:
     """The container's namespace by its sandbox key: known from an earlier read (a container keeps its key
     while it runs; one restarted under the same id has a new one, and the old file is gone), or asked of

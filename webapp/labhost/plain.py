@@ -2,17 +2,16 @@
 
 Commands run directly, as the server's user, started by a spawner on this
 machine (the same program and protocol as in a sandbox lab host); nothing is
-isolated and ``destroy`` cannot undo what a lab did. The docker daemon is
-the machine's own.
+isolated and ``destroy`` cannot undo what a lab did. The docker daemon, the
+namespaces and the paths are the machine's own: the lab host is this machine.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 
-import docker
-
-from .base import DOCKER_API, Health, LabHostError
+from .base import Health, LabHostError
 from .local import LocalLabHost
 from . import spawn
 from .statedir import SCRIPTS
@@ -21,7 +20,7 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class PlainLabHost(LocalLabHost):
-    kind = "plain"
+    backend = "plain"
 
     def __init__(self, settings, lab_host_id: str = "plain"):
         super().__init__(lab_host_id)
@@ -44,11 +43,30 @@ class PlainLabHost(LocalLabHost):
     def shell_rc(self) -> str:
         return os.path.join(SCRIPTS, "bashrc")
 
-    def docker(self, timeout: int = 30) -> docker.DockerClient:
-        return docker.DockerClient(base_url="unix:///run/docker.sock", version=DOCKER_API, timeout=timeout)
+    # -- this machine is the lab host: its namespaces, paths and dockerd -------
+    def namespace_fd(self, kind: str) -> int:
+        """The server's own: the lab host is this machine."""
+        return os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
 
-    def netns_path(self) -> None:
-        return None
+    def open_inside(self, path: str, flags: int) -> int:
+        """This machine's ``path``: the lab host is this machine."""
+        return os.open(path, flags | os.O_CLOEXEC)
+
+    def owns_namespace(self, fd: int) -> bool:
+        """Every namespace of this machine is the lab host's own: the lab host is this machine."""
+        return True
+
+    def docker_socket(self, timeout: float) -> socket.socket:
+        """This machine's dockerd: the lab host is this machine."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        try:
+            sock.connect("/run/docker.sock")
+        except OSError as e:
+            sock.close()
+            raise LabHostError(f"the docker daemon of this machine does not answer: {e}",
+                               "Start docker (systemctl start docker)") from None
+        return sock
 
     def health(self) -> Health:
         if shutil.which("bash") is None:

@@ -57,7 +57,7 @@ class Pool:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        if self.backend.reapable:
+        if self.backend.recorded:
             prepare_state_dir(settings)
 
     def start(self) -> "Pool":

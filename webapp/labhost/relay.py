@@ -10,7 +10,8 @@ switch interval (5 ms) each time, so reading a flood 4 KiB at a time crawled
 into a pipe of 1 MiB, and one read of that pipe takes everything gathered
 since the last. Input goes the other way through a pipe, so writing never
 blocks a caller on a program that does not read: the pipe is the input's
-bounded buffer, and input past INPUT_PENDING unread bytes is refused.
+bounded buffer, whose unread bytes ``Handle.write`` keeps below INPUT_PENDING
+(``handle.py``).
 """
 from __future__ import annotations
 
@@ -23,20 +24,45 @@ import subprocess
 import termios
 import threading
 
-from .handle import Handle
-from .spawn import Child
+from .handle import Handle, ready
+from .spawn import Child, Spawned
 
 log = logging.getLogger(__name__)
-PIPE_SIZE = 1 << 20      # the output pipe's capacity, and the input pipe's
-INPUT_PENDING = 256 << 10   # input bytes the terminal has not read before more is refused (a quarter of
-                            # the pipe: a write that fits always goes whole, however pages are filled)
+PIPE_SIZE = 1 << 20      # the output pipe's capacity, and the input pipe's: four times INPUT_PENDING, so a
+                         # write within the bound always goes whole, however the pipe's pages are filled
 RELAY_RESTARTS = 2       # new output relays for one command whose relay ended before its terminal
 
 
-class RelayedPty(Handle):
+class PipedInput:
+    """Typed input through a pipe (its write end ``_in``, non-blocking; -1 once closed, under ``_lock``) to
+    what copies it into the terminal (a ``cat``): the input not yet read is what the pipe holds."""
+
+    _in: int
+    _lock: threading.Lock
+
+    def unread_input(self) -> int:
+        with self._lock:
+            if self._in < 0:
+                raise ProcessLookupError("the process has ended")
+            return struct.unpack("i", fcntl.ioctl(self._in, termios.FIONREAD, b"\0" * 4))[0]
+
+    def write_some(self, data: bytes) -> int:
+        with self._lock:
+            if self._in < 0:
+                raise ProcessLookupError("the process has ended")
+            try:
+                return os.write(self._in, data)
+            except BlockingIOError:
+                return 0
+            except OSError as e:
+                raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
+
+
+class RelayedPty(Spawned, PipedInput, Handle):
     """A spawned ``Child``'s PTY master behind an output and an input relay."""
 
     def __init__(self, child: Child, where: str):
+        super().__init__()
         self.child, self.where = child, where   # ``where``: the lab host, for the log
         self.pid = child.pid
         self.master = child.master   # kept by the child, for resizing; closed with it
@@ -104,7 +130,7 @@ class RelayedPty(Handle):
         should end only at the PTY's end: killed, or an error): a new relay
         takes over, at most RELAY_RESTARTS times. Never a read of the PTY in a
         server thread: the lab host may hold it too, and a read could block."""
-        events = _poll(self.master, select.POLLIN | select.POLLHUP)
+        events = ready([self.master], 0, select.POLLIN | select.POLLHUP).get(self.master, 0)
         if self.restarts >= RELAY_RESTARTS or events == select.POLLHUP:   # hung up and read to its end
             return False
         self.restarts += 1
@@ -119,42 +145,15 @@ class RelayedPty(Handle):
         return True
 
     def has_output(self) -> bool:
-        return bool(_ready([self._out, self.master]))
+        return bool(ready([self._out, self.master]))
 
     def hung_up(self) -> bool:
-        return bool(_poll(self.master, select.POLLHUP))
-
-    def write(self, data: bytes) -> None:
-        with self._lock:
-            if self._in < 0:
-                raise ProcessLookupError("the process has ended")
-            unread = struct.unpack("i", fcntl.ioctl(self._in, termios.FIONREAD, b"\0" * 4))[0]
-            if unread + len(data) > INPUT_PENDING:
-                raise BlockingIOError(f"{unread >> 10} KiB typed into the terminal wait to be read, so this input "
-                                      f"({len(data)} bytes) was not sent")
-            try:
-                written = os.write(self._in, data)
-            except BlockingIOError:
-                written = 0
-            except OSError as e:
-                raise ProcessLookupError(f"the terminal is closed: {e.strerror}") from e
-        if written < len(data):   # not with INPUT_PENDING's margin; said, should it ever be
-            raise BlockingIOError(f"the terminal's input is full: {len(data) - written} of {len(data)} bytes "
-                                  "were not sent")
+        return bool(ready([self.master], 0, select.POLLHUP))
 
     def resize(self, rows: int, cols: int) -> None:
         with self._lock:
             if self.master >= 0 and self._in >= 0:
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def signal(self, sig: int) -> None:
-        self.child.signal(sig)
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        return self.child.wait(timeout)
-
-    def abandon(self) -> None:
-        self.child.abandon()
 
     def close(self) -> None:
         with self._lock:
@@ -168,23 +167,6 @@ class RelayedPty(Handle):
             relay.kill()
             relay.wait()
         self._relays = []
-
-
-def _ready(fds: list[int]) -> list[int]:
-    """Those of ``fds`` readable (or hung up) now. poll, not select: a busy server has descriptors above
-    select's 1023."""
-    poller = select.poll()
-    for fd in fds:
-        if fd >= 0:
-            poller.register(fd, select.POLLIN)
-    return [fd for fd, _ in poller.poll(0)]
-
-
-def _poll(fd: int, events: int) -> int:
-    """The events of ``events`` that ``fd`` has now (POLLHUP is always reported)."""
-    poller = select.poll()
-    poller.register(fd, events)
-    return next((ev for _, ev in poller.poll(0)), 0)
 
 
 def _relay(stdin: int, stdout: int) -> subprocess.Popen:

@@ -85,7 +85,7 @@ def build_seed(settings: Settings) -> str:
 
 
 class SandboxLabHost(LocalLabHost):
-    kind = "sandbox"
+    backend = "sandbox"
     home = HOME
 
     def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
@@ -244,7 +244,7 @@ class SandboxLabHost(LocalLabHost):
 
     def _record(self) -> None:
         records.write(self.settings.state_dir, {
-            "id": self.id, "kind": self.kind, "slot": self.slot, "uid": self.uid if self.slot is not None else None,
+            "id": self.id, "kind": self.backend, "slot": self.slot, "uid": self.uid if self.slot is not None else None,
             "cgroup_parent": self.subtree.parent,
             "pid": self.pid,
             "pid_start": self.pid_start, "created": self.created,

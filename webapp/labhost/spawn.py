@@ -118,6 +118,22 @@ class Child:
         self.master = self.stdout = self.stderr = -1
 
 
+class Spawned:
+    """The signals, the wait and the abandon of the ``Child`` held as ``child``: what a terminal's handle
+    and a job made of one share."""
+
+    child: Child
+
+    def signal(self, sig: int) -> None:
+        self.child.signal(sig)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.child.wait(timeout)
+
+    def abandon(self) -> None:
+        self.child.abandon()
+
+
 class Spawner:
     """Asks one lab host's spawner to start commands; thread-safe."""
 

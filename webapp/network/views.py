@@ -18,7 +18,7 @@ READERS = 2           # reads at once, of all lab hosts together
 
 
 class Pictures:
-    """The lab hosts' pictures, shared (webapp/sharing.py): a tab that asks in a loop, or a lab host made to
+    """The lab hosts' pictures, shared (webapp/guard/sharing.py): a tab that asks in a loop, or a lab host made to
     be slow to read, costs the server a bounded share of its time."""
 
     def __init__(self):

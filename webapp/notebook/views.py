@@ -107,6 +107,6 @@ def lab_hosts():
     from ..labhost import backends, reaper
 
     services = _services()
-    hosts = reaper.list_all(services.settings) if backends.get(services.settings.backend).reapable else []
+    hosts = reaper.list_all(services.settings) if backends.get(services.settings.backend).recorded else []
     return render_template("lab_hosts.html", hosts=hosts, waiting=services.pool.waiting(),
                            settings=services.settings)

@@ -13,7 +13,7 @@ import ipaddress
 
 from ..labhost import engine
 from ..labhost.base import LabHost, LabHostError
-from ..labhost.netpicture import MAX_CONTAINERS, clean
+from ..labhost.engine import MAX_CONTAINERS, clean
 
 MAX_PORTS = 64
 

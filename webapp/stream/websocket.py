@@ -12,7 +12,7 @@ In: simple-websocket keeps what it reads until the tab's thread takes it, in a l
 and puts a message of any size together before Engine.IO refuses it. Here its reader stops reading
 while QUEUED messages wait (TCP then holds a client that sends faster than its events are handled),
 and a message past Engine.IO's ``max_http_buffer_size`` closes the connection as it arrives. Input a
-terminal does not read is refused, not waited for (webapp/executor/process.py): a tab's thread waits
+terminal does not read is refused, not waited for (``Handle.write``, webapp/labhost/handle.py): a tab's thread waits
 on its lab host only to start a shell or a terminal there (``shell_open``), within their deadlines.
 
 Out: Engine.IO queues what is sent to a tab without a bound (Flask-SocketIO #663), and a tab's
