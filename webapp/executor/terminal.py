@@ -29,7 +29,7 @@ from .process import OutputCallback, PtyProcess
 
 # How long a prompt waits for the marker that normally follows it at once.
 PROMPT_GRACE = 1.0
-RECENT = 64 << 10   # bytes of what a terminal showed kept for a screen that starts to mirror it later
+RECENT = 64 << 10   # bytes of what a terminal showed kept for a fanout that starts to mirror it later
 _SEQ = re.compile(rb"\x1b\]777([01]);([^\x07\x1b]{0,64})\x07")
 _ECHO = re.compile(rb" printf '\\033\]7770;%s;%s;%s\\007' [0-9a-f]+ \"\$\?\" \"\$\{__labnb_outer:-0\}\"(\r\n)?")
 
@@ -155,7 +155,7 @@ class Terminal:
         self.current: TypedCommand | None = None
         self.filter = MarkerFilter()
         self.recent = bytearray()   # the last RECENT bytes it showed (markers cut), runs' and not
-        self.screen = None          # what mirrors it (``mirror``)
+        self.fanout = None          # what mirrors it (``mirror``)
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
         self._route_lock = threading.Lock()
@@ -195,14 +195,14 @@ class Terminal:
             threading.Thread(target=self._watch_timeout, args=(run,), daemon=True).start()
         return run
 
-    def mirror(self, screen) -> None:
-        """Show what the terminal shows on ``screen`` too (webapp/shells/screen.py): what it showed
+    def mirror(self, fanout) -> None:
+        """Show what the terminal shows on ``fanout`` too (webapp/shells/fanout.py): what it showed
         lately, then all it shows. A run's output is its run's to acknowledge; what the terminal prints
-        between runs (the learner typing into it) is then ``screen``'s, as the terminal panel's is."""
+        between runs (the learner typing into it) is then ``fanout``'s, as the terminal panel's is."""
         with self._route_lock:
-            screen.feed(bytes(self.recent), own=False)
-            self.screen = screen
-            screen.credit.attach(self.process.ack)
+            fanout.feed(bytes(self.recent), own=False)
+            self.fanout = fanout
+            fanout.credit.attach(self.process.ack)
 
     def close(self) -> None:
         if self.current:
@@ -220,7 +220,7 @@ class Terminal:
     def _route_parts(self, data: bytes) -> int:
         """Hand text to the run of the moment and to the mirror; how many bytes they will acknowledge."""
         taken = 0
-        screen = self.screen
+        fanout = self.fanout
         for part in self.filter.feed(data):
             run = self.current
             if part[0] == "text":
@@ -229,10 +229,10 @@ class Terminal:
                 if run is not None:
                     taken += len(text)
                     run.on_output(text)
-                elif screen is not None:
+                elif fanout is not None:
                     taken += len(text)
-                if screen is not None:
-                    screen.feed(text, own=run is None)
+                if fanout is not None:
+                    fanout.feed(text, own=run is None)
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._skip_prompt = self._skip_prompt or outer

@@ -120,7 +120,7 @@ class Gateway:
 
     def listening(self, host) -> tuple[list[ports.Port], bool]:
         """The lab host's listening ports for its page, and whether they were listed just now: at most one
-        listing a second per lab host, shared (webapp/sharing.py)."""
+        listing a second per lab host, shared (webapp/guard/sharing.py)."""
         return self._lists.get(host.id, lambda: ports.listening(host),
                                "the ports are being listed just now: try again")
 

@@ -15,7 +15,7 @@ A tab's events are handled in order, in its WebSocket's thread
 (webapp/stream/websocket.py). ``shell_input`` goes into the terminal's input pipe
 whole, or, while the terminal leaves INPUT_PENDING bytes unread (a program
 there does not read its input), is refused with an error, never waited for
-(webapp/executor/process.py); the tab shows why and drops what was typed.
+(webapp/labhost/handle.py); the tab shows why and drops what was typed.
 Only ``shell_open`` may wait on the lab host, as it starts a shell or a
 terminal (the spawner's and the terminal's deadlines bound it), and only
 this tab's events wait with it.
