@@ -145,8 +145,8 @@ def test_no_backend_named_in_code():
 
 
 def test_no_service_rewired_after_construction():
-    """``x.attr = ...`` where x is a service's name (not ``self``) rewires a built object:
-    only the composition root may, and it builds instead."""
+    """``x.attr = ...`` where x is a service's name (not ``self``), or a hook (``on_...``) of any object
+    but ``self``, rewires a built object: only the composition root may, and it builds instead."""
     offenders = []
     for name, path in MODULES.items():
         if name in ("webapp.app",):
@@ -159,8 +159,10 @@ def test_no_service_rewired_after_construction():
                     chain = t
                     while isinstance(chain, ast.Attribute):
                         chain = chain.value
-                    if (isinstance(t, ast.Attribute) and isinstance(chain, ast.Name) and
-                            (chain.id in SERVICE_NAMES or (isinstance(t.value, ast.Attribute)
-                                                           and t.value.attr in SERVICE_NAMES))):
+                    if not isinstance(t, ast.Attribute) or not isinstance(chain, ast.Name):
+                        continue
+                    hook = t.attr.startswith("on_") and not (isinstance(t.value, ast.Name) and t.value.id == "self")
+                    if (hook or chain.id in SERVICE_NAMES or (isinstance(t.value, ast.Attribute)
+                                                              and t.value.attr in SERVICE_NAMES)):
                         offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(t)}")
     assert not offenders, "\n".join(offenders)

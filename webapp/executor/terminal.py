@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 
+from ..errors import LabnbError
 from ..labhost.base import LabHost
 from .outcome import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from .process import OutputCallback, PtyProcess
@@ -34,7 +35,7 @@ _SEQ = re.compile(rb"\x1b\]777([01]);([^\x07\x1b]{0,64})\x07")
 _ECHO = re.compile(rb" printf '\\033\]7770;%s;%s;%s\\007' [0-9a-f]+ \"\$\?\" \"\$\{__labnb_outer:-0\}\"(\r\n)?")
 
 
-class TerminalBusy(RuntimeError):
+class TerminalBusy(LabnbError, RuntimeError):
     """A run was asked of a terminal that is still running one."""
 
 

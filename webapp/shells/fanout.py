@@ -30,7 +30,7 @@ Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid)
 class Fanout:
     """One terminal's output, sent to every tab that shows it."""
 
-    def __init__(self, emit: Emit, term: str = ""):
+    def __init__(self, emit: Emit, term: str = "", on_feed: Callable[[], None] = lambda: None):
         self.emit, self.term = emit, term   # term: the named terminal's name, "" for the free shell
         self.lock = threading.Lock()        # output, tabs, positions; held while emitting, for order
         self.backlog = bytearray()
@@ -38,7 +38,7 @@ class Fanout:
         self.tabs: dict[str, Reader] = {}
         self.unwatched_since: float | None = time.monotonic()   # when its last tab left
         self.credit = Credit(own=self._own)
-        self.on_feed: Callable[[], None] = lambda: None   # told of output: a sign the learner's terminal works
+        self.on_feed = on_feed              # told of output: a sign the learner's terminal works
         self._foreign: list[list[int]] = []   # [start, end) ranges of bytes that are not the fanout's to credit
         self._foreign_before = 0              # foreign bytes in ranges already passed
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from ..executor import PtyProcess, Terminal
 from ..errors import LabnbError
@@ -75,9 +76,10 @@ class Shell(Shown):
 
     ended = "the shell has ended; open the terminal again for a new one"
 
-    def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int, note: str = ""):
+    def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int, note: str = "",
+                 on_feed: Callable[[], None] = lambda: None):
         self.host = host
-        fanout = Fanout(emit)
+        fanout = Fanout(emit, on_feed=on_feed)
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
         fanout.feed(note.encode(), own=False)
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
@@ -101,8 +103,8 @@ class NamedTerminal(Shown):
     into it and what came back, live, and what the learner types. It belongs to the learner's
     bench, which starts it on first use (a step's or a tab's) and closes it; this only shows it."""
 
-    def __init__(self, learner_id: str, terminal: Terminal, emit: Emit):
-        super().__init__(learner_id, terminal.process, Fanout(emit, terminal.name))
+    def __init__(self, learner_id: str, terminal: Terminal, emit: Emit, on_feed: Callable[[], None] = lambda: None):
+        super().__init__(learner_id, terminal.process, Fanout(emit, terminal.name, on_feed))
         self.terminal = terminal
         self.ended = f"terminal {terminal.name} has ended; press Enter in its tab for a new one"
         terminal.mirror(self.fanout)
@@ -200,8 +202,7 @@ class ShellManager:
                 after = f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
                 note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
                         " with no terminal showing it; this is a new one]\x1b[0m\r\n")
-        shell = Shell(learner_id, host, self.emit, rows, cols, note)
-        shell.fanout.on_feed = lambda: self._touch(learner_id)
+        shell = Shell(learner_id, host, self.emit, rows, cols, note, lambda: self._touch(learner_id))
         shell.start()
         if old is not None:
             threading.Thread(target=old.stop, daemon=True).start()
@@ -220,8 +221,8 @@ class ShellManager:
         with self._lock:
             shown = self.named.get(key)
             if shown is None or shown.terminal is not terminal:
-                shown = self.named[key] = NamedTerminal(learner_id, terminal, self.emit)
-                shown.fanout.on_feed = lambda: self._touch(learner_id)
+                shown = self.named[key] = NamedTerminal(learner_id, terminal, self.emit,
+                                                        lambda: self._touch(learner_id))
         return shown
 
     def _touch(self, learner_id: str) -> None:
