@@ -1,7 +1,7 @@
 """Every per-address limit counts an IPv6 client by its /64: one machine may hold a whole /64 and use a
 new address for each request, and so passed the limits on new learners, wrong access codes, WebSockets,
 lab hosts and proxy connections per address (each keyed by the raw peer address), while the request-head
-reader (webapp/heads.py) already counted the /64. One rule now, ``limits.client_address``."""
+reader (webapp/commands/heads.py) already counted the /64. One rule now, ``limits.client_address``."""
 from __future__ import annotations
 
 from webapp.guard.limits import NewLearners, Refusals, WrongCodes, client_address

@@ -1,6 +1,6 @@
 """The run manager's flow control over a plain lab host (this machine's own
 bash: no sandbox, no dockerd, seconds): what a tab is sent, what the store
-keeps and what the command may print, against the windows of webapp/flow.py.
+keeps and what the command may print, against the windows of webapp/stream/flow.py.
 The same protocol through the real server and sandbox lab hosts is in
 test_web_protocol.py."""
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Attacks on the lab host, for real: a learner is root inside their lab host
 and may be hostile. Each test attacks one invariant of /work/shared/design.md
 ("The lab host: the promise and its invariants") through the stable entry
-points only (the fixtures, ``webapp.executor``, ``webapp.runner``, the
+points only (the fixtures, ``webapp.executor``, ``webapp.learners.runner``, the
 terminal panel's shell, ``host.health()``, ``host.docker()``,
 ``host.destroy()``, ``webapp.labhost.reaper.gc``).
 

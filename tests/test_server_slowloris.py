@@ -1,6 +1,6 @@
 """Pre-auth slowloris (issue 27, item 1): connections that send their request a byte at a time, from
 several client addresses, more of them than the server has threads. labnb reads requests in its worker's
-loop (webapp/heads.py), so a learner's page, a run over Socket.IO and a lab host's web service through the
+loop (webapp/commands/heads.py), so a learner's page, a run over Socket.IO and a lab host's web service through the
 proxy go on answering while they trickle, and the trickling connections are bounded and closed."""
 from __future__ import annotations
 

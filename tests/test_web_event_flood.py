@@ -7,7 +7,7 @@ by a bounded number of threads and less than 50 MB, and be back to its threads o
 
 Each of a tab's events is handled in order in its WebSocket's own thread (``async_handlers=False``), its
 WebSocket reads only a few messages ahead and stops taking events while much of what it was sent waits
-(webapp/websocket.py), and input a terminal does not read is refused, not waited for. Before, each event
+(webapp/stream/websocket.py), and input a terminal does not read is refused, not waited for. Before, each event
 had a thread of its own, and each ``shell_input`` into a terminal that does not read held its thread 5 s
 under a lock: 1,020 events took the worker from 341 to 1,357 threads, for over an hour; and each replay
 was queued for the tab whether it read or not (300 took the worker 181 MiB further)."""

@@ -34,7 +34,7 @@ class Resolved(Settings):
 def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved:
     """The settings a server runs with, worked out once: its token (a new random one if none is set), the
     operator's (derived from it and the secret key), a workshop's access code (a new one) and sizing
-    (``size_for_room``), and, for sandbox lab hosts, as many as fit the machine's memory (``fit_memory``).
+    (``size_for_room``), and, for an isolated backend's lab hosts, as many as fit the machine's memory (``fit_memory``).
     ``given``: the settings the operator chose (on the command line or in the environment), kept as they are;
     by default, those that differ from their defaults (an app built in code: what it was built with).
     Raises ConfigError naming the setting to change."""
@@ -209,7 +209,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     # of up to 4 bytes each; a larger packet drops the connection;
     # transports: WebSocket only, as the page uses (no long-polls to count);
     # async_handlers=False: a tab's events are handled in order in its WebSocket's thread, not in a
-    # thread each, and its WebSocket reads no further ahead than a few messages (webapp/websocket.py).
+    # thread each, and its WebSocket reads no further ahead than a few messages (webapp/stream/websocket.py).
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
                         ping_timeout=PING_TIMEOUT, async_handlers=False)

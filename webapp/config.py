@@ -34,7 +34,7 @@ class Settings:
     address: str = "192.168.118.137/24"  # the lab host's ens33, as in the seed
     ready_timeout: float = 60.0
     token: str = ""                   # the server token in the URL; empty: a new random one per start
-    # Roles and the share of the server one client may take (webapp/auth.py, webapp/limits.py):
+    # Roles and the share of the server one client may take (webapp/guard/auth.py, webapp/guard/limits.py):
     operator_token: str = ""          # grants the operator's pages (/lab-hosts); empty: derived from token and secret key
     session_days: float = 7.0         # a browser stays signed in this long after its last request
     new_learners_per_address: int = 20  # new learner identities one client address may get per learner_window
@@ -57,7 +57,7 @@ class Settings:
     max_minutes: float = 240.0        # a learner's place lasts this long from when they got it; 0: for ever
     idle_minutes: float = 30.0        # ... or ends this long after their last activity (a visible tab, a request, a
                                       # running command); 0: never. Without a workshop, a learner's lab host is given
-                                      # back after this long with no activity (webapp/learners.py)
+                                      # back after this long with no activity (webapp/learners/registry.py)
     gone_minutes: float = 10.0        # ... or this long after their last tab closed; 0: never
     warn_minutes: float = 5.0         # the learner is warned this long before their place ends
     extend_minutes: float = 15.0      # what a learner's "extend" adds to their time

@@ -210,9 +210,9 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
         click.echo(f"running only step {step_no} of {len(lab.steps)} (after setup); the steps before it "
                    "do not run, so what it builds on may be missing")
     settings = _settings(backend=backend)
-    kind = backends.get(settings.backend)
-    if not kind.isolated:
-        click.secho(f"WARNING: --backend {kind.name} runs the lab's commands on THIS machine, as "
+    chosen = backends.get(settings.backend)
+    if not chosen.isolated:
+        click.secho(f"WARNING: --backend {chosen.name} runs the lab's commands on THIS machine, as "
                     f"{os.environ.get('USER', 'this user')}, with nothing isolated and nothing undone but the "
                     "lab's cleanup. Use it only on a disposable VM.", fg="red", bold=True, err=True)
 
@@ -224,7 +224,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     signal.signal(signal.SIGINT, interrupted)
     try:
         try:
-            if kind.recorded:
+            if chosen.recorded:
                 prepare_state_dir(settings)
             host = pool.create(settings)
         except LabHostError as e:

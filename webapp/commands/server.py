@@ -6,7 +6,7 @@ threads because Flask-SocketIO's author recommends ``async_mode='threading'``
 through simple-websocket. Each open WebSocket holds a thread, so their number
 is capped (limits.SocketLimits) below the threads, which keep
 limits.HTTP_THREADS more for pages. No thread waits for a request to arrive:
-the worker's loop reads them (webapp/heads.py).
+the worker's loop reads them (webapp/commands/heads.py).
 
 Before it forks the worker, the settings are resolved (app.resolve: the
 tokens, a workshop's access code and sizing, the limits that fit the machine's

@@ -2,7 +2,7 @@
 limits fit the machine.
 
 Every WebSocket holds one of gunicorn's threads for as long as it is open
-(webapp/server.py), so WebSockets are counted at the HTTP upgrade, before
+(webapp/commands/server.py), so WebSockets are counted at the HTTP upgrade, before
 Engine.IO takes them: per learner, per client address and in all, and the
 thread pool is larger than their total by HTTP_THREADS, kept for pages. New
 learner identities are counted per client address over a time window and in

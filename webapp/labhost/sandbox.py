@@ -244,8 +244,8 @@ class SandboxLabHost(LocalLabHost):
 
     def _record(self) -> None:
         records.write(self.settings.state_dir, {
-            "id": self.id, "kind": self.backend, "slot": self.slot, "uid": self.uid if self.slot is not None else None,
-            "cgroup_parent": self.subtree.parent,
+            "id": self.id, "backend": self.backend, "slot": self.slot,
+            "uid": self.uid if self.slot is not None else None, "cgroup_parent": self.subtree.parent,
             "pid": self.pid,
             "pid_start": self.pid_start, "created": self.created,
             "owner": os.getpid(), "owner_start": _start_time(os.getpid())})

@@ -6,7 +6,7 @@ chunk is committed to the store with the next sequence number and only then
 sent, so whatever a browser was shown survives a crash, and a browser that
 comes back asks for what it has not seen (its last seq).
 
-Flow control (webapp/flow.py), end to end: a browser acknowledges the
+Flow control (webapp/stream/flow.py), end to end: a browser acknowledges the
 output position it has taken in (into the cell's queues, drawn soon after).
 The step's executor reads the PTY only while the furthest-ahead browser is
 less than a window behind (with no browser attached, the store is the

@@ -6,7 +6,7 @@ Shared by the free shell (``Shell``) and a lab's named terminals
 it acknowledges it gets what the backlog still holds, with a note of what it
 missed. The ``credit`` tells the terminal's PTY how far the furthest tab has
 taken the output (all of it while no tab shows it), so the PTY is read no
-faster than the tabs draw: ``yes`` is held by the kernel (webapp/flow.py).
+faster than the tabs draw: ``yes`` is held by the kernel (webapp/stream/flow.py).
 
 Some of what a fanout sends is not its own to credit: a note of the
 server's, and the output of a step's run in a named terminal, which the

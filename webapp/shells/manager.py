@@ -10,7 +10,7 @@ the server stops, or no tab has shown it for the idle timeout (an abandoned
 shell, and whatever runs in it, is not kept for ever; the next shell the
 learner opens says why the old one is gone).
 
-Flow control, as for runs (webapp/flow.py, webapp/shells/fanout.py): each
+Flow control, as for runs (webapp/stream/flow.py, fanout.py): each
 tab acknowledges the output position it has written to xterm. The PTY is
 read only while the furthest-ahead tab is less than SHELL_WINDOW behind
 (with no tab open the backlog is the consumer), so ``yes`` in the shell is

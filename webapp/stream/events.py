@@ -14,7 +14,7 @@ has no place now: a tab left open after their time ended starts nothing. Who may
 WebSocket opens (limits.SocketLimits, with the Guard).
 
 A tab's events are handled one at a time, in order, in its WebSocket's own
-thread (webapp/websocket.py): a handler starts what takes long (a run, a
+thread (websocket.py): a handler starts what takes long (a run, a
 lab host's claim) in the background and returns, and never waits on a lab
 host for what it does not start, or it holds every other event of its tab.
 """

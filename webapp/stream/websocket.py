@@ -16,7 +16,7 @@ terminal does not read is refused, not waited for (``Handle.write``, webapp/labh
 on its lab host only to start a shell or a terminal there (``shell_open``), within their deadlines.
 
 Out: Engine.IO queues what is sent to a tab without a bound (Flask-SocketIO #663), and a tab's
-acknowledgements (webapp/flow.py) say only what it claims: one that acknowledges what it does not
+acknowledgements (flow.py) say only what it claims: one that acknowledges what it does not
 read, or asks for a run's replay again and again (2 MB each), had the server queue without end. Here
 the queue counts its bytes, and while UNSENT of them wait the tab's next event is not handled: a tab
 that does not take in what it is sent is not heard either, and what is still sent to it is bounded by

@@ -3,7 +3,7 @@
 Joining (``/join``) is the only page open without a session: it takes the
 access code and a display name, both checked, wrong codes and new learners
 rate-limited per client address. A learner's own part (their hand, the
-banner, leaving) needs their seated session; the dashboard, the API and every
+banner, leaving) needs their place to be seated; the dashboard, the API and every
 action on learners need the instructor's (the operator's) cookie. Every
 other learner page and event is closed to a learner without a place now
 (``gate``; the room's admission, RoomAdmission).
