@@ -16,6 +16,7 @@ from webapp import executor
 from webapp.config import Settings
 from webapp.lab import plain_text
 from webapp.labhost import image, reaper
+from webapp.labhost.plain import PlainLabHost
 from webapp.labhost.pool import create
 from webapp.labhost.sandbox import build_seed
 from webapp.labhost.statedir import image_archive, prepare_state_dir
@@ -106,3 +107,13 @@ def sh(host, command: str, timeout: float = 60) -> tuple[executor.Outcome, str]:
 
 # The real web server for the test_web_* modules (tests/web_support.py).
 pytest_plugins = ["web_support"]
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """A plain lab host (this machine, no sandbox): what the executor's and the lab host contract's tests
+    run on where isolation is not the point."""
+    host = PlainLabHost(Settings(backend="plain"))
+    host.start()
+    yield host
+    host.destroy()

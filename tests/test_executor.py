@@ -12,21 +12,11 @@ import pytest
 from conftest import Output, cmdline
 from web_support import wait_for
 from webapp import executor
-from webapp.config import Settings
 from webapp.executor.terminal import MarkerFilter, marker_line
 from webapp.lab import load_lab
-from webapp.labhost.plain import PlainLabHost
 from webapp.learners import events as run_events
 from webapp.labhost.relay import RELAY_RESTARTS
 from webapp.learners.bench import Bench
-
-
-@pytest.fixture(scope="module")
-def plain():
-    host = PlainLabHost(Settings(backend="plain"))
-    host.start()
-    yield host
-    host.destroy()
 
 
 def collect(host, command, **kw):

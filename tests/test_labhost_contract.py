@@ -17,16 +17,6 @@ from test_backend_contract import (ROOT_TIER, test_a_signal_ends_the_command_and
                                    test_the_deadline_holds_for_a_job_that_closed_its_output,
                                    test_typed_input_is_refused_while_the_bound_is_unread,
                                    test_typed_input_past_the_bound_is_refused_whole)
-from webapp.config import Settings  # noqa: E402
-from webapp.labhost.plain import PlainLabHost  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def plain():
-    host = PlainLabHost(Settings(backend="plain"))
-    host.start()
-    yield host
-    host.destroy()
 
 
 @pytest.fixture(params=sorted(ROOT_TIER))

@@ -201,7 +201,7 @@ class Terminal:
         lately, then all it shows. A run's output is its run's to acknowledge; what the terminal prints
         between runs (the learner typing into it) is then ``fanout``'s, as the terminal panel's is."""
         with self._route_lock:
-            fanout.feed(bytes(self.recent), own=False)
+            fanout.feed(bytes(self.recent), own=False, activity=False)
             self.fanout = fanout
             fanout.credit.attach(self.process.ack)
 

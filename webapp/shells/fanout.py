@@ -43,8 +43,10 @@ class Fanout:
         self._foreign_before = 0              # foreign bytes in ranges already passed
 
     # -- output ------------------------------------------------------------------
-    def feed(self, data: bytes, own: bool = True) -> None:
-        """From the PTY's reader thread: keep the tail, send to each tab within its window."""
+    def feed(self, data: bytes, own: bool = True, activity: bool = True) -> None:
+        """From the PTY's reader thread: keep the tail, send to each tab within its window. ``activity``:
+        tell ``on_feed``, which a server's note or an earlier backlog, fed while the fanout is being made
+        (under the shell manager's and the learner's locks), must not."""
         if not data:
             return
         with self.lock:
@@ -63,7 +65,8 @@ class Fanout:
             unwatched = not self.tabs
         if unwatched:
             self._credit()
-        self.on_feed()
+        if activity:
+            self.on_feed()
 
     def ended(self) -> None:
         """The terminal's process ended: every tab hears of it."""

@@ -81,7 +81,7 @@ class Shell(Shown):
         self.host = host
         fanout = Fanout(emit, on_feed=on_feed)
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
-        fanout.feed(note.encode(), own=False)
+        fanout.feed(note.encode(), own=False, activity=False)
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
         super().__init__(learner_id, PtyProcess(host, argv, on_output=fanout.feed, window=SHELL_WINDOW,
                                                 rows=rows, cols=cols), fanout)
