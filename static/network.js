@@ -76,7 +76,11 @@
     if (asking) { again = true; return; }
     asking = true;
     fetch(panel.dataset.json, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (r) {
+        // a shared answer was read earlier (for someone else, perhaps before the run that just ended): ask again
+        if (r.headers.get("X-Labnb-Shared")) setTimeout(refresh, 1000);
+        return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+      })
       .then(function (r) {
         if (r.ok) draw(r.body);
         else { info.textContent = r.body.error || "the picture could not be read"; }

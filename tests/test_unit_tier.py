@@ -27,7 +27,10 @@ def as_nobody(python: str, path: list[str], *args: str, timeout: float) -> subpr
     moved = [p.replace(str(ROOT), seen, 1) if p == str(ROOT) or p.startswith(str(ROOT) + os.sep) else p
              for p in path]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TMPDIR", "PYTEST_ADDOPTS")}
-    env.update(HOME="/tmp", PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=os.pathsep.join(moved))
+    # pytest names its temporary directory for USER or LOGNAME when set (an ssh login sets them to root)
+    env.update(HOME="/tmp", USER="nobody", LOGNAME="nobody", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join(moved))
+    env.pop("USERNAME", None)
     script = 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"'
     try:
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",

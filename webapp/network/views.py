@@ -25,12 +25,14 @@ class Pictures:
         self._sharing = Sharing(MIN_INTERVAL, COOLDOWN, READERS)
         self._keys: dict[str, dict[str, str]] = {}   # per lab host: its containers' sandbox keys
 
-    def get(self, host: LabHost) -> dict:
+    def get(self, host: LabHost) -> tuple[dict, bool]:
+        """The lab host's picture, and whether it was read just now (not: the last one, read for someone
+        else, perhaps before the run the asker saw end)."""
         known = self._sharing.known() | {host.id}
         self._keys = {k: v for k, v in self._keys.items() if k in known}
         keys = self._keys.setdefault(host.id, {})
         return self._sharing.get(host.id, lambda: picture.read(host, keys),
-                                 "the network is being read for someone else just now: try again in a moment")[0]
+                                 "the network is being read for someone else just now: try again in a moment")
 
 
 def respond(learner_id: str, kind: str) -> Response | tuple:
@@ -43,13 +45,13 @@ def respond(learner_id: str, kind: str) -> Response | tuple:
         return jsonify(error="there is no lab host to draw now: open a lab and wait until its lab host is "
                              "ready, or reset it if it failed"), 409
     try:
-        drawn = services.pictures.get(host)
+        drawn, fresh = services.pictures.get(host)
     except Busy as e:
         return jsonify(error=str(e)), 429
     except LabHostError as e:
         return jsonify(error=f"cannot read the network of lab host {host.id}: {e}"), 409
-    if kind == "json":
-        return jsonify(drawn)
+    if kind == "json":   # a page that got an earlier read asks again (static/network.js)
+        return jsonify(drawn), 200, {} if fresh else {"X-Labnb-Shared": "1"}
     return Response(svg.render(drawn), mimetype="image/svg+xml",
                     headers={"Content-Disposition": f'attachment; filename="network-{host.id}.svg"'})
 
