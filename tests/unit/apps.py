@@ -26,7 +26,8 @@ from webapp import create_app
 LABS = str(Path(__file__).with_name("labs"))
 LAB, SLOW_SETUP, FAILING_SETUP = "80-unit", "81-slow-setup", "82-failing-setup"
 TOKEN, OPERATOR = "the-learners-token", "the-operators-token"
-WAIT = 20.0   # seconds to wait for what the server does in its threads: generous, never a measure
+WAIT = 120.0   # seconds to wait for what the server does in its threads: generous (an emulated VM is 10-20x
+              # slower), never a measure
 
 
 @contextlib.contextmanager

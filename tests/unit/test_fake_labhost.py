@@ -41,13 +41,13 @@ def test_an_unknown_backend_is_refused_with_the_known_ones(tmp_path):
 
 def test_a_command_runs_through_the_executor(host):
     out = bytearray()
-    outcome = executor.start(host, "echo hello from $HOME; exit 3", on_output=out.extend, window=None).wait(10)
+    outcome = executor.start(host, "echo hello from $HOME; exit 3", on_output=out.extend, window=None).wait(60)
     assert outcome is not None and outcome.status == executor.FAILED and outcome.exit_code == 3
     assert f"hello from {host.home}" in out.decode()
 
 
 def test_a_capture_keeps_the_output_and_the_outcome(host):
-    outcome, text = executor.capture(host, "printf ok", timeout=10)
+    outcome, text = executor.capture(host, "printf ok", timeout=60)
     assert outcome.ok and text == "ok"
 
 
@@ -61,8 +61,8 @@ def test_a_terminal_runs_typed_commands(host):
     terminal = executor.open_terminal(host, "main")
     try:
         out = bytearray()
-        run = terminal.type("echo typed", on_output=out.extend, timeout=10)
-        assert run.wait(10) is not None and run.outcome.status == executor.DONE
+        run = terminal.type("echo typed", on_output=out.extend, timeout=60)
+        assert run.wait(60) is not None and run.outcome.status == executor.DONE
         assert "typed" in out.decode()
     finally:
         terminal.close()

@@ -83,11 +83,11 @@ def _while_reading(shared: Sharing, key: str, ask):
 
     def read():
         inside.set()
-        done.wait(10)
+        done.wait(60)
         return "first"
     t = threading.Thread(target=lambda: out.setdefault("reader", shared.get(key, read, "busy")))
     t.start()
-    assert inside.wait(10)
+    assert inside.wait(60)
     try:
         return ask()
     finally:

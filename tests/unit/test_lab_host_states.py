@@ -76,7 +76,7 @@ def test_a_lab_host_that_never_gets_ready_says_why(tmp_path):
     with serving(tmp_path, backend="fake-never", ready_timeout=0.2) as app:
         http = browser(app)
         assert host_state(http) == "starting"
-        wait_for(lambda: host_state(http) == "failed", 20, what="the lab host to fail")
+        wait_for(lambda: host_state(http) == "failed", WAIT, what="the lab host to fail")
         assert "did not get ready within 0.2 s" in http.get(f"/labs/{LAB}/host").text
         tab = Tab(app, http)
         try:
@@ -112,7 +112,7 @@ def test_a_failed_setup_says_why_and_retry_gives_a_fresh_lab_host(tmp_path):
         ready(http)
         first = lab_host(app, http)
         http.get(f"/labs/{FAILING_SETUP}")
-        wait_for(lambda: host_state(http, FAILING_SETUP) == "failed", 20, what="the setup to fail")
+        wait_for(lambda: host_state(http, FAILING_SETUP) == "failed", WAIT, what="the setup to fail")
         failed = http.get(f"/labs/{FAILING_SETUP}/host").text
         assert "This lab could not be set up" in failed and "exit code 3" in failed
         assert "the network this lab needs is not there" in failed
@@ -124,7 +124,7 @@ def test_a_failed_setup_says_why_and_retry_gives_a_fresh_lab_host(tmp_path):
         assert host_state(http, LAB) == "ready"   # only this lab failed
         r = http.post(f"/labs/{FAILING_SETUP}/host/retry", headers=csrf(http))
         assert r.status_code == 200 and 'data-state="starting"' in r.text
-        wait_for(lambda: host_state(http, FAILING_SETUP) == "failed", 20, what="the setup to fail again")
+        wait_for(lambda: host_state(http, FAILING_SETUP) == "failed", WAIT, what="the setup to fail again")
         ready(http)
         fresh = re.search(r"<code>([^<]+)</code>", http.get(f"/labs/{LAB}/host").text).group(1)
         assert fresh == lab_host(app, http).id != first.id and first.destroyed
@@ -134,7 +134,7 @@ def test_the_learners_of_one_address_hold_at_most_their_share_of_lab_hosts(tmp_p
     with serving(tmp_path, lab_hosts_per_address=1) as app:
         ready(browser(app))
         second = browser(app)
-        wait_for(lambda: host_state(second) == "failed", 20, what="the second lab host to be refused")
+        wait_for(lambda: host_state(second) == "failed", WAIT, what="the second lab host to be refused")
         assert "LABNB_LAB_HOSTS_PER_ADDRESS=1" in html.unescape(second.get(f"/labs/{LAB}/host").text)
         elsewhere = app.test_client()
         elsewhere.environ_base["REMOTE_ADDR"] = "10.0.0.8"
