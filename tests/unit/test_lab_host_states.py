@@ -34,7 +34,7 @@ class HeldLabHost(fakes.FakeLabHost):
 def held():
     """A backend of the test's own, registered the way any is: one class and one registry entry."""
     HeldLabHost.go.clear()
-    backends.register(backends.Backend("fake-held", HeldLabHost, pooled=True, recorded=False, isolated=True))
+    backends.register(backends.Backend("fake-held", HeldLabHost, pooled=True, recorded=False, isolated=False))
     yield HeldLabHost.go
     HeldLabHost.go.set()
     backends.unregister("fake-held")
