@@ -116,7 +116,7 @@ def test_a_learner_who_finds_every_lab_host_taken_is_told_when_one_frees(full):
     for address in ("127.0.0.2", "127.0.0.3"):
         assert 'data-state="ready"' in settled(full, learner_at(full, address))
     page = settled(full, learner_at(full, "127.0.0.4"))
-    assert "all 2 lab hosts (LABNB_MAX_LAB_HOSTS) are in use" in page, page
+    assert "this server's 2 lab hosts (LABNB_MAX_LAB_HOSTS) are all in use" in page, page
     assert "A lab host with no activity for 60 min is given back, the next in about" in page and "Retry" in page
 
 

@@ -5,8 +5,9 @@ the same lab at once would wait for each other. The pool keeps ``size`` lab
 hosts started and ready in the background, so a claim takes milliseconds.
 
 The pool counts every lab host it holds a slot for (ready, claimed, being
-made or being destroyed) against ``max_lab_hosts``: it refills only into
-free slots, and a claim on a full machine waits (up to ``ready_timeout``)
+made or being destroyed) against ``max_lab_hosts``: its own, not other
+servers' (they share only the machine's uid ranges, records.py). It refills
+only into free slots, and a claim on a full server waits (up to ``ready_timeout``)
 for a slot that a destroyed lab host frees, or for a lab host the pool made
 in it, instead of failing at once.
 
@@ -92,14 +93,18 @@ class Pool:
         with self._cond:
             if not self._cond.wait_for(lambda: self._closed or self._ready or self._held < most,
                                        self.settings.ready_timeout):
-                raise LabHostError(f"all {most} lab hosts (LABNB_MAX_LAB_HOSTS) are in use and none was freed "
-                                   f"in {self.settings.ready_timeout:.0f} s",
-                                   "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
+                raise self._full()
             if self._ready:
                 host = self._ready.pop(0)
                 self._cond.notify_all()
                 return host, True
         return self._make(), False
+
+    def _full(self) -> LabHostError:
+        """This server's own lab hosts are all held (other servers' on the machine are not counted here)."""
+        return LabHostError(f"this server's {self.settings.max_lab_hosts} lab hosts (LABNB_MAX_LAB_HOSTS) are all "
+                            f"in use and none was freed in {self.settings.ready_timeout:.0f} s",
+                            "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
 
     def release(self, host: LabHost) -> None:
         """Destroy a claimed lab host (its learner left, or asked for a fresh one)."""
@@ -112,9 +117,7 @@ class Pool:
         most = self.settings.max_lab_hosts
         with self._cond:
             if not self._cond.wait_for(lambda: self._closed or self._held < most, self.settings.ready_timeout):
-                raise LabHostError(f"all {most} lab hosts (LABNB_MAX_LAB_HOSTS) are in use and none was freed "
-                                   f"in {self.settings.ready_timeout:.0f} s",
-                                   "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
+                raise self._full()
             self._held += 1
         try:
             return create(self.settings)

@@ -12,6 +12,8 @@ import json
 import os
 import secrets
 
+from .errors import LabHostError
+
 RANGE = 65536          # ids per slot: a lab host maps root to the first of its range
 HOSTS = "hosts"
 SLOTS = "slots"
@@ -34,26 +36,72 @@ def host_dir(state_dir: str, lab_host_id: str) -> str:
 
 
 UIDS = "/run/labnb-uids"   # machine-wide: uid ranges in use, whatever the state dir
+SUBUID = "/etc/subuid"     # root's entry there reserves the ranges (scripts/setup.sh adds root:200000:4194304)
+RANGES = 64                # uid ranges from LABNB_UID_BASE without such an entry: as many as setup.sh reserves
 
 
-def reserve_slot(state_dir: str, lab_host_id: str, max_slots: int, first_uid) -> int:
-    """The lowest slot free in this state dir whose uid range (``first_uid(slot)``)
-    no lab host of another state dir uses; raise RuntimeError when none is.
+def machine_ranges(uid_base: int, most: int, subuid: str = SUBUID) -> tuple[int, str]:
+    """How many uid ranges from ``uid_base`` the lab hosts of every server on this machine may use, and where
+    that number comes from: root's entry in /etc/subuid that holds ``uid_base``, else RANGES; never fewer
+    than ``most``, the calling server's own cap (an operator may set LABNB_MAX_LAB_HOSTS past the entry:
+    `labnb doctor` warns about it)."""
+    try:
+        with open(subuid) as f:
+            for line in f:
+                name, _, rest = line.strip().partition(":")
+                start, _, count = rest.partition(":")
+                if name in ("root", "0") and start.isdigit() and count.isdigit() \
+                        and int(start) <= uid_base < int(start) + int(count):
+                    fits = (int(start) + int(count) - uid_base) // RANGE
+                    entry = f"{subuid} {line.strip()}, from LABNB_UID_BASE={uid_base}"
+                    return (fits, entry) if fits >= most else (most, f"LABNB_MAX_LAB_HOSTS, past {entry}")
+    except OSError:
+        pass
+    return max(RANGES, most), f"{RANGES} from LABNB_UID_BASE={uid_base}: no entry of root's in {subuid} holds it"
+
+
+def reserve_slot(state_dir: str, lab_host_id: str, most: int, uid_base: int, subuid: str = SUBUID) -> int:
+    """A slot for a new lab host of this state dir: the lowest of the machine's uid ranges
+    (``machine_ranges``) that no lab host uses, whatever its state dir. Raises LabHostError saying which
+    limit was hit: this state dir's own ``most`` lab hosts (its server's LABNB_MAX_LAB_HOSTS), or the
+    machine's ranges, all claimed (by whom).
 
     Two lab hosts with the same uid range could read each other's files, so
-    the range is also claimed machine-wide, in /run (cleared at boot, as are
-    lab hosts).
+    the range is claimed machine-wide, in /run (cleared at boot, as are lab
+    hosts); the state dir's slot files are its own lab hosts, counted
+    against its own cap only.
     """
     d = os.path.join(state_dir, SLOTS)
     os.makedirs(d, mode=0o700, exist_ok=True)
     os.makedirs(UIDS, mode=0o700, exist_ok=True)
-    for n in range(max_slots):
+    if len(os.listdir(d)) >= most:
+        raise LabHostError(f"cannot make another lab host: this server's {most} lab hosts (LABNB_MAX_LAB_HOSTS, "
+                           f"state dir {state_dir}) are all in use",
+                           "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
+    ranges, source = machine_ranges(uid_base, most, subuid)
+    for n in range(ranges):
         if not _claim(os.path.join(d, str(n)), lab_host_id):
             continue
-        if _claim(os.path.join(UIDS, str(first_uid(n))), f"{os.path.realpath(state_dir)} {n}"):
+        if _claim(os.path.join(UIDS, str(uid_base + n * RANGE)), f"{os.path.realpath(state_dir)} {n}"):
             return n
         os.unlink(os.path.join(d, str(n)))
-    raise RuntimeError(f"all {max_slots} lab host slots are taken")
+    raise LabHostError(f"cannot make another lab host: all {ranges} uid ranges of this machine ({source}) are "
+                       f"claimed by labnb lab hosts: {_claimants(uid_base, ranges)}",
+                       "Stop a server or remove its lab hosts (`labnb lab-hosts gc` with its LABNB_STATE_DIR), "
+                       f"or give root more subordinate ids in {subuid} past them")
+
+
+def _claimants(uid_base: int, ranges: int) -> str:
+    """Whose lab hosts hold the machine's ranges: how many of each state dir."""
+    held: dict[str, int] = {}
+    for n in range(ranges):
+        try:
+            with open(os.path.join(UIDS, str(uid_base + n * RANGE))) as f:
+                owner = f.read().rpartition(" ")[0] or "unknown"
+        except OSError:
+            continue
+        held[owner] = held.get(owner, 0) + 1
+    return ", ".join(f"{count} of {owner}" for owner, count in sorted(held.items(), key=lambda i: -i[1]))
 
 
 def _claim(path: str, content: str) -> bool:

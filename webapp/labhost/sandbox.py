@@ -126,11 +126,7 @@ class SandboxLabHost(LocalLabHost):
         if not os.path.exists(archive):
             raise LabHostError(f"the busybox image archive {archive} is missing",
                                "Run `labnb image build` (scripts/setup.sh does it)")
-        try:
-            self.slot = records.reserve_slot(s.state_dir, self.id, s.max_lab_hosts, lambda n: s.uid_base + n * RANGE)
-        except RuntimeError as e:
-            raise LabHostError(f"cannot make another lab host: {e}",
-                               "Destroy idle lab hosts (`labnb lab-hosts gc`) or raise LABNB_MAX_LAB_HOSTS") from None
+        self.slot = records.reserve_slot(s.state_dir, self.id, s.max_lab_hosts, s.uid_base)
         os.mkdir(self.dir, 0o711)   # the lab host's root passes through it to build its root
         root = os.path.join(self.dir, "root")
         data = os.path.join(self.dir, "docker")
