@@ -35,7 +35,7 @@ def test_config_mistakes_name_the_setting(tmp_path):
     with pytest.raises(ConfigError, match="LABNB_OPERATOR_TOKEN"):
         resolve(plain(tmp_path, token="same", operator_token="same"))
     with pytest.raises(ConfigError, match="LABNB_MAX_LAB_HOSTS.*Raise LABNB_MAX_LAB_HOSTS"):
-        resolve(plain(tmp_path, workshop=1, capacity=4, max_lab_hosts=2), frozenset({"max_lab_hosts"}))
+        resolve(plain(tmp_path, workshop=1, capacity=4, max_lab_hosts=2), frozenset({"max_lab_hosts", "capacity"}))
     with pytest.raises(ConfigError, match="LABNB_WORKSHOP_LABS.*Choose among"):
         create_app(plain(tmp_path, workshop=1, workshop_labs="no-such-lab"))
 

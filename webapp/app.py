@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import ConfigError
 from .guard.auth import Guard, allowed_hosts, csrf_token, operator_mark, operator_token, refuse, secret_key
 from .guard.limits import (LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes,
-                           fit_memory)
+                           fit_memory, mem_total_mb)
 from .guard.admission import OPEN
 from .lab import load_labs
 from .labhost import backends
@@ -28,13 +28,16 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Resolved(Settings):
-    """Settings with everything derived from them worked out (``resolve``): what services are built from."""
+    """Settings with everything derived from them worked out (``resolve``): what services are built from;
+    ``sizing`` says how a workshop's capacity was chosen, for the operator."""
+    sizing: str = ""
 
 
 def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved:
     """The settings a server runs with, worked out once: its token (a new random one if none is set), the
     operator's (derived from it and the secret key), a workshop's access code (a new one) and sizing
-    (``size_for_room``), and, for an isolated backend's lab hosts, as many as fit the machine's memory (``fit_memory``).
+    (``size_for_room``: a capacity not given is what fits), and, for an isolated backend's lab hosts, as many
+    as fit the machine's memory (``fit_memory``).
     ``given``: the settings the operator chose (on the command line or in the environment), kept as they are;
     by default, those that differ from their defaults (an app built in code: what it was built with).
     Raises ConfigError naming the setting to change."""
@@ -50,12 +53,15 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
                           "learner would be the operator", "Set another LABNB_OPERATOR_TOKEN, or unset it to have "
                           "one made")
     settings = dataclasses.replace(settings, token=token, operator_token=operator)
+    isolated = backends.get(settings.backend).isolated   # each with a memory limit: as many as the machine fits
+    total_mb = mem_total_mb() if isolated else None
+    sizing = ""
     if settings.workshop:
-        settings = size_for_room(dataclasses.replace(settings, access_code=settings.access_code or new_access_code()),
-                                 given)
-    if backends.get(settings.backend).isolated:   # each with a memory limit: as many as the machine fits
-        settings = fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop))
-    return Resolved(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
+        settings, sizing = size_for_room(
+            dataclasses.replace(settings, access_code=settings.access_code or new_access_code()), given, total_mb)
+    if isolated:
+        settings = fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop), total_mb)
+    return Resolved(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}, sizing=sizing)
 
 
 class Services:

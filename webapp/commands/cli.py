@@ -67,28 +67,26 @@ def image() -> None:
 def image_build(force: bool) -> None:
     """Build the busybox image archive offline from Debian's busybox-static, and a
     lab host data dir seeded with it."""
-    from ..labhost import image as img
+    from ..labhost import image as img, provision
     from ..labhost.base import LabHostError
-    from ..labhost.sandbox import build_seed
-    from ..labhost.statedir import image_archive, prepare_state_dir, seed_archive
+    from ..labhost.statedir import image_archive, prepare_state_dir
 
     settings = _settings()
     prepare_state_dir(settings)
+    try:
+        built = provision.image_ready(settings, force)
+    except LabHostError as e:
+        raise click.ClickException(str(e)) from None
     path = image_archive(settings)
-    if not force and img.image_id(path):
-        click.echo(f"{path}: up to date ({img.image_id(path)[:12]})")
+    click.echo(built or f"{path}: up to date ({img.image_id(path)[:12]})")
+    try:
+        seeded = provision.seed_ready(settings, force)
+    except LabHostError as e:
+        click.echo(f"warning: no seeded image store ({e}); lab hosts will load the image as they start, "
+                   "which is slower.", err=True)
     else:
-        try:
-            image_id = img.build(path)
-        except OSError as e:
-            raise click.ClickException(f"cannot build the busybox image: {e}; install busybox-static") from None
-        click.echo(f"{path}: built {image_id[:12]}")
-    if force or not seed_archive(settings):
-        try:
-            click.echo(f"{build_seed(settings)}: seeded image store for fast lab host starts")
-        except (LabHostError, OSError) as e:
-            click.echo(f"warning: no seeded image store ({e}); lab hosts will load the image as they start, "
-                       "which is slower. `labnb doctor` tells what the machine lacks.", err=True)
+        if seeded:
+            click.echo(seeded)
 
 
 @main.group("lab-hosts")
@@ -294,7 +292,9 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
                 if backends.get(settings.backend).isolated:
                     raise click.ClickException(f"{why}. Run `labnb doctor` to see what the machine lacks") from None
                 click.echo(f"warning: {why}", err=True)   # the plain backend, on a learner's own VM
-            run_server(settings, host, port, frozenset({"pool_size"} if pool_size is not None else ()))
+            run_server(settings, host, port, frozenset(name for name, value in
+                                                       (("pool_size", pool_size), ("capacity", capacity))
+                                                       if value is not None))
     except LabError as e:
         raise click.ClickException(f"the labs in {_settings().labs_dir} have problems:\n{e}") from None
     except LabnbError as e:   # a setting (ConfigError) or the machine (LabHostError): what to do

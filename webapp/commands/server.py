@@ -10,8 +10,9 @@ the worker's loop reads them (webapp/commands/heads.py).
 
 Before it forks the worker, the settings are resolved (app.resolve: the
 tokens, a workshop's access code and sizing, the limits that fit the machine's
-memory) and the labs loaded, so that a mistake is told here; the worker then
-builds the app and its services (create_app) from them.
+memory), the labs loaded and what lab hosts need made (provision.py: a fresh
+state dir's image), so that a mistake is told here, to the operator; the
+worker then builds the app and its services (create_app) from them.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .. import create_app
 from . import heads
 from ..app import resolve, served_labs
 from ..config import Settings
-from ..labhost import backends, reaper
+from ..labhost import backends, provision, reaper
 from ..labhost.pool import Pool
 from ..guard.limits import HTTP_THREADS, capacity
 
@@ -60,19 +61,23 @@ class _Gunicorn(BaseApplication):
 def serve(settings: Settings, host: str, port: int, given: frozenset[str] = frozenset()) -> None:
     """Serve until stopped; ``given``: the settings the operator chose on the command line."""
     open_files = _raise_open_files_limit()
-    given = given | {f for f in ("pool_size", "max_lab_hosts", "new_learners_per_address")
+    given = given | {f for f in ("pool_size", "max_lab_hosts", "new_learners_per_address", "capacity")
                      if f"LABNB_{f.upper()}" in os.environ}
     settings = resolve(settings, given)
     labs = served_labs(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("labnb")
     backend = backends.get(settings.backend)
+    if settings.sizing:
+        log.info("%s", settings.sizing)
     if backend.isolated:   # each with a memory limit of its own: as many as the machine's memory fits
         log.info("capacity: %s", capacity(settings))
     if backend.recorded:
         removed = reaper.gc(settings)
         if removed:
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
+        # a fresh state dir: its image is made now, before any learner's lab host needs it
+        provision.provide(settings, lambda made: log.info("made what lab hosts need: %s", made))
     pool = Pool(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     root = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
@@ -82,7 +87,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
     def when_ready(_server):
         if settings.workshop:
             print(f"\n    labnb is running a workshop for up to {settings.capacity} learners at once "
-                  f"({', '.join(labs) or 'no labs'})."
+                  f"({', '.join(labs) or 'no labs'}).\n    {settings.sizing}."
                   f"\n    The instructor's dashboard (keep this URL to yourself):"
                   f"\n\n        {root}/workshop?token={settings.operator_token}\n"
                   f"\n    Learners join here{elsewhere}, access code {settings.access_code}:"

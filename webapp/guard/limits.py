@@ -267,13 +267,19 @@ def mem_total_mb() -> int:
     raise LabHostError("/proc/meminfo has no MemTotal", "Run labnb on Linux")
 
 
-def fit_memory(settings: Settings, max_lab_hosts_given: bool) -> Settings:
+def lab_hosts_that_fit(settings: Settings, total_mb: int) -> int:
+    """How many lab hosts at their memory limit fit ``total_mb`` of memory beside the server's own."""
+    return max(total_mb - settings.server_memory_mb, 0) // max(settings.memory_mb, 1)
+
+
+def fit_memory(settings: Settings, max_lab_hosts_given: bool, total_mb: int | None = None) -> Settings:
     """The settings with every lab host at its memory limit, and the server,
-    fitting the machine's memory: a ``max_lab_hosts`` not given is lowered to
-    what fits. Raises ConfigError saying which setting to change."""
-    total = mem_total_mb()
+    fitting the machine's memory (``total_mb``, MemTotal if None): a
+    ``max_lab_hosts`` not given is lowered to what fits. Raises ConfigError
+    saying which setting to change."""
+    total = mem_total_mb() if total_mb is None else total_mb
     room = total - settings.server_memory_mb
-    fits = max(room, 0) // max(settings.memory_mb, 1)
+    fits = lab_hosts_that_fit(settings, total)
     if not max_lab_hosts_given and fits < settings.max_lab_hosts:
         settings = dataclasses.replace(settings, max_lab_hosts=fits)
     need = settings.max_lab_hosts * settings.memory_mb

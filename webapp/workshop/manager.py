@@ -30,6 +30,7 @@ from flask_socketio import join_room
 
 from ..errors import ConfigError
 from ..guard.auth import is_operator
+from ..guard.limits import lab_hosts_that_fit
 from ..store import step_state
 from ..stream.protocol import emit
 from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError
@@ -54,17 +55,45 @@ def new_access_code() -> str:
     return f"{code[:5]}-{code[5:]}"
 
 
-def size_for_room(settings, given: frozenset[str]):
-    """The settings for a room whose learners get a lab host at once: the warm
-    pool holds one for each place, and two more lab hosts may exist (the
-    instructor's and one being reset), unless LABNB_POOL_SIZE or
-    LABNB_MAX_LAB_HOSTS were ``given``. A whole room may join from one address
-    (a NAT), twice over."""
+HEADROOM = 2   # lab hosts beyond a room's places: the instructor's own and a learner's being reset
+
+
+def size_for_room(settings, given: frozenset[str], total_mb: int | None = None):
+    """The settings for a room whose learners get a lab host at once, and a line saying how its capacity
+    was chosen. The warm pool holds one for each place, and HEADROOM more lab hosts may exist, unless
+    LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were ``given``. A whole room may join from one address (a NAT),
+    twice over.
+
+    A capacity not ``given`` is the default, or as many places as there are lab hosts for: as many as
+    LABNB_MAX_LAB_HOSTS if given, and as fit ``total_mb`` of memory (None: not limited by it, the plain
+    backend's lab hosts have no memory limit of their own), HEADROOM of them kept beyond the places where
+    there are enough. A capacity given that does not fit is a ConfigError."""
+    fits = None if total_mb is None else lab_hosts_that_fit(settings, total_mb)
+    memory = (f"{fits} lab hosts of {settings.memory_mb} MiB (LABNB_MEMORY_MB) fit this machine's {total_mb} MiB "
+              f"beside the server's {settings.server_memory_mb} MiB (LABNB_SERVER_MEMORY_MB)")
+    bounds = [(fits, memory)] if fits is not None else []
+    if "max_lab_hosts" in given:
+        bounds.append((settings.max_lab_hosts, f"LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}"))
+    most, why = min(bounds, default=(None, ""))
+    if "capacity" in given:
+        if fits is not None and fits < settings.capacity:
+            raise ConfigError("LABNB_CAPACITY", f"a room of {settings.capacity} places (--capacity, LABNB_CAPACITY) "
+                              f"needs as many lab hosts, but {memory}",
+                              f"Lower the capacity to at most {fits}, or LABNB_MEMORY_MB to at most "
+                              f"{max(total_mb - settings.server_memory_mb, 0) // settings.capacity}")
+        note = f"room capacity {settings.capacity}, as set"
+    elif most is not None and most < settings.capacity + HEADROOM:
+        settings = dataclasses.replace(settings, capacity=max(1, most - HEADROOM))
+        note = (f"room capacity {settings.capacity}: {why}, {most - settings.capacity} of them kept for the "
+                "instructor's own and one being reset; set --capacity (LABNB_CAPACITY) to choose")
+    else:
+        note = f"room capacity {settings.capacity}, the default; set --capacity (LABNB_CAPACITY) to choose"
     sized = {}
     if "pool_size" not in given:
         sized["pool_size"] = settings.capacity
-    if "max_lab_hosts" not in given:
-        sized["max_lab_hosts"] = settings.capacity + 2
+    if "max_lab_hosts" not in given:   # the headroom, as far as the memory has room for it
+        lab_hosts = settings.capacity + HEADROOM
+        sized["max_lab_hosts"] = lab_hosts if fits is None else max(settings.capacity, min(lab_hosts, fits))
     if "new_learners_per_address" not in given:   # a classroom behind one NAT address
         sized["new_learners_per_address"] = max(settings.new_learners_per_address, 2 * settings.capacity)
     settings = dataclasses.replace(settings, **sized)
@@ -72,7 +101,7 @@ def size_for_room(settings, given: frozenset[str]):
         raise ConfigError("LABNB_MAX_LAB_HOSTS", f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) "
                           f"needs as many lab hosts, but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
                           "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
-    return settings
+    return settings, note
 
 
 def code_mark(code: str) -> str:
