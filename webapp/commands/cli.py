@@ -264,7 +264,8 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
 @click.option("--workshop", is_flag=True, default=None,
               help="Run a workshop: learners join with an access code and a name (LABNB_WORKSHOP=1).")
 @click.option("--capacity", type=click.IntRange(min=1), default=None,
-              help="Learners in the workshop at once; more wait in a queue (LABNB_CAPACITY, 30).")
+              help="Learners in the workshop at once; more wait in a queue (LABNB_CAPACITY; "
+                   "default 30, or as many as the machine's memory fits).")
 @click.option("--access-code", default=None, help="What learners type to join (LABNB_ACCESS_CODE; default: random).")
 @click.option("--lab", "labs", multiple=True, help="A lab of the workshop, by id; repeat for more (default: all).")
 def serve(host: str, port: int, pool_size: int | None, backend: str | None, workshop: bool | None,
