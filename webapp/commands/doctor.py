@@ -206,7 +206,7 @@ def check_image(settings: Settings) -> Finding:
     path = image_archive(settings)
     ok = image.image_id(path) is not None
     return Finding("busybox image", ok, path if ok else f"{path} is missing or unreadable",
-                   "" if ok else "Run `labnb image build`")
+                   "" if ok else "Run `labnb image build` (`labnb serve` also makes it as it starts)")
 
 
 def run_all(settings: Settings) -> list[Finding]:
