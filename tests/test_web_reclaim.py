@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_a_learner_who_finds_every_lab_host_taken_is_told_when_one_frees(full):
     for address in ("127.0.0.2", "127.0.0.3"):
         assert 'data-state="ready"' in settled(full, learner_at(full, address))
     page = settled(full, learner_at(full, "127.0.0.4"))
-    assert "this server's 2 lab hosts (LABNB_MAX_LAB_HOSTS) are all in use" in page, page
+    assert "this server's 2 lab hosts (LABNB_MAX_LAB_HOSTS) are all in use" in unescape(page), page
     assert "A lab host with no activity for 60 min is given back, the next in about" in page and "Retry" in page
 
 
