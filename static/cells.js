@@ -198,9 +198,10 @@
     return false;
   }
 
-  /* Start the first queued step once no step runs (and the lab host takes commands). */
+  /* Start the first queued step once no step runs (and the lab host takes commands, and the server
+   * has told this tab, on connecting, which steps run now). */
   function pump() {
-    if (!queue.length || anyRunning() || !page.hostReady()) return;
+    if (!queue.length || anyRunning() || !page.hostReady() || !socket.connected) return;
     var cell = queue.shift();
     cell.queued = false;
     cell.start();
@@ -274,6 +275,7 @@
 
   /* A run of this step started (here or in another tab, or before the page loaded). */
   Cell.prototype.started = function (runId) {
+    if (this.queued) this.unqueue();   // another tab ran it meanwhile
     this.reset(runId);
     this.running = true; this.ended = false;
     this.el.dataset.status = "running";
@@ -565,7 +567,18 @@
         if (cell && cell.runId !== r.run) cell.started(r.run);
       });
       cells.forEach(function (cell) { if (cell.runId && !cell.ended) cell.attach(); });
+      pump();
     });
+  });
+  /* A run asked for as the connection went has no answer coming: it goes back to the queue's head, and
+   * is asked for again unless the server, on connecting again, says it runs. */
+  page.onDisconnect(function () {
+    var cell = starting;
+    if (!cell) return;
+    starting = null;
+    cell.queued = true;
+    queue.unshift(cell);
+    cell.show();
   });
   socket.on("run_started", function (msg) {
     var cell = cells.get(msg.step);
