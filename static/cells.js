@@ -10,7 +10,19 @@
  * bounded queues (Cell.take), so the server sends no faster than this page
  * takes output in, and the page never holds more than it shows. A cell shows
  * at most HEAD_LIMIT bytes from the start and TAIL_LIMIT from the end; the
- * rest is in the full log, downloaded from the server. */
+ * rest is in the full log, downloaded from the server.
+ *
+ * One step of a lab runs at a time on a lab host. A run this tab asks for
+ * while a step runs waits in the tab's queue (shown as queued, with Unqueue
+ * to take it back) and starts when the running one ends, as in Jupyter; Run
+ * all and Run to here queue steps in order. A step that does not pass (a
+ * failed check, a failed command, stopped, timed out) drops the rest of the
+ * queue, and the dropped cells say so: the steps after it build on it.
+ *
+ * Each section.step carries its state in data-state (not-run, queued,
+ * running, passed, failed, failed-expected), in words in its cell and as a
+ * mark on its heading; each change (and each step's state as the page
+ * loads) is told with a "labnb-step-state" event on document, {step, state}. */
 (function () {
   "use strict";
   var page = window.labnb;
@@ -18,8 +30,13 @@
   var socket = page.socket, bytes = page.bytes;
   var HEAD_LIMIT = 1 << 20, TAIL_LIMIT = 1 << 20, BLOCK_CHARS = 64 << 10;
   var SGR = /\x1b\[[0-9;]*m/g;   // colour and style codes
-  var cells = new Map();   // step id -> Cell
+  var cells = new Map();   // step id -> Cell, in the lab's order
   var byRun = new Map();   // run id -> Cell
+  var queue = [];          // cells waiting for their turn to run, first first
+  var starting = null;     // the cell whose run this tab asked for, until the server answers
+  var MARKS = { "not-run": "○", queued: "…", running: "⟳", passed: "✓", failed: "✗", "failed-expected": "✓" };
+  var STATE_WORDS = { "not-run": "not run", queued: "queued", running: "running", passed: "passed", failed: "failed",
+                      "failed-expected": "failed as expected" };
 
   function utf8len(s) {
     var n = s.length;
@@ -148,11 +165,79 @@
     return dropped;
   };
 
-  function Cell(el) {
+  /* A step's state and the words for it, from how its last run ended (a run's `end`, or as the page had
+   * it recorded): a failed check is named by its hint, and a step whose last command is meant to fail
+   * (docs/lab-format.md, "fails") failed as expected when it ended as it should. */
+  function verdict(end, cell) {
+    var took = typeof end.duration === "number" ? end.duration.toFixed(1) + " s" : null;
+    var exit = end.exit_code !== null && end.exit_code !== undefined ? "exit code " + end.exit_code : null;
+    var words = function (text, parts) {
+      parts = parts.filter(Boolean);
+      return parts.length ? text + " (" + parts.join(", ") + ")" : text;
+    };
+    if (end.status === "done") {
+      return cell.fails === "last" ? { state: "failed-expected", text: words("failed as expected", [exit, took]) }
+                                   : { state: "passed", text: words("passed", [took]) };
+    }
+    var failedChecks = (end.checks || []).filter(function (c) { return !c.passed; });
+    var text;
+    if (end.status !== "failed") text = words(page.label(end.status), [took]);   // stopped, timed out, cut off
+    else if (failedChecks.length) {
+      text = "check failed: " + failedChecks[0].hint;
+      if (failedChecks.length > 1) text += " (and " + (failedChecks.length - 1) + " more)";
+    } else if (exit === null && end.signal) text = "failed: a command was killed by signal " + end.signal;
+    else if (exit !== null && end.exit_code !== 0) text = words("failed: a command exited with " + end.exit_code, [took]);
+    else if (cell.fails) text = words("failed: a command meant to fail succeeded", [took]);
+    else text = "failed: see the output";
+    return { state: "failed", text: text };
+  }
+
+  function anyRunning() {
+    if (starting) return true;
+    for (var cell of cells.values()) if (cell.running) return true;
+    return false;
+  }
+
+  /* Start the first queued step once no step runs (and the lab host takes commands, and the server
+   * has told this tab, on connecting, which steps run now). */
+  function pump() {
+    if (!queue.length || anyRunning() || !page.hostReady() || !socket.connected) return;
+    var cell = queue.shift();
+    cell.queued = false;
+    cell.start();
+    queue.forEach(function (c) { c.show(); });
+  }
+
+  /* The queue after a step that did not pass (or could not start): its cells are not run, and say why. */
+  function dropQueue(why) {
+    var dropped = queue.splice(0);
+    dropped.forEach(function (c) {
+      c.queued = false;
+      c.problem("Not run: " + why + ", so the queue stopped there.");
+      c.show();
+    });
+  }
+
+  /* Queue the runnable steps among `list` in order (Run all, Run to here), after any of them already
+   * running or queued: a step before those is behind the learner already. */
+  function queueSteps(list) {
+    var from = 0;
+    list.forEach(function (c, i) { if (c.running || c.queued || starting === c) from = i + 1; });
+    list.slice(from).forEach(function (c) { if (c.runnable) c.request(); });
+  }
+
+  function Cell(el, index) {
     this.el = el;
+    this.section = el.closest("section.step");
+    this.index = index;
     this.step = el.dataset.step;
+    this.fails = el.dataset.fails || "";            // "last": the step's last command is meant to fail; "some"
+    this.runnable = el.dataset.runnable !== "false";  // a step with no command to run and no check is skipped
     this.runBtn = el.querySelector("button.run");
     this.stopBtn = el.querySelector("button.stop");
+    this.runToBtn = el.querySelector("button.run-to");
+    this.markEl = this.section.querySelector(".step-mark .mark");
+    this.stateTextEl = this.section.querySelector(".step-mark .step-state-text");
     this.statusEl = el.querySelector(".status");
     this.problemEl = el.querySelector(".problem");
     this.outputEl = el.querySelector(".output");
@@ -162,10 +247,15 @@
     this.checksEl = el.querySelector(".checks");
     this.runId = null;
     this.clearOutput();
-    this.running = false;
-    this.ended = true;
+    this.running = false;   // a run of it is on, as far as this tab knows
+    this.ended = true;      // this tab has its run's end (else it attaches to it on each connection)
+    this.queued = false;
+    this.result = null;     // {state, text} of its last run, once ended
     var self = this, o = this.outputEl;
-    this.runBtn.addEventListener("click", function () { self.start(); });
+    this.runBtn.addEventListener("click", function () { self.request(); });
+    this.runToBtn.addEventListener("click", function () {
+      queueSteps(Array.from(cells.values()).slice(0, self.index));
+    });
     // Follow the output's end unless the learner scrolls away from it; only
     // their own scrolling counts (a draw's layout also moves the scroll position).
     ["wheel", "touchstart", "keydown", "mousedown"].forEach(function (type) {
@@ -180,23 +270,30 @@
         self.follow = o.scrollHeight - o.scrollTop - o.clientHeight < 40;
       }
     }, { passive: true });
-    this.stopBtn.addEventListener("click", function () { self.stop(); });
+    this.stopBtn.addEventListener("click", function () { if (self.queued) self.unqueue(); else self.stop(); });
   }
+
+  /* A run of this step started (here or in another tab, or before the page loaded). */
+  Cell.prototype.started = function (runId) {
+    if (this.queued) this.unqueue();   // another tab ran it meanwhile
+    this.reset(runId);
+    this.running = true; this.ended = false;
+    this.el.dataset.status = "running";
+    this.show();
+  };
 
   Cell.prototype.reset = function (runId) {
     if (this.runId) byRun.delete(this.runId);
     this.runId = runId;
     byRun.set(runId, this);
     this.recvSeq = -1; this.recvEnd = 0; this.scheduled = false;
-    this.running = true; this.ended = false;
+    this.ended = false;
     this.clearOutput();
     this.checksEl.textContent = "";
     this.problem("");
     var href = "runs/" + runId + "/log";
     this.el.querySelectorAll("a.log").forEach(function (a) { a.href = "/" + href; });
     this.el.querySelector(".cell-bar a.log").hidden = false;
-    this.setStatus("running", "running…");
-    this.buttons();
   };
 
   Cell.prototype.clearOutput = function () {
@@ -211,10 +308,28 @@
     this.ansi.process_hyperlink = inertLink;
   };
 
-  Cell.prototype.setStatus = function (status, text) {
-    this.el.dataset.status = status;
+  /* Show the step's state: the words in its cell, the mark on its heading, data-state, its buttons; and tell
+   * of a change. */
+  Cell.prototype.show = function () {
+    var state = this.queued ? "queued" : this.running || starting === this ? "running"
+              : this.result ? this.result.state : "not-run";
+    var text = this.queued ? "queued: runs when the steps before it in the queue have passed"
+             : this.running ? "running…" : starting === this ? "starting…"
+             : this.result ? this.result.text : "not run";
     this.statusEl.textContent = text;
+    this.markEl.textContent = MARKS[state];
+    this.stateTextEl.textContent = STATE_WORDS[state] + ": ";
+    this.buttons();
+    if (this.section.dataset.state === state) return;
+    this.section.dataset.state = state;
+    if (announce) announce(this, state);
   };
+
+  var announce = null;   // set once the page's scripts have all loaded: each step's state is told then
+
+  function tell(cell, state) {
+    document.dispatchEvent(new CustomEvent("labnb-step-state", { detail: { step: cell.step, state: state } }));
+  }
 
   Cell.prototype.problem = function (text) {
     this.problemEl.textContent = text;
@@ -222,18 +337,49 @@
   };
 
   Cell.prototype.buttons = function () {
-    this.runBtn.disabled = this.running || !page.hostReady() || !!page.watching;
-    this.stopBtn.disabled = !this.running || !!page.watching;
+    var off = !page.hostReady() || !!page.watching;
+    this.runBtn.disabled = off || this.running || this.queued || starting === this;
+    this.runToBtn.disabled = off;
+    this.stopBtn.disabled = !(this.running || this.queued) || !!page.watching;
+    this.stopBtn.textContent = this.queued ? "Unqueue" : "Stop";
+    this.stopBtn.title = this.queued ? "Take this step out of the queue" : "";
+  };
+
+  /* Run the step now, or after the step that runs (and those queued before it). */
+  Cell.prototype.request = function () {
+    if (page.watching || this.running || this.queued || starting === this) return;
+    this.problem("");
+    this.queued = true;
+    queue.push(this);
+    this.show();
+    pump();
+  };
+
+  Cell.prototype.unqueue = function () {
+    queue = queue.filter(function (c) { return c !== this; }, this);
+    this.queued = false;
+    this.show();
   };
 
   Cell.prototype.start = function () {
     var self = this;
     this.problem("");
-    this.runBtn.disabled = true;
-    this.expecting = true;   // the server attaches this tab to the run it starts
+    starting = this;   // the server attaches this tab to the run it starts
+    this.show();
     socket.emit("run", { lab: page.labId, step: this.step }, function (reply) {
-      self.expecting = false;
-      if (reply && reply.error) { self.problem(reply.error); self.buttons(); }
+      starting = null;
+      if (reply && reply.run && self.runId !== reply.run) self.started(reply.run);   // before its run_started
+      if (reply && reply.error) {
+        if (anyRunning()) {   // another tab's run came first: wait for it
+          self.queued = true;
+          queue.unshift(self);
+        } else {
+          self.problem(reply.error);
+          dropQueue("step " + self.index + " could not start");
+        }
+      }
+      self.show();
+      pump();   // its run may have ended before this answer came
     });
   };
 
@@ -370,57 +516,96 @@
   };
 
   Cell.prototype.onEnd = function (end) {
+    var live = this.running;   // else the end of a run that had ended before the page loaded, replayed
     this.running = false; this.ended = true;
-    this.setStatus(end.status, page.describe(end));
+    this.el.dataset.status = end.status;
+    this.result = verdict(end, this);
     this.checksEl.textContent = "";
     var self = this;
     (end.checks || []).forEach(function (c) { self.onCheck(c); });
-    this.buttons();
+    this.show();
+    if (!live) return;
+    if (this.result.state === "failed") dropQueue("step " + this.index + " did not pass");
+    pump();
     document.body.dispatchEvent(new CustomEvent("labnb-run-ended", { bubbles: true }));
   };
 
-  document.querySelectorAll(".cell").forEach(function (el) {
-    var cell = new Cell(el);
+  document.querySelectorAll(".cell").forEach(function (el, i) {
+    var cell = new Cell(el, i + 1);
     cells.set(cell.step, cell);
-    if (el.dataset.run) cell.reset(el.dataset.run);
-    else cell.buttons();
+    var end = el.dataset.end && JSON.parse(el.dataset.end);
+    if (end) {   // its last run, as recorded: its output is replayed once the socket connects
+      cell.reset(el.dataset.run);
+      cell.el.dataset.status = end.status;
+      cell.result = verdict(end, cell);
+      cell.show();
+    } else if (el.dataset.run) cell.started(el.dataset.run);
+    else cell.show();
   });
+  // Each step's state is told once all the page's scripts are there to hear it (deferred ones run before this).
+  function announceAll() {
+    announce = tell;
+    cells.forEach(function (cell) { tell(cell, cell.section.dataset.state); });
+  }
+  if (document.readyState === "complete") announceAll();
+  else document.addEventListener("DOMContentLoaded", announceAll);
+
+  var runAll = document.querySelector("button.run-all");
+  if (runAll) runAll.addEventListener("click", function () { queueSteps(Array.from(cells.values())); });
+  function hostChanged() {
+    if (runAll) runAll.disabled = !page.hostReady();
+    cells.forEach(function (cell) { cell.buttons(); });
+    pump();
+  }
+  hostChanged();
 
   page.onConnect(function () {
     socket.emit("open", page.about({ lab: page.labId }), function (reply) {
       if (!reply || reply.error) return;
       reply.running.forEach(function (r) {
         var cell = cells.get(r.step);
-        if (cell && cell.runId !== r.run) cell.reset(r.run);
+        if (cell && cell.runId !== r.run) cell.started(r.run);
       });
       cells.forEach(function (cell) { if (cell.runId && !cell.ended) cell.attach(); });
+      pump();
     });
+  });
+  /* A run asked for as the connection went has no answer coming: it goes back to the queue's head, and
+   * is asked for again unless the server, on connecting again, says it runs. */
+  page.onDisconnect(function () {
+    var cell = starting;
+    if (!cell) return;
+    starting = null;
+    cell.queued = true;
+    queue.unshift(cell);
+    cell.show();
   });
   socket.on("run_started", function (msg) {
     var cell = cells.get(msg.step);
     if (!cell) return;
     if (cell.runId === msg.run) return;
-    cell.reset(msg.run);
-    if (!cell.expecting) cell.attach();   // another tab started it
+    var ours = starting === cell;
+    cell.started(msg.run);
+    if (!ours) cell.attach();   // another tab started it
   });
   socket.on("output", function (msg) { var c = byRun.get(msg.run); if (c) c.onOutput(msg); });
   socket.on("snapshot", function (msg) { var c = byRun.get(msg.run); if (c) c.onSnapshot(msg); });
   socket.on("check", function (msg) { var c = byRun.get(msg.run); if (c) c.onCheck(msg); });
   socket.on("end", function (msg) { var c = byRun.get(msg.run); if (c) c.onEnd(msg); });
-  page.onHostChange(function () { cells.forEach(function (cell) { cell.buttons(); }); });
+  page.onHostChange(hostChanged);
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) cells.forEach(function (cell) { cell.scheduled = false; cell.schedule(); });
   });
 
-  /* Shift+Enter in a step runs it and moves on to the next step, as in a
-   * Jupyter notebook (a click in a step's text puts the focus there). */
+  /* Shift+Enter in a step runs it (or queues it) and moves on to the next
+   * step, as in a Jupyter notebook (a click in a step's text puts the focus there). */
   page.main.addEventListener("keydown", function (e) {
     if (e.key !== "Enter" || !e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) return;
     var step = e.target.closest && e.target.closest("section.step");
     if (!step) return;
     e.preventDefault();
     var cell = cells.get(step.querySelector(".cell").dataset.step);
-    if (cell && !cell.runBtn.disabled) cell.start();
+    if (cell && !cell.runBtn.disabled) cell.request();
     var next = step.nextElementSibling;
     while (next && !(next.matches && next.matches("section.step"))) next = next.nextElementSibling;
     if (next) next.focus();

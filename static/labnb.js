@@ -56,13 +56,8 @@
       return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
     },
 
-    /* How a run ended, in the server's words for it. */
-    describe: function (end) {
-      var text = statusLabels[end.status] || end.status;
-      var parts = [];
-      if (end.exit_code !== null && end.exit_code !== undefined) parts.push("exit code " + end.exit_code);
-      if (end.duration !== null && end.duration !== undefined) parts.push(end.duration.toFixed(1) + " s");
-      return parts.length ? text + " (" + parts.join(", ") + ")" : text;
-    }
+    /* The server's word for how a run stands (done, stopped, timed out ...); static/cells.js makes a step's
+     * state in words of it. */
+    label: function (status) { return statusLabels[status] || status; }
   };
 })();

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from ..guard import auth
 from ..lab import render_markdown
 from ..learners.registry import STARTING
+from ..status import RUNNING
 from ..store import is_run_id
 from .export import export_markdown
 
@@ -44,9 +45,20 @@ def lab_page(lab_id: str):
 def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
     """A lab's page with a learner's last runs: their own, or, with ``watch`` (their place in a workshop's room),
     for the instructor who watches them."""
-    return render_template("lab.html", lab=lab, last=_services().store.last_runs(learner_id, lab.id), learner=status,
+    last = _services().store.last_runs(learner_id, lab.id)
+    return render_template("lab.html", lab=lab, last=last, ended=recorded_ends(last), learner=status,
                            progress=_progress(lab, learner_id), watch=watch,
                            markdown=render_markdown, kind=lambda block: type(block).__name__.lower())
+
+
+def recorded_ends(last: dict[str, dict]) -> dict[str, dict]:
+    """How each step's last run ended, as the page's cells take a run's ``end`` (static/cells.js), so that a
+    step shows its state as the page loads, not once its output is replayed; without the checks' details
+    (long, and sent with the replay)."""
+    return {step: {"status": run["status"], "exit_code": run["exit_code"], "signal": run["signal"],
+                   "duration": run["duration"],
+                   "checks": [{"kind": c["kind"], "passed": c["passed"], "hint": c["hint"]} for c in run["checks"]]}
+            for step, run in last.items() if run["status"] != RUNNING}
 
 
 @bp.get("/labs/<lab_id>/host")
