@@ -90,8 +90,9 @@
     labs.forEach(function (lab) {
       if (!lab.steps.length) return;
       groups.push(el("colgroup", { span: lab.steps.length, "class": "lab" }));
-      top.appendChild(el("th", { colspan: lab.steps.length, scope: "colgroup", "class": "lab-head", "data-lab": lab.id },
-                         lab.title));
+      var title = el("th", { colspan: lab.steps.length, scope: "colgroup", "class": "lab-head", "data-lab": lab.id });
+      title.appendChild(el("span", {}, lab.title));   // sticky: in view while any of its steps is
+      top.appendChild(title);
       lab.steps.forEach(function (step, i) {
         var th = el("th", { scope: "col", title: lab.title + ": " + (i + 1) + ". " + step.title,
                             "class": "step-head" + (i ? "" : " lab-start") });
@@ -185,7 +186,7 @@
     row.appendChild(el("td", { "class": "idle" }, l.running ? "running" : span(l.idle_s)));
     row.appendChild(timeLeftCell(l));
     var host = l.host ? l.host.state : "";
-    row.appendChild(el("td", { "class": "host", "data-state": host, title: l.host && l.host.error || "" }, host));
+    row.appendChild(el("td", { "class": "lab-host", "data-state": host, title: l.host && l.host.error || "" }, host));
     labs.forEach(function (lab) {
       lab.steps.forEach(function (step, i) {
         var s = (l.steps[lab.id] || {})[step.id] || { state: "not_started" };
@@ -238,6 +239,7 @@
     });
     body.replaceChildren.apply(body, rows);
     refocus(grid, was);
+    grid.style.setProperty("--names-width", grid.querySelector("thead th.name").offsetWidth + "px");
     hands.sort(function (a, b) { return a.hand.raised - b.hand.raised; });
     document.getElementById("hand-count").textContent = hands.length ? "(" + hands.length + ")" : "";
     document.getElementById("hands").replaceChildren.apply(document.getElementById("hands"), hands.map(function (l) {
