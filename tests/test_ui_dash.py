@@ -81,6 +81,15 @@ def test_lab_titles_head_their_steps_and_names_and_actions_stay_in_view(room, br
             b = box(cell)
             assert seen["x"] - 1 <= b["x"] and b["x"] + b["width"] <= seen["x"] + seen["width"] + 1, (where, cell, b)
             assert on_top(cell), (where, cell)   # over what scrolls under it
+    # a control with the keyboard focus keeps it when the grid is drawn again (at each push of the room's state)
+    extend = row.locator("td.actions button.extend")
+    extend.focus()
+    extend.evaluate("b => { b.dataset.before = 'the push'; }")
+    page.evaluate("""() => fetch("/workshop/broadcast", {method: "POST", body: new URLSearchParams({text: "redrawn"}),
+        headers: {"X-CSRF-Token": JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]}})""")
+    expect(page.locator("#current-banner .text")).to_have_text("redrawn")
+    expect(row.locator("td.actions button[data-before]")).to_have_count(0)   # drawn again
+    expect(extend).to_be_focused()
     expect(row.locator("td.actions button.end")).to_be_visible()
     row.locator("td.actions button.end").click()   # reachable: the place ends
     expect(page.locator("#grid tbody tr[data-place=ended]", has_text="Grace")).to_have_count(1)
