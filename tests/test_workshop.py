@@ -461,7 +461,7 @@ def test_a_room_in_browsers(room, browser):
     expect(ana.locator("#room .hand")).to_contain_text("has seen your hand")
 
     # a broadcast, dismissed by one
-    teacher.fill("#broadcast input[name=text]", "Break until 11:00")
+    teacher.fill("#broadcast [name=text]", "Break until 11:00")
     teacher.click("#broadcast button[type=submit]")
     for page in (ana, ben):
         expect(page.locator("#room .broadcast")).to_contain_text("Break until 11:00")

@@ -33,6 +33,7 @@ from ..guard.auth import is_operator
 from ..guard.limits import lab_hosts_that_fit
 from ..store import step_state
 from ..stream.protocol import emit
+from .facts import early_end, failing
 from .room import BY_INSTRUCTOR, ENDED, ENDINGS, SEATED, WAITING, Room, RoomError
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,8 @@ class Workshop:
                 "steps": steps,
                 "host": host.status() if host is not None and place.state == SEATED else None,
                 "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
-                "ends_because": left.get("why"),
+                "ends_because": left.get("why"), "early_end": early_end(left),
+                "failing": failing([r for r in mine if r["step"] in steps.get(r["lab"], {})]),
                 "catch_up": self.catching.get(place.id),
             })
             learners.append(entry)
