@@ -13,7 +13,15 @@
  * time (typed: what waits; typing: one is in flight), the next (all typed
  * meanwhile) once the server has taken the last; sizes likewise (size,
  * sizing). Input the terminal does not read is refused, not waited for: the
- * status says why, and what was typed is dropped. */
+ * status says why, and what was typed is dropped.
+ *
+ * The keyboard: the terminal's programs take Tab (completion) and Escape, so
+ * the way out is Ctrl+M (VS Code's key), which makes Tab and Shift+Tab move
+ * the focus until it is pressed again; never Escape then Tab, as an editor
+ * may: the Escape would reach the program (bash would take the next key as
+ * Alt+key, two Escapes as completion). The bar says so, and the terminal's
+ * input names the hint for screen readers. "Screen reader mode" (xterm.js's screenReaderMode: its lines as a
+ * list, what it prints announced) and Ctrl+M's mode are remembered. */
 (function () {
   "use strict";
   var page = window.labnb;
@@ -23,12 +31,24 @@
   var watching = !!page.watching;   // the instructor's view of a learner: read-only, nothing started
   var INPUT_PART = 16384;   // UTF-16 units per shell_input: at most 48 KiB of UTF-8, within the server's 64 KiB
   var OPEN_KEY = "labnb-terminal-open";
+  var TAB_KEY = "labnb-terminal-tab-moves-focus", READER_KEY = "labnb-terminal-screen-reader";
   var body = panel.querySelector(".terminal-body");
   var toggle = panel.querySelector(".terminal-toggle");
   var statusEl = panel.querySelector(".terminal-status");
+  var keysEl = panel.querySelector(".terminal-keys");
+  var readerButton = panel.querySelector(".terminal-reader");
   var open = false;
   var views = {};   // by term: "" the free shell, else a named terminal
   var active = null;
+  var tabMovesFocus = remembered(TAB_KEY), screenReader = remembered(READER_KEY);
+
+  function remembered(key) {
+    try { return !!localStorage.getItem(key); } catch (e) { return false; }
+  }
+
+  function remember(key, on) {
+    try { localStorage.setItem(key, on ? "1" : ""); } catch (e) { /* storage off */ }
+  }
 
   /* An OSC 8 hyperlink in the terminal (http and https only) opens only when
    * the learner has seen where it leads and says yes, in a new window that
@@ -73,11 +93,14 @@
       cursorBlink: true, scrollback: 5000, fontSize: 13,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
       theme: { background: "#15191d", foreground: "#e6e6e6" },
-      linkHandler: linkHandler, disableStdin: watching
+      linkHandler: linkHandler, disableStdin: watching, screenReaderMode: screenReader
     });
     this.fit = new window.FitAddon.FitAddon();
     xterm.loadAddon(this.fit);
     xterm.open(this.el);
+    xterm.attachCustomKeyEventHandler(forTerminal);
+    xterm.textarea.setAttribute("aria-label", this.term ? "Terminal " + this.term : "Shell on your lab host");
+    xterm.textarea.setAttribute("aria-describedby", keysEl.id);
     xterm.onData(function (data) { self.input(data); });
     xterm.onResize(function (dims) {
       if (watching) return;   // the learner's terminal keeps the learner's size
@@ -86,6 +109,30 @@
     });
     this.xterm = xterm;
   };
+
+  /* xterm's key handler: false for the keys that are not the terminal's (the browser then moves the focus). */
+  function forTerminal(e) {
+    if (e.code === "KeyM" && e.ctrlKey && !e.altKey && !e.metaKey && !e.shiftKey) {
+      if (e.type === "keydown") {
+        e.preventDefault();
+        tabMovesFocus = !tabMovesFocus;
+        remember(TAB_KEY, tabMovesFocus);
+        showKeys();
+      }
+      return false;
+    }
+    return !(tabMovesFocus && e.key === "Tab" && !e.ctrlKey && !e.altKey && !e.metaKey);
+  }
+
+  function showKeys() {
+    keysEl.textContent = tabMovesFocus ? "Tab moves focus. Ctrl+M: Tab is the terminal's"
+                                       : "Tab is the terminal's. Ctrl+M: Tab moves focus";
+  }
+
+  function showScreenReader() {
+    readerButton.setAttribute("aria-pressed", String(screenReader));
+    each(function (s) { if (s.xterm) s.xterm.options.screenReaderMode = screenReader; });
+  }
 
   ShellView.prototype.fitTerm = function () {
     if (!open || this !== active || !this.xterm) return;
@@ -194,6 +241,13 @@
   });
   active = views[""];
   toggle.addEventListener("click", function () { showTerminal(!open); });
+  readerButton.addEventListener("click", function () {
+    screenReader = !screenReader;
+    remember(READER_KEY, screenReader);
+    showScreenReader();
+  });
+  showKeys();
+  showScreenReader();
 
   /* Each command of the lab can be typed into the terminal with a click, to
    * try it or a variation of it outside the step's run, as Killercoda does. */
@@ -220,7 +274,8 @@
     });
     block.appendChild(button);
   });
-  window.addEventListener("resize", function () { requestAnimationFrame(function () { active.fitTerm(); }); });
+  // The terminal fits its place whatever changes it: the window, the page's layout, the panel opening.
+  new ResizeObserver(function () { active.fitTerm(); }).observe(body);
 
   function viewOf(msg) { return views[(msg && msg.term) || ""]; }
   socket.on("shell_output", function (msg) { var s = viewOf(msg); if (s) s.output(msg); });

@@ -230,7 +230,7 @@ def test_marker_filter_finds_markers_split_at_every_byte():
         parts = f.feed(stream[:cut]) + f.feed(stream[cut:])
         text = b"".join(p[1] for p in parts if p[0] == "text") + f.pending   # held back: the rest
         assert text == b"out\r\n[prompt]# ", cut
-        assert [p for p in parts if p[0] != "text"] == [("marker", token, 0, True), ("prompt", 0)]
+        assert [p for p in parts if p[0] != "text"] == [("echo",), ("marker", token, 0, True), ("prompt", 0)]
 
 
 SPLIT_LAB = r"""---

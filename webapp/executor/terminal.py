@@ -12,7 +12,12 @@ OSC sequences tell it when a command's output has ended:
   (scripts/bashrc), which ends a run whose marker line was swallowed, as when
   ``exit`` ends the container that the marker line was typed into.
 
-Both, and the echo of the marker line, are cut from the output. A command
+Both, and the echo of the marker line, are cut from the output. The shell
+shows a prompt for the marker line too, the same as the one after it: what
+mirrors the terminal (a tab of the terminal panel) is told to erase that line
+once the marker shows that a shell ran it, so it shows one prompt, as a person
+typing there would see; a run's output keeps it as the line its terminal's
+next command is typed at (``StepRun``, webapp/learners/bench.py). A command
 that reads stdin (a bare ``cat``) swallows the marker line without a prompt
 following: then the run ends by its timeout.
 """
@@ -31,8 +36,11 @@ from .process import OutputCallback, PtyProcess
 # How long a prompt waits for the marker that normally follows it at once.
 PROMPT_GRACE = 1.0
 RECENT = 64 << 10   # bytes of what a terminal showed kept for a fanout that starts to mirror it later
-_SEQ = re.compile(rb"\x1b\]777([01]);([^\x07\x1b]{0,64})\x07")
-_ECHO = re.compile(rb" printf '\\033\]7770;%s;%s;%s\\007' [0-9a-f]+ \"\$\?\" \"\$\{__labnb_outer:-0\}\"(\r\n)?")
+LINE_KEPT = 512     # bytes of the terminal's last line kept: the prompt a command is typed at
+# a marker, or the echo of a marker line
+_PART = re.compile(rb"\x1b\]777(?P<kind>[01]);(?P<fields>[^\x07\x1b]{0,64})\x07"
+                   rb"|(?P<echo> printf '\\033\]7770;%s;%s;%s\\007' [0-9a-f]+ \"\$\?\" \"\$\{__labnb_outer:-0\}\"(\r\n)?)")
+ERASE_LINE = b"\r\x1b[K"   # the cursor to the line's start, the line erased
 
 
 class TerminalBusy(LabnbError, RuntimeError):
@@ -57,25 +65,36 @@ class MarkerFilter:
         self.pending = b""
 
     def feed(self, data: bytes) -> list[tuple]:
-        """``("text", bytes)``, ``("marker", token, status, outer)``, ``("prompt", status)`` in order."""
+        """``("text", bytes)``, ``("echo",)`` (a marker line's, cut), ``("marker", token, status, outer)``,
+        ``("prompt", status)`` in order."""
         buf = self.pending + data
         keep = _held_back(buf)
         self.pending, buf = buf[len(buf) - keep:] if keep else b"", buf[:len(buf) - keep]
-        buf = _ECHO.sub(b"", buf)
         parts: list[tuple] = []
         pos = 0
-        for m in _SEQ.finditer(buf):
+        for m in _PART.finditer(buf):
             if m.start() > pos:
                 parts.append(("text", buf[pos:m.start()]))
-            fields = m.group(2).decode(errors="replace").split(";")
-            if m.group(1) == b"0" and len(fields) == 3 and fields[1].isdigit():
-                parts.append(("marker", fields[0], int(fields[1]), fields[2] == "1"))
-            elif m.group(1) == b"1" and fields[0].isdigit():
-                parts.append(("prompt", int(fields[0])))
             pos = m.end()
+            if m.group("echo"):
+                parts.append(("echo",))
+                continue
+            fields = m.group("fields").decode(errors="replace").split(";")
+            if m.group("kind") == b"0" and len(fields) == 3 and fields[1].isdigit():
+                parts.append(("marker", fields[0], int(fields[1]), fields[2] == "1"))
+            elif m.group("kind") == b"1" and fields[0].isdigit():
+                parts.append(("prompt", int(fields[0])))
         if pos < len(buf):
             parts.append(("text", buf[pos:]))
         return parts
+
+    def release(self) -> bytes:
+        """What is held back for an echo that would begin with it (a prompt's last space), as text: once
+        no marker line typed so far can still be echoed. Not the beginning of a marker: that one comes."""
+        if b"\x1b" in self.pending:
+            return b""
+        text, self.pending = self.pending, b""
+        return text
 
 
 def _held_back(buf: bytes) -> int:
@@ -156,7 +175,9 @@ class Terminal:
         self.current: TypedCommand | None = None
         self.filter = MarkerFilter()
         self.recent = bytearray()   # the last RECENT bytes it showed (markers cut), runs' and not
+        self.line = bytearray()     # its last line as shown (at most LINE_KEPT bytes): the prompt, between runs
         self.fanout = None          # what mirrors it (``mirror``)
+        self._echoed = False        # a marker line's echo was just cut: its prompt is shown, and not yet erased
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._lock = threading.Lock()
         self._route_lock = threading.Lock()
@@ -178,6 +199,7 @@ class Terminal:
     def type(self, command: str | None, *, on_output: OutputCallback, timeout: float | None = None,
              endless: bool = False) -> TypedCommand:
         """Type ``command``, then (unless endless) the marker line; returns at once."""
+        self._release()
         with self._lock:
             if self.current is not None:
                 raise TerminalBusy(f"terminal {self.name} is still running a command; stop it first")
@@ -195,6 +217,18 @@ class Terminal:
         if timeout is not None:
             threading.Thread(target=self._watch_timeout, args=(run,), daemon=True).start()
         return run
+
+    @property
+    def prompt(self) -> bytes:
+        """The line the terminal shows last (between runs, its prompt): where a command typed now shows."""
+        self._release()
+        with self._route_lock:
+            return bytes(self.line)
+
+    def _release(self) -> None:
+        with self._route_lock:
+            if self.current is None:   # the last marker line's echo has come: what is held back is a prompt's
+                self._text(self.filter.release(), None, self.fanout, own=False)
 
     def mirror(self, fanout) -> None:
         """Show what the terminal shows on ``fanout`` too (webapp/shells/fanout.py): what it showed
@@ -224,27 +258,48 @@ class Terminal:
         fanout = self.fanout
         for part in self.filter.feed(data):
             run = self.current
+            echoed, self._echoed = self._echoed, part[0] == "echo"
             if part[0] == "text":
-                text = part[1]
-                self.recent += text
-                if run is not None:
-                    taken += len(text)
-                    run.on_output(text)
-                elif fanout is not None:
-                    taken += len(text)
-                if fanout is not None:
-                    fanout.feed(text, own=run is None)
+                taken += self._text(part[1], run, fanout)
             elif part[0] == "marker":
                 _, token, status, outer = part
+                if echoed:   # a shell ran the marker line: the prompt it showed for it goes, the next replaces it
+                    self._shown(ERASE_LINE)
+                    if fanout is not None:
+                        fanout.feed(ERASE_LINE, own=False, activity=False)
                 self._skip_prompt = self._skip_prompt or outer
                 if run is not None and token == run.token:
                     run._end(status)
-            elif self._skip_prompt:
-                self._skip_prompt = False
-            elif run is not None:
-                run._prompt_seen(part[1])
+            elif part[0] == "prompt":
+                if self._skip_prompt:
+                    self._skip_prompt = False
+                elif run is not None:
+                    run._prompt_seen(part[1])
         del self.recent[:max(0, len(self.recent) - RECENT)]
         return taken
+
+    def _text(self, text: bytes, run: TypedCommand | None, fanout, own: bool = True) -> int:
+        """Hand text to the run and the mirror; how many bytes they will acknowledge (``own``: bytes of the
+        PTY not yet acknowledged)."""
+        self._shown(text)
+        if run is not None:
+            run.on_output(text)
+        if fanout is not None:
+            fanout.feed(text, own=own and run is None)
+        return len(text) if own and (run is not None or fanout is not None) else 0
+
+    def _shown(self, text: bytes) -> None:
+        """Keep what the terminal showed: its recent past, and its last line."""
+        self.recent += text
+        if text == ERASE_LINE:   # ours, or the shell's own: the line is empty
+            self.line.clear()
+            return
+        end = text.rfind(b"\n")
+        if end >= 0:
+            self.line[:] = text[end + 1:]
+        else:
+            self.line += text
+        del self.line[:max(0, len(self.line) - LINE_KEPT)]
 
     def _run_ended(self, run: TypedCommand) -> None:
         with self._lock:

@@ -43,6 +43,8 @@ class StepRun:
         self._tail: collections.deque[tuple[str | None, str]] = collections.deque()
         self._kept = self._tail_kept = 0
         self._terminal: str | None = None
+        self._mid_line = False          # the output so far ends in a line not ended
+        self._at_prompt: str | None = None   # ... which is this named terminal's prompt, after its last command
         self._current = None            # the PtyProcess or TypedCommand now running
         self._delivered = 0             # output bytes sent to the consumer
         self._current_base = 0          # ... before the current command started
@@ -86,6 +88,8 @@ class StepRun:
     # -- the run ----------------------------------------------------------
     def _emit_output(self, data: bytes) -> None:
         text = self._decoder.decode(data)
+        if data:
+            self._mid_line = not data.endswith(b"\n")
         with self._lock:
             self._delivered += len(data)
             if self.window is None:
@@ -132,17 +136,24 @@ class StepRun:
     def _run_command(self, i: int, cmd: Command) -> str:
         if self._stop.is_set():
             return INTERRUPTED
-        self.on_event(CommandStarted(i, cmd.line, cmd.text))
+        at_prompt, self._at_prompt = self._at_prompt, None
+        if self._mid_line and not (cmd.terminal and at_prompt == cmd.terminal):
+            self._emit_output(b"\r\n")   # what comes next starts a line
+        self.on_event(CommandStarted(i, cmd.line, cmd.text, cmd.terminal))
+        self._terminal = cmd.terminal
+        term = self.bench.terminal(cmd.terminal) if cmd.terminal else None
+        if term and at_prompt != cmd.terminal:
+            # The terminal echoes the command where it is typed: after its prompt, which it showed
+            # before this run, or at the end of this run's last command in another terminal.
+            self._emit_output(term.prompt)
         with self._lock:
             self._current_base = self._delivered
-        self._terminal = cmd.terminal
         self.waits_for_stop = cmd.endless
         # headless runs stop endless commands after a while; a learner stops them
         endless_limit = (cmd.stop_after or self.endless_for) if cmd.endless and self.endless_for else None
-        if cmd.terminal:
-            term = self.bench.terminal(cmd.terminal)
+        if term:
             self._current = term.type(cmd.text, on_output=self._emit_output,
-                                     timeout=None if cmd.endless else cmd.timeout, endless=cmd.endless)
+                                      timeout=None if cmd.endless else cmd.timeout, endless=cmd.endless)
         else:
             self._current = executor.start(self.bench.lab_host, cmd.text, on_output=self._emit_output,
                                          timeout=None if cmd.endless else cmd.timeout, window=self.window)
@@ -156,6 +167,10 @@ class StepRun:
         self._current = None
         self.waits_for_stop = False
         ok, note = verdict(cmd, outcome)
+        if note and self._mid_line:
+            self._emit_output(b"\r\n")   # the note a consumer shows starts a line
+        elif term and self._mid_line:
+            self._at_prompt = cmd.terminal   # the prompt it showed for our marker line: the next command's
         self.on_event(CommandEnded(i, outcome, ok, note))
         if ok:
             return DONE

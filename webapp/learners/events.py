@@ -28,6 +28,8 @@ class CommandStarted:
     block: int          # the command's index among the step's blocks
     line: int           # its line in the lab file
     command: str
+    terminal: str | None = None   # typed into this named terminal: its output shows the command, after
+                                  # the terminal's prompt, as typed there (a consumer adds no header)
 
 
 @_event

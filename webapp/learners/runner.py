@@ -246,7 +246,7 @@ class Printer:
             case StepStarted(step=step):
                 self._line()
                 self._line(self._paint(f"── step {step.index}/{event.of}: {step.title} ({step.id})", "1"))
-            case CommandStarted(command=command):
+            case CommandStarted(command=command, terminal=None):   # a terminal shows what is typed into it
                 for i, line in enumerate(command.splitlines()):
                     self._line(self._paint(f"  {'> ' if i else '$ '}{line}", "36"))
             case CommandEnded(ok=ok, note=note):
@@ -355,7 +355,7 @@ def to_junit(result: LabResult) -> ET.ElementTree:
         elif not s.passed:
             detail = [c.detail for c in s.checks if not c.passed]
             ET.SubElement(case, "failure", message=_xml(s.failure()), type=s.status).text = _xml("\n".join(detail))
-        out = "".join(f"$ {c.command}\n{c.output}" for c in s.commands)
+        out = "".join(("" if c.terminal else f"$ {c.command}\n") + c.output for c in s.commands)
         if out:
             ET.SubElement(case, "system-out").text = _xml(out)
     failures = sum(s.status not in (DONE, SKIPPED) for s in result.steps)

@@ -297,7 +297,7 @@ class RunManager:
             case Output(data=data):
                 if data:
                     live.feed(data)
-            case CommandStarted(command=command):
+            case CommandStarted(command=command, terminal=None):   # a terminal shows what is typed into it
                 lines = command.split("\n")
                 text = "\r\n".join(("$ " if i == 0 else "> ") + line for i, line in enumerate(lines))
                 live.feed(f"\x1b[1;34m{text}\x1b[0m\r\n".encode(), ours=True)
