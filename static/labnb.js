@@ -3,7 +3,8 @@
  * after it. It owns the one Socket.IO connection and the banner that tells
  * of it; a part hears of a (re)connection with labnb.onConnect, of a lost
  * one with labnb.onDisconnect, and of the lab host's status fragment being
- * swapped in by htmx (started, reset, failed) with labnb.onHostChange. */
+ * swapped in by htmx (started, reset, failed) with labnb.onHostChange. A panel
+ * loads the vendor scripts it needs when it first opens, with labnb.need. */
 (function () {
   "use strict";
   var main = document.getElementById("lab");

@@ -4,8 +4,9 @@ Every file under ``static/`` is hashed once, when the app is made; ``url_for('st
 then adds its hash (``/static/labnb.js?v=3f2a1c9e04b7``), in templates and code alike. A request whose
 ``v`` is the file's hash gets ``Cache-Control: private, max-age=31536000, immutable``: the browser keeps
 it a year without asking again, and the next version of the file has another URL. Any other request (no
-``v``, a wrong or an old one) is answered as before, revalidated on every load, so that a page from
-before a restart never keeps an old file under a new name.
+``v``, a wrong or an old one) is answered as before, revalidated on every load: no URL is kept with
+other content than its hash names (a page from before a restart asks for the old hash, and gets the new
+file).
 
 ``private``: static files are served to holders of the session cookie only (webapp/guard/auth.py), so
 no shared cache may keep them. A kept response carries neither the renewed session cookie nor
