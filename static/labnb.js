@@ -3,7 +3,8 @@
  * after it. It owns the one Socket.IO connection and the banner that tells
  * of it; a part hears of a (re)connection with labnb.onConnect, of a lost
  * one with labnb.onDisconnect, and of the lab host's status fragment being
- * swapped in by htmx (started, reset, failed) with labnb.onHostChange. */
+ * swapped in by htmx (started, reset, failed) with labnb.onHostChange. A panel
+ * loads the vendor scripts it needs when it first opens, with labnb.need. */
 (function () {
   "use strict";
   var main = document.getElementById("lab");
@@ -34,6 +35,26 @@
 
   var statusLabels = JSON.parse(main.dataset.statusLabels || "{}");   // webapp/status.py
 
+  /* What a panel needs and the page does not load before (xterm.js, Cytoscape.js: most of its script),
+   * by name: their versioned URLs, listed in templates/lab.html (#labnb-needs). */
+  var needs = JSON.parse((document.getElementById("labnb-needs") || {}).textContent || "{}");
+  var loading = {};
+
+  function load(url) {
+    return new Promise(function (resolve, reject) {
+      var css = /\.css(\?|$)/.test(url);
+      var el = document.createElement(css ? "link" : "script");
+      if (css) { el.rel = "stylesheet"; el.href = url; } else { el.src = url; el.async = false; }   // in order
+      el.onload = resolve;
+      el.onerror = function () {
+        el.remove();
+        reject(new Error("could not load " + url.split("?")[0] + " from the server: check the connection, " +
+                         "then try again or reload the page"));
+      };
+      document.head.appendChild(el);
+    });
+  }
+
   window.labnb = {
     main: main,
     labId: main.dataset.lab,
@@ -45,6 +66,19 @@
     onConnect: function (fn) { hooks.connect.push(fn); if (socket.connected) fn(); },
     onDisconnect: function (fn) { hooks.disconnect.push(fn); },
     onHostChange: function (fn) { hooks.host.push(fn); },
+
+    /* A promise that ``name``'s scripts and styles (#labnb-needs) have loaded: they are added to the page
+     * on the first call; it fails with an Error saying what could not be loaded, and the next call tries
+     * again. */
+    need: function (name) {
+      if (!loading[name]) {
+        var urls = needs[name];
+        if (!urls) return Promise.reject(new Error("labnb: nothing named " + name + " to load"));
+        loading[name] = Promise.all(urls.map(load));
+        loading[name].catch(function () { delete loading[name]; });
+      }
+      return loading[name];
+    },
 
     hostReady: function () {
       var host = document.getElementById("host");

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var panel = document.getElementById("network");
-  if (!panel || !window.labnb || !window.cytoscape) return;
+  if (!panel || !window.labnb) return;   // Cytoscape.js is loaded when a picture is first drawn (refresh)
   var screen = panel.querySelector(".network-screen");
   var info = panel.querySelector(".network-info");
   var notes = panel.querySelector(".network-notes");
@@ -75,6 +75,7 @@
     if (panel.hidden || document.hidden) return;
     if (asking) { again = true; return; }
     asking = true;
+    var drawer = window.labnb.need("cytoscape");   // loads while the picture is read
     fetch(panel.dataset.json, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) {
         // a shared answer was read earlier (for someone else, perhaps before the run that just ended): ask again
@@ -82,7 +83,8 @@
         return r.json().then(function (body) { return { ok: r.ok, body: body }; });
       })
       .then(function (r) {
-        if (r.ok) draw(r.body);
+        if (r.ok) return drawer.then(function () { draw(r.body); },
+                                     function (err) { info.textContent = "The picture " + err.message; });
         else { info.textContent = r.body.error || "the picture could not be read"; }
       })
       .catch(function (err) { info.textContent = "the picture could not be read: " + err; })

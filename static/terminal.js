@@ -26,7 +26,7 @@
   "use strict";
   var page = window.labnb;
   var panel = document.getElementById("terminal");
-  if (!page || !panel || !window.Terminal || !window.FitAddon) return;
+  if (!page || !panel) return;   // xterm.js is loaded when the panel first opens (select)
   var socket = page.socket;
   var watching = !!page.watching;   // the instructor's view of a learner: read-only, nothing started
   var INPUT_PART = 16384;   // UTF-16 units per shell_input: at most 48 KiB of UTF-8, within the server's 64 KiB
@@ -218,10 +218,13 @@
     });
     statusEl.textContent = view.status;
     if (!open) return;
-    if (!view.xterm) view.make();
-    view.fitTerm();
-    if (!view.joined) view.join();
-    view.xterm.focus();
+    page.need("xterm").then(function () {
+      if (!open || view !== active) return;   // closed or switched while xterm.js loaded
+      if (!view.xterm) view.make();
+      view.fitTerm();
+      if (!view.joined) view.join();
+      view.xterm.focus();
+    }, function (err) { view.setStatus("The terminal " + err.message); });
   }
 
   function showTerminal(show) {

@@ -194,10 +194,12 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     from .network import views as network
     from .proxy import views as proxy
     from .notebook.views import bp
+    from .web.assets import Assets
 
     settings = resolve(settings or Settings.from_env())
     key = secret_key(settings.state_dir)
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    Assets(app.static_folder).init_app(app)   # versioned static URLs that browsers keep
     app.config.update(
         LABNB=settings,
         SECRET_KEY=key,

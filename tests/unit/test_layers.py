@@ -19,7 +19,7 @@ LAYERS = [
     ["webapp.store", "webapp.guard"],
     ["webapp.learners"],
     ["webapp.stream", "webapp.runs", "webapp.shells"],
-    ["webapp.workshop", "webapp.notebook", "webapp.network.views", "webapp.proxy"],
+    ["webapp.workshop", "webapp.notebook", "webapp.network.views", "webapp.proxy", "webapp.web"],
     ["webapp.app", "webapp"],
     ["webapp.commands"],
 ]
