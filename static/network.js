@@ -1,12 +1,16 @@
 /* labnb: the network picture beside the steps (templates/lab.html, #network). The server reads the lab
  * host and lays the picture out (webapp/network/); this draws it with Cytoscape.js at the server's
  * positions, so that it matches the SVG download. It asks only while the panel is open: after every run,
- * when the lab host changes, and on Refresh. Labels are drawn on a canvas: a learner's names are text. */
+ * when the lab host changes, and on Refresh. Labels are drawn on a canvas: a learner's names are text.
+ * Its Text view (static/network_text.js) shows the same JSON as tables, and needs no Cytoscape. */
 (function () {
   "use strict";
   var panel = document.getElementById("network");
-  if (!panel || !window.labnb || !window.cytoscape) return;
+  if (!panel || !window.labnb) return;
   var screen = panel.querySelector(".network-screen");
+  var text = panel.querySelector(".network-text");
+  var views = panel.querySelectorAll(".network-view");
+  var view = "picture";   // or "text"
   var info = panel.querySelector(".network-info");
   var notes = panel.querySelector(".network-notes");
   var toggle = document.querySelector(".network-toggle");
@@ -55,6 +59,18 @@
 
   function draw(pic) {
     api.picture = pic;
+    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
+      new Date().toLocaleTimeString() + (view === "picture" ? "; click an interface for its details" : "");
+    notes.textContent = pic.notes.join("; ");
+    notes.hidden = !pic.notes.length;
+    window.labnb.networkText.render(text, pic);
+    if (view === "picture") drawPicture(pic);
+  }
+
+  function drawPicture(pic) {
+    if (!window.cytoscape) return;
+    screen.setAttribute("aria-label", "A picture of the lab host's network, " + pic.namespaces.length +
+                        " namespaces: Text lists them");
     if (cy) cy.destroy();
     cy = api.cy = window.cytoscape({ container: screen, elements: elements(pic), style: style,
                                      layout: { name: "preset" }, autoungrabify: true, boxSelectionEnabled: false,
@@ -65,10 +81,17 @@
       info.textContent = i.name + " (" + i.kind + ") " + i.state + " · mac " + i.mac + " · mtu " + i.mtu +
         (i.addresses.length ? " · " + i.addresses.join(", ") : "") + (i.peer_note ? " · " + i.peer_note : "");
     });
-    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
-      new Date().toLocaleTimeString() + "; click an interface for its details";
-    notes.textContent = pic.notes.join("; ");
-    notes.hidden = !pic.notes.length;
+  }
+
+  /* Picture or Text: one of them shows, and the choice is remembered. */
+  function showView(which) {
+    view = which;
+    screen.hidden = view !== "picture";
+    text.hidden = view !== "text";
+    panel.dataset.view = view;
+    views.forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.view === view)); });
+    try { localStorage.setItem("labnb.network-view", view); } catch (e) { /* private mode */ }
+    if (view === "picture" && api.picture && !panel.hidden) drawPicture(api.picture);
   }
 
   function refresh() {
@@ -98,12 +121,17 @@
   }
 
   toggle.addEventListener("click", function () { show(panel.hidden); });
+  views.forEach(function (b) { b.addEventListener("click", function () { showView(b.dataset.view); }); });
   panel.querySelector(".network-refresh").addEventListener("click", refresh);
   panel.querySelector(".network-fit").addEventListener("click", function () { if (cy) cy.fit(undefined, 20); });
   document.body.addEventListener("labnb-run-ended", refresh);
   document.addEventListener("visibilitychange", refresh);
   window.labnb.onHostChange(refresh);
-  var stored = "";
-  try { stored = localStorage.getItem("labnb.network") || ""; } catch (e) { /* private mode */ }
+  var stored = "", storedView = "";
+  try {
+    stored = localStorage.getItem("labnb.network") || "";
+    storedView = localStorage.getItem("labnb.network-view") || "";
+  } catch (e) { /* private mode */ }
+  showView(storedView === "text" ? "text" : "picture");
   show(stored === "open");
 })();

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from ..guard import auth
-from ..lab import render_markdown
+from ..lab import render_intro, render_markdown
 from ..learners.registry import STARTING
 from ..store import is_run_id
 from .export import export_markdown
@@ -46,7 +46,7 @@ def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
     for the instructor who watches them."""
     return render_template("lab.html", lab=lab, last=_services().store.last_runs(learner_id, lab.id), learner=status,
                            progress=_progress(lab, learner_id), watch=watch,
-                           markdown=render_markdown, kind=lambda block: type(block).__name__.lower())
+                           markdown=render_markdown, intro=render_intro, kind=lambda block: type(block).__name__.lower())
 
 
 @bp.get("/labs/<lab_id>/host")
