@@ -1,12 +1,16 @@
 /* labnb: the network picture beside the steps (templates/lab.html, #network). The server reads the lab
  * host and lays the picture out (webapp/network/); this draws it with Cytoscape.js at the server's
  * positions, so that it matches the SVG download. It asks only while the panel is open: after every run,
- * when the lab host changes, and on Refresh. Labels are drawn on a canvas: a learner's names are text. */
+ * when the lab host changes, and on Refresh. Labels are drawn on a canvas: a learner's names are text.
+ * Its Text view (static/network_text.js) shows the same JSON as tables, and needs no Cytoscape. */
 (function () {
   "use strict";
   var panel = document.getElementById("network");
-  if (!panel || !window.labnb) return;   // Cytoscape.js is loaded when a picture is first drawn (refresh)
+  if (!panel || !window.labnb) return;
   var screen = panel.querySelector(".network-screen");
+  var text = panel.querySelector(".network-text");
+  var views = panel.querySelectorAll(".network-view");
+  var view = "picture";   // or "text"
   var info = panel.querySelector(".network-info");
   var notes = panel.querySelector(".network-notes");
   var toggle = document.querySelector(".network-toggle");
@@ -55,6 +59,23 @@
 
   function draw(pic) {
     api.picture = pic;
+    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
+      new Date().toLocaleTimeString() + (view === "picture" ? "; click an interface for its details" : "");
+    notes.textContent = pic.notes.join("; ");
+    notes.hidden = !pic.notes.length;
+    window.labnb.networkText.render(text, pic);
+    if (view === "picture") drawPicture(pic);
+  }
+
+  /* Cytoscape.js is loaded when a picture is first drawn; the Text view never needs it. */
+  function drawPicture(pic) {
+    window.labnb.need("cytoscape").then(function () { if (api.picture === pic) paint(pic); },
+                                        function (err) { info.textContent = "The picture " + err.message; });
+  }
+
+  function paint(pic) {
+    screen.setAttribute("aria-label", "A picture of the lab host's network, " + pic.namespaces.length +
+                        " namespaces: Text lists them");
     if (cy) cy.destroy();
     cy = api.cy = window.cytoscape({ container: screen, elements: elements(pic), style: style,
                                      layout: { name: "preset" }, autoungrabify: true, boxSelectionEnabled: false,
@@ -65,17 +86,23 @@
       info.textContent = i.name + " (" + i.kind + ") " + i.state + " · mac " + i.mac + " · mtu " + i.mtu +
         (i.addresses.length ? " · " + i.addresses.join(", ") : "") + (i.peer_note ? " · " + i.peer_note : "");
     });
-    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
-      new Date().toLocaleTimeString() + "; click an interface for its details";
-    notes.textContent = pic.notes.join("; ");
-    notes.hidden = !pic.notes.length;
+  }
+
+  /* Picture or Text: one of them shows, and the choice is remembered. */
+  function showView(which) {
+    view = which;
+    screen.hidden = view !== "picture";
+    text.hidden = view !== "text";
+    panel.dataset.view = view;
+    views.forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.view === view)); });
+    try { localStorage.setItem("labnb.network-view", view); } catch (e) { /* private mode */ }
+    if (view === "picture" && api.picture && !panel.hidden) drawPicture(api.picture);
   }
 
   function refresh() {
     if (panel.hidden || document.hidden) return;
     if (asking) { again = true; return; }
     asking = true;
-    var drawer = window.labnb.need("cytoscape");   // loads while the picture is read
     fetch(panel.dataset.json, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) {
         // a shared answer was read earlier (for someone else, perhaps before the run that just ended): ask again
@@ -83,8 +110,7 @@
         return r.json().then(function (body) { return { ok: r.ok, body: body }; });
       })
       .then(function (r) {
-        if (r.ok) return drawer.then(function () { draw(r.body); },
-                                     function (err) { info.textContent = "The picture " + err.message; });
+        if (r.ok) draw(r.body);
         else { info.textContent = r.body.error || "the picture could not be read"; }
       })
       .catch(function (err) { info.textContent = "the picture could not be read: " + err; })
@@ -100,12 +126,17 @@
   }
 
   toggle.addEventListener("click", function () { show(panel.hidden); });
+  views.forEach(function (b) { b.addEventListener("click", function () { showView(b.dataset.view); }); });
   panel.querySelector(".network-refresh").addEventListener("click", refresh);
   panel.querySelector(".network-fit").addEventListener("click", function () { if (cy) cy.fit(undefined, 20); });
   document.body.addEventListener("labnb-run-ended", refresh);
   document.addEventListener("visibilitychange", refresh);
   window.labnb.onHostChange(refresh);
-  var stored = "";
-  try { stored = localStorage.getItem("labnb.network") || ""; } catch (e) { /* private mode */ }
+  var stored = "", storedView = "";
+  try {
+    stored = localStorage.getItem("labnb.network") || "";
+    storedView = localStorage.getItem("labnb.network-view") || "";
+  } catch (e) { /* private mode */ }
+  showView(storedView === "text" ? "text" : "picture");
   show(stored === "open");
 })();

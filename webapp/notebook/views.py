@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from ..guard import auth
-from ..lab import render_markdown
+from ..lab import render_intro, render_markdown
 from ..learners.registry import STARTING
 from ..status import RUNNING
 from ..store import is_run_id
@@ -48,7 +48,7 @@ def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
     last = _services().store.last_runs(learner_id, lab.id)
     return render_template("lab.html", lab=lab, last=last, ended=recorded_ends(last), learner=status,
                            progress=_progress(lab, learner_id), watch=watch,
-                           markdown=render_markdown, kind=lambda block: type(block).__name__.lower())
+                           markdown=render_markdown, intro=render_intro, kind=lambda block: type(block).__name__.lower())
 
 
 def recorded_ends(last: dict[str, dict]) -> dict[str, dict]:
