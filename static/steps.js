@@ -34,7 +34,7 @@
   function passed(li) { return PASSED[stateOf(li)] && !earlier.has(li.dataset.step); }
   function words(li) {
     var state = stateOf(li);
-    var there = earlier.has(li.dataset.step) && state !== "running" && state !== "queued";
+    var there = earlier.has(li.dataset.step) && (PASSED[state] || state === "failed");
     return WORDS[state][1] + (there ? " on an earlier lab host" : "");
   }
 
