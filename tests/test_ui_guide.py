@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from web_support import CHROMIUM_ARGS, TEST_LAB, serving, wait_for
-from workshop_support import act, browser, join_in_browser, me, new_page, workshop_server
+from workshop_support import act, join_in_browser, me, new_page, workshop_server
 
 LONG = 120_000   # ms: a lab host starting while other tests run
 expect.set_options(timeout=30_000)
@@ -134,40 +134,44 @@ def passed(page, step: str):
 
 @pytest.mark.slow
 def test_after_the_instructors_reset_the_progress_tells_and_the_learners_catch_up_brings_the_new_lab_host_to_a_step(
-        room, browser):
+        room, chromium):
     errors: list[str] = []
-    page = new_page(browser, errors, browser.new_context(viewport=WIDE))
-    instructor = room.operator()
-    join_in_browser(page, room, "Ada")
-    expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
-    passed(page, "list")
-    passed(page, "add-ns0")
-    progress, note = page.locator("#progress"), page.locator("#host-runs")
-    expect(progress.locator(".progress-text")).to_have_text(re.compile(r"^2 of \d+ steps passed$"))
-    expect(note).to_be_hidden()
+    page = new_page(chromium, errors, chromium.new_context(viewport=WIDE))
+    try:
+        instructor = room.operator()
+        join_in_browser(page, room, "Ada")
+        expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+        passed(page, "list")
+        passed(page, "add-ns0")
+        progress, note = page.locator("#progress"), page.locator("#host-runs")
+        expect(progress.locator(".progress-text")).to_have_text(re.compile(r"^2 of \d+ steps passed$"))
+        expect(note).to_be_hidden()
 
-    ada = me(room, instructor, "Ada")["id"]
-    first_host = page.locator("#host").get_attribute("data-host")
-    token = re.search(r'"X-CSRF-Token": "([^"]+)"', instructor.get(f"{room.url}/workshop", timeout=10).text)[1]
-    act(room, instructor, ada, "reset", headers={"X-CSRF-Token": token}).raise_for_status()
-    # the page hears of it: the lab host starts afresh, and the progress says what its counts mean
-    expect(page.locator("#host")).not_to_have_attribute("data-host", first_host)
-    expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
-    expect(progress).to_contain_text(re.compile(r"0 of \d+ steps passed on this lab host"))
-    expect(note).to_be_visible()
-    expect(note).to_contain_text("The latest runs of 2 steps (2 passed) are recorded from an earlier lab host")
-    expect(page.locator(".step-list li[data-step='add-ns0'] .words")).to_have_text("(passed on an earlier lab host)")
-    expect(page.locator("#summary .summary-count")).to_contain_text("0 of")
+        ada = me(room, instructor, "Ada")["id"]
+        first_host = page.locator("#host").get_attribute("data-host")
+        dashboard = instructor.get(f"{room.url}/workshop", timeout=10).text
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', dashboard)[1]
+        act(room, instructor, ada, "reset", headers={"X-CSRF-Token": token}).raise_for_status()
+        # the page hears of it: the lab host starts afresh, and the progress says what its counts mean
+        expect(page.locator("#host")).not_to_have_attribute("data-host", first_host)
+        expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+        expect(progress).to_contain_text(re.compile(r"0 of \d+ steps passed on this lab host"))
+        expect(note).to_be_visible()
+        expect(note).to_contain_text("The latest runs of 2 steps (2 passed) are recorded from an earlier lab host")
+        expect(listed(page, "add-ns0").locator(".words")).to_have_text("(passed on an earlier lab host)")
+        expect(page.locator("#summary .summary-count")).to_contain_text("0 of")
 
-    select = page.locator("#catch-up-step")
-    expect(select).to_have_value("file-exists")   # the step after the last one passed
-    page.get_by_role("button", name="Catch up").click()
-    expect(note).to_contain_text("Caught up", timeout=LONG)
-    expect(progress.locator(".progress-text")).to_have_text(re.compile(r"^2 of \d+ steps passed$"))
-    steps = me(room, instructor, "Ada")["steps"][NETNS]
-    assert [steps[s]["state"] for s in ("list", "add-ns0")] == ["passed", "passed"]
-    # the new lab host has ns0: the step that adds it a second time fails as it should
-    passed(page, "file-exists")
-    wait_for(lambda: me(room, instructor, "Ada")["steps"][NETNS]["file-exists"]["state"] == "passed", 60, 0.2,
-             what="the step's run to be recorded as passed")
-    assert not errors, errors
+        select = page.locator("#catch-up-step")
+        expect(select).to_have_value("file-exists")   # the step after the last one passed
+        page.get_by_role("button", name="Catch up").click()
+        expect(note).to_contain_text("Caught up", timeout=LONG)
+        expect(progress.locator(".progress-text")).to_have_text(re.compile(r"^2 of \d+ steps passed$"))
+        steps = me(room, instructor, "Ada")["steps"][NETNS]
+        assert [steps[s]["state"] for s in ("list", "add-ns0")] == ["passed", "passed"]
+        # the new lab host has ns0: the step that adds it a second time fails as it should
+        passed(page, "file-exists")
+        wait_for(lambda: me(room, instructor, "Ada")["steps"][NETNS]["file-exists"]["state"] == "passed", 60, 0.2,
+                 what="the step's run to be recorded as passed")
+        assert not errors, errors
+    finally:
+        page.context.close()
