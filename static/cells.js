@@ -34,9 +34,7 @@
   var byRun = new Map();   // run id -> Cell
   var queue = [];          // cells waiting for their turn to run, first first
   var starting = null;     // the cell whose run this tab asked for, until the server answers
-  var MARKS = { "not-run": "○", queued: "…", running: "⟳", passed: "✓", failed: "✗", "failed-expected": "✓" };
-  var STATE_WORDS = { "not-run": "not run", queued: "queued", running: "running", passed: "passed", failed: "failed",
-                      "failed-expected": "failed as expected" };
+  var STATES = JSON.parse(page.main.dataset.stepStates);   // state -> [mark, words] (webapp/notebook/views.py)
 
   function utf8len(s) {
     var n = s.length;
@@ -317,8 +315,8 @@
              : this.running ? "running…" : starting === this ? "starting…"
              : this.result ? this.result.text : "not run";
     this.statusEl.textContent = text;
-    this.markEl.textContent = MARKS[state];
-    this.stateTextEl.textContent = STATE_WORDS[state] + ": ";
+    this.markEl.textContent = STATES[state][0];
+    this.stateTextEl.textContent = STATES[state][1] + ": ";
     this.buttons();
     if (this.section.dataset.state === state) return;
     this.section.dataset.state = state;

@@ -65,16 +65,17 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
 
 
 class Services:
-    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs, shells, network
-    pictures, and a workshop's room (None on the open server). ``build_services`` makes it whole: no
+    """What the views and Socket.IO handlers share: labs, pool, learners, store, runs and catch-ups, shells,
+    network pictures, and a workshop's room (None on the open server). ``build_services`` makes it whole: no
     attribute is filled in later. ``start`` starts the threads (the pool's, the workshop's, the idle
     lab hosts' reclaim, the idle shells' end)."""
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
-                 guard: Guard, run_starts: RunStarts, runs, shells, events, workshop, gateway):
+                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
-        self.run_starts, self.runs, self.shells, self.events = run_starts, runs, shells, events
+        self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
+        self.shells, self.events = shells, events
         self.workshop, self.gateway = workshop, gateway
 
     def start(self) -> "Services":
@@ -138,18 +139,19 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     emit = functools.partial(protocol.emit, socketio)   # declared events only
 
     runs = run_service.RunManager(store, learners, labs, emit)
+    catch_ups = run_service.CatchUps(store, runs, learners)
     shells = shell_service.ShellManager(learners, labs, emit, settings.shell_idle_timeout)
     events = Events(socketio, learners.event_refusal)
     run_starts = RunStarts(settings.runs_per_minute, refusals)
     run_service.register(events, runs, labs, run_starts)
     shell_service.register(events, shells)
-    workshop = (Workshop(settings, labs, admission, guard, store, runs, learners, socketio)
+    workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio)
                 if settings.workshop else None)
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
-                    pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, shells=shells,
+                    pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
                     events=events, workshop=workshop, gateway=gateway)
 
 

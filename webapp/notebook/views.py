@@ -1,14 +1,17 @@
 """The notebook pages: the lab catalogue, a lab's page, the htmx fragments
-(lab host status, progress), the export and the log download."""
+(lab host status, progress), the learner's catch-up, the export and the log
+download."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from ..guard import auth
+from ..guard.limits import client_address
 from ..lab import render_intro, render_markdown
 from ..learners.registry import STARTING
+from ..runs import RunError
 from ..status import RUNNING
-from ..store import is_run_id
+from ..store import PASSED, Progress, is_run_id, step_state
 from .export import export_markdown
 
 bp = Blueprint("notebook", __name__)
@@ -25,13 +28,41 @@ def _lab(lab_id: str):
     return lab
 
 
-def _progress(lab, learner_id: str | None = None) -> tuple[int, int]:
-    return _services().store.progress(learner_id or auth.learner(), lab.id, [s.id for s in lab.steps])
+# A step's state in the step list and the summary (static/steps.js): its mark and words. The states are
+# those static/cells.js sets on each step (data-state); the page starts with the latest run's.
+STEP_STATES = {"not-run": ["○", "not run"], "running": ["⟳", "running"], "queued": ["…", "queued"],
+               "passed": ["✓", "passed"], "failed": ["✗", "failed"],
+               "failed-expected": ["✓", "failed as expected"]}
+_FROM_RUN = {"not_started": "not-run", "running": "running", "passed": "passed", "failed": "failed"}
+
+
+def _lab_host(learner_id: str):
+    """The learner's lab host now (None: none, or one being made), without starting one."""
+    learner = _services().learners.peek(learner_id)
+    return learner.host if learner is not None else None
+
+
+def _progress(lab, learner_id: str, last: dict | None = None) -> Progress:
+    """The learner's progress in ``lab``: what their runs say, and what of it holds on their lab host now."""
+    if last is None:
+        last = _services().store.last_runs(learner_id, lab.id)
+    return Progress.of(last, [s.id for s in lab.steps], _lab_host(learner_id))
+
+
+def _progress_view(lab, learner_id: str, last: dict, watch=None, problem: str = "") -> dict:
+    """What _progress.html and _earlier.html show: the counts (and the steps run on an earlier lab host), the
+    learner's catch-up (the step to offer: the first after the first that has not passed; how their last one
+    goes) and ``problem``, why one was refused."""
+    catch_up = _services().catch_ups.state(learner_id)
+    resume = next((s for s in lab.steps[1:] if step_state(last.get(s.id)) != PASSED), lab.steps[-1])
+    return {"lab": lab, "progress": _progress(lab, learner_id, last),
+            "catch_up": catch_up if catch_up and catch_up["lab"] == lab.id else None, "resume": resume.id,
+            "watch": watch, "problem": problem}
 
 
 @bp.get("/")
 def catalogue():
-    labs = [(lab, _progress(lab)) for lab in _services().labs.values()]
+    labs = [(lab, _progress(lab, auth.learner())) for lab in _services().labs.values()]
     return render_template("catalogue.html", labs=labs)
 
 
@@ -44,11 +75,15 @@ def lab_page(lab_id: str):
 
 def lab_view(lab, learner_id: str, status: dict, watch=None) -> str:
     """A lab's page with a learner's last runs: their own, or, with ``watch`` (their place in a workshop's room),
-    for the instructor who watches them."""
+    for the instructor who watches them. After its steps, a summary and the next lab of the catalogue."""
+    labs = list(_services().labs.values())
+    following = labs[labs.index(lab) + 1:] if lab in labs else []
     last = _services().store.last_runs(learner_id, lab.id)
-    return render_template("lab.html", lab=lab, last=last, ended=recorded_ends(last), learner=status,
-                           progress=_progress(lab, learner_id), watch=watch,
-                           markdown=render_markdown, intro=render_intro, kind=lambda block: type(block).__name__.lower())
+    states = {s.id: _FROM_RUN[step_state(last.get(s.id))] for s in lab.steps}
+    return render_template("lab.html", last=last, ended=recorded_ends(last), learner=status, states=states, step_states=STEP_STATES,
+                           next_lab=following[0] if following else None,
+                           markdown=render_markdown, intro=render_intro, kind=lambda block: type(block).__name__.lower(),
+                           **_progress_view(lab, learner_id, last, watch))
 
 
 def recorded_ends(last: dict[str, dict]) -> dict[str, dict]:
@@ -84,8 +119,31 @@ def host_reset(lab_id: str):
 
 @bp.get("/labs/<lab_id>/progress")
 def progress(lab_id: str):
+    """The progress in the page's bar, and (out of band) what it means for the lab host now."""
+    return _progress_fragment(_lab(lab_id))
+
+
+def _progress_fragment(lab, problem: str = "") -> str:
+    view = _progress_view(lab, auth.learner(), _services().store.last_runs(auth.learner(), lab.id), problem=problem)
+    return render_template("_progress.html", **view) + render_template("_earlier.html", oob=True, **view)
+
+
+@bp.post("/labs/<lab_id>/catch-up")
+def catch_up(lab_id: str):
+    """Bring the learner's lab host up to a step: the steps before it that have not passed on it run again,
+    as the dashboard's catch-up does (runs/catchup.py). Only the session's learner's own lab host: no learner
+    is named in the request, so whoever watches another's notebook cannot use it on theirs. A catch-up
+    starts runs, so it counts as one against the runs a learner may start in a minute."""
     lab = _lab(lab_id)
-    return render_template("_progress.html", progress=_progress(lab))
+    services, learner_id = _services(), auth.learner()
+    problem = services.run_starts.refusal(learner_id, client_address(request.remote_addr))
+    if not problem:
+        try:
+            services.catch_ups.start(learner_id, lab, request.form.get("step", ""))
+            services.run_starts.count(learner_id)
+        except RunError as e:
+            problem = str(e)
+    return _progress_fragment(lab, problem)
 
 
 @bp.get("/labs/<lab_id>/export.md")

@@ -16,7 +16,7 @@ database: connection, schema and migrations, transactions, checkpoints.
 
 from .fields import is_run_id
 from .limits import NOTE_ROOM, Limits
-from .steps import NOT_STARTED, PASSED, step_state
+from .steps import NOT_STARTED, PASSED, Progress, on_lab_host, passed_here, step_state
 from .store import Store
 
-__all__ = ["Store", "Limits", "is_run_id", "step_state"]
+__all__ = ["Store", "Limits", "PASSED", "Progress", "is_run_id", "on_lab_host", "passed_here", "step_state"]

@@ -31,6 +31,7 @@ from flask_socketio import join_room
 from ..errors import ConfigError
 from ..guard.auth import is_operator
 from ..guard.limits import lab_hosts_that_fit
+from ..runs import CatchUps, RunError
 from ..store import step_state
 from ..stream.protocol import emit
 from .facts import early_end, failing
@@ -44,8 +45,6 @@ PUSH_EVERY = 0.25     # seconds: changes meanwhile go in one push to the dashboa
                       # hundred runs: pushing it on every run's start and end would take the server's CPU)
 REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
 INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"   # channels (Socket.IO rooms)
-ENDLESS_FOR = 3.0     # seconds an endless command of a catch-up runs before it is stopped
-SETUP_WAIT = 300.0    # seconds a catch-up waits for the learner's lab host and the lab's setup
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i to misread on a projector
 
 
@@ -160,17 +159,17 @@ class RoomAdmission:
 
 
 class Workshop:
-    def __init__(self, settings, labs: dict, admission: RoomAdmission, guard, store, runs, learners, socketio):
+    def __init__(self, settings, labs: dict, admission: RoomAdmission, guard, store, runs, catch_ups: CatchUps,
+                 learners, socketio):
         self.settings, self.admission, self.guard = settings, admission, guard
-        self.store, self.runs, self.learners, self.socketio = store, runs, learners, socketio
+        self.store, self.runs, self.catch_ups = store, runs, catch_ups
+        self.learners, self.socketio = learners, socketio
         self.code = settings.access_code
         self.mark = admission.mark
         self.labs = list(labs.values())   # the workshop's labs only (app.served_labs)
         self.room = admission.room
         # the room's key in the store: a server restarted with the same access code and token continues it
         self._key = hashlib.sha256(f"{self.mark}:{guard.mark}".encode()).hexdigest()[:32]
-        self.catching: dict[str, dict] = {}   # learner: how their catch-up goes
-        self._catching_lock = threading.Lock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
         self._saved = ""   # its state as last saved
@@ -182,6 +181,7 @@ class Workshop:
         process: a thread)."""
         self._restore(self.store)
         self.runs.watch(lambda learner_id: self._dirty.set())
+        self.catch_ups.on_change(lambda learner_id: self._dirty.set())
         self.room.on_change(self._room_changed)
         events.on_connect(self._join_channels)
         self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
@@ -239,61 +239,24 @@ class Workshop:
             self.learners.end(learner_id)
 
     def catch_up(self, learner_id: str, lab_id: str, step_id: str) -> None:
-        """Run, in a thread, every step of the lab before ``step_id`` that the
-        learner has not passed, in order, with the lab's own commands (endless
-        ones stopped after ENDLESS_FOR s, as ``labnb run`` does), stopping at
-        the first that fails: a learner who fell behind continues at that step.
+        """Run, in a thread, every step of the lab before ``step_id`` that has
+        not passed on the learner's lab host now, in order, with the lab's own
+        commands (runs/catchup.py), stopping at the first that fails: a learner
+        who fell behind, or whose lab host was reset, continues at that step.
         The learner's tabs show the runs as their own."""
         if self.place(learner_id).state != SEATED:
             raise RoomError("only a learner in the room can be caught up")
         lab = next((lab for lab in self.labs if lab.id == lab_id), None)
-        index = next((i for i, s in enumerate(lab.steps) if s.id == step_id), None) if lab else None
-        if index is None:
+        if lab is None or lab.step(step_id) is None:
             raise RoomError(f"the workshop has no lab {lab_id!r} with a step {step_id!r}")
-        with self._catching_lock:
-            if (self.catching.get(learner_id) or {}).get("state") == "running":
-                raise RoomError("that learner is being caught up already")
-            self.catching[learner_id] = {"lab": lab_id, "to": step_id, "step": None, "state": "running",
-                                         "error": None}
-        threading.Thread(target=self._catch_up, args=(learner_id, lab, lab.steps[:index]),
-                         name=f"catch-up-{learner_id[:8]}", daemon=True).start()
-        self._dirty.set()
-
-    def _catch_up(self, learner_id: str, lab, steps) -> None:
-        from ..learners.registry import NotReady
-        from ..runs import RunError
-
-        progress = self.catching[learner_id]
-        store, runs = self.store, self.runs
         try:
-            for step in steps:
-                if self.place(learner_id).state != SEATED:
-                    raise RoomError("the learner's place ended")
-                if step_state(store.last_runs(learner_id, lab.id).get(step.id)) == "passed":
-                    continue
-                progress["step"] = step.id
-                self._dirty.set()
-                deadline = time.monotonic() + SETUP_WAIT
-                while True:   # the lab host may still be starting, or the lab's setup running
-                    try:
-                        run_id = runs.start(learner_id, lab.id, step.id, endless_for=ENDLESS_FOR)
-                        break
-                    except (RunError, NotReady) as e:
-                        if "try again in a moment" not in str(e) or time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.5)
-                while runs.is_live(run_id):
-                    time.sleep(0.1)
-                if step_state(store.get_run(run_id)) != "passed":
-                    raise RoomError(f"step {step.index} ({step.title}) did not pass: the learner can see why in "
-                                    f"its cell")
-            progress.update(state="done", step=None)
-        except (RoomError, RunError, NotReady) as e:
-            progress.update(state="failed", error=str(e))
-        except Exception as e:   # a bug: say it, keep serving
-            log.exception("catching up learner %s", learner_id)
-            progress.update(state="failed", error=f"unexpected error: {e}")
-        self._dirty.set()
+            self.catch_ups.start(learner_id, lab, step_id, refusal=lambda: self._still_seated(learner_id))
+        except RunError as e:
+            raise RoomError(str(e)) from None
+
+    def _still_seated(self, learner_id: str) -> str | None:
+        place = self.room.get(learner_id)
+        return None if place is not None and place.state == SEATED else "the learner's place ended"
 
     def busy(self, learner_id: str) -> bool:
         return self.learners.working(learner_id)
@@ -347,7 +310,7 @@ class Workshop:
                 "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
                 "ends_because": left.get("why"), "early_end": early_end(left),
                 "failing": failing([r for r in mine if r["step"] in steps.get(r["lab"], {})]),
-                "catch_up": self.catching.get(place.id),
+                "catch_up": self.catch_ups.state(place.id),
             })
             learners.append(entry)
         return {
