@@ -105,7 +105,7 @@ def test_opening_the_network_picture_loads_cytoscape_and_draws(page, web_server)
     open_lab(page, web_server)
     page.locator("button.network-toggle").click()
     expect(page.locator("#network .network-info")).to_contain_text("namespaces, read in", timeout=LONG)
-    assert page.evaluate("labnb.network.cy.nodes().length") > 0
+    page.wait_for_function("labnb.network.cy && labnb.network.cy.nodes().length > 0")   # drawn once loaded
     assert [u for u in on_demand(page) if "cytoscape" in u]
     assert not [u for u in on_demand(page) if "xterm" in u]
     page.locator("button.network-toggle").click()
