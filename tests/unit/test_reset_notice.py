@@ -12,7 +12,7 @@ from apps import OPERATOR, browser, csrf, ready, serving, session_value
 from test_workshop_app import CODE, seated
 from webapp.workshop.room import Room
 
-NOTICE = re.compile(r"Your instructor reset your lab host at\s+<time [^>]+>\d\d:\d\d UTC</time>; its state is new")
+NOTICE = re.compile(r"Your instructor reset your lab host at <time [^>]+>\d\d:\d\d UTC</time>;\s+its state is new")
 
 
 @pytest.fixture
