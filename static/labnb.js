@@ -4,7 +4,9 @@
  * of it; a part hears of a (re)connection with labnb.onConnect, of a lost
  * one with labnb.onDisconnect, and of the lab host's status fragment being
  * swapped in by htmx (started, reset, failed) with labnb.onHostChange. A panel
- * loads the vendor scripts it needs when it first opens, with labnb.need. */
+ * loads the vendor scripts it needs when it first opens, with labnb.need.
+ * It also keeps the page's layout measures (--top-h, --dock-h) and which
+ * side panel is in front on a narrow screen (labnb.panel, labnb.front). */
 (function () {
   "use strict";
   var main = document.getElementById("lab");
@@ -12,6 +14,7 @@
   var socket = io({ transports: ["websocket"] });
   var banner = document.getElementById("banner");
   var hooks = { connect: [], disconnect: [], host: [] };
+  var panels = {};   // a side panel's name (network, terminal): its show(open)
 
   function showBanner(text) {
     banner.textContent = text;
@@ -55,6 +58,24 @@
     });
   }
 
+  /* static/labnb.css places the side panels and the step list below the sticky top (--top-h) and keeps the
+   * page's end free above the docked terminal (--dock-h); both change height as their contents wrap. */
+  function measure(el, name) {
+    if (!el) return;
+    new ResizeObserver(function () {
+      document.documentElement.style.setProperty(name, el.getBoundingClientRect().height + "px");
+    }).observe(el);
+  }
+  measure(document.querySelector(".page-top"), "--top-h");
+  measure(document.getElementById("terminal"), "--dock-h");
+
+  /* A panel's "switch" button (on a narrow screen, where each panel takes the whole screen) opens the other
+   * panel, or brings it in front. */
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest(".panel-switch");
+    if (button && panels[button.dataset.panel]) panels[button.dataset.panel](true);
+  });
+
   window.labnb = {
     main: main,
     labId: main.dataset.lab,
@@ -66,6 +87,10 @@
     onConnect: function (fn) { hooks.connect.push(fn); if (socket.connected) fn(); },
     onDisconnect: function (fn) { hooks.disconnect.push(fn); },
     onHostChange: function (fn) { hooks.host.push(fn); },
+    /* a side panel's show(open), for the other panel's switch button */
+    panel: function (name, show) { panels[name] = show; },
+    /* the side panel just opened or switched to: in front of the other on a narrow screen */
+    front: function (name) { document.body.dataset.front = name; },
 
     /* A promise that ``name``'s scripts and styles (#labnb-needs) have loaded: they are added to the page
      * on the first call; it fails with an Error saying what could not be loaded, and the next call tries

@@ -14,8 +14,6 @@
   var info = panel.querySelector(".network-info");
   var notes = panel.querySelector(".network-notes");
   var toggle = document.querySelector(".network-toggle");
-  var STATE = { "UP": "#2e7d32", "NO-CARRIER": "#ef6c00", "DOWN": "#9e9e9e" };
-  var BOX = { "lab host": "#e3f2fd", "container": "#f1f8e9", "netns": "#fff8e1" };
   var cy = null, asking = false, again = false;
   var api = window.labnb.network = { picture: null, cy: null, refresh: refresh };
 
@@ -40,22 +38,31 @@
     return out;
   }
 
-  var style = [
-    { selector: "node.box", style: {
-      "label": "data(label)", "text-valign": "top", "text-halign": "center", "text-margin-y": -4,
-      "font-size": 12, "font-weight": "bold", "padding": 14, "shape": "round-rectangle",
-      "background-color": function (n) { return BOX[n.data("kind")] || "#fafafa"; },
-      "border-color": "#607d8b", "border-width": 1.5 } },
-    { selector: "node.iface", style: {
-      "label": "data(label)", "text-wrap": "wrap", "text-valign": "center", "text-halign": "center",
-      "font-family": "ui-monospace, DejaVu Sans Mono, monospace", "font-size": 11, "shape": "round-rectangle",
-      "width": 180, "height": 58, "background-color": "#fff", "border-width": 2,
-      "border-color": function (n) { return STATE[n.data("state")] || "#9e9e9e"; } } },
-    { selector: "node.iface:selected", style: { "background-color": "#e8eaf6" } },
-    { selector: "edge.veth", style: { "width": 2, "line-color": "#37474f", "line-opacity": 0.7, "curve-style": "straight" } },
-    { selector: "edge.port", style: { "width": 1.5, "line-color": "#1565c0", "line-style": "dashed",
-      "curve-style": "unbundled-bezier", "control-point-distances": 40, "control-point-weights": 0.5 } }
-  ];
+  /* The picture's colours are the page's (static/labnb.css, --net-*: light or dark), as its legend's. */
+  function style() {
+    var css = getComputedStyle(document.documentElement);
+    function c(name) { return css.getPropertyValue("--net-" + name).trim(); }
+    var state = { "UP": c("up"), "NO-CARRIER": c("no-carrier"), "DOWN": c("down") };
+    var box = { "lab host": c("host"), "container": c("container"), "netns": c("netns") };
+    return [
+      { selector: "node", style: { "color": c("text") } },
+      { selector: "node.box", style: {
+        "label": "data(label)", "text-valign": "top", "text-halign": "center", "text-margin-y": -4,
+        "font-size": 12, "font-weight": "bold", "padding": 14, "shape": "round-rectangle",
+        "background-color": function (n) { return box[n.data("kind")] || c("iface"); },
+        "border-color": c("box-line"), "border-width": 1.5 } },
+      { selector: "node.iface", style: {
+        "label": "data(label)", "text-wrap": "wrap", "text-valign": "center", "text-halign": "center",
+        "font-family": "ui-monospace, DejaVu Sans Mono, monospace", "font-size": 11, "shape": "round-rectangle",
+        "width": 180, "height": 58, "background-color": c("iface"), "border-width": 2,
+        "border-color": function (n) { return state[n.data("state")] || state.DOWN; } } },
+      { selector: "node.iface:selected", style: { "background-color": c("selected") } },
+      { selector: "edge.veth", style: { "width": 2, "line-color": c("veth"), "line-opacity": 0.7,
+        "curve-style": "straight" } },
+      { selector: "edge.port", style: { "width": 1.5, "line-color": c("port"), "line-style": "dashed",
+        "curve-style": "unbundled-bezier", "control-point-distances": 40, "control-point-weights": 0.5 } }
+    ];
+  }
 
   function draw(pic) {
     api.picture = pic;
@@ -77,7 +84,7 @@
     screen.setAttribute("aria-label", "A picture of the lab host's network, " + pic.namespaces.length +
                         " namespaces: Text lists them");
     if (cy) cy.destroy();
-    cy = api.cy = window.cytoscape({ container: screen, elements: elements(pic), style: style,
+    cy = api.cy = window.cytoscape({ container: screen, elements: elements(pic), style: style(),
                                      layout: { name: "preset" }, autoungrabify: true, boxSelectionEnabled: false,
                                      wheelSensitivity: 0.3 });
     cy.fit(undefined, 20);
@@ -122,11 +129,17 @@
     document.body.classList.toggle("network-open", open);
     toggle.setAttribute("aria-expanded", String(open));
     try { localStorage.setItem("labnb.network", open ? "open" : ""); } catch (e) { /* private mode */ }
-    if (open) { if (cy) { cy.resize(); cy.fit(undefined, 20); } refresh(); }
+    if (open) { window.labnb.front("network"); refresh(); }
   }
 
   toggle.addEventListener("click", function () { show(panel.hidden); });
   views.forEach(function (b) { b.addEventListener("click", function () { showView(b.dataset.view); }); });
+  panel.querySelector(".network-close").addEventListener("click", function () { show(false); toggle.focus(); });
+  window.labnb.panel("network", show);
+  // The panel changes size as the terminal opens or closes, the sticky top wraps, the window turns: the
+  // picture follows, whole (it was clipped, then tiny, until Fit).
+  new ResizeObserver(function () { if (cy && !panel.hidden) { cy.resize(); cy.fit(undefined, 20); } }).observe(screen);
+  document.addEventListener("labnb-theme", function () { if (cy) cy.style(style()); });
   panel.querySelector(".network-refresh").addEventListener("click", refresh);
   panel.querySelector(".network-fit").addEventListener("click", function () { if (cy) cy.fit(undefined, 20); });
   document.body.addEventListener("labnb-run-ended", refresh);

@@ -102,7 +102,7 @@
 
   /* Wide: the list stays open beside the steps; narrow: a menu, closed after a step is chosen. A chosen
    * step gets the focus, so that Shift+Enter runs it. */
-  var wide = window.matchMedia("(min-width: 83rem)");
+  var wide = window.matchMedia("(min-width: 1100px)");   // static/labnb.css: the sidebar from 1100 px
   function fit() { details.open = wide.matches; }
   wide.addEventListener("change", fit);
   fit();

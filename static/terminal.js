@@ -63,6 +63,13 @@
     }
   };
 
+  /* The terminal's colours are the page's (static/labnb.css, --term-*: light or dark). */
+  function theme() {
+    var css = getComputedStyle(document.documentElement);
+    function c(name) { return css.getPropertyValue("--term-" + name).trim(); }
+    return { background: c("bg"), foreground: c("fg"), cursor: c("fg"), selectionBackground: c("selection") };
+  }
+
   function ShellView(tab) {
     this.term = tab.dataset.term;
     this.tab = tab;
@@ -92,7 +99,7 @@
     var xterm = new window.Terminal({
       cursorBlink: true, scrollback: 5000, fontSize: 13,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
-      theme: { background: "#15191d", foreground: "#e6e6e6" },
+      theme: theme(),
       linkHandler: linkHandler, disableStdin: watching, screenReaderMode: screenReader
     });
     this.fit = new window.FitAddon.FitAddon();
@@ -235,7 +242,7 @@
     toggle.setAttribute("aria-expanded", String(show));
     document.body.classList.toggle("terminal-open", show);
     try { sessionStorage.setItem(OPEN_KEY, show ? "1" : ""); } catch (e) { /* storage off */ }
-    if (show) select(active);
+    if (show) { page.front("terminal"); select(active); }
   }
 
   panel.querySelectorAll(".terminal-tab").forEach(function (tab) {
@@ -277,8 +284,12 @@
     });
     block.appendChild(button);
   });
-  // The terminal fits its place whatever changes it: the window, the page's layout, the panel opening.
-  new ResizeObserver(function () { active.fitTerm(); }).observe(body);
+  page.panel("terminal", showTerminal);
+  // The terminal fits its panel, which changes as the window does and as the network picture opens beside it.
+  new ResizeObserver(function () { requestAnimationFrame(function () { active.fitTerm(); }); }).observe(body);
+  document.addEventListener("labnb-theme", function () {
+    each(function (s) { if (s.xterm) s.xterm.options.theme = theme(); });
+  });
 
   function viewOf(msg) { return views[(msg && msg.term) || ""]; }
   socket.on("shell_output", function (msg) { var s = viewOf(msg); if (s) s.output(msg); });

@@ -269,10 +269,11 @@ class Workshop:
             self.learners.end(learner_id)
 
     def reset(self, learner_id: str) -> None:
-        """A fresh lab host for the learner; their lab page shows it start."""
+        """A fresh lab host for the learner; their lab page shows it start, and that the instructor reset it."""
         if self.place(learner_id).state != SEATED:
             raise RoomError("only a learner in the room has a lab host to reset")
         self.learners.reset(learner_id)
+        self.room.note_reset(learner_id)
         emit(self.socketio, "place", {"host": True}, learner_channel(learner_id))
         self._dirty.set()
 

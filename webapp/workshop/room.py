@@ -91,6 +91,7 @@ class Place:
     ended: float | None = None
     why: str = ""                  # why their place ended (ENDINGS)
     address: str = ""              # the client address they joined from (for the instructor's eyes)
+    reset: float | None = None     # when the instructor last reset their lab host: told them until dismissed
 
     def ending(self, times: Times, busy: bool) -> tuple[float, str] | None:
         """When the place ends and why (the soonest of its ends), or None: never."""
@@ -331,6 +332,16 @@ class Room:
         if place is None or place.state != SEATED:
             raise RoomError("that learner has no place in the room now")
         return place
+
+    # -- the instructor's reset ------------------------------------------------------
+    def note_reset(self, learner_id: str) -> None:
+        """The instructor reset the learner's lab host: their page says so (its state is new) until dismissed."""
+        self._seated_place(learner_id).reset = time.time()
+
+    def dismiss_reset(self, learner_id: str) -> None:
+        place = self.get(learner_id)
+        if place is not None:
+            place.reset = None
 
     # -- the banner ---------------------------------------------------------------
     def broadcast(self, text: str) -> None:

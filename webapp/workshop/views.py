@@ -78,7 +78,8 @@ def room_context() -> dict:
     if place is None or place.state != SEATED:
         return {"room": None}
     idle = workshop.room.times.idle
-    return {"room": {"place": place, "banner": workshop.room.banner_for(place.id),
+    reset = place.reset and {"at": place.reset, "utc": time.strftime("%H:%M UTC", time.gmtime(place.reset))}
+    return {"room": {"place": place, "banner": workshop.room.banner_for(place.id), "reset": reset,
                      "time": workshop.room.time_left(place, workshop.busy(place.id)),
                      "beat_s": min(60.0, max(2.0, idle / 4)) if idle else 60.0}}
 
@@ -252,6 +253,11 @@ def lower_hand():
 @bp.post("/workshop/banner/<int:banner_id>/dismiss")
 def dismiss(banner_id: int):
     return _mine(lambda room, learner: room.dismiss(learner, banner_id))
+
+
+@bp.post("/workshop/reset-notice/dismiss")
+def dismiss_reset():
+    return _mine(lambda room, learner: room.dismiss_reset(learner))
 
 
 @bp.post("/workshop/leave")
