@@ -66,12 +66,17 @@
 
   function draw(pic) {
     api.picture = pic;
-    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
-      new Date().toLocaleTimeString() + (view === "picture" ? "; click an interface for its details" : "");
+    pic.read = new Date();
     notes.textContent = pic.notes.join("; ");
     notes.hidden = !pic.notes.length;
     window.labnb.networkText.render(text, pic);
-    if (view === "picture") drawPicture(pic);
+    if (view === "picture") drawPicture(pic); else describe(pic);
+  }
+
+  /* What the panel shows was read when: said once the view in front shows it (a picture once drawn). */
+  function describe(pic) {
+    info.textContent = pic.namespaces.length + " namespaces, read in " + pic.took_ms + " ms at " +
+      pic.read.toLocaleTimeString() + (view === "picture" ? "; click an interface for its details" : "");
   }
 
   /* Cytoscape.js is loaded when a picture is first drawn; the Text view never needs it. */
@@ -88,6 +93,7 @@
                                      layout: { name: "preset" }, autoungrabify: true, boxSelectionEnabled: false,
                                      wheelSensitivity: 0.3 });
     cy.fit(undefined, 20);
+    describe(pic);
     cy.on("tap", "node.iface", function (e) {
       var i = e.target.data("iface");
       info.textContent = i.name + " (" + i.kind + ") " + i.state + " · mac " + i.mac + " · mtu " + i.mtu +
@@ -104,6 +110,7 @@
     views.forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.view === view)); });
     try { localStorage.setItem("labnb.network-view", view); } catch (e) { /* private mode */ }
     if (view === "picture" && api.picture && !panel.hidden) drawPicture(api.picture);
+    else if (view === "text" && api.picture) describe(api.picture);
   }
 
   function refresh() {
