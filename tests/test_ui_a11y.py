@@ -10,7 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from web_support import CHROMIUM_ARGS, TEST_LAB, ShellTab
+from web_support import CHROMIUM_ARGS, TEST_LAB, ShellTab, own_server
 
 pytestmark = pytest.mark.slow
 
@@ -18,6 +18,12 @@ LONG = 120_000
 expect.set_options(timeout=60_000)
 LAB_2 = "02-netns-veth"
 CYTOSCAPE = re.compile(r"cytoscape[^/]*\.js")   # however it is named and loaded
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    """This module's own (a new learner per test)."""
+    yield from own_server("ui-a11y")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from web_support import CHROMIUM_ARGS, TEST_LAB
+from web_support import CHROMIUM_ARGS, TEST_LAB, own_server
 
 pytestmark = pytest.mark.slow
 LONG = 120_000   # ms: a lab host starting while other tests run
@@ -17,6 +17,12 @@ LAB = "01-network-modes"   # a real lab's page, with named terminals
 SCRIPT_BUDGET = 300_000   # bytes of script before the page comes alive
 ON_DEMAND = re.compile(r"/static/vendor/(xterm|xterm-addon-fit|cytoscape)/")
 expect.set_options(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    """This module's own (a new learner per test)."""
+    yield from own_server("ui-assets")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from web_support import CHROMIUM_ARGS, TEST_LAB
+from web_support import CHROMIUM_ARGS, TEST_LAB, own_server
 
 LONG = 120_000   # ms: a lab host starting while other tests run
 NETNS_LAB = "02-netns-veth"
@@ -26,6 +26,12 @@ RECORD_STATES = """
 window.stepStates = [];
 document.addEventListener("labnb-step-state", function (e) { window.stepStates.push([e.detail.step, e.detail.state]); });
 """
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    """This module's own (a new learner per test)."""
+    yield from own_server("ui-cells")
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_a_state_saved_by_another_labnb_loses_nothing_it_does_not_know():
 def test_an_unreadable_saved_state_is_kept_aside_and_the_room_starts_empty(tmp_path, caplog):
     settings = Settings(state_dir=str(tmp_path), workshop=1, capacity=2, access_code="abcde-23456")
     admission = RoomAdmission(Room(settings.capacity), code_mark(settings.access_code), operator_mark("operator"))
-    workshop = Workshop(settings, {}, admission, SimpleNamespace(mark="token"), None, None, None, None)
+    workshop = Workshop(settings, {}, admission, SimpleNamespace(mark="token"), None, None, None, None, None)
     workshop._key = "room"
     with Store(tmp_path / "runs.db") as store:
         store.save_room("room", json.dumps({"members": [{"id": ADA}]}))   # no name, no place

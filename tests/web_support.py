@@ -342,6 +342,13 @@ def serving(server: "Server"):
         server.cleanup()
 
 
+def own_server(name: str):
+    """A test module's own server, for a module that makes a new learner (a lab host) per test: they hold
+    their lab hosts until the server stops, which the session's server (24, for every module) cannot
+    spare. Its uid ranges are found machine-wide from slot 32 up, whatever the others hold."""
+    yield from serving(Server(_state_dir(name), uid_slot=32))
+
+
 @pytest.fixture(scope="session")
 def web_server():
     # slots 8 to 31; the others: workshops 0 to 7, conftest 32 to 47, service 48, limited 50, crash 52,
