@@ -136,3 +136,20 @@ def test_an_anonymous_client_keeps_only_public_static_files_and_never_a_cookie(r
     r = anonymous.get(f"/labs/{LAB}?v={labnb}")
     assert r.status_code in (303, 403) and r.headers.get("Cache-Control") != KEEP
     assert not [name for name in hashes(room) if re.search(r"\.(py|md|toml|key|db)$|(^|/)\.", name)]
+
+
+def test_a_file_changed_while_the_server_runs_is_not_kept_under_its_old_hash(tmp_path):
+    """The old hash names the old content: the new content under it, kept a year, would outlive a restart
+    that brings the old content back (its URL again, the browser's copy of the other)."""
+    from flask import Flask
+
+    from webapp.web.assets import Assets
+
+    (tmp_path / "page.js").write_bytes(b"var old;\n")
+    app = Flask(__name__, static_folder=str(tmp_path), static_url_path="/static")
+    Assets(str(tmp_path)).init_app(app)
+    old = app.extensions["labnb.assets"].hashes["page.js"]
+    assert app.test_client().get(f"/static/page.js?v={old}").headers["Cache-Control"] == KEEP
+    (tmp_path / "page.js").write_bytes(b"var new_content;\n")
+    r = app.test_client().get(f"/static/page.js?v={old}")
+    assert r.data == b"var new_content;\n" and r.headers.get("Cache-Control") != KEEP
