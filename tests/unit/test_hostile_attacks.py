@@ -91,10 +91,11 @@ def test_a_learner_neither_sees_nor_dismisses_nor_causes_anothers_reset_notice_o
         eve.post("/workshop/reset-notice/dismiss", data={"learner": ada_id}, headers=csrf(eve))
         assert "reset your lab host" in ada.get("/workshop/me").text
         for method, path in (("post", f"/workshop/learners/{ada_id}/reset"), ("get", "/api/workshop"),
-                             ("get", "/workshop")):
-            r = getattr(eve, method)(path, headers=csrf(eve))
+                             ("post", f"/workshop/learners/{ada_id}/catch-up"), ("get", "/workshop")):
+            r = getattr(eve, method)(path, data={"lab": LAB, "step": "count"}, headers=csrf(eve))
             assert r.status_code == 403, (path, r.status_code)
         assert services(app).workshop.room.get(session_value(eve, "learner")).reset is None
+        assert services(app).catch_ups.state(ada_id) is None
 
 
 # -- versioned static files ------------------------------------------------------------------------------
@@ -153,3 +154,22 @@ def test_a_file_changed_while_the_server_runs_is_not_kept_under_its_old_hash(tmp
     (tmp_path / "page.js").write_bytes(b"var new_content;\n")
     r = app.test_client().get(f"/static/page.js?v={old}")
     assert r.data == b"var new_content;\n" and r.headers.get("Cache-Control") != KEEP
+
+
+def test_a_burst_of_catch_ups_starts_one_thread_and_at_most_the_runs_a_minute_allows(tmp_path, held):
+    import threading
+
+    with serving(tmp_path, backend="fake-held", ready_timeout=WAIT, runs_per_minute=3) as app:
+        http = browser(app)
+        learner = session_value(http, "learner")
+        http.get(f"/labs/{LAB}")
+        answers = [html.unescape(http.post(f"/labs/{LAB}/catch-up", data={"step": "failing"},
+                                           headers=csrf(http)).text) for _ in range(20)]
+        assert sum("Catching up" in a for a in answers) == 20   # the one under way, each time
+        assert sum("under way already" in a for a in answers) == 19
+        assert [t.name for t in threading.enumerate()].count(f"catch-up-{learner[:8]}") == 1
+        held.set()
+        wait_for(lambda: services(app).catch_ups.state(learner)["state"] != "running", WAIT, what="its end")
+        for _ in range(5):   # to the first step: nothing to run, each one ends at once, and counts
+            r = html.unescape(http.post(f"/labs/{LAB}/catch-up", data={"step": "echo"}, headers=csrf(http)).text)
+        assert "runs were started in the last minute" in r
