@@ -173,3 +173,33 @@ def test_a_burst_of_catch_ups_starts_one_thread_and_at_most_the_runs_a_minute_al
         for _ in range(5):   # to the first step: nothing to run, each one ends at once, and counts
             r = html.unescape(http.post(f"/labs/{LAB}/catch-up", data={"step": "echo"}, headers=csrf(http)).text)
         assert "runs were started in the last minute" in r
+
+
+def test_the_instructors_own_catch_up_gets_their_lab_host_though_its_thread_has_no_request(room):
+    """The instructor has no place: only a request of theirs says a lab host is theirs (RoomAdmission.admits),
+    and a catch-up's runs start in its thread."""
+    instructor = browser(room, OPERATOR)
+    me = session_value(instructor, "learner")
+    r = instructor.post(f"/labs/{LAB}/catch-up", data={"step": "failing"}, headers=csrf(instructor))
+    assert r.status_code == 200 and "Catching up" in html.unescape(r.text)
+    state = wait_for(lambda: (c := services(room).catch_ups.state(me)) and c["state"] != "running" and c,
+                     WAIT, what="the catch-up to end")
+    assert state["state"] == "done", state
+    assert set(services(room).store.last_runs(me, LAB)) == {"echo", "count"}
+
+
+def test_a_catch_up_asked_before_any_lab_host_counts_against_the_askers_address(tmp_path):
+    """A learner who never opened a lab page asks for a catch-up: the lab host its runs need is claimed for
+    the address that asked, so another learner at an address that holds its most gets none (the catch-up's
+    thread has no address: its claims were counted apart)."""
+    with serving(tmp_path, lab_hosts_per_address=1, runs_per_minute=1000) as app:
+        first = browser(app)
+        ready(first)
+        second = browser(app)
+        other = session_value(second, "learner")
+        second.post(f"/labs/{LAB}/catch-up", data={"step": "failing"}, headers=csrf(second))
+        state = wait_for(lambda: (c := services(app).catch_ups.state(other)) and c["state"] != "running" and c,
+                         WAIT, what="the catch-up to end")
+        assert state["state"] == "failed" and "LABNB_LAB_HOSTS_PER_ADDRESS" in state["error"], state
+        assert services(app).learners.peek(other).host is None
+        assert services(app).store.last_runs(other, LAB) == {}
