@@ -8,8 +8,9 @@ it a year without asking again, and the next version of the file has another URL
 other content than its hash names (a page from before a restart asks for the old hash, and gets the new
 file).
 
-``private``: static files are served to holders of the session cookie only (webapp/guard/auth.py), so
-no shared cache may keep them. A kept response carries neither the renewed session cookie nor
+``private``: the open server serves static files to holders of the session cookie only
+(webapp/guard/auth.py), so no shared cache may keep them (a workshop's serves them to anyone, for its join
+page: every file under ``static/`` is public). A kept response carries neither the renewed session cookie nor
 ``Vary: Cookie``: the cookie is signed anew on every request, and a browser would not reuse a response
 that varies with it (``KeepableSessions``).
 
