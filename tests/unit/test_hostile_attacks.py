@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 
 import pytest
+from flask import Flask
 
 from apps import LAB, OPERATOR, WAIT, browser, csrf, ready, serving, services, session_value
 from test_lab_host_states import held  # noqa: F401 (a fixture)
 from test_workshop_app import CODE, join, seated
 from web_support import wait_for
 
-from webapp.web.assets import KEEP
+from webapp.web.assets import KEEP, Assets
 
 MARKUP = '"><img src=x onerror=alert(1)>'
 
@@ -142,10 +144,6 @@ def test_an_anonymous_client_keeps_only_public_static_files_and_never_a_cookie(r
 def test_a_file_changed_while_the_server_runs_is_not_kept_under_its_old_hash(tmp_path):
     """The old hash names the old content: the new content under it, kept a year, would outlive a restart
     that brings the old content back (its URL again, the browser's copy of the other)."""
-    from flask import Flask
-
-    from webapp.web.assets import Assets
-
     (tmp_path / "page.js").write_bytes(b"var old;\n")
     app = Flask(__name__, static_folder=str(tmp_path), static_url_path="/static")
     Assets(str(tmp_path)).init_app(app)
@@ -157,8 +155,6 @@ def test_a_file_changed_while_the_server_runs_is_not_kept_under_its_old_hash(tmp
 
 
 def test_a_burst_of_catch_ups_starts_one_thread_and_at_most_the_runs_a_minute_allows(tmp_path, held):
-    import threading
-
     with serving(tmp_path, backend="fake-held", ready_timeout=WAIT, runs_per_minute=3) as app:
         http = browser(app)
         learner = session_value(http, "learner")
