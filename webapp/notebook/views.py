@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from ..guard import auth
 from ..guard.limits import client_address
 from ..lab import render_intro, render_markdown
-from ..learners.registry import STARTING
+from ..learners.registry import STARTING, NotReady
 from ..runs import RunError
 from ..status import RUNNING
 from ..store import PASSED, Progress, is_run_id, step_state
@@ -133,15 +133,18 @@ def catch_up(lab_id: str):
     """Bring the learner's lab host up to a step: the steps before it that have not passed on it run again,
     as the dashboard's catch-up does (runs/catchup.py). Only the session's learner's own lab host: no learner
     is named in the request, so whoever watches another's notebook cannot use it on theirs. A catch-up
-    starts runs, so it counts as one against the runs a learner may start in a minute."""
+    starts runs, so it counts as one against the runs a learner may start in a minute. The lab host is claimed
+    here, not in the catch-up's thread: only the request says whose it is (the instructor has no place in a
+    workshop's room) and from which address (the lab hosts an address may hold)."""
     lab = _lab(lab_id)
     services, learner_id = _services(), auth.learner()
     problem = services.run_starts.refusal(learner_id, client_address(request.remote_addr))
     if not problem:
         try:
+            services.learners.get(learner_id)
             services.catch_ups.start(learner_id, lab, request.form.get("step", ""))
             services.run_starts.count(learner_id)
-        except RunError as e:
+        except (RunError, NotReady) as e:
             problem = str(e)
     return _progress_fragment(lab, problem)
 

@@ -8,13 +8,15 @@ it a year without asking again, and the next version of the file has another URL
 other content than its hash names (a page from before a restart asks for the old hash, and gets the new
 file).
 
-``private``: static files are served to holders of the session cookie only (webapp/guard/auth.py), so
-no shared cache may keep them. A kept response carries neither the renewed session cookie nor
+``private``: the open server serves static files to holders of the session cookie only
+(webapp/guard/auth.py), so no shared cache may keep them (a workshop's serves them to anyone, for its join
+page: every file under ``static/`` is public). A kept response carries neither the renewed session cookie nor
 ``Vary: Cookie``: the cookie is signed anew on every request, and a browser would not reuse a response
 that varies with it (``KeepableSessions``).
 
-A file changed while the server runs keeps the hash it had at start: restart the server after changing
-``static/``.
+A file changed while the server runs keeps the hash it had at start, so its URL is not kept any more (its
+time or size is not what was hashed): the new content under the old hash, kept a year, would outlive a restart
+that brings the old content back. Restart the server after changing ``static/``.
 """
 from __future__ import annotations
 
@@ -28,18 +30,30 @@ KEEP = "private, max-age=31536000, immutable"   # a year: as long as browsers ke
 HASH_CHARS = 12
 
 
-def hash_files(folder: str) -> dict[str, str]:
-    """Each file under ``folder``, by its path there with ``/`` (as in ``url_for('static', filename=...)``):
-    the first ``HASH_CHARS`` hex digits of its SHA-256."""
-    hashes = {}
+def _files(folder: str):
+    """Each file under ``folder``: its path there with ``/`` (as in ``url_for('static', filename=...)``), and
+    its path."""
     for top, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(top, name)
-            with open(path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-            hashes[os.path.relpath(path, folder).replace(os.sep, "/")] = digest[:HASH_CHARS]
+            yield os.path.relpath(path, folder).replace(os.sep, "/"), path
+
+
+def hash_files(folder: str) -> dict[str, str]:
+    """Each file under ``folder``, by its path there with ``/``: the first ``HASH_CHARS`` hex digits of its
+    SHA-256."""
+    hashes = {}
+    for name, path in _files(folder):
+        with open(path, "rb") as f:
+            hashes[name] = hashlib.file_digest(f, "sha256").hexdigest()[:HASH_CHARS]
     return hashes
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """What changes when a file is written: its modification time and size."""
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size
 
 
 class Assets:
@@ -47,6 +61,9 @@ class Assets:
     keep what is asked for by its version (``init_app``)."""
 
     def __init__(self, folder: str):
+        self.folder = folder
+        # stamped before hashing: a file written meanwhile is never kept under the hash of either content
+        self.stamps = {name: _stamp(path) for name, path in _files(folder)}
         self.hashes = hash_files(folder)
 
     def init_app(self, app: Flask) -> None:
@@ -63,8 +80,14 @@ class Assets:
                 values["v"] = digest
 
     def kept(self, filename: str, version: str | None) -> bool:
-        """Whether a request for ``filename`` at ``version`` may be kept: the version is its hash."""
-        return version is not None and self.hashes.get(filename) == version
+        """Whether a request for ``filename`` at ``version`` may be kept: the version is its hash, and the file
+        is still the one hashed."""
+        if version is None or self.hashes.get(filename) != version:
+            return False
+        try:
+            return _stamp(os.path.join(self.folder, filename)) == self.stamps.get(filename)
+        except OSError:   # gone since
+            return False
 
     def keep(self, response: Response) -> Response:
         if (request.endpoint == "static" and response.status_code in (200, 304)   # 304: still kept
