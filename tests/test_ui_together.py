@@ -176,3 +176,14 @@ def test_after_a_reset_the_steps_marks_say_what_the_progress_says(room, browser)
     expect(page.locator("#progress")).to_contain_text("1 of", timeout=LONG)
     assert page.eval_on_selector("#step-echo .step-mark .mark", "e => getComputedStyle(e).color") == green
     assert not errors, errors
+
+
+def test_form_fields_take_the_themes_colours(room, browser):
+    """The join page's fields in dark colours: the theme's surface and text, not the browser's own dark grey."""
+    page = new_page(browser, [], browser.new_context(color_scheme="dark", **PHONE))
+    page.goto(f"{room.url}/join?code={CODE}")
+    theme = page.evaluate("""['--surface', '--fg'].map(p => {
+        const probe = document.createElement('i'); probe.style.color = `var(${p})`; document.body.append(probe);
+        const c = getComputedStyle(probe).color; probe.remove(); return c; })""")
+    field = page.eval_on_selector("input[name=name]", "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]")
+    assert field == theme, (field, theme)
