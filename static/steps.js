@@ -47,6 +47,8 @@
       li.querySelector(".mark").textContent = WORDS[state][0];
       li.querySelector(".words").textContent = "(" + words(li) + ")";
       li.classList.toggle("earlier", earlier.has(li.dataset.step));
+      var section = document.getElementById("step-" + li.dataset.step);   // its heading's mark, muted as here
+      if (section) section.classList.toggle("earlier", earlier.has(li.dataset.step));
       if (passed(li)) done++; else rest.push(li);
     });
     var here = earlier.size ? " on this lab host" : "";

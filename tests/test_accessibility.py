@@ -1,6 +1,6 @@
 """The accessibility audit: axe-core (carried by the axe-playwright-python package, pinned in the test lock: nothing
 is downloaded) run in Debian's chromium on every page a learner or an instructor meets, in the states they meet
-it in. No violation of impact serious or critical may be left; the rest (minor, moderate) are listed in
+it in, light and dark. No violation of impact serious or critical may be left; the rest (minor, moderate) are listed in
 docs/accessibility.md with the reason they stay, and printed at the end of this module (``pytest -s``)."""
 from __future__ import annotations
 
@@ -122,6 +122,24 @@ def test_lab_page_with_the_terminal_open(learner, rest):
     learner.locator(".terminal-toggle").click()
 
 
+def dark(page):
+    """The page in dark colours (the system's, as static/theme.js follows it), for what the test does with it."""
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+
+
+def test_lab_page_in_dark_colours(learner, rest):
+    dark(learner)
+    try:
+        audit(learner, "a lab page in dark colours", rest)
+        learner.locator(".network-toggle").click()
+        expect(learner.locator("#network .network-view[aria-pressed=true]")).to_be_visible()
+        audit(learner, "a lab page in dark colours, the network panel open", rest)
+        learner.locator(".network-toggle").click()
+    finally:
+        learner.emulate_media(color_scheme="light")
+
+
 def test_join_page(room, chromium, errors, rest):
     page = new_page(chromium, errors, chromium.new_context(viewport=WIDE))
     page.goto(f"{room.url}/join?code={CODE}")
@@ -132,6 +150,14 @@ def test_join_page(room, chromium, errors, rest):
 def test_dashboard(teacher, rest):
     expect(teacher.locator("#grid tbody tr td.cell-state").first).to_be_attached()
     audit(teacher, "the dashboard, a learner seated", rest)
+
+
+def test_dashboard_in_dark_colours(teacher, rest):
+    dark(teacher)
+    try:
+        audit(teacher, "the dashboard in dark colours", rest)
+    finally:
+        teacher.emulate_media(color_scheme="light")
 
 
 def test_watch_page(room, teacher, rest):

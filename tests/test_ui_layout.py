@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from web_support import serving
+from web_support import serving, wait_for
 from workshop_support import CODE, act, browser, csrf, end_every_place, join_in_browser, me, new_page, \
     workshop_server
 
@@ -68,6 +68,9 @@ def top_bottom(page) -> float:
 
 def picture_drawn(page) -> None:
     expect(page.locator("#network .network-info")).to_contain_text("namespaces", timeout=LONG)
+    # the info comes first; the picture once Cytoscape.js, loaded as the panel opens, has drawn it
+    wait_for(lambda: page.evaluate("!!window.labnb.network.cy && window.labnb.network.cy.$('node.iface').length > 0"),
+             timeout=LONG / 1000, every=0.2, what="the network picture drawn")
 
 
 def lightness(page, selector: str, prop: str = "background-color") -> float:
