@@ -8,7 +8,6 @@ real sandbox lab hosts, so as root), and removes all of it at the end. Or it use
 
 Usage, from the repository, with the test venv (Playwright, Debian's chromium at /usr/bin/chromium):
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--url URL --code CODE --operator-token T]
-Beside the tests, run it under their lock: flock /tmp/labnb-real.lock .venv/bin/python scripts/screenshots.py
 """
 from __future__ import annotations
 

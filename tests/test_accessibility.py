@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from web_support import CHROMIUM_ARGS, TEST_LAB, serving
+from web_support import TEST_LAB, chromium_browser, serving
 from workshop_support import CODE, join_in_browser, new_page, workshop_server
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,7 @@ def room():
 
 @pytest.fixture(scope="module")
 def chromium():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")

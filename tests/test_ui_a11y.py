@@ -8,9 +8,9 @@ import re
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from web_support import CHROMIUM_ARGS, TEST_LAB, ShellTab, own_server
+from web_support import TEST_LAB, ShellTab, chromium_browser, own_server
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +28,7 @@ def web_server():
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture

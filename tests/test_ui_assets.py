@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from web_support import CHROMIUM_ARGS, TEST_LAB, own_server
+from web_support import TEST_LAB, chromium_browser, own_server
 
 pytestmark = pytest.mark.slow
 LONG = 120_000   # ms: a lab host starting while other tests run
@@ -27,10 +27,7 @@ def web_server():
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")

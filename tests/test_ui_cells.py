@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from web_support import CHROMIUM_ARGS, TEST_LAB, own_server
+from web_support import TEST_LAB, chromium_browser, own_server
 
 LONG = 120_000   # ms: a lab host starting while other tests run
 NETNS_LAB = "02-netns-veth"
@@ -36,10 +36,7 @@ def web_server():
 
 @pytest.fixture(scope="module")
 def browser(web_server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from web_support import CHROMIUM_ARGS, TEST_LAB, serving, wait_for
+from web_support import TEST_LAB, chromium_browser, serving, wait_for
 from workshop_support import act, join_in_browser, me, new_page, workshop_server
 
 LONG = 120_000   # ms: a lab host starting while other tests run
@@ -22,10 +22,7 @@ NETNS = "02-netns-veth"
 
 @pytest.fixture(scope="module")
 def chromium():
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")

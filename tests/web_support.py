@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 import socketio
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 LABNB = str(Path(sys.executable).with_name("labnb"))
@@ -340,6 +341,14 @@ def serving(server: "Server"):
         yield server
     finally:
         server.cleanup()
+
+
+def chromium_browser():
+    """Debian's chromium, headless, for a fixture to yield (closed after)."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
 
 
 def own_server(name: str):
