@@ -21,6 +21,8 @@ ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q
 apt-cache show docker-cli >/dev/null 2>&1 && packages="$packages docker-cli"
 # the tests also drive a browser (Playwright's node needs libatomic1) and fetch pages with wget in lab hosts
 [ "$what" = test ] && packages="$packages chromium libatomic1 wget"
+# ... and run a cluster of nodes (docs/cluster.md) with their own PostgreSQL, Redis and HAProxy
+[ "$what" = test ] && packages="$packages postgresql redis-server haproxy"
 missing=""
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in $packages; do
@@ -35,28 +37,32 @@ if [ -n "$missing" ]; then
     # labnb needs docker.io's programs, not the machine's own dockerd: when setup
     # installs docker.io, its services are neither started nor enabled (no docker0,
     # no iptables rules on the machine). A docker.io installed before is left as it is.
+    # The same for the tests' PostgreSQL, Redis and HAProxy: the tests start their own.
     hold=""
-    units="docker.socket docker.service"
-    installed containerd || units="$units containerd.service"   # a containerd of the operator's stays as it is
+    units=""
     case " $missing " in *" docker.io "*)
-        if [ ! -e /usr/sbin/policy-rc.d ]; then
-            trap 'rm -f /usr/sbin/policy-rc.d' EXIT INT TERM HUP
-            printf '#!/bin/sh\ncase "$1" in docker*|containerd*) exit 101;; esac\nexit 0\n' > /usr/sbin/policy-rc.d
-            chmod +x /usr/sbin/policy-rc.d
-            hold=yes
-        fi ;;
+        units="docker.socket docker.service"
+        installed containerd || units="$units containerd.service" ;;   # a containerd of the operator's stays
     esac
+    case " $missing " in *" postgresql "*) units="$units postgresql.service" ;; esac
+    case " $missing " in *" redis-server "*) units="$units redis-server.service" ;; esac
+    case " $missing " in *" haproxy "*) units="$units haproxy.service" ;; esac
+    if [ -n "$units" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT INT TERM HUP
+        printf '#!/bin/sh\ncase "$1" in docker*|containerd*|postgresql*|redis*|haproxy*) exit 101;; esac\nexit 0\n' \
+            > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        hold=yes
+    fi
     status=0
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || status=$?
     if [ -n "$hold" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT INT TERM HUP; fi
     [ "$status" = 0 ] || exit "$status"
-    case " $missing " in *" docker.io "*)
-        if [ -d /run/systemd/system ]; then
-            # shellcheck disable=SC2086
-            systemctl disable --now -q $units 2>/dev/null || true
-            echo "setup.sh: installed docker.io without starting or enabling the machine's own dockerd (labnb runs one per lab host)"
-        fi ;;
-    esac
+    if [ -n "$units" ] && [ -d /run/systemd/system ]; then
+        # shellcheck disable=SC2086
+        systemctl disable --now -q $units 2>/dev/null || true
+        echo "setup.sh: installed without starting or enabling the machine's own services:$units (labnb starts its own)"
+    fi
 fi
 
 # Room for every lab host's PTYs (64 lab hosts x 256, the defaults, beside the

@@ -72,6 +72,12 @@ class Settings:
     learner_output_mb: int = 256      # per learner: past it, their oldest runs' output makes room
     store_output_mb: int = 4096       # all learners: past it, the biggest user's oldest runs' output makes room
     retention_days: float = 30.0      # runs that ended longer ago are deleted (checked hourly); 0: kept for ever
+    # Past one machine (docs/cluster.md): every node is a whole labnb; they share PostgreSQL and Redis, and
+    # HAProxy in front pins each learner to a node. All empty or 0 on one machine: SQLite, nothing to start.
+    database_url: str = ""            # postgresql://... : the shared store; empty: SQLite at state_dir/store_file
+    redis_url: str = ""               # redis://... : Socket.IO's message queue and commands between nodes
+    node: str = ""                    # this node's name in the cluster (labnb serve --node NAME); empty: one machine
+    agent_port: int = 0               # where HAProxy's agent-check asks this node's weight, drain or down; 0: none
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

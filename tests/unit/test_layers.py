@@ -18,7 +18,7 @@ LAYERS = [
     ["webapp.executor", "webapp.lab", "webapp.network"],
     ["webapp.store", "webapp.guard"],
     ["webapp.learners"],
-    ["webapp.stream", "webapp.runs", "webapp.shells"],
+    ["webapp.stream", "webapp.runs", "webapp.shells", "webapp.cluster"],
     ["webapp.workshop", "webapp.notebook", "webapp.network.views", "webapp.proxy", "webapp.web"],
     ["webapp.app", "webapp"],
     ["webapp.commands"],
