@@ -65,22 +65,6 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-# Room for every lab host's PTYs (64 lab hosts x 256, the defaults, beside the
-# machine's reserve): a PTY costs its lab host's memory, not the machine's
-want_ptys=$((64 * 256 + $(cat /proc/sys/kernel/pty/reserve)))
-if [ "$(cat /proc/sys/kernel/pty/max)" -lt "$want_ptys" ]; then
-    echo "kernel.pty.max = $want_ptys" > /etc/sysctl.d/60-labnb.conf
-    echo "$want_ptys" > /proc/sys/kernel/pty/max
-    echo "setup.sh: kernel.pty.max raised to $want_ptys (/etc/sysctl.d/60-labnb.conf)"
-fi
-
-# Each lab host maps a range of 65536 ids of its own from 200000; labnb writes the maps itself (no
-# newuidmap). These entries reserve the ranges machine-wide, so that other tools (useradd, rootless
-# containers) do not hand the same ids to another user.
-for f in /etc/subuid /etc/subgid; do
-    grep -qs '^root:200000:' "$f" || echo "root:200000:4194304" >> "$f"
-done
-
 # Python packages: exactly the versions CI tested, from a lock with hashes (scripts/lock.sh refreshes it)
 lock=scripts/requirements.lock
 [ "$what" = test ] && lock=scripts/requirements-test.lock
@@ -94,6 +78,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     PIP_CONSTRAINT= $pip install --require-hashes --no-deps -r "$lock"
     PIP_CONSTRAINT= $pip install --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
+fi
+
+# Each lab host maps a range of 65536 ids of its own from LABNB_UID_BASE (200000); labnb writes the maps
+# itself (no newuidmap). Root's entries in /etc/subuid and /etc/subgid reserve the ranges machine-wide, so
+# that other tools (useradd, rootless containers) do not hand the same ids to another user, and say how
+# many lab hosts may run: as many as fit the memory (the memory rule; grown, never shrunk, never over
+# another entry: labnb says so)
+.venv/bin/labnb lab-hosts ranges --write
+# Room for every lab host's PTYs (as many lab hosts x 256, LABNB_PTYS's default, beside the machine's
+# reserve): a PTY costs its lab host's memory, not the machine's
+want_ptys=$(($(.venv/bin/labnb lab-hosts ranges --count) * 256 + $(cat /proc/sys/kernel/pty/reserve)))
+if [ "$(cat /proc/sys/kernel/pty/max)" -lt "$want_ptys" ]; then
+    echo "kernel.pty.max = $want_ptys" > /etc/sysctl.d/60-labnb.conf
+    echo "$want_ptys" > /proc/sys/kernel/pty/max
+    echo "setup.sh: kernel.pty.max raised to $want_ptys (/etc/sysctl.d/60-labnb.conf)"
 fi
 .venv/bin/labnb image build
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.labhost import records
-from webapp.labhost.errors import LabHostError
+from webapp.labhost.errors import CannotMake, LabHostError
 
 BASE = 200000
 
@@ -49,12 +49,47 @@ def test_when_the_machine_s_ranges_are_all_claimed_the_message_says_so_and_by_wh
     assert f"4 of {tmp_path / 'a'}, 2 of {tmp_path / 'b'}" in message and "this server's" not in message, message
 
 
-def test_the_machine_s_ranges_start_at_the_uid_base_and_cover_at_least_a_server_s_own_cap(tmp_path):
+def test_the_machine_s_ranges_start_at_the_uid_base_and_end_with_root_s_entry(tmp_path):
     subuid = tmp_path / "subuid"
     subuid.write_text(f"root:{BASE}:{64 * records.RANGE}\n")
-    assert records.machine_ranges(BASE + 8 * records.RANGE, 2, str(subuid))[0] == 56
-    assert records.machine_ranges(BASE, 100, str(subuid)) == (100, f"LABNB_MAX_LAB_HOSTS, past {subuid} "
-                                                                   f"root:{BASE}:{64 * records.RANGE}, from "
-                                                                   f"LABNB_UID_BASE={BASE}")
-    ranges, why = records.machine_ranges(BASE, 2, str(tmp_path / "none"))
+    assert records.machine_ranges(BASE + 8 * records.RANGE, str(subuid))[0] == 56
+    assert records.machine_ranges(BASE, str(subuid)) == (64, f"{subuid} root:{BASE}:{64 * records.RANGE}, from "
+                                                             f"LABNB_UID_BASE={BASE}")
+    ranges, why = records.machine_ranges(BASE, str(tmp_path / "none"))
     assert ranges == records.RANGES and "no entry of root's" in why
+
+
+def test_a_server_allowed_more_lab_hosts_than_the_machine_has_ranges_is_refused_past_them(tmp_path, machine):
+    """Before issue 30 a server's LABNB_MAX_LAB_HOSTS reached past root's entry: its lab hosts took ids that
+    useradd may give another user's containers."""
+    subuid = machine(2)
+    assert reserve(tmp_path / "a", 2, 5, subuid) == [0, 1]
+    with pytest.raises(CannotMake) as e:
+        reserve(tmp_path / "a", 1, 5, subuid)
+    assert str(e.value).endswith(
+        "This server may have 5 lab hosts (LABNB_MAX_LAB_HOSTS), more than the 2 uid ranges of the machine: run "
+        "`labnb lab-hosts ranges --write` (scripts/setup.sh runs it), which gives root as many ranges as this "
+        "machine's memory holds in /etc/subuid and /etc/subgid, or set LABNB_MAX_LAB_HOSTS to at most 2"), e.value
+    assert str(records.refusal(str(tmp_path / "a"), 5, BASE, subuid)) == str(e.value)
+    records.release_slot(str(tmp_path / "a"), 1, BASE + records.RANGE)
+    assert records.refusal(str(tmp_path / "a"), 5, BASE, subuid) is None
+    assert reserve(tmp_path / "a", 1, 5, subuid) == [1]
+
+
+def test_the_ranges_stop_before_another_user_s_entry_and_below_uid_2_to_the_32(tmp_path):
+    subuid = tmp_path / "subuid"
+    subuid.write_text(f"root:{BASE}:{64 * records.RANGE}\npodman:{BASE + 10 * records.RANGE + 5}:65536\n")
+    assert records.machine_ranges(BASE, str(subuid)) == (10, f"{subuid} root:{BASE}:{64 * records.RANGE}, from "
+                                                             f"LABNB_UID_BASE={BASE}, up to the entry podman:"
+                                                             f"{BASE + 10 * records.RANGE + 5}:65536")
+    last = 2 ** 32 - 1 - 3 * records.RANGE   # ranges 0 and 1 end below uid 2^32 - 1; range 2 would reach it
+    assert records.machine_ranges(last, str(tmp_path / "none"))[0] == 2
+    assert records.machine_ranges(2 ** 32 - records.RANGE, str(tmp_path / "none"))[0] == 0
+
+
+def test_no_range_at_all_says_which_setting_to_change(tmp_path, machine):
+    subuid = tmp_path / "subuid"
+    subuid.write_text(f"someone:{BASE}:65536\n")
+    with pytest.raises(CannotMake, match=r"no uid range for lab hosts .*up to the entry someone:200000:65536.*"
+                                         r"Set LABNB_UID_BASE to the start of root's entry"):
+        reserve(tmp_path / "a", 1, 2, str(subuid))

@@ -12,7 +12,7 @@ import click
 
 from ..config import Settings
 from ..errors import ConfigError, LabnbError
-from ..labhost import backends
+from ..labhost import backends, subids
 
 
 def _settings(**overrides) -> Settings:
@@ -136,6 +136,46 @@ def lab_hosts_gc(everything: bool) -> None:
 
     removed = reaper.gc(_settings(), everything=everything)
     click.echo(f"removed {len(removed)} lab host(s)" + (": " + ", ".join(removed) if removed else ""))
+
+
+@lab_hosts.command("ranges")
+@click.option("--write", is_flag=True, help="Make the files give root that many (scripts/setup.sh does).")
+@click.option("--count", is_flag=True, help="Print the number only.")
+@click.option("--file", "files", multiple=True, default=subids.FILES, show_default=True,
+              help="The subordinate id files.")
+def lab_hosts_ranges(write: bool, count: bool, files: tuple[str, ...]) -> None:
+    """How many lab hosts' uid ranges this machine should reserve (the memory rule: lab hosts of 64 MiB
+    beside LABNB_SERVER_MEMORY_MB), and whether root's entry in /etc/subuid and /etc/subgid gives them:
+    grown or added with --write, never shrunk, never over another entry."""
+    from ..guard.limits import SMALLEST_MB, mem_total_mb, uid_ranges_wanted
+
+    settings = _settings()
+    total = mem_total_mb()
+    want = uid_ranges_wanted(settings, total)
+    if count:
+        click.echo(want)
+        return
+    click.echo(f"{want} uid ranges of {subids.RANGE} ids from LABNB_UID_BASE={settings.uid_base}: as many lab hosts "
+               f"of {min(settings.memory_mb, SMALLEST_MB)} MiB as fit this machine's {total} MiB beside "
+               f"LABNB_SERVER_MEMORY_MB={settings.server_memory_mb} (at least {subids.RANGES})")
+    short = False
+    for path in files:
+        try:
+            done = subids.allot(path, settings.uid_base, want, write)
+        except OSError as e:
+            raise click.ClickException(f"{path}: {e.strerror or e}: run this as root") from None
+        if not done.changed:
+            said = f"root's entry {done.after} gives {done.ranges} ranges: kept" if done.after else "no entry of root's"
+        else:
+            said = (f"{'' if write else 'would be '}{'grown' if done.before else 'added'}: {done.after} "
+                    f"({done.ranges} ranges)" + (f", was {done.before}" if done.before else ""))
+        click.echo(f"{path}: {said}")
+        for note in done.notes:
+            click.echo(f"warning: {note}", err=True)
+        short |= done.ranges == 0
+    if short:
+        raise click.ClickException("root can have no uid range from LABNB_UID_BASE: lab hosts cannot be made; "
+                                   "see the warnings above")
 
 
 def _lab_files(paths: tuple[str, ...]) -> list[Path]:

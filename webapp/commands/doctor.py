@@ -8,8 +8,8 @@ import subprocess
 import tempfile
 
 from ..config import Settings
-from ..labhost import cgroups, image, inside, ptyguard
-from ..labhost.records import RANGE
+from ..guard.limits import lab_hosts_that_fit, mem_total_mb
+from ..labhost import cgroups, image, inside, ptyguard, records, subids
 from ..labhost.statedir import SCRIPTS, image_archive
 
 BINARIES = {
@@ -80,29 +80,30 @@ def check_overlay_in_userns() -> Finding:
 
 
 def check_subids(settings: Settings) -> Finding:
-    """Lab hosts map their ids without /etc/subuid (the machine's root writes the maps), but an entry
-    for root there keeps useradd from giving another user's containers ids of a lab host's range."""
-    need = (settings.uid_base, settings.max_lab_hosts * RANGE)
-    problems = []
-    for path in ("/etc/subuid", "/etc/subgid"):
-        covered = False
-        try:
-            with open(path) as f:
-                for line in f:
-                    parts = line.strip().split(":")
-                    if len(parts) == 3 and parts[0] in ("root", "0"):
-                        start, count = int(parts[1]), int(parts[2])
-                        covered |= start <= need[0] and start + count >= need[0] + need[1]
-        except (OSError, ValueError):
-            pass
-        if not covered:
-            problems.append(path)
-    entry = f"root:{need[0]}:{need[1]}"
-    if not problems:
-        return Finding("subordinate ids", True, f"{need[1]} ids from {need[0]} are root's")
-    return Finding("subordinate ids", True, f"no entry for root covering {entry} in " + " and ".join(problems)
-                   + ": useradd may give another user's containers ids of a lab host's range",
-                   f"Add the line {entry} to {' and '.join(problems)} (scripts/setup.sh does)", warn=True)
+    """Lab hosts map their ids without /etc/subuid (the machine's root writes the maps), but root's entry
+    there keeps other tools (useradd, rootless containers) from giving another user ids of a lab host's
+    range, and says how many ranges lab hosts may use (``records.machine_ranges``): a lab host past them
+    is refused. As many as the memory allows lab hosts, or more."""
+    fits = lab_hosts_that_fit(settings, mem_total_mb())
+    said, missing, ranges = [], [], None
+    for path in subids.FILES:
+        n, source = records.machine_ranges(settings.uid_base, path)
+        said.append(source if path == subids.FILES[0] else f"{path} gives {n}")
+        ranges = n if ranges is None else min(ranges, n)
+        if "no entry of root's" in source:
+            missing.append(path)
+    detail = (f"{ranges} uid ranges for lab hosts ({'; '.join(said)}); the memory allows {fits} lab hosts of "
+              f"{settings.memory_mb} MiB (LABNB_MEMORY_MB)")
+    todo = ("Run `labnb lab-hosts ranges --write` (scripts/setup.sh does): root gets as many ranges as this "
+            "machine's memory holds, in /etc/subuid and /etc/subgid")
+    if ranges < fits:
+        return Finding("subordinate ids", True, f"{detail}: fewer ranges than lab hosts, so a lab host past "
+                       f"{ranges} is refused", todo, warn=True)
+    if missing:
+        return Finding("subordinate ids", True, f"{detail}; but no entry of root's holds LABNB_UID_BASE in "
+                       f"{' and '.join(missing)}: useradd may give another user's containers ids of a lab host's "
+                       f"range", todo, warn=True)
+    return Finding("subordinate ids", True, detail)
 
 
 def check_cgroups(settings: Settings) -> Finding:

@@ -28,11 +28,13 @@ from flask import Flask, session
 from ..config import Settings
 from ..errors import ConfigError
 from ..labhost.base import LabHostError
+from ..labhost.subids import RANGES
 
 log = logging.getLogger(__name__)
 
 HTTP_THREADS = 64      # gunicorn threads beyond max_sockets: pages load even when every WebSocket is taken
 LOG_EVERY = 60.0       # seconds between log lines of one kind of refusal of one client
+SMALLEST_MB = 64       # MiB: the smallest lab host the uid ranges are reserved for (its dockerd alone takes about 40)
 SOCKET_PATH = "/socket.io/"
 
 
@@ -270,6 +272,16 @@ def mem_total_mb() -> int:
 def lab_hosts_that_fit(settings: Settings, total_mb: int) -> int:
     """How many lab hosts at their memory limit fit ``total_mb`` of memory beside the server's own."""
     return max(total_mb - settings.server_memory_mb, 0) // max(settings.memory_mb, 1)
+
+
+def uid_ranges_wanted(settings: Settings, total_mb: int) -> int:
+    """How many lab hosts' uid ranges this machine should reserve (root's entry in /etc/subuid and
+    /etc/subgid, ``labnb lab-hosts ranges --write``): by the memory rule, as many lab hosts as fit
+    ``total_mb`` beside the server's LABNB_SERVER_MEMORY_MB at SMALLEST_MB each (or at LABNB_MEMORY_MB if
+    smaller), so that no LABNB_MAX_LAB_HOSTS ``fit_memory`` lets a server start with needs more; at least
+    RANGES, what setup reserved before."""
+    smallest = dataclasses.replace(settings, memory_mb=min(settings.memory_mb, SMALLEST_MB))
+    return max(RANGES, lab_hosts_that_fit(smallest, total_mb))
 
 
 def fit_memory(settings: Settings, max_lab_hosts_given: bool, total_mb: int | None = None) -> Settings:

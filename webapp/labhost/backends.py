@@ -13,10 +13,12 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError
+from . import records
 
 if TYPE_CHECKING:
     from ..config import Settings
     from .base import LabHost
+    from .errors import CannotMake
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,9 @@ class Backend:
                      # the next (``reaper.py``), listed for operators (/lab-hosts)
     isolated: bool   # a learner's commands cannot touch this machine: its own limits (memory fitted to the
                      # machine, the server's own memory cgroup required); not isolated: warned about
+    # Why the machine lets no lab host of this kind be made now, whoever asks (the sandbox: every uid range
+    # claimed), or None: cheap, as the warm pool, a join and the node's health ask it. None: no such bound.
+    refusal: Callable[[Settings], CannotMake | None] | None = None
 
     def new(self, settings: Settings) -> LabHost:
         make = self.make
@@ -37,6 +42,9 @@ class Backend:
             module, _, name = make.partition(":")
             make = getattr(importlib.import_module(module), name)
         return make(settings)
+
+    def cannot_make(self, settings: Settings) -> CannotMake | None:
+        return self.refusal(settings) if self.refusal else None
 
 
 _backends: dict[str, Backend] = {}
@@ -70,5 +78,10 @@ def get(name: str) -> Backend:
     return found
 
 
-register(Backend("sandbox", "webapp.labhost.sandbox:SandboxLabHost", pooled=True, recorded=True, isolated=True))
+def _no_uid_range(settings: Settings) -> CannotMake | None:
+    return records.refusal(settings.state_dir, settings.max_lab_hosts, settings.uid_base)
+
+
+register(Backend("sandbox", "webapp.labhost.sandbox:SandboxLabHost", pooled=True, recorded=True, isolated=True,
+                 refusal=_no_uid_range))
 register(Backend("plain", "webapp.labhost.plain:PlainLabHost", pooled=False, recorded=False, isolated=False))

@@ -11,6 +11,12 @@ only into free slots, and a claim on a full server waits (up to ``ready_timeout`
 for a slot that a destroyed lab host frees, or for a lab host the pool made
 in it, instead of failing at once.
 
+When the machine lets it make none (``cannot_make``: every uid range of the
+machine is claimed), a claim is refused at once, saying what the operator must
+do, unless the pool is making one (it waits for that one); the pool says so in
+the log once and makes the next when a range is freed: one of its own lab hosts
+going, or, checked every few seconds, another server's.
+
 A lab host waiting in the pool is frozen (``LabHost.pause``): a pool sized
 for a room of 30 would otherwise burn about a third of a core doing nothing.
 A claim thaws it and checks its health, in milliseconds.
@@ -19,13 +25,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from ..config import Settings
 from . import backends, offers
 from .base import LabHost, LabHostError
+from .errors import CannotMake
 from .statedir import prepare_state_dir
 
 log = logging.getLogger(__name__)
+
+# seconds between the pool's checks whether the machine lets it make a lab host again: growing to the most
+RECHECK_LEAST, RECHECK_MOST = 1.0, 10.0
 
 
 def make(settings: Settings) -> LabHost:
@@ -55,6 +66,8 @@ class Pool:
         self._ready: list[LabHost] = []
         self._claimed: dict[str, LabHost] = {}
         self._held = 0   # slots held by this pool's lab hosts, whatever their state
+        self._filling = 0   # lab hosts the pool's thread is making, until they wait ready
+        self._gone = 0      # lab hosts of this pool destroyed so far (each frees its uid range)
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -87,17 +100,40 @@ class Pool:
             self._claimed[host.id] = host
         return host
 
-    def _take_or_make(self) -> tuple[LabHost, bool]:
-        """A lab host that waited in the pool (True), or one made now in a free slot (False)."""
-        most = self.settings.max_lab_hosts
+    def cannot_make(self) -> str | None:
+        """Why this server can give no new lab host now because the machine lets it make none (every uid
+        range of the machine is claimed), with what the operator must do; None when it can: a ready one
+        waits, the pool is making one, or the machine lets it make one. A server whose own lab hosts
+        (LABNB_MAX_LAB_HOSTS) are all held is full, not refused: None (a workshop's room queues for that).
+        Asked by a join, the node's health (HAProxy's agent-check says down) and the metrics."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or self._ready or self._held < most,
-                                       self.settings.ready_timeout):
-                raise self._full()
-            if self._ready:
-                host = self._ready.pop(0)
-                self._cond.notify_all()
-                return host, True
+            if self._ready or self._filling or self._held >= self.settings.max_lab_hosts:
+                return None
+        refused = self.backend.cannot_make(self.settings)
+        return str(refused) if refused else None
+
+    def _take_or_make(self) -> tuple[LabHost, bool]:
+        """A lab host that waited in the pool (True), or one made now in a free slot (False). When the machine
+        lets none be made but the pool is making one, that one (the last range is its)."""
+        most = self.settings.max_lab_hosts
+        deadline = time.monotonic() + self.settings.ready_timeout
+        refused = None
+        with self._cond:
+            while True:
+                if self._ready:
+                    host = self._ready.pop(0)
+                    self._cond.notify_all()
+                    return host, True
+                if self._closed:
+                    break
+                if self._held < most:
+                    refused = self._filling and self.backend.cannot_make(self.settings)
+                    if not refused:
+                        break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._full() if self._held >= most else refused
+                self._cond.wait(left)
         return self._make(), False
 
     def _full(self) -> LabHostError:
@@ -133,6 +169,7 @@ class Pool:
         finally:
             with self._cond:
                 self._held -= 1
+                self._gone += 1
                 self._cond.notify_all()
 
     def claimed(self) -> list[LabHost]:
@@ -162,23 +199,40 @@ class Pool:
                 log.exception("destroying lab host %s", host.id)
 
     def _fill(self) -> None:
-        failures = 0
+        failures, refused = 0, ""
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._closed or (len(self._ready) < self.size
                                                              and self._held < self.settings.max_lab_hosts))
                 if self._closed:
                     return
+                self._filling += 1
+                gone = self._gone
             try:
                 host = self._make()
-                failures = 0
+            except CannotMake as e:
+                self._filled(None)
+                if str(e) != refused:   # once, not at each check: the room may wait long
+                    log.error("warm pool: %s. It makes the next when a uid range is freed", e)
+                    refused = str(e)
+                if self._wait_for_range(gone):
+                    return
+                continue
             except LabHostError as e:
+                self._filled(None)
                 failures += 1
                 log.error("warm pool: %s", e)
                 with self._cond:
                     if self._cond.wait_for(lambda: self._closed, min(60, 2 ** failures)):
                         return
                 continue
+            except BaseException:
+                self._filled(None)
+                raise
+            failures = 0
+            if refused:
+                log.info("warm pool: a uid range was freed; it makes lab hosts again")
+                refused = ""
             try:   # what labs may require, probed now while the machine is idle (a room joins at once)
                 host.offers = offers.probe(host)
             except (LabHostError, OSError) as e:
@@ -187,11 +241,29 @@ class Pool:
                 host.pause(True)
             except LabHostError as e:   # it works, but costs CPU while it waits
                 log.error("warm pool: %s", e)
-            with self._cond:
-                closed = self._closed
-                if not closed:
-                    self._ready.append(host)
-                    self._cond.notify_all()
-            if closed:
+            if not self._filled(host):
                 self._destroy(host)
                 return
+
+    def _filled(self, host: LabHost | None) -> bool:
+        """The pool's thread is done making ``host`` (None: it failed): it waits ready, unless the pool closed
+        meanwhile (False)."""
+        with self._cond:
+            self._filling -= 1
+            if host is not None and not self._closed:
+                self._ready.append(host)
+            self._cond.notify_all()
+            return not self._closed
+
+    def _wait_for_range(self, gone: int) -> bool:
+        """Back off after the machine refused a lab host: until a lab host of this pool goes (its range is
+        free: ``gone`` is the count before) or the machine lets one be made, checked at growing intervals up
+        to RECHECK_MOST (another server's lab host went). True if the pool closed meanwhile."""
+        delay = RECHECK_LEAST
+        while True:
+            with self._cond:
+                if self._cond.wait_for(lambda: self._closed or self._gone != gone, delay):
+                    return self._closed
+            if not self.backend.cannot_make(self.settings):
+                return False
+            delay = min(delay * 2, RECHECK_MOST)

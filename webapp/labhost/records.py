@@ -12,9 +12,10 @@ import json
 import os
 import secrets
 
-from .errors import LabHostError
+from . import subids
+from .errors import CannotMake, LabHostError
+from .subids import RANGE, RANGES
 
-RANGE = 65536          # ids per slot: a lab host maps root to the first of its range
 HOSTS = "hosts"
 SLOTS = "slots"
 
@@ -36,35 +37,34 @@ def host_dir(state_dir: str, lab_host_id: str) -> str:
 
 
 UIDS = "/run/labnb-uids"   # machine-wide: uid ranges in use, whatever the state dir
-SUBUID = "/etc/subuid"     # root's entry there reserves the ranges (scripts/setup.sh adds root:200000:4194304)
-RANGES = 64                # uid ranges from LABNB_UID_BASE without such an entry: as many as setup.sh reserves
+SUBUID = subids.FILES[0]   # root's entry there says how many ranges lab hosts may use (subids.py)
 
 
-def machine_ranges(uid_base: int, most: int, subuid: str = SUBUID) -> tuple[int, str]:
+def machine_ranges(uid_base: int, subuid: str = SUBUID) -> tuple[int, str]:
     """How many uid ranges from ``uid_base`` the lab hosts of every server on this machine may use, and where
-    that number comes from: root's entry in /etc/subuid that holds ``uid_base``, else RANGES; never fewer
-    than ``most``, the calling server's own cap (an operator may set LABNB_MAX_LAB_HOSTS past the entry:
-    `labnb doctor` warns about it)."""
+    that number comes from: root's entry in /etc/subuid that holds ``uid_base`` (scripts/setup.sh sizes it to
+    the machine's memory), else RANGES; never over another entry, nor to uid 2^32 - 1 (``subids.room``).
+    A server's LABNB_MAX_LAB_HOSTS past them gets no more: its lab host past them is refused, saying so."""
     try:
-        with open(subuid) as f:
-            for line in f:
-                name, _, rest = line.strip().partition(":")
-                start, _, count = rest.partition(":")
-                if name in ("root", "0") and start.isdigit() and count.isdigit() \
-                        and int(start) <= uid_base < int(start) + int(count):
-                    fits = (int(start) + int(count) - uid_base) // RANGE
-                    entry = f"{subuid} {line.strip()}, from LABNB_UID_BASE={uid_base}"
-                    return (fits, entry) if fits >= most else (most, f"LABNB_MAX_LAB_HOSTS, past {entry}")
+        entries = subids.read(subuid)[1]
     except OSError:
-        pass
-    return max(RANGES, most), f"{RANGES} from LABNB_UID_BASE={uid_base}: no entry of root's in {subuid} holds it"
+        entries = []
+    own = subids.holder(entries, uid_base)
+    if own:
+        ranges, source = (own.end - uid_base) // RANGE, f"{subuid} {own}, from LABNB_UID_BASE={uid_base}"
+    else:
+        ranges, source = RANGES, f"{RANGES} from LABNB_UID_BASE={uid_base}: no entry of root's in {subuid} holds it"
+    free, bound = subids.room(entries, uid_base)
+    if free < ranges:
+        ranges, source = free, f"{source}, up to {bound}"
+    return ranges, source
 
 
 def reserve_slot(state_dir: str, lab_host_id: str, most: int, uid_base: int, subuid: str = SUBUID) -> int:
     """A slot for a new lab host of this state dir: the lowest of the machine's uid ranges
-    (``machine_ranges``) that no lab host uses, whatever its state dir. Raises LabHostError saying which
-    limit was hit: this state dir's own ``most`` lab hosts (its server's LABNB_MAX_LAB_HOSTS), or the
-    machine's ranges, all claimed (by whom).
+    (``machine_ranges``) that no lab host uses, whatever its state dir. Raises LabHostError when this
+    state dir's own ``most`` lab hosts (its server's LABNB_MAX_LAB_HOSTS) are all in use, CannotMake
+    when the machine's ranges are all claimed (by whom, and what to do).
 
     Two lab hosts with the same uid range could read each other's files, so
     the range is claimed machine-wide, in /run (cleared at boot, as are lab
@@ -78,21 +78,51 @@ def reserve_slot(state_dir: str, lab_host_id: str, most: int, uid_base: int, sub
         raise LabHostError(f"cannot make another lab host: this server's {most} lab hosts (LABNB_MAX_LAB_HOSTS, "
                            f"state dir {state_dir}) are all in use",
                            "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")
-    ranges, source = machine_ranges(uid_base, most, subuid)
+    ranges, source = machine_ranges(uid_base, subuid)
     for n in range(ranges):
         if not _claim(os.path.join(d, str(n)), lab_host_id):
             continue
         if _claim(os.path.join(UIDS, str(uid_base + n * RANGE)), f"{os.path.realpath(state_dir)} {n}"):
             return n
         os.unlink(os.path.join(d, str(n)))
-    raise LabHostError(f"cannot make another lab host: all {ranges} uid ranges of this machine ({source}) are "
-                       f"claimed by labnb lab hosts: {_claimants(uid_base, ranges)}",
-                       "Stop a server or remove its lab hosts (`labnb lab-hosts gc` with its LABNB_STATE_DIR), "
-                       f"or give root more subordinate ids in {subuid} past them")
+    raise _no_range(state_dir, most, uid_base, ranges, source)
 
 
-def _claimants(uid_base: int, ranges: int) -> str:
-    """Whose lab hosts hold the machine's ranges: how many of each state dir."""
+def refusal(state_dir: str, most: int, uid_base: int, subuid: str = SUBUID) -> CannotMake | None:
+    """What ``reserve_slot`` would raise now for the machine's sake, or None while a range is free: cheap
+    (a read of /etc/subuid and of /run/labnb-uids), for the warm pool, a join and the node's health."""
+    ranges, source = machine_ranges(uid_base, subuid)
+    try:
+        claimed = set(os.listdir(UIDS))
+    except FileNotFoundError:
+        claimed = set()
+    if any(str(uid_base + n * RANGE) not in claimed for n in range(ranges)):
+        return None
+    return _no_range(state_dir, most, uid_base, ranges, source)
+
+
+def _no_range(state_dir: str, most: int, uid_base: int, ranges: int, source: str) -> CannotMake:
+    """The machine has no uid range left for a lab host of ``state_dir``'s server: why, and what the operator
+    does (the file, the setting, the numbers)."""
+    grow = ("run `labnb lab-hosts ranges --write` (scripts/setup.sh runs it), which gives root as many ranges "
+            "as this machine's memory holds in /etc/subuid and /etc/subgid")
+    if not ranges:
+        return CannotMake(f"cannot make a lab host: the machine has no uid range for lab hosts ({source})",
+                          f"Set LABNB_UID_BASE to the start of root's entry in {SUBUID}, or {grow}")
+    held = _claimants(uid_base, ranges)
+    others = sum(count for owner, count in held.items() if owner != os.path.realpath(state_dir))
+    stop = (f"stop another server on this machine (other state dirs hold {others} of them), or remove a stopped "
+            "server's lab hosts (`labnb lab-hosts gc` with its LABNB_STATE_DIR)")
+    todo = (f"This server may have {most} lab hosts (LABNB_MAX_LAB_HOSTS), more than the {ranges} uid ranges of "
+            f"the machine: {grow}, or set LABNB_MAX_LAB_HOSTS to at most {ranges}" if most > ranges
+            else grow[0].upper() + grow[1:]) + (f"; or {stop}" if others else "")
+    who = ", ".join(f"{count} of {owner}" for owner, count in sorted(held.items(), key=lambda i: -i[1]))
+    return CannotMake(f"cannot make another lab host: all {ranges} uid ranges of this machine ({source}) are "
+                      f"claimed by labnb lab hosts: {who}", todo)
+
+
+def _claimants(uid_base: int, ranges: int) -> dict[str, int]:
+    """Whose lab hosts hold the machine's ranges: how many each state dir holds."""
     held: dict[str, int] = {}
     for n in range(ranges):
         try:
@@ -101,7 +131,7 @@ def _claimants(uid_base: int, ranges: int) -> str:
         except OSError:
             continue
         held[owner] = held.get(owner, 0) + 1
-    return ", ".join(f"{count} of {owner}" for owner, count in sorted(held.items(), key=lambda i: -i[1]))
+    return held
 
 
 def _claim(path: str, content: str) -> bool:

@@ -136,6 +136,10 @@ def join_post():
                                                                              workshop.code.lower().encode()))
         if refused:
             return _join_page(workshop, None, refused[1], refused[0])
+    place = workshop.room.get(session.get("learner", "")) if signed_in else None
+    cannot = None if place is not None and place.state == SEATED else current_app.extensions["labnb"].pool.cannot_make()
+    if cannot:   # at once, not a place whose lab host never comes: the learner tells the instructor what to do
+        return _join_page(workshop, None, f"this workshop cannot give anyone a lab host now: {cannot}", 503)
     try:
         name = clean_name(request.form.get("name", ""))
         if not signed_in:
