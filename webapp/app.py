@@ -152,7 +152,9 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
-    metrics = Metrics(settings, pool, learners, runs, refusals, workshop.room if workshop else None)
+    # a cluster's nodes report every node's health from the shared store (a dead one cannot report its own)
+    metrics = Metrics(settings, pool, learners, runs, refusals, workshop.room if workshop else None,
+                      store.nodes if settings.node else None)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
                     events=events, workshop=workshop, gateway=gateway, metrics=metrics)

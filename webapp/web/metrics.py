@@ -97,8 +97,8 @@ class Metrics:
                 counts[state] += 1
         counts["pool"] = self.pool.waiting()
         family = GaugeMetricFamily("labnb_lab_hosts", "Lab hosts on this node by state: a learner's starting, "
-                                   "ready, in use (a step's command runs) or failed (to start, or died), and "
-                                   "ready in the warm pool", labels=["state"])
+                                   "ready, in use (a step's command runs) or failed (it died, or none could be "
+                                   "had: see labnb_refusals), and ready in the warm pool", labels=["state"])
         for state, n in counts.items():
             family.add_metric([state], n)
         return family

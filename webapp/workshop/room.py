@@ -181,7 +181,8 @@ class Room:
                 self._places[learner_id] = place
                 self._queue.append(learner_id)
                 self._promote()
-                self.queued += place.state == WAITING
+                if place.state == WAITING:
+                    self.queued += 1
         self._changed([learner_id])
         return place
 
