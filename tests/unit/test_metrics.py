@@ -5,6 +5,7 @@ tests/test_metrics.py says the same against the real server."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps import LAB, OPERATOR, TOKEN, Tab, browser, ready, serving, services, upgrade
@@ -65,6 +66,7 @@ def test_every_family_has_help_and_the_one_machine_is_up(app):
                  "labnb_node_state", "labnb_node_heartbeat_age_seconds"):
         assert families[name].documentation, name
     assert not [n for n in families if n.startswith("labnb_room")]   # no workshop here
+    assert b"labnb_" not in generate_latest(REGISTRY)   # each app's registry is its own, never the library's
     s = samples(app)
     assert s[("labnb_node_state", (("node", "local"), ("state", "up")))] == 1
     assert s[("labnb_node_state", (("node", "local"), ("state", "down")))] == 0
