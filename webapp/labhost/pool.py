@@ -55,10 +55,10 @@ class Pool:
         self._ready: list[LabHost] = []
         self._claimed: dict[str, LabHost] = {}
         self._held = 0   # slots held by this pool's lab hosts, whatever their state
-        self.exhausted = 0   # claims refused, every slot held (for the operator's metrics)
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.exhausted = 0   # claims refused, every slot held (for the operator's metrics)
         if self.backend.recorded:
             prepare_state_dir(settings)
 

@@ -294,7 +294,8 @@ class Learners:
     def _claim(self, learner: Learner, generation: int, old: tuple) -> None:
         if old:
             self._dispose(learner.id, *old)
-        host, error, claimed = None, "", time.monotonic()
+        host, error = None, ""
+        claimed = time.monotonic()
         try:
             host = self.pool.claim()
             self.ready_time.observe(time.monotonic() - claimed)
