@@ -170,3 +170,19 @@ def test_a_failing_node_read_leaves_the_rest(app):
         raise OSError("connection refused")
     text = Metrics(s.settings, s.pool, s.learners, s.runs, Refusals(), nodes=unreachable).text().decode()
     assert "labnb_node_state" not in text and "labnb_learners" in text
+
+
+def test_a_clusters_node_reports_every_node_from_the_store(tmp_path):
+    """With LABNB_NODE set, the nodes' health is the store's (as every node of a cluster shares it): a node
+    that stopped beating is reported by the others, which still answer."""
+    with serving(tmp_path, node="a") as app:
+        store = services(app).store
+        store.node_beat("a", "127.0.0.1:1", "", "", {})
+        store.node_beat("b", "127.0.0.1:2", "", "", {})
+        store.set_node_state("b", "draining")
+        s = samples(app)
+        assert s[("labnb_node_state", (("node", "a"), ("state", "up")))] == 1
+        assert s[("labnb_node_state", (("node", "b"), ("state", "draining")))] == 1
+        assert s[("labnb_node_state", (("node", "b"), ("state", "up")))] == 0
+        assert ("labnb_node_state", (("node", "local"), ("state", "up"))) not in s
+        assert s[("labnb_node_heartbeat_age_seconds", (("node", "b"),))] >= 0
