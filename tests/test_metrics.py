@@ -2,15 +2,20 @@
 needs the operator's token (``Authorization: Bearer``, as docs/metrics.md's scrape config sends it); a
 learner's token or cookie, a wrong token and none get a refusal with no metric in it; the text parses with
 prometheus_client's own parser; a learner's run shows in the run starts and the first-output histogram, and
-their lab host in the ready-time histogram and the states. tests/unit/test_metrics.py says the rest in
-process."""
+their lab host in the ready-time histogram and the states; a cluster's node, on a real PostgreSQL, reports
+every node's health from it. tests/unit/test_metrics.py says the rest in process."""
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from web_support import TEST_LAB, own_server, wait_for
+from pg_support import pg_database_url, postgres_server  # noqa: F401 (fixtures)
+from web_support import TEST_LAB, Server, _state_dir, own_server, serving, wait_for
+from webapp.config import Settings
+from webapp.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -64,3 +69,23 @@ def test_a_learners_run_shows(web_server):
     assert after[("labnb_pool_target", ())] == 2
     wait_for(lambda: samples(web_server)[("labnb_lab_hosts", (("state", "pool"),))] == 2, 120, 0.5,
              "the warm pool to refill")
+
+
+def test_a_clusters_node_reports_a_dead_node(pg_database_url):
+    """A node of a cluster (LABNB_NODE, the store on PostgreSQL) reports every node's state and heartbeat age
+    from the store: node b, which stopped beating and was marked down, is seen through node a."""
+    store = open_store(Settings(database_url=pg_database_url))
+    try:
+        store.node_beat("b", "127.0.0.1:1", "", "", {})
+        node = Server(_state_dir("metrics-node"), uid_slot=32,
+                      env={"LABNB_DATABASE_URL": pg_database_url, "LABNB_NODE": "a"})
+        with contextlib.contextmanager(serving)(node) as server:
+            wait_for(lambda: samples(server).get(("labnb_node_heartbeat_age_seconds", (("node", "b"),)), 0) >= 1,
+                     60, 0.2, "node b's heartbeat to age")
+            store.set_node_state("b", "down")
+            s = samples(server)
+            assert s[("labnb_node_state", (("node", "b"), ("state", "down")))] == 1
+            assert s[("labnb_node_state", (("node", "b"), ("state", "up")))] == 0
+            assert ("labnb_node_state", (("node", "local"), ("state", "up"))) not in s
+    finally:
+        store.close()
