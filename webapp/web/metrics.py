@@ -37,21 +37,20 @@ Nodes = Callable[[], list[dict]]   # every node's "name", "state" (NODE_STATES) 
 bp = Blueprint("metrics", __name__)
 
 
-def alone(name: str) -> Nodes:
-    """The node health a server knows of itself alone (the one machine's, named ONE_MACHINE): it answers the
-    scrape, so it is up."""
-    return lambda: [{"name": name, "state": "up", "heartbeat": time.time()}]
+def one_machine() -> list[dict]:
+    """The node health of a server that is no cluster's node: it answers the scrape, so it is up."""
+    return [{"name": ONE_MACHINE, "state": "up", "heartbeat": time.time()}]
 
 
 class Metrics:
     """The registry one app's ``/metrics`` shows: the services' own instruments, and this collector, which
-    reads their state at each scrape. ``room``: a workshop's (None on the open server); ``nodes``: the
-    cluster's node health (the node lifecycle's; by default this node's alone, up)."""
+    reads their state at each scrape. ``room``: a workshop's (None on the open server); ``nodes``: every
+    node's health, a cluster's from its shared store (``store.nodes``); None: the one machine's."""
 
     def __init__(self, settings, pool, learners: Learners, runs, refusals: Refusals, room=None,
                  nodes: Nodes | None = None):
         self.settings, self.pool, self.learners, self.refusals, self.room = settings, pool, learners, refusals, room
-        self.nodes = nodes or alone(settings.node or ONE_MACHINE)
+        self.nodes = nodes or one_machine
         self.registry = CollectorRegistry()
         for collector in (runs.starts, runs.first_output, learners.ready_time, self):
             self.registry.register(collector)
