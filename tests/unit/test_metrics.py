@@ -106,7 +106,7 @@ def test_a_step_that_runs_is_a_lab_host_in_use(app):
         wait_for(lambda: value(app, "labnb_lab_hosts", state="in_use") == in_use + 1, 60, what="in use")
         tab.call("stop", {"run": run})
         tab.wait_end(run)
-        assert value(app, "labnb_lab_hosts", state="in_use") == in_use
+        wait_for(lambda: value(app, "labnb_lab_hosts", state="in_use") == in_use, 60, what="no longer in use")
     finally:
         tab.close()
 
