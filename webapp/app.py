@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import secrets
 
 from flask import Flask
@@ -71,8 +70,9 @@ class Services:
     lab hosts' reclaim, the idle shells' end)."""
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
-                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway):
+                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, metrics):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
+        self.metrics = metrics   # the operator's Prometheus metrics (web/metrics.py)
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
         self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
         self.shells, self.events = shells, events
@@ -106,18 +106,20 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
     events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
 
-    It opens the store (SQLite, and its checkpoint thread): call it in the process that serves (gunicorn's
-    worker, after the fork), as neither threads nor SQLite connections survive a fork."""
+    It opens the store (``open_store``: SQLite and its checkpoint thread, or PostgreSQL's connections): call it
+    in the process that serves (gunicorn's worker, after the fork), as neither threads nor connections survive
+    a fork."""
     from . import runs as run_service, shells as shell_service
     from .learners.registry import Learners
     from .network.views import Pictures
     from .proxy.gateway import Gateway
-    from .store import Limits, Store
+    from .store import open_store
     from .stream import protocol
     from .stream.events import Events
+    from .web.metrics import Metrics
 
     refusals = Refusals()
-    store = Store(os.path.join(settings.state_dir, settings.store_file), Limits.from_settings(settings))
+    store = open_store(settings)
     new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
                                refusals)
     if settings.workshop:
@@ -150,9 +152,12 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
+    # a cluster's nodes report every node's health from the shared store (a dead one cannot report its own)
+    metrics = Metrics(settings, pool, learners, runs, refusals, workshop.room if workshop else None,
+                      store.nodes if settings.node else None)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
-                    events=events, workshop=workshop, gateway=gateway)
+                    events=events, workshop=workshop, gateway=gateway, metrics=metrics)
 
 
 def served_labs(settings: Settings) -> dict:
@@ -196,6 +201,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     from .network import views as network
     from .proxy import views as proxy
     from .notebook.views import bp
+    from .web import metrics
     from .web.assets import Assets
 
     settings = resolve(settings or Settings.from_env())
@@ -230,6 +236,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
     app.register_blueprint(proxy.bp)
+    app.register_blueprint(metrics.bp)
     if settings.workshop:
         from .workshop import views
 

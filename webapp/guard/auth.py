@@ -145,7 +145,8 @@ class Guard:
         return None
 
     def _before_request(self) -> Response | None:
-        if request.endpoint in self.open_endpoints:
+        if request.endpoint in self.open_endpoints or hasattr(current_app.view_functions.get(request.endpoint),
+                                                              "own_token"):
             why = self.foreign()
             return refuse(why) if why else None
         given = request.args.get("token")
@@ -212,6 +213,29 @@ def operator_only(view):
             return refuse("this page is for the operator: open the operator's URL that labnb serve printed "
                           "(the learners' URL does not open it)")
         return view(*args, **kwargs)
+    return checked
+
+
+def operator_token_only(view):
+    """For what a machine reads for the operator (``/metrics``, which Prometheus scrapes): the operator's token
+    in an ``Authorization: Bearer`` header, or the operator's cookie (a browser). It needs no session, so the
+    Guard leaves the check to this (``own_token``); nobody else gets more than a refusal: 401 without a
+    token, 403 with a wrong one or a learner's."""
+    @wraps(view)
+    def checked(*args, **kwargs):
+        guard = current_app.extensions["labnb.guard"]
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), guard.operator.encode()):
+            return view(*args, **kwargs)
+        if not given and guard.is_operator():
+            return view(*args, **kwargs)
+        if given or session.get("auth") == guard.mark:
+            return refuse("this is for the operator: send the operator's token (LABNB_OPERATOR_TOKEN, or the one in "
+                          "the operator's URL that labnb serve printed) as 'Authorization: Bearer <token>'")
+        response = refuse("no token: send the operator's token as 'Authorization: Bearer <token>'", 401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="labnb"'
+        return response
+    checked.own_token = True
     return checked
 
 

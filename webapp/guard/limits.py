@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import ipaddress
 import logging
+import re
 import threading
 import time
 
@@ -36,6 +37,7 @@ HTTP_THREADS = 64      # gunicorn threads beyond max_sockets: pages load even wh
 LOG_EVERY = 60.0       # seconds between log lines of one kind of refusal of one client
 SMALLEST_MB = 64       # MiB: the smallest lab host the uid ranges are reserved for (its dockerd alone takes about 40)
 SOCKET_PATH = "/socket.io/"
+SETTING = re.compile(r"LABNB_[A-Z_]+")
 
 
 def client_address(peer: str | None) -> str:
@@ -56,15 +58,19 @@ def _network(peer: str) -> str:
 
 
 class Refusals:
-    """Logs what is refused and why; a flood of the same refusal becomes one line a minute."""
+    """Logs what is refused and why; a flood of the same refusal becomes one line a minute; counts them all
+    (``counts``)."""
 
     def __init__(self):
         self._last: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def log(self, kind: str, who: str, why: str) -> None:
         now = time.monotonic()
+        setting = SETTING.search(why)
         with self._lock:
+            self._counts[(kind.removeprefix("a "), setting[0] if setting else "access")] += 1
             if len(self._last) > 4096:   # forget clients that have gone quiet
                 self._last = {k: v for k, v in self._last.items() if now - v[0] < LOG_EVERY}
             key = (kind, who, why)
@@ -75,6 +81,12 @@ class Refusals:
             self._last[key] = (now, 0)
         more = f" ({quiet} more like it in the last minute)" if quiet else ""
         log.warning("refused %s from %s: %s%s", kind, who, why, more)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Refusals since the server started, by what was refused and the setting that refused it ("access"
+        when none did: no valid token, no place), for the operator's metrics."""
+        with self._lock:
+            return dict(self._counts)
 
 
 class Window:

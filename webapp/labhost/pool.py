@@ -71,6 +71,7 @@ class Pool:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.exhausted = 0   # claims refused, every slot held (for the operator's metrics)
         if self.backend.recorded:
             prepare_state_dir(settings)
 
@@ -138,6 +139,7 @@ class Pool:
 
     def _full(self) -> LabHostError:
         """This server's own lab hosts are all held (other servers' on the machine are not counted here)."""
+        self.exhausted += 1   # under self._cond
         return LabHostError(f"this server's {self.settings.max_lab_hosts} lab hosts (LABNB_MAX_LAB_HOSTS) are all "
                             f"in use and none was freed in {self.settings.ready_timeout:.0f} s",
                             "Try again when a learner has left, or raise LABNB_MAX_LAB_HOSTS")

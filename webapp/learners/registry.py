@@ -31,6 +31,7 @@ import time
 from typing import Callable
 
 from flask import has_request_context, request, session
+from prometheus_client import Histogram
 
 from .. import executor
 from ..errors import LabnbError
@@ -48,6 +49,8 @@ RECLAIMED = "reclaimed"   # the lab host was given back for idleness; the next u
 # Socket.IO events a lab page's tab sends by itself (as it connects, as output comes, as its layout
 # settles): signs of an open tab, not of its learner (a tab left open on an endless ping is idle).
 TAB_EVENTS = frozenset({"open", "attach", "ack", "shell_ack", "shell_resize"})
+# seconds from a claim to a ready lab host: a warm pool's (milliseconds) to one made then, or waited for
+READY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 
 
 class NotReady(LabnbError, RuntimeError):
@@ -113,6 +116,9 @@ class Learners:
         self._closed = False
         self._on_release: list[Callable[[str, LabHost], None]] = []
         self._closing = threading.Event()
+        self.ready_time = Histogram(   # for the operator's metrics (webapp/web/metrics.py collects it)
+            "labnb_lab_host_ready_seconds", "Seconds from a learner's claim of a lab host to its being ready "
+            "(taken from the warm pool, or made then)", buckets=READY_BUCKETS, registry=None)
 
     def on_release(self, callback: Callable[[str, LabHost], None]) -> None:
         """Call ``callback(learner_id, lab_host)`` when a learner's lab host is
@@ -163,6 +169,11 @@ class Learners:
         """``Learner.working`` for a learner who may not be known (then: no)."""
         learner = self.peek(learner_id)
         return learner is not None and learner.working
+
+    def every(self) -> list[Learner]:
+        """Every learner seen (for the operator's counts)."""
+        with self._lock:
+            return list(self._learners.values())
 
     def peek(self, learner_id: str) -> Learner | None:
         """The learner if they have been seen, without starting anything."""
@@ -284,8 +295,10 @@ class Learners:
         if old:
             self._dispose(learner.id, *old)
         host, error = None, ""
+        claimed = time.monotonic()
         try:
             host = self.pool.claim()
+            self.ready_time.observe(time.monotonic() - claimed)
         except LabHostError as e:
             free = self._when_free()
             error = f"{str(e).rstrip('.')}. {free}" if free else str(e)

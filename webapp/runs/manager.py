@@ -36,6 +36,8 @@ import threading
 import time
 from typing import Callable
 
+from prometheus_client import Counter, Histogram
+
 from ..executor import ERROR, FAILED
 from ..errors import LabnbError
 from ..stream.flow import Credit, Reader
@@ -55,6 +57,9 @@ STEP_WINDOW = 2 << 20          # the executor's window: unacknowledged bytes bef
 FLOOD_GAP = 0.005              # a chunk taken this soon after the last one means a flood ...
 FLOOD_WAIT = 0.003             # ... so wait this long at most ...
 MIN_FLOOD_CHUNK = 64 << 10     # ... for this much output
+
+# seconds from a run's start to its command's first output: a command starting (milliseconds) to a slow image pull
+FIRST_OUTPUT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 REMOVED = "run {} was removed to make room in the run store; run its step again"
 
@@ -91,6 +96,7 @@ class LiveRun:
         self.seq = -1
         self.pos = 0                        # bytes stored and sent so far
         self.step_run: StepRun | None = None
+        self.begun, self.silent = time.monotonic(), True   # for the first output's latency
         self.flusher: threading.Thread | None = None
         self.exit_code: int | None = None
         self.signal: int | None = None
@@ -140,6 +146,14 @@ class RunManager:
         self.cursors: dict[tuple[str, str], Cursor] = {}
         self._lock = threading.Lock()
         self._watchers: list[Callable[[str], None]] = []
+        # this server's own, for the operator's metrics (webapp/web/metrics.py collects them)
+        self.starts = Counter("labnb_run_starts", "Runs started on this node, by lab", ["lab"], registry=None)
+        self.first_output = Histogram(
+            "labnb_run_first_output_seconds", "Seconds from a run's start to its command's first output (not "
+            "labnb's own prompt line): what a learner waits for after Run", buckets=FIRST_OUTPUT_BUCKETS,
+            registry=None)
+        for lab_id in labs:   # every lab's series from the start, at 0
+            self.starts.labels(lab_id)
 
     def watch(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(learner_id)`` when one of their runs starts or ends (a workshop's dashboard)."""
@@ -175,6 +189,7 @@ class RunManager:
             command = "\n".join(c.text for c in step.commands if c.run)
             run_id = self.store.start_run(learner_id, lab_id, step_id, command, bench.lab_host.id)
             live = LiveRun(run_id, learner_id, lab_id, step_id)
+            self.starts.labels(lab_id).inc()
             with self._lock:
                 self.live[run_id] = live
                 if sid is not None:
@@ -296,6 +311,9 @@ class RunManager:
         match event:
             case Output(data=data):
                 if data:
+                    if live.silent:
+                        live.silent = False
+                        self.first_output.observe(time.monotonic() - live.begun)
                     live.feed(data)
             case CommandStarted(command=command, terminal=None):   # a terminal shows what is typed into it
                 lines = command.split("\n")

@@ -147,6 +147,7 @@ class Room:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[list[str] | None], None]] = []
         self._spent: dict[str, float] = {}   # resume links used: their nonce, when
+        self.queued = 0                      # joins that had to wait, the room full (for the operator's metrics)
 
     def on_change(self, callback: Callable[[list[str] | None], None]) -> None:
         """Call ``callback(learner_ids)`` after the room changed for them (None: for everyone)."""
@@ -180,6 +181,8 @@ class Room:
                 self._places[learner_id] = place
                 self._queue.append(learner_id)
                 self._promote()
+                if place.state == WAITING:
+                    self.queued += 1
         self._changed([learner_id])
         return place
 

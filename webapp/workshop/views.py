@@ -27,10 +27,10 @@ from .room import ENDED, ENDINGS, FINAL, LEFT, SEATED, WAITING, Place, RoomError
 bp = Blueprint("workshop", __name__)
 
 # What a learner without a place may still reach: joining and waiting, leaving
-# the queue, and their notebooks (kept when their place ends).
+# the queue, and their notebooks (kept when their place ends); and what checks the operator's token itself.
 WITHOUT_A_PLACE = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume",
                              "workshop.resume_post", "workshop.wait", "workshop.leave",
-                             "notebook.export", "notebook.run_log"})
+                             "notebook.export", "notebook.run_log", "metrics.metrics"})
 OPEN = frozenset({"static", "workshop.join", "workshop.join_post", "workshop.resume",   # no session needed
                   "workshop.resume_post"})
 RESUME_S = 900   # a resume link works this long, once
