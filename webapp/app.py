@@ -162,8 +162,8 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     if settings.agent_port:   # HAProxy in front asks this node how many new learners it can take
         from .cluster.agent import Agent, node_report
 
-        agent = Agent(node_report(settings, pool, admission.room if settings.workshop else None,
-                                  broken=lambda: pool.failing), settings.agent_port, bind_host)
+        agent = Agent(node_report(settings, pool, admission.room if settings.workshop else None),
+                      settings.agent_port, bind_host)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
                     events=events, workshop=workshop, gateway=gateway, agent=agent)

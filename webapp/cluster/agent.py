@@ -63,17 +63,18 @@ def reply(report: Report) -> bytes:
 
 
 def node_report(settings, pool, room=None, draining: Callable[[], bool] = lambda: False,
-                broken: Callable[[], str] = lambda: "") -> Callable[[], Report]:
+                broken: Callable[[], str | None] = lambda: None) -> Callable[[], Report]:
     """The report of a node serving ``pool``'s lab hosts: free, the lab hosts under LABNB_MAX_LAB_HOSTS not
     given to a learner (the warm pool's waiting ones are there to be given); in a workshop, at most the
     ``room``'s places left (capacity less those seated and waiting). ``draining`` and ``broken`` are the
-    node's state and its pool's, from whoever knows them (cheap: HAProxy asks every few seconds)."""
+    node's state (the cluster's node lifecycle: ``Node.draining``) and its pool's (``Pool.cannot_make``: why
+    the machine lets it make no lab host, or None), cheap to ask: HAProxy asks every few seconds."""
     def report() -> Report:
         free = settings.max_lab_hosts - len(pool.claimed())
         if room is not None:
             counts = room.counts()
             free = min(free, counts["capacity"] - counts["seated"] - counts["waiting"])
-        return Report(free, draining(), broken())
+        return Report(free, draining(), broken() or "")
     return report
 
 

@@ -27,8 +27,6 @@ from .statedir import prepare_state_dir
 
 log = logging.getLogger(__name__)
 
-FAILING = 3   # the warm pool's tries in a row that failed: past them the pool cannot make lab hosts (``failing``)
-
 
 def make(settings: Settings) -> LabHost:
     """A new, not yet started, lab host of the configured backend."""
@@ -60,7 +58,6 @@ class Pool:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.failing = ""   # why the warm pool cannot make lab hosts (FAILING tries in a row failed); empty: it can
         if self.backend.recorded:
             prepare_state_dir(settings)
 
@@ -174,12 +171,10 @@ class Pool:
                     return
             try:
                 host = self._make()
-                failures, self.failing = 0, ""
+                failures = 0
             except LabHostError as e:
                 failures += 1
                 log.error("warm pool: %s", e)
-                if failures >= FAILING:
-                    self.failing = f"the last {failures} lab hosts failed to start: {e}"
                 with self._cond:
                     if self._cond.wait_for(lambda: self._closed, min(60, 2 ** failures)):
                         return
