@@ -14,11 +14,14 @@ import copy
 import os
 import secrets
 import socket
+import subprocess
+import sys
 
 import pytest
 import requests
 
 from haproxy_support import HAProxy
+from pg_support import pg_database_url, postgres_server  # noqa: F401  (fixtures)
 from slowloris_support import Group, Slowloris
 from test_proxy import LAB as PROXY_LAB, PORT as APP_PORT, enter
 from web_support import TEST_LAB, Server, Tab, _state_dir, free_port, wait_for
@@ -196,3 +199,29 @@ def test_a_slow_client_is_cut_by_haproxy_and_never_reaches_a_node(cluster):
         wait_for(lambda: slow.closed >= 4, 60, 0.1, "haproxy to cut the slow requests")
     assert sessions() == before   # no session of theirs reached a node
     assert slow.statuses[408] >= 4, slow.statuses
+
+
+def test_the_config_takes_the_nodes_the_clusters_store_knows(pg_database_url, tmp_path):
+    """`labnb cluster haproxy-config` with LABNB_DATABASE_URL: every node that beat in the store, as it beat
+    (its address and agent port), a node given by --node as given; HAProxy accepts the config."""
+    from webapp.config import Settings
+    from webapp.store import open_store
+
+    store = open_store(Settings(state_dir=str(tmp_path), database_url=pg_database_url))
+    try:
+        store.node_beat("a", "127.0.0.1:8001", "9001", "", {})
+        store.node_beat("b", "[::1]:8002", "", "", {})
+        store.set_node_state("b", "draining")   # its agent says so; it stays in the config
+    finally:
+        store.close()
+    out = tmp_path / "haproxy.cfg"
+    env = {**os.environ, "LABNB_DATABASE_URL": pg_database_url, "LABNB_STATE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "webapp.commands.cli", "cluster", "haproxy-config",
+                           "--node", "c=127.0.0.1:8003,agent=9003", "--node", "a=127.0.0.1:8101,agent=9101",
+                           "-o", str(out)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "server a 127.0.0.1:8101 cookie a check agent-check agent-port 9101" in text   # as given
+    assert "server b [::1]:8002 cookie b check\n" in text and "server c 127.0.0.1:8003 " in text
+    checked = subprocess.run(["haproxy", "-c", "-f", str(out)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -1,6 +1,7 @@
 """``labnb cluster``: the operator's commands for several labnb nodes behind HAProxy (docs/cluster.md)."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
@@ -8,6 +9,25 @@ import click
 from ..cluster import haproxy
 from ..config import Settings
 from ..errors import ConfigError
+
+
+@contextlib.contextmanager
+def _store():
+    """The cluster's store, from LABNB_DATABASE_URL."""
+    from ..store import open_store
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    if not settings.database_url:
+        raise click.UsageError("LABNB_DATABASE_URL is empty: set it to the cluster's store, as on its nodes "
+                               "(docs/cluster.md)")
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @click.group()
@@ -22,9 +42,21 @@ def _node(ctx, param, values: tuple[str, ...]) -> list[haproxy.Node]:
         raise click.BadParameter(str(e)) from None
 
 
+def _joined(rows: list[dict], given: set[str]) -> list[haproxy.Node]:
+    """The nodes the store knows (``store.nodes()``: each one's name, address and agent port as it beats),
+    but those in ``given``."""
+    try:
+        return [haproxy.parse_node(f"{r['name']}={r['address']}" + (f",agent={r['agent']}" if r["agent"] else ""))
+                for r in rows if r["name"] not in given]
+    except ValueError as e:
+        raise click.ClickException(f"the cluster's store has a node HAProxy cannot reach: {e}") from None
+
+
 @cluster.command("haproxy-config")
 @click.option("--node", "nodes", multiple=True, callback=_node, metavar="NAME=HOST:PORT[,agent=PORT]",
-              help="A node: its LABNB_NODE, where it serves, and its LABNB_AGENT_PORT. Repeat for each node.")
+              help="A node: its LABNB_NODE, where it serves, and its LABNB_AGENT_PORT. Repeat for each node. "
+                   "With LABNB_DATABASE_URL set, every node that ever joined the cluster is in too (a node "
+                   "named here as well is as given here).")
 @click.option("--bind", default="0.0.0.0", show_default=True, help="The address HAProxy listens on.")
 @click.option("--port", default=80, show_default=True, type=click.IntRange(1, 65535),
               help="The port learners open (443 with --cert).")
@@ -47,6 +79,10 @@ def haproxy_config(nodes: list[haproxy.Node], bind: str, port: int, cert: str, m
         settings = Settings.from_env()
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
+    if settings.database_url:
+        given = {n.name for n in nodes}
+        with _store() as store:
+            nodes = [*_joined(store.nodes(), given), *nodes]
     if not haproxy.DURATION.fullmatch(check_every):
         raise click.BadParameter(f"{check_every!r} is not a duration such as 2s or 500ms", param_hint="--check-every")
     front = haproxy.Front(bind=bind, port=port, cert=cert, domain=settings.proxy_domain, maxconn=maxconn,
