@@ -143,7 +143,9 @@ def test_a_learner_stays_on_their_node_and_their_websocket_goes_through(cluster)
         tab.close()
 
 
-def test_a_lab_hosts_web_service_on_node_b_is_reached_by_its_host_name(cluster):
+@pytest.fixture(scope="module")
+def app_on_b(cluster) -> requests.Session:
+    """A learner on node b whose lab host runs the app of tests/fixtures/labs/93-proxy-test.md."""
     haproxy, front, nodes, relay = cluster
     http = learner_on(front, "b")
     front.open_lab(http, PROXY_LAB)
@@ -152,10 +154,36 @@ def test_a_lab_hosts_web_service_on_node_b_is_reached_by_its_host_name(cluster):
         assert tab.wait_end(tab.run("app"))["status"] == "done"
     finally:
         tab.close()
+    return http
+
+
+def test_a_lab_hosts_web_service_on_node_b_is_reached_by_its_host_name(cluster, app_on_b):
+    haproxy, front, nodes, relay = cluster
+    http = app_on_b
     inside = enter(front, http, f"/proxy/{APP_PORT}/")
     assert inside.host.startswith(f"p{APP_PORT}-lh-b-"), inside.host
     r = inside.get("/")
     assert r.status_code == 200 and "hello from the app" in r.text
+
+
+def test_the_path_based_way_to_a_web_service_on_node_b_stays_on_b(cluster, app_on_b):
+    """A pass's requests carry no cookie (its pages are sandboxed): HAProxy sends them where the owner's
+    first one went, even while b takes no new learner (its weight 0: the others alternate between the
+    backups)."""
+    haproxy, front, nodes, relay = cluster
+    owner = app_on_b
+    r = owner.get(f"{front.url}/proxy/{APP_PORT}/?via=path", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"].startswith("/.labnb/p/"), r.headers
+    under = r.headers["Location"]
+    assert "hello from the app" in owner.get(f"{front.url}{under}", timeout=30).text
+    relay.override = agent.Report(0)
+    try:
+        haproxy.wait_server("b", "weighted 0", lambda s: s.get("weight") == "0")
+        for _ in range(6):
+            r = requests.get(f"{front.url}{under}", timeout=30)   # no cookie at all
+            assert r.status_code == 200 and "hello from the app" in r.text, r.text
+    finally:
+        relay.override = None
 
 
 def test_a_drained_node_gets_no_new_learner_while_its_learners_carry_on(cluster):

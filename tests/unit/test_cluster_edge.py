@@ -163,6 +163,7 @@ def test_the_config_pins_places_routes_and_bounds():
         "never one of labnb's own session cookies (labnb, labnb-<port>)"
     assert "option redispatch" in backend and "option persist" in backend and "option forwardfor" in backend
     assert "http-check send meth GET uri /healthz" in backend
+    assert "stick match path,field(4,/) if { path_beg /.labnb/p/ }" in backend   # path-based passes: their node
     assert re.search(r"server a 127\.0\.0\.1:8001 cookie a check agent-check agent-port 9001", backend)
     assert re.search(r"server c \[::1\]:8003 cookie c check\n", backend)   # no agent: a fixed weight
     assert re.search(r"server b2-full 10\.0\.0\.2:8888 cookie b2-full backup track labnb/b2", backend)

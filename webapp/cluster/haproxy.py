@@ -20,7 +20,12 @@ What it asks of HAProxy, and why:
   marked down by its agent, or drained, still serves its learners (``option
   persist``, cookies).
 - A lab host's web service, ``p<port>-lh-<node>-....<domain>``, goes to the
-  node in its host name (a backend per node, no cookie).
+  node in its host name (a backend per node, no cookie). Its path-based way
+  in, ``/.labnb/p/<pass>/`` on labnb's own host, is opaque to HAProxy and
+  its sandboxed pages' requests carry no cookie: the first request for a
+  pass that comes with HAProxy's cookie (the owner's, from their lab page)
+  records the pass's node in a stick table, and the pass's requests without
+  a cookie go there.
 - Slow clients never reach a node: a request's head and its body are read
   whole by HAProxy (``timeout http-request``, ``option http-buffer-request``)
   before a node sees it; connections are bounded in all (``maxconn``) and per
@@ -36,6 +41,8 @@ import re
 from ..config import NODE_NAME
 
 COOKIE = "labnb-node"        # HAProxy's own cookie; labnb's are "labnb" and "labnb-<port>" (app.cookie_name)
+PATH_WAY = "/.labnb/p/"      # a web service's path-based way in (webapp/proxy/gateway.py UNDER): /.labnb/p/<pass>/
+PASS_LEN = 256               # characters of a pass kept as its key (a pass is about 150)
 HEALTH_PATH = "/healthz"     # what every node answers at once, without a token (webapp/guard/proxied.py)
 WEIGHT = 100                 # every node's configured weight: an agent's "<n>%" makes it n
 DURATION = re.compile(r"[1-9][0-9]{0,6}(us|ms|s|m|h)")   # HAProxy's time format, as the options take it
@@ -119,6 +126,7 @@ def render(nodes: list[Node], front: Front = Front()) -> str:
         f"    bind {front.bind}:{front.port}{tls}",
         f"    maxconn {front.maxconn}",
         "    http-request del-header X-Forwarded-For     # a client's own is never passed on",
+        f"    http-request set-var(txn.pinned) req.cook({COOKIE})   # read before the backend takes it out",
         "    http-request set-header X-Forwarded-Proto https if { ssl_fc }",
         "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
     ]
@@ -132,6 +140,9 @@ def render(nodes: list[Node], front: Front = Front()) -> str:
         "backend labnb",
         "    balance roundrobin",
         f"    cookie {COOKIE} insert indirect nocache httponly{secure} attr SameSite=Lax",
+        f"    stick-table type string len {PASS_LEN} size 100k expire 12h   # path-based passes: their node",
+        f"    stick store-request path,field(4,/) if {{ path_beg {PATH_WAY} }} {{ var(txn.pinned) -m found }}",
+        f"    stick match path,field(4,/) if {{ path_beg {PATH_WAY} }}",
         "    option persist                    # a node marked down by its agent keeps its learners while it answers",
         "    option redispatch 1               # ... and a dead node's go to another",
         "    retries 2",
