@@ -25,6 +25,7 @@ from pg_support import pg_database_url, postgres_server  # noqa: F401  (fixtures
 from slowloris_support import Group, Slowloris
 from test_proxy import LAB as PROXY_LAB, PORT as APP_PORT, enter
 from web_support import TEST_LAB, Server, Tab, _state_dir, free_port, wait_for
+from workshop_support import join, workshop_server
 from webapp.cluster import agent
 from webapp.cluster.haproxy import COOKIE, Node
 
@@ -34,11 +35,13 @@ TOKEN, OPERATOR = secrets.token_hex(16), secrets.token_hex(16)
 MOST = {"a": 2, "b": 6}   # lab hosts each node gives (LABNB_MAX_LAB_HOSTS): their weights, before any is given
 
 
-def node(name: str, key: bytes) -> Server:
-    """A node of the cluster: its own state dir, port and name, the cluster's tokens and secret key."""
-    server = Server(_state_dir(f"cluster-{name}"), uid_slot=0, pool_size=1, env={
-        "LABNB_NODE": name, "LABNB_AGENT_PORT": str(free_port()), "LABNB_TRUSTED_PROXIES": "127.0.0.1",
-        "LABNB_MAX_LAB_HOSTS": str(MOST[name]), "LABNB_TOKEN": TOKEN, "LABNB_OPERATOR_TOKEN": OPERATOR})
+def node(name: str, key: bytes, server: Server | None = None) -> Server:
+    """A node of the cluster (``server``, by default an open server giving MOST[name] lab hosts): its own state
+    dir, port, name and agent port, the cluster's tokens and secret key."""
+    server = server or Server(_state_dir(f"cluster-{name}"), uid_slot=0, pool_size=1,
+                              env={"LABNB_MAX_LAB_HOSTS": str(MOST[name])})
+    server.env.update({"LABNB_NODE": name, "LABNB_AGENT_PORT": str(free_port()), "LABNB_TRUSTED_PROXIES": "127.0.0.1",
+                       "LABNB_TOKEN": TOKEN, "LABNB_OPERATOR_TOKEN": OPERATOR})
     server.token, server.operator_token = TOKEN, OPERATOR
     os.makedirs(server.state_dir, exist_ok=True)
     with open(os.path.join(server.state_dir, "secret_key"), "wb") as f:
@@ -253,3 +256,39 @@ def test_the_config_takes_the_nodes_the_clusters_store_knows(pg_database_url, tm
     assert "server b [::1]:8002 cookie b check\n" in text and "server c 127.0.0.1:8003 " in text
     checked = subprocess.run(["haproxy", "-c", "-f", str(out)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+PLACES = {"a": 1, "b": 2}   # each workshop node's room (on one machine's code: a room per node)
+
+
+@pytest.fixture(scope="module")
+def workshop():
+    key = secrets.token_bytes(32)
+    nodes = {name: node(name, key, workshop_server(f"cluster-room-{name}", 0, places)) for name, places in PLACES.items()}
+    try:
+        for server in nodes.values():
+            server.prepare().start()
+        with HAProxy([Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"])) for name, s in nodes.items()],
+                     head_timeout="3s") as haproxy:
+            front = copy.copy(nodes["a"])
+            front.url, front.port = haproxy.url, haproxy.port
+            yield haproxy, front
+    finally:
+        for server in nodes.values():
+            server.cleanup()
+
+
+def test_workshop_joins_land_where_the_room_has_places(workshop):
+    """A node reports the places its room has left: every learner joins through HAProxy (the join page and
+    its form on one node) and is seated, none queued while another node has a place."""
+    haproxy, front = workshop
+    for name, places in PLACES.items():
+        haproxy.wait_server(name, f"weighted {places}", lambda s, places=places: s.get("weight") == str(places))
+    seated = collections.Counter()
+    for i in range(sum(PLACES.values())):
+        http, r = join(front, f"learner {i}")
+        assert r.status_code == 200 and r.url.endswith(f"/labs/{TEST_LAB}"), (r.url, r.page[-300:])
+        seated[placed(http)] += 1
+        left = str(PLACES[placed(http)] - seated[placed(http)])
+        haproxy.wait_server(placed(http), f"weighted {left}", lambda s: s.get("weight") == left)
+    assert seated == PLACES
