@@ -155,7 +155,7 @@ def test_haproxy_accepts_the_config(tmp_path, args):
 
 
 def test_the_config_pins_places_routes_and_bounds():
-    text = config("--port", "8080", "--maxconn", "500", "--node-maxconn", "40")
+    text = config("--port", "8080", "--maxconn", "500", "--node-maxconn", "40", "--service-maxconn", "7")
     backend = text[text.index("\nbackend labnb"):text.index("\nbackend service_a")]
     assert "balance roundrobin" in backend   # weights change at run time
     cookie = re.search(r"cookie (\S+) insert indirect nocache httponly", backend).group(1)
@@ -171,6 +171,7 @@ def test_the_config_pins_places_routes_and_bounds():
     assert "timeout tunnel" in text and "timeout http-request 10s" in text and "option http-buffer-request" in text
     assert "maxconn 500" in text.split("defaults")[0] and "bind 0.0.0.0:8080\n" in text
     assert "http-request del-header X-Forwarded-For" in text
+    assert "backend service_a\n    option forwardfor\n    server a 127.0.0.1:8001 maxconn 7\n" in text
     assert " ssl crt" not in text and "stats socket" not in text
 
 

@@ -85,7 +85,8 @@ class Front:
     cert: str = ""
     domain: str = "localhost"
     maxconn: int = 4096          # connections at once, in all
-    node_maxconn: int = 256      # to one node (labnb: 192 WebSockets + 64 threads for HTTP); more wait in HAProxy
+    node_maxconn: int = 256      # to one node's pages (labnb: LABNB_MAX_SOCKETS 192 + 64 threads for HTTP); more wait
+    service_maxconn: int = 64    # to one node's lab hosts' web services (labnb: LABNB_PROXY_CONNECTIONS)
     head_timeout: str = "10s"    # a request's head and body arrive whole within this, or 408
     client_timeout: str = "60s"  # a client's silence in a request or between them
     server_timeout: str = "90s"  # a node's silence in an answer (a lab host claim waits up to 60 s)
@@ -159,7 +160,7 @@ def render(nodes: list[Node], front: Front = Front()) -> str:
         lines.append(f"    server {n.name}-full {_address(n)} cookie {n.name}-full backup track labnb/{n.name}")
     for n in nodes:
         lines += ["", f"backend service_{n.name}", "    option forwardfor",
-                  f"    server {n.name} {_address(n)} maxconn {front.node_maxconn}"]
+                  f"    server {n.name} {_address(n)} maxconn {front.service_maxconn}"]
     return "\n".join(lines) + "\n"
 
 

@@ -64,14 +64,16 @@ def _joined(rows: list[dict], given: set[str]) -> list[haproxy.Node]:
 @click.option("--maxconn", default=haproxy.Front.maxconn, show_default=True, type=click.IntRange(1),
               help="Connections to HAProxy at once, in all.")
 @click.option("--node-maxconn", default=haproxy.Front.node_maxconn, show_default=True, type=click.IntRange(1),
-              help="Connections to one node at once (more wait in HAProxy).")
+              help="Connections to one node's pages at once (more wait in HAProxy): its LABNB_MAX_SOCKETS and 64.")
+@click.option("--service-maxconn", default=haproxy.Front.service_maxconn, show_default=True, type=click.IntRange(1),
+              help="Connections to one node's lab hosts' web services at once: its LABNB_PROXY_CONNECTIONS.")
 @click.option("--check-every", default=haproxy.Front.check_every, show_default=True,
               help="How often HAProxy checks each node's health and asks its agent.")
 @click.option("--admin-socket", default="", help="A path for HAProxy's runtime API (show stat), root's only.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the config there (default: print it).")
 def haproxy_config(nodes: list[haproxy.Node], bind: str, port: int, cert: str, maxconn: int, node_maxconn: int,
-                   check_every: str, admin_socket: str, output: str | None) -> None:
+                   service_maxconn: int, check_every: str, admin_socket: str, output: str | None) -> None:
     """Write haproxy.cfg for the nodes: learners pinned to a node by a cookie, new ones placed by each
     node's agent-check, web services' host names routed to their lab host's node, slow clients held at
     HAProxy. Nodes behind it need LABNB_TRUSTED_PROXIES set to HAProxy's address."""
@@ -86,7 +88,8 @@ def haproxy_config(nodes: list[haproxy.Node], bind: str, port: int, cert: str, m
     if not haproxy.DURATION.fullmatch(check_every):
         raise click.BadParameter(f"{check_every!r} is not a duration such as 2s or 500ms", param_hint="--check-every")
     front = haproxy.Front(bind=bind, port=port, cert=cert, domain=settings.proxy_domain, maxconn=maxconn,
-                          node_maxconn=node_maxconn, check_every=check_every, admin_socket=admin_socket)
+                          node_maxconn=node_maxconn, service_maxconn=service_maxconn, check_every=check_every,
+                          admin_socket=admin_socket)
     try:
         text = haproxy.render(list(nodes), front)
     except ValueError as e:
