@@ -20,7 +20,7 @@ from webapp.config import Settings
 from webapp.errors import ConfigError
 from webapp.guard.proxied import ForwardedFor
 from webapp.labhost import records
-from webapp.proxy.gateway import HOST
+from webapp.proxy.gateway import HOST, UNDER
 
 
 # -- lab host ids ------------------------------------------------------------------------------------------
@@ -173,6 +173,10 @@ def test_the_config_pins_places_routes_and_bounds():
     assert "http-request del-header X-Forwarded-For" in text
     assert "backend service_a\n    option forwardfor\n    server a 127.0.0.1:8001 maxconn 7\n" in text
     assert " ssl crt" not in text and "stats socket" not in text
+
+
+def test_the_path_based_way_is_the_gateways():
+    assert haproxy.PATH_WAY == UNDER   # HAProxy (layer 5) keeps the pass's node by the gateway's (layer 6) path
 
 
 def test_web_service_host_names_go_to_their_nodes_backend():

@@ -39,11 +39,11 @@ import dataclasses
 import re
 
 from ..config import NODE_NAME
+from ..guard.proxied import HEALTH_PATH
 
 COOKIE = "labnb-node"        # HAProxy's own cookie; labnb's are "labnb" and "labnb-<port>" (app.cookie_name)
 PATH_WAY = "/.labnb/p/"      # a web service's path-based way in (webapp/proxy/gateway.py UNDER): /.labnb/p/<pass>/
 PASS_LEN = 256               # characters of a pass kept as its key (a pass is about 150)
-HEALTH_PATH = "/healthz"     # what every node answers at once, without a token (webapp/guard/proxied.py)
 WEIGHT = 100                 # every node's configured weight: an agent's "<n>%" makes it n
 DURATION = re.compile(r"[1-9][0-9]{0,6}(us|ms|s|m|h)")   # HAProxy's time format, as the options take it
 TUNNEL = "2m"                # a quiet WebSocket's life: above Socket.IO's 25 s ping interval + 60 s timeout
