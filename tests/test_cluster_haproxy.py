@@ -189,6 +189,30 @@ def test_the_path_based_way_to_a_web_service_on_node_b_stays_on_b(cluster, app_o
         relay.override = None
 
 
+def test_tls_ends_at_haproxy_and_the_nodes_links_say_https(cluster, app_on_b, tmp_path):
+    """With --cert, HAProxy serves HTTPS and tells the nodes so (X-Forwarded-Proto, believed from a trusted
+    proxy): the link into a web service and the page's CSP name https, or a browser would refuse them."""
+    haproxy, front, nodes, relay = cluster
+    pem = tmp_path / "labnb.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    pem.write_text((tmp_path / "cert.pem").read_text() + (tmp_path / "key.pem").read_text())
+    a, b = nodes["a"], nodes["b"]
+    with HAProxy([Node("a", "127.0.0.1", a.port, int(a.env["LABNB_AGENT_PORT"])),
+                  Node("b", "127.0.0.1", b.port, relay.agent.port)], cert=str(pem)) as tls:
+        https = requests.Session()
+        https.cookies.update(app_on_b.cookies)   # the learner on b, the same browser
+        ca = str(tmp_path / "cert.pem")   # a certificate of this test's own, checked (per request: the
+                                          # environment's REQUESTS_CA_BUNDLE would win over the session's)
+        page = https.get(f"https://127.0.0.1:{tls.port}/labs/{PROXY_LAB}", verify=ca, timeout=10)
+        assert page.status_code == 200
+        assert f"script-src https://127.0.0.1:{tls.port}/static/" in page.headers["Content-Security-Policy"]
+        r = https.get(f"https://127.0.0.1:{tls.port}/proxy/{APP_PORT}/", allow_redirects=False, verify=ca, timeout=10)
+        assert r.status_code == 302 and r.headers["Location"].startswith(f"https://p{APP_PORT}-lh-b-"), r.headers
+        assert r.headers["Location"].split("/")[2].endswith(f".localhost:{tls.port}")
+
+
 def test_a_drained_node_gets_no_new_learner_while_its_learners_carry_on(cluster):
     haproxy, front, nodes, relay = cluster
     theirs = learner_on(front, "b")
