@@ -1,8 +1,9 @@
 """Two labnb nodes on this machine behind a real HAProxy, its config written by webapp/cluster/haproxy.py:
 new learners placed by the weight each node's agent-check reports (webapp/cluster/agent.py), pinned to their
 node by HAProxy's cookie with their WebSocket through it, a drained node and a node reporting down given no
-new learner while theirs carry on, a lab host's web service reached on its node by its host name, and a
-slow client held at HAProxy, never reaching a node.
+new learner while theirs carry on, a lab host's web service reached on its node by its host name and by the
+path-based way, TLS ended at HAProxy, a slow client held at HAProxy, never reaching a node; two workshop
+nodes whose joins land where the room has places; the config made from the nodes in the cluster's store.
 
 Node a answers HAProxy's agent-check itself (LABNB_AGENT_PORT). Node b's agent-check goes through a relay in
 this test that passes on b's own answer, or says b is draining or down: the node's state is the cluster's,
@@ -111,6 +112,11 @@ def learner_on(front, name: str) -> requests.Session:
     return http
 
 
+def sessions(haproxy) -> dict[str, int]:
+    """Requests HAProxy sent each node, by its entries (the backend's own row is their sum)."""
+    return {name: int(s["stot"]) for name, s in haproxy.stats().items() if name not in ("FRONTEND", "BACKEND")}
+
+
 def new_learners(front, n: int) -> collections.Counter:
     return collections.Counter(placed(front.learner()) for _ in range(n))
 
@@ -134,9 +140,11 @@ def test_a_learner_stays_on_their_node_and_their_websocket_goes_through(cluster)
     haproxy, front, nodes, relay = cluster
     http = front.learner()
     home = placed(http)
+    before = sessions(haproxy)
     for _ in range(8):
-        assert http.get(f"{front.url}/labs/{TEST_LAB}", timeout=10).status_code == 200   # the other has no session
-        assert placed(http) == home
+        assert http.get(f"{front.url}/labs/{TEST_LAB}", timeout=10).status_code == 200
+    after = sessions(haproxy)
+    assert after[home] - before[home] == 8 and sum(after.values()) - sum(before.values()) == 8, (before, after)
     front.open_lab(http)
     tab = Tab(front, http)
     try:
@@ -247,12 +255,10 @@ def test_a_node_reporting_down_gets_no_new_learner(cluster):
 
 def test_a_slow_client_is_cut_by_haproxy_and_never_reaches_a_node(cluster):
     haproxy, front, nodes, relay = cluster
-    def sessions() -> dict[str, int]:   # to each node, by its entries (the backend's own row is their sum)
-        return {name: int(s["stot"]) for name, s in haproxy.stats().items() if name not in ("FRONTEND", "BACKEND")}
-    before = sessions()
+    before = sessions(haproxy)
     with Slowloris(haproxy.port, [Group("127.0.0.3", 4)], every=0.5) as slow:
         wait_for(lambda: slow.closed >= 4, 60, 0.1, "haproxy to cut the slow requests")
-    assert sessions() == before   # no session of theirs reached a node
+    assert sessions(haproxy) == before   # no session of theirs reached a node
     assert slow.statuses[408] >= 4, slow.statuses
 
 
