@@ -109,6 +109,7 @@ def render(nodes: list[Node], front: Front = Front()) -> str:
         "# labnb nodes behind HAProxy: written by `labnb cluster haproxy-config` (webapp/cluster/haproxy.py)",
         "global",
         f"    maxconn {front.maxconn}",
+        "    hard-stop-after 5m                # a reload's old process ends its WebSockets by then (tabs reconnect)",
         *([f"    stats socket {front.admin_socket} mode 600 level admin"] if front.admin_socket else []),
         "",
         "defaults",
