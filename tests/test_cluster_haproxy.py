@@ -294,7 +294,8 @@ PLACES = {"a": 1, "b": 2}   # each workshop node's room (on one machine's code: 
 @pytest.fixture(scope="module")
 def workshop():
     key = secrets.token_bytes(32)
-    nodes = {name: node(name, key, workshop_server(f"cluster-room-{name}", 0, places)) for name, places in PLACES.items()}
+    nodes = {name: node(name, key, workshop_server(f"cluster-room-{name}", 0, places))
+             for name, places in PLACES.items()}
     try:
         for server in nodes.values():
             server.prepare().start()
