@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .guard.auth import Guard, allowed_hosts, csrf_token, operator_mark, operator_token, refuse, secret_key
 from .guard.limits import (LabHostsPerAddress, NewLearners, Refusals, RunStarts, SocketLimits, WrongCodes,
                            fit_memory, mem_total_mb)
+from .guard.proxied import ForwardedFor, Health
 from .guard.admission import OPEN
 from .lab import load_labs
 from .labhost import backends
@@ -70,13 +71,15 @@ class Services:
     lab hosts' reclaim, the idle shells' end)."""
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
-                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, metrics):
+                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, metrics,
+                 agent=None):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
         self.metrics = metrics   # the operator's Prometheus metrics (web/metrics.py)
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
         self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
         self.shells, self.events = shells, events
         self.workshop, self.gateway = workshop, gateway
+        self.agent = agent   # HAProxy's agent-check server (LABNB_AGENT_PORT), or None
 
     def start(self) -> "Services":
         cut = self.store.mark_cut_off()
@@ -87,10 +90,14 @@ class Services:
         self.learners.start()
         self.shells.start()
         self.pool.start()
+        if self.agent is not None:
+            self.agent.start()
         return self
 
     def close(self) -> None:
         """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""
+        if self.agent is not None:
+            self.agent.close()
         if self.workshop is not None:
             self.workshop.close()
         self.runs.close()
@@ -149,15 +156,23 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     shell_service.register(events, shells)
     workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio)
                 if settings.workshop else None)
-    app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
+    app.wsgi_app = SocketLimits(Health(app.wsgi_app), app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
     # a cluster's nodes report every node's health from the shared store (a dead one cannot report its own)
     metrics = Metrics(settings, pool, learners, runs, refusals, workshop.room if workshop else None,
                       store.nodes if settings.node else None)
+    if settings.trusted_proxies:   # behind HAProxy: the client's address is what the proxy says it is
+        app.wsgi_app = ForwardedFor(app.wsgi_app, settings.trusted_proxies)
+    agent = None
+    if settings.agent_port:   # HAProxy in front asks this node how many new learners it can take
+        from .cluster.agent import Agent, node_report
+
+        agent = Agent(node_report(settings, pool, admission.room if settings.workshop else None,
+                                  broken=pool.cannot_make), settings.agent_port, bind_host)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
-                    events=events, workshop=workshop, gateway=gateway, metrics=metrics)
+                    events=events, workshop=workshop, gateway=gateway, metrics=metrics, agent=agent)
 
 
 def served_labs(settings: Settings) -> dict:

@@ -8,9 +8,13 @@ every service sees the same values. ``dataclasses.replace`` derives others.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 
 from .errors import ConfigError
+
+NODE_NAME = re.compile(r"[a-z0-9]{1,12}")   # a cluster node's name (LABNB_NODE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +82,16 @@ class Settings:
     redis_url: str = ""               # redis://... : Socket.IO's message queue and commands between nodes
     node: str = ""                    # this node's name in the cluster (labnb serve --node NAME); empty: one machine
     agent_port: int = 0               # where HAProxy's agent-check asks this node's weight, drain or down; 0: none
+    # HAProxy's addresses (comma-separated, networks allowed): a request from one of them is from the address
+    # its X-Forwarded-For names last, for every per-address limit (webapp/guard/proxied.py); empty: none
+    trusted_proxies: str = ""
+
+    def __post_init__(self):
+        if self.node and not NODE_NAME.fullmatch(self.node):
+            raise ConfigError("LABNB_NODE", f"the node name {self.node!r} is not 1 to 12 lower-case letters and "
+                              "digits (it begins the node's lab host ids, which HAProxy routes by)",
+                              "Set LABNB_NODE (or labnb serve --node) to a name such as node1, unique in the cluster")
+        proxies(self.trusted_proxies)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -94,3 +108,13 @@ class Settings:
                                   f"Set it to a{'n' if f.type == 'int' else ''} {f.type}, or unset it") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of LABNB_TRUSTED_PROXIES (addresses or networks, comma-separated)."""
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
+    except ValueError as e:
+        raise ConfigError("LABNB_TRUSTED_PROXIES", f"{text!r} is not a list of addresses: {e}",
+                          "Set it to HAProxy's addresses, comma-separated (such as 10.0.0.5,10.0.1.0/24), "
+                          "or unset it") from None

@@ -326,7 +326,7 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
             try:
                 if os.geteuid() != 0:
                     raise cgroups.CgroupError("making its cgroup needs root")
-                name = f"server-{records.id_prefix(settings.state_dir).rstrip('-')}"
+                name = f"server-{records.id_prefix(settings.state_dir, settings.node).rstrip('-')}"
                 stack.enter_context(cgroups.server_memory(name, settings.server_memory_mb << 20))
             except (cgroups.CgroupError, OSError) as e:
                 why = f"the server has no memory limit of its own (LABNB_SERVER_MEMORY_MB): {e}"
@@ -375,6 +375,10 @@ def service_remove() -> None:
         raise click.ClickException(str(e)) from None
     click.echo("labnb.service removed")
 
+
+from .cluster import cluster   # noqa: E402  (the `labnb cluster` group, in a module of its own)
+
+main.add_command(cluster)
 
 if __name__ == "__main__":
     main()

@@ -15,8 +15,10 @@ from .sandbox import teardown
 def list_all(settings: Settings) -> list[dict]:
     """Every sandbox lab host of this state dir, with whether its owner still runs."""
     found = {m["id"]: m for m in records.read_all(settings.state_dir)}
-    for lab_host_id, above in cgroups.existing_ids(records.id_prefix(settings.state_dir)).items():
-        found.setdefault(lab_host_id, {"id": lab_host_id, "cgroup_parent": above})
+    prefix = records.id_prefix(settings.state_dir, settings.node)
+    for lab_host_id, above in cgroups.existing_ids(prefix).items():
+        if records.own(prefix, lab_host_id):
+            found.setdefault(lab_host_id, {"id": lab_host_id, "cgroup_parent": above})
     slots = records.slots_of(settings.state_dir)
     for lab_host_id, slot in slots.items():
         found.setdefault(lab_host_id, {"id": lab_host_id})

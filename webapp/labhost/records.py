@@ -18,18 +18,28 @@ from .subids import RANGE, RANGES
 
 HOSTS = "hosts"
 SLOTS = "slots"
+ID_BYTES = 3       # of randomness at the end of a lab host's id
 
 
-def id_prefix(state_dir: str) -> str:
+def id_prefix(state_dir: str, node: str = "") -> str:
     """``lh-<tag>-``, the tag naming the state dir: lab hosts of different state
     dirs (two servers, a test run beside a server) share the cgroup tree, and
-    each reaper must only ever touch its own."""
+    each reaper must only ever touch its own. A cluster's node (``node``, LABNB_NODE) puts its name first,
+    ``lh-<node>-<tag>-``: HAProxy routes a web service's host name to the node by ``lh-<node>-``, and the tag
+    still tells apart two state dirs of one machine even if their nodes had the same name."""
     tag = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:6]
-    return f"lh-{tag}-"
+    return f"lh-{node}-{tag}-" if node else f"lh-{tag}-"
 
 
-def new_id(state_dir: str) -> str:
-    return id_prefix(state_dir) + secrets.token_hex(3)
+def new_id(state_dir: str, node: str = "") -> str:
+    return id_prefix(state_dir, node) + secrets.token_hex(ID_BYTES)
+
+
+def own(prefix: str, lab_host_id: str) -> bool:
+    """Whether ``lab_host_id`` was made under ``prefix`` (``id_prefix``), not merely starts with it: a node
+    named as another state dir's tag (``lh-abc123-<tag>-...``) starts with that state dir's prefix too."""
+    rest = lab_host_id[len(prefix):] if lab_host_id.startswith(prefix) else ""
+    return len(rest) == 2 * ID_BYTES and all(c in "0123456789abcdef" for c in rest)
 
 
 def host_dir(state_dir: str, lab_host_id: str) -> str:

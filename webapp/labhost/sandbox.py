@@ -89,7 +89,7 @@ class SandboxLabHost(LocalLabHost):
     home = HOME
 
     def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
-        super().__init__(lab_host_id or records.new_id(settings.state_dir))
+        super().__init__(lab_host_id or records.new_id(settings.state_dir, settings.node))
         self.settings = settings
         self.seed = statedir.seed_archive(settings) if seeded else None
         self.slot: int | None = None
