@@ -46,6 +46,10 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
     if given is None:
         given = frozenset(f.name for f in dataclasses.fields(Settings)
                           if getattr(settings, f.name) != f.default)
+    if settings.node:   # a cluster's node: the cluster's secret key, tokens and access code
+        from .cluster import join
+
+        settings = join.settle(settings, new_access_code)
     token = settings.token or secrets.token_hex(24)
     operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
     if operator == token:
@@ -71,15 +75,16 @@ class Services:
     lab hosts' reclaim, the idle shells' end)."""
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
-                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway):
+                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, node):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
         self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
         self.shells, self.events = shells, events
         self.workshop, self.gateway = workshop, gateway
+        self.node = node   # this node of a cluster (webapp/cluster/node.py); None on one machine, for good
 
     def start(self) -> "Services":
-        cut = self.store.mark_cut_off()
+        cut = self.node.start() if self.node is not None else self.store.mark_cut_off()   # a node: its own
         if cut:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
         if self.workshop is not None:
@@ -97,18 +102,23 @@ class Services:
         self.shells.close()
         self.learners.close()
         self.pool.close()
+        if self.node is not None:
+            self.node.close()
         self.store.close()
 
 
 def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, labs: dict, key: bytes,
-                   bind_host: str, cookie: str) -> Services:
+                   bind_host: str, cookie: str, port: int | None = None) -> Services:
     """Every service, each given what it needs when it is made: the store, the admission (who may be admitted:
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
-    events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
+    events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway); a
+    cluster's node, its heartbeat (announcing ``bind_host`` and ``port``) and its learners' placements.
 
     It opens the store (SQLite, and its checkpoint thread): call it in the process that serves (gunicorn's
     worker, after the fork), as neither threads nor SQLite connections survive a fork."""
     from . import runs as run_service, shells as shell_service
+    from .cluster import node as cluster_node
+    from .cluster.moves import Moves
     from .learners.registry import Learners
     from .network.views import Pictures
     from .proxy.gateway import Gateway
@@ -118,6 +128,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
 
     refusals = Refusals()
     store = Store(os.path.join(settings.state_dir, settings.store_file), Limits.from_settings(settings))
+    moves = Moves(store, settings.node) if settings.node else None   # a node's: where its learners' lab hosts are
     new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
                                refusals)
     if settings.workshop:
@@ -130,10 +141,13 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
-        learners = Learners(pool, admission)
+        learners = Learners(pool, admission, moves=moves)
     else:   # the open server limits lab hosts per address, and gives back idle ones
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
-        learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60)
+        learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60, moves)
+    node = (cluster_node.Node(store, settings.node, cluster_node.announced(bind_host, port or 0), settings.agent_port,
+                              cluster_node.image_id(settings), functools.partial(cluster_node.pool_facts, pool))
+            if settings.node else None)
     guard.init_app(app)
 
     emit = functools.partial(protocol.emit, socketio)   # declared events only
@@ -152,7 +166,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
-                    events=events, workshop=workshop, gateway=gateway)
+                    events=events, workshop=workshop, gateway=gateway, node=node)
 
 
 def served_labs(settings: Settings) -> dict:
@@ -226,7 +240,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     websocket.bound(socketio)
     app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
                                              served_labs(settings) if labs is None else labs, key, bind_host,
-                                             cookie_name(port))
+                                             cookie_name(port), port)
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
     app.register_blueprint(proxy.bp)
