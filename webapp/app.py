@@ -205,7 +205,8 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     SameSite=Lax: other sites' pages cannot send it with their requests,
     forms or WebSockets, but a link to the server from a mail or chat page
     carries it (Strict would not), so following the workshop's URL again
-    keeps a learner who they were."""
+    keeps a learner who they were. A cluster's nodes name it alike: a learner's
+    next request may reach another node."""
     from .labhost.pool import Pool
     from .network import views as network
     from .proxy import views as proxy
@@ -214,12 +215,13 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
 
     settings = resolve(settings or Settings.from_env())
     key = secret_key(settings.state_dir)
+    cookie = cookie_name(None if settings.node else port)   # a cluster's: one, whichever node serves
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     Assets(app.static_folder).init_app(app)   # versioned static URLs that browsers keep
     app.config.update(
         LABNB=settings,
         SECRET_KEY=key,
-        SESSION_COOKIE_NAME=cookie_name(port),
+        SESSION_COOKIE_NAME=cookie,
         SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
@@ -240,7 +242,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     websocket.bound(socketio)
     app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
                                              served_labs(settings) if labs is None else labs, key, bind_host,
-                                             cookie_name(port), port)
+                                             cookie, port)
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
     app.register_blueprint(proxy.bp)

@@ -21,7 +21,7 @@ class Moves:
 
     def placed(self, learner_id: str, lab_host: str, state: str) -> None:
         """The learner's lab host here is ``state`` (starting, ready, failed)."""
-        self.store.place_learner(learner_id, self.node, lab_host, state)
+        self.store.place_learner(learner_id, self.node, lab_host or None, state)
 
     def lost(self, learner_id: str) -> str:
         """What to tell a learner first seen on this node whose lab host was on a node that died or stopped

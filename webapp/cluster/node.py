@@ -6,9 +6,10 @@ reads every node's, and a node whose heartbeat is older than DEAD_AFTER is dead:
 (marks it down, loses its learners' placements so that the node their next request reaches makes them a
 new lab host and says why, and records its running runs as cut off: their chunks stay in the store).
 
-Burials, a node's join and its state changes are one at a time: they run in the room transaction of a
-row of their own (``store.room_tx(LOCK)``: on PostgreSQL a row lock, ``SELECT ... FOR UPDATE``), and a
-burial checks the heartbeat again under it. So two live nodes never bury one twice, and a node that
+Burials, a node's join and its coming back up are one at a time: they run in the room transaction of a
+row of their own (``store.room_tx(LOCK)``: on PostgreSQL a row lock, ``SELECT ... FOR UPDATE``, held on one
+of the store's connections while the block's calls use others; a cluster's store is always PostgreSQL),
+and a burial checks the heartbeat again under it. So two live nodes never bury one twice, and a node that
 restarts either joins before the burial (its fresh heartbeat stops it) or after it (the burial's cut-off
 cannot touch the runs it starts).
 """
@@ -110,7 +111,7 @@ class Node:
 
     # -- internals ------------------------------------------------------------
     def _beat(self) -> list[dict]:
-        self.store.node_beat(self.name, self.address, self.agent_port, self.image_id, self.facts())
+        self.store.node_beat(self.name, self.address, str(self.agent_port or ""), self.image_id, self.facts())
         nodes = self.store.nodes()
         mine = next((n for n in nodes if n["name"] == self.name), None)
         self._state = mine["state"] if mine else UP

@@ -13,7 +13,6 @@ import click
 from ..config import Settings
 from ..errors import ConfigError, LabnbError
 from ..labhost import backends
-from . import cluster as cluster_commands
 
 
 def _settings(**overrides) -> Settings:
@@ -339,8 +338,9 @@ def service_remove() -> None:
     click.echo("labnb.service removed")
 
 
-main.add_command(cluster_commands.cluster)
+from .cluster import cluster   # noqa: E402  (the `labnb cluster` group, in a module of its own)
 
+main.add_command(cluster)
 
 if __name__ == "__main__":
     main()

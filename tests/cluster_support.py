@@ -1,0 +1,160 @@
+"""A labnb cluster on this machine, for tests: PostgreSQL and Redis of the test's own (a data dir under a
+temporary dir, a free loopback port, gone after), and N labnb nodes, each ``labnb serve --node NAME`` with
+a state dir, port and agent port of its own (web_support.Server), sharing the store and the message queue.
+
+Until the store's and the room's helpers land theirs (tests/pg_support.py, tests/redis_support.py), the
+PostgreSQL and Redis here are this file's own: to be deduplicated when they merge.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+import redis
+
+from web_support import Server, free_port, wait_for
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class Postgres:
+    """A PostgreSQL server run as user postgres (it refuses root) on a loopback port, with database labnb
+    owned by a user of that name; trust on loopback, which nothing but this machine reaches."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="labnb-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.url = f"postgresql://labnb@127.0.0.1:{self.port}/labnb"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Postgres":
+        shutil.chown(self.dir, "postgres")
+        self._as_postgres(PG_BIN / "initdb", "-D", self.data, "-U", "labnb", "-A", "trust", "--no-sync")
+        self.proc = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", PG_BIN / "postgres", "-D", self.data, "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}", "-c", "fsync=off"],
+            stdout=open(self.dir / "log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+        def up():
+            assert self.proc.poll() is None, (self.dir / "log").read_text()
+            try:
+                with psycopg.connect(f"postgresql://labnb@127.0.0.1:{self.port}/postgres", autocommit=True) as c:
+                    c.execute("CREATE DATABASE labnb")
+                return True
+            except psycopg.OperationalError:
+                return False
+        wait_for(up, 60, 0.2, "PostgreSQL to answer")
+        return self
+
+    def _as_postgres(self, *argv) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)   # a fast shutdown
+            self.proc.wait(60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Redis:
+    """A redis-server on a loopback port that keeps nothing on disk."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="labnb-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Redis":
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)], stdout=open(self.dir / "log", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        wait_for(lambda: self._ping(), 30, 0.1, "Redis to answer")
+        return self
+
+    def _ping(self) -> bool:
+        assert self.proc.poll() is None, (self.dir / "log").read_text()
+        try:
+            return redis.Redis.from_url(self.url).ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Cluster:
+    """PostgreSQL, Redis and the nodes named ``names``, started in order (the first makes the cluster's
+    token, which the others are given too, as an operator would copy it: they must agree). Each node's
+    uid ranges are found machine-wide from ``uid_slot`` up. ``env`` adds to every node's environment."""
+
+    def __init__(self, name: str, names: tuple[str, ...] = ("a", "b"), uid_slot: int = 32, pool_size: int = 1,
+                 env: dict | None = None):
+        self.name, self.uid_slot, self.pool_size = name, uid_slot, pool_size
+        self.postgres, self.redis = Postgres(), Redis()
+        self.env = dict(env or {})
+        self.nodes: dict[str, Server] = {}
+        for n in names:
+            self.nodes[n] = self.node(n)
+
+    @property
+    def shared(self) -> dict:
+        return {"LABNB_DATABASE_URL": self.postgres.url, "LABNB_REDIS_URL": self.redis.url}
+
+    def node(self, name: str, env: dict | None = None) -> Server:
+        """A node of this cluster, not started: ``Server.prepare`` and ``start`` it (the cluster starts its
+        own)."""
+        server = Server(f"/var/lib/labnb-test-{self.name}-{name}-{os.getpid()}", self.uid_slot, self.pool_size,
+                        env={**self.shared, "LABNB_NODE": name, "LABNB_AGENT_PORT": str(free_port()), **self.env,
+                             **(env or {})})
+        first = next(iter(self.nodes.values()), None)
+        if first is not None:   # one token and operator's token for the whole cluster
+            server.token, server.operator_token = first.token, first.operator_token
+            server.env.update(LABNB_TOKEN=first.token, LABNB_OPERATOR_TOKEN=first.operator_token)
+        return server
+
+    def start(self) -> "Cluster":
+        self.postgres.start()
+        self.redis.start()
+        for server in self.nodes.values():
+            server.prepare().start()
+        return self
+
+    def labnb(self, *argv: str) -> subprocess.CompletedProcess:
+        """``labnb ARGV`` as the operator runs it on a node: with the cluster's settings."""
+        from web_support import LABNB
+
+        return subprocess.run([LABNB, *argv], env={**os.environ, **self.shared}, capture_output=True, text=True,
+                              timeout=60)
+
+    def store(self):
+        """The cluster's store, as the nodes open it (close it after)."""
+        from webapp.config import Settings
+        from webapp.store import open_store
+
+        return open_store(Settings(state_dir=tempfile.gettempdir(), database_url=self.postgres.url))
+
+    def stop(self) -> None:
+        for server in self.nodes.values():
+            server.cleanup()
+        self.redis.stop()
+        self.postgres.stop()
+
+
+def running_cluster(name: str, **kw):
+    """A started cluster for a fixture to yield, all of it removed after whatever the tests did."""
+    cluster = Cluster(name, **kw)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
