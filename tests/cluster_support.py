@@ -1,15 +1,22 @@
 """A labnb cluster on this machine, for tests: PostgreSQL and Redis of the test's own (a data dir under a
-temporary dir, a free loopback port, gone after), and N labnb nodes, each ``labnb serve --node NAME`` with
-a state dir, port and agent port of its own (web_support.Server), sharing the store and the message queue.
+temporary dir, a free loopback port, gone after), N labnb nodes, each ``labnb serve --node NAME`` with a
+state dir, port and agent port of its own (web_support.Server), sharing the store and the message queue,
+and HAProxy in front when a test asks (``Haproxy``, with the config ``labnb cluster haproxy-config``
+writes).
 
-Until the store's and the room's helpers land theirs (tests/pg_support.py, tests/redis_support.py), the
-PostgreSQL and Redis here are this file's own: to be deduplicated when they merge.
+Until the store's, the room's and the edge's helpers land theirs (tests/pg_support.py,
+tests/redis_support.py, tests/haproxy_support.py), the PostgreSQL, Redis and HAProxy here are this file's
+own: to be deduplicated when they merge.
 """
 from __future__ import annotations
 
+import copy
+import csv
+import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -115,8 +122,8 @@ class Cluster:
         """A node of this cluster, not started: ``Server.prepare`` and ``start`` it (the cluster starts its
         own)."""
         server = Server(f"/var/lib/labnb-test-{self.name}-{name}-{os.getpid()}", self.uid_slot, self.pool_size,
-                        env={**self.shared, "LABNB_NODE": name, "LABNB_AGENT_PORT": str(free_port()), **self.env,
-                             **(env or {})})
+                        env={**self.shared, "LABNB_NODE": name, "LABNB_AGENT_PORT": str(free_port()),
+                             "LABNB_TRUSTED_PROXIES": "127.0.0.1", **self.env, **(env or {})})
         first = next(iter(self.nodes.values()), None)
         if first is not None:   # one token and operator's token for the whole cluster
             server.token, server.operator_token = first.token, first.operator_token
@@ -149,6 +156,56 @@ class Cluster:
             server.cleanup()
         self.redis.stop()
         self.postgres.stop()
+
+
+class Haproxy:
+    """HAProxy in front of ``nodes``, with the config `labnb cluster haproxy-config` writes (checks every
+    500 ms, so that a test waits less), on a loopback port; ``state(node)`` reads its runtime API."""
+
+    def __init__(self, nodes: dict[str, Server]):
+        from webapp.cluster import haproxy
+
+        self.dir = Path(tempfile.mkdtemp(prefix="labnb-haproxy-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin = str(self.dir / "admin.sock")
+        self.config = self.dir / "haproxy.cfg"
+        self.config.write_text(haproxy.render(
+            [haproxy.Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"])) for name, s in nodes.items()],
+            haproxy.Front(bind="127.0.0.1", port=self.port, check_every="500ms", admin_socket=self.admin)))
+        self.nodes = nodes
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Haproxy":
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.config)], stdout=open(self.dir / "log", "ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: all(self.state(n) == "UP" for n in self.nodes), 60, 0.2, "HAProxy to find every node up")
+        return self
+
+    def state(self, node: str) -> str:
+        """HAProxy's status of ``node`` in the learners' backend (UP, DRAIN, DOWN ...; "" before it answers)."""
+        assert self.proc.poll() is None, (self.dir / "log").read_text()
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(self.admin)
+                s.sendall(b"show stat\n")
+                text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
+        except OSError:
+            return ""
+        rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+        return next((r["status"] for r in rows if r["pxname"] == "labnb" and r["svname"] == node), "")
+
+    def front(self, node: Server) -> Server:
+        """``node``'s test client pointed at HAProxy: the browsers of a learner who opens HAProxy's URL."""
+        through = copy.copy(node)
+        through.url = self.url
+        return through
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def running_cluster(name: str, **kw):

@@ -1,7 +1,8 @@
 """A node's life in a real cluster on this machine (tests/cluster_support.py: PostgreSQL, Redis and labnb
-nodes with real sandbox lab hosts): a node killed with SIGKILL mid-run is buried by a live one, its
-learners get a new lab host on the node their next request reaches and are told why, and no recorded run
-is lost; a workshop's place is not counted twice; a node whose busybox image differs refuses to start.
+nodes with real sandbox lab hosts, HAProxy in front): a drained node takes no new learner and keeps its
+own; a node killed with SIGKILL mid-run is buried by a live one, its learners get a new lab host on the
+node their next request reaches and are told why, and no recorded run is lost; a workshop's place is not
+counted twice; a node whose busybox image differs refuses to start.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cluster_support import Cluster, running_cluster
+from cluster_support import Cluster, Haproxy, running_cluster
 from web_support import LABNB, TEST_LAB, Tab, wait_for
 from workshop_support import CODE, api, join, seated
 
@@ -29,11 +30,46 @@ def down(cluster: Cluster, name: str) -> bool:
         return any(n["name"] == name and n["state"] == "down" for n in store.nodes())
 
 
-def placement(cluster: Cluster, node: str) -> dict:
-    """The one learner placed on ``node``."""
+def placed(cluster: Cluster, learner: str) -> dict:
     with cluster.store() as store:
-        (found,) = [p for p in store.placements(node) if p["state"] in ("starting", "ready")]
-    return found
+        return store.placement(learner)
+
+
+@pytest.fixture(scope="module")
+def haproxy(cluster):
+    front = Haproxy(cluster.nodes).start()
+    yield front
+    front.stop()
+
+
+def test_a_drained_node_takes_no_new_learner_and_keeps_its_own(cluster, haproxy):
+    front = haproxy.front(cluster.nodes["a"])
+    pinned = []   # HAProxy's cookie names the node a learner is pinned to
+    while not any(http.cookies.get("labnb-node") == "b" for http in pinned):
+        assert len(pinned) < 6, "HAProxy placed no learner on node b"
+        pinned.append(front.learner())
+    on_b = next(http for http in pinned if http.cookies.get("labnb-node") == "b")
+    front.open_lab(on_b)
+
+    drained = cluster.labnb("cluster", "drain", "b")
+    assert drained.returncode == 0, drained.stderr
+    try:
+        wait_for(lambda: haproxy.state("b") == "DRAIN", 30, 0.2, "HAProxy to see node b drained")
+        status = cluster.labnb("cluster", "status").stdout
+        assert re.search(r"^b\s+draining\s", status, re.M), status
+        for _ in range(4):   # as many as would have gone to b half the time
+            http = front.learner()
+            front.open_lab(http)
+            assert http.cookies.get("labnb-node") == "a"
+        tab = Tab(front, on_b)   # b's learner carries on, on b
+        try:
+            assert tab.wait_end(tab.run("echo"))["status"] == "done"
+        finally:
+            tab.close()
+        assert on_b.cookies.get("labnb-node") == "b"
+    finally:
+        assert cluster.labnb("cluster", "undrain", "b").returncode == 0
+    wait_for(lambda: haproxy.state("b") == "UP", 30, 0.2, "HAProxy to see node b take learners again")
 
 
 def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
@@ -44,7 +80,6 @@ def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
     run = tab.run("ping")   # endless: running when its node dies
     wait_for(lambda: len(tab.chunks.get(run, {})) >= 3, 60, what="the run's first chunks")
     seen = dict(tab.chunks[run])
-    learner = placement(cluster, "b")["learner"]
 
     b.stop(signal.SIGKILL)
     wait_for(lambda: down(cluster, "b"), 60, 0.5, "node a to find node b dead")
@@ -53,6 +88,7 @@ def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
         recorded = store.get_run(run)
         stored = {seq: data for seq, _pos, data in store.chunks_since(run)}
     assert recorded["status"] == "cut_off", recorded
+    assert placed(cluster, recorded["learner"])["state"] == "lost"
     assert all(stored.get(seq) == m["data"] for seq, m in seen.items()), "a chunk the tab saw is not stored"
 
     # the learner's next request reaches node a (HAProxy would send it there): a new lab host, and why
@@ -60,8 +96,8 @@ def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
     assert "Your lab host on node b was lost" in page and "Your notebook is whole" in page, page
     a.open_lab(http)
     assert "Your lab host on node b was lost" in http.get(f"{a.url}/labs/{TEST_LAB}/host", timeout=10).text
-    moved = placement(cluster, "a")
-    assert moved["learner"] == learner and moved["lab_host"].startswith("lh-a-"), moved
+    moved = placed(cluster, recorded["learner"])
+    assert (moved["node"], moved["state"]) == ("a", "ready") and moved["lab_host"].startswith("lh-a-"), moved
     log = http.get(f"{a.url}/runs/{run}/log", timeout=10)
     assert log.status_code == 200 and b"".join(m["data"] for m in seen.values()) in log.content
 

@@ -8,9 +8,14 @@ their request reaches makes them a new lab host and tells them what went with th
 """
 from __future__ import annotations
 
-from .node import DOWN, stale
+import time
+
+from .node import BEAT, DOWN
 
 LOST = "lost"
+# Seconds without a heartbeat after which the node a learner comes from counts as gone: HAProxy sends a
+# learner to another node only when theirs stopped answering, which may be before it is buried (DEAD_AFTER).
+SILENT = 2 * BEAT
 
 
 class Moves:
@@ -25,17 +30,17 @@ class Moves:
 
     def lost(self, learner_id: str) -> str:
         """What to tell a learner first seen on this node whose lab host was on a node that died or stopped
-        (their placement lost, or that node down or silent): "" for anyone else."""
+        (their placement lost, or that node down or silent for SILENT): "" for anyone else."""
         placement = self.store.placement(learner_id)
         if placement is None or placement["node"] == self.node:
             return ""
         node = next((n for n in self.store.nodes() if n["name"] == placement["node"]), None)
         if placement["state"] == LOST:
             why = placement.get("note") or f"node {placement['node']} stopped"
-        elif node is None or node["state"] == DOWN or stale(node):
+        elif node is None or node["state"] == DOWN or time.time() - node["heartbeat"] > SILENT:
             why = f"node {placement['node']} stopped answering"
         else:
-            return ""   # it is still there: the learner came here another way (a new browser cookie)
+            return ""   # still there: the learner came here another way (without HAProxy's cookie)
         return (f"Your lab host on node {placement['node']} was lost ({why}); a new one is being made for you "
                 f"here. Your notebook is whole: every recorded run is kept. What that lab host held "
                 f"(containers, namespaces, files) is gone: run this lab's steps again from the first.")

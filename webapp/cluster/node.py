@@ -47,6 +47,11 @@ def stale(node: dict, now: float | None = None) -> bool:
     return (now or time.time()) - node["heartbeat"] > DEAD_AFTER
 
 
+def dead(nodes: list[dict], me: str, now: float) -> list[str]:
+    """The nodes (rows of ``store.nodes()``) that ``me`` finds dead at ``now`` and not yet buried."""
+    return [n["name"] for n in nodes if n["name"] != me and n["state"] != DOWN and stale(n, now)]
+
+
 def image_id(settings: Settings) -> str:
     """This node's busybox image id ("" if its backend has none): every node must serve the same labs."""
     return image.image_id(image_archive(settings)) or ""
@@ -124,10 +129,8 @@ class Node:
                 nodes = self._beat()
                 if self._state == DOWN:
                     self._revive()
-                now = time.time()
-                for other in nodes:
-                    if other["name"] != self.name and other["state"] != DOWN and stale(other, now):
-                        self._bury(other["name"])
+                for name in dead(nodes, self.name, time.time()):
+                    self._bury(name)
             except Exception:   # the store is out of reach: say so once, keep trying
                 if not self._failing:
                     log.exception("node %s: the heartbeat did not reach the store; retrying every %.0f s",
