@@ -4,70 +4,27 @@ state dir, port and agent port of its own (web_support.Server), sharing the stor
 and HAProxy in front when a test asks (``Haproxy``, with the config ``labnb cluster haproxy-config``
 writes).
 
-Until the store's, the room's and the edge's helpers land theirs (tests/pg_support.py,
-tests/redis_support.py, tests/haproxy_support.py), the PostgreSQL, Redis and HAProxy here are this file's
+PostgreSQL is tests/pg_support.py's (a password on loopback). Until the room's and the edge's helpers
+land theirs (tests/redis_support.py, tests/haproxy_support.py), the Redis and HAProxy here are this file's
 own: to be deduplicated when they merge.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-import psycopg
 import redis
 
+from pg_support import Postgres
 from web_support import Server, free_port, wait_for
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-class Postgres:
-    """A PostgreSQL server run as user postgres (it refuses root) on a loopback port, with database labnb
-    owned by a user of that name; trust on loopback, which nothing but this machine reaches."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="labnb-pg-"))
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self.url = f"postgresql://labnb@127.0.0.1:{self.port}/labnb"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Postgres":
-        shutil.chown(self.dir, "postgres")
-        self._as_postgres(PG_BIN / "initdb", "-D", self.data, "-U", "labnb", "-A", "trust", "--no-sync")
-        self.proc = subprocess.Popen(
-            ["runuser", "-u", "postgres", "--", PG_BIN / "postgres", "-D", self.data, "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}", "-c", "fsync=off"],
-            stdout=open(self.dir / "log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-
-        def up():
-            assert self.proc.poll() is None, (self.dir / "log").read_text()
-            try:
-                with psycopg.connect(f"postgresql://labnb@127.0.0.1:{self.port}/postgres", autocommit=True) as c:
-                    c.execute("CREATE DATABASE labnb")
-                return True
-            except psycopg.OperationalError:
-                return False
-        wait_for(up, 60, 0.2, "PostgreSQL to answer")
-        return self
-
-    def _as_postgres(self, *argv) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=True, capture_output=True)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)   # a fast shutdown
-            self.proc.wait(60)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 class Redis:
     """A redis-server on a loopback port that keeps nothing on disk."""
@@ -109,6 +66,8 @@ class Cluster:
                  env: dict | None = None):
         self.name, self.uid_slot, self.pool_size = name, uid_slot, pool_size
         self.postgres, self.redis = Postgres(), Redis()
+        self.database_url = ""   # the cluster's database in that server, once started
+        self._database = contextlib.ExitStack()
         self.env = dict(env or {})
         self.nodes: dict[str, Server] = {}
         for n in names:
@@ -116,7 +75,7 @@ class Cluster:
 
     @property
     def shared(self) -> dict:
-        return {"LABNB_DATABASE_URL": self.postgres.url, "LABNB_REDIS_URL": self.redis.url}
+        return {"LABNB_DATABASE_URL": self.database_url, "LABNB_REDIS_URL": self.redis.url}
 
     def node(self, name: str, env: dict | None = None) -> Server:
         """A node of this cluster, not started: ``Server.prepare`` and ``start`` it (the cluster starts its
@@ -132,8 +91,10 @@ class Cluster:
 
     def start(self) -> "Cluster":
         self.postgres.start()
+        self.database_url = self._database.enter_context(self.postgres.database())
         self.redis.start()
         for server in self.nodes.values():
+            server.env.update(self.shared)
             server.prepare().start()
         return self
 
@@ -149,12 +110,13 @@ class Cluster:
         from webapp.config import Settings
         from webapp.store import open_store
 
-        return open_store(Settings(state_dir=tempfile.gettempdir(), database_url=self.postgres.url))
+        return open_store(Settings(state_dir=tempfile.gettempdir(), database_url=self.database_url))
 
     def stop(self) -> None:
         for server in self.nodes.values():
             server.cleanup()
         self.redis.stop()
+        self._database.close()
         self.postgres.stop()
 
 
