@@ -1,22 +1,17 @@
 """A labnb cluster on this machine, for tests: PostgreSQL and Redis of the test's own (a data dir under a
 temporary dir, a free loopback port, gone after), N labnb nodes, each ``labnb serve --node NAME`` with a
 state dir, port and agent port of its own (web_support.Server), sharing the store and the message queue,
-and HAProxy in front when a test asks (``Haproxy``, with the config ``labnb cluster haproxy-config``
-writes).
+and HAProxy in front when a test asks (``behind_haproxy``: tests/haproxy_support.py).
 
-PostgreSQL is tests/pg_support.py's (a password on loopback). Until the room's and the edge's helpers
-land theirs (tests/redis_support.py, tests/haproxy_support.py), the Redis and HAProxy here are this file's
-own: to be deduplicated when they merge.
+PostgreSQL is tests/pg_support.py's (a password on loopback), HAProxy tests/haproxy_support.py's. Until
+the room's helper lands tests/redis_support.py, the Redis here is this file's own: to be deduplicated then.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import io
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -120,54 +115,25 @@ class Cluster:
         self.postgres.stop()
 
 
-class Haproxy:
-    """HAProxy in front of ``nodes``, with the config `labnb cluster haproxy-config` writes (checks every
-    500 ms, so that a test waits less), on a loopback port; ``state(node)`` reads its runtime API."""
+def behind_haproxy(cluster: Cluster):
+    """HAProxy (tests/haproxy_support.py) in front of the cluster's nodes, with their agent ports, for a fixture
+    to yield; stopped after."""
+    from haproxy_support import HAProxy
+    from webapp.cluster.haproxy import Node
 
-    def __init__(self, nodes: dict[str, Server]):
-        from webapp.cluster import haproxy
+    front = HAProxy([Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"]))
+                     for name, s in cluster.nodes.items()])
+    with front:
+        for name in cluster.nodes:
+            front.wait_server(name, "up", lambda stats: stats.get("status") == "UP")
+        yield front
 
-        self.dir = Path(tempfile.mkdtemp(prefix="labnb-haproxy-"))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin = str(self.dir / "admin.sock")
-        self.config = self.dir / "haproxy.cfg"
-        self.config.write_text(haproxy.render(
-            [haproxy.Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"])) for name, s in nodes.items()],
-            haproxy.Front(bind="127.0.0.1", port=self.port, check_every="500ms", admin_socket=self.admin)))
-        self.nodes = nodes
-        self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Haproxy":
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.config)], stdout=open(self.dir / "log", "ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: all(self.state(n) == "UP" for n in self.nodes), 60, 0.2, "HAProxy to find every node up")
-        return self
-
-    def state(self, node: str) -> str:
-        """HAProxy's status of ``node`` in the learners' backend (UP, DRAIN, DOWN ...; "" before it answers)."""
-        assert self.proc.poll() is None, (self.dir / "log").read_text()
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(self.admin)
-                s.sendall(b"show stat\n")
-                text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
-        except OSError:
-            return ""
-        rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
-        return next((r["status"] for r in rows if r["pxname"] == "labnb" and r["svname"] == node), "")
-
-    def front(self, node: Server) -> Server:
-        """``node``'s test client pointed at HAProxy: the browsers of a learner who opens HAProxy's URL."""
-        through = copy.copy(node)
-        through.url = self.url
-        return through
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+def through(front, node: Server) -> Server:
+    """``node``'s test clients pointed at HAProxy: a learner's browser that opens HAProxy's URL."""
+    via = copy.copy(node)
+    via.url = front.url
+    return via
 
 
 def running_cluster(name: str, **kw):

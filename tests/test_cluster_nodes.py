@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cluster_support import Cluster, Haproxy, running_cluster
+from cluster_support import Cluster, behind_haproxy, running_cluster, through
 from web_support import LABNB, TEST_LAB, Tab, wait_for
 from workshop_support import CODE, api, join, seated
 
@@ -37,39 +37,39 @@ def placed(cluster: Cluster, learner: str) -> dict:
 
 @pytest.fixture(scope="module")
 def haproxy(cluster):
-    front = Haproxy(cluster.nodes).start()
-    yield front
-    front.stop()
+    yield from behind_haproxy(cluster)
 
 
 def test_a_drained_node_takes_no_new_learner_and_keeps_its_own(cluster, haproxy):
-    front = haproxy.front(cluster.nodes["a"])
-    pinned = []   # HAProxy's cookie names the node a learner is pinned to
-    while not any(http.cookies.get("labnb-node") == "b" for http in pinned):
+    from webapp.cluster.haproxy import COOKIE   # HAProxy's, naming the node a learner is pinned to
+
+    front = through(haproxy, cluster.nodes["a"])
+    pinned = []
+    while not any(http.cookies.get(COOKIE) == "b" for http in pinned):
         assert len(pinned) < 6, "HAProxy placed no learner on node b"
         pinned.append(front.learner())
-    on_b = next(http for http in pinned if http.cookies.get("labnb-node") == "b")
+    on_b = next(http for http in pinned if http.cookies.get(COOKIE) == "b")
     front.open_lab(on_b)
 
     drained = cluster.labnb("cluster", "drain", "b")
     assert drained.returncode == 0, drained.stderr
     try:
-        wait_for(lambda: haproxy.state("b") == "DRAIN", 30, 0.2, "HAProxy to see node b drained")
+        haproxy.wait_server("b", "drained", lambda stats: stats.get("status") == "DRAIN")
         status = cluster.labnb("cluster", "status").stdout
         assert re.search(r"^b\s+draining\s", status, re.M), status
         for _ in range(4):   # as many as would have gone to b half the time
             http = front.learner()
             front.open_lab(http)
-            assert http.cookies.get("labnb-node") == "a"
+            assert http.cookies.get(COOKIE) == "a"
         tab = Tab(front, on_b)   # b's learner carries on, on b
         try:
             assert tab.wait_end(tab.run("echo"))["status"] == "done"
         finally:
             tab.close()
-        assert on_b.cookies.get("labnb-node") == "b"
+        assert on_b.cookies.get(COOKIE) == "b"
     finally:
         assert cluster.labnb("cluster", "undrain", "b").returncode == 0
-    wait_for(lambda: haproxy.state("b") == "UP", 30, 0.2, "HAProxy to see node b take learners again")
+    haproxy.wait_server("b", "up again", lambda stats: stats.get("status") == "UP")
 
 
 def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
