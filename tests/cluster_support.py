@@ -125,7 +125,7 @@ def behind_haproxy(cluster: Cluster):
                      for name, s in cluster.nodes.items()])
     with front:
         for name in cluster.nodes:
-            front.wait_server(name, "up", lambda stats: stats.get("status") == "UP")
+            front.wait_server(name, "up", lambda stats: stats.get("status", "").startswith("UP"))
         yield front
 
 
