@@ -3,8 +3,8 @@ temporary dir, a free loopback port, gone after), N labnb nodes, each ``labnb se
 state dir, port and agent port of its own (web_support.Server), sharing the store and the message queue,
 and HAProxy in front when a test asks (``behind_haproxy``: tests/haproxy_support.py).
 
-PostgreSQL is tests/pg_support.py's (a password on loopback), HAProxy tests/haproxy_support.py's. Until
-the room's helper lands tests/redis_support.py, the Redis here is this file's own: to be deduplicated then.
+PostgreSQL is tests/pg_support.py's, Redis tests/redis_support.py's (each with a password, on loopback),
+HAProxy tests/haproxy_support.py's (helpers pg's, room's and edge's).
 """
 from __future__ import annotations
 
@@ -14,42 +14,14 @@ import os
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
-import redis
-
+from haproxy_support import HAProxy
 from pg_support import Postgres
-from web_support import Server, free_port, wait_for
-
-class Redis:
-    """A redis-server on a loopback port that keeps nothing on disk."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="labnb-redis-"))
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Redis":
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)], stdout=open(self.dir / "log", "ab"), stderr=subprocess.STDOUT,
-            start_new_session=True)
-        wait_for(lambda: self._ping(), 30, 0.1, "Redis to answer")
-        return self
-
-    def _ping(self) -> bool:
-        assert self.proc.poll() is None, (self.dir / "log").read_text()
-        try:
-            return redis.Redis.from_url(self.url).ping()
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+from redis_support import start_redis
+from web_support import LABNB, Server, free_port
+from webapp.cluster.haproxy import Node
+from webapp.config import Settings
+from webapp.store import open_store
 
 
 class Cluster:
@@ -60,7 +32,8 @@ class Cluster:
     def __init__(self, name: str, names: tuple[str, ...] = ("a", "b"), uid_slot: int = 32, pool_size: int = 1,
                  env: dict | None = None):
         self.name, self.uid_slot, self.pool_size = name, uid_slot, pool_size
-        self.postgres, self.redis = Postgres(), Redis()
+        self.postgres = Postgres()
+        self.redis_dir, self.redis, self.redis_url = tempfile.mkdtemp(prefix="labnb-redis-"), None, ""
         self.database_url = ""   # the cluster's database in that server, once started
         self._database = contextlib.ExitStack()
         self.env = dict(env or {})
@@ -70,7 +43,7 @@ class Cluster:
 
     @property
     def shared(self) -> dict:
-        return {"LABNB_DATABASE_URL": self.database_url, "LABNB_REDIS_URL": self.redis.url}
+        return {"LABNB_DATABASE_URL": self.database_url, "LABNB_REDIS_URL": self.redis_url}
 
     def node(self, name: str, env: dict | None = None) -> Server:
         """A node of this cluster, not started: ``Server.prepare`` and ``start`` it (the cluster starts its
@@ -87,7 +60,7 @@ class Cluster:
     def start(self) -> "Cluster":
         self.postgres.start()
         self.database_url = self._database.enter_context(self.postgres.database())
-        self.redis.start()
+        self.redis, self.redis_url = start_redis(self.redis_dir)
         for server in self.nodes.values():
             server.env.update(self.shared)
             server.prepare().start()
@@ -95,22 +68,20 @@ class Cluster:
 
     def labnb(self, *argv: str) -> subprocess.CompletedProcess:
         """``labnb ARGV`` as the operator runs it on a node: with the cluster's settings."""
-        from web_support import LABNB
-
         return subprocess.run([LABNB, *argv], env={**os.environ, **self.shared}, capture_output=True, text=True,
                               timeout=60)
 
     def store(self):
         """The cluster's store, as the nodes open it (close it after)."""
-        from webapp.config import Settings
-        from webapp.store import open_store
-
         return open_store(Settings(state_dir=tempfile.gettempdir(), database_url=self.database_url))
 
     def stop(self) -> None:
         for server in self.nodes.values():
             server.cleanup()
-        self.redis.stop()
+        if self.redis is not None:
+            self.redis.terminate()
+            self.redis.wait(30)
+        shutil.rmtree(self.redis_dir, ignore_errors=True)
         self._database.close()
         self.postgres.stop()
 
@@ -118,9 +89,6 @@ class Cluster:
 def behind_haproxy(cluster: Cluster):
     """HAProxy (tests/haproxy_support.py) in front of the cluster's nodes, with their agent ports, for a fixture
     to yield; stopped after."""
-    from haproxy_support import HAProxy
-    from webapp.cluster.haproxy import Node
-
     front = HAProxy([Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"]))
                      for name, s in cluster.nodes.items()])
     with front:

@@ -15,6 +15,7 @@ import pytest
 
 from cluster_support import Cluster, behind_haproxy, running_cluster, through
 from web_support import LABNB, TEST_LAB, Tab, wait_for
+from webapp.cluster.haproxy import COOKIE   # HAProxy's, naming the node a learner is pinned to
 from workshop_support import CODE, api, join, seated
 
 pytestmark = pytest.mark.slow
@@ -41,8 +42,6 @@ def haproxy(cluster):
 
 
 def test_a_drained_node_takes_no_new_learner_and_keeps_its_own(cluster, haproxy):
-    from webapp.cluster.haproxy import COOKIE   # HAProxy's, naming the node a learner is pinned to
-
     front = through(haproxy, cluster.nodes["a"])
     pinned = []
     while not any(http.cookies.get(COOKIE) == "b" for http in pinned):
