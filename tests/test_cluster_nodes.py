@@ -1,8 +1,9 @@
 """A node's life in a real cluster on this machine (tests/cluster_support.py: PostgreSQL, Redis and labnb
 nodes with real sandbox lab hosts, HAProxy in front): a drained node takes no new learner and keeps its
 own; a node killed with SIGKILL mid-run is buried by a live one, its learners get a new lab host on the
-node their next request reaches and are told why, and no recorded run is lost; a workshop's place is not
-counted twice; a node whose busybox image differs refuses to start.
+node their next request reaches and are told why, and no recorded run is lost; it comes back up, and
+stopped on purpose hands its learners over at once; a workshop's place is not counted twice; a node whose
+busybox image differs refuses to start.
 """
 from __future__ import annotations
 
@@ -111,6 +112,23 @@ def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
         status.stdout
 
 
+def test_a_dead_node_comes_back_up_and_a_stopped_one_hands_its_learners_over(cluster):
+    """Node b, killed above, starts again: it is up. Stopped on purpose (SIGTERM), it says so at once: its
+    learner's next request, on node a, is told that node b was stopped."""
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    if b.proc.poll() is None:   # run alone: kill it first
+        b.stop(signal.SIGKILL)
+        wait_for(lambda: down(cluster, "b"), 60, 0.5, "node a to find node b dead")
+    b.start()
+    assert not down(cluster, "b")
+    http = b.learner()
+    b.open_lab(http)
+    b.stop(signal.SIGTERM)
+    page = http.get(f"{a.url}/labs/{TEST_LAB}/host", timeout=10).text
+    assert "Your lab host on node b was lost (node b was stopped)" in page, page
+    a.open_lab(http)
+
+
 def test_a_node_whose_image_differs_refuses_to_start(cluster, tmp_path):
     """Its labs would not be the others': it says both image ids and what to do, and never serves."""
     from webapp.labhost import image
@@ -128,7 +146,7 @@ def test_a_node_whose_image_differs_refuses_to_start(cluster, tmp_path):
         theirs, mine = image.image_id(archive), image.build(archive, str(busybox))
         assert mine != theirs
         done = subprocess.run([LABNB, "serve", "--port", str(other.port)], env=other.env, capture_output=True,
-                              text=True, timeout=600)
+                              text=True, timeout=300)
         assert done.returncode != 0
         assert mine[:12] in done.stderr and theirs[:12] in done.stderr and "labnb image build --force" in \
             done.stderr, done.stderr
