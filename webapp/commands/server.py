@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import resource
-from urllib.parse import urlsplit
 
 from gunicorn.app.base import BaseApplication
 
@@ -86,7 +85,7 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
         from ..cluster import join
 
         join.check_image(settings)
-        log.info("node %s joins the cluster (store %s)", settings.node, _where(settings.database_url))
+        log.info("node %s joins the cluster: its busybox image is the up nodes'", settings.node)
     pool = Pool(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     root = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
@@ -123,12 +122,6 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
         "worker_exit": lambda _s, worker: _close(worker),
         "accesslog": None, "loglevel": "warning",
     }).run()
-
-
-def _where(url: str) -> str:
-    """A database URL without its password, for the log."""
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _close(worker) -> None:
