@@ -46,6 +46,10 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
     if given is None:
         given = frozenset(f.name for f in dataclasses.fields(Settings)
                           if getattr(settings, f.name) != f.default)
+    if settings.node:   # a cluster's node: the cluster's secret key, tokens and access code
+        from .cluster import join
+
+        settings = join.settle(settings, new_access_code)
     token = settings.token or secrets.token_hex(24)
     operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
     if operator == token:
@@ -72,17 +76,18 @@ class Services:
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
                  guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, metrics,
-                 agent=None):
+                 node, agent=None):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
         self.metrics = metrics   # the operator's Prometheus metrics (web/metrics.py)
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
         self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
         self.shells, self.events = shells, events
         self.workshop, self.gateway = workshop, gateway
+        self.node = node   # this node of a cluster (webapp/cluster/node.py); None on one machine, for good
         self.agent = agent   # HAProxy's agent-check server (LABNB_AGENT_PORT), or None
 
     def start(self) -> "Services":
-        cut = self.store.mark_cut_off()
+        cut = self.node.start() if self.node is not None else self.store.mark_cut_off()   # a node: its own
         if cut:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
         if self.workshop is not None:
@@ -104,19 +109,24 @@ class Services:
         self.shells.close()
         self.learners.close()
         self.pool.close()
+        if self.node is not None:
+            self.node.close()
         self.store.close()
 
 
 def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, labs: dict, key: bytes,
-                   bind_host: str, cookie: str) -> Services:
+                   bind_host: str, cookie: str, port: int | None = None) -> Services:
     """Every service, each given what it needs when it is made: the store, the admission (who may be admitted:
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
-    events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
+    events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway); a
+    cluster's node, its heartbeat (announcing ``bind_host`` and ``port``) and its learners' placements.
 
     It opens the store (``open_store``: SQLite and its checkpoint thread, or PostgreSQL's connections): call it
     in the process that serves (gunicorn's worker, after the fork), as neither threads nor connections survive
     a fork."""
     from . import runs as run_service, shells as shell_service
+    from .cluster import node as cluster_node
+    from .cluster.moves import Moves
     from .learners.registry import Learners
     from .network.views import Pictures
     from .proxy.gateway import Gateway
@@ -127,6 +137,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
 
     refusals = Refusals()
     store = open_store(settings)
+    moves = Moves(store, settings.node) if settings.node else None   # a node's: where its learners' lab hosts are
     new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
                                refusals)
     if settings.workshop:
@@ -139,10 +150,13 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
-        learners = Learners(pool, admission)
+        learners = Learners(pool, admission, moves=moves)
     else:   # the open server limits lab hosts per address, and gives back idle ones
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
-        learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60)
+        learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60, moves)
+    node = (cluster_node.Node(store, settings.node, cluster_node.announced(bind_host, port or 0), settings.agent_port,
+                              cluster_node.image_id(settings), functools.partial(cluster_node.pool_facts, pool))
+            if settings.node else None)
     guard.init_app(app)
 
     emit = functools.partial(protocol.emit, socketio)   # declared events only
@@ -169,10 +183,11 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
         from .cluster.agent import Agent, node_report
 
         agent = Agent(node_report(settings, pool, admission.room if settings.workshop else None,
-                                  broken=pool.cannot_make), settings.agent_port, bind_host)
+                                  draining=node.draining if node else (lambda: False), broken=pool.cannot_make),
+                      settings.agent_port, bind_host)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
-                    events=events, workshop=workshop, gateway=gateway, metrics=metrics, agent=agent)
+                    events=events, workshop=workshop, gateway=gateway, metrics=metrics, node=node, agent=agent)
 
 
 def served_labs(settings: Settings) -> dict:
@@ -211,7 +226,8 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     SameSite=Lax: other sites' pages cannot send it with their requests,
     forms or WebSockets, but a link to the server from a mail or chat page
     carries it (Strict would not), so following the workshop's URL again
-    keeps a learner who they were."""
+    keeps a learner who they were. A cluster's nodes name it alike: a learner's
+    next request may reach another node."""
     from .labhost.pool import Pool
     from .network import views as network
     from .proxy import views as proxy
@@ -221,12 +237,13 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
 
     settings = resolve(settings or Settings.from_env())
     key = secret_key(settings.state_dir)
+    cookie = cookie_name(None if settings.node else port)   # a cluster's: one, whichever node serves
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     Assets(app.static_folder).init_app(app)   # versioned static URLs that browsers keep
     app.config.update(
         LABNB=settings,
         SECRET_KEY=key,
-        SESSION_COOKIE_NAME=cookie_name(port),
+        SESSION_COOKIE_NAME=cookie,
         SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
@@ -247,7 +264,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     websocket.bound(socketio)
     app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
                                              served_labs(settings) if labs is None else labs, key, bind_host,
-                                             cookie_name(port))
+                                             cookie, port)
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
     app.register_blueprint(proxy.bp)

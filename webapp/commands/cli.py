@@ -308,8 +308,9 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
                    "default 30, or as many as the machine's memory fits).")
 @click.option("--access-code", default=None, help="What learners type to join (LABNB_ACCESS_CODE; default: random).")
 @click.option("--lab", "labs", multiple=True, help="A lab of the workshop, by id; repeat for more (default: all).")
+@click.option("--node", default=None, help="Join a cluster as this node (LABNB_NODE; docs/cluster.md).")
 def serve(host: str, port: int, pool_size: int | None, backend: str | None, workshop: bool | None,
-          capacity: int | None, access_code: str | None, labs: tuple[str, ...]) -> None:
+          capacity: int | None, access_code: str | None, labs: tuple[str, ...], node: str | None) -> None:
     """Start the server and print the URL to open (with --workshop: the instructor's and the join URL).
 
     The server runs in a memory cgroup of its own, limited to LABNB_SERVER_MEMORY_MB."""
@@ -319,7 +320,8 @@ def serve(host: str, port: int, pool_size: int | None, backend: str | None, work
 
     try:
         settings = _settings(pool_size=pool_size, backend=backend, workshop=1 if workshop else None,
-                             capacity=capacity, access_code=access_code, workshop_labs=",".join(labs) or None)
+                             capacity=capacity, access_code=access_code, workshop_labs=",".join(labs) or None,
+                             node=node)
         if (capacity or access_code or labs) and not settings.workshop:
             raise click.UsageError("--capacity, --access-code and --lab are a workshop's: add --workshop")
         with contextlib.ExitStack() as stack:

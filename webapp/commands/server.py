@@ -12,7 +12,10 @@ Before it forks the worker, the settings are resolved (app.resolve: the
 tokens, a workshop's access code and sizing, the limits that fit the machine's
 memory), the labs loaded and what lab hosts need made (provision.py: a fresh
 state dir's image), so that a mistake is told here, to the operator; the
-worker then builds the app and its services (create_app) from them.
+worker then builds the app and its services (create_app) from them. A node
+of a cluster (``--node``, docs/cluster.md) settles the cluster's secrets as
+the settings are resolved, and compares its busybox image with the other
+nodes' once it is made.
 """
 from __future__ import annotations
 
@@ -78,6 +81,11 @@ def serve(settings: Settings, host: str, port: int, given: frozenset[str] = froz
             log.info("removed %d lab host(s) left by an earlier server: %s", len(removed), ", ".join(removed))
         # a fresh state dir: its image is made now, before any learner's lab host needs it
         provision.provide(settings, lambda made: log.info("made what lab hosts need: %s", made))
+    if settings.node:   # every node serves the same labs, or none
+        from ..cluster import join
+
+        join.check_image(settings)
+        log.info("node %s joins the cluster: its busybox image is the up nodes'", settings.node)
     pool = Pool(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     root = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"

@@ -44,19 +44,20 @@ SECURITY_HEADERS = {
 }
 
 
-def secret_key(state_dir: str) -> bytes:
+def secret_key(state_dir: str, shared: bytes | None = None) -> bytes:
     """The key that signs session cookies, kept in the state dir so that
-    learners keep their identity (and their recorded runs) across restarts."""
+    learners keep their identity (and their recorded runs) across restarts;
+    ``shared``: a cluster's, which every node keeps in place of its own."""
     path = os.path.join(state_dir, "secret_key")
     try:
         with open(path, "rb") as f:
             key = f.read()
-        if len(key) >= 32:
+        if len(key) >= 32 and shared in (None, key):
             return key
     except FileNotFoundError:
         pass
     os.makedirs(state_dir, exist_ok=True)
-    key = secrets.token_bytes(32)
+    key = shared or secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key)

@@ -22,13 +22,17 @@ output; a learner whose step's command runs is not idle, but one whose
 endless command waits for Stop is (its bench's current step run). A tab that is only
 open, its WebSocket pinging, is no activity. The learner's recorded runs
 stay; the next use makes them a new lab host, and says why the old one went.
+
+A node of a cluster (docs/cluster.md) is given ``moves`` (webapp/cluster/moves.py): it records where each
+learner's lab host is, and a learner first seen here whose lab host was on a node that died is told so
+with their new one, as above.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from flask import has_request_context, request, session
 from prometheus_client import Histogram
@@ -55,6 +59,14 @@ READY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 
 class NotReady(LabnbError, RuntimeError):
     """The learner's lab host cannot take commands now; the message says why."""
+
+
+class Moves(Protocol):
+    """Where learners' lab hosts are, for the other nodes of a cluster (webapp/cluster/moves.py)."""
+
+    def placed(self, learner_id: str, lab_host: str, state: str) -> None: ...
+
+    def lost(self, learner_id: str) -> str: ...
 
 
 class Learner:
@@ -105,12 +117,13 @@ class Learner:
 class Learners:
     """Every learner seen, and their lab hosts. ``admission`` says who may have one (a workshop's room);
     ``per_address`` is the open server's limit of lab hosts per client address; a lab host with no activity
-    of its learner for ``idle`` seconds is given back (0: kept; ``start`` starts that)."""
+    of its learner for ``idle`` seconds is given back (0: kept; ``start`` starts that); ``moves``: a cluster's
+    node's placements (None on one machine)."""
 
     def __init__(self, pool: Pool, admission: Admission = OPEN, per_address: LabHostsPerAddress | None = None,
-                 idle: float = 0.0):
+                 idle: float = 0.0, moves: Moves | None = None):
         self.pool = pool
-        self.admission, self.per_address, self.idle = admission, per_address, idle
+        self.admission, self.per_address, self.idle, self.moves = admission, per_address, idle, moves
         self._learners: dict[str, Learner] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -129,7 +142,9 @@ class Learners:
         """The learner, whose lab host starts being made the first time they are
         seen, and again when they come back after it was given back (NotReady if
         the admission refuses them one: a workshop's learner without a place). A get
-        is a use of the lab host: the learner's activity."""
+        is a use of the lab host: the learner's activity. A learner whose lab host on another node was lost
+        is told so (``moves``)."""
+        moved = self.moves.lost(learner_id) if self.moves is not None and self.peek(learner_id) is None else ""
         with self._lock:
             learner = self._learners.get(learner_id)
             if learner is None:
@@ -137,6 +152,7 @@ class Learners:
                 if why:
                     raise NotReady(why)
                 learner = self._learners[learner_id] = Learner(learner_id)
+                learner.note = moved
                 self._start(learner)
         learner.active = time.time()
         if learner.state == RECLAIMED:
@@ -294,6 +310,7 @@ class Learners:
     def _claim(self, learner: Learner, generation: int, old: tuple) -> None:
         if old:
             self._dispose(learner.id, *old)
+        self._place(learner.id, None, STARTING)
         host, error = None, ""
         claimed = time.monotonic()
         try:
@@ -311,8 +328,19 @@ class Learners:
                 learner.host = host
                 learner.state = READY if host else FAILED
                 learner.error, learner.since = error, time.time()
+        if current:
+            self._place(learner.id, host, READY if host else FAILED)
         if host is not None and not current:
             self.pool.release(host)
+
+    def _place(self, learner_id: str, host: LabHost | None, state: str) -> None:
+        """Tell the cluster's other nodes where the learner's lab host is (``moves``; none on one machine)."""
+        if self.moves is None:
+            return
+        try:
+            self.moves.placed(learner_id, host.id if host else "", state)
+        except Exception:   # the store out of reach: the lab host works; the heartbeat says so
+            log.exception("recording where learner %s's lab host is", learner_id)
 
     def _set_up(self, learner: Learner, lab: Lab) -> None:
         """Start the lab's setup on the learner's lab host, unless it ran or runs (call under its lock)."""
