@@ -71,12 +71,13 @@ class Services:
     lab hosts' reclaim, the idle shells' end)."""
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
-                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway):
+                 guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, bus=None):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
         self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
         self.shells, self.events = shells, events
         self.workshop, self.gateway = workshop, gateway
+        self.bus = bus   # commands between a cluster's nodes (webapp/cluster/bus.py); None on one machine
 
     def start(self) -> "Services":
         cut = self.store.mark_cut_off()
@@ -84,6 +85,8 @@ class Services:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
         if self.workshop is not None:
             self.workshop.start(self.events)
+        if self.bus is not None:
+            self.bus.start()
         self.learners.start()
         self.shells.start()
         self.pool.start()
@@ -91,6 +94,8 @@ class Services:
 
     def close(self) -> None:
         """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""
+        if self.bus is not None:
+            self.bus.close()
         if self.workshop is not None:
             self.workshop.close()
         self.runs.close()
@@ -122,11 +127,15 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
                                refusals)
     if settings.workshop:
         from .workshop import views
-        from .workshop.manager import RoomAdmission, Workshop, code_mark
+        from .workshop.manager import RoomAdmission, Workshop, code_mark, room_key
         from .workshop.room import Room, Times
+        from .workshop.shared import SharedRoom
 
-        admission = RoomAdmission(Room(settings.capacity, Times.from_settings(settings)),
-                                  code_mark(settings.access_code), operator_mark(settings.operator_token))
+        times = Times.from_settings(settings)
+        room = (SharedRoom(settings.capacity, times, store, room_key(settings.access_code, settings.token))
+                if settings.node else Room(settings.capacity, times))   # a cluster's nodes share one room
+        admission = RoomAdmission(room, code_mark(settings.access_code), operator_mark(settings.operator_token),
+                                  store, settings.node)
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
@@ -144,15 +153,21 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     events = Events(socketio, learners.event_refusal)
     run_starts = RunStarts(settings.runs_per_minute, refusals)
     run_service.register(events, runs, labs, run_starts)
-    shell_service.register(events, shells)
-    workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio)
+    bus = None
+    if settings.redis_url and settings.node:   # a cluster's node: commands to and from the others
+        from .cluster.bus import Bus
+        from .cluster.watch import NodeShells
+
+        bus = Bus(settings.redis_url, settings.node)
+    shell_service.register(events, NodeShells(shells, bus, store, settings.node, learners) if bus else shells)
+    workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio, bus)
                 if settings.workshop else None)
     app.wsgi_app = SocketLimits(app.wsgi_app, app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
     gateway = app.wsgi_app = Gateway(app.wsgi_app, settings, learners, key, cookie, refusals)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
-                    events=events, workshop=workshop, gateway=gateway)
+                    events=events, workshop=workshop, gateway=gateway, bus=bus)
 
 
 def served_labs(settings: Settings) -> dict:
@@ -171,6 +186,7 @@ def served_labs(settings: Settings) -> dict:
 # timeout without a ping. Engine.IO's 20 s made a room of 30 clients doing docker runs on 2 cores drop all
 # their connections (a ping came over 5 s late; bench/workshop.py); a dead tab is seen within 85 s instead.
 PING_TIMEOUT = 60
+CHANNEL = "labnb:socketio"   # Socket.IO's channel in Redis; the bus's are labnb:node:<name> and labnb:all
 
 
 def cookie_name(port: int | None) -> str:
@@ -220,9 +236,12 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     # transports: WebSocket only, as the page uses (no long-polls to count);
     # async_handlers=False: a tab's events are handled in order in its WebSocket's thread, not in a
     # thread each, and its WebSocket reads no further ahead than a few messages (webapp/stream/websocket.py).
+    # message_queue (a cluster, LABNB_REDIS_URL): an event emitted on one node reaches the tabs of every node,
+    # through Redis's channel CHANNEL (Flask-SocketIO's way to run several servers).
+    queue = {"message_queue": settings.redis_url, "channel": CHANNEL} if settings.redis_url else {}
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
-                        ping_timeout=PING_TIMEOUT, async_handlers=False)
+                        ping_timeout=PING_TIMEOUT, async_handlers=False, **queue)
     websocket.bound(socketio)
     app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
                                              served_labs(settings) if labs is None else labs, key, bind_host,

@@ -42,8 +42,9 @@ def message(verb="reset", origin="b", message_id=None, **args) -> str:
 
 def test_a_message_is_read_whole_and_checked():
     assert read(message()) == ("reset", "b", None, {"learner": "l1"})
-    assert read(write("shell_open", "a", {"sid": "s", "learner": "l", "lab": "x", "rows": 24, "cols": 80}))[3] == \
-        {"sid": "s", "learner": "l", "lab": "x", "term": None, "rows": 24, "cols": 80}
+    assert read(write("shell_open", "a", {"sid": "s", "learner": "l", "lab": "x", "rows": 24, "cols": 80,
+                                         "watching": True}))[3] == \
+        {"sid": "s", "learner": "l", "lab": "x", "term": None, "rows": 24, "cols": 80, "watching": True}
 
 
 @pytest.mark.parametrize("raw, why", [

@@ -51,7 +51,8 @@ VERBS: dict[str, dict] = {
     "changed": {"room": Flag()},   # to every node: the room (or only a run) changed: refresh, push the dashboards
     "reset": {"learner": LEARNER},
     "catch_up": {"learner": LEARNER, "lab": Name(), "step": Name()},
-    "shell_open": {"sid": SID, "learner": LEARNER, "lab": Name(), "term": TERM, "rows": ROWS, "cols": COLS},
+    "shell_open": {"sid": SID, "learner": LEARNER, "lab": Name(), "term": TERM, "rows": ROWS, "cols": COLS,
+                   "watching": Flag()},   # the sending node checked the tab: the instructor's, or the learner's own
     "shell_input": {"sid": SID, "learner": LEARNER, "term": TERM, "data": Str()},
     "shell_resize": {"sid": SID, "learner": LEARNER, "term": TERM, "rows": ROWS, "cols": COLS},
     "shell_ack": {"sid": SID, "learner": LEARNER, "term": TERM, "end": Int(0, MAX_POSITION)},
