@@ -1,6 +1,8 @@
-"""The run store against real SQLite files, including a SIGKILLed writer."""
+"""The run store against real SQLite files and a real PostgreSQL (tests/pg_support.py), each test that
+is not about one database's files on both, including a SIGKILLed writer."""
 
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -12,15 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from pg_support import database, pg_database_url, postgres_server  # noqa: F401 (fixtures)
 from web_support import wait_for
-from webapp.store import NOTE_ROOM, Limits, Store, is_run_id
+from webapp.config import Settings
+from webapp.errors import ConfigError
+from webapp.store import NOTE_ROOM, Limits, Store, is_run_id, open_store
+from webapp.store import schema
 from webapp.store import sqlite as store_sqlite
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "data" / "runs.db", Limits()) as s:
+def store(database):
+    with Store(database, Limits()) as s:
         yield s
+
+
+def execute(store, sql, params=()):
+    """A statement of the test's own on the store's database (as another program would), in the
+    concerns' SQL."""
+    with store._sql.write() as db:
+        return db.execute(sql, params).rowcount
 
 
 def new_run(store, step="s1", learner="ada", lab="bridge"):
@@ -36,15 +49,15 @@ def test_files_private_and_wal(tmp_path):
             assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
     db.close()
 
 
 def test_a_store_of_an_older_labnb_is_migrated_and_keeps_its_runs(tmp_path):
     path = tmp_path / "runs.db"
     db = sqlite3.connect(path)
-    for migration in store_sqlite._MIGRATIONS[:2]:   # schema 2: runs had a kind column, always 'step'
-        for statement in migration.split(";"):
+    for migration in schema.MIGRATIONS[:2]:   # schema 2: runs had a kind column, always 'step'
+        for statement in schema.statements(migration, "sqlite"):
             db.execute(statement)
     db.execute("PRAGMA user_version = 2")
     db.execute("INSERT INTO learners VALUES ('ada', 0)")
@@ -61,23 +74,60 @@ def test_a_store_of_an_older_labnb_is_migrated_and_keeps_its_runs(tmp_path):
     db.close()
 
 
-def test_reopen_keeps_schema_and_data(tmp_path):
-    path = tmp_path / "runs.db"
-    with Store(path) as s:
+def test_a_postgres_store_of_an_older_labnb_is_migrated_and_keeps_its_runs(pg_database_url):
+    import psycopg
+
+    from webapp.store.postgres import ddl
+    with psycopg.connect(pg_database_url, autocommit=True) as pg:
+        for migration in schema.MIGRATIONS[:2]:
+            for statement in schema.statements(migration, "postgres"):
+                pg.execute(ddl(statement))
+        pg.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        pg.execute("INSERT INTO schema_version VALUES (2)")
+        pg.execute("INSERT INTO learners VALUES ('ada', 0)")
+        pg.execute("INSERT INTO runs (id, learner, lab, step, kind, command, started, status)"
+                   " VALUES (%s, 'ada', 'bridge', 's1', 'step', 'true', %s, 'done')", ("a" * 32, time.time()))
+    with Store(pg_database_url) as s:
+        assert s.get_run("a" * 32)["status"] == "done" and "kind" not in s.get_run("a" * 32)
+        later = new_run(s)
+        assert [r["id"] for r in s.latest_runs(["bridge"], ["ada"])] == [later]   # ordered after the old one
+    with psycopg.connect(pg_database_url) as pg:
+        assert pg.execute("SELECT version FROM schema_version").fetchone()[0] == len(schema.MIGRATIONS)
+
+
+def test_reopen_keeps_schema_and_data(database):
+    with Store(database) as s:
         run = new_run(s)
         s.append_chunk(run, 0, b"kept")
-    with Store(path) as s:
+    with Store(database) as s:
         assert s.output(run) == b"kept"
 
 
-def test_newer_schema_refused(tmp_path):
-    path = tmp_path / "runs.db"
-    Store(path).close()
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version = 99")
-    db.close()
+def test_newer_schema_refused(database):
+    with Store(database) as s:
+        if database.startswith("postgresql:"):
+            execute(s, "UPDATE schema_version SET version = 99")
+        else:
+            execute(s, "PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer"):
-        Store(path)
+        Store(database)
+
+
+def test_open_store_picks_the_database_of_the_settings(tmp_path, pg_database_url):
+    with open_store(Settings(state_dir=str(tmp_path), store_file="x.sqlite")) as s:
+        assert s.path == tmp_path / "x.sqlite" and (tmp_path / "x.sqlite").exists()
+    with open_store(Settings(state_dir=str(tmp_path / "none"), database_url=pg_database_url)) as s:
+        assert s.path is None and s.get_run("0" * 32) is None and not (tmp_path / "none").exists()
+
+
+def test_a_database_that_cannot_be_reached_is_named_with_its_setting_not_its_password():
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    where = f"LABNB_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:{port}/x"
+    with pytest.raises(ConfigError, match=where) as e:
+        Store(f"postgresql://labnb:s3cret@127.0.0.1:{port}/x")
+    assert "s3cret" not in str(e.value) and "PostgreSQL runs" in str(e.value)
 
 
 def test_append_and_read_in_order(store):
@@ -93,7 +143,7 @@ def test_append_and_read_in_order(store):
     assert [seq for seq, _, _ in store.chunks_since(run, 49)] == [50, 51]
     assert [(seq, data) for seq, _, data in store.chunks_since(run, 10, limit=2)] == [(11, parts[11]), (12, parts[12])]
     assert store.chunks_since(run, 51) == []
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(store._sql.IntegrityError):
         store.append_chunk(run, 3, b"again")
     r = store.get_run(run)
     assert (r["status"], r["stored_bytes"], r["truncated"], r["last_seq"]) == (
@@ -136,9 +186,9 @@ def test_hostile_input(store):
     assert store.get_run(run)["learner"] == evil and store.last_runs(evil, "lab")["s1"]["id"] == run
 
 
-def test_a_run_keeps_its_head_and_tail_and_counts_the_middle(tmp_path):
+def test_a_run_keeps_its_head_and_tail_and_counts_the_middle(database):
     cap = 64 << 10
-    with Store(tmp_path / "runs.db", Limits(run=cap, learner=cap, total=cap)) as s:
+    with Store(database, Limits(run=cap, learner=cap, total=cap)) as s:
         run = new_run(s)
         data = bytes(i * 7 % 251 for i in range(1_000_000))
         for seq, pos in enumerate(range(0, len(data), 1000)):
@@ -218,12 +268,11 @@ def test_latest_runs_of_a_workshops_members_only(store):
     assert store.latest_runs(["bridge"], []) == []
 
 
-def test_mark_cut_off(tmp_path):
-    path = tmp_path / "runs.db"
-    with Store(path) as s:
+def test_mark_cut_off(database):
+    with Store(database) as s:
         running, done = new_run(s), new_run(s)
         s.finish_run(done, "done", exit_code=0)
-    with Store(path) as s:
+    with Store(database) as s:
         assert s.mark_cut_off() == 1
         r = s.get_run(running)
         assert r["status"] == "cut_off" and r["ended"] >= r["started"]
@@ -247,10 +296,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_run_loses_nothing_reported(tmp_path):
-    path = tmp_path / "runs.db"
+def test_sigkill_mid_run_loses_nothing_reported(database):
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, database], stdout=subprocess.PIPE, text=True
     )
     try:
         run = child.stdout.readline().strip()
@@ -267,7 +315,7 @@ def test_sigkill_mid_run_loses_nothing_reported(tmp_path):
         child.wait()
     assert child.returncode == -signal.SIGKILL
 
-    with Store(path) as s:
+    with Store(database) as s:
         stored = {seq: data for seq, _, data in s.chunks_since(run)}
         for seq in reported:
             assert stored[seq] == b"chunk %d\n" % seq
@@ -324,22 +372,21 @@ def test_wal_is_checkpointed_aside_and_truncated_when_quiet(tmp_path, monkeypatc
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_a_rooms_state_is_kept_and_replaced(tmp_path):
-    with Store(tmp_path / "runs.db") as s:
+def test_a_rooms_state_is_kept_and_replaced(database):
+    with Store(database) as s:
         assert s.room("m1") is None
         s.save_room("m1", '{"members": []}')
         s.save_room("m1", '{"members": [1]}')
         s.save_room("m2", "{}")
-    with Store(tmp_path / "runs.db") as s:   # as after a restart
+    with Store(database) as s:   # as after a restart
         assert s.room("m1") == '{"members": [1]}' and s.room("m2") == "{}"
 
 
-def test_a_room_left_alone_past_the_retention_is_forgotten(tmp_path):
-    with Store(tmp_path / "runs.db") as s:
+def test_a_room_left_alone_past_the_retention_is_forgotten(database):
+    with Store(database) as s:
         s.save_room("old", "{}")
         s.save_room("new", "{}")
-    with sqlite3.connect(tmp_path / "runs.db") as db:
-        db.execute("UPDATE rooms SET saved = ? WHERE mark = 'old'", (time.time() - 31 * 86400,))
-    with Store(tmp_path / "runs.db", Limits(retention_days=30)) as s:
+        execute(s, "UPDATE rooms SET saved = ? WHERE mark = 'old'", (time.time() - 31 * 86400,))
+    with Store(database, Limits(retention_days=30)) as s:
         s.prune_expired()
         assert s.room("old") is None and s.room("new") == "{}"

@@ -1,12 +1,13 @@
-"""The run store's limits against real SQLite files, and a real 300 MB run
-through a real lab host: a run's cap (head and tail kept), the learner's and
-the store's quotas, retention."""
+"""The run store's limits against real SQLite files and a real PostgreSQL (tests/pg_support.py), and a
+real 300 MB run through a real lab host: a run's cap (head and tail kept), the learner's and the store's
+quotas, retention."""
 from __future__ import annotations
 
 import time
 
 import pytest
 
+from pg_support import database, pg_database_url, postgres_server  # noqa: F401 (fixtures)
 from run_support import Tab
 from web_support import wait_for
 
@@ -28,9 +29,9 @@ def finished_run(store, learner, step, size, lab="bridge"):
     return run
 
 
-def test_a_learner_over_quota_loses_replaced_runs_first_then_the_oldest_outputs(tmp_path):
+def test_a_learner_over_quota_loses_replaced_runs_first_then_the_oldest_outputs(database):
     limits = Limits(run=64 * KIB, learner=256 * KIB, total=1 << 30)
-    with Store(tmp_path / "runs.db", limits) as s:
+    with Store(database, limits) as s:
         old = [finished_run(s, "ada", f"s{i}", 60 * KIB) for i in range(3)]   # 180 KiB
         again = finished_run(s, "ada", "s0", 60 * KIB)                         # replaces old[0]
         bob = finished_run(s, "bob", "s0", 60 * KIB)
@@ -54,15 +55,15 @@ def test_a_learner_over_quota_loses_replaced_runs_first_then_the_oldest_outputs(
         used = sum(s.get_run(r)["stored_bytes"] for r in old[1:] + [again]) + 2 * 60 * KIB
         assert used <= limits.learner
 
-    with Store(tmp_path / "runs.db", limits) as s:   # the usage is read again at start
+    with Store(database, limits) as s:   # the usage is read again at start
         finished_run(s, "ada", "s5", 60 * KIB)
         assert s.get_run(old[2])["limited_by"] == "learner"
         assert s.get_run(bob)["stored_bytes"] == 60 * KIB
 
 
-def test_a_running_run_is_never_pruned_its_output_is_counted(tmp_path):
+def test_a_running_run_is_never_pruned_its_output_is_counted(database):
     limits = Limits(run=64 * KIB, learner=64 * KIB, total=1 << 30)
-    with Store(tmp_path / "runs.db", limits) as s:
+    with Store(database, limits) as s:
         first = s.start_run("ada", "lab-a", "s1", "yes", None)
         second = s.start_run("ada", "lab-b", "s1", "yes", None)   # two labs at once
         s.append_chunk(first, 0, b"a" * 40 * KIB)
@@ -75,9 +76,9 @@ def test_a_running_run_is_never_pruned_its_output_is_counted(tmp_path):
         assert "30,720 bytes of this run's output were not stored" in note and "LABNB_LEARNER_OUTPUT_MB" in note
 
 
-def test_the_store_quota_takes_from_the_biggest_user(tmp_path):
+def test_the_store_quota_takes_from_the_biggest_user(database):
     limits = Limits(run=64 * KIB, learner=256 * KIB, total=320 * KIB)
-    with Store(tmp_path / "runs.db", limits) as s:
+    with Store(database, limits) as s:
         small = [finished_run(s, "bob", f"s{i}", 20 * KIB) for i in range(2)]
         big = [finished_run(s, "ada", f"s{i}", 60 * KIB) for i in range(4)]   # 280 KiB in all
         carol = finished_run(s, "carol", "s0", 60 * KIB)                      # 340 KiB: over
@@ -89,8 +90,8 @@ def test_the_store_quota_takes_from_the_biggest_user(tmp_path):
         assert total <= limits.total
 
 
-def test_retention_deletes_old_runs_and_their_learners(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(retention_days=30)) as s:
+def test_retention_deletes_old_runs_and_their_learners(database):
+    with Store(database, Limits(retention_days=30)) as s:
         old = finished_run(s, "ada", "s1", 10 * KIB)
         s.record_check(old, 0, "exit_code", True)
         gone_learner = finished_run(s, "bob", "s1", 10 * KIB)
@@ -102,12 +103,13 @@ def test_retention_deletes_old_runs_and_their_learners(tmp_path):
         assert s.prune_expired(now=month) == 3
         assert s.get_run(old) is None and s.get_run(gone_learner) is None and s.get_run(recent) is None
         assert s.get_run(running)["status"] == "running"
-        learners = {r for (r,) in s._sql.db.execute("SELECT id FROM learners")}
+        with s._sql.read() as db:
+            learners = {r for (r,) in db.execute("SELECT id FROM learners")}
+            chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            checks = db.execute("SELECT count(*) FROM checks").fetchone()[0]
         assert learners == {"ada"}                      # ada still has a run; bob and carol have none
-        chunks = s._sql.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        checks = s._sql.db.execute("SELECT count(*) FROM checks").fetchone()[0]
         assert (chunks, checks) == (0, 0)
-    with Store(tmp_path / "runs.db", Limits(retention_days=0)) as s:   # 0 keeps them for ever
+    with Store(database, Limits(retention_days=0)) as s:   # 0 keeps them for ever
         assert s.prune_expired(now=time.time() + 3650 * 86400) == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import secrets
 
 from flask import Flask
@@ -111,18 +110,19 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
     events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway).
 
-    It opens the store (SQLite, and its checkpoint thread): call it in the process that serves (gunicorn's
-    worker, after the fork), as neither threads nor SQLite connections survive a fork."""
+    It opens the store (``open_store``: SQLite and its checkpoint thread, or PostgreSQL's connections): call it
+    in the process that serves (gunicorn's worker, after the fork), as neither threads nor connections survive
+    a fork."""
     from . import runs as run_service, shells as shell_service
     from .learners.registry import Learners
     from .network.views import Pictures
     from .proxy.gateway import Gateway
-    from .store import Limits, Store
+    from .store import open_store
     from .stream import protocol
     from .stream.events import Events
 
     refusals = Refusals()
-    store = Store(os.path.join(settings.state_dir, settings.store_file), Limits.from_settings(settings))
+    store = open_store(settings)
     new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
                                refusals)
     if settings.workshop:

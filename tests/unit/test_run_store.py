@@ -1,6 +1,8 @@
 """The run store through its public face (``webapp.store``: Store, Limits, is_run_id, step_state), on a
-temporary SQLite file: what a run records, its output's ends, the limits, retention, steps' states, rooms.
-(tests/test_store.py and tests/test_store_quota.py hold the rest: migrations, a SIGKILLed writer, quotas.)"""
+temporary SQLite file: what a run records, its output's ends, the limits, retention, steps' states, rooms,
+a cluster's nodes, placements and shared values. tests/test_store_units.py runs these tests again on a real
+PostgreSQL. (tests/test_store.py and tests/test_store_quota.py hold the rest: migrations, a SIGKILLed
+writer, quotas; tests/test_store_cluster.py: two nodes on one PostgreSQL.)"""
 from __future__ import annotations
 
 import time
@@ -12,6 +14,12 @@ from webapp.store import Limits, Store, is_run_id, step_state
 
 KIB = 1024
 DAY = 86400
+
+
+@pytest.fixture
+def database(tmp_path) -> str:
+    """Where a test's own store is (tests/test_store_units.py: a PostgreSQL database)."""
+    return str(tmp_path / "runs.db")
 
 
 def run_of(store, step="s1", learner="ada", lab="bridge", command="ip -br addr"):
@@ -184,8 +192,8 @@ def test_a_limit_smaller_than_the_one_it_holds_says_both_in_bytes_when_not_whole
         Limits(run=4096, learner=4096, total=3000)
 
 
-def test_a_run_under_its_cap_is_not_limited(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(run=8 * KIB, learner=1 << 20, total=1 << 20)) as s:
+def test_a_run_under_its_cap_is_not_limited(database):
+    with Store(database, Limits(run=8 * KIB, learner=1 << 20, total=1 << 20)) as s:
         run = run_of(s)
         s.append_chunk(run, 0, b"x" * 4 * KIB)
         s.finish_run(run, "done", exit_code=0)
@@ -193,8 +201,8 @@ def test_a_run_under_its_cap_is_not_limited(tmp_path):
         assert (r["limited_by"], r["truncated"], s.output(run)) == (None, 0, b"x" * 4 * KIB)
 
 
-def test_the_note_of_a_cut_run_starts_a_line_of_its_own(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(run=4 * KIB, learner=1 << 20, total=1 << 20)) as s:
+def test_the_note_of_a_cut_run_starts_a_line_of_its_own(database):
+    with Store(database, Limits(run=4 * KIB, learner=1 << 20, total=1 << 20)) as s:
         run = run_of(s)
         for seq in range(8):
             s.append_chunk(run, seq, b"y" * 1000)   # no line end: the note must not follow on its line
@@ -204,8 +212,8 @@ def test_the_note_of_a_cut_run_starts_a_line_of_its_own(tmp_path):
         assert s.get_run(run)["limited_by"] == "run"
 
 
-def test_a_run_over_the_learners_quota_stores_nothing_more_and_says_why_at_its_end(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(run=8 * KIB, learner=8 * KIB, total=1 << 20)) as s:
+def test_a_run_over_the_learners_quota_stores_nothing_more_and_says_why_at_its_end(database):
+    with Store(database, Limits(run=8 * KIB, learner=8 * KIB, total=1 << 20)) as s:
         run = run_of(s)
         s.append_chunk(run, 0, b"a" * 6 * KIB)
         other = run_of(s, "s2")
@@ -219,23 +227,23 @@ def test_a_run_over_the_learners_quota_stores_nothing_more_and_says_why_at_its_e
 
 # -- retention ----------------------------------------------------------------------------------------
 
-def test_retention_keeps_runs_that_ended_within_it(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(retention_days=2)) as s:
+def test_retention_keeps_runs_that_ended_within_it(database):
+    with Store(database, Limits(retention_days=2)) as s:
         run = run_of(s)
         s.finish_run(run, "done", exit_code=0)
         assert s.prune_expired(now=time.time() + 1.9 * DAY) == 0 and s.get_run(run) is not None
         assert s.prune_expired(now=time.time() + 2.1 * DAY) == 1 and s.get_run(run) is None
 
 
-def test_retention_deletes_runs_cut_off_by_a_restart_too(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(retention_days=1)) as s:
+def test_retention_deletes_runs_cut_off_by_a_restart_too(database):
+    with Store(database, Limits(retention_days=1)) as s:
         run = run_of(s)
         s.mark_cut_off()
         assert s.prune_expired(now=time.time() + 2 * DAY) == 1 and s.get_run(run) is None
 
 
-def test_retention_deletes_more_runs_than_one_batch(tmp_path):
-    with Store(tmp_path / "runs.db", Limits(retention_days=1)) as s:
+def test_retention_deletes_more_runs_than_one_batch(database):
+    with Store(database, Limits(retention_days=1)) as s:
         runs = [run_of(s, f"s{i}") for i in range(150)]
         for run in runs:
             s.finish_run(run, "done", exit_code=0)
@@ -243,10 +251,10 @@ def test_retention_deletes_more_runs_than_one_batch(tmp_path):
         assert all(s.get_run(r) is None for r in runs[::37])
 
 
-def test_retention_forgets_a_learners_usage_with_their_runs(tmp_path):
+def test_retention_forgets_a_learners_usage_with_their_runs(database):
     """Once a learner's old runs are gone, their quota is theirs again."""
     limits = Limits(run=8 * KIB, learner=8 * KIB, total=1 << 20, retention_days=1)
-    with Store(tmp_path / "runs.db", limits) as s:
+    with Store(database, limits) as s:
         old = run_of(s)
         s.append_chunk(old, 0, b"o" * 6 * KIB)
         s.finish_run(old, "done", exit_code=0)
@@ -307,3 +315,93 @@ def test_rooms_are_kept_apart(store):
     store.save_room("a", '{"n": 1}')
     store.save_room("b", '{"n": 2}')
     assert (store.room("a"), store.room("b"), store.room("c")) == ('{"n": 1}', '{"n": 2}', None)
+
+
+# -- a cluster's nodes, placements and shared values; a room's change ----------------------------------
+
+def test_mark_cut_off_by_a_prefix_cuts_only_that_nodes_lab_hosts_runs(store):
+    mine = [store.start_run("ada", "bridge", "s1", "yes", f"lh-a-{i}") for i in range(2)]
+    others = store.start_run("bob", "bridge", "s1", "yes", "lh-ab-1")   # node "ab": not a prefix of "a"'s
+    nowhere = store.start_run("eve", "bridge", "s1", "yes", None)
+    tricky = store.start_run("eve", "bridge", "s2", "yes", "lh-a%-1")
+    store.append_chunk(mine[0], 0, b"out\n")
+    assert store.mark_cut_off("lh-a-") == 2
+    assert [store.get_run(r)["status"] for r in mine] == ["cut_off", "cut_off"]
+    assert [store.get_run(r)["status"] for r in (others, nowhere, tricky)] == ["running"] * 3
+    assert store.mark_cut_off("lh-a%-") == 1 and store.mark_cut_off("lh-a-") == 0
+    with pytest.raises(ValueError, match="lab_host_prefix: must not be empty"):
+        store.mark_cut_off("")
+    assert store.mark_cut_off() == 2
+
+
+def test_room_tx_reads_and_saves_a_rooms_state_in_one_transaction(store):
+    with store.room_tx("m1") as room:
+        assert room.state is None               # none yet
+    assert store.room("m1") is None
+    with store.room_tx("m1") as room:
+        room.state = '{"seated": 1}'
+    with store.room_tx("m1") as room:
+        assert room.state == '{"seated": 1}'    # read, not changed: not saved again
+    assert store.room("m1") == '{"seated": 1}'
+    with pytest.raises(RuntimeError), store.room_tx("m1") as room:
+        room.state = '{"seated": 2}'
+        raise RuntimeError("the change failed half-way")
+    assert store.room("m1") == '{"seated": 1}'  # nothing of it saved
+    with pytest.raises(ValueError, match="state: expected text"), store.room_tx("m1") as room:
+        room.state = None
+    store.save_room("m1", "{}")
+    with store.room_tx("m1") as room:
+        assert room.state == "{}"
+
+
+def test_nodes_beat_and_keep_their_state(store):
+    assert store.nodes() == []
+    store.node_beat("a", "10.0.0.1:8000", "10.0.0.1:8001", "sha256:1", {"free": 3})
+    store.node_beat("b", "10.0.0.2:8000", "", "sha256:1", {})
+    store.set_node_state("a", "draining")
+    before = time.time()
+    store.node_beat("a", "10.0.0.9:8000", "10.0.0.9:8001", "sha256:2", {"free": 1, "lab_hosts": ["lh-a-1"]})
+    a, b = store.nodes()
+    assert (a["name"], a["address"], a["agent"], a["state"], a["image_id"], a["facts"]) == (
+        "a", "10.0.0.9:8000", "10.0.0.9:8001", "draining", "sha256:2", {"free": 1, "lab_hosts": ["lh-a-1"]})
+    assert a["heartbeat"] >= before and (b["name"], b["state"]) == ("b", "up")
+    with pytest.raises(ValueError, match="state: expected one of up, draining, down"):
+        store.set_node_state("a", "gone")
+    with pytest.raises(LookupError, match="node c: no such node"):
+        store.set_node_state("c", "down")
+    with pytest.raises(ValueError, match="name: must not be empty"):
+        store.node_beat("", "x", "", "", {})
+
+
+def test_placements_say_where_a_learners_lab_host_is_and_lose_a_dead_nodes(store):
+    assert store.placement("ada") is None
+    store.place_learner("ada", "a", None, "starting")
+    store.place_learner("ada", "a", "lh-a-1", "ready")
+    store.place_learner("bob", "a", "lh-a-2", "ready")
+    store.place_learner("eve", "b", "lh-b-1", "ready")
+    store.place_learner("zoe", "a", None, "failed", "no lab host could be made")
+    ada = store.placement("ada")
+    assert {k: ada[k] for k in ("learner", "node", "lab_host", "state", "note")} == {
+        "learner": "ada", "node": "a", "lab_host": "lh-a-1", "state": "ready", "note": ""}
+    assert ada["since"] <= time.time()
+    assert [p["learner"] for p in store.placements("a")] == ["ada", "bob", "zoe"]
+    assert [p["learner"] for p in store.placements()] == ["ada", "bob", "eve", "zoe"]
+    assert store.lose_node("a", "node a stopped answering") == ["ada", "bob", "zoe"]
+    assert store.lose_node("a", "again") == []                   # lost once
+    assert store.placement("bob")["state"] == "lost" and store.placement("bob")["note"] == "node a stopped answering"
+    assert store.placement("eve")["state"] == "ready"
+    store.place_learner("bob", "b", "lh-b-2", "ready")            # moved
+    assert [p["learner"] for p in store.placements("b")] == ["bob", "eve"]
+    with pytest.raises(ValueError, match="state: expected one of starting, ready, failed, lost"):
+        store.place_learner("ada", "a", None, "moving")
+
+
+def test_a_shared_value_is_the_first_ones(store):
+    made = []
+
+    def make(value):
+        return lambda: made.append(value) or value
+    assert store.shared_value("secret_key", make("k1")) == "k1"
+    assert store.shared_value("secret_key", make("k2")) == "k1"
+    assert store.shared_value("token", make("t1")) == "t1"
+    assert made == ["k1", "t1"]                                   # made only when absent

@@ -9,13 +9,12 @@ number.
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Iterator
+from typing import Any, Iterator
 
 from . import fields
 from .limits import NOTE_ROOM, Limits, mib, note
 from .quota import Quota
-from .sqlite import SQLite
+from .schema import Database
 
 ROLL_PARTS = 16           # a run's tail is rolled in steps of its cap / ROLL_PARTS
 _RANK = {None: 0, "run": 1, "learner": 2, "store": 3}   # a run keeps the strongest limit that cut it
@@ -24,7 +23,7 @@ _RANK = {None: 0, "run": 1, "learner": 2, "store": 3}   # a run keeps the strong
 class Output:
     """Mixed into Store: a run's output."""
 
-    _sql: SQLite
+    _sql: Database
     _quota: Quota
     limits: Limits
 
@@ -33,18 +32,18 @@ class Output:
 
         Within the limits (see limits.py): a run's head is kept, its
         tail rolls; what is left out is counted in ``truncated``. A seq
-        already stored raises sqlite3.IntegrityError.
+        already stored raises the database's IntegrityError.
         """
         run_id, seq = fields.run_id(run_id), fields.integer("seq", seq, 0)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ValueError(f"data: expected bytes, got {type(data).__name__}")
         data = bytes(data)
         with self._sql.write() as db:
-            row = db.execute("SELECT status, learner, stored_bytes, truncated, head_seq, limited_by FROM runs"
-                             " WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT status, learner, stored_bytes, truncated, head_seq, limited_by, last_seq"
+                             " FROM runs WHERE id = ?" + self._sql.for_update, (run_id,)).fetchone()
             if row is None:
                 raise LookupError(f"run {run_id}: no such run")
-            status, learner, stored, truncated, head_seq, limited_by = row
+            status, learner, stored, truncated, head_seq, limited_by, last_seq = row
             if status != "running":
                 raise ValueError(f"run {run_id}: is {status}, cannot take more output")
             pos = stored + truncated            # where this chunk starts in the whole output
@@ -83,15 +82,15 @@ class Output:
             if keep:
                 db.execute("INSERT INTO chunks (run, seq, pos, data) VALUES (?, ?, ?, ?)", (run_id, seq, at, keep))
             db.execute(
-                "UPDATE runs SET stored_bytes = ?, truncated = ?, last_seq = max(coalesce(last_seq, -1), ?),"
-                " head_seq = ?, limited_by = ? WHERE id = ?",
-                (stored + len(keep) - freed, truncated + len(data) - len(keep) + freed, seq, head_seq,
-                 limited_by, run_id),
+                "UPDATE runs SET stored_bytes = ?, truncated = ?, last_seq = ?, head_seq = ?, limited_by = ?"
+                " WHERE id = ?",
+                (stored + len(keep) - freed, truncated + len(data) - len(keep) + freed,
+                 seq if last_seq is None else max(last_seq, seq), head_seq, limited_by, run_id),
             )
             self._quota.count(learner, len(keep) - freed)
         self._sql.wrote(len(keep))
 
-    def _end_note(self, db: sqlite3.Connection, run_id: str) -> None:
+    def _end_note(self, db: Any, run_id: str) -> None:
         """At a run's end: if output was left out, a last chunk saying why."""
         learner, stored, truncated, last_seq, limited_by = db.execute(
             "SELECT learner, stored_bytes, truncated, last_seq, limited_by FROM runs WHERE id = ?",
@@ -108,8 +107,8 @@ class Output:
             text = (f"{truncated:,} bytes of this run's output were not stored: {self._quota.full(limited_by)},"
                     f" and only running runs were left to make room from."
                     + (" Tell the instructor." if limited_by == "store" else ""))
-        last = db.execute("SELECT substr(data, -1) FROM chunks WHERE run = ? ORDER BY seq DESC LIMIT 1",
-                          (run_id,)).fetchone()
+        last = db.execute("SELECT substr(data, length(data), 1) FROM chunks WHERE run = ?"
+                          " ORDER BY seq DESC LIMIT 1", (run_id,)).fetchone()
         line = note(text, at_line_start=last is None or last[0] == b"\n")
         self._quota.make_room(db, learner, len(line))
         seq = (-1 if last_seq is None else last_seq) + 1
@@ -124,7 +123,7 @@ class Output:
         a returning browser has not seen. pos is the chunk's place in the whole
         output: where chunks were left out (see Limits), seq and pos jump."""
         run_id, after_seq = fields.run_id(run_id), fields.integer("after_seq", after_seq, -1)
-        lim = -1 if limit is None else fields.integer("limit", limit, 0)
+        lim = self._sql.no_limit if limit is None else fields.integer("limit", limit, 0)
         with self._sql.locked() as db:
             return db.execute(
                 "SELECT seq, pos, data FROM chunks WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",

@@ -25,7 +25,8 @@ class Quota:
 
     def recount(self, db: sqlite3.Connection) -> None:
         """Read every learner's stored bytes (the lock held, or before any thread)."""
-        self._used = dict(db.execute("SELECT learner, sum(stored_bytes) FROM runs GROUP BY learner").fetchall())
+        self._used = {learner: int(n) for learner, n in
+                      db.execute("SELECT learner, sum(stored_bytes) FROM runs GROUP BY learner").fetchall()}
         self._total = sum(self._used.values())
 
     def count(self, learner: str, delta: int) -> None:

@@ -9,7 +9,7 @@ import time
 
 from .limits import Limits
 from .quota import Quota
-from .sqlite import SQLite
+from .schema import Database
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ PRUNE_BATCH = 64          # runs deleted per transaction, so readers are not hel
 class Retention:
     """Mixed into Store: deleting what is older than the limits keep."""
 
-    _sql: SQLite
+    _sql: Database
     _quota: Quota
     limits: Limits
 

@@ -5,13 +5,13 @@ count read."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
+from typing import Any
 
 from ..status import FINISHED
 from . import fields
-from .sqlite import SQLite
+from .schema import Database
 from .steps import PASSED, step_state
 
 _RUN_COLUMNS = (
@@ -23,7 +23,7 @@ _RUN_COLUMNS = (
 class Runs:
     """Mixed into Store, with Output (whose ``_end_note`` ends a run's output)."""
 
-    _sql: SQLite
+    _sql: Database
 
     def start_run(self, learner: str, lab: str, step: str, command: str, lab_host: str | None) -> str:
         """Record a run as 'running' before its command starts; returns its id."""
@@ -33,7 +33,7 @@ class Runs:
             lab_host = fields.text("lab_host", lab_host)
         run_id, now = uuid.uuid4().hex, time.time()
         with self._sql.write() as db:
-            db.execute("INSERT OR IGNORE INTO learners (id, created) VALUES (?, ?)", (learner, now))
+            db.execute("INSERT INTO learners (id, created) VALUES (?, ?) ON CONFLICT DO NOTHING", (learner, now))
             db.execute(
                 "INSERT INTO runs (id, learner, lab, step, command, lab_host, started, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
@@ -81,17 +81,25 @@ class Runs:
                 (run_id, idx, kind, 1 if passed else 0, hint, detail),
             )
 
-    def mark_cut_off(self) -> int:
+    def mark_cut_off(self, lab_host_prefix: str | None = None) -> int:
         """At startup: runs still 'running' lost their server; mark them
-        'cut_off' (ended = now, duration unknown). Returns how many."""
+        'cut_off' (ended = now, duration unknown). Returns how many.
+
+        ``lab_host_prefix``: only the runs of lab hosts whose id starts with it
+        (a node starting, or found dead, cuts off its own lab hosts' runs, not
+        those other nodes are running); None: all of them (one machine)."""
+        where, args = "status = 'running'", ()
+        if lab_host_prefix is not None:
+            prefix = fields.text("lab_host_prefix", lab_host_prefix)
+            where, args = where + " AND substr(lab_host, 1, ?) = ?", (len(prefix), prefix)
         with self._sql.write() as db:
-            runs = [r for (r,) in db.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()]
-            db.execute("UPDATE runs SET status = 'cut_off', ended = ? WHERE status = 'running'", (time.time(),))
+            runs = [r for (r,) in db.execute(f"SELECT id FROM runs WHERE {where}", args).fetchall()]
+            db.execute(f"UPDATE runs SET status = 'cut_off', ended = ? WHERE {where}", (time.time(), *args))
             for run_id in runs:
                 self._end_note(db, run_id)
             return len(runs)
 
-    def _runs(self, db: sqlite3.Connection, where: str, args: tuple) -> list[dict]:
+    def _runs(self, db: Any, where: str, args: tuple) -> list[dict]:
         """The runs that ``where`` selects, each with its checks (fetched in batches: a workshop's grid
         reads hundreds of runs at a time)."""
         cur = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY rowid", args)
@@ -139,7 +147,7 @@ class Runs:
             return self._runs(
                 db,
                 f"rowid IN (SELECT max(rowid) FROM runs WHERE lab IN ({','.join('?' * len(labs))})"
-                " AND learner IN (SELECT value FROM json_each(?)) GROUP BY learner, lab, step)",
+                f" AND learner IN ({self._sql.json_texts}) GROUP BY learner, lab, step)",
                 (*labs, json.dumps([fields.text("learner", x) for x in learners])),
             )
 

@@ -1,8 +1,9 @@
 """The store's database: one SQLite file, its schema and migrations, its
 transactions and its checkpoints. Everything that is SQLite's and not the
 store's own lives here, so that a second database is a second module of this
-shape. (The concerns' queries are still written in SQLite's SQL: ``?``
-parameters, ``rowid``, ``json_each``, ``INSERT OR IGNORE``.)
+shape (postgres.py). The schema is schema.py's; the concerns' SQL is
+SQLite's with ``?`` parameters, as PostgreSQL takes it too (postgres.py
+translates), and the phrases the two say differently are attributes here.
 
 Why these SQLite settings: WAL lets readers go on while a run writes, and
 with ``synchronous=NORMAL`` a commit is in the WAL (in the kernel's page
@@ -42,7 +43,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..status import STORED
+from .schema import MIGRATIONS, statements
 
 log = logging.getLogger(__name__)
 
@@ -51,74 +52,6 @@ CHECKPOINT_BYTES = 16 << 20
 CHECKPOINT_INTERVAL = 2.0
 CHECKPOINT_PASSES = 20
 
-# One entry per schema version; user_version says how many have been applied.
-# Statements are split on ';' (executescript would commit our transaction).
-_MIGRATIONS = [
-    f"""
-    CREATE TABLE learners (
-        id      TEXT PRIMARY KEY,
-        created REAL NOT NULL
-    );
-    CREATE TABLE runs (
-        id           TEXT PRIMARY KEY,
-        learner      TEXT NOT NULL REFERENCES learners(id) ON DELETE CASCADE,
-        lab          TEXT NOT NULL,
-        step         TEXT NOT NULL,
-        kind         TEXT NOT NULL,
-        command      TEXT NOT NULL,
-        lab_host     TEXT,
-        started      REAL NOT NULL,
-        ended        REAL,
-        exit_code    INTEGER,
-        signal       INTEGER,
-        status       TEXT NOT NULL CHECK (status IN {STORED!r}),
-        duration     REAL,
-        stored_bytes INTEGER NOT NULL DEFAULT 0,
-        truncated    INTEGER NOT NULL DEFAULT 0,
-        last_seq     INTEGER
-    );
-    CREATE INDEX runs_by_step ON runs (learner, lab, step);
-    CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
-    -- pos: byte offset of the chunk in the stored output, for head/tail.
-    CREATE TABLE chunks (
-        run  TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        seq  INTEGER NOT NULL,
-        pos  INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (run, seq)
-    );
-    CREATE TABLE checks (
-        run    TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        idx    INTEGER NOT NULL,
-        kind   TEXT NOT NULL,
-        passed INTEGER NOT NULL,
-        hint   TEXT,
-        detail TEXT,
-        PRIMARY KEY (run, idx)
-    );
-    """,
-    # head_seq: the last chunk of the run's head; the chunks after it are its
-    # tail, deleted oldest first. limited_by: which limit left output out.
-    """
-    ALTER TABLE runs ADD COLUMN head_seq INTEGER;
-    ALTER TABLE runs ADD COLUMN limited_by TEXT CHECK (limited_by IN ('run', 'learner', 'store'));
-    CREATE INDEX runs_by_end ON runs (coalesce(ended, started)) WHERE status != 'running'
-    """,
-    # kind was 'step' in every run: a run is a step's commands (checks are its parts)
-    """
-    ALTER TABLE runs DROP COLUMN kind
-    """,
-    # a workshop's room (webapp/workshop/room.py), by a key of its access code's and token's marks
-    """
-    CREATE TABLE rooms (
-        mark  TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        saved REAL NOT NULL
-    )
-    """,
-]
-
-
 class SQLite:
     """One SQLite file, opened and migrated; its connection is safe to share
     between threads through ``write``, ``read`` and ``locked``.
@@ -126,6 +59,11 @@ class SQLite:
     ``recount`` reads again what the store keeps in memory (the usage counts):
     it is called with the connection, the lock held, once the file is open
     and after every write that was rolled back."""
+
+    for_update = ""                     # one writer at a time anyway
+    json_texts = "SELECT value FROM json_each(?)"
+    no_limit = -1
+    IntegrityError = sqlite3.IntegrityError
 
     def __init__(self, path: Path, recount: Callable[[sqlite3.Connection], None]):
         self.path = path
@@ -162,15 +100,14 @@ class SQLite:
         self.db.execute("BEGIN IMMEDIATE")  # two servers starting at once take turns
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(_MIGRATIONS):
+            if version > len(MIGRATIONS):
                 raise RuntimeError(
                     f"{self.path}: schema version {version} is newer than this labnb knows"
-                    f" ({len(_MIGRATIONS)})"
+                    f" ({len(MIGRATIONS)})"
                 )
-            for v in range(version, len(_MIGRATIONS)):
-                for statement in _MIGRATIONS[v].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+            for v in range(version, len(MIGRATIONS)):
+                for statement in statements(MIGRATIONS[v], "sqlite"):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {v + 1}")
             self.db.execute("COMMIT")
         except BaseException:
