@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 
-import psycopg
 import pytest
 
-from pg_support import postgres_url  # noqa: F401 (a fixture)
+from pg_support import postgres_server  # noqa: F401 (a fixture)
 from redis_support import redis_url  # noqa: F401 (a fixture)
 from web_support import TEST_LAB, ShellTab, Tab, serving, wait_for
 from workshop_support import act, api, csrf, join, me, running_lab_hosts, seated, workshop_server
@@ -23,14 +22,10 @@ CAPACITY = 2
 
 
 @pytest.fixture(scope="module")
-def cluster_db(postgres_url):  # noqa: F811
+def cluster_db(postgres_server):  # noqa: F811
     """A database of this module's own on the session's PostgreSQL."""
-    name = f"labnb_room_{os.getpid()}"
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with postgres_server.database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +90,13 @@ def latest(dashboard: list[dict], name: str, check) -> bool:
 def test_the_room_seats_two_and_queues_the_rest_whichever_node_they_joined(nodes, instructor, people):
     a, b = nodes
     for node, http in ((a, instructor), (b, b.operator())):
-        state = api(node, http)
-        assert {k: state["workshop"][k] for k in ("capacity", "seated", "waiting")} == \
-            {"capacity": 2, "seated": 2, "waiting": 2}, node.url
-        places = {learner["name"]: (learner["place"], learner["position"]) for learner in state["learners"]}
-        assert places == {"Ana": ("seated", 0), "Bo": ("seated", 0), "Cy": ("waiting", 1), "Di": ("waiting", 2)}
+        def room():   # a node's copy may be a moment behind the other's change (shared.py: at most STALE s)
+            state = api(node, http)
+            return ({k: state["workshop"][k] for k in ("capacity", "seated", "waiting")},
+                    {learner["name"]: (learner["place"], learner["position"]) for learner in state["learners"]})
+        wait_for(lambda: room()[0] == {"capacity": 2, "seated": 2, "waiting": 2}, 5, 0.1,
+                 what=f"the room on {node.url}: {room()}")
+        assert room()[1] == {"Ana": ("seated", 0), "Bo": ("seated", 0), "Cy": ("waiting", 1), "Di": ("waiting", 2)}
 
 
 def test_the_dashboard_on_a_shows_bs_learner_live(nodes, people, dashboard):

@@ -87,8 +87,12 @@ class NodeShells:
         return placed["node"] if placed is not None and placed["node"] != self.node else ""
 
     def _remote_of(self, sid: str, learner_id: str) -> str:
+        """Where tab ``sid``'s events about ``learner_id`` go: the node it opened their terminal on. A tab's
+        keys and sizes name its own learner (the instructor's, for a watcher): they go where the tab's
+        terminal is, whose node's rules refuse them."""
         with self._lock:
-            return self._remote.get(sid, {}).get(learner_id, "")
+            opened = self._remote.get(sid, {})
+            return opened.get(learner_id) or next(iter(opened.values()), "")
 
     def _ask(self, node: str, verb: str, **args) -> None:
         try:

@@ -173,7 +173,7 @@ class RoomAdmission:
         if placed is not None and placed["node"] != self.node and placed["state"] in (PLACED_STARTING, PLACED_READY):
             return (f"this learner's lab host is held by node {placed['node']}: node {self.node} makes no second "
                     f"one (their own pages and the instructor's actions reach it there)")
-        self.store.place_learner(learner_id, self.node, "", PLACED_STARTING)
+        self.store.place_learner(learner_id, self.node, None, PLACED_STARTING)
         return None
 
     def touch(self, learner_id: str) -> None:
@@ -205,8 +205,7 @@ class Workshop:
         self.node, self.bus = settings.node, bus   # a cluster's node, and the bus to the others (None: alone)
         self._key = room_key(settings.access_code, settings.token)
         self._dirty = threading.Event()
-        self._tell = threading.Event()   # the other nodes are to hear that something changed here
-        self._room_news = False          # and that it was the room
+        self._tell = threading.Event()   # the other nodes are to hear that a run changed here
         self._closed = threading.Event()
         self._saved = ""   # its state as last saved
         self._saving = threading.Lock()
@@ -388,12 +387,12 @@ class Workshop:
                 if learner is not None:
                     self.learners.end(place.id)
                 if placed is not None and placed["state"] != PLACED_FAILED:
-                    self.store.place_learner(place.id, self.node, "", PLACED_FAILED)
+                    self.store.place_learner(place.id, self.node, None, PLACED_FAILED)
             elif learner is not None:
                 if learner.working:
                     self.room.touch(place.id)   # a command runs: for the node that ends idle places
                 status = learner.status()
-                now = (status["host"] or "", status["state"] if status["state"] in PLACED else PLACED_FAILED)
+                now = (status["host"], status["state"] if status["state"] in PLACED else PLACED_FAILED)
                 if placed is None or (placed["lab_host"], placed["state"]) != now:
                     self.store.place_learner(place.id, self.node, *now)
 
@@ -458,8 +457,8 @@ class Workshop:
         socketio = self.socketio
         for to in [LEARNERS] if ids is None else [learner_channel(i) for i in ids]:
             emit(socketio, "place", {}, to)   # with a message queue, to the learner's tabs on every node
-        self._room_news = True
-        self._tell.set()
+        if self.bus is not None:   # at once: the other nodes' copies of the room are old now
+            self.bus.broadcast("changed", room=True)
         self._dirty.set()
 
     def _run_changed(self, learner_id: str) -> None:
@@ -467,11 +466,10 @@ class Workshop:
         self._dirty.set()
 
     def _tell_others(self) -> None:
-        """The other nodes hear that the room or a run changed here (one note per push at most)."""
+        """The other nodes hear that a run changed here (one note per push at most)."""
         if self.bus is not None and self._tell.is_set():
             self._tell.clear()
-            room, self._room_news = self._room_news, False
-            self.bus.broadcast("changed", room=room)
+            self.bus.broadcast("changed", room=False)
 
     def _push_loop(self) -> None:
         while not self._closed.is_set():
