@@ -3,7 +3,7 @@ PostgreSQL (tests/pg_support.py) and one Redis (tests/redis_support.py), given t
 learners' and operator's tokens and secret key (until the nodes share them through the store). Learners
 join node A or node B directly (no HAProxy here: tests/test_cluster_haproxy.py places them): the room of
 two seats two and queues the rest, whichever node they joined; the dashboard on A shows B's learner live;
-the instructor on A resets, extends and ends B's learner, and it happens on B; watching B's learner's
+the instructor on A resets, catches up, extends and ends B's learner, and it happens on B; watching B's learner's
 terminal from A streams it, and B's rules hold for the watcher."""
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_watching_bs_learners_terminal_from_a_streams_and_bs_rules_hold(nodes, i
         watcher.close()
 
 
-def test_the_instructor_on_a_resets_extends_and_ends_bs_learner_on_b(nodes, instructor, people, dashboard):
+def test_the_instructor_on_a_resets_catches_up_extends_and_ends_bs_learner_on_b(nodes, instructor, people, dashboard):
     a, b = nodes
     on_b = b.operator()
     bo = me(a, instructor, "Bo")["id"]
@@ -156,6 +156,15 @@ def test_the_instructor_on_a_resets_extends_and_ends_bs_learner_on_b(nodes, inst
     assert after in running_lab_hosts(b, on_b)
     wait_for(lambda: "instructor reset your lab host" in people["Bo"].get(f"{b.url}/labs/{TEST_LAB}", timeout=10).text,
              10, 0.2, what="Bo's page on B to say the instructor reset it")
+
+    r = instructor.post(f"{a.url}/workshop/learners/{bo}/catch-up", data={"lab": TEST_LAB, "step": "colours"},
+                        headers=headers, timeout=30)
+    assert r.json() == {"ok": True}, r.text                  # B runs Bo's steps before "colours" on B
+    wait_for(lambda: me(a, instructor, "Bo")["steps"][TEST_LAB]["count"]["state"] == "passed", 120, 0.2,
+             what="Bo's first step, caught up on B")
+    r = instructor.post(f"{a.url}/workshop/learners/{bo}/catch-up", data={"lab": TEST_LAB, "step": "nope"},
+                        headers=headers, timeout=30)
+    assert r.status_code == 400 and "no lab" in r.json()["error"]   # B's refusal, said on A
 
     r = instructor.post(f"{a.url}/workshop/learners/{bo}/extend", data={"minutes": "15"}, headers=headers,
                         timeout=10)

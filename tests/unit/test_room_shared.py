@@ -116,3 +116,24 @@ def test_a_node_that_starts_gives_everyone_a_fresh_idle_clock(store, clock):
     b = node(store, 2, Times(idle=600))
     b.resume()
     assert b.expire(lambda learner: False)[0] == []
+
+
+def test_a_node_makes_no_lab_host_for_a_learner_another_node_holds_one_for(store):
+    from webapp.workshop.manager import RoomAdmission
+
+    room = node(store)
+    room.join("l1", "Ana")
+    on_a = RoomAdmission(room, "mark", "operator", store, "a")
+    store.place_learner("l1", "b", None, "starting")
+    assert "held by node b" in on_a.admits("l1")            # b makes it: a makes no second one
+    store.place_learner("l1", "b", "lh-b-1", "ready")
+    assert "held by node b" in on_a.admits("l1")
+    store.place_learner("l1", "b", None, "failed")           # b holds none now: a may make it
+    assert on_a.admits("l1") is None
+    assert {k: store.placement("l1")[k] for k in ("node", "lab_host", "state")} == \
+        {"node": "a", "lab_host": None, "state": "starting"}   # said at once, for the other nodes
+    store.place_learner("l1", "b", "lh-b-2", "lost")         # b died
+    assert on_a.admits("l1") is None
+    alone = RoomAdmission(room, "mark", "operator", store)   # one machine: placements are not read
+    store.place_learner("l1", "b", "lh-b-3", "ready")
+    assert alone.admits("l1") is None
