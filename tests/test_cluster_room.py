@@ -116,6 +116,7 @@ def test_the_dashboard_on_a_shows_bs_learner_live(nodes, people, dashboard):
 
 def test_watching_bs_learners_terminal_from_a_streams_and_bs_rules_hold(nodes, instructor, people):
     a, b = nodes
+    b.open_lab(people["Bo"])
     bo = me(a, instructor, "Bo")["id"]
     mine, watcher = ShellTab(b, people["Bo"]), ShellTab(a, instructor, learner=bo)
     try:
