@@ -3,7 +3,8 @@ PostgreSQL (tests/pg_support.py) and one Redis (tests/redis_support.py), given t
 learners' and operator's tokens and secret key (until the nodes share them through the store). Learners
 join node A or node B directly (no HAProxy here: tests/test_cluster_haproxy.py places them): the room of
 two seats two and queues the rest, whichever node they joined; the dashboard on A shows B's learner live;
-the instructor on A resets, catches up, extends and ends B's learner, and it happens on B; watching B's learner's
+the instructor on A resets, catches up, extends and ends B's learner, and it happens on B; watching
+B's learner's runs from A streams them live and whole; watching B's learner's
 terminal from A streams it, and B's rules hold for the watcher."""
 from __future__ import annotations
 
@@ -139,6 +140,38 @@ def test_watching_bs_learners_terminal_from_a_streams_and_bs_rules_hold(nodes, i
     finally:
         mine.close()
         watcher.close()
+
+
+def test_watching_bs_learners_run_from_a_streams_it_live_and_whole(nodes, instructor, people):
+    a, b = nodes
+    b.open_lab(people["Bo"])
+    bo = me(a, instructor, "Bo")["id"]
+    watcher = a.socket(instructor)
+    started, chunks, ends = [], {}, []
+
+    def output(m):
+        chunks[m["seq"]] = m["data"]
+        watcher.emit("ack", {"run": m["run"], "end": m["end"], "learner": bo})   # to B, through the bus
+    watcher.on("run_started", started.append)
+    watcher.on("output", output)
+    watcher.on("end", ends.append)
+    tab = Tab(b, people["Bo"])
+    try:
+        assert watcher.call("open", {"lab": TEST_LAB, "learner": bo}, timeout=10) == {"running": []}
+        run = tab.run("count")                                # thirty lines, one every 0.2 s, on B
+        wait_for(lambda: started, 10, what="A's watcher to hear of Bo's run on B")
+        assert watcher.call("open", {"lab": TEST_LAB, "learner": bo}, timeout=10) == \
+            {"running": [{"run": run, "step": "count"}]}      # what runs on B
+        assert watcher.call("attach", {"run": run, "after": -1, "end": 0, "learner": bo}, timeout=10) == \
+            {"status": "running"}
+        wait_for(lambda: ends, 30, what="the run's end on A")
+        assert sorted(chunks) == list(range(len(chunks)))     # every chunk, once
+        text = b"".join(chunks[seq] for seq in sorted(chunks)).decode()
+        assert "line 1\r\n" in text and "line 30\r\n" in text
+        assert "error" in watcher.call("stop", {"run": run}, timeout=10)   # watching is reading
+    finally:
+        tab.close()
+        watcher.disconnect()
 
 
 def test_the_instructor_on_a_resets_catches_up_extends_and_ends_bs_learner_on_b(nodes, instructor, people, dashboard):

@@ -152,13 +152,15 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     shells = shell_service.ShellManager(learners, labs, emit, settings.shell_idle_timeout)
     events = Events(socketio, learners.event_refusal)
     run_starts = RunStarts(settings.runs_per_minute, refusals)
-    run_service.register(events, runs, labs, run_starts)
     bus = None
     if settings.redis_url and settings.node:   # a cluster's node: commands to and from the others
         from .cluster.bus import Bus
-        from .cluster.watch import NodeShells
+        from .cluster.watch import NodeRuns, NodeShells
 
         bus = Bus(settings.redis_url, settings.node)
+    # a learner of another node's: their runs and terminals are there (cluster/watch.py)
+    run_service.register(events, NodeRuns(runs, bus, store, settings.node, learners) if bus else runs, labs,
+                         run_starts)
     shell_service.register(events, NodeShells(shells, bus, store, settings.node, learners) if bus else shells)
     workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio, bus)
                 if settings.workshop else None)

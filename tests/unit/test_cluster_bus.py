@@ -54,6 +54,8 @@ def test_a_message_is_read_whole_and_checked():
     (json.dumps({"verb": "reset", "from": "b", "args": {"learner": "l"}, "extra": 1}), "expected an object"),
     (message(verb="shutdown"), "verb: expected one of"),
     (message(verb="reply"), "reply: args"),
+    (message(verb="reply", error="", value=[1]), "value: expected an object"),
+    (message(verb="run_attach", sid="s", learner="l", run="../etc", after=-1, end=0), "run: expected a run id"),
     (json.dumps({"verb": "reset", "from": "b", "args": []}), "args: expected an object"),
     (message(learner=""), "learner: expected a name"),
     (message(learner=["l"]), "learner: expected a name"),
@@ -118,7 +120,9 @@ def test_an_ask_gets_the_other_nodes_error_as_its_own(node):
         with pytest.raises(BusError, match="no lab host for l1 here"):
             node.ask("b", "reset", learner="l1")
         other.on("reset", lambda origin, learner: None)
-        node.ask("b", "reset", learner="l1")   # done: no error
+        assert node.ask("b", "reset", learner="l1") == {}   # done: no error, no answer
+        other.on("run_running", lambda origin, learner, lab: {"running": [{"run": "r" * 32, "step": "s"}]})
+        assert node.ask("b", "run_running", learner="l1", lab="x") == {"running": [{"run": "r" * 32, "step": "s"}]}
     finally:
         other.close()
 

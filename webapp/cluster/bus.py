@@ -14,7 +14,7 @@ minute), never handed on. ``send`` is at most once: a message published while
 a node's subscriber reconnects is lost, so what must happen in the end is also
 put right by the receiver's own loop (the workshop ends the lab host of a
 learner whose place ended, whoever ended it). ``ask`` waits for the other
-node's ``reply`` (its error, or none) until a deadline.
+node's ``reply`` (its error, or none, and the handler's answer) until a deadline.
 
 Handlers run in a few threads of the bus's own, so the subscriber never waits
 on a lab host; past MAX_PENDING waiting messages, more are dropped and said.
@@ -32,7 +32,7 @@ from typing import Callable
 import redis
 
 from ..errors import LabnbError
-from ..stream.fields import MAX_POSITION, BadEvent, Flag, Int, Name, Str
+from ..stream.fields import POSITION, SEQ, BadEvent, Data, Flag, Int, Name, RunId, Str
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,14 @@ VERBS: dict[str, dict] = {
                    "watching": Flag()},   # the sending node checked the tab: the instructor's, or the learner's own
     "shell_input": {"sid": SID, "learner": LEARNER, "term": TERM, "data": Str()},
     "shell_resize": {"sid": SID, "learner": LEARNER, "term": TERM, "rows": ROWS, "cols": COLS},
-    "shell_ack": {"sid": SID, "learner": LEARNER, "term": TERM, "end": Int(0, MAX_POSITION)},
+    "shell_ack": {"sid": SID, "learner": LEARNER, "term": TERM, "end": POSITION},
     "shell_detach": {"sid": SID},
-    "reply": {"error": Str()},     # to an ``ask``: its ``id``, and the error ("": done)
+    "run_running": {"learner": LEARNER, "lab": Name()},
+    "run_attach": {"sid": SID, "learner": LEARNER, "run": RunId(), "after": SEQ, "end": POSITION},
+    "run_ack": {"sid": SID, "learner": LEARNER, "run": RunId(), "end": POSITION},
+    "run_detach": {"sid": SID},
+    # to an ``ask``: its ``id``, the error ("": done) and what the handler answered (its receiver checks it)
+    "reply": {"error": Str(), "value": Data(dict, "an object")},
 }
 NODE = Name()   # a node's name (checked where LABNB_NODE is read: a-z0-9, at most 12)
 MESSAGE_ID = Name(optional=True)
@@ -151,11 +156,11 @@ class Bus:
         except BusError as e:
             self._say(str(e))
 
-    def ask(self, node: str, verb: str, timeout: float = ASK_TIMEOUT, **args) -> None:
-        """``verb`` done on ``node``: returns when it answers; BusError with its error, or if it does not
-        answer within ``timeout`` seconds."""
+    def ask(self, node: str, verb: str, timeout: float = ASK_TIMEOUT, **args) -> dict:
+        """``verb`` done on ``node``: its handler's answer (an object, unchecked: the caller checks what it
+        uses); BusError with its error, or if it does not answer within ``timeout`` seconds."""
         message_id = secrets.token_hex(8)
-        answered, error = threading.Event(), []
+        answered, error = threading.Event(), []   # the reply's args, once it came
         self._waiting[message_id] = (answered, error)
         try:
             self._publish(channel(node), write(verb, self.node, args, message_id), node)
@@ -164,8 +169,9 @@ class Bus:
                                f"reach Redis (LABNB_REDIS_URL)? Try again, or see its log")
         finally:
             self._waiting.pop(message_id, None)
-        if error and error[0]:
-            raise BusError(error[0])
+        if error[0]["error"]:
+            raise BusError(error[0]["error"])
+        return error[0]["value"]
 
     def _publish(self, to: str, data: str, whom: str) -> None:
         try:
@@ -209,7 +215,7 @@ class Bus:
         if verb == "reply":
             waiting = self._waiting.get(message_id or "")
             if waiting is not None:
-                waiting[1].append(args["error"])
+                waiting[1].append(args)
                 waiting[0].set()
             return
         handler = self._handlers.get(verb)
@@ -222,9 +228,9 @@ class Bus:
         self._workers.submit(self._handle, handler, verb, origin, message_id, args)
 
     def _handle(self, handler: Callable, verb: str, origin: str, message_id: str | None, args: dict) -> None:
-        error = ""
+        error, value = "", None
         try:
-            handler(origin=origin, **args)
+            value = handler(origin=origin, **args)
         except LabnbError as e:
             error = str(e)
         except Exception as e:   # a bug: say it here, and to the node that asked
@@ -234,8 +240,8 @@ class Bus:
             self._pending.release()
         if message_id is not None:
             try:
-                self._publish(channel(origin), write("reply", self.node, {"error": error[:4000]}, message_id),
-                              origin)
+                reply = {"error": error[:4000], "value": value if isinstance(value, dict) else {}}
+                self._publish(channel(origin), write("reply", self.node, reply, message_id), origin)
             except BusError as e:
                 self._say(str(e))
 
