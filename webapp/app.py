@@ -76,7 +76,7 @@ class Services:
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
                  guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, metrics,
-                 node, agent=None):
+                 node, agent=None, bus=None):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
         self.metrics = metrics   # the operator's Prometheus metrics (web/metrics.py)
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
@@ -85,6 +85,7 @@ class Services:
         self.workshop, self.gateway = workshop, gateway
         self.node = node   # this node of a cluster (webapp/cluster/node.py); None on one machine, for good
         self.agent = agent   # HAProxy's agent-check server (LABNB_AGENT_PORT), or None
+        self.bus = bus   # commands between a cluster's nodes (webapp/cluster/bus.py); None on one machine
 
     def start(self) -> "Services":
         cut = self.node.start() if self.node is not None else self.store.mark_cut_off()   # a node: its own
@@ -92,6 +93,8 @@ class Services:
             log.warning("%d run(s) were cut off when the server last stopped; they are marked so", cut)
         if self.workshop is not None:
             self.workshop.start(self.events)
+        if self.bus is not None:
+            self.bus.start()
         self.learners.start()
         self.shells.start()
         self.pool.start()
@@ -103,6 +106,8 @@ class Services:
         """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""
         if self.agent is not None:
             self.agent.close()
+        if self.bus is not None:
+            self.bus.close()
         if self.workshop is not None:
             self.workshop.close()
         self.runs.close()
@@ -142,11 +147,15 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
                                refusals)
     if settings.workshop:
         from .workshop import views
-        from .workshop.manager import RoomAdmission, Workshop, code_mark
+        from .workshop.manager import RoomAdmission, Workshop, code_mark, room_key
         from .workshop.room import Room, Times
+        from .workshop.shared import SharedRoom
 
-        admission = RoomAdmission(Room(settings.capacity, Times.from_settings(settings)),
-                                  code_mark(settings.access_code), operator_mark(settings.operator_token))
+        times = Times.from_settings(settings)
+        room = (SharedRoom(settings.capacity, times, store, room_key(settings.access_code, settings.token))
+                if settings.node else Room(settings.capacity, times))   # a cluster's nodes share one room
+        admission = RoomAdmission(room, code_mark(settings.access_code), operator_mark(settings.operator_token),
+                                  store, settings.node)
         guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
@@ -166,9 +175,17 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     shells = shell_service.ShellManager(learners, labs, emit, settings.shell_idle_timeout)
     events = Events(socketio, learners.event_refusal)
     run_starts = RunStarts(settings.runs_per_minute, refusals)
-    run_service.register(events, runs, labs, run_starts)
-    shell_service.register(events, shells)
-    workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio)
+    bus = None
+    if settings.redis_url and settings.node:   # a cluster's node: commands to and from the others
+        from .cluster.bus import Bus
+        from .cluster.watch import NodeRuns, NodeShells
+
+        bus = Bus(settings.redis_url, settings.node)
+    # a learner of another node's: their runs and terminals are there (cluster/watch.py)
+    run_service.register(events, NodeRuns(runs, bus, store, settings.node, learners) if bus else runs, labs,
+                         run_starts)
+    shell_service.register(events, NodeShells(shells, bus, store, settings.node, learners) if bus else shells)
+    workshop = (Workshop(settings, labs, admission, guard, store, runs, catch_ups, learners, socketio, bus)
                 if settings.workshop else None)
     app.wsgi_app = SocketLimits(Health(app.wsgi_app), app, settings, refusals)
     # outermost: a request for a lab host's web service never reaches the app (it has a host name of its own)
@@ -187,7 +204,8 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
                       settings.agent_port, bind_host)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
-                    events=events, workshop=workshop, gateway=gateway, metrics=metrics, node=node, agent=agent)
+                    events=events, workshop=workshop, gateway=gateway, metrics=metrics, node=node, agent=agent,
+                    bus=bus)
 
 
 def served_labs(settings: Settings) -> dict:
@@ -206,6 +224,7 @@ def served_labs(settings: Settings) -> dict:
 # timeout without a ping. Engine.IO's 20 s made a room of 30 clients doing docker runs on 2 cores drop all
 # their connections (a ping came over 5 s late; bench/workshop.py); a dead tab is seen within 85 s instead.
 PING_TIMEOUT = 60
+CHANNEL = "labnb:socketio"   # Socket.IO's channel in Redis; the bus's are labnb:node:<name> and labnb:all
 
 
 def cookie_name(port: int | None) -> str:
@@ -258,9 +277,12 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     # transports: WebSocket only, as the page uses (no long-polls to count);
     # async_handlers=False: a tab's events are handled in order in its WebSocket's thread, not in a
     # thread each, and its WebSocket reads no further ahead than a few messages (webapp/stream/websocket.py).
+    # message_queue (a cluster, LABNB_REDIS_URL): an event emitted on one node reaches the tabs of every node,
+    # through Redis's channel CHANNEL (Flask-SocketIO's way to run several servers).
+    queue = {"message_queue": settings.redis_url, "channel": CHANNEL} if settings.redis_url else {}
     socketio = SocketIO(app, async_mode="threading", max_http_buffer_size=(64 << 10) * 4 + 1024,
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
-                        ping_timeout=PING_TIMEOUT, async_handlers=False)
+                        ping_timeout=PING_TIMEOUT, async_handlers=False, **queue)
     websocket.bound(socketio)
     app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
                                              served_labs(settings) if labs is None else labs, key, bind_host,

@@ -86,6 +86,11 @@ def _mark(kind: str, token: str) -> str:
     return hashlib.sha256(f"labnb-{kind}:{token}".encode()).hexdigest()[:32]
 
 
+def token_mark(token: str) -> str:
+    """What a learner's cookie holds of the learners' token."""
+    return _mark("token", token)
+
+
 def operator_mark(operator: str) -> str:
     """What the operator's cookie holds of their token."""
     return _mark("operator", operator)

@@ -23,6 +23,7 @@ import logging
 import sys
 
 from flask_socketio import SocketIO
+from socketio import PubSubManager
 
 from .fields import (MAX_POSITION, POSITION, SEQ, BadEvent, Bytes, Data, Flag, Int, Kind, Name, Number, Owner, RunId,
                      Str, Text)
@@ -157,8 +158,10 @@ TO_TAB = _events(
 )
 
 
-def emit(socketio: SocketIO, event: str, payload: dict, to: str) -> None:
-    """Send a declared event to a tab (a sid) or a channel (a Socket.IO room); a bug (ProtocolError) otherwise."""
+def emit(socketio: SocketIO, event: str, payload: dict, to: str, local: bool = False) -> None:
+    """Send a declared event to a tab (a sid) or a channel (a Socket.IO room); a bug (ProtocolError) otherwise.
+    With a message queue between nodes (LABNB_REDIS_URL), it reaches the tabs of every node, but ``local``:
+    this node's only; an event for one tab of this node's does not go through the queue."""
     declared = TO_TAB.get(event)
     if declared is None:
         raise ProtocolError(f"the server emits {event!r}, which webapp/stream/protocol.py does not declare")
@@ -170,7 +173,16 @@ def emit(socketio: SocketIO, event: str, payload: dict, to: str) -> None:
         if event not in _logged:
             _logged.add(event)
             log.error("%s: sent anyway; this is a bug of labnb's (logged once per event)", e)
-    socketio.emit(event, payload, to=to)
+    if local or _here(socketio, to):
+        socketio.emit(event, payload, to=to, ignore_queue=True)
+    else:
+        socketio.emit(event, payload, to=to)
+
+
+def _here(socketio: SocketIO, to: str) -> bool:
+    """Whether ``to`` is a tab connected to this node while a message queue joins the nodes."""
+    manager = socketio.server.manager if isinstance(socketio, SocketIO) else None
+    return isinstance(manager, PubSubManager) and manager.is_connected(to, "/")
 
 
 def markdown() -> str:

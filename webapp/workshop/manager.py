@@ -14,6 +14,18 @@ keeps the room's state in the store, by the marks of its access code and
 of the learners' token: a server restarted with both the same continues
 the room where it was (with another token, every learner is signed out, and
 the room starts empty).
+
+Past one machine (``LABNB_NODE``, docs/cluster.md) the room is one for every
+node (shared.py), and so is the dashboard: each node's push loop shows every
+learner, their lab host's state from the store's placements (which node holds
+it, starting, ready or failed; this node writes those of its own learners),
+and pushes to its own instructor tabs only. What changes here is told to the
+other nodes over Redis (the bus's ``changed`` note: they load the room again
+and push), and what must happen on the node that holds a learner's lab host
+goes there: the instructor's reset and catch-up (the bus's ``ask``); an end
+(the instructor's, the learner's leave, their time up, whichever node ended
+it) is made on that node by its own loop, which ends the lab host of every
+learner of its own whose place ended. An extension is the room's only.
 """
 from __future__ import annotations
 
@@ -28,8 +40,8 @@ import time
 from flask import has_request_context, session
 from flask_socketio import join_room
 
-from ..errors import ConfigError
-from ..guard.auth import is_operator
+from ..errors import ConfigError, LabnbError
+from ..guard.auth import is_operator, token_mark
 from ..guard.limits import lab_hosts_that_fit
 from ..runs import CatchUps, RunError
 from ..store import step_state
@@ -45,6 +57,8 @@ PUSH_EVERY = 0.25     # seconds: changes meanwhile go in one push to the dashboa
                       # hundred runs: pushing it on every run's start and end would take the server's CPU)
 REFRESH_EVERY = 5.0   # seconds: the dashboards' idle times and lab host states move on by themselves
 INSTRUCTORS, LEARNERS = "workshop:instructors", "workshop:learners"   # channels (Socket.IO rooms)
+# a placement's states (the store's placements: which node holds a learner's lab host)
+PLACED_STARTING, PLACED_READY, PLACED_FAILED = "starting", "ready", "failed"
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i to misread on a projector
 
 
@@ -109,11 +123,18 @@ def code_mark(code: str) -> str:
     return hashlib.sha256(f"labnb-room:{code}".encode()).hexdigest()[:32]
 
 
+def room_key(code: str, token: str) -> str:
+    """The room's key in the store: a server restarted with the same access code and learners' token
+    continues it, and the nodes of a cluster (given both the same) share it."""
+    return hashlib.sha256(f"{code_mark(code)}:{token_mark(token)}".encode()).hexdigest()[:32]
+
+
 class RoomAdmission:
     """A workshop room's admission (guard/admission.py): the instructor always, a learner while seated."""
 
-    def __init__(self, room: Room, mark: str, operator_mark: str):
+    def __init__(self, room: Room, mark: str, operator_mark: str, store=None, node: str = ""):
         self.room, self.mark, self.operator_mark = room, mark, operator_mark
+        self.store, self.node = store, node   # a cluster's node: which node holds a learner's lab host
 
     def refusal(self, active: bool = True) -> str | None:
         """Why this request's learner may not use learner pages and events now
@@ -136,11 +157,24 @@ class RoomAdmission:
         Checked where a lab host is claimed, so no path that raced a leave, an end or an expiry gets one."""
         place = self.room.get(learner_id)
         if place is not None and place.state == SEATED:
-            return None
+            return self._placed_here(learner_id)
         if (place is None and has_request_context() and is_operator(self.operator_mark)
                 and session.get("learner") == learner_id):
             return None   # the instructor's own lab host
         return "you have no place in this workshop now: open its join URL"
+
+    def _placed_here(self, learner_id: str) -> str | None:
+        """In a cluster: the learner's lab host is made here, unless another node holds one for them (or
+        makes it: the instructor on this node watching them must not start a second); the store's placement
+        says so at once, for the commands other nodes route to the learner's node."""
+        if not self.node:
+            return None
+        placed = self.store.placement(learner_id)
+        if placed is not None and placed["node"] != self.node and placed["state"] in (PLACED_STARTING, PLACED_READY):
+            return (f"this learner's lab host is held by node {placed['node']}: node {self.node} makes no second "
+                    f"one (their own pages and the instructor's actions reach it there)")
+        self.store.place_learner(learner_id, self.node, None, PLACED_STARTING)
+        return None
 
     def touch(self, learner_id: str) -> None:
         self.room.touch(learner_id)   # typing, or a command printing, in the terminal panel
@@ -160,7 +194,7 @@ class RoomAdmission:
 
 class Workshop:
     def __init__(self, settings, labs: dict, admission: RoomAdmission, guard, store, runs, catch_ups: CatchUps,
-                 learners, socketio):
+                 learners, socketio, bus=None):
         self.settings, self.admission, self.guard = settings, admission, guard
         self.store, self.runs, self.catch_ups = store, runs, catch_ups
         self.learners, self.socketio = learners, socketio
@@ -168,9 +202,10 @@ class Workshop:
         self.mark = admission.mark
         self.labs = list(labs.values())   # the workshop's labs only (app.served_labs)
         self.room = admission.room
-        # the room's key in the store: a server restarted with the same access code and token continues it
-        self._key = hashlib.sha256(f"{self.mark}:{guard.mark}".encode()).hexdigest()[:32]
+        self.node, self.bus = settings.node, bus   # a cluster's node, and the bus to the others (None: alone)
+        self._key = room_key(settings.access_code, settings.token)
         self._dirty = threading.Event()
+        self._tell = threading.Event()   # the other nodes are to hear that a run changed here
         self._closed = threading.Event()
         self._saved = ""   # its state as last saved
         self._saving = threading.Lock()
@@ -179,11 +214,18 @@ class Workshop:
     def start(self, events) -> "Workshop":
         """Continue the room kept in the store, follow the runs and the room, start pushing (in the serving
         process: a thread)."""
-        self._restore(self.store)
-        self.runs.watch(lambda learner_id: self._dirty.set())
-        self.catch_ups.on_change(lambda learner_id: self._dirty.set())
+        if self.room.shared:
+            self.room.resume()
+        else:
+            self._restore(self.store)
+        self.runs.watch(self._run_changed)
+        self.catch_ups.on_change(self._run_changed)
         self.room.on_change(self._room_changed)
         events.on_connect(self._join_channels)
+        if self.bus is not None:
+            self.bus.on("changed", self._changed_elsewhere)
+            self.bus.on("reset", lambda origin, learner: self._reset_here(learner))
+            self.bus.on("catch_up", lambda origin, learner, lab, step: self._catch_up_here(learner, lab, step))
         self._thread = threading.Thread(target=self._push_loop, name="workshop-push", daemon=True)
         self._thread.start()
         return self
@@ -214,7 +256,12 @@ class Workshop:
 
     def _save(self) -> None:
         """Keep the room's state in the store if it changed since it was last kept (one thread at a time:
-        the push thread and, at the end, ``close``)."""
+        the push thread and, at the end, ``close``). A shared room keeps each change as it is made, and
+        here only the learners' signs, every SIGNS_EVERY s (shared.py)."""
+        if self.room.shared:
+            if self.room.signs_due():
+                self.room.keep_signs()
+            return
         with self._saving:
             state = json.dumps(self.room.state(), sort_keys=True)
             if state != self._saved:
@@ -229,7 +276,8 @@ class Workshop:
         return place
 
     def end(self, learner_id: str, why: str = BY_INSTRUCTOR) -> None:
-        """End the learner's place: their lab host goes, their notebook stays, the next in the queue is seated."""
+        """End the learner's place: their lab host goes (on another node: by that node's loop, ``_sync``),
+        their notebook stays, the next in the queue is seated."""
         self.room.end(learner_id, why)
         self.learners.end(learner_id)
 
@@ -246,6 +294,13 @@ class Workshop:
         The learner's tabs show the runs as their own."""
         if self.place(learner_id).state != SEATED:
             raise RoomError("only a learner in the room can be caught up")
+        node = self._elsewhere(learner_id)
+        if node:
+            self._ask(node, "catch_up", learner=learner_id, lab=lab_id, step=step_id)
+        else:
+            self._catch_up_here(learner_id, lab_id, step_id)
+
+    def _catch_up_here(self, learner_id: str, lab_id: str, step_id: str) -> None:
         lab = next((lab for lab in self.labs if lab.id == lab_id), None)
         if lab is None or lab.step(step_id) is None:
             raise RoomError(f"the workshop has no lab {lab_id!r} with a step {step_id!r}")
@@ -262,7 +317,10 @@ class Workshop:
         return self.learners.working(learner_id)
 
     def expire(self) -> None:
-        """End the places whose time is up; the learners warned hear of it (``Room.expire``)."""
+        """End the places whose time is up; the learners warned hear of it (``Room.expire``, only when
+        something is due: for a shared room, a transaction)."""
+        if not self.room.due(self.busy):
+            return
         ended, _warned = self.room.expire(self.busy)
         for learner_id, why in ended:
             log.info("workshop: the place of learner %s ended: %s", learner_id[:8], ENDINGS[why])
@@ -272,10 +330,71 @@ class Workshop:
         """A fresh lab host for the learner; their lab page shows it start, and that the instructor reset it."""
         if self.place(learner_id).state != SEATED:
             raise RoomError("only a learner in the room has a lab host to reset")
+        node = self._elsewhere(learner_id)
+        if node:
+            self._ask(node, "reset", learner=learner_id)
+        else:
+            self._reset_here(learner_id)
+
+    def _reset_here(self, learner_id: str) -> None:
         self.learners.reset(learner_id)
         self.room.note_reset(learner_id)
         emit(self.socketio, "place", {"host": True}, learner_channel(learner_id))
         self._dirty.set()
+
+    # -- nodes ----------------------------------------------------------------------
+    def _elsewhere(self, learner_id: str) -> str:
+        """The node that holds the learner's lab host if it is another ("": this one, or alone)."""
+        if not self.node or self.learners.peek(learner_id) is not None:
+            return ""
+        placed = self.store.placement(learner_id)
+        if placed is None:   # made here, it would be a second lab host once the learner's node makes theirs
+            raise RoomError("this learner has no lab host yet: one is made when they open a lab")
+        return placed["node"] if placed["node"] != self.node else ""
+
+    def _ask(self, node: str, verb: str, **args) -> None:
+        if self.bus is None:
+            raise RoomError(f"learner's lab host is on node {node}, and this node has no way to reach it: "
+                            "set LABNB_REDIS_URL on every node")
+        try:
+            self.bus.ask(node, verb, **args)
+        except LabnbError as e:
+            raise RoomError(str(e)) from None
+
+    def _changed_elsewhere(self, origin: str, room: bool) -> None:
+        """Another node's note: its room or runs changed. Load the room again, push the dashboards."""
+        if room:
+            self.room.invalidate()
+        self._dirty.set()
+
+    def host_status(self, learner_id: str, lab_id: str | None = None) -> dict | None:
+        """The learner's lab host's state: from this node's registry, or, held by another node, from its
+        placement (None: none is known)."""
+        learner = self.learners.peek(learner_id)
+        if learner is not None or not self.node:
+            return learner and learner.status(lab_id)
+        placed = self.store.placement(learner_id)
+        return placed and _placed_status(placed)
+
+    def _sync(self) -> None:
+        """A cluster's node: the placements of its learners say how their lab hosts stand, and the lab host
+        of a learner of its own whose place ended (here or on another node) goes."""
+        mine = {p["learner"]: p for p in self.store.placements(self.node)}
+        for place in self.room.places():
+            learner = self.learners.peek(place.id)
+            placed = mine.get(place.id)
+            if place.state != SEATED:
+                if learner is not None:
+                    self.learners.end(place.id)
+                if placed is not None and placed["state"] != PLACED_FAILED:
+                    self.store.place_learner(place.id, self.node, None, PLACED_FAILED)
+            elif learner is not None:
+                if learner.working:
+                    self.room.touch(place.id)   # a command runs: for the node that ends idle places
+                status = learner.status()
+                now = (status["host"], status["state"] if status["state"] in PLACED else PLACED_FAILED)
+                if placed is None or (placed["lab_host"], placed["state"]) != now:
+                    self.store.place_learner(place.id, self.node, *now)
 
     # -- the state -------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -285,6 +404,7 @@ class Workshop:
         places = self.room.places()
         for run in self.store.latest_runs([lab.id for lab in self.labs], [p.id for p in places]):
             runs.setdefault(run["learner"], []).append(run)
+        placed = {p["learner"]: p for p in self.store.placements()} if self.node else {}
         learners = []
         for place in places:
             mine = runs.get(place.id, [])
@@ -297,6 +417,8 @@ class Workshop:
             running = any(r["status"] == "running" for r in mine)
             activity = max([place.active] + [r["ended"] or r["started"] for r in mine])
             host = self.learners.peek(place.id)
+            status = (host.status() if host is not None else
+                      _placed_status(placed[place.id]) if place.id in placed else None)
             entry = place.public()
             left = self.room.time_left(place, running) if place.state == SEATED else {}
             entry.update({
@@ -307,7 +429,7 @@ class Workshop:
                 "idle_s": 0.0 if running else round(now - activity, 1),
                 "passed": sum(1 for lab in steps.values() for s in lab.values() if s["state"] == "passed"),
                 "steps": steps,
-                "host": host.status() if host is not None and place.state == SEATED else None,
+                "host": status if place.state == SEATED else None,
                 "time_left_s": left.get("time_left_s"), "ends_in_s": left.get("ends_in_s"),
                 "ends_because": left.get("why"), "early_end": early_end(left),
                 "failing": failing([r for r in mine if r["step"] in steps.get(r["lab"], {})]),
@@ -334,8 +456,20 @@ class Workshop:
     def _room_changed(self, ids: list[str] | None) -> None:
         socketio = self.socketio
         for to in [LEARNERS] if ids is None else [learner_channel(i) for i in ids]:
-            emit(socketio, "place", {}, to)
+            emit(socketio, "place", {}, to)   # with a message queue, to the learner's tabs on every node
+        if self.bus is not None:   # at once: the other nodes' copies of the room are old now
+            self.bus.broadcast("changed", room=True)
         self._dirty.set()
+
+    def _run_changed(self, learner_id: str) -> None:
+        self._tell.set()
+        self._dirty.set()
+
+    def _tell_others(self) -> None:
+        """The other nodes hear that a run changed here (one note per push at most)."""
+        if self.bus is not None and self._tell.is_set():
+            self._tell.clear()
+            self.bus.broadcast("changed", room=False)
 
     def _push_loop(self) -> None:
         while not self._closed.is_set():
@@ -345,13 +479,24 @@ class Workshop:
             self._dirty.clear()
             for what, step in (("ending the places whose time is up", self.expire),
                                ("keeping the room's state in the store", self._save),
+                               ("keeping this node's placements", self._sync if self.node else lambda: None),
+                               ("telling the other nodes", self._tell_others),
                                ("pushing the workshop's state to the dashboards",
-                                lambda: emit(self.socketio, "workshop", self.snapshot(), INSTRUCTORS))):
+                                lambda: emit(self.socketio, "workshop", self.snapshot(), INSTRUCTORS, local=True))):
                 try:
                     step()
                 except Exception:   # a bug: say it, go on with the rest, and try again with the next change
                     log.exception("workshop: %s", what)
             time.sleep(PUSH_EVERY)
+
+
+PLACED = frozenset({PLACED_STARTING, PLACED_READY, PLACED_FAILED})
+
+
+def _placed_status(placed: dict) -> dict:
+    """A placement as ``Learner.status`` says it (the dashboard's and the watch page's words)."""
+    return {"state": placed["state"], "error": placed.get("note", ""), "elapsed": time.time() - placed["since"],
+            "setup": False, "host": placed["lab_host"] or None, "note": "", "node": placed["node"]}
 
 
 def learner_channel(learner_id: str) -> str:

@@ -18,11 +18,15 @@ The room lives in memory, and its ``state`` is kept in the store (by the
 workshop) so that a server restarted with the same access code and token
 continues it: places, the queue, hands, the banner, extensions, used resume links.
 Each learner's signed session cookie names them and their room, so they
-go on as they come back.
+go on as they come back. Every change of the room is a method marked
+``@change``: made as it is on one machine, and in the store's transaction
+for a room that several nodes share (shared.py).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import threading
 import time
 from typing import Callable
@@ -134,7 +138,19 @@ def _known(cls, entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k in names}
 
 
+def change(method):
+    """A change of the room: made within ``Room._changing`` (nothing more on one machine; for a room shared
+    by several nodes, the store's transaction that loads it first and saves it after, shared.py)."""
+    @functools.wraps(method)
+    def changing(self, *args, **kwargs):
+        with self._changing():
+            return method(self, *args, **kwargs)
+    return changing
+
+
 class Room:
+    shared = False   # its state is the workshop's to keep (Workshop._save); a SharedRoom keeps each change itself
+
     def __init__(self, capacity: int, times: Times = Times()):
         if capacity < 1:
             raise RoomError("a workshop's capacity (LABNB_CAPACITY) must be at least 1")
@@ -157,7 +173,11 @@ class Room:
         for callback in self._listeners:
             callback(ids)
 
+    def _changing(self):
+        return contextlib.nullcontext()
+
     # -- places ---------------------------------------------------------------
+    @change
     def join(self, learner_id: str, name: str, address: str = "") -> Place:
         """Give the learner a place: seated if there is room and nobody waits before them, else waiting."""
         name = clean_name(name)
@@ -195,6 +215,7 @@ class Room:
         with self._lock:
             return self._queue.index(learner_id) + 1 if learner_id in self._queue else 0
 
+    @change
     def end(self, learner_id: str, why: str) -> list[str]:
         """End the learner's place (or their wait) for reason ``why``; returns
         who was seated in the place it freed. Their lab host is the caller's to destroy."""
@@ -214,6 +235,7 @@ class Room:
         place.state, place.ended, place.hand, place.why = ENDED, time.time(), None, why
         return self._promote()
 
+    @change
     def close(self) -> list[str]:
         """End the workshop: every place and wait ends, nobody may join; returns who had a place."""
         with self._lock:
@@ -234,21 +256,34 @@ class Room:
         return seated
 
     # -- time -------------------------------------------------------------------
+    def due(self, busy) -> bool:
+        """Whether a place's end or warning has come (``expire`` has something to do): a read, cheap."""
+        with self._lock:
+            return any(self._due(busy))
+
+    def _due(self, busy) -> tuple[list[tuple[str, str]], list[tuple[Place, float]]]:
+        """The places whose end has come ([(learner, why)]) and those to warn now ([(place, of which end)])."""
+        now, ended, warn = time.time(), [], []
+        for place in [p for p in self._places.values() if p.state == SEATED]:
+            ending = place.ending(self.times, busy(place.id))
+            if ending is None:
+                continue
+            when, why = ending
+            if now >= when:
+                ended.append((place.id, why))
+            elif now >= when - self.times.warn and place.warned != when:
+                warn.append((place, when))
+        return ended, warn
+
+    @change
     def expire(self, busy) -> tuple[list[tuple[str, str]], list[str]]:
         """End the places whose end has come and find those to warn now:
         ([(learner, why)], [learner]). ``busy(learner)``: a command of theirs runs."""
-        now, ended, warn = time.time(), [], []
         with self._lock:
-            for place in [p for p in self._places.values() if p.state == SEATED]:
-                ending = place.ending(self.times, busy(place.id))
-                if ending is None:
-                    continue
-                when, why = ending
-                if now >= when:
-                    ended.append((place.id, why))
-                elif now >= when - self.times.warn and place.warned != when:
-                    place.warned = when
-                    warn.append(place.id)
+            ended, due = self._due(busy)
+            for place, when in due:
+                place.warned = when
+            warn = [place.id for place, _ in due]
             seated = [s for learner_id, why in ended for s in self._end(learner_id, why)]
         if ended or warn:
             self._changed([learner_id for learner_id, _ in ended] + warn + seated)
@@ -270,6 +305,7 @@ class Room:
                 out["can_extend_s"] = max(0.0, min(self.times.extend, self.times.extend_most - place.added))
         return out
 
+    @change
     def extend(self, learner_id: str, seconds: float | None = None) -> None:
         """Add to a learner's time: the learner's own ``extend`` (None) within
         ``Times.extend_most``, or the instructor's ``seconds`` (no limit; negative shortens)."""
@@ -292,6 +328,7 @@ class Room:
         with self._lock:
             return not nonce or nonce in self._spent
 
+    @change
     def spend(self, nonce: str, valid_for: float) -> bool:
         """Use a resume link's nonce: True the first time only. Links are valid
         for ``valid_for`` seconds, so nonces spent longer ago are forgotten."""
@@ -313,15 +350,18 @@ class Room:
                     place.active = place.seen
 
     # -- hands ------------------------------------------------------------------
+    @change
     def raise_hand(self, learner_id: str, message: str) -> None:
         message = clean_message(message)
         self._seated_place(learner_id).hand = Hand(message, time.time())
         self._changed([learner_id])
 
+    @change
     def lower_hand(self, learner_id: str) -> None:
         self._seated_place(learner_id).hand = None
         self._changed([learner_id])
 
+    @change
     def see_hand(self, learner_id: str) -> None:
         """The instructor has seen the learner's hand (and comes to help)."""
         hand = self._seated_place(learner_id).hand
@@ -337,16 +377,19 @@ class Room:
         return place
 
     # -- the instructor's reset ------------------------------------------------------
+    @change
     def note_reset(self, learner_id: str) -> None:
         """The instructor reset the learner's lab host: their page says so (its state is new) until dismissed."""
         self._seated_place(learner_id).reset = time.time()
 
+    @change
     def dismiss_reset(self, learner_id: str) -> None:
         place = self.get(learner_id)
         if place is not None:
             place.reset = None
 
     # -- the banner ---------------------------------------------------------------
+    @change
     def broadcast(self, text: str) -> None:
         text = clean_message(text)
         if not text:
@@ -356,6 +399,7 @@ class Room:
             self.banner = {"id": self._last_banner, "text": text, "at": time.time()}
         self._changed(None)
 
+    @change
     def clear_banner(self) -> None:
         self.banner = None
         self._changed(None)
@@ -367,20 +411,22 @@ class Room:
             return None
         return banner
 
+    @change
     def dismiss(self, learner_id: str, banner_id: int) -> None:
         place = self.get(learner_id)
         if place is not None:
             place.dismissed = max(place.dismissed, banner_id)
 
     # -- across restarts ------------------------------------------------------------
-    def state(self) -> dict:
+    def state(self, signs: bool = False) -> dict:
         """All the room holds, as JSON data (``restore`` takes it back), but the
         learners' last signs, which change with every request and which a
-        restore sets anew."""
+        restore sets anew (with ``signs``: those too, for a room that nodes share)."""
         with self._lock:
             places = [dataclasses.asdict(p) for p in self._places.values()]
             for p in places:
-                del p["active"], p["seen"]
+                if not signs:
+                    del p["active"], p["seen"]
                 p["place"] = p.pop("state")
             # Saved as the first versions did ("members", each with its "place"): a
             # room saved before a restart or an upgrade is read back the same.
@@ -394,11 +440,18 @@ class Room:
         learners' last signs are now. In a room restarted larger, those who
         waited are seated. A state it cannot read raises (TypeError, ValueError, KeyError)
         and leaves the room empty."""
-        now = time.time()
-        places = {}
+        self._adopt(state, time.time())
+        with self._lock:
+            self._promote()
+
+    def _adopt(self, state: dict, now: float | None) -> None:
+        """Take ``state`` as the room's, the learners' last signs ``now`` (None: as saved, or now)."""
+        places, at = {}, time.time()
         for entry in state.get("members", []):   # state()'s saved names
             hand = entry.get("hand")
-            place = Place(**{**_known(Place, entry), "state": entry["place"], "active": now, "seen": now,
+            signs = ({"active": now, "seen": now} if now is not None else
+                     {"active": float(entry.get("active", at)), "seen": float(entry.get("seen", at))})
+            place = Place(**{**_known(Place, entry), "state": entry["place"], **signs,
                              "hand": Hand(**_known(Hand, hand)) if hand else None})
             places[place.id] = place
         queue = [i for i in state.get("queue", []) if places.get(i) and places[i].state == WAITING]
@@ -407,7 +460,6 @@ class Room:
         with self._lock:   # all read: only now is anything of the room changed
             self._places, self._queue, self._spent, self._last_banner = places, queue, spent, last_banner
             self.over, self.banner = state.get("over"), state.get("banner")
-            self._promote()
 
     def places(self) -> list[Place]:
         """Everyone who joined, in the order they joined (copies)."""

@@ -301,9 +301,8 @@ def watch(learner_id: str, lab_id: str):
 
     place = _place_or_404(learner_id)
     lab = current_app.extensions["labnb"].labs.get(lab_id) or abort(404, f"no lab {lab_id!r}")
-    learner = current_app.extensions["labnb"].learners.peek(learner_id)
-    status = learner.status(lab.id) if learner is not None and place.state == SEATED else {
-        "state": "failed", "error": "no lab host now", "elapsed": 0, "setup": False, "host": None}
+    status = _workshop().host_status(learner_id, lab.id) if place.state == SEATED else None
+    status = status or {"state": "failed", "error": "no lab host now", "elapsed": 0, "setup": False, "host": None}
     return lab_view(lab, learner_id, status, watch=place)
 
 
