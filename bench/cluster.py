@@ -129,12 +129,11 @@ def cluster(n: int, k: int, steps: list[str]) -> dict:
     per_node = -(-n // k)
     c = Cluster("bench", names, uid_slot=8, pool_size=per_node, env=room_env(n, per_node))
     learners: list[Learner] = []
-    front = None
+    proxy = behind_haproxy(c)   # a generator: HAProxy runs until it is closed
     try:
         c.start()
         servers = list(c.nodes.values())
         wait_pools(servers, per_node)
-        proxy = behind_haproxy(c)
         front = next(proxy)
         first = servers[0]
         numbers, learners = room(through(front, first), first, n, steps)
@@ -158,8 +157,7 @@ def cluster(n: int, k: int, steps: list[str]) -> dict:
         return numbers
     finally:
         disconnect(learners)
-        if front is not None:
-            front.close()
+        proxy.close()
         c.stop()
 
 

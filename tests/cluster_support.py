@@ -100,7 +100,7 @@ def behind_haproxy(cluster: Cluster):
 def through(front, node: Server) -> Server:
     """``node``'s test clients pointed at HAProxy: a learner's browser that opens HAProxy's URL."""
     via = copy.copy(node)
-    via.url = front.url
+    via.url, via.port = front.url, front.port
     return via
 
 

@@ -1,4 +1,4 @@
-"""Two labnb nodes on this machine behind a real HAProxy, its config written by webapp/cluster/haproxy.py:
+"""Two labnb nodes on this machine (a cluster of tests/cluster_support.py: PostgreSQL, Redis) behind a real HAProxy, its config written by webapp/cluster/haproxy.py:
 new learners placed by the weight each node's agent-check reports (webapp/cluster/agent.py), pinned to their
 node by HAProxy's cookie with their WebSocket through it, a drained node and a node reporting down given no
 new learner while theirs carry on, a lab host's web service reached on its node by its host name and by the
@@ -11,9 +11,7 @@ in the store, and drain and down reach the agent through the callable the node l
 from __future__ import annotations
 
 import collections
-import copy
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -25,29 +23,23 @@ from haproxy_support import HAProxy
 from pg_support import pg_database_url, postgres_server  # noqa: F401  (fixtures)
 from slowloris_support import Group, Slowloris
 from test_proxy import LAB as PROXY_LAB, PORT as APP_PORT, enter
-from web_support import TEST_LAB, Server, Tab, _state_dir, free_port, wait_for
-from workshop_support import join, workshop_server
+from cluster_support import Cluster, through
+from web_support import TEST_LAB, Tab, wait_for
+from workshop_support import CODE, join
 from webapp.cluster import agent
 from webapp.cluster.haproxy import COOKIE, Node
 
 pytestmark = pytest.mark.slow
 
-TOKEN, OPERATOR = secrets.token_hex(16), secrets.token_hex(16)
 MOST = {"a": 2, "b": 6}   # lab hosts each node gives (LABNB_MAX_LAB_HOSTS): their weights, before any is given
 
 
-def node(name: str, key: bytes, server: Server | None = None) -> Server:
-    """A node of the cluster (``server``, by default an open server giving MOST[name] lab hosts): its own state
-    dir, port, name and agent port, the cluster's tokens and secret key."""
-    server = server or Server(_state_dir(f"cluster-{name}"), uid_slot=0, pool_size=1,
-                              env={"LABNB_MAX_LAB_HOSTS": str(MOST[name])})
-    server.env.update({"LABNB_NODE": name, "LABNB_AGENT_PORT": str(free_port()), "LABNB_TRUSTED_PROXIES": "127.0.0.1",
-                       "LABNB_TOKEN": TOKEN, "LABNB_OPERATOR_TOKEN": OPERATOR})
-    server.token, server.operator_token = TOKEN, OPERATOR
-    os.makedirs(server.state_dir, exist_ok=True)
-    with open(os.path.join(server.state_dir, "secret_key"), "wb") as f:
-        f.write(key)
-    return server
+def cluster_of(name: str, most: dict[str, int], env: dict | None = None) -> Cluster:
+    """A cluster (tests/cluster_support.py: PostgreSQL, Redis) of nodes giving ``most[node]`` lab hosts each."""
+    c = Cluster(name, names=(), uid_slot=0, pool_size=1, env=env)
+    for node, n in most.items():
+        c.nodes[node] = c.node(node, {"LABNB_MAX_LAB_HOSTS": str(n)})
+    return c
 
 
 class Relay:
@@ -78,25 +70,21 @@ def parse(line: bytes) -> agent.Report:
 
 @pytest.fixture(scope="module")
 def cluster():
-    key = secrets.token_bytes(32)
-    nodes = {name: node(name, key) for name in MOST}
+    c = cluster_of("haproxy", MOST)
     relay = None
     try:
-        for server in nodes.values():
-            server.prepare().start()
+        c.start()
+        nodes = c.nodes
         relay = Relay(int(nodes["b"].env["LABNB_AGENT_PORT"]))
         relay.agent.start()
         a, b = nodes["a"], nodes["b"]
         with HAProxy([Node("a", "127.0.0.1", a.port, int(a.env["LABNB_AGENT_PORT"])),
                       Node("b", "127.0.0.1", b.port, relay.agent.port)], head_timeout="3s") as haproxy:
-            front = copy.copy(a)   # a browser's view: every request through HAProxy
-            front.url, front.port = haproxy.url, haproxy.port
-            yield haproxy, front, nodes, relay
+            yield haproxy, through(haproxy, a), nodes, relay
     finally:
         if relay is not None:
             relay.agent.close()
-        for server in nodes.values():
-            server.cleanup()
+        c.stop()
 
 
 def placed(http) -> str:
@@ -108,7 +96,7 @@ def learner_on(front, name: str) -> requests.Session:
     """A new learner whose browser HAProxy pins to node ``name`` (as if it had placed them there)."""
     http = requests.Session()
     http.cookies.set(COOKIE, name)
-    assert http.get(f"{front.url}/?token={TOKEN}", timeout=10).status_code == 200 and placed(http) == name
+    assert http.get(f"{front.url}/?token={front.token}", timeout=10).status_code == 200 and placed(http) == name
     return http
 
 
@@ -288,30 +276,26 @@ def test_the_config_takes_the_nodes_the_clusters_store_knows(pg_database_url, tm
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-PLACES = {"a": 1, "b": 2}   # each workshop node's room (on one machine's code: a room per node)
+PLACES = {"a": 1, "b": 2}   # lab hosts each workshop node gives, in a room of their sum
 
 
 @pytest.fixture(scope="module")
 def workshop():
-    key = secrets.token_bytes(32)
-    nodes = {name: node(name, key, workshop_server(f"cluster-room-{name}", 0, places))
-             for name, places in PLACES.items()}
+    c = cluster_of("haproxy-room", PLACES, {"LABNB_WORKSHOP": "1", "LABNB_CAPACITY": str(sum(PLACES.values())),
+                                            "LABNB_ACCESS_CODE": CODE, "LABNB_WORKSHOP_LABS": TEST_LAB})
     try:
-        for server in nodes.values():
-            server.prepare().start()
-        with HAProxy([Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"])) for name, s in nodes.items()],
-                     head_timeout="3s") as haproxy:
-            front = copy.copy(nodes["a"])
-            front.url, front.port = haproxy.url, haproxy.port
-            yield haproxy, front
+        c.start()
+        with HAProxy([Node(name, "127.0.0.1", s.port, int(s.env["LABNB_AGENT_PORT"]))
+                      for name, s in c.nodes.items()], head_timeout="3s") as haproxy:
+            yield haproxy, through(haproxy, c.nodes["a"])
     finally:
-        for server in nodes.values():
-            server.cleanup()
+        c.stop()
 
 
 def test_workshop_joins_land_where_the_room_has_places(workshop):
-    """A node reports the places its room has left: every learner joins through HAProxy (the join page and
-    its form on one node) and is seated, none queued while another node has a place."""
+    """A node reports the lab hosts it can still give, at most the places the shared room has left: every
+    learner joins through HAProxy (the join page and its form on one node) and is seated, none queued while
+    another node has a lab host to give."""
     haproxy, front = workshop
     for name, places in PLACES.items():
         haproxy.wait_server(name, f"weighted {places}", lambda s, places=places: s.get("weight") == str(places))

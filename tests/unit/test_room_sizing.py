@@ -59,6 +59,20 @@ def test_lab_hosts_given_bound_the_places_too():
         room(24 * GIB, frozenset({"max_lab_hosts"}), max_lab_hosts=30)
 
 
+def test_a_clusters_node_holds_what_fits_its_machine_of_a_room_that_spans_the_nodes():
+    """A room of 150 over nodes of 24 GiB: no node need hold it whole (HAProxy places learners by what each
+    node's agent-check says it can take, the room's queue holds the rest); each node holds what fits."""
+    settings, note = room(24 * GIB, frozenset({"capacity"}), capacity=150, node="a")
+    assert (settings.capacity, settings.max_lab_hosts, settings.pool_size) == (150, 23, 23)
+    assert note == ("room capacity 150 over the cluster's nodes; this node holds at most 23 lab hosts: 23 lab hosts "
+                    "of 1024 MiB (LABNB_MEMORY_MB) fit this machine's 24576 MiB beside the server's 1024 MiB "
+                    "(LABNB_SERVER_MEMORY_MB)")
+    settings, note = room(24 * GIB, frozenset({"max_lab_hosts", "pool_size"}), max_lab_hosts=4, pool_size=1,
+                          node="a")
+    assert (settings.capacity, settings.max_lab_hosts, settings.pool_size) == (30, 4, 1)
+    assert note.endswith("this node holds at most 4 lab hosts: LABNB_MAX_LAB_HOSTS is 4")
+
+
 def test_the_plain_backend_is_not_sized_by_memory():
     settings, note = size_for_room(Settings(workshop=1), frozenset(), None)
     assert (settings.capacity, settings.max_lab_hosts) == (30, 32) and "the default" in note

@@ -85,6 +85,8 @@ def size_for_room(settings, given: frozenset[str], total_mb: int | None = None):
     fits = None if total_mb is None else lab_hosts_that_fit(settings, total_mb)
     memory = (f"{fits} lab hosts of {settings.memory_mb} MiB (LABNB_MEMORY_MB) fit this machine's {total_mb} MiB "
               f"beside the server's {settings.server_memory_mb} MiB (LABNB_SERVER_MEMORY_MB)")
+    if settings.node:
+        return _size_node(settings, given, fits, memory)
     bounds = [(fits, memory)] if fits is not None else []
     if "max_lab_hosts" in given:
         bounds.append((settings.max_lab_hosts, f"LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}"))
@@ -116,6 +118,24 @@ def size_for_room(settings, given: frozenset[str], total_mb: int | None = None):
                           f"needs as many lab hosts, but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
                           "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
     return settings, note
+
+
+def _size_node(settings, given: frozenset[str], fits: int | None, memory: str):
+    """A cluster node's share of a room that spans the nodes (docs/cluster.md): as many lab hosts as fit its
+    machine (or LABNB_MAX_LAB_HOSTS), its warm pool as many of them as the room has places. No node need
+    hold the whole room: HAProxy sends new learners where the nodes' agent-checks say there is room, and the
+    room's queue holds the rest."""
+    sized = {}
+    if "max_lab_hosts" not in given and fits is not None:
+        sized["max_lab_hosts"] = fits
+    most = sized.get("max_lab_hosts", settings.max_lab_hosts)
+    if "pool_size" not in given:
+        sized["pool_size"] = min(settings.capacity, most)
+    if "new_learners_per_address" not in given:   # a classroom behind one NAT address
+        sized["new_learners_per_address"] = max(settings.new_learners_per_address, 2 * settings.capacity)
+    why = memory if "max_lab_hosts" in sized else f"LABNB_MAX_LAB_HOSTS is {most}"
+    return dataclasses.replace(settings, **sized), (f"room capacity {settings.capacity} over the cluster's nodes; "
+                                                    f"this node holds at most {most} lab hosts: {why}")
 
 
 def code_mark(code: str) -> str:
