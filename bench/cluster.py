@@ -15,9 +15,16 @@ Per setup (``one`` and ``cluster`` in the output), as in bench/workshop.py:
 - server_rss_mb: each server worker's RSS at the end.
 Then, the cluster only:
 - placed: learners per node, as HAProxy placed them.
-- runs_lost_on_node_kill: runs recorded before the kill (in the shared
-  store) whose record or stored output is missing or shorter after it.
+- runs_lost_on_node_kill: the last node is killed right after each of its
+  learners started its lab's last step again: runs recorded before the kill
+  (in the shared store) whose record or stored output is missing or shorter
+  after it. (Lab 1's steps end within a second or so: whether some still
+  run at the kill is luck, runs_running_at_kill says; tests/test_cluster_nodes.py
+  kills a node mid-run for sure.)
 - dead_noticed_s: from the kill until the store says the node is down.
+- moved_ready_s: from then until every learner of the dead node, whose
+  next request HAProxy sends to another node, has a new lab host there
+  with the lab set up (the other nodes keep room for them).
 
 Usage, as root on an otherwise idle machine, after ``sh scripts/setup.sh
 test --co -q`` (PostgreSQL, Redis, HAProxy) and with uid ranges for 2N lab
@@ -41,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from cluster_support import Cluster, behind_haproxy, through  # noqa: E402
+from haproxy_support import placed  # noqa: E402
 from web_support import ROOT, Server, wait_for  # noqa: E402
 from workshop import CODE, LAB, Dashboard, Learner, at_once, lab_steps, pct  # noqa: E402
 
@@ -48,10 +56,10 @@ MEMORY_MB = 256    # per lab host: 2N of them (both setups' warm pools) and the 
 
 
 def room_env(n: int, per_node: int) -> dict:
-    """A workshop room of ``n`` places over nodes holding ``per_node`` lab hosts each (and two spare)."""
+    """A workshop room of ``n`` places over nodes holding ``per_node`` lab hosts each."""
     return {"LABNB_WORKSHOP": "1", "LABNB_CAPACITY": str(n), "LABNB_ACCESS_CODE": CODE, "LABNB_WORKSHOP_LABS": LAB,
             "LABNB_LABS_DIR": str(ROOT / "labs"), "LABNB_MEMORY_MB": str(MEMORY_MB),
-            "LABNB_MAX_LAB_HOSTS": str(per_node + 2)}
+            "LABNB_MAX_LAB_HOSTS": str(per_node)}
 
 
 def rss_mb(server: Server) -> float:
@@ -103,7 +111,8 @@ def disconnect(learners: list[Learner]) -> None:
 
 
 def one_machine(n: int, steps: list[str]) -> dict:
-    server = Server(f"/var/lib/labnb-bench-cluster-one-{os.getpid()}", uid_slot=8, pool_size=n, env=room_env(n, n))
+    server = Server(f"/var/lib/labnb-bench-cluster-one-{os.getpid()}", uid_slot=8, pool_size=n,
+                    env=room_env(n, n + 2))
     learners: list[Learner] = []
     try:
         server.prepare().start()
@@ -127,7 +136,8 @@ def stored(store, learners: list[str]) -> dict[str, tuple[str, int]]:
 def cluster(n: int, k: int, steps: list[str]) -> dict:
     names = tuple("abcdefgh"[:k])
     per_node = -(-n // k)
-    c = Cluster("bench", names, uid_slot=8, pool_size=per_node, env=room_env(n, per_node))
+    # each node keeps room for the learners of a node that dies (2 spare for the instructor and a reset)
+    c = Cluster("bench", names, uid_slot=8, pool_size=per_node, env=room_env(n, 2 * per_node + 2))
     learners: list[Learner] = []
     proxy = behind_haproxy(c)   # a generator: HAProxy runs until it is closed
     try:
@@ -141,8 +151,11 @@ def cluster(n: int, k: int, steps: list[str]) -> dict:
         with c.store() as store:
             where = {p["learner"]: p["node"] for p in store.placements()}
             numbers["placed"] = {name: sum(1 for v in where.values() if v == name) for name in names}
-            # kill the last node mid-room: what it recorded must all be in the shared store still
+            # kill the last node as each of its learners runs a step: all it recorded must stay
             victim = names[-1]
+            victims = [learner for learner in learners if placed(learner.http) == victim]
+            at_once(victims, lambda learner: learner.client.call("run", {"lab": LAB, "step": steps[-1]}, timeout=60),
+                    [])
             everyone = list(where)
             before = stored(store, everyone)
             t0 = time.perf_counter()
@@ -154,6 +167,16 @@ def cluster(n: int, k: int, steps: list[str]) -> dict:
             numbers["runs_lost_on_node_kill"] = sum(
                 1 for run, (_, size) in before.items() if run not in after or after[run][1] < size)
             numbers["runs_before_kill"] = len(before)
+            numbers["runs_running_at_kill"] = sum(1 for status, _ in before.values() if status == "running")
+            disconnect(victims)
+            t0 = time.perf_counter()
+            moved: list[str] = []
+            at_once(victims, lambda learner: learner.server.open_lab(learner.http, LAB), moved)
+            numbers["moved_ready_s"] = round(time.perf_counter() - t0, 2)
+            numbers["moved"] = len(victims) - len(moved)
+            numbers["errors"] += len(moved)
+            for e in moved[:5]:
+                print("error: a move:", e)
         return numbers
     finally:
         disconnect(learners)

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from web_support import free_port, wait_for
-from webapp.cluster.haproxy import Front, Node, render
+from webapp.cluster.haproxy import COOKIE, Front, Node, render
 
 
 class HAProxy:
@@ -84,3 +84,8 @@ class HAProxy:
         """Wait until ``condition`` holds of server ``name``'s stats; those stats."""
         return wait_for(lambda: (lambda s: condition(s) and s)(self.stats().get(name, {})), timeout, 0.1,
                         f"haproxy's server {name} to be {what} (now {self.stats().get(name)})")
+
+
+def placed(http) -> str:
+    """The node HAProxy pinned this browser to (its cookie: the node's name, ``-full`` for the backup)."""
+    return http.cookies.get(COOKIE).removesuffix("-full")

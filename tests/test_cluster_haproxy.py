@@ -19,7 +19,7 @@ import sys
 import pytest
 import requests
 
-from haproxy_support import HAProxy
+from haproxy_support import HAProxy, placed
 from pg_support import pg_database_url, postgres_server  # noqa: F401  (fixtures)
 from slowloris_support import Group, Slowloris
 from test_proxy import LAB as PROXY_LAB, PORT as APP_PORT, enter
@@ -85,11 +85,6 @@ def cluster():
         if relay is not None:
             relay.agent.close()
         c.stop()
-
-
-def placed(http) -> str:
-    """The node HAProxy pinned this browser to (its cookie: the node's name, ``-full`` for the backup)."""
-    return http.cookies.get(COOKIE).removesuffix("-full")
 
 
 def learner_on(front, name: str) -> requests.Session:
