@@ -41,9 +41,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 8                 # connections per node
 CONNECT_TIMEOUT = 10          # seconds
-# Advisory lock keys (one namespace per database): "labnb" in ASCII, then which.
-MIGRATE_LOCK = 0x6C61626E62_01
-RETENTION_LOCK = 0x6C61626E62_02
+MIGRATE_LOCK = 0x6C61626E62_01   # advisory lock keys (one namespace per database): "labnb", then which
 
 _TYPES = [(re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),   # SQLite's REAL is 8 bytes; PostgreSQL's 4
           (re.compile(r"\bINTEGER\b"), "BIGINT"),           # output positions pass 2 GiB
@@ -70,12 +68,15 @@ def translate(sql: str) -> str:
 
 
 class Connection:
-    """A psycopg connection that takes the concerns' SQL."""
+    """A psycopg connection that takes the concerns' SQL, for one transaction: ``state`` is what the
+    concerns keep for its length (quota.py: the locks it holds), ``before_commit`` what they write last."""
 
-    __slots__ = ("pg",)
+    __slots__ = ("pg", "state", "before_commit")
 
     def __init__(self, pg: psycopg.Connection):
         self.pg = pg
+        self.state: dict = {}
+        self.before_commit: list[Callable[[], object]] = []
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor:
         return self.pg.execute(translate(sql), params, binary=True)
@@ -100,6 +101,8 @@ class Postgres:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._migrate()
+        with self._connection() as pg:
+            self.max_connections = int(pg.execute("SHOW max_connections").fetchone()[0])
 
     # -- connections ---------------------------------------------------------
 
@@ -180,7 +183,10 @@ class Postgres:
         with self._connection() as pg:
             pg.execute(begin)
             try:
-                yield Connection(pg)
+                db = Connection(pg)
+                yield db
+                for last in db.before_commit:
+                    last()
                 pg.execute("COMMIT")
             except BaseException:
                 if not pg.broken and pg.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -188,9 +194,9 @@ class Postgres:
                 raise
 
     @contextmanager
-    def advisory(self, key: int) -> Iterator[bool]:
+    def one_at_a_time(self, key: int) -> Iterator[bool]:
         """Whether this node holds the advisory lock ``key`` for the block (without waiting): a chore
-        that one node at a time does (the retention pass)."""
+        that one node at a time does (the retention pass); another node doing it now is False."""
         with self._connection() as pg:
             held = pg.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
             try:

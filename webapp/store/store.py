@@ -13,7 +13,7 @@ from .limits import Limits
 from .nodes import Nodes
 from .output import Output
 from .placements import Placements
-from .quota import Quota
+from .quota import Quota, TableCounts
 from .retention import PRUNE_INTERVAL, Retention
 from .rooms import Rooms
 from .runs import Runs
@@ -31,16 +31,15 @@ class Store(Runs, Output, Retention, Rooms, Nodes, Placements, Shared):
         from ..config import Settings
 
         self.limits = limits or Limits.from_settings(Settings())
-        self._quota = Quota(self.limits)
         if is_database_url(where):
             from .postgres import Postgres   # psycopg only where it is used
 
             self.path = None
             self._sql = Postgres(str(where))
-            with self._sql.locked() as db:
-                self._quota.recount(db)
+            self._quota = Quota(self.limits, TableCounts(self.limits.total, self._sql.max_connections))
         else:
             self.path = Path(where)
+            self._quota = Quota(self.limits)
             self._sql = SQLite(self.path, recount=self._quota.recount)
         self.prune_expired()
         self._sql.start(self.prune_expired, PRUNE_INTERVAL)
