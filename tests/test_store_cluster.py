@@ -5,15 +5,19 @@ the first node's shared values."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
 from pg_support import pg_database_url, postgres_server  # noqa: F401 (fixtures)
 from webapp.store import Limits, Store
 from webapp.store.retention import RETENTION_LOCK
+
+sys.path.insert(0, str(Path(__file__).parent / "unit"))   # apps.py: an app in this process on fake lab hosts
 
 KIB = 1 << 10
 DAY = 86400
@@ -244,3 +248,23 @@ def test_appends_finishes_and_retention_on_two_nodes_never_wait_on_each_other_in
         assert race(*[writer(store, f"{n}{i}") for store, n in ((a, "a"), (b, "b")) for i in range(4)]) == []
         counted, summed, total = counts(a)
         assert counted == summed and total == sum(summed.values()) and total <= limits.total
+
+
+def test_a_server_with_a_database_url_keeps_its_runs_in_postgresql(tmp_path, pg_database_url):
+    """The composition root opens the store the settings say (``open_store``): a run of a learner of an app
+    built with LABNB_DATABASE_URL is in PostgreSQL, and no SQLite file is made in its state dir."""
+    from apps import Tab, browser, ready, serving
+
+    with serving(tmp_path / "state", database_url=pg_database_url) as app:
+        http = browser(app)
+        ready(http)
+        tab = Tab(app, http)
+        try:
+            run = tab.run("echo")
+            tab.wait_end(run)
+        finally:
+            tab.close()
+    assert not list((tmp_path / "state").rglob("*.sqlite*"))
+    with Store(pg_database_url) as other_node:
+        r = other_node.get_run(run)
+        assert r["status"] == "done" and other_node.output(run).decode() == tab.text(run) != ""
