@@ -10,7 +10,8 @@ import time
 import pytest
 
 from webapp.config import Settings
-from webapp.store import Limits, Store, is_run_id, step_state
+from webapp.errors import ConfigError
+from webapp.store import Limits, Store, is_run_id, open_store, step_state
 
 KIB = 1024
 DAY = 86400
@@ -315,6 +316,12 @@ def test_rooms_are_kept_apart(store):
     store.save_room("a", '{"n": 1}')
     store.save_room("b", '{"n": 2}')
     assert (store.room("a"), store.room("b"), store.room("c")) == ('{"n": 1}', '{"n": 2}', None)
+
+
+def test_a_database_url_that_is_not_postgresqls_is_refused_naming_the_setting(tmp_path):
+    with pytest.raises(ConfigError, match="LABNB_DATABASE_URL: 'mysql' is not a PostgreSQL address"):
+        open_store(Settings(state_dir=str(tmp_path), database_url="mysql://u:secret@h/db"))
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- a cluster's nodes, placements and shared values; a room's change ----------------------------------

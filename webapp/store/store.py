@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import ConfigError
 from .limits import Limits
 from .nodes import Nodes
 from .output import Output
@@ -61,6 +62,10 @@ def is_database_url(where: object) -> bool:
 
 def open_store(settings) -> Store:
     """The store a server's settings say: PostgreSQL at ``database_url`` when it is set (nodes share it),
-    else SQLite at ``state_dir/store_file``."""
+    else SQLite at ``state_dir/store_file``. Raises ConfigError for an address that is not PostgreSQL's."""
+    if settings.database_url and not is_database_url(settings.database_url):
+        raise ConfigError("LABNB_DATABASE_URL", f"{settings.database_url.partition(':')[0]!r} is not a PostgreSQL"
+                          " address", "Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or unset it to"
+                          " keep the run store in SQLite in the state dir")
     where = settings.database_url or os.path.join(settings.state_dir, settings.store_file)
     return Store(where, Limits.from_settings(settings))
