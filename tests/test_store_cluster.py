@@ -268,3 +268,20 @@ def test_a_server_with_a_database_url_keeps_its_runs_in_postgresql(tmp_path, pg_
     with Store(pg_database_url) as other_node:
         r = other_node.get_run(run)
         assert r["status"] == "done" and other_node.output(run).decode() == tab.text(run) != ""
+
+
+def test_a_write_after_the_database_dropped_a_nodes_connections_does_not_fail(pg_database_url):
+    """A restart of PostgreSQL (here: every connection of the node ended by the server) leaves the pool's
+    idle connections dead: the next write finds it out at its BEGIN and runs on a new connection."""
+    import psycopg
+
+    with Store(pg_database_url) as node:
+        run = node.start_run("ada", "bridge", "s1", "yes", None)
+        errors = race(*[lambda: node.get_run(run)] * 4)          # a few connections in the pool
+        assert errors == []
+        with psycopg.connect(pg_database_url, autocommit=True) as admin:
+            ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE"
+                                  " application_name = 'labnb' AND datname = current_database()").fetchone()[0]
+        assert ended >= 1
+        node.append_chunk(run, 0, b"after\n")
+        assert node.finish_run(run, "done", exit_code=0) and node.output(run) == b"after\n"

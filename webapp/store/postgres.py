@@ -117,32 +117,55 @@ class Postgres:
                               "PostgreSQL runs and accepts connections from this node") from None
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        """A connection of the pool for the block (a new one while fewer than the pool's size are open)."""
+    def _connection(self, begin: str | None = None) -> Iterator[psycopg.Connection]:
+        """A connection of the pool for the block (a new one while fewer than the pool's size are open), with
+        ``begin`` run on it first. A connection the server dropped (it restarted, say) is found so, at that
+        first statement: the pool's idle ones, dropped with it, are closed, and ``begin`` is run once more on a
+        new one (nothing was done yet), so a write after a restart does not fail for it."""
+        pg = self._checkout()
+        try:
+            if begin is not None:
+                try:
+                    pg.execute(begin)
+                except psycopg.OperationalError:
+                    if not pg.broken:
+                        raise
+                    self._checkin(pg)
+                    pg = self._checkout()
+                    pg.execute(begin)
+            yield pg
+        finally:
+            self._checkin(pg)
+
+    def _checkout(self) -> psycopg.Connection:
         with self._cond:
             while not self._idle and self._open >= self._size:
                 self._cond.wait()
-            pg = self._idle.pop() if self._idle else None
-            if pg is None:
-                self._open += 1
-        if pg is None:
-            try:
-                pg = self._connect()
-            except BaseException:
-                with self._cond:
-                    self._open -= 1
-                    self._cond.notify()
-                raise
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
         try:
-            yield pg
-        finally:
+            return self._connect()
+        except BaseException:
             with self._cond:
-                if pg.closed or pg.broken or pg.info.transaction_status != pq.TransactionStatus.IDLE:
-                    self._open -= 1
-                    pg.close()
-                else:
-                    self._idle.append(pg)
+                self._open -= 1
                 self._cond.notify()
+            raise
+
+    def _checkin(self, pg: psycopg.Connection) -> None:
+        """Back to the pool; closed if it is broken or left inside a transaction (and, broken, the idle ones too:
+        the server they were on is likely gone)."""
+        with self._cond:
+            if pg.closed or pg.broken or pg.info.transaction_status != pq.TransactionStatus.IDLE:
+                dropped = [pg] + (self._idle if pg.broken else [])
+                if pg.broken:
+                    self._idle = []
+                self._open -= len(dropped)
+                for gone in dropped:
+                    gone.close()
+            else:
+                self._idle.append(pg)
+            self._cond.notify_all()
 
     def _migrate(self) -> None:
         """Bring the schema to MIGRATIONS, one node at a time (an advisory lock): two starting at once
@@ -180,8 +203,7 @@ class Postgres:
 
     @contextmanager
     def _tx(self, begin: str) -> Iterator[Connection]:
-        with self._connection() as pg:
-            pg.execute(begin)
+        with self._connection(begin) as pg:
             try:
                 db = Connection(pg)
                 yield db
