@@ -412,3 +412,23 @@ def test_a_shared_value_is_the_first_ones(store):
     assert store.shared_value("secret_key", make("k2")) == "k1"
     assert store.shared_value("token", make("t1")) == "t1"
     assert made == ["k1", "t1"]                                   # made only when absent
+
+
+# -- PostgreSQL's reading of the concerns' SQL and the schema (no server needed) --------------------------
+
+def test_placeholders_are_translated_outside_quotes_and_percent_signs_kept():
+    from webapp.store.postgres import translate
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x?%' AND d = ?") == (
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x?%%' AND d = %s")
+    assert translate("SELECT 'it''s ?', ?") == "SELECT 'it''s ?', %s"
+
+
+def test_the_schema_is_read_with_postgresqls_types_and_runs_get_a_rowid():
+    from webapp.store import schema
+    from webapp.store.postgres import ddl
+    first = " ".join(ddl(s) for s in schema.statements(schema.MIGRATIONS[0], "postgres"))
+    assert "REAL" not in first.replace("DOUBLE PRECISION", "") and " INTEGER" not in first and "BLOB" not in first
+    assert "started      DOUBLE PRECISION NOT NULL" in first and "data BYTEA NOT NULL" in first
+    assert "CREATE TABLE runs ( rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE," in first
+    assert first.count("rowid") == 1                      # runs only: the concerns order nothing else by it
+    assert schema.statements(schema.MIGRATIONS[-1], "sqlite") == []   # the usage rows are PostgreSQL's
