@@ -47,7 +47,8 @@ def _free_port() -> int:
 class Postgres:
     """One PostgreSQL server of the test run's own; ``url(db)`` says how to reach a database of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable     # fsync and synchronous commits on, as in production (bench/store.py)
         self.password = secrets.token_hex(16)
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="labnb-pg-"))
@@ -70,9 +71,10 @@ class Postgres:
                        user=USER, check=True, capture_output=True, cwd=self.dir)
         pwfile.unlink()
         self.log = open(self.dir / "log", "ab")
+        fast = [] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                        "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(
-            [BIN / "postgres", "-D", self.data, "-h", "127.0.0.1", "-p", str(self.port), "-k", "",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            [BIN / "postgres", "-D", self.data, "-h", "127.0.0.1", "-p", str(self.port), "-k", "", *fast,
              "-c", "max_connections=200", "-c", "shared_buffers=64MB"],
             user=USER, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

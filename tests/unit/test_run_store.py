@@ -10,7 +10,8 @@ import time
 import pytest
 
 from webapp.config import Settings
-from webapp.store import Limits, Store, is_run_id, step_state
+from webapp.errors import ConfigError
+from webapp.store import Limits, Store, is_run_id, open_store, step_state
 
 KIB = 1024
 DAY = 86400
@@ -317,6 +318,12 @@ def test_rooms_are_kept_apart(store):
     assert (store.room("a"), store.room("b"), store.room("c")) == ('{"n": 1}', '{"n": 2}', None)
 
 
+def test_a_database_url_that_is_not_postgresqls_is_refused_naming_the_setting(tmp_path):
+    with pytest.raises(ConfigError, match="LABNB_DATABASE_URL: 'mysql' is not a PostgreSQL address"):
+        open_store(Settings(state_dir=str(tmp_path), database_url="mysql://u:secret@h/db"))
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- a cluster's nodes, placements and shared values; a room's change ----------------------------------
 
 def test_mark_cut_off_by_a_prefix_cuts_only_that_nodes_lab_hosts_runs(store):
@@ -405,3 +412,23 @@ def test_a_shared_value_is_the_first_ones(store):
     assert store.shared_value("secret_key", make("k2")) == "k1"
     assert store.shared_value("token", make("t1")) == "t1"
     assert made == ["k1", "t1"]                                   # made only when absent
+
+
+# -- PostgreSQL's reading of the concerns' SQL and the schema (no server needed) --------------------------
+
+def test_placeholders_are_translated_outside_quotes_and_percent_signs_kept():
+    from webapp.store.postgres import translate
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x?%' AND d = ?") == (
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x?%%' AND d = %s")
+    assert translate("SELECT 'it''s ?', ?") == "SELECT 'it''s ?', %s"
+
+
+def test_the_schema_is_read_with_postgresqls_types_and_runs_get_a_rowid():
+    from webapp.store import schema
+    from webapp.store.postgres import ddl
+    first = " ".join(ddl(s) for s in schema.statements(schema.MIGRATIONS[0], "postgres"))
+    assert "REAL" not in first.replace("DOUBLE PRECISION", "") and " INTEGER" not in first and "BLOB" not in first
+    assert "started      DOUBLE PRECISION NOT NULL" in first and "data BYTEA NOT NULL" in first
+    assert "CREATE TABLE runs ( rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE," in first
+    assert first.count("rowid") == 1                      # runs only: the concerns order nothing else by it
+    assert schema.statements(schema.MIGRATIONS[-1], "sqlite") == []   # the usage rows are PostgreSQL's

@@ -87,7 +87,7 @@ class Output:
                 (stored + len(keep) - freed, truncated + len(data) - len(keep) + freed,
                  seq if last_seq is None else max(last_seq, seq), head_seq, limited_by, run_id),
             )
-            self._quota.count(learner, len(keep) - freed)
+            self._quota.count(db, learner, len(keep) - freed)
         self._sql.wrote(len(keep))
 
     def _end_note(self, db: Any, run_id: str) -> None:
@@ -115,7 +115,7 @@ class Output:
         db.execute("INSERT INTO chunks (run, seq, pos, data) VALUES (?, ?, ?, ?)", (run_id, seq, total, line))
         db.execute("UPDATE runs SET stored_bytes = stored_bytes + ?, last_seq = ? WHERE id = ?",
                    (len(line), seq, run_id))
-        self._quota.count(learner, len(line))
+        self._quota.count(db, learner, len(line))
 
     def chunks_since(self, run_id: str, after_seq: int = -1, limit: int | None = None
                      ) -> list[tuple[int, int, bytes]]:

@@ -41,9 +41,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 8                 # connections per node
 CONNECT_TIMEOUT = 10          # seconds
-# Advisory lock keys (one namespace per database): "labnb" in ASCII, then which.
-MIGRATE_LOCK = 0x6C61626E62_01
-RETENTION_LOCK = 0x6C61626E62_02
+MIGRATE_LOCK = 0x6C61626E62_01   # advisory lock keys (one namespace per database): "labnb", then which
 
 _TYPES = [(re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),   # SQLite's REAL is 8 bytes; PostgreSQL's 4
           (re.compile(r"\bINTEGER\b"), "BIGINT"),           # output positions pass 2 GiB
@@ -70,12 +68,15 @@ def translate(sql: str) -> str:
 
 
 class Connection:
-    """A psycopg connection that takes the concerns' SQL."""
+    """A psycopg connection that takes the concerns' SQL, for one transaction: ``state`` is what the
+    concerns keep for its length (quota.py: the locks it holds), ``before_commit`` what they write last."""
 
-    __slots__ = ("pg",)
+    __slots__ = ("pg", "state", "before_commit")
 
     def __init__(self, pg: psycopg.Connection):
         self.pg = pg
+        self.state: dict = {}
+        self.before_commit: list[Callable[[], object]] = []
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor:
         return self.pg.execute(translate(sql), params, binary=True)
@@ -100,6 +101,8 @@ class Postgres:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._migrate()
+        with self._connection() as pg:
+            self.max_connections = int(pg.execute("SHOW max_connections").fetchone()[0])
 
     # -- connections ---------------------------------------------------------
 
@@ -114,32 +117,55 @@ class Postgres:
                               "PostgreSQL runs and accepts connections from this node") from None
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        """A connection of the pool for the block (a new one while fewer than the pool's size are open)."""
+    def _connection(self, begin: str | None = None) -> Iterator[psycopg.Connection]:
+        """A connection of the pool for the block (a new one while fewer than the pool's size are open), with
+        ``begin`` run on it first. A connection the server dropped (it restarted, say) is found so, at that
+        first statement: the pool's idle ones, dropped with it, are closed, and ``begin`` is run once more on a
+        new one (nothing was done yet), so a write after a restart does not fail for it."""
+        pg = self._checkout()
+        try:
+            if begin is not None:
+                try:
+                    pg.execute(begin)
+                except psycopg.OperationalError:
+                    if not pg.broken:
+                        raise
+                    self._checkin(pg)
+                    pg = self._checkout()
+                    pg.execute(begin)
+            yield pg
+        finally:
+            self._checkin(pg)
+
+    def _checkout(self) -> psycopg.Connection:
         with self._cond:
             while not self._idle and self._open >= self._size:
                 self._cond.wait()
-            pg = self._idle.pop() if self._idle else None
-            if pg is None:
-                self._open += 1
-        if pg is None:
-            try:
-                pg = self._connect()
-            except BaseException:
-                with self._cond:
-                    self._open -= 1
-                    self._cond.notify()
-                raise
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
         try:
-            yield pg
-        finally:
+            return self._connect()
+        except BaseException:
             with self._cond:
-                if pg.closed or pg.broken or pg.info.transaction_status != pq.TransactionStatus.IDLE:
-                    self._open -= 1
-                    pg.close()
-                else:
-                    self._idle.append(pg)
+                self._open -= 1
                 self._cond.notify()
+            raise
+
+    def _checkin(self, pg: psycopg.Connection) -> None:
+        """Back to the pool; closed if it is broken or left inside a transaction (and, broken, the idle ones too:
+        the server they were on is likely gone)."""
+        with self._cond:
+            if pg.closed or pg.broken or pg.info.transaction_status != pq.TransactionStatus.IDLE:
+                dropped = [pg] + (self._idle if pg.broken else [])
+                if pg.broken:
+                    self._idle = []
+                self._open -= len(dropped)
+                for gone in dropped:
+                    gone.close()
+            else:
+                self._idle.append(pg)
+            self._cond.notify_all()
 
     def _migrate(self) -> None:
         """Bring the schema to MIGRATIONS, one node at a time (an advisory lock): two starting at once
@@ -177,10 +203,12 @@ class Postgres:
 
     @contextmanager
     def _tx(self, begin: str) -> Iterator[Connection]:
-        with self._connection() as pg:
-            pg.execute(begin)
+        with self._connection(begin) as pg:
             try:
-                yield Connection(pg)
+                db = Connection(pg)
+                yield db
+                for last in db.before_commit:
+                    last()
                 pg.execute("COMMIT")
             except BaseException:
                 if not pg.broken and pg.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -188,9 +216,9 @@ class Postgres:
                 raise
 
     @contextmanager
-    def advisory(self, key: int) -> Iterator[bool]:
+    def one_at_a_time(self, key: int) -> Iterator[bool]:
         """Whether this node holds the advisory lock ``key`` for the block (without waiting): a chore
-        that one node at a time does (the retention pass)."""
+        that one node at a time does (the retention pass); another node doing it now is False."""
         with self._connection() as pg:
             held = pg.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
             try:

@@ -11,6 +11,8 @@ from typing import Any
 
 from ..status import FINISHED
 from . import fields
+from .limits import NOTE_ROOM
+from .quota import Quota
 from .schema import Database
 from .steps import PASSED, step_state
 
@@ -24,6 +26,7 @@ class Runs:
     """Mixed into Store, with Output (whose ``_end_note`` ends a run's output)."""
 
     _sql: Database
+    _quota: Quota
 
     def start_run(self, learner: str, lab: str, step: str, command: str, lab_host: str | None) -> str:
         """Record a run as 'running' before its command starts; returns its id."""
@@ -93,8 +96,12 @@ class Runs:
             prefix = fields.text("lab_host_prefix", lab_host_prefix)
             where, args = where + " AND substr(lab_host, 1, ?) = ?", (len(prefix), prefix)
         with self._sql.write() as db:
-            runs = [r for (r,) in db.execute(f"SELECT id FROM runs WHERE {where}", args).fetchall()]
+            # by learner: their usage rows are locked in one order (quota.py)
+            runs = [r for (r,) in db.execute(f"SELECT id FROM runs WHERE {where} ORDER BY learner, id",
+                                             args).fetchall()]
             db.execute(f"UPDATE runs SET status = 'cut_off', ended = ? WHERE {where}", (time.time(), *args))
+            if runs:
+                self._quota.reserve(db, len(runs) * NOTE_ROOM)   # the notes' room, under one lock
             for run_id in runs:
                 self._end_note(db, run_id)
             return len(runs)

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from ..status import STORED
 
+USAGE_SHARDS = 64   # rows the store's total is spread over on PostgreSQL (quota.py)
+
 # One entry per schema version; a database says how many it has applied.
 MIGRATIONS: list[str | dict[str, str]] = [
     f"""
@@ -108,6 +110,20 @@ MIGRATIONS: list[str | dict[str, str]] = [
         made  REAL NOT NULL
     )
     """,
+    # the usage counts where nodes share the store (quota.py, TableCounts): a learner's stored bytes on
+    # their row, the store's in USAGE_SHARDS rows that appends of different learners update apart; SQLite
+    # keeps them in the one server's memory
+    {"postgres": f"""
+    ALTER TABLE learners ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE learners SET stored_bytes = (SELECT coalesce(sum(stored_bytes), 0) FROM runs WHERE learner = learners.id);
+    CREATE INDEX learners_by_usage ON learners (stored_bytes) WHERE stored_bytes > 0;
+    CREATE TABLE usage (
+        shard INTEGER PRIMARY KEY,
+        bytes INTEGER NOT NULL
+    );
+    INSERT INTO usage SELECT shard, 0 FROM generate_series(0, {USAGE_SHARDS - 1}) AS shard;
+    UPDATE usage SET bytes = (SELECT coalesce(sum(stored_bytes), 0) FROM runs) WHERE shard = 0
+    """},
 ]
 
 
@@ -130,6 +146,7 @@ class Database(Protocol):
     def write(self) -> AbstractContextManager[Any]: ...
     def read(self) -> AbstractContextManager[Any]: ...
     def locked(self) -> AbstractContextManager[Any]: ...
+    def one_at_a_time(self, key: int) -> AbstractContextManager[bool]: ...
     def wrote(self, nbytes: int) -> None: ...
     def start(self, chore, interval: float) -> None: ...
     def close(self) -> None: ...

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import ConfigError
 from .limits import Limits
 from .nodes import Nodes
 from .output import Output
 from .placements import Placements
-from .quota import Quota
+from .quota import Quota, TableCounts
 from .retention import PRUNE_INTERVAL, Retention
 from .rooms import Rooms
 from .runs import Runs
@@ -31,16 +32,15 @@ class Store(Runs, Output, Retention, Rooms, Nodes, Placements, Shared):
         from ..config import Settings
 
         self.limits = limits or Limits.from_settings(Settings())
-        self._quota = Quota(self.limits)
         if is_database_url(where):
             from .postgres import Postgres   # psycopg only where it is used
 
             self.path = None
             self._sql = Postgres(str(where))
-            with self._sql.locked() as db:
-                self._quota.recount(db)
+            self._quota = Quota(self.limits, TableCounts(self.limits.total, self._sql.max_connections))
         else:
             self.path = Path(where)
+            self._quota = Quota(self.limits)
             self._sql = SQLite(self.path, recount=self._quota.recount)
         self.prune_expired()
         self._sql.start(self.prune_expired, PRUNE_INTERVAL)
@@ -62,6 +62,10 @@ def is_database_url(where: object) -> bool:
 
 def open_store(settings) -> Store:
     """The store a server's settings say: PostgreSQL at ``database_url`` when it is set (nodes share it),
-    else SQLite at ``state_dir/store_file``."""
+    else SQLite at ``state_dir/store_file``. Raises ConfigError for an address that is not PostgreSQL's."""
+    if settings.database_url and not is_database_url(settings.database_url):
+        raise ConfigError("LABNB_DATABASE_URL", f"{settings.database_url.partition(':')[0]!r} is not a PostgreSQL"
+                          " address", "Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or unset it to"
+                          " keep the run store in SQLite in the state dir")
     where = settings.database_url or os.path.join(settings.state_dir, settings.store_file)
     return Store(where, Limits.from_settings(settings))
