@@ -103,6 +103,11 @@ def test_a_killed_nodes_learner_moves_with_every_recorded_run(cluster):
 
     again = Tab(a, http)
     try:
+        # the learner's tab, now served by node a, attaches to the run node b recorded: it replays whole
+        again.client.call("attach", {"run": run, "after": -1, "end": 0}, timeout=10)
+        assert again.wait_end(run, 30)["status"] == "cut_off"
+        assert all(again.chunks[run].get(seq, {}).get("data") == m["data"] for seq, m in seen.items()), \
+            "a chunk the tab saw on node b is not replayed on node a"
         assert again.wait_end(again.run("echo"))["status"] == "done"
     finally:
         again.close()
