@@ -50,6 +50,10 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
         from .cluster import join
 
         settings = join.settle(settings, new_access_code)
+    elif settings.database_url:   # one machine on PostgreSQL: never on a cluster's store
+        from .cluster import join
+
+        join.alone(settings)
     token = settings.token or secrets.token_hex(24)
     operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
     if operator == token:
