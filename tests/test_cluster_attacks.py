@@ -126,3 +126,31 @@ def test_the_agent_port_answers_haproxy_through_a_flood(cluster, haproxy):
     finally:
         for s in silent:
             s.close()
+
+
+def test_a_client_trickling_bodies_through_haproxy_leaves_other_learners_their_share(cluster, haproxy):
+    """Behind HAProxy every request reaches a node from HAProxy's one address, so the node's request reader
+    (webapp/commands/heads.py) counts all learners as one client. HAProxy passes a request on only once its
+    head and body are whole, but a body larger than HAProxy's buffer and within the node's bound (16 KiB) is
+    passed on as it comes: a client may keep many such requests being read by one node. Held: the node reads
+    at most PER_ADDRESS of them and closes the oldest, and another learner's request, read at once, is
+    answered."""
+    front = through(haproxy, cluster.nodes["a"])
+    http = front.learner()
+    node = http.cookies["labnb-node"]
+    slow = []
+    try:
+        for _ in range(300):   # more than the node reads at once from one address, and than HAProxy's maxconn to it
+            s = socket.create_connection(("127.0.0.1", haproxy.port), timeout=5)
+            s.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{haproxy.port}\r\nCookie: labnb-node={node}\r\n"
+                      f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 16200\r\n\r\n".encode()
+                      + b"a" * 16100)
+            slow.append(s)
+        log = cluster.nodes[node.split("|")[0]].log
+        wait_for(lambda: "were sending their requests slowly: the oldest was closed" in log.read_text(), 60, 0.2,
+                 "the node to close the oldest slow requests")   # the attack reached the node's bound
+        for _ in range(5):
+            assert http.get(f"{front.url}/", timeout=30).status_code == 200
+    finally:
+        for s in slow:
+            s.close()
