@@ -17,7 +17,7 @@ from webapp.commands.cli import main
 from webapp.config import Settings, proxies
 from webapp.errors import ConfigError
 from webapp.guard.limits import client_address
-from webapp.labhost import records
+from webapp.labhost import records, subids
 from webapp.proxy.gateway import HOST
 
 
@@ -109,3 +109,31 @@ def test_a_node_name_from_the_store_cannot_write_haproxy_directives():
         with pytest.raises(ValueError):
             haproxy.parse_node(text)
     assert dataclasses.astuple(haproxy.parse_node("a=10.0.0.1:80,agent=9")) == ("a", "10.0.0.1", 80, 9)
+
+
+# -- an odd /etc/subuid: entries read as the shadow suite reads them -------------------------------------------
+@pytest.mark.parametrize("other, kept, usable", [
+    ("alice:0x30d40:65536", 1, 1),       # hex: uid 200000, one range past LABNB_UID_BASE=100000
+    ("alice:0300000:65536", 1, 0),       # octal: uid 98304, over root's entry: kept, said, and none used
+    ("alice: +200000:65536", 1, 1),      # blanks and a sign before the number
+    ("alice:200000:65536 ", 4, 4),       # a blank after the count: no entry for useradd either
+    ("alice:200000:65536\r", 4, 4),      # nor a carriage return (a file saved on Windows)
+])
+def test_another_users_entry_is_read_as_useradd_reads_it(tmp_path, other, kept, usable):
+    """useradd and rootless containers read /etc/subuid with the shadow suite (strtoul, base 0: decimal,
+    0x hex, 0 octal, leading blanks and a sign; nothing after the number). An entry labnb read otherwise was
+    one whose ids root's entry grew over, and lab hosts shared them with that user's containers."""
+    path = tmp_path / "subuid"
+    path.write_bytes(f"{other}\nroot:100000:65536\n".encode())
+    allotted = subids.allot(str(path), 100000, 4, write=True)
+    assert (allotted.ranges, records.machine_ranges(100000, str(path))[0]) == (kept, usable)
+    assert path.read_bytes().decode().split("\n")[0] == other   # another's line is never rewritten
+
+
+def test_a_root_entry_useradd_does_not_read_reserves_nothing(tmp_path):
+    """``root:100000:65536 `` (a blank after it) is no entry for useradd, which would give those ids to the
+    next user: labnb does not take it as root's either, and adds one that is."""
+    path = tmp_path / "subuid"
+    path.write_text("root:100000:65536 \n")
+    assert records.machine_ranges(100000, str(path))[0] == subids.RANGES   # no entry of root's: the default
+    assert subids.allot(str(path), 100000, 2, write=True).after == "root:100000:131072"
