@@ -8,6 +8,8 @@ import re
 import signal
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 import requests
@@ -154,3 +156,22 @@ def test_a_client_trickling_bodies_through_haproxy_leaves_other_learners_their_s
     finally:
         for s in slow:
             s.close()
+
+
+def test_two_first_nodes_racing_for_the_secret_key_both_take_one(cluster):
+    """Held: nodes started at once, each the first as far as it can tell, make a secret key each; the first
+    to commit wins and every one of them signs with that one (``store.shared_value``, READ COMMITTED)."""
+    name, start = f"race-{os.getpid()}", threading.Barrier(8)
+    values: list[str] = []
+
+    def node(i: int) -> None:
+        with cluster.store() as store:
+            start.wait(30)
+            values.append(store.shared_value(name, lambda: time.sleep(0.5) or f"key-{i}"))
+    threads = [threading.Thread(target=node, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with cluster.store() as store:
+        assert len(values) == 8 and set(values) == {store.shared_value(name, lambda: "later")}
