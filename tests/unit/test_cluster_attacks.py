@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 from test_cluster_edge import NODES, seen
 from test_cluster_life import shared  # noqa: F401 - a fixture: the cluster's store is the test's SQLite one
 from webapp.app import resolve
-from webapp.cluster import haproxy
+from webapp.cluster import agent, haproxy
 from webapp.commands.cli import main
 from webapp.config import Settings, proxies
 from webapp.errors import ConfigError
@@ -137,3 +139,24 @@ def test_a_root_entry_useradd_does_not_read_reserves_nothing(tmp_path):
     path.write_text("root:100000:65536 \n")
     assert records.machine_ranges(100000, str(path))[0] == subids.RANGES   # no entry of root's: the default
     assert subids.allot(str(path), 100000, 2, write=True).after == "root:100000:131072"
+
+
+# -- a flood on the agent-check port ----------------------------------------------------------------------------
+def test_a_flood_on_the_agent_port_is_answered_at_a_bounded_pace():
+    """The agent is a thread of the node's worker, and shares its interpreter lock with every page and
+    WebSocket: a client flooding its port (left open by the operator) had it answer as fast as it could
+    connect. It answers at most once per GAP, which HAProxy (once per check interval) never notices; the rest
+    wait in the kernel's backlog, and are dropped past it."""
+    asked = []
+
+    def report():
+        asked.append(time.monotonic())
+        return agent.Report(3)
+    server = agent.Agent(report, 0, "127.0.0.1").start()
+    try:
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                assert s.makefile("rb").readline() == b"up ready 3%\n"
+    finally:
+        server.close()
+    assert all(b - a >= agent.GAP for a, b in zip(asked, asked[1:])), asked
