@@ -100,8 +100,9 @@ def cluster():
 
 
 def placed(http) -> str:
-    """The node HAProxy pinned this browser to (its cookie: the node's name, ``-full`` for the backup)."""
-    return http.cookies.get(COOKIE).removesuffix("-full")
+    """The node HAProxy pinned this browser to (its cookie: the node's name, ``-full`` for the backup, then
+    ``|`` and the date it renews by)."""
+    return http.cookies.get(COOKIE).partition("|")[0].removesuffix("-full")
 
 
 def learner_on(front, name: str) -> requests.Session:
