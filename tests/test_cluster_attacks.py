@@ -3,6 +3,7 @@
 the cluster, and the rule that now stops each; the fast tier's twins are in tests/unit/test_cluster_attacks.py."""
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -175,3 +176,36 @@ def test_two_first_nodes_racing_for_the_secret_key_both_take_one(cluster):
         t.join(60)
     with cluster.store() as store:
         assert len(values) == 8 and set(values) == {store.shared_value(name, lambda: "later")}
+
+
+
+@pytest.fixture(scope="module")
+def limited():
+    """One node that gives one new learner per client address, behind its own HAProxy."""
+    yield from running_cluster("limited", names=("l",), uid_slot=48, env={"LABNB_NEW_LEARNERS_PER_ADDRESS": "1"})
+
+
+@pytest.fixture(scope="module")
+def limited_front(limited):
+    yield from behind_haproxy(limited)
+
+
+def new_learner(front, token: str, source: str, forged: str | None = None) -> int:
+    """The status of a new browser's first request (the learners' token) from ``source``, through HAProxy."""
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request("GET", f"/?token={token}", headers={"X-Forwarded-For": forged} if forged else {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_client_behind_haproxy_is_limited_as_itself_whatever_it_forges(limited, limited_front):
+    """Held: HAProxy drops the X-Forwarded-For a client sends and appends the client's address, which the node
+    believes from HAProxy only (LABNB_TRUSTED_PROXIES): each client has its own share of new learners, and one
+    that forges another address still has only its own."""
+    token = limited.nodes["l"].token
+    assert new_learner(limited_front, token, "127.0.0.2") == 303
+    assert new_learner(limited_front, token, "127.0.0.2", "203.0.113.9") == 429
+    assert new_learner(limited_front, token, "127.0.0.2", "127.0.0.3") == 429
+    assert new_learner(limited_front, token, "127.0.0.3") == 303   # another client: a share of its own
