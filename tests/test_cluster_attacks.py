@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
 import socket
 import subprocess
 import threading
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from cluster_support import behind_haproxy, running_cluster, through
-from web_support import LABNB, Server, free_port, wait_for
+from web_support import LABNB, Server, wait_for
 from webapp.labhost import records
 
 pytestmark = pytest.mark.slow
