@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from cluster_support import behind_haproxy, running_cluster, through
-from web_support import LABNB, Server, wait_for
+from web_support import LABNB, TEST_LAB, Server, wait_for
 from webapp.labhost import records
 
 pytestmark = pytest.mark.slow
@@ -56,6 +56,15 @@ def test_a_learner_whose_browser_restarts_comes_back_to_their_node(cluster, hapr
         r = restarted.get(f"{front.url}/", timeout=10)
         assert r.status_code == 200 and pinned(r, node) == node
 
+
+
+def test_a_learner_opens_haproxys_own_name(cluster, haproxy):
+    """The nodes serve on their own address (here 127.0.0.1), which learners never open: they open HAProxy's
+    name, which the nodes took for another server's and refused after the token."""
+    http, host = requests.Session(), f"labs.example.test:{haproxy.port}"
+    token = cluster.nodes["a"].token
+    assert http.get(f"{haproxy.url}/?token={token}", headers={"Host": host}, timeout=10).status_code == 200
+    assert http.get(f"{haproxy.url}/labs/{TEST_LAB}", headers={"Host": host}, timeout=10).status_code == 200
 
 def service_sessions(haproxy, node: str) -> int:
     """Requests HAProxy has sent to ``node``'s web-service backend."""

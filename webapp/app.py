@@ -144,6 +144,8 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     moves = Moves(store, settings.node) if settings.node else None   # a node's: where its learners' lab hosts are
     new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
                                refusals)
+    # behind HAProxy, the Host is the name learners opened, which a node on its private address cannot know
+    hosts = None if settings.trusted_proxies else allowed_hosts(bind_host)
     if settings.workshop:
         from .workshop import views
         from .workshop.manager import RoomAdmission, Workshop, code_mark
@@ -151,12 +153,12 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
 
         admission = RoomAdmission(Room(settings.capacity, Times.from_settings(settings)),
                                   code_mark(settings.access_code), operator_mark(settings.operator_token))
-        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
+        guard = Guard(settings.token, settings.operator_token, hosts, new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
         learners = Learners(pool, admission, moves=moves)
     else:   # the open server limits lab hosts per address, and gives back idle ones
-        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
+        guard = Guard(settings.token, settings.operator_token, hosts, new_learners)
         learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60, moves)
     node = (cluster_node.Node(store, settings.node, cluster_node.announced(bind_host, port or 0), settings.agent_port,
                               cluster_node.image_id(settings), functools.partial(cluster_node.pool_facts, pool))

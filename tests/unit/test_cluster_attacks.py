@@ -11,6 +11,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from apps import TOKEN, serving
 from test_cluster_edge import NODES, seen
 from test_cluster_life import shared  # noqa: F401 - a fixture: the cluster's store is the test's SQLite one
 from webapp.app import resolve
@@ -160,3 +161,21 @@ def test_a_flood_on_the_agent_port_is_answered_at_a_bounded_pace():
     finally:
         server.close()
     assert all(b - a >= agent.GAP for a, b in zip(asked, asked[1:])), asked
+
+
+# -- the documented node, behind HAProxy ------------------------------------------------------------------------
+def test_a_node_on_a_private_address_answers_the_host_name_learners_open(tmp_path):
+    """A node serves on its private address (``labnb serve --host 10.0.0.11``, docs/cluster.md), and took only
+    that address and loopback names as Host: every learner's request through HAProxy, for the name they
+    opened, was refused. Behind a trusted proxy the Host is HAProxy's clients' (the node reached by HAProxy
+    only), as on a server that listens on every address; the token and cookie still guard it."""
+    def home(app, host: str, **proxied) -> int:
+        """A learner's first page after the token, asked for by the Host they opened."""
+        browser = app.test_client()
+        browser.get(f"/?token={TOKEN}", headers={"Host": host, **proxied}, environ_base={"REMOTE_ADDR": "10.0.0.5"})
+        return browser.get("/", headers={"Host": host, **proxied}, environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code
+    with serving(tmp_path, trusted_proxies="10.0.0.5") as app:
+        assert home(app, "labs.example.com", **{"X-Forwarded-For": "203.0.113.7"}) == 200
+        assert app.test_client().get("/", headers={"Host": "labs.example.com"}).status_code == 403   # no token
+    with serving(tmp_path / "alone") as app:   # one machine on loopback: its Host check as before
+        assert home(app, "labs.example.com") == 403
