@@ -87,5 +87,6 @@ class HAProxy:
 
 
 def placed(http) -> str:
-    """The node HAProxy pinned this browser to (its cookie: the node's name, ``-full`` for the backup)."""
-    return http.cookies.get(COOKIE).removesuffix("-full")
+    """The node HAProxy pinned this browser to (its cookie: the node's name, ``-full`` for the backup, then
+    ``|`` and the date it renews by)."""
+    return http.cookies.get(COOKIE).partition("|")[0].removesuffix("-full")

@@ -50,6 +50,10 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
         from .cluster import join
 
         settings = join.settle(settings, new_access_code)
+    elif settings.database_url:   # one machine on PostgreSQL: never on a cluster's store
+        from .cluster import join
+
+        join.alone(settings)
     token = settings.token or secrets.token_hex(24)
     operator = settings.operator_token or operator_token(token, secret_key(settings.state_dir))
     if operator == token:
@@ -145,6 +149,8 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     moves = Moves(store, settings.node) if settings.node else None   # a node's: where its learners' lab hosts are
     new_learners = NewLearners(settings.new_learners_per_address, settings.learner_window, settings.max_learners,
                                refusals)
+    # behind HAProxy, the Host is the name learners opened, which a node on its private address cannot know
+    hosts = None if settings.trusted_proxies else allowed_hosts(bind_host)
     if settings.workshop:
         from .workshop import views
         from .workshop.manager import RoomAdmission, Workshop, code_mark, room_key
@@ -156,12 +162,12 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
                 if settings.node else Room(settings.capacity, times))   # a cluster's nodes share one room
         admission = RoomAdmission(room, code_mark(settings.access_code), operator_mark(settings.operator_token),
                                   store, settings.node)
-        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners, admission,
+        guard = Guard(settings.token, settings.operator_token, hosts, new_learners, admission,
                       views.OPEN, WrongCodes(settings.join_attempts, settings.learner_window, refusals))
         # a workshop's room holds whole classrooms, often from one address, and ends idle places itself
         learners = Learners(pool, admission, moves=moves)
     else:   # the open server limits lab hosts per address, and gives back idle ones
-        guard = Guard(settings.token, settings.operator_token, allowed_hosts(bind_host), new_learners)
+        guard = Guard(settings.token, settings.operator_token, hosts, new_learners)
         learners = Learners(pool, OPEN, LabHostsPerAddress(settings, refusals), settings.idle_minutes * 60, moves)
     node = (cluster_node.Node(store, settings.node, cluster_node.announced(bind_host, port or 0), settings.agent_port,
                               cluster_node.image_id(settings), functools.partial(cluster_node.pool_facts, pool))

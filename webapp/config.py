@@ -113,8 +113,14 @@ class Settings:
 def proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The networks of LABNB_TRUSTED_PROXIES (addresses or networks, comma-separated)."""
     try:
-        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
+        networks = tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
     except ValueError as e:
         raise ConfigError("LABNB_TRUSTED_PROXIES", f"{text!r} is not a list of addresses: {e}",
                           "Set it to HAProxy's addresses, comma-separated (such as 10.0.0.5,10.0.1.0/24), "
                           "or unset it") from None
+    every = [str(n) for n in networks if n.prefixlen == 0]
+    if every:   # a client within a trusted network may write any other address in X-Forwarded-For
+        raise ConfigError("LABNB_TRUSTED_PROXIES", f"{', '.join(every)} trusts every address: any client could "
+                          "name itself another address at each request, past every per-address limit",
+                          "Set it to HAProxy's addresses only, comma-separated (such as 10.0.0.5)")
+    return networks

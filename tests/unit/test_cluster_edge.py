@@ -182,7 +182,7 @@ def test_the_path_based_way_is_the_gateways():
 def test_web_service_host_names_go_to_their_nodes_backend():
     text = config()
     rules = dict((m[1], m[2].replace("\\\\", "\\")) for m in
-                 re.finditer(r"use_backend service_(\w+) if \{ req\.hdr\(host\),lower -m reg (\S+) \}", text))
+                 re.finditer(r"use_backend service_(\w+) if \{ req\.hdr\(host\) -m reg (\S+) \}", text))
     assert set(rules) == {"a", "b2", "c"}
 
     def backend(host: str) -> str | None:

@@ -20,10 +20,11 @@ Only the agent undoes what it said, so every reply says the whole state
 
 The server is one thread that answers each connection in turn: one line out,
 no waiting on the peer (whatever it sent is discarded unread), a short
-timeout on the write, and the kernel's backlog as the bound on connections
-waiting. Anyone who reaches the port learns the node's free capacity and
-nothing else; the operator firewalls it to HAProxy's address
-(docs/cluster.md).
+timeout on the write, at most one answer per GAP (a flood of connections
+would otherwise take the worker's interpreter lock from its pages), and the
+kernel's backlog as the bound on connections waiting. Anyone who reaches the
+port learns the node's free capacity and nothing else; the operator
+firewalls it to HAProxy's address (docs/cluster.md).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 WEIGHT_MOST = 256     # HAProxy's largest server weight
 BACKLOG = 16          # connections waiting to be answered; more are refused by the kernel
 WRITE_TIMEOUT = 1.0   # seconds to hand one line to a peer that does not read
+GAP = 0.01            # seconds between two answers: HAProxy asks once per check interval; a flood gets 100 a second
 WHY_MOST = 120        # characters of a down reason: HAProxy shows it on one stats line
 
 
@@ -112,6 +114,7 @@ class Agent:
                 continue
             with conn:
                 self._answer(conn)
+            self._stop.wait(GAP)   # this thread shares the worker's interpreter lock with every page
 
     def _answer(self, conn: socket.socket) -> None:
         try:

@@ -46,6 +46,7 @@ PATH_WAY = "/.labnb/p/"      # a web service's path-based way in (webapp/proxy/g
 PASS_LEN = 256               # characters of a pass kept as its key (a pass is about 150)
 WEIGHT = 100                 # every node's configured weight: an agent's "<n>%" makes it n
 DURATION = re.compile(r"[1-9][0-9]{0,6}(us|ms|s|m|h)")   # HAProxy's time format, as the options take it
+HOST_MOST = 40               # characters of a lab host's id in a web service's host name (the gateway's HOST)
 TUNNEL = "2m"                # a quiet WebSocket's life: above Socket.IO's 25 s ping interval + 60 s timeout
 
 
@@ -91,6 +92,7 @@ class Front:
     client_timeout: str = "60s"  # a client's silence in a request or between them
     server_timeout: str = "90s"  # a node's silence in an answer (a lab host claim waits up to 60 s)
     check_every: str = "2s"      # health and agent checks, per node
+    session_days: float = 7.0    # the nodes' LABNB_SESSION_DAYS: a learner's cookie of HAProxy's lives as long
     admin_socket: str = ""
 
 
@@ -133,15 +135,20 @@ def render(nodes: list[Node], front: Front = Front()) -> str:
         "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
     ]
     for n in nodes:   # a lab host's web service, by its node's prefix (webapp/labhost/records.py id_prefix)
-        lines.append(f"    use_backend service_{n.name} if {{ req.hdr(host),lower -m reg "
-                     f"^p[1-9][0-9]{{0,4}}-lh-{n.name}-[a-z0-9-]+\\\\.{domain}(:[0-9]+)?$ }}")
+        # exactly the names the node's gateway (HOST) reads as a web service: any other would reach its pages
+        lines.append(f"    use_backend service_{n.name} if {{ req.hdr(host) -m reg "
+                     f"^p[1-9][0-9]{{0,4}}-lh-{n.name}-[a-z0-9-]{{1,{HOST_MOST - len(n.name) - 4}}}"
+                     f"\\\\.{domain}(:[0-9]{{1,5}})?$ }}")
     secure = " secure" if front.cert else ""
+    # as labnb's session cookie: kept by the browser for session_days after the last request (renewed as
+    # requests come), so a learner whose browser restarts comes back to the node that holds their lab host
+    life = f" maxidle {int(front.session_days * 86400)}s attr Max-Age={int(front.session_days * 86400)}"
     lines += [
         "    default_backend labnb",
         "",
         "backend labnb",
         "    balance roundrobin",
-        f"    cookie {COOKIE} insert indirect nocache httponly{secure} attr SameSite=Lax",
+        f"    cookie {COOKIE} insert indirect nocache httponly{secure}{life} attr SameSite=Lax",
         f"    stick-table type string len {PASS_LEN} size 100k expire 12h   # path-based passes: their node",
         f"    stick store-request path,field(4,/) if {{ path_beg {PATH_WAY} }} {{ var(txn.pinned) -m found }}",
         f"    stick match path,field(4,/) if {{ path_beg {PATH_WAY} }}",

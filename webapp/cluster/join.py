@@ -31,6 +31,21 @@ def needs(settings: Settings) -> None:
                               f"LABNB_NODE to run on one machine")
 
 
+def alone(settings: Settings) -> None:
+    """Refuse a server without LABNB_NODE on a cluster's store: at its start it would cut off every running
+    run in the store (on one machine they are all its own), the nodes' too, and serve learners beside them."""
+    store = open_store(settings)
+    try:
+        nodes = sorted(n["name"] for n in store.nodes())
+    finally:
+        store.close()
+    if nodes:
+        raise ConfigError("LABNB_NODE", f"LABNB_DATABASE_URL is the store of a cluster (node {', node '.join(nodes)} "
+                          "joined it) but LABNB_NODE is empty: this server would end their running runs and serve "
+                          "learners beside them", "Set LABNB_NODE to this node's name (docs/cluster.md), or give "
+                          "a one-machine server a database of its own")
+
+
 def settle(settings: Settings, access_code: Callable[[], str]) -> Settings:
     """``settings`` with the cluster's token, operator's token and (a workshop's) access code, and its secret
     key in this node's state dir; ``access_code`` makes a new code. Raises ConfigError for a node without

@@ -96,7 +96,7 @@ def haproxy_config(nodes: list[haproxy.Node], bind: str, port: int, cert: str, m
         raise click.BadParameter(f"{check_every!r} is not a duration such as 2s or 500ms", param_hint="--check-every")
     front = haproxy.Front(bind=bind, port=port, cert=cert, domain=settings.proxy_domain, maxconn=maxconn,
                           node_maxconn=node_maxconn, service_maxconn=service_maxconn, check_every=check_every,
-                          admin_socket=admin_socket)
+                          admin_socket=admin_socket, session_days=settings.session_days)
     try:
         text = haproxy.render(list(nodes), front)
     except ValueError as e:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 
 RANGE = 65536         # ids per lab host: root inside is the first of its range outside
 RANGES = 64           # ranges from LABNB_UID_BASE without an entry of root's (what setup.sh reserved until issue 30)
 NO_ID = 2 ** 32 - 1   # (uid_t) -1 is never an id: the kernel refuses a map that reaches it
 FILES = ("/etc/subuid", "/etc/subgid")
+NUMBER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")   # as strtoul reads one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,16 +47,31 @@ def read(path: str) -> tuple[list[str], list[Entry]]:
     """The file's lines and its entries; none if it does not exist. A line that is no entry is kept as
     it is and read as none (OSError if the file cannot be read)."""
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
+        with open(path, newline="") as f:
+            lines = f.read().split("\n")   # lines as the shadow suite reads them: a "\r" is the line's
+        if lines[-1] == "":
+            lines.pop()
     except FileNotFoundError:
         return [], []
     entries = []
     for i, text in enumerate(lines):
-        parts = text.strip().split(":")
-        if len(parts) == 3 and parts[0] and parts[1].isdigit() and parts[2].isdigit():
-            entries.append(Entry(parts[0], int(parts[1]), int(parts[2]), i))
+        parts = text.split(":")
+        numbers = [_number(p) for p in parts[1:]]
+        if len(parts) == 3 and parts[0] and None not in numbers:
+            entries.append(Entry(parts[0], *numbers, i))
     return lines, entries
+
+
+def _number(text: str) -> int | None:
+    """A field as the shadow suite reads it (useradd, newuidmap: strtoul in base 0, so decimal, 0x hex or 0
+    octal, after blanks and a sign, and nothing after it), or None where it reads no entry: an entry read
+    otherwise would be ids labnb thought free and another user's containers use."""
+    m = NUMBER.fullmatch(text)
+    if m is None:
+        return None
+    digits = m[2]
+    value = int(digits, 16 if digits[:2] in ("0x", "0X") else 8 if digits[0] == "0" else 10)
+    return None if value >= 2 ** 64 else (-value) % 2 ** 64 if m[1] == "-" else value
 
 
 def holder(entries: list[Entry], uid_base: int) -> Entry | None:
