@@ -206,7 +206,8 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
         from .cluster.agent import Agent, node_report
 
         agent = Agent(node_report(settings, pool, admission.room if settings.workshop else None,
-                                  draining=node.draining if node else (lambda: False), broken=pool.cannot_make),
+                                  draining=node.draining if node else (lambda: False),
+                                  broken=lambda: pool.cannot_make() or (node.trouble() if node else None)),
                       settings.agent_port, bind_host)
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,

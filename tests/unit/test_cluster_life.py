@@ -86,6 +86,19 @@ def test_a_node_is_dead_after_five_beats_missed_and_buried_once():
     assert dead(rows, "b", 200.0) == ["a", "c"]   # never itself; never one already down
 
 
+def test_a_node_whose_beats_do_not_reach_the_store_reports_trouble_for_its_agent(store, clock):
+    """Its runs would not be recorded: the agent-check says down (HAProxy sends it no new learner), its own
+    learners stay; once a beat gets through again, no trouble."""
+    clock.into(cluster_node)
+    node = cluster_node.Node(store, "a", "127.0.0.1:1", 0, "", dict)
+    node._beat()
+    assert node.trouble() is None
+    clock.now += DEAD_AFTER + 0.5
+    assert "node a's heartbeat has not reached the cluster's store" in node.trouble()
+    node._beat()
+    assert node.trouble() is None
+
+
 def test_a_node_whose_busybox_image_differs_from_the_up_nodes_is_refused(tmp_path, shared, clock):
     clock.into(cluster_node)
     settings = node_settings(tmp_path)

@@ -103,6 +103,14 @@ class Node:
         agent-check, which tells HAProxy."""
         return self.state() == DRAINING
 
+    def trouble(self) -> str | None:
+        """Why this node must take no new learner though it still serves its own, or None: its beats do
+        not reach the store (the runs it would record would be lost). For the agent-check: HAProxy marks
+        the node down, and the node's learners stay (docs/cluster.md)."""
+        if time.time() - self._beaten > DEAD_AFTER:
+            return f"node {self.name}'s heartbeat has not reached the cluster's store for over {DEAD_AFTER:.0f} s"
+        return None
+
     def close(self) -> None:
         """Stop beating, and lose this node's placements (its lab hosts are destroyed by now): its learners'
         next requests reach another node, which says so. The others bury it when its heartbeat is stale."""
