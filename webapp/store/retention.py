@@ -52,11 +52,17 @@ class Retention:
                         self._quota.count(db, learner, -gone[0])
                         deleted += 1
                 if len(old) < PRUNE_BATCH:
-                    gone = db.execute("DELETE FROM learners WHERE created < ? AND NOT EXISTS"
-                                      " (SELECT 1 FROM runs WHERE learner = learners.id) RETURNING id",
-                                      (cutoff,)).fetchall()
-                    for (learner,) in gone:
-                        self._quota.forget(learner)
+                    # Locked, then deleted if they still have no run: a run being started meanwhile (it
+                    # holds its learner's row) is seen by the second statement, never deleted with them.
+                    none = [r for (r,) in db.execute(
+                        "SELECT id FROM learners WHERE created < ? AND NOT EXISTS (SELECT 1 FROM runs WHERE"
+                        " learner = learners.id) ORDER BY id" + self._sql.for_update, (cutoff,)).fetchall()]
+                    for i in range(0, len(none), 500):
+                        part = none[i:i + 500]
+                        for (learner,) in db.execute(
+                                f"DELETE FROM learners WHERE id IN ({','.join('?' * len(part))}) AND NOT EXISTS"
+                                " (SELECT 1 FROM runs WHERE learner = learners.id) RETURNING id", part).fetchall():
+                            self._quota.forget(learner)
                     db.execute("DELETE FROM rooms WHERE saved < ?", (cutoff,))   # names, addresses, hands
             if len(old) < PRUNE_BATCH:
                 if deleted:

@@ -36,7 +36,10 @@ class Runs:
             lab_host = fields.text("lab_host", lab_host)
         run_id, now = uuid.uuid4().hex, time.time()
         with self._sql.write() as db:
-            db.execute("INSERT INTO learners (id, created) VALUES (?, ?) ON CONFLICT DO NOTHING", (learner, now))
+            # an upsert, not DO NOTHING: it holds the learner's row, so the retention pass cannot delete
+            # them (and their new run with them) until this run is in (nodes sharing the store)
+            db.execute("INSERT INTO learners (id, created) VALUES (?, ?) ON CONFLICT (id) DO UPDATE"
+                       " SET created = learners.created", (learner, now))
             db.execute(
                 "INSERT INTO runs (id, learner, lab, step, command, lab_host, started, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
