@@ -90,7 +90,7 @@ def cluster():
 def learner_on(front, name: str) -> requests.Session:
     """A new learner whose browser HAProxy pins to node ``name`` (as if it had placed them there)."""
     http = requests.Session()
-    http.cookies.set(COOKIE, name)
+    http.cookies.set(COOKIE, name, domain="127.0.0.1", path="/")   # where HAProxy's renewal lands too
     assert http.get(f"{front.url}/?token={front.token}", timeout=10).status_code == 200 and placed(http) == name
     return http
 

@@ -13,6 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from pg_support import pg_database_url, postgres_server  # noqa: F401 (fixtures)
+from redis_support import redis_url  # noqa: F401 (a fixture)
 from web_support import TEST_LAB, Server, _state_dir, own_server, serving, wait_for
 from webapp.config import Settings
 from webapp.store import open_store
@@ -72,14 +73,14 @@ def test_a_learners_run_shows(web_server):
              "the warm pool to refill")
 
 
-def test_a_clusters_node_reports_a_dead_node(pg_database_url):
+def test_a_clusters_node_reports_a_dead_node(pg_database_url, redis_url):
     """A node of a cluster (LABNB_NODE, the store on PostgreSQL) reports every node's state and heartbeat age
     from the store: node b, which stopped beating and was marked down, is seen through node a."""
     store = open_store(Settings(database_url=pg_database_url))
     try:
         store.node_beat("b", "127.0.0.1:1", "", "", {})
         node = Server(_state_dir("metrics-node"), uid_slot=32,
-                      env={"LABNB_DATABASE_URL": pg_database_url, "LABNB_NODE": "a"})
+                      env={"LABNB_DATABASE_URL": pg_database_url, "LABNB_REDIS_URL": redis_url, "LABNB_NODE": "a"})
         with contextlib.contextmanager(serving)(node) as server:
             wait_for(lambda: samples(server).get(("labnb_node_heartbeat_age_seconds", (("node", "b"),)), 0) >= 1,
                      60, 0.2, "node b's heartbeat to age")
