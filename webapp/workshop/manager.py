@@ -338,10 +338,13 @@ class Workshop:
 
     def expire(self) -> None:
         """End the places whose time is up; the learners warned hear of it (``Room.expire``, only when
-        something is due: for a shared room, a transaction)."""
-        if not self.room.due(self.busy):
+        something is due: for a shared room, a transaction). Who is busy is asked first: asked under the room's
+        lock, it waited for the learners' lock, which a learner's first claim holds while it asks the room
+        (``Learners.get``, ``admits``), and a room joining at once stopped for good."""
+        working = {place.id for place in self.room.places() if place.state == SEATED and self.busy(place.id)}
+        if not self.room.due(working.__contains__):
             return
-        ended, _warned = self.room.expire(self.busy)
+        ended, _warned = self.room.expire(working.__contains__)
         for learner_id, why in ended:
             log.info("workshop: the place of learner %s ended: %s", learner_id[:8], ENDINGS[why])
             self.learners.end(learner_id)

@@ -278,7 +278,8 @@ class Room:
     @change
     def expire(self, busy) -> tuple[list[tuple[str, str]], list[str]]:
         """End the places whose end has come and find those to warn now:
-        ([(learner, why)], [learner]). ``busy(learner)``: a command of theirs runs."""
+        ([(learner, why)], [learner]). ``busy(learner)``: a command of theirs runs; asked under the room's lock,
+        so it must take no lock of its own (Workshop.expire asks the learners first)."""
         with self._lock:
             ended, due = self._due(busy)
             for place, when in due:
