@@ -1,6 +1,6 @@
 """A cluster's nodes attacked for real (issue 30): two nodes on real PostgreSQL and Redis behind a real HAProxy
 (tests/cluster_support.py). What a hostile learner does through HAProxy, what an operator's mistake does to
-the cluster, and the rule that now stops each; the fast tier's twins are in tests/unit/test_cluster_attacks.py."""
+the cluster, and the rule that now stops each; the fast tier's twins are in tests/unit/test_cluster_hostile.py."""
 from __future__ import annotations
 
 import http.client

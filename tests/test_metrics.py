@@ -3,7 +3,7 @@ needs the operator's token (``Authorization: Bearer``, as docs/metrics.md's scra
 learner's token or cookie, a wrong token and none get a refusal with no metric in it; the text parses with
 prometheus_client's own parser; a learner's run shows in the run starts and the first-output histogram, and
 their lab host in the ready-time histogram and the states; a cluster's node, on a real PostgreSQL, reports
-every node's health from it. tests/unit/test_metrics.py says the rest in process."""
+every node's health from it. tests/unit/test_metrics_scrape.py says the rest in process."""
 from __future__ import annotations
 
 import contextlib
