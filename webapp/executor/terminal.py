@@ -35,6 +35,10 @@ from .process import OutputCallback, PtyProcess
 
 # How long a prompt waits for the marker that normally follows it at once.
 PROMPT_GRACE = 1.0
+# How long a command typed right after a run waits for the shell to show its next prompt: typed before the
+# shell's line editor has the terminal (while it is still in cooked mode), the kernel echoes it and the
+# editor shows it again. A shell that shows no prompt (a bare ``cat`` swallowing input) costs this once.
+SETTLE = 0.5
 RECENT = 64 << 10   # bytes of what a terminal showed kept for a fanout that starts to mirror it later
 LINE_KEPT = 512     # bytes of the terminal's last line kept: the prompt a command is typed at
 # a marker, or the echo of a marker line
@@ -179,6 +183,8 @@ class Terminal:
         self.fanout = None          # what mirrors it (``mirror``)
         self._echoed = False        # a marker line's echo was just cut: its prompt is shown, and not yet erased
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
+        self._settled = threading.Event()   # the shell showed something (its prompt) since the last marker
+        self._settled.set()
         self._lock = threading.Lock()
         self._route_lock = threading.Lock()
 
@@ -198,7 +204,9 @@ class Terminal:
 
     def type(self, command: str | None, *, on_output: OutputCallback, timeout: float | None = None,
              endless: bool = False) -> TypedCommand:
-        """Type ``command``, then (unless endless) the marker line; returns at once."""
+        """Type ``command``, then (unless endless) the marker line, once the shell shows its prompt after the
+        last run (``SETTLE``); returns then."""
+        self._settled.wait(SETTLE)
         self._release()
         with self._lock:
             if self.current is not None:
@@ -261,8 +269,11 @@ class Terminal:
             echoed, self._echoed = self._echoed, part[0] == "echo"
             if part[0] == "text":
                 taken += self._text(part[1], run, fanout)
+                if part[1]:
+                    self._settled.set()
             elif part[0] == "marker":
                 _, token, status, outer = part
+                self._settled.clear()
                 if echoed:   # a shell ran the marker line: the prompt it showed for it goes, the next replaces it
                     self._shown(ERASE_LINE)
                     if fanout is not None:
