@@ -19,11 +19,13 @@ current or a lab host's record names it (``collect``).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -69,18 +71,26 @@ def build(settings: Settings, images: list[str], fill: Callable[[LabHost], None]
     these names. One build at a time per state dir (a lock).
     """
     statedir.prepare_state_dir(settings)
-    work = os.path.join(settings.state_dir, "layers", "work")
-    os.makedirs(work, mode=0o700, exist_ok=True)
-    with open(os.path.join(work, "lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(settings) as work:
         staging = os.path.join(work, secrets.token_hex(6))
         os.mkdir(staging, 0o700)
         try:
             bundle = _build(settings, images, fill, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        collect(settings)
+        _collect(settings)
     return bundle
+
+
+@contextlib.contextmanager
+def _locked(settings: Settings):
+    """The layers' work dir, held against other builds and collections (a layer just moved to the store
+    belongs to no bundle until its bundle is written)."""
+    work = os.path.join(settings.state_dir, "layers", "work")
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    with open(os.path.join(work, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield work
 
 
 def _build(settings: Settings, images: list[str], fill: Callable[[LabHost], None], staging: str) -> Bundle:
@@ -94,6 +104,7 @@ def _build(settings: Settings, images: list[str], fill: Callable[[LabHost], None
         _stream_out(settings, host, staging)
     finally:
         host.destroy()
+    check(staging)
     chains = share(settings, staging)
     bundle_id = secrets.token_hex(6)
     images_dir = os.path.join(settings.state_dir, "images")
@@ -121,7 +132,7 @@ def _check_names(host: LabHost, names: list[str]) -> None:
         tags = {t for image in client.images.list() for t in image.tags}
     finally:
         client.close()
-    missing = [n for n in names if n not in tags and n + ":latest" not in tags]
+    missing = [n for n in names if not {n, n + ":latest", _short(n), _short(n) + ":latest"} & tags]
     if missing:
         raise LabHostError(f"the reference lab host for shared image layers lacks {', '.join(missing)}",
                            "Make the image available (`labnb image import FILE` or `labnb image pull NAME`)")
@@ -158,6 +169,20 @@ def _stream_out(settings: Settings, host: SandboxLabHost, staging: str) -> None:
                            f"Check the space in {settings.state_dir} and LABNB_DISK_MB (the images must fit)")
 
 
+def check(staging: str) -> None:
+    """Refuse what a lab host's image store cannot hold but a hostile stream could: ids outside the lab
+    host's 0..65535 (shown unmapped inside, and overlayfs must never copy such a file up as another's) and
+    devices other than overlay whiteouts (char 0/0). The store is root's only and bound nosuid, nodev."""
+    for root, dirs, files in os.walk(staging):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(root, name))
+            device = stat.S_ISBLK(st.st_mode) or (stat.S_ISCHR(st.st_mode) and st.st_rdev != 0)
+            if st.st_uid >= records.RANGE or st.st_gid >= records.RANGE or device:
+                raise LabHostError(f"a reference lab host's image store holds {os.path.join(root, name)} "
+                                   f"(uid {st.st_uid}, gid {st.st_gid}, mode {st.st_mode:o}), which no image "
+                                   "loaded by dockerd in a lab host has", "Build the bundle again")
+
+
 def share(settings: Settings, staging: str) -> list[str]:
     """Move each layer's files from ``staging`` to the shared store (unless a bundle already put the same
     chain there) and leave a symlink where they were; return the chain ids."""
@@ -181,7 +206,14 @@ def share(settings: Settings, staging: str) -> list[str]:
 
 def collect(settings: Settings) -> list[str]:
     """Remove the bundles that are neither current nor named by a lab host's record, and the store's layers
-    that no kept bundle uses; return the ids of the bundles removed."""
+    that no kept bundle uses; return the ids of the bundles removed. ``labnb lab-hosts gc`` runs it."""
+    if not os.path.isdir(os.path.join(settings.state_dir, "layers")):
+        return []
+    with _locked(settings):
+        return _collect(settings)
+
+
+def _collect(settings: Settings) -> list[str]:
     images_dir = os.path.join(settings.state_dir, "images")
     have = current(settings)
     keep = {have.id} if have else set()
@@ -207,6 +239,13 @@ def collect(settings: Settings) -> list[str]:
             if name not in {_plain(c) for c in chains}:
                 shutil.rmtree(os.path.join(store, name), ignore_errors=True)
     return removed
+
+
+def _short(name: str) -> str:
+    """A name as dockerd lists it: Docker Hub's host and ``library/`` left out."""
+    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        name = name.removeprefix(prefix)
+    return name.removeprefix("library/") if name.count("/") == 1 else name
 
 
 def _read(settings: Settings, bundle_id: str) -> Bundle | None:
