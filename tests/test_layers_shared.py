@@ -48,6 +48,19 @@ def _archive(dest: str) -> None:
     image.write(dest, [base, data, top], IMAGE, ["sh"], "labnb test: shared layers")
 
 
+def _loader(*archives: str):
+    """A bundle's ``fill``: `docker load` of each archive into the reference lab host."""
+    def fill(host):
+        client = host.docker()
+        try:
+            for archive in archives:
+                with open(archive, "rb") as f:
+                    client.api.load_image(f.read())
+        finally:
+            client.close()
+    return fill
+
+
 @pytest.fixture(scope="module")
 def shared(settings):
     """A state dir of its own (the session's keeps the busybox seed) with a bundle of IMAGE."""
@@ -57,15 +70,7 @@ def shared(settings):
     archive = os.path.join(s.state_dir, "test-image.tar")
     _archive(archive)
 
-    def fill(host):
-        client = host.docker()
-        try:
-            with open(archive, "rb") as f:
-                client.api.load_image(f.read())
-        finally:
-            client.close()
-
-    bundle = layers.build(s, [IMAGE], fill)
+    bundle = layers.build(s, [IMAGE], _loader(archive))
     yield s, bundle
     reaper.gc(s, everything=True)
     shutil.rmtree(s.state_dir, ignore_errors=True)
@@ -154,6 +159,35 @@ def test_rmi_in_one_lab_host_does_not_affect_another(shared, two):
     assert IMAGE not in _ok(first, "docker image ls --format '{{.Repository}}:{{.Tag}}'")
     assert "original" in _ok(second, f"docker run --rm {IMAGE} cat /data/keep")
     assert os.path.isfile(_store_file(s, bundle, "data/keep"))
+
+
+@pytest.mark.slow
+def test_a_new_bundle_reaches_new_lab_hosts_and_an_old_one_stays_while_used(shared, two):
+    s, first = shared
+    archive = os.path.join(s.state_dir, "test-image.tar")
+    only = os.path.join(s.state_dir, "only.tar")
+    image.write(only, [image._layer(image.BUSYBOX), _layer([("only", "file", b"in bundle two alone\n")])],
+                "labnb-test/only:2", ["cat", "/only"],
+                "labnb test: a layer of one bundle")
+    assert layers.ensure(s, [IMAGE], _loader(archive)).id == first.id   # it has them: nothing built
+    second = layers.ensure(s, ["labnb-test/only:2"], _loader(archive, only))
+    assert layers.current(s).id == second.id and set(second.images) >= {IMAGE, "busybox:latest", "labnb-test/only:2"}
+    only_chain = (set(second.chains) - set(first.chains)).pop().removeprefix("sha256:")
+    newer = create(s)
+    try:
+        assert "bundle two alone" in _ok(newer, "docker run --rm labnb-test/only:2")
+        assert "original" in _ok(two[1], f"docker run --rm {IMAGE} cat /data/keep")   # made with the first
+        third = layers.build(s, [IMAGE], _loader(archive))   # without only:2
+        kept = {b.removeprefix("bundle-").removesuffix(".json") for b in os.listdir(os.path.join(s.state_dir, "images"))
+                if b.startswith("bundle-") and b.endswith(".json")}
+        assert kept == {first.id, second.id, third.id}   # each named by a lab host's record, or current
+        assert "bundle two alone" in _ok(newer, "docker run --rm labnb-test/only:2")
+    finally:
+        newer.destroy()
+    assert second.id in layers.collect(s)
+    assert not os.path.exists(second.archive)
+    assert not os.path.exists(os.path.join(statedir.shared_store(s), only_chain))
+    assert first.id not in layers.collect(s)   # the module's two lab hosts still use it
 
 
 ATTACKS = {

@@ -75,11 +75,10 @@ def build(settings: Settings, images: list[str], fill: Callable[[LabHost], None]
         staging = os.path.join(work, secrets.token_hex(6))
         os.mkdir(staging, 0o700)
         try:
-            bundle = _build(settings, images, fill, staging)
+            return _build(settings, images, fill, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        _collect(settings)
-    return bundle
+            _collect(settings)   # also the layers of a bundle that failed
 
 
 @contextlib.contextmanager
@@ -118,12 +117,36 @@ def _build(settings: Settings, images: list[str], fill: Callable[[LabHost], None
         json.dump(meta, f)
     os.replace(os.path.join(images_dir, f"bundle-{bundle_id}.json.tmp"),
                os.path.join(images_dir, f"bundle-{bundle_id}.json"))
+    _try(settings, bundle_id, archive, names)
     link = statedir.bundle_link(settings)
     if os.path.lexists(link + ".tmp"):
         os.unlink(link + ".tmp")
     os.symlink(f"bundle-{bundle_id}", link + ".tmp")
     os.replace(link + ".tmp", link)   # the switch: atomic
     return Bundle(bundle_id, archive, meta["images"], chains)
+
+
+def _try(settings: Settings, bundle_id: str, archive: str, names: list[str]) -> None:
+    """A lab host made with the new bundle runs busybox and has every image, or the bundle is not made
+    current: a machine whose kernel or state dir's file system cannot give lab hosts the shared layers
+    keeps the busybox seed, and the operator hears why."""
+    host = SandboxLabHost(settings, bundle=(bundle_id, archive))
+    try:
+        host.start()
+        host.wait_ready()
+        _check_names(host, names)
+        rc, out, err = host.capture(["docker", "run", "--rm", "busybox", "true"], timeout=120)
+        if rc != 0:
+            raise LabHostError(f"docker run: {(out + err).decode(errors='replace')[-500:]}")
+    except LabHostError as e:
+        for ext in (".tar", ".json"):
+            os.unlink(os.path.join(settings.state_dir, "images", f"bundle-{bundle_id}{ext}"))
+        raise LabHostError(f"a lab host cannot use the shared image layers in {statedir.shared_store(settings)}: "
+                           f"{e}", "Shared layers need Linux 5.19 or later and a state dir on a file system "
+                           "with idmapped mounts (ext4, xfs, btrfs, tmpfs); `labnb doctor --start` checks "
+                           "lab hosts") from None
+    finally:
+        host.destroy()
 
 
 def _check_names(host: LabHost, names: list[str]) -> None:

@@ -88,11 +88,13 @@ class SandboxLabHost(LocalLabHost):
     backend = "sandbox"
     home = HOME
 
-    def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
+    def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True,
+                 bundle: tuple[str, str] | None = None):
         super().__init__(lab_host_id or records.new_id(settings.state_dir, settings.node))
         self.settings = settings
-        # the bundle of shared image layers (layers.py) includes busybox; else the busybox seed
-        self.bundle = statedir.current_bundle(settings) if seeded else None
+        # the bundle of shared image layers (layers.py: the current one, or one on trial) includes busybox;
+        # else the busybox seed
+        self.bundle = bundle or (statedir.current_bundle(settings) if seeded else None)
         self.seed = self.bundle[1] if self.bundle else (statedir.seed_archive(settings) if seeded else None)
         self.slot: int | None = None
         self.pid: int | None = None        # the lab host's PID 1, as the server sees it
