@@ -27,6 +27,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -168,27 +169,35 @@ def _stream_out(settings: Settings, host: SandboxLabHost, staging: str) -> None:
     data = os.path.join(host.dir, "docker")
     script = ('kill "$(cat /run/docker.pid)"; while [ -e /run/docker.pid ]; do sleep 0.05; done; '
               f"tar -C {data} --xattrs --xattrs-include='*' -cf - image overlay2")
-    unpack = subprocess.Popen(["tar", "-C", staging, "--numeric-owner", "--same-owner", "-p", "--xattrs",
-                               "--xattrs-include=*", "-xf", "-"], stdin=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
     sent = 0
+    with tempfile.TemporaryFile() as unpack_err:   # a file, not a pipe: tar never waits on it
+        unpack = subprocess.Popen(["tar", "-C", staging, "--numeric-owner", "--same-owner", "-p", "--xattrs",
+                                   "--xattrs-include=*", "-xf", "-"], stdin=subprocess.PIPE, stderr=unpack_err)
 
-    def save(chunk: bytes) -> None:
-        nonlocal sent
-        sent += len(chunk)
-        if sent > (settings.disk_mb << 20) + (1 << 20):
-            raise LabHostError(f"the reference lab host's image store is larger than LABNB_DISK_MB={settings.disk_mb}")
-        unpack.stdin.write(chunk)
+        def save(chunk: bytes) -> None:
+            nonlocal sent
+            sent += len(chunk)
+            if sent > (settings.disk_mb << 20) + (1 << 20):
+                raise LabHostError(f"the reference lab host's image store is larger than "
+                                   f"LABNB_DISK_MB={settings.disk_mb}", "Raise LABNB_DISK_MB: the images must fit")
+            try:
+                unpack.stdin.write(chunk)
+            except BrokenPipeError:
+                raise LabHostError(f"tar stopped unpacking into {staging}", "Check the space there") from None
 
-    try:
-        rc, _out, err = host.capture(["/bin/sh", "-c", script], timeout=STREAM_TIMEOUT, stdout=save)
-    finally:
-        unpack.stdin.close()
-        unpack_err = unpack.stderr.read()
-        unpack.wait()
+        try:
+            rc, _out, err = host.capture(["/bin/sh", "-c", script], timeout=STREAM_TIMEOUT, stdout=save)
+        finally:
+            try:
+                unpack.stdin.close()
+            except BrokenPipeError:
+                pass
+            unpack.wait()
+        unpack_err.seek(0)
+        err += unpack_err.read(2000)
     if rc != 0 or unpack.returncode != 0:
         raise LabHostError(f"cannot move the image store of a reference lab host out to {staging}: "
-                           f"{(err or unpack_err).decode(errors='replace')[-500:]}",
+                           f"{err.decode(errors='replace')[-500:]}",
                            f"Check the space in {settings.state_dir} and LABNB_DISK_MB (the images must fit)")
 
 
