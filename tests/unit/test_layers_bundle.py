@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -40,6 +41,7 @@ def _bundle(settings, bundle_id: str, chains: list[str], current: bool = False) 
     with open(os.path.join(images, f"bundle-{bundle_id}.json"), "w") as f:
         json.dump({"images": ["busybox:latest"], "chains": chains, "created": 0}, f)
     open(os.path.join(images, f"bundle-{bundle_id}.tar"), "w").close()
+    os.utime(os.path.join(images, f"bundle-{bundle_id}.json"), (0, 0))   # replaced long ago, if not current
     if current:
         link = statedir.bundle_link(settings)
         if os.path.lexists(link):
@@ -84,6 +86,19 @@ def test_collect_keeps_the_current_bundle_and_those_lab_hosts_use(settings, tmp_
     assert layers.collect(settings) == ["used"]
     assert os.listdir(statedir.shared_store(settings)) == [CHAIN_A]
     assert layers.current(settings).id == "now"
+
+
+def test_a_bundle_replaced_just_now_is_kept_for_lab_hosts_that_read_it_then(settings, tmp_path):
+    layers.share(settings, _staging(tmp_path, "s", {CHAIN_A: "c1" * 32}))
+    _bundle(settings, "old", [CHAIN_A])
+    _bundle(settings, "now", [], current=True)
+    os.utime(os.path.join(settings.state_dir, "images", "bundle-old.json"))   # what a switch does
+    assert layers.collect(settings) == []
+    assert os.listdir(statedir.shared_store(settings)) == [CHAIN_A]
+    past = time.time() - settings.ready_timeout - 1
+    os.utime(os.path.join(settings.state_dir, "images", "bundle-old.json"), (past, past))
+    assert layers.collect(settings) == ["old"]
+    assert os.listdir(statedir.shared_store(settings)) == []
 
 
 def test_current_is_none_without_a_bundle_or_its_archive(settings):

@@ -123,7 +123,10 @@ def _build(settings: Settings, images: list[str], fill: Callable[[LabHost], None
     if os.path.lexists(link + ".tmp"):
         os.unlink(link + ".tmp")
     os.symlink(f"bundle-{bundle_id}", link + ".tmp")
+    replaced = current(settings)
     os.replace(link + ".tmp", link)   # the switch: atomic
+    if replaced:   # when it stopped being current: a lab host that read it just before has its record soon
+        os.utime(os.path.join(images_dir, f"bundle-{replaced.id}.json"))
     return Bundle(bundle_id, archive, meta["images"], chains)
 
 
@@ -255,7 +258,7 @@ def _collect(settings: Settings) -> list[str]:
         if not (name.startswith("bundle-") and name.endswith(".json")):
             continue
         bundle_id = name.removeprefix("bundle-").removesuffix(".json")
-        if bundle_id in keep:
+        if bundle_id in keep or _replaced_within(settings, os.path.join(images_dir, name)):
             bundle = _read(settings, bundle_id)
             chains |= set(bundle.chains) if bundle else set()
             continue
@@ -271,6 +274,15 @@ def _collect(settings: Settings) -> list[str]:
             if name not in {_plain(c) for c in chains}:
                 shutil.rmtree(os.path.join(store, name), ignore_errors=True)
     return removed
+
+
+def _replaced_within(settings: Settings, meta: str) -> bool:
+    """Whether a bundle stopped being current less than LABNB_READY_TIMEOUT ago: a lab host that read it as
+    current then may not have written its record yet (it does at once, but is not under the lock)."""
+    try:
+        return time.time() - os.stat(meta).st_mtime < settings.ready_timeout
+    except FileNotFoundError:
+        return False
 
 
 def _short(name: str) -> str:
