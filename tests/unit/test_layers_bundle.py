@@ -140,3 +140,24 @@ def test_a_store_with_what_a_lab_hosts_dockerd_cannot_write_is_refused(tmp_path,
                                           ("registry.example/team/tool:2", "registry.example/team/tool:2")])
 def test_names_as_dockerd_lists_them(name, listed):
     assert layers._short(name) == listed
+
+
+def test_a_bundle_no_lab_host_can_use_is_removed_saying_what_it_needs(settings, monkeypatch):
+    class Refused:
+        def __init__(self, settings, bundle):
+            self.bundle = bundle
+
+        def start(self):
+            raise LabHostError("lab host x failed: labroot build: an idmapped mount of ... (Linux 5.19 or later)",
+                               "Run `labnb doctor`")
+
+        def destroy(self):
+            pass
+
+    _bundle(settings, "new", [CHAIN_A])
+    monkeypatch.setattr(layers, "SandboxLabHost", Refused)
+    with pytest.raises(LabHostError, match="cannot use the shared image layers.*Linux 5.19") as e:
+        layers._try(settings, "new", os.path.join(settings.state_dir, "images", "bundle-new.tar"), [])
+    assert "idmapped mounts" in e.value.todo
+    assert not [n for n in os.listdir(os.path.join(settings.state_dir, "images")) if n.startswith("bundle-new")]
+    assert layers.current(settings) is None

@@ -146,7 +146,7 @@ def _try(settings: Settings, bundle_id: str, archive: str, names: list[str]) -> 
         for ext in (".tar", ".json"):
             os.unlink(os.path.join(settings.state_dir, "images", f"bundle-{bundle_id}{ext}"))
         raise LabHostError(f"a lab host cannot use the shared image layers in {statedir.shared_store(settings)}: "
-                           f"{e}", "Shared layers need Linux 5.19 or later and a state dir on a file system "
+                           f"{e.what}", "Shared layers need Linux 5.19 or later and a state dir on a file system "
                            "with idmapped mounts (ext4, xfs, btrfs, tmpfs); `labnb doctor --start` checks "
                            "lab hosts") from None
     finally:
@@ -156,7 +156,7 @@ def _try(settings: Settings, bundle_id: str, archive: str, names: list[str]) -> 
 def _check_names(host: LabHost, names: list[str]) -> None:
     client = host.docker()
     try:
-        tags = {t for image in client.images.list() for t in image.tags}
+        tags = {t for image in client.images.list() for t in image.tags + image.attrs.get("RepoDigests", [])}
     finally:
         client.close()
     missing = [n for n in names if not {n, n + ":latest", _short(n), _short(n) + ":latest"} & tags]
