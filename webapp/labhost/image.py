@@ -54,23 +54,28 @@ def _layer(busybox: str) -> bytes:
 
 def build(dest: str, busybox: str = BUSYBOX) -> str:
     """Write the image archive to ``dest`` (atomically); return its image id."""
-    layer = _layer(busybox)
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    return write(dest, [_layer(busybox)], TAG, ["sh"], f"labnb: {busybox} from Debian")
+
+
+def write(dest: str, layers: list[bytes], tag: str, cmd: list[str], created_by: str) -> str:
+    """Write a ``docker save`` archive of an image made of ``layers`` (uncompressed layer tars, lowest first)
+    to ``dest`` (atomically); return its image id. Deterministic: the same layers give the same id."""
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
     config = json.dumps({
         "architecture": _arch(), "os": "linux", "created": "1970-01-01T00:00:00Z",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"labnb: {busybox} from Debian"}],
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": created_by} for _ in layers],
     }, sort_keys=True).encode()
     image_id = hashlib.sha256(config).hexdigest()
-    layer_dir = diff_id.split(":")[1]
-    manifest = json.dumps([{"Config": f"{image_id}.json", "RepoTags": [TAG],
-                            "Layers": [f"{layer_dir}/layer.tar"]}]).encode()
+    layer_dirs = [d.split(":")[1] for d in diff_ids]
+    manifest = json.dumps([{"Config": f"{image_id}.json", "RepoTags": [tag],
+                            "Layers": [f"{d}/layer.tar" for d in layer_dirs]}]).encode()
     tmp = dest + ".tmp"
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     with tarfile.open(tmp, "w") as tar:
-        for name, data in ((f"{image_id}.json", config), (f"{layer_dir}/layer.tar", layer),
-                           ("manifest.json", manifest)):
+        members = [(f"{image_id}.json", config)] + [(f"{d}/layer.tar", layer) for d, layer in zip(layer_dirs, layers)]
+        for name, data in members + [("manifest.json", manifest)]:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), EPOCH, 0o644
             tar.addfile(info, io.BytesIO(data))

@@ -8,7 +8,7 @@ cgroup subtree or dir without a record (a crash mid-creation).
 from __future__ import annotations
 
 from ..config import Settings
-from . import cgroups, records
+from . import cgroups, layers, records
 from .sandbox import teardown
 
 
@@ -35,10 +35,12 @@ def remove(settings: Settings, meta: dict) -> None:
 
 
 def gc(settings: Settings, everything: bool = False) -> list[str]:
-    """Remove orphaned lab hosts (all of them with ``everything``); return their ids."""
+    """Remove orphaned lab hosts (all of them with ``everything``), then the shared image layers that no
+    lab host left uses (``layers.collect``); return the lab hosts' ids."""
     removed = []
     for meta in list_all(settings):
         if everything or not meta["owner_alive"]:
             remove(settings, meta)
             removed.append(meta["id"])
+    layers.collect(settings)
     return removed

@@ -88,10 +88,14 @@ class SandboxLabHost(LocalLabHost):
     backend = "sandbox"
     home = HOME
 
-    def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True):
+    def __init__(self, settings: Settings, lab_host_id: str | None = None, seeded: bool = True,
+                 bundle: tuple[str, str] | None = None):
         super().__init__(lab_host_id or records.new_id(settings.state_dir, settings.node))
         self.settings = settings
-        self.seed = statedir.seed_archive(settings) if seeded else None
+        # the bundle of shared image layers (layers.py: the current one, or one on trial) includes busybox;
+        # else the busybox seed
+        self.bundle = bundle or (statedir.current_bundle(settings) if seeded else None)
+        self.seed = self.bundle[1] if self.bundle else (statedir.seed_archive(settings) if seeded else None)
         self.slot: int | None = None
         self.pid: int | None = None        # the lab host's PID 1, as the server sees it
         self.pid_start: int | None = None  # its start time: a reused pid is not it
@@ -150,7 +154,7 @@ class SandboxLabHost(LocalLabHost):
         argv = ["sh", "-c", JOIN, "labnb-start", *self.subtree.procs_files("lab"), "--",
                 "unshare", "--mount", "--propagation", "private", "--",
                 *python, "build", root, data, str(self.uid), str(s.disk_mb), str(s.tmpfs_mb), str(pts), str(s.pids),
-                "--", *NAMESPACES, "--",
+                statedir.shared_store(s) if self.bundle else "", "--", *NAMESPACES, "--",
                 *python, "finish", root, data, lib, self.subtree.mount_spec(), self.seed or "", "--",
                 "tini", "--", "sh", "/run/labnb/init.sh", s.hostname, s.address, data]
         control, theirs = spawn.pair()
@@ -243,7 +247,7 @@ class SandboxLabHost(LocalLabHost):
             "id": self.id, "backend": self.backend, "slot": self.slot,
             "uid": self.uid if self.slot is not None else None, "cgroup_parent": self.subtree.parent,
             "pid": self.pid,
-            "pid_start": self.pid_start, "created": self.created,
+            "pid_start": self.pid_start, "created": self.created, "bundle": self.bundle and self.bundle[0],
             "owner": os.getpid(), "owner_start": _start_time(os.getpid())})
 
     def _read_log(self) -> None:

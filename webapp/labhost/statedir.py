@@ -3,7 +3,9 @@
     <state_dir>/hosts/<id>/   a lab host's dir: meta.json (records.py), its root and docker data
     <state_dir>/slots/<n>     uid range n reserved (records.py)
     <state_dir>/lib/          the in-lab-host scripts, copied where a lab host can read them
-    <state_dir>/images/       the busybox image archive and the docker data dirs seeded with it
+    <state_dir>/images/       the busybox image archive and the docker data dirs seeded with it;
+                              bundle-<id>.tar/.json and `bundle`, the current one (layers.py)
+    <state_dir>/layers/       root's only: store/<chain id>, image layers shared by every lab host
     <state_dir>/labnb.sqlite  the run store (Settings.store_file)
 """
 from __future__ import annotations
@@ -37,6 +39,26 @@ def seed_archive(settings: Settings) -> str | None:
     return path if path and os.path.exists(path) else None
 
 
+def shared_store(settings: Settings) -> str:
+    """The image layers every lab host shares (layers.py), bound read-only into each."""
+    return os.path.join(settings.state_dir, "layers", "store")
+
+
+def bundle_link(settings: Settings) -> str:
+    """Names the bundle that new lab hosts get (layers.py): ``bundle-<id>``, beside it."""
+    return os.path.join(settings.state_dir, "images", "bundle")
+
+
+def current_bundle(settings: Settings) -> tuple[str, str] | None:
+    """The current bundle's id and its per-lab-host archive, if there is one."""
+    try:
+        name = os.readlink(bundle_link(settings))
+    except OSError:
+        return None
+    archive = os.path.join(settings.state_dir, "images", name + ".tar")
+    return (name.removeprefix("bundle-"), archive) if os.path.exists(archive) else None
+
+
 def prepare_state_dir(settings: Settings) -> None:
     """Lay out the state dir and copy the in-lab-host scripts where a lab host can read them.
 
@@ -52,7 +74,8 @@ def prepare_state_dir(settings: Settings) -> None:
                            "Set LABNB_STATE_DIR to a dir elsewhere, e.g. /var/lib/labnb")
     os.makedirs(settings.state_dir, exist_ok=True)
     os.chmod(settings.state_dir, 0o711)
-    for sub, mode in ((records.HOSTS, 0o711), (records.SLOTS, 0o700), ("lib", 0o755), ("images", 0o755)):
+    for sub, mode in ((records.HOSTS, 0o711), (records.SLOTS, 0o700), ("lib", 0o755), ("images", 0o755),
+                      ("layers", 0o700)):
         path = os.path.join(settings.state_dir, sub)
         os.makedirs(path, exist_ok=True)
         os.chmod(path, mode)

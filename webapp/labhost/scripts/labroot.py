@@ -1,6 +1,6 @@
 """Build a new lab host's root, in two halves, then exec the next program.
 
-    labroot.py build ROOT DATA UID DISK_MB TMPFS_MB PTS_FD PIDS -- COMMAND...
+    labroot.py build ROOT DATA UID DISK_MB TMPFS_MB PTS_FD PIDS [LAYERS] -- COMMAND...
     labroot.py userns UID PIDS -- COMMAND...
     labroot.py finish ROOT DATA SCRIPTS CGROUPS SEED -- COMMAND...
 
@@ -37,6 +37,9 @@ RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC = 1, 2, 4, 8, 32, 4096, 16384
 MNT_DETACH = 2
 SYS_PIVOT_ROOT = 155 if os.uname().machine == "x86_64" else 41
 SYS_MOVE_MOUNT, MOVE_MOUNT_F_EMPTY_PATH, AT_FDCWD = 429, 4, -100
+SYS_OPEN_TREE, OPEN_TREE_CLONE, AT_EMPTY_PATH, SYS_MOUNT_SETATTR = 428, 1, 0x1000, 442
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_IDMAP = 1, 2, 4, 0x100000
+SHARED_LAYERS = "/var/lib/labnb-layers"   # where a lab host sees the shared image layers (layers.py)
 CLONE_NEWUSER, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP = 0x10000000, 28, 1 << 2
 RANGE = 65536   # ids a lab host maps: root inside is the first
 # What the kernel counts per user and bounds by rlimits is charged, level by
@@ -103,6 +106,69 @@ def build(root, data, uid, disk_mb, tmpfs_mb, pts_fd):
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, os.path.join(dev, name))
     tmpfs(f"{tmpfs_mb}m", "1777", os.path.join(dev, "shm"))
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def share_layers(root, store, uid):
+    """The machine's shared image layers (``layers.py``) at SHARED_LAYERS: a bind
+    that is read-only, nosuid, nodev and idmapped (the store's ids 0..65535, as
+    its dockerd wrote them, are this lab host's), so each lab host's dockerd uses
+    the one copy as lower layers and copies up into its own tmpfs. Made before
+    the user namespace exists, so locked: the lab host's root can neither remount
+    it writable, unmount it nor change its mapping."""
+    target = os.path.join(root, SHARED_LAYERS.lstrip("/"))
+    os.makedirs(target)
+    userns = id_mapped_namespace(uid)
+    try:
+        tree = LIBC.syscall(SYS_OPEN_TREE, AT_FDCWD, store.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC)
+        if tree < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"open_tree {store}: {os.strerror(err)}")
+        try:
+            attr = MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP, 0, 0, userns)
+            if LIBC.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr),
+                            ctypes.sizeof(attr)) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"an idmapped mount of {store} (Linux 5.19 or later): {os.strerror(err)}")
+            if LIBC.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"move_mount {store} on {target}: {os.strerror(err)}")
+        finally:
+            os.close(tree)
+    finally:
+        os.close(userns)
+
+
+def id_mapped_namespace(uid):
+    """A descriptor of a user namespace that maps 0..RANGE-1 to the lab host's ids:
+    an idmapped mount's mapping. Its only process, a child made for it, is gone."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(ready_r)
+        os.close(hold_w)
+        ok = LIBC.unshare(CLONE_NEWUSER) == 0
+        os.write(ready_w, b"1" if ok else b"0")
+        os.read(hold_r, 1)   # until the parent has its descriptor
+        os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError("a user namespace for the shared layers' id mapping")
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{child}/{name}", "w") as f:
+                f.write(f"0 {uid} {RANGE}\n")
+        return os.open(f"/proc/{child}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(hold_w)
+        os.waitpid(child, 0)
 
 
 def user_namespace(uid, pids):
@@ -253,6 +319,8 @@ def main():
     try:
         if what == "build":
             build(*args[:6])
+            if len(args) > 7 and args[7]:
+                share_layers(args[0], args[7], int(args[2]))
             user_namespace(int(args[2]), int(args[6]))
             confine.bound_namespaces()
             user_namespace(0, int(args[6]))   # the lab host's own, inside the one that bounds it
