@@ -59,7 +59,8 @@ def doctor(start: bool) -> None:
 
 @main.group()
 def image() -> None:
-    """The busybox image that every lab host has loaded."""
+    """The busybox image that every lab host has loaded, and the machine's image cache for labs that name
+    other images (docs/images.md)."""
 
 
 @image.command("build")
@@ -379,8 +380,11 @@ def service_remove() -> None:
 
 
 from .cluster import cluster   # noqa: E402  (the `labnb cluster` group, in a module of its own)
+from .images import COMMANDS as IMAGE_COMMANDS   # noqa: E402  (`labnb image import|pull|ls`)
 
 main.add_command(cluster)
+for _command in IMAGE_COMMANDS:
+    image.add_command(_command)
 
 if __name__ == "__main__":
     main()

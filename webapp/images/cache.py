@@ -132,15 +132,17 @@ class Local:
                 self._prepare()
                 for role in ROLES:
                     self._spawn(role)
-                with open(os.path.join(self.dir, "pids"), "w") as f:
-                    f.write("".join(f"{p.pid}\n" for p in self._procs.values()))
                 self._wait_answering("store", "started here")
                 try:
                     self._wait_answering("cache", "started here")
                     self.cache_trouble = ""
-                except LabHostError as e:
-                    self.cache_trouble = str(e)
-                    log.error("%s; imported images are served, nothing is pulled from the upstream", e)
+                except LabHostError as e:   # what it cached is still served, read-only, and nothing new
+                    self.cache_trouble = (f"{e}; what the cache holds is served, nothing is pulled from the "
+                                          "upstream until labnb starts again with it reachable")
+                    log.error("%s", self.cache_trouble)
+                    self._procs.pop("cache").wait()
+                    self._spawn("cache", offline=True)
+                    self._wait_answering("cache", "started here, offline")
             except BaseException:
                 self._stop_own()
                 raise
@@ -155,7 +157,7 @@ class Local:
             if account:
                 os.chown(path, account.pw_uid, account.pw_gid)
 
-    def _spawn(self, role: str) -> None:
+    def _spawn(self, role: str, offline: bool = False) -> None:
         account = _account()
         try:
             os.unlink(self.socket(role))
@@ -166,7 +168,7 @@ class Local:
             os.fchmod(f.fileno(), 0o640)
             if account:
                 os.fchown(f.fileno(), 0, account.pw_gid)
-            json.dump(self._config(role), f, indent=1)
+            json.dump(self._config(role, offline), f, indent=1)
         logfile = os.path.join(self.dir, f"{role}.log")
         if os.path.exists(logfile) and os.path.getsize(logfile) > LOG_MOST:
             os.truncate(logfile, 0)
@@ -175,8 +177,10 @@ class Local:
                 [PROGRAM, "serve", config], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True, user=account.pw_uid if account else None,
                 group=account.pw_gid if account else None, extra_groups=[] if account else None)
+        with open(os.path.join(self.dir, "pids"), "w") as f:
+            f.write("".join(f"{p.pid}\n" for p in self._procs.values()))
 
-    def _config(self, role: str) -> dict:
+    def _config(self, role: str, offline: bool = False) -> dict:
         config = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}, "formatter": "text"},
@@ -184,7 +188,9 @@ class Local:
                         "cache": {"blobdescriptor": "inmemory"}},
             "http": {"net": "unix", "addr": self.socket(role), "secret": secrets.token_hex(16)},
         }
-        if role == "cache":
+        if role == "cache" and offline:   # the same data dir as a plain registry that takes nothing
+            config["storage"]["maintenance"] = {"readonly": {"enabled": True}}
+        elif role == "cache":
             config["proxy"] = {"remoteurl": self.settings.image_upstream}
         return config
 

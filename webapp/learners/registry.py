@@ -39,6 +39,7 @@ from prometheus_client import Histogram
 
 from .. import executor
 from ..errors import LabnbError
+from ..images.ensure import ImageMissing, ensure as ensure_images
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.pool import Pool
@@ -353,6 +354,7 @@ class Learners:
     def _setup(self, learner: Learner, lab: Lab, host: LabHost, generation: int) -> None:
         bench, why = Bench(lab, host), ""
         try:
+            ensure_images(host, getattr(lab, "images", []))   # a lab's images first: its setup may run them
             missing = requires.lacking(host, lab.requires)
             if missing:
                 why = requires.refusal(lab.id, missing, host)
@@ -361,6 +363,8 @@ class Learners:
                 if not outcome.ok:
                     why = (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
                            f"{output.strip()[-500:]}. Retry to get a fresh lab host")
+        except ImageMissing as e:   # which image, and what the operator can do
+            why = str(e)
         except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
             log.exception("setting up lab %s for learner %s", lab.id, learner.id)
             why = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
