@@ -86,8 +86,9 @@ class Archive:
         return self.tar.extractfile(member).read()
 
     def json(self, name: str):
+        data = self.read(name)
         try:
-            return json.loads(self.read(name))
+            return json.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise self.bad(f"{name!r} is not JSON") from None
 
