@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 from webapp.labhost.hostset import HostSet
 from webapp.labhost.labnet import LabNet
@@ -55,3 +56,36 @@ def host_set(settings, names: list[str]):
         net.destroy()
         for host in hosts:
             host.destroy()
+
+
+def bridge_data(net) -> dict[int, bytes]:
+    """The set's bridge's IFLA_INFO_DATA attributes by number, read over the server's own socket in the bridge's
+    namespace (pyroute2 names none past IFLA_BR_MCAST_MLD_VERSION)."""
+    sock = net._sock
+    sock.send(struct.pack("IHHII", 32, 18, 1, 4242, 0) + struct.pack("BxHiII", 0, 0, 2, 0, 0))   # RTM_GETLINK 2
+    data = sock.recv(1 << 16)
+    for kind, value in _attrs(data[32:]):
+        if kind == 18:   # IFLA_LINKINFO
+            for kind2, value2 in _attrs(value):
+                if kind2 == 2:   # IFLA_INFO_DATA
+                    return dict(_attrs(value2))
+    raise AssertionError("the bridge has no IFLA_INFO_DATA")
+
+
+def _attrs(buf: bytes):
+    offset = 0
+    while offset + 4 <= len(buf):
+        length, kind = struct.unpack_from("HH", buf, offset)
+        yield kind & 0x3FFF, buf[offset + 4:offset + length]
+        offset += (length + 3) & ~3
+
+
+# Sends 2000 frames from as many made-up source MACs on ens33.
+FLOOD = r"""
+import os, socket
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("ens33", 0))
+for i in range(2000):
+    src = bytes([0x02, 0x42]) + i.to_bytes(4, "big")
+    s.send(b"\xff" * 6 + src + b"\x88\xb5" + b"LABNBMARK".ljust(46, b"\0"))
+"""

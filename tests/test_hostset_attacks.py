@@ -9,11 +9,12 @@ attacker's own second host shows the attacks were sent at all.
 from __future__ import annotations
 
 import os
+import struct
 
 import pytest
 
 from conftest import sh
-from hostset_support import SHOUT, SNIFF, host_set
+from hostset_support import FLOOD, SHOUT, SNIFF, bridge_data, host_set
 from webapp import executor
 from webapp.labhost.pool import create
 
@@ -167,6 +168,20 @@ def test_a_learner_cannot_make_the_server_wire_into_another_set(settings, set_a,
         assert "1 received" not in out
     finally:
         extra.destroy()
+
+
+def test_made_up_macs_fill_a_bounded_table_of_the_own_bridge(set_b):
+    """2000 source MACs from one host: the set's bridge learns at most 256 (the machine's memory is not the
+    learner's to fill), and bridged frames pass no firewall hook (no conntrack entry for them)."""
+    put(set_b.host("node2"), "/tmp/flood.py", FLOOD)
+    outcome, out = sh(set_b.host("node2"), "python3 /tmp/flood.py")
+    assert outcome.exit_code == 0, out
+    data = bridge_data(set_b.network)
+    learned, most = (struct.unpack("I", data[n])[0] for n in (48, 49))   # IFLA_BR_FDB_N_LEARNED, _MAX_LEARNED
+    assert most == 256 and 200 < learned <= 256
+    assert [data[n] for n in (36, 37, 38)] == [b"\0"] * 3   # IFLA_BR_NF_CALL_{IP,IP6,ARP}TABLES
+    _, out = sh(set_b.host("node1"), "ping -c 1 -W 2 node2")   # the set still works
+    assert "1 received" in out
 
 
 def test_a_set_has_at_most_five_hosts(settings, set_a):

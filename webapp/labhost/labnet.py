@@ -17,7 +17,8 @@ never done by entering it. Host i of a set is ens33 with ``00:0c:29:b5:9a:13`` +
 
 What the kernel keeps for a set is bounded: at most ``hostset.MOST`` ports, a bridge that learns at most
 ``FDB_MOST`` MAC addresses (a learner who sends frames from a million made-up addresses fills its own
-table, not the machine's memory), no multicast snooping state.
+table, not the machine's memory), no multicast snooping state, and its frames never go through a
+firewall's hooks (br_netfilter's, were it loaded): no conntrack entry for them.
 
 A set is recorded in the state dir (``records.write_set``) with its owner, so that ``labnb lab-hosts gc``
 lists and removes what a killed server's set left (its namespace went with the server; its lab hosts are
@@ -51,6 +52,7 @@ IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_BR_MCAST_SNOOPING, IFLA_BR_FDB_MAX_LEARNED = 23, 49
+IFLA_BR_NF_CALL = (36, 37, 38)   # iptables, ip6tables, arptables on bridged frames (with br_netfilter)
 VETH_INFO_PEER = 1
 BRIDGE_INDEX = 2        # the bridge's interface index in its own namespace (lo is 1); port i is PORT_INDEX + i
 PORT_INDEX = 10
@@ -170,7 +172,8 @@ class LabNet:
         self._fd, self._sock = nsfs.new_net(_prepared)
         linkinfo = _nest(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge\0"), _nest(
             IFLA_INFO_DATA, _attr(IFLA_BR_MCAST_SNOOPING, b"\0"),
-            _attr(IFLA_BR_FDB_MAX_LEARNED, struct.pack("I", FDB_MOST))))
+            _attr(IFLA_BR_FDB_MAX_LEARNED, struct.pack("I", FDB_MOST)),
+            *(_attr(kind, b"\0") for kind in IFLA_BR_NF_CALL)))
         self._new_link(_ifinfo(BRIDGE_INDEX, IFF_UP) + _attr(IFLA_IFNAME, _name(self.bridge)) + linkinfo)
 
     def _plug(self, index: int, host: LabHost) -> str:
