@@ -215,6 +215,7 @@ class LabNet:
     def _record(self, members: list[tuple[str, LabHost]]) -> None:
         records.write_set(self.settings.state_dir, {
             "id": self.id, "bridge": self.bridge, "members": [host.id for _, host in members],
+            "netns": os.fstat(self._fd).st_ino,   # its namespace, unnamed: held by the owner alone
             "owner": os.getpid(), "owner_start": records.process_start_time(os.getpid())})
 
 
