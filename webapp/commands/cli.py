@@ -59,7 +59,8 @@ def doctor(start: bool) -> None:
 
 @main.group()
 def image() -> None:
-    """The busybox image that every lab host has loaded."""
+    """The busybox image that every lab host has loaded, and the machine's image cache for labs that name
+    other images (docs/images.md)."""
 
 
 @image.command("build")
@@ -229,6 +230,8 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     be made, 130 if interrupted (the lab host is removed in every case)."""
     import signal
 
+    from ..images import service as image_service
+    from ..images.ensure import ensure as ensure_images
     from ..learners import runner
     from ..lab import LabError, load_lab, requires
     from ..labhost import pool
@@ -257,18 +260,24 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     def interrupted(signum, frame):
         raise KeyboardInterrupt
 
-    host, code = None, 130
+    host, images, code = None, None, 130
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     try:
         try:
             if chosen.recorded:
                 prepare_state_dir(settings)
-            host = pool.create(settings)
-        except LabHostError as e:
+            images = image_service.for_labs(settings, [lab])   # the cache and forwarder, if the lab names images
+            host = pool.create(settings, images.prepare if images else None)
+        except LabnbError as e:
             click.echo(f"cannot make a lab host: {e}", err=True)
             sys.exit(3)
         click.echo(f"{lab.path}: {lab.title}, on {host.backend} lab host {host.id}")
+        try:
+            ensure_images(host, getattr(lab, "images", []))
+        except LabHostError as e:
+            click.echo(f"cannot give lab host {host.id} the lab's images: {e}", err=True)
+            sys.exit(3)
         try:
             missing = requires.lacking(host, lab.requires)
         except LabHostError as e:
@@ -293,6 +302,8 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if host is not None:
             host.destroy()
+        if images is not None:
+            images.close()
     sys.exit(code)
 
 
@@ -379,8 +390,11 @@ def service_remove() -> None:
 
 
 from .cluster import cluster   # noqa: E402  (the `labnb cluster` group, in a module of its own)
+from .images import COMMANDS as IMAGE_COMMANDS   # noqa: E402  (`labnb image import|pull|ls`)
 
 main.add_command(cluster)
+for _command in IMAGE_COMMANDS:
+    image.add_command(_command)
 
 if __name__ == "__main__":
     main()
