@@ -4,8 +4,11 @@ and cleanup on every host knowing its name; a lab of one lab host as always. Fak
 each is a directory of its own, so a file one host makes is on that host alone."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
+import apps
 import fakes
 from webapp.executor import DONE, FAILED
 from webapp.lab import load_lab
@@ -176,3 +179,16 @@ def test_a_multi_host_run_shows_the_host_before_each_command(lab, hosts):
     result = runner.run_lab(lab, hosts["node1"], hosts=hosts, steps=[lab.step("make")])
     out = runner.to_junit(result).getroot().find(".//system-out").text
     assert out.startswith("node2$ echo only-here") and "node1$ echo \"first" in out
+
+
+def test_the_notebook_shows_each_commands_host_on_a_lab_of_several_only(tmp_path):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    (labs / "two.md").write_text(LAB)
+    (labs / "one.md").write_text('---\ntitle: One\n---\n## S\n\n```sh\ntrue\n```\n')
+    with apps.serving(tmp_path / "state", labs_dir=str(labs)) as app:
+        http = apps.browser(app)
+        two, one = http.get("/labs/two").text, http.get("/labs/one").text
+    heads = re.findall(r'<span class="host" title="Runs on the lab host (\w+)">on (\w+)</span>', two)
+    assert heads == [("node2", "node2"), ("node1", "node1"), ("node2", "node2"), ("node1", "node1")]
+    assert 'class="host"' not in one
