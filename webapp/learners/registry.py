@@ -39,6 +39,7 @@ from flask import has_request_context, request, session
 from prometheus_client import Histogram
 
 from ..errors import LabnbError
+from ..images.ensure import ImageMissing, ensure as ensure_images
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.hostset import DEFAULT_NAME, HostSet, names_of
@@ -457,7 +458,12 @@ class Learners:
 
     @staticmethod
     def _prepare(lab: Lab, name: str, host: LabHost) -> str:
-        """The lab made ready on one of its hosts: what it requires there, its setup: why not, or ""."""
+        """The lab made ready on one of its hosts: its images (first: its setup may run them), what it
+        requires there, its setup: why not, or ""."""
+        try:
+            ensure_images(host, getattr(lab, "images", []))
+        except ImageMissing as e:   # which image, and what the operator can do
+            return str(e)
         missing = requires.lacking(host, lab.requires)
         if missing:
             return requires.refusal(lab.id, missing, host)
