@@ -38,14 +38,13 @@ from typing import Callable, Protocol
 from flask import has_request_context, request, session
 from prometheus_client import Histogram
 
-from .. import executor
 from ..errors import LabnbError
 from ..images.ensure import ImageMissing, ensure as ensure_images
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.hostset import DEFAULT_NAME, HostSet, names_of
 from ..labhost.pool import Pool
-from .bench import SCRIPT_TIMEOUT, Bench
+from .bench import Bench, script
 from ..guard.limits import LabHostsPerAddress, client_address
 from ..guard.admission import OPEN, Admission
 
@@ -441,7 +440,7 @@ class Learners:
 
         def prepare(name: str, host: LabHost) -> None:
             try:
-                whys[name] = self._prepare(lab, host)
+                whys[name] = self._prepare(lab, name, host)
             except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
                 log.exception("setting up lab %s on lab host %s", lab.id, host.id)
                 whys[name] = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
@@ -458,7 +457,7 @@ class Learners:
         return "; ".join(f"on {name}: {why}" for name, why in failed)
 
     @staticmethod
-    def _prepare(lab: Lab, host: LabHost) -> str:
+    def _prepare(lab: Lab, name: str, host: LabHost) -> str:
         """The lab made ready on one of its hosts: its images (first: its setup may run them), what it
         requires there, its setup: why not, or ""."""
         try:
@@ -469,7 +468,7 @@ class Learners:
         if missing:
             return requires.refusal(lab.id, missing, host)
         if lab.setup:
-            outcome, output = executor.capture(host, lab.setup, SCRIPT_TIMEOUT)
+            outcome, output = script(host, name if lab.hosts else None, lab.setup)
             if not outcome.ok:
                 return (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
                         f"{output.strip()[-500:]}. Retry to get a fresh lab host")
