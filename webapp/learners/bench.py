@@ -19,6 +19,7 @@ from .. import executor
 from ..executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from ..lab import Check, Command, Lab, Match, Step, plain_text
 from ..labhost.base import LabHost
+from ..labhost.hostset import HostSet, names_of
 from .events import CheckJudged, CommandEnded, CommandStarted, OnEvent, Output, RunEnded
 
 MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
@@ -234,13 +235,22 @@ def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
 
 
 class Bench:
-    """One lab on one lab host. One step runs at a time, as in a terminal."""
+    """One lab on a learner's lab hosts: ``lab_host`` the primary, ``hosts`` every one by the lab's names
+    (None: the primary alone, by the lab's first name). One step runs at a time, as in a terminal."""
 
-    def __init__(self, lab: Lab, lab_host: LabHost):
+    def __init__(self, lab: Lab, lab_host: LabHost, hosts: dict[str, LabHost] | None = None):
         self.lab, self.lab_host = lab, lab_host
+        self.hosts = HostSet(list(hosts.items()) if hosts else [(names_of(lab)[0], lab_host)])
+        if self.hosts.host() is not lab_host:
+            raise ValueError("a bench's lab_host must be the first of its hosts")
         self.terminals: dict[str, executor.Terminal] = {}
         self.current: StepRun | None = None
         self._lock = threading.Lock()
+
+    def host(self, name: str | None = None) -> LabHost:
+        """The lab host the lab names ``name`` (None: the first); LabHostError naming the set's hosts for
+        a name the lab does not declare."""
+        return self.hosts.host(name)
 
     def terminal(self, name: str) -> executor.Terminal:
         """The named terminal, started on first use (or again if it ended)."""

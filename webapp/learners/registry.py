@@ -41,6 +41,7 @@ from .. import executor
 from ..errors import LabnbError
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
+from ..labhost.hostset import DEFAULT_NAME, HostSet
 from ..labhost.pool import Pool
 from .bench import SCRIPT_TIMEOUT, Bench
 from ..guard.limits import LabHostsPerAddress, client_address
@@ -73,7 +74,7 @@ class Learner:
     def __init__(self, learner_id: str):
         self.id = learner_id
         self.state = STARTING
-        self.host: LabHost | None = None
+        self.hosts = HostSet()         # their lab hosts by the lab's names; empty while none is theirs
         self.error = ""
         self.since = time.time()       # when the current state began
         self.generation = 0            # bumped by every (re)start: a late claim for an old one is released
@@ -84,6 +85,11 @@ class Learner:
         self.address = ""              # the client address the lab host was claimed for (per-address limit)
         self.active = time.time()      # the learner's last activity (Learners.touch)
         self.note = ""                 # why their last lab host was given back, told with this one
+
+    @property
+    def host(self) -> LabHost | None:
+        """The primary of their lab hosts (what a lab of one host uses), None while they have none."""
+        return self.hosts.host() if self.hosts else None
 
     @property
     def holds(self) -> bool:
@@ -106,12 +112,13 @@ class Learner:
         for the store and the lab host, and a workshop's dashboard reads every
         learner's status on each push, which must not queue behind them. A
         field may be a moment newer than another; the next poll or push shows both."""
-        state, error, since, setup, host = self.state, self.error, self.since, False, self.host
+        state, error, since, setup, hosts = self.state, self.error, self.since, False, self.hosts
+        host = hosts.host() if hosts else None
         if state == READY and lab_id is not None and lab_id not in self.benches:
             error, since = self.setups.get(lab_id, ("", time.time()))
             state, setup = FAILED if error else STARTING, True
         return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
-                "host": host.id if host else None, "note": self.note}
+                "host": host.id if host else None, "hosts": self.hosts.ids(), "note": self.note}
 
 
 class Learners:
@@ -206,8 +213,8 @@ class Learners:
         with learner.lock:
             learner.generation += 1   # a claim still under way is released
             learner.ended = True      # and so is one that a reset racing this end starts
-            old = (learner.host, list(learner.benches.values()))
-            learner.host, learner.benches, learner.setups = None, {}, {}
+            old = (learner.hosts, list(learner.benches.values()))
+            learner.hosts, learner.benches, learner.setups = HostSet(), {}, {}
             learner.state, learner.error, learner.since = FAILED, "ended", time.time()
         threading.Thread(target=self._dispose, args=(learner_id, *old), name=f"end-{learner_id[:8]}",
                          daemon=True).start()
@@ -246,8 +253,8 @@ class Learners:
             return self.get(learner_id)
         learner = self.get(learner_id)
         with learner.lock, self._lock:
-            old = (learner.host, list(learner.benches.values()))
-            learner.host, learner.benches, learner.setups, learner.note = None, {}, {}, ""
+            old = (learner.hosts, list(learner.benches.values()))
+            learner.hosts, learner.benches, learner.setups, learner.note = HostSet(), {}, {}, ""
             self._start(learner, old)
         return learner
 
@@ -325,7 +332,7 @@ class Learners:
         with learner.lock:
             current = generation == learner.generation and not self._closed and not learner.ended
             if current:
-                learner.host = host
+                learner.hosts = HostSet([(DEFAULT_NAME, host)]) if host else HostSet()
                 learner.state = READY if host else FAILED
                 learner.error, learner.since = error, time.time()
         if current:
@@ -402,8 +409,8 @@ class Learners:
             if host is None or since is None or time.time() - since < self.idle:
                 return
             learner.generation += 1   # a lab's setup under way is not kept
-            old = (host, list(learner.benches.values()))
-            learner.host, learner.benches, learner.setups = None, {}, {}
+            old = (learner.hosts, list(learner.benches.values()))
+            learner.hosts, learner.benches, learner.setups = HostSet(), {}, {}
             learner.note = (f"Your last lab host, {host.id}, was given back after {_span(self.idle)} with no activity "
                             f"(no lab page opened, no run, nothing typed in a terminal), so that other learners could "
                             f"have one. Your recorded runs are kept; what you made on it (containers, namespaces, "
@@ -428,8 +435,10 @@ class Learners:
         return (f"A lab host with no activity for {_span(self.idle)} is given back, the next in about "
                 f"{_span(max(0.0, min(ends) - time.time()))} if its learner stays away: press Retry then")
 
-    def _dispose(self, learner_id: str, host: LabHost | None, benches: list[Bench]) -> None:
-        if host is not None:
+    def _dispose(self, learner_id: str, hosts: HostSet, benches: list[Bench]) -> None:
+        """End what ran on each of the learner's old lab hosts, then give every one back and remove the
+        lab network that joined them: a set goes as one."""
+        for _, host in hosts.members():
             for callback in self._on_release:
                 try:
                     callback(learner_id, host)
@@ -437,9 +446,10 @@ class Learners:
                     log.exception("ending what ran on lab host %s", host.id)
         for s in benches:
             s.close()
-        if host is not None:
+        for host in hosts.hosts():
             self.pool.release(host)
-
+        if hosts.network is not None:
+            hosts.network.destroy()
 
 def _span(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
