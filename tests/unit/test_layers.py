@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "webapp"
 LAYERS = [
     ["webapp.errors", "webapp.config", "webapp.status"],
     ["webapp.labhost"],
-    ["webapp.executor", "webapp.lab", "webapp.network"],
+    ["webapp.executor", "webapp.lab", "webapp.network", "webapp.images"],
     ["webapp.store", "webapp.guard"],
     ["webapp.learners"],
     ["webapp.stream", "webapp.runs", "webapp.shells", "webapp.cluster"],

@@ -231,8 +231,8 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
 
     from ..learners import runner
     from ..lab import LabError, load_lab, requires
-    from ..labhost import pool
     from ..labhost.base import LabHostError
+    from ..labhost.hostset import HostSet, names_of
     from ..labhost.statedir import prepare_state_dir
 
     try:
@@ -257,18 +257,24 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     def interrupted(signum, frame):
         raise KeyboardInterrupt
 
-    host, code = None, 130
+    hosts, code = HostSet(), 130
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     try:
         try:
             if chosen.recorded:
                 prepare_state_dir(settings)
-            host = pool.create(settings)
+            hosts = _host_set(settings, names_of(lab))
+            host = hosts.host()
+            if lab.images:
+                from ..images import ensure
+                for _, member in hosts.members():
+                    ensure(member, lab.images)
         except LabHostError as e:
             click.echo(f"cannot make a lab host: {e}", err=True)
             sys.exit(3)
-        click.echo(f"{lab.path}: {lab.title}, on {host.backend} lab host {host.id}")
+        on = ", ".join(f"{name}: {id_}" for name, id_ in hosts.ids().items()) if lab.hosts else host.id
+        click.echo(f"{lab.path}: {lab.title}, on {host.backend} lab host{'s' if len(hosts) > 1 else ''} {on}")
         try:
             missing = requires.lacking(host, lab.requires)
         except LabHostError as e:
@@ -279,7 +285,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
             sys.exit(3)
         printer = runner.Printer()
         result = runner.run_lab(lab, host, steps=steps, endless_for=endless_for, on_event=printer,
-                                network=bool(json_file))
+                                network=bool(json_file), hosts=dict(hosts.members()))
         printer.summary(result)
         if json_file:
             runner.write_json(result, json_file)
@@ -291,9 +297,35 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second ^C must not cut the teardown short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if host is not None:
-            host.destroy()
+        _dispose(hosts)
     sys.exit(code)
+
+
+def _host_set(settings: Settings, names: list[str]) -> "HostSet":
+    """A headless run's lab hosts, one per name the lab gives, on a lab network of their own when several;
+    every one made is destroyed if the next cannot be."""
+    from ..labhost import pool
+    from ..labhost.hostset import HostSet
+
+    members, network = [], None
+    try:
+        for name in names:
+            members.append((name, pool.create(settings)))
+        if len(members) > 1:
+            network = backends.get(settings.backend).new_network(settings)
+            network.wire(members)
+        return HostSet(members, network)
+    except BaseException:
+        _dispose(HostSet(members, network))
+        raise
+
+
+def _dispose(hosts: "HostSet") -> None:
+    """Remove a headless run's lab network, then its lab hosts (each, whatever the others do)."""
+    if hosts.network is not None:
+        hosts.network.destroy()
+    for _, host in hosts.members():
+        host.destroy()
 
 
 @main.command()

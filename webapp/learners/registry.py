@@ -37,13 +37,12 @@ from typing import Callable, Protocol
 from flask import has_request_context, request, session
 from prometheus_client import Histogram
 
-from .. import executor
 from ..errors import LabnbError
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
 from ..labhost.hostset import DEFAULT_NAME, HostSet
 from ..labhost.pool import Pool
-from .bench import SCRIPT_TIMEOUT, Bench
+from .bench import Bench
 from ..guard.limits import LabHostsPerAddress, client_address
 from ..guard.admission import OPEN, Admission
 
@@ -364,10 +363,11 @@ class Learners:
             if missing:
                 why = requires.refusal(lab.id, missing, host)
             elif lab.setup:
-                outcome, output = executor.capture(host, lab.setup, SCRIPT_TIMEOUT)
-                if not outcome.ok:
-                    why = (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
-                           f"{output.strip()[-500:]}. Retry to get a fresh lab host")
+                failed = [r for r in bench.run_script(lab.setup) if not r[1].ok]
+                if failed:
+                    name, outcome, output = failed[0]
+                    why = (f"the lab's setup failed{f' on {name}' if name else ''} ({outcome.status}, exit code "
+                           f"{outcome.exit_code}): {output.strip()[-500:]}. Retry to get a fresh lab host")
         except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
             log.exception("setting up lab %s for learner %s", lab.id, learner.id)
             why = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
