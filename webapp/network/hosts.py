@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import copy
 
+from ..labhost import labnet
 from .layout import BOX_GAP, HEAD, IFACE_H, MARGIN, PAD, ROW_GAP
 
 LAB_NETWORK = "lab network"      # the kind of its box
 LAB_NIC = "ens33"                # each host's interface on the lab network
-LAB_SUBNET = "192.168.118.0/24"   # the lab network's addresses (labhost/labnet.py gives them out)
+LAB_SUBNET = f"{labnet.NETWORK.format(0)}/{labnet.PREFIX}"   # the addresses labnet.py gives the hosts
 MAX_PORTS = 16                   # listening ports named in a host's label; the rest are counted
 HOST_GAP = 2 * BOX_GAP           # between two hosts' groups
 

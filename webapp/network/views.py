@@ -53,7 +53,7 @@ def respond(learner_id: str, kind: str) -> Response | tuple:
     if host is None:
         return jsonify(error="there is no lab host to draw now: open a lab and wait until its lab host is "
                              "ready, or reset it if it failed"), 409
-    members = [("", host)]
+    members = learner.hosts.members()
     try:
         drawn, fresh = services.pictures.of_set(members) if len(members) > 1 else services.pictures.get(host)
     except Busy as e:

@@ -162,7 +162,7 @@ class ShellManager:
         with learner.lock:
             bench = self.learners.bench(learner, lab)   # the lab's setup has run
             try:
-                host = bench.host(host_name) if host_name else bench.lab_host
+                host = bench.host(host_name or None)
             except LabHostError as e:
                 raise ShellError(f"lab {lab_id}: {e.what}") from None
             if not host.alive():
