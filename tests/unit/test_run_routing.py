@@ -192,3 +192,22 @@ def test_the_notebook_shows_each_commands_host_on_a_lab_of_several_only(tmp_path
     heads = re.findall(r'<span class="host" title="Runs on the lab host (\w+)">on (\w+)</span>', two)
     assert heads == [("node2", "node2"), ("node1", "node1"), ("node2", "node2"), ("node1", "node1")]
     assert 'class="host"' not in one
+
+
+def test_the_web_app_sets_up_every_host_and_runs_each_part_on_its_own(tmp_path):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    (labs / "two.md").write_text(LAB)
+    with apps.serving(tmp_path / "state", labs_dir=str(labs)) as app:
+        http = apps.browser(app)
+        http.get("/labs/two")
+        apps.ready(http, "two")
+        hosts = dict(apps.services(app).learners.peek(apps.session_value(http, "learner")).hosts.members())
+        assert {name: on(host, "setup-ran") for name, host in hosts.items()} == {"node1": "node1", "node2": "node2"}
+        tab = apps.Tab(app, http, lab="two")
+        end = tab.wait_end(tab.run("make", "two"))
+        assert on(hosts["node2"], "made-on-node2") == "only-here" and on(hosts["node1"], "made-on-node2") is None
+        assert [c["passed"] for c in end["checks"]] == [True, False, True, False, True]
+        assert "node2$ echo only-here" in tab.text(end["run"])
+        end = tab.wait_end(tab.run("terms", "two"))
+        assert end["status"] == "done", tab.text(end["run"])

@@ -216,6 +216,14 @@ def _halt(current: executor.PtyProcess | executor.TypedCommand) -> None:
         threading.Thread(target=current.interrupt, name="halt-typed", daemon=True).start()
 
 
+def script(lab_host: LabHost, name: str | None, text: str) -> tuple[Outcome, str]:
+    """A lab's setup or cleanup on one of its lab hosts, knowing the lab's name for it as ``$LABNB_HOST``
+    (``name`` None, a lab without ``hosts``: as it always ran, without)."""
+    if name is not None:   # a name of the lab format's (a-z, 0-9, -): nothing to quote
+        text = f"LABNB_HOST={name}; export LABNB_HOST\n{text}"
+    return executor.capture(lab_host, text, SCRIPT_TIMEOUT)
+
+
 def prompt(host: str | None) -> str:
     """What a run's output shows before a command run in a fresh shell: ``$ ``, or on a lab of several
     hosts ``node2$ `` (the host it ran on)."""
@@ -269,15 +277,14 @@ class Bench:
             return term
 
     def run_script(self, text: str) -> list[tuple[str | None, Outcome, str]]:
-        """Run a lab's setup or cleanup on every lab host at once, each knowing the lab's name for it as
-        ``$LABNB_HOST`` (a lab of one lab host: as it always ran, without); (host, outcome, output) each."""
+        """Run a lab's setup or cleanup on every lab host at once (``script``); (host, outcome, output)
+        each, the host None in a lab of one unnamed lab host."""
         names = self.lab.hosts or [None]
         results: list = [None] * len(names)
 
         def run(i: int, name: str | None) -> None:
-            script = text if name is None else f"LABNB_HOST={name}; export LABNB_HOST\n{text}"
             try:
-                results[i] = (name, *executor.capture(self.host(name), script, SCRIPT_TIMEOUT))
+                results[i] = (name, *script(self.host(name), name, text))
             except Exception as e:   # a lab host gone: raised below, as for one lab host
                 results[i] = e
 

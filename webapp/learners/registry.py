@@ -29,6 +29,7 @@ with their new one, as above.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -40,9 +41,9 @@ from prometheus_client import Histogram
 from ..errors import LabnbError
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
-from ..labhost.hostset import DEFAULT_NAME, HostSet
+from ..labhost.hostset import DEFAULT_NAME, HostSet, names_of
 from ..labhost.pool import Pool
-from .bench import Bench
+from .bench import Bench, script
 from ..guard.limits import LabHostsPerAddress, client_address
 from ..guard.admission import OPEN, Admission
 
@@ -81,6 +82,7 @@ class Learner:
         self.benches: dict[str, Bench] = {}   # labs whose setup has run on this lab host
         self.setups: dict[str, tuple[str, float]] = {}   # lab: ("", since) while its setup runs, or (why it failed, since)
         self.lock = threading.RLock()  # also serialises starting runs
+        self.growing = threading.Lock()   # one growth of their set at a time (two labs opened at once)
         self.address = ""              # the client address the lab host was claimed for (per-address limit)
         self.active = time.time()      # the learner's last activity (Learners.touch)
         self.note = ""                 # why their last lab host was given back, told with this one
@@ -94,6 +96,11 @@ class Learner:
     def holds(self) -> bool:
         """Whether a lab host is theirs, or being claimed for them."""
         return self.state == STARTING or self.host is not None
+
+    @property
+    def holding(self) -> int:
+        """How many lab hosts are theirs (a set counts as its hosts), or being claimed for them."""
+        return len(self.hosts) or (1 if self.state == STARTING else 0)
 
     @property
     def working(self) -> bool:
@@ -290,8 +297,11 @@ class Learners:
         for learner in learners:
             with learner.lock:
                 benches, learner.benches = list(learner.benches.values()), {}
+                network = learner.hosts.network
             for s in benches:
                 s.close()
+            if network is not None:
+                network.destroy()
 
     # -- internals ------------------------------------------------------------
     def _start(self, learner: Learner, old: tuple = ()) -> None:
@@ -300,8 +310,7 @@ class Learners:
         started at once, so parallel requests cannot pass the count together)."""
         learner.generation += 1
         learner.address = (client_address(request.remote_addr) if has_request_context() else None) or learner.address
-        held = sum(1 for other in self._learners.values()
-                   if other is not learner and other.address == learner.address and other.holds)
+        held = self._held_at(learner.address, learner)
         why = self.per_address.refusal(learner.address, held) if self.per_address else None
         if why:
             learner.state, learner.error, learner.since = FAILED, why, time.time()
@@ -312,6 +321,12 @@ class Learners:
         learner.state, learner.error, learner.since = STARTING, "", time.time()
         threading.Thread(target=self._claim, args=(learner, learner.generation, old),
                          name=f"claim-{learner.id[:8]}", daemon=True).start()
+
+    def _held_at(self, address: str, but: Learner | None = None) -> int:
+        """Lab hosts the learners at ``address`` hold (a set counts as its hosts), ``but`` one (under
+        ``self._lock``)."""
+        return sum(other.holding for other in self._learners.values()
+                   if other is not but and other.address == address)
 
     def _claim(self, learner: Learner, generation: int, old: tuple) -> None:
         if old:
@@ -357,18 +372,14 @@ class Learners:
                          name=f"setup-{learner.id[:8]}", daemon=True).start()
 
     def _setup(self, learner: Learner, lab: Lab, host: LabHost, generation: int) -> None:
-        bench, why = Bench(lab, host), ""
+        bench, why = None, ""
         try:
-            missing = requires.lacking(host, lab.requires)
-            if missing:
-                why = requires.refusal(lab.id, missing, host)
-            elif lab.setup:
-                failed = [r for r in bench.run_script(lab.setup) if not r[1].ok]
-                if failed:
-                    name, outcome, output = failed[0]
-                    why = (f"the lab's setup failed{f' on {name}' if name else ''} ({outcome.status}, exit code "
-                           f"{outcome.exit_code}): {output.strip()[-500:]}. Retry to get a fresh lab host")
-        except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
+            members = self._grow(learner, lab, generation)
+            bench = Bench(lab, host, dict(members))
+            why = self._prepare_all(lab, members)
+        except (LabHostError, NotReady) as e:   # no more lab hosts, one that died meanwhile: say it
+            why = f"the lab's hosts could not be made ready: {e}. Retry to get fresh lab hosts"
+        except Exception as e:   # a bug: say it, keep serving
             log.exception("setting up lab %s for learner %s", lab.id, learner.id)
             why = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
         with learner.lock:
@@ -378,8 +389,84 @@ class Learners:
             elif current:
                 learner.benches[lab.id] = bench
                 del learner.setups[lab.id]
-        if why or not current:
+        if bench is not None and (why or not current):
             bench.close()
+
+    def _grow(self, learner: Learner, lab: Lab, generation: int) -> list[tuple[str, LabHost]]:
+        """The learner's lab hosts by ``lab``'s names: for a lab of several, their set grown to as many (more
+        lab hosts claimed from the pool, within the per-address limit), joined by its lab network, and each
+        named as the lab names it (a set's hosts past the lab's keep theirs). A lab of one host: the
+        primary, as it is."""
+        names = names_of(lab)
+        with learner.growing:
+            with learner.lock:
+                hosts = learner.hosts
+                if generation != learner.generation or not hosts:
+                    raise NotReady("your lab hosts were reset meanwhile")
+            if len(names) == 1:
+                return [(names[0], hosts.host())]
+            need = len(names) - len(hosts)
+            if need > 0 and self.per_address:
+                with self._lock:
+                    why = self.per_address.refusal(learner.address, self._held_at(learner.address) + need - 1)
+                if why:
+                    raise NotReady(f"this lab has {len(names)} hosts, {need} more than you hold: {why}")
+            claimed: list[LabHost] = []
+            network = hosts.network
+            try:
+                for _ in range(need):
+                    claimed.append(self.pool.claim())
+                named = _named(names, hosts.hosts() + claimed, hosts.names)
+                if network is None:
+                    network = self.pool.backend.new_network(self.pool.settings)
+                network.wire(named)
+                with learner.lock:
+                    if generation != learner.generation or learner.hosts is not hosts:
+                        raise NotReady("your lab hosts were reset meanwhile")
+                    learner.hosts = HostSet(named, network)
+            except BaseException:
+                for host in claimed:
+                    self.pool.release(host)
+                if network is not None and network is not hosts.network:
+                    network.destroy()
+                raise
+            return named[:len(names)]
+
+    def _prepare_all(self, lab: Lab, members: list[tuple[str, LabHost]]) -> str:
+        """The lab made ready on each of its hosts at once (a thread each, at most hostset.MOST): why one
+        could not be, or ""."""
+        whys: dict[str, str] = {}
+
+        def prepare(name: str, host: LabHost) -> None:
+            try:
+                whys[name] = self._prepare(lab, name, host)
+            except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
+                log.exception("setting up lab %s on lab host %s", lab.id, host.id)
+                whys[name] = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
+
+        threads = [threading.Thread(target=prepare, args=m, name=f"setup-{m[1].id[-6:]}", daemon=True)
+                   for m in members]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failed = [(name, why) for name, why in ((n, whys.get(n, "")) for n, _ in members) if why]
+        if len(members) == 1:
+            return failed[0][1] if failed else ""
+        return "; ".join(f"on {name}: {why}" for name, why in failed)
+
+    @staticmethod
+    def _prepare(lab: Lab, name: str, host: LabHost) -> str:
+        """The lab made ready on one of its hosts: what it requires there, its setup: why not, or ""."""
+        missing = requires.lacking(host, lab.requires)
+        if missing:
+            return requires.refusal(lab.id, missing, host)
+        if lab.setup:
+            outcome, output = script(host, name if lab.hosts else None, lab.setup)
+            if not outcome.ok:
+                return (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
+                        f"{output.strip()[-500:]}. Retry to get a fresh lab host")
+        return ""
 
     # -- idle lab hosts --------------------------------------------------------
     def _idle_since(self, learner: Learner) -> float | None:
@@ -450,6 +537,19 @@ class Learners:
             self.pool.release(host)
         if hosts.network is not None:
             hosts.network.destroy()
+
+def _named(names: list[str], hosts: list[LabHost], before: list[str]) -> list[tuple[str, LabHost]]:
+    """``hosts`` named: the first by ``names``, those past them by their names ``before`` (``hostN``, N their
+    place, where a lab's name took theirs)."""
+    named = list(zip(names, hosts))
+    for i, host in enumerate(hosts[len(names):], start=len(names)):
+        taken = {n for n, _ in named}
+        kept = before[i] if i < len(before) else ""
+        name = kept if kept and kept not in taken else next(f"host{k}" for k in itertools.count(i + 1)
+                                                             if f"host{k}" not in taken)
+        named.append((name, host))
+    return named
+
 
 def _span(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
