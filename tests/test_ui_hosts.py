@@ -62,6 +62,8 @@ def test_the_picture_shows_both_hosts_what_runs_on_each_and_the_lab_network(page
     joined = sorted((ifaces[link["target"]]["name"], ifaces[link["source"]]["name"], ifaces[link["source"]]["addresses"])
                     for link in pic["links"] if link["kind"] == "lab")
     assert joined == [("node1", "ens33", ["192.168.118.137/24"]), ("node2", "ens33", ["192.168.118.138/24"])], joined
+    # drawn once Cytoscape.js has loaded, after the picture came
+    page.wait_for_function("() => window.labnb.network.cy && window.labnb.network.cy.nodes('.host').length")
     drawn = page.evaluate("""() => { const cy = window.labnb.network.cy;
         return [cy.nodes('.host').map(n => n.data('label').split(' ')[0]), cy.edges('.lab').length]; }""")
     assert drawn == [["node1", "node2"], 2]
