@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 import fakes
+from apps import browser, ready, serving, services, session_value
 
 from webapp.guard import sharing
 from webapp.network import hosts, picture, svg
@@ -146,3 +147,25 @@ def test_many_listening_ports_are_counted_past_the_first():
     members[1][1].ports = [(p, "0.0.0.0") for p in range(1000, 1000 + hosts.MAX_PORTS + 5)]
     pic, _ = Pictures().of_set(members)
     assert pic["hosts"][1]["label"].endswith(f", {1000 + hosts.MAX_PORTS - 1} and 5 more")
+
+
+TWO_HOSTS = "---\ntitle: Two hosts\nhosts: [node1, node2]\n---\n## Look {#look}\n\n```sh\ntrue\n```\n"
+
+
+def test_a_learner_s_set_of_two_is_served_whole_and_the_page_names_both_hosts(tmp_path):
+    """Through the app, on fake lab hosts joined by a fake lab network: /network.json and .svg draw the set."""
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    (labs / "two.md").write_text(TWO_HOSTS)
+    with serving(tmp_path / "state", labs_dir=str(labs)) as app:
+        http = browser(app)
+        page = http.get("/labs/two").text
+        ready(http, "two")
+        pic = http.get("/network.json").get_json()
+        learner = services(app).learners.peek(session_value(http, "learner"))
+        assert [(h["name"], h["lab_host"]) for h in pic["hosts"]] == [(n, h.id) for n, h in learner.hosts.members()]
+        assert pic["namespaces"][0]["kind"] == "lab network"
+        assert "node2: no ens33 in its lab host's own namespace" in " ".join(pic["notes"])   # the fakes have none
+        assert "<title>Network of lab hosts node1 (" in http.get("/network.svg").text
+    for host in ("node1", "node2"):   # the terminal panel: a tab per host
+        assert f'data-host="{host}" aria-selected=' in page and f'aria-label="Shell on {host}"' in page

@@ -9,6 +9,7 @@ import time
 
 import fakes
 import pytest
+from apps import Tab, browser, ready, serving, services, session_value
 
 from webapp.labhost.base import LabHostError
 from webapp.shells.manager import SHELLS_PER_LEARNER, ShellError, ShellManager
@@ -163,3 +164,26 @@ def test_the_instructor_watches_the_host_they_pick(world):
     emitted.wait("the backlog in the watcher's tab", lambda: "mark-42" in emitted.screen("watcher", "node2"))
     with pytest.raises(ShellError, match="watching is reading"):
         manager.input("watcher", "ada", b"id\n", host_name="node2")
+
+
+def test_through_the_socket_a_tab_opens_the_shell_on_node2(tmp_path):
+    """The events' ``host`` field, end to end in the app on fake lab hosts: the shell on node2 runs on
+    node2's lab host, its output says so, and a host the lab has not is refused."""
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    (labs / "two.md").write_text("---\ntitle: Two\nhosts: [node1, node2]\n---\n## S {#s}\n\n```sh\ntrue\n```\n")
+    with serving(tmp_path / "state", labs_dir=str(labs)) as app:
+        http = browser(app)
+        http.get("/labs/two")
+        ready(http, "two")
+        node2 = services(app).learners.peek(session_value(http, "learner")).hosts.host("node2")
+        tab = Tab(app, http, ack=False, lab="two")
+        try:
+            assert tab.call("shell_open", {"lab": "two", "host": "node2"}) == {"ok": True}
+            tab.send("shell_input", {"host": "node2", "data": 'echo "at-$PWD"\n'})
+            shown = lambda: b"".join(m["data"] for m in tab.named("shell_output") if m.get("host") == "node2")
+            tab.wait(lambda: f"at-{node2.home}".encode() in shown(), "node2's home in its shell")
+            assert tab.call("shell_open", {"lab": "two", "host": "node9"}) == {
+                "error": "shell_open: lab two: no lab host named 'node9' in this set (its hosts: node1, node2)"}
+        finally:
+            tab.close()
