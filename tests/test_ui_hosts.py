@@ -1,7 +1,7 @@
 """A lab of two hosts in a real browser (Debian's chromium driven by Playwright) against the real server, on
 real lab hosts joined by their lab network: the network picture shows both hosts, what runs on each and the
 lab network between them (picture, text and SVG); the terminal panel has a shell per host, and the one on
-node2 is node2's; axe finds nothing serious on the page. The fixture lab is tests/fixtures/hosts-ui/."""
+node2 is node2's (tabs by keyboard, a command's button types into its host's shell); axe finds nothing serious on the page. The fixture lab is tests/fixtures/hosts-ui/."""
 from __future__ import annotations
 
 import pytest
@@ -107,6 +107,11 @@ def test_a_shell_per_host_and_the_one_on_node2_is_node2(page):
     expect(panel.locator(".shell-view[data-host='node2']")).to_be_hidden()
     page.keyboard.press("End")
     expect(node2).to_have_attribute("aria-selected", "true")
+
+    panel.locator(".terminal-tab[data-host='node1']").click()   # a command's button types into its host's shell
+    page.locator(".command[data-host='node2'] button.to-terminal").click()
+    expect(node2).to_have_attribute("aria-selected", "true")
+    expect(rows).to_contain_text("ip netns add blue")
 
 
 def test_axe_finds_nothing_serious_with_two_hosts(page):
