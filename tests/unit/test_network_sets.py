@@ -121,6 +121,7 @@ def test_a_host_without_ens33_is_noted_and_ports_that_cannot_be_read_are_said():
     assert "node2: no ens33 in its lab host's own namespace, not joined to the lab network in the picture" in pic["notes"]
     assert "node2: listening ports not shown: sock_diag refused" in pic["notes"]
     assert pic["hosts"][1]["label"] == "node2 · listening ports not read"
+    assert [p["state"] for p in pic["namespaces"][0]["interfaces"]] == ["UP", "DOWN"]   # as each ens33 says
     assert [link for link in pic["links"] if link["kind"] == "lab"] == [
         {"kind": "lab", "source": "h0-n0-2", "target": "lab-0"}]
 

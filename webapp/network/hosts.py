@@ -35,7 +35,10 @@ def compose(members: list[tuple[str, dict]], subnet: str) -> dict:
         group = _group(f"h{n}", name, copy.deepcopy(drawn), x, top, picture)
         nic = next((i for i in group.pop("own_interfaces") if i["name"] == LAB_NIC), None)
         port_x = nic["x"] if nic else group["x"] + group["width"] / 2
-        net["interfaces"].append({"id": f"lab-{n}", "index": n, "name": name, "kind": "port", "state": "UP",
+        # the bridge's port is not read (its namespace is the server's): ens33, its veth peer, has carrier
+        # only while the port is up, so it says the port's state
+        net["interfaces"].append({"id": f"lab-{n}", "index": n, "name": name, "kind": "port",
+                                  "state": nic["state"] if nic else "DOWN",
                                   "mac": "", "mtu": None, "addresses": [], "master": None,
                                   "peer": nic["id"] if nic else None, "x": round(port_x),
                                   "y": round(MARGIN + HEAD + PAD + IFACE_H / 2)})
