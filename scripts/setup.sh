@@ -16,6 +16,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages="docker.io tini busybox-static iproute2 iptables iputils-ping uidmap bridge-utils util-linux tar python3 python3-venv libseccomp2"
+# the machine's image cache (docs/images.md): labnb runs Debian's registry itself, only when a lab names images
+packages="$packages docker-registry"
 # Debian 13 moved the docker command out of docker.io (apt's lists tell, once there are lists)
 ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q
 apt-cache show docker-cli >/dev/null 2>&1 && packages="$packages docker-cli"
@@ -37,7 +39,8 @@ if [ -n "$missing" ]; then
     # labnb needs docker.io's programs, not the machine's own dockerd: when setup
     # installs docker.io, its services are neither started nor enabled (no docker0,
     # no iptables rules on the machine). A docker.io installed before is left as it is.
-    # The same for the tests' PostgreSQL, Redis and HAProxy: the tests start their own.
+    # The same for the tests' PostgreSQL, Redis and HAProxy (the tests start their own) and for
+    # docker-registry (labnb starts its own, with its own data dirs, when a lab names images).
     hold=""
     units=""
     case " $missing " in *" docker.io "*)
@@ -47,6 +50,7 @@ if [ -n "$missing" ]; then
     case " $missing " in *" postgresql "*) units="$units postgresql.service" ;; esac
     case " $missing " in *" redis-server "*) units="$units redis-server.service" ;; esac
     case " $missing " in *" haproxy "*) units="$units haproxy.service" ;; esac
+    case " $missing " in *" docker-registry "*) units="$units docker-registry.service" ;; esac
     if [ -n "$units" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT INT TERM HUP
         printf '#!/bin/sh\ncase "$1" in docker*|containerd*|postgresql*|redis*|haproxy*) exit 101;; esac\nexit 0\n' \

@@ -80,8 +80,9 @@ class Services:
 
     def __init__(self, *, settings: Resolved, pool, socketio: SocketIO, labs: dict, store, learners, pictures,
                  guard: Guard, run_starts: RunStarts, runs, catch_ups, shells, events, workshop, gateway, metrics,
-                 node, agent=None, bus=None):
+                 node, agent=None, bus=None, images=None):
         self.settings, self.pool, self.socketio, self.labs = settings, pool, socketio, labs
+        self.images = images   # the image cache and forwarder (webapp/images/), or None: no lab names images
         self.metrics = metrics   # the operator's Prometheus metrics (web/metrics.py)
         self.store, self.learners, self.pictures, self.guard = store, learners, pictures, guard
         self.run_starts, self.runs, self.catch_ups = run_starts, runs, catch_ups
@@ -118,13 +119,15 @@ class Services:
         self.shells.close()
         self.learners.close()
         self.pool.close()
+        if self.images is not None:
+            self.images.close()
         if self.node is not None:
             self.node.close()
         self.store.close()
 
 
 def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, labs: dict, key: bytes,
-                   bind_host: str, cookie: str, port: int | None = None) -> Services:
+                   bind_host: str, cookie: str, port: int | None = None, images=None) -> Services:
     """Every service, each given what it needs when it is made: the store, the admission (who may be admitted:
     everyone on the open server, a workshop's room), the Guard, the learners, runs and shells, the Socket.IO
     events, the workshop, and the WSGI layers in front of the app (SocketLimits, then the Gateway); a
@@ -212,7 +215,7 @@ def build_services(settings: Resolved, app: Flask, socketio: SocketIO, pool, lab
     return Services(settings=settings, pool=pool, socketio=socketio, labs=labs, store=store, learners=learners,
                     pictures=Pictures(), guard=guard, run_starts=run_starts, runs=runs, catch_ups=catch_ups, shells=shells,
                     events=events, workshop=workshop, gateway=gateway, metrics=metrics, node=node, agent=agent,
-                    bus=bus)
+                    bus=bus, images=images)
 
 
 def served_labs(settings: Settings) -> dict:
@@ -254,6 +257,7 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     carries it (Strict would not), so following the workshop's URL again
     keeps a learner who they were. A cluster's nodes name it alike: a learner's
     next request may reach another node."""
+    from .images import service as image_service
     from .labhost.pool import Pool
     from .network import views as network
     from .proxy import views as proxy
@@ -291,9 +295,12 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
                         cors_allowed_origins=None, serializer="msgpack", transports=["websocket"],
                         ping_timeout=PING_TIMEOUT, async_handlers=False, **queue)
     websocket.bound(socketio)
-    app.extensions["labnb"] = build_services(settings, app, socketio, pool or Pool(settings),
-                                             served_labs(settings) if labs is None else labs, key, bind_host,
-                                             cookie, port)
+    labs = served_labs(settings) if labs is None else labs
+    # the image cache and each new lab host's forwarder, when a served lab names images (webapp/images/)
+    images = image_service.for_labs(settings, labs.values()) if pool is None else None
+    pool = pool or Pool(settings, prepare=images.prepare if images else None)
+    app.extensions["labnb"] = build_services(settings, app, socketio, pool, labs, key, bind_host, cookie, port,
+                                             images)
     app.register_blueprint(bp)
     app.register_blueprint(network.bp)
     app.register_blueprint(proxy.bp)

@@ -85,6 +85,14 @@ class Settings:
     # HAProxy's addresses (comma-separated, networks allowed): a request from one of them is from the address
     # its X-Forwarded-For names last, for every per-address limit (webapp/guard/proxied.py); empty: none
     trusted_proxies: str = ""
+    # Images for labs (docs/images.md): the machine's cache, Debian's docker-registry run by labnb (an import store
+    # beside a pull-through cache of image_upstream), started when a served lab names images.
+    image_cache: str = ""             # "": labnb runs its own when a lab names images; "local": always; or the
+                                      # http(s):// URL of a registry the operator runs (pulls and imports go there)
+    image_upstream: str = "https://registry-1.docker.io"  # what labnb's pull-through cache fills from
+    image_connections: int = 8        # connections one lab host's dockerd may hold to the forwarder at once
+    image_rate_mbps: int = 64         # MiB/s the forwarder passes to one lab host (a token bucket)
+    image_total_mb: int = 4096        # MiB one lab host may pull through the forwarder in its life
 
     def __post_init__(self):
         if self.node and not NODE_NAME.fullmatch(self.node):

@@ -134,3 +134,21 @@ def test_a_block_with_a_host_problem_is_not_run(tmp_path):
 def test_one_named_host_is_allowed(tmp_path):
     lab = load_lab(write(tmp_path, "hosts: [solo]\n", '## S\n\n```sh {"host": "solo"}\ntrue\n```\n'))
     assert lab.hosts == ["solo"] and lab.steps[0].commands[0].host == "solo"
+
+
+def test_the_documented_example_of_hosts_parses_as_it_says(tmp_path):
+    """docs/lab-format.md's example under "Hosts": its one ````md fence."""
+    from pathlib import Path
+
+    from markdown_it import MarkdownIt
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "lab-format.md").read_text(encoding="utf-8")
+    example, = [t.content for t in MarkdownIt("commonmark").parse(doc) if t.type == "fence" and t.info == "md"]
+    path = tmp_path / "doc.md"
+    path.write_text(example)
+    lab = load_lab(path)
+    assert lab.hosts == ["node1", "node2"] and lab.images == ["nginx:1.27"]
+    assert (lab.terminal_host("b1"), lab.terminal_host("c2")) == ("node1", "node2")
+    web, shells = lab.steps
+    assert [c.host for c in web.commands] == ["node1", "node2"]
+    assert [c.host for c in web.checks] == ["node2", "node1"]
+    assert shells.commands[0].host == "node2" and shells.checks[0].host == "node2"

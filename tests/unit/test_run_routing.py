@@ -4,8 +4,11 @@ and cleanup on every host knowing its name; a lab of one lab host as always. Fak
 each is a directory of its own, so a file one host makes is on that host alone."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
+import apps
 import fakes
 from webapp.executor import DONE, FAILED
 from webapp.lab import load_lab
@@ -145,16 +148,16 @@ def test_the_bench_gives_each_name_its_host_and_refuses_a_host_it_does_not_have(
     assert bench.host() is hosts["node1"] and bench.host("node2") is hosts["node2"]
     alone = Bench(lab, hosts["node1"])
     assert alone.host("node1") is hosts["node1"]
-    with pytest.raises(LabHostError, match="names host 'node2', but its lab hosts here are node1"):
+    with pytest.raises(LabHostError, match=r"no lab host named 'node2' in this set \(its hosts: node1\)"):
         alone.host("node2")
 
 
 def test_a_lab_host_missing_from_the_set_is_an_error_that_says_so(lab, hosts):
-    with pytest.raises(LabHostError, match="names host 'node2', but its lab hosts here are node1"):
+    with pytest.raises(LabHostError, match=r"no lab host named 'node2' in this set \(its hosts: node1\)"):
         runner.run_lab(lab, hosts["node1"], steps=[])   # setup runs on every host: node2 is not there
     bench, said = Bench(lab, hosts["node1"]), []
     run = bench.run_step(lab.step("make"), lambda e: said.append(getattr(e, "text", "")), window=None)
-    assert run.wait(30) == "error" and "names host 'node2'" in "".join(said)
+    assert run.wait(30) == "error" and "no lab host named 'node2'" in "".join(said)
     bench.close()
 
 
@@ -176,3 +179,35 @@ def test_a_multi_host_run_shows_the_host_before_each_command(lab, hosts):
     result = runner.run_lab(lab, hosts["node1"], hosts=hosts, steps=[lab.step("make")])
     out = runner.to_junit(result).getroot().find(".//system-out").text
     assert out.startswith("node2$ echo only-here") and "node1$ echo \"first" in out
+
+
+def test_the_notebook_shows_each_commands_host_on_a_lab_of_several_only(tmp_path):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    (labs / "two.md").write_text(LAB)
+    (labs / "one.md").write_text('---\ntitle: One\n---\n## S\n\n```sh\ntrue\n```\n')
+    with apps.serving(tmp_path / "state", labs_dir=str(labs)) as app:
+        http = apps.browser(app)
+        two, one = http.get("/labs/two").text, http.get("/labs/one").text
+    heads = re.findall(r'<span class="host" title="Runs on the lab host (\w+)">on (\w+)</span>', two)
+    assert heads == [("node2", "node2"), ("node1", "node1"), ("node2", "node2"), ("node1", "node1")]
+    assert 'class="host"' not in one
+
+
+def test_the_web_app_sets_up_every_host_and_runs_each_part_on_its_own(tmp_path):
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    (labs / "two.md").write_text(LAB)
+    with apps.serving(tmp_path / "state", labs_dir=str(labs)) as app:
+        http = apps.browser(app)
+        http.get("/labs/two")
+        apps.ready(http, "two")
+        hosts = dict(apps.services(app).learners.peek(apps.session_value(http, "learner")).hosts.members())
+        assert {name: on(host, "setup-ran") for name, host in hosts.items()} == {"node1": "node1", "node2": "node2"}
+        tab = apps.Tab(app, http, lab="two")
+        end = tab.wait_end(tab.run("make", "two"))
+        assert on(hosts["node2"], "made-on-node2") == "only-here" and on(hosts["node1"], "made-on-node2") is None
+        assert [c["passed"] for c in end["checks"]] == [True, False, True, False, True]
+        assert "node2$ echo only-here" in tab.text(end["run"])
+        end = tab.wait_end(tab.run("terms", "two"))
+        assert end["status"] == "done", tab.text(end["run"])

@@ -175,7 +175,7 @@ def _terminal_hosts(out: dict, lines: dict[str, int], report: Report) -> None:
                                               "lab host: declare them all in hosts, like [node1, node2]")
         elif host not in hosts:
             report(lines.get("terminals", 1), f"terminals: {name!r} is on unknown host {host!r} "
-                                              f"{_suggest(host, hosts)}")
+                                              f"{_suggest(host, hosts)}: a terminal's host is one of hosts")
 
 
 def block(lang: str, body: str, attrs: dict, line: int, terminals: list[str],

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from ..config import Settings
 from . import backends, offers
@@ -44,12 +45,15 @@ def make(settings: Settings) -> LabHost:
     return backends.get(settings.backend).new(settings)
 
 
-def create(settings: Settings) -> LabHost:
-    """Make a lab host and wait until it is ready."""
+def create(settings: Settings, prepare: Callable[[LabHost], None] | None = None) -> LabHost:
+    """Make a lab host and wait until it is ready; then ``prepare`` it (the server's hook: attach what
+    each lab host gets before a learner has it, such as the image forwarder)."""
     host = make(settings)
     host.start()
     try:
         host.wait_ready(settings.ready_timeout)
+        if prepare:
+            prepare(host)
     except BaseException:
         host.destroy()
         raise
@@ -59,8 +63,10 @@ def create(settings: Settings) -> LabHost:
 class Pool:
     """Ready lab hosts waiting to be claimed, refilled by one background thread."""
 
-    def __init__(self, settings: Settings, size: int | None = None):
+    def __init__(self, settings: Settings, size: int | None = None,
+                 prepare: Callable[[LabHost], None] | None = None):
         self.settings = settings
+        self.prepare = prepare   # called on each new lab host once ready (``create``)
         self.backend = backends.get(settings.backend)
         self.size = settings.pool_size if size is None else size
         self._ready: list[LabHost] = []
@@ -158,7 +164,7 @@ class Pool:
                 raise self._full()
             self._held += 1
         try:
-            return create(self.settings)
+            return create(self.settings, self.prepare)
         except BaseException:
             with self._cond:
                 self._held -= 1

@@ -18,7 +18,8 @@ import uuid
 from .. import executor
 from ..executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from ..lab import Check, Command, Lab, Match, Step, plain_text
-from ..labhost.base import LabHost, LabHostError
+from ..labhost.base import LabHost
+from ..labhost.hostset import HostSet, names_of
 from .events import CheckJudged, CommandEnded, CommandStarted, OnEvent, Output, RunEnded
 
 MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
@@ -215,6 +216,14 @@ def _halt(current: executor.PtyProcess | executor.TypedCommand) -> None:
         threading.Thread(target=current.interrupt, name="halt-typed", daemon=True).start()
 
 
+def script(lab_host: LabHost, name: str | None, text: str) -> tuple[Outcome, str]:
+    """A lab's setup or cleanup on one of its lab hosts, knowing the lab's name for it as ``$LABNB_HOST``
+    (``name`` None, a lab without ``hosts``: as it always ran, without)."""
+    if name is not None:   # a name of the lab format's (a-z, 0-9, -): nothing to quote
+        text = f"LABNB_HOST={name}; export LABNB_HOST\n{text}"
+    return executor.capture(lab_host, text, SCRIPT_TIMEOUT)
+
+
 def prompt(host: str | None) -> str:
     """What a run's output shows before a command run in a fresh shell: ``$ ``, or on a lab of several
     hosts ``node2$ `` (the host it ran on)."""
@@ -242,16 +251,22 @@ def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
 
 
 class Bench:
-    """One lab on its lab hosts: ``lab_host`` the primary (the lab's first host), ``hosts`` all of them by
-    the lab's names for them (a lab without ``hosts``: the primary alone). One step runs at a time, as in
-    a terminal."""
+    """One lab on a learner's lab hosts: ``lab_host`` the primary, ``hosts`` every one by the lab's names
+    (None: the primary alone, by the lab's first name). One step runs at a time, as in a terminal."""
 
     def __init__(self, lab: Lab, lab_host: LabHost, hosts: dict[str, LabHost] | None = None):
         self.lab, self.lab_host = lab, lab_host
-        self.hosts = hosts or ({lab.hosts[0]: lab_host} if lab.hosts else {})
+        self.hosts = HostSet(list(hosts.items()) if hosts else [(names_of(lab)[0], lab_host)])
+        if self.hosts.host() is not lab_host:
+            raise ValueError("a bench's lab_host must be the first of its hosts")
         self.terminals: dict[str, executor.Terminal] = {}
         self.current: StepRun | None = None
         self._lock = threading.Lock()
+
+    def host(self, name: str | None = None) -> LabHost:
+        """The lab host the lab names ``name`` (None: the first); LabHostError naming the set's hosts for
+        a name the lab does not declare."""
+        return self.hosts.host(name)
 
     def terminal(self, name: str) -> executor.Terminal:
         """The named terminal, started on first use (or again if it ended)."""
@@ -261,27 +276,15 @@ class Bench:
                 term = self.terminals[name] = executor.open_terminal(self.host(self.lab.terminal_host(name)), name)
             return term
 
-    def host(self, name: str | None = None) -> LabHost:
-        """The lab host the lab calls ``name`` (a block's, check's or terminal's host); None: the primary."""
-        if name is None:
-            return self.lab_host
-        try:
-            return self.hosts[name]
-        except KeyError:
-            raise LabHostError(f"lab {self.lab.id} names host {name!r}, but its lab hosts here are "
-                               f"{', '.join(self.hosts) or 'one, unnamed'}: reset the lab host to get the set "
-                               "the lab declares") from None
-
     def run_script(self, text: str) -> list[tuple[str | None, Outcome, str]]:
-        """Run a lab's setup or cleanup on every lab host at once, each knowing the lab's name for it as
-        ``$LABNB_HOST`` (a lab of one lab host: as it always ran, without); (host, outcome, output) each."""
+        """Run a lab's setup or cleanup on every lab host at once (``script``); (host, outcome, output)
+        each, the host None in a lab of one unnamed lab host."""
         names = self.lab.hosts or [None]
         results: list = [None] * len(names)
 
         def run(i: int, name: str | None) -> None:
-            script = text if name is None else f"LABNB_HOST={name}; export LABNB_HOST\n{text}"
             try:
-                results[i] = (name, *executor.capture(self.host(name), script, SCRIPT_TIMEOUT))
+                results[i] = (name, *script(self.host(name), name, text))
             except Exception as e:   # a lab host gone: raised below, as for one lab host
                 results[i] = e
 

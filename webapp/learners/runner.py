@@ -148,7 +148,7 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
     chosen = lab.steps if steps is None else steps
     result = LabResult(lab, lab_host.id, [StepResult(s.index, s.id, s.title) for s in chosen])
     bench = Bench(lab, lab_host, hosts)
-    result.lab_hosts = {name: host.id for name, host in bench.hosts.items()}
+    result.lab_hosts = bench.hosts.ids()
     keys: dict[str, str] = {}   # the containers' sandbox keys, from one picture to the next
     try:
         if lab.setup:

@@ -11,9 +11,14 @@ exec 3<&0 </dev/null
 name=$1 address=$2 data=$3 seeded=${4:-}
 {
 echo '{}' > /etc/docker/daemon.json
+# Images come from the machine's cache through the server's forwarder at
+# 127.0.0.1:5000 (docs/images.md): a flag, not daemon.json, which the learner
+# owns and labs rewrite. dockerd's fall back to Docker Hub goes to the same
+# forwarder as its HTTPS proxy (start-docker), which refuses it saying why.
 printf '%s\n' --data-root "$data" --cgroup-parent /docker \
     --pidfile /run/docker.pid --host unix:///run/docker.sock \
     --containerd /run/containerd/containerd.sock \
+    --registry-mirror http://127.0.0.1:5000 \
     --log-level warn > /run/labnb/dockerd.args
 # containerd is started by start-docker, not by dockerd, to give it this
 # config: dockerd's own has no say in containerd's GC scheduler, whose default
@@ -46,6 +51,7 @@ for p in /proc/bus /proc/irq /proc/sysrq-trigger; do
 done
 
 hostname "$name"
+if [ -w /etc/hostname ]; then printf '%s\n' "$name" > /etc/hostname; fi   # its own (labroot.py build)
 ip link set lo up
 # The stand-in for the host's network card: a link with a MAC address and an
 # address, that leads nowhere (vxlan without remote: no module needed).

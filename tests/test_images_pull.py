@@ -1,0 +1,174 @@
+"""Lab hosts get images from the machine's cache through their forwarder: pulled through the cache from
+a stand-in upstream (a real docker-registry on loopback), imported with ``labnb image import``, under a
+non-Hub name with ``images.ensure``; a push is refused, an image the cache cannot serve fails clearly and
+at once, and a lab host flooding its forwarder slows only itself."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from conftest import labnb, labnb_env, sh
+from registry_support import Upstream, build_image
+from webapp.images import service
+from webapp.images.ensure import ImageMissing, ensure
+from webapp.labhost.pool import create
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def upstream(settings, tmp_path_factory):
+    up = Upstream(f"{settings.state_dir}/upstream")
+    work = tmp_path_factory.mktemp("images")
+    up.push("labnbtest/hello:1", build_image(str(work / "hello.tar"), "hello from the upstream"))
+    up.push("labnbtest/both:1", build_image(str(work / "both-up.tar"), "the upstream's both"))
+    up.push("labnbtest/big:1", build_image(str(work / "big.tar"), "big", padding=48 << 20))
+    yield up
+    up.close()
+
+
+@pytest.fixture(scope="module")
+def images(settings, upstream):
+    """The machine's cache (labnb's own registries, the pull-through one of the stand-in upstream) and the
+    forwarder, as the server makes them; ``images.settings`` for lab hosts and the CLI."""
+    s = dataclasses.replace(settings, image_cache="local", image_upstream=upstream.url)
+    made = service.Images(s)
+    made.settings = s
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def host(images):
+    h = create(images.settings, prepare=images.prepare)
+    yield h
+    h.destroy()
+
+
+def test_a_lab_host_pulls_through_the_cache_and_runs_it(host):
+    outcome, out = sh(host, "docker pull labnbtest/hello:1 && docker run --rm labnbtest/hello:1", timeout=180)
+    assert outcome.ok, out
+    assert "hello from the upstream" in out
+
+
+def cli_env(images) -> dict[str, str]:
+    return {"LABNB_IMAGE_CACHE": "local", "LABNB_IMAGE_UPSTREAM": images.settings.image_upstream}
+
+
+def image_command(images, *args):
+    import subprocess
+
+    from conftest import LABNB
+    return subprocess.run([*LABNB, "image", *args], env={**labnb_env(images.settings), **cli_env(images)},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_an_imported_image_under_another_registrys_name_is_ensured_and_runs(images, host, tmp_path):
+    archive = build_image(str(tmp_path / "tool.tar"), "the team's tool", tag="registry.example/team/tool:2")
+    done = image_command(images, "import", archive)
+    assert done.returncode == 0, done.stderr
+    assert "imported registry.example/team/tool:2" in done.stdout
+    ensure(host, ["registry.example/team/tool:2"])
+    outcome, out = sh(host, "docker run --rm registry.example/team/tool:2; docker images --format '{{.Repository}}'")
+    assert outcome.ok and "the team's tool" in out, out
+    assert "127.0.0.1:5000" not in out   # only the lab's name is left
+
+
+def test_an_imported_image_wins_over_the_upstreams(images, host, tmp_path):
+    archive = build_image(str(tmp_path / "both.tar"), "the imported both", tag="labnbtest/both:1")
+    assert image_command(images, "import", archive).returncode == 0
+    outcome, out = sh(host, "docker pull labnbtest/both:1 && docker run --rm labnbtest/both:1", timeout=180)
+    assert outcome.ok and "the imported both" in out, out
+
+
+def test_a_missing_image_names_itself_and_what_to_do(host):
+    with pytest.raises(ImageMissing) as missing:
+        ensure(host, ["registry.example/team/nothing:9"])
+    said = str(missing.value)
+    assert "registry.example/team/nothing:9" in said and "labnb image pull" in said and "labnb image import" in said
+
+
+def test_a_push_from_a_lab_host_is_refused(host):
+    outcome, out = sh(host, "docker pull labnbtest/hello:1 && docker tag labnbtest/hello:1 127.0.0.1:5000/mine/x:1 "
+                            "&& docker push 127.0.0.1:5000/mine/x:1", timeout=180)
+    print(out)
+    assert not outcome.ok
+    assert "takes no pushes" in out
+
+
+def test_a_pull_the_cache_cannot_serve_fails_clearly_at_once(host):
+    """Within the command's deadline (no hang), saying that the cache does not have it and what to do."""
+    outcome, out = sh(host, "docker pull labnbtest/nope:1", timeout=60)
+    print(out)
+    assert outcome.status != "timed out" and not outcome.ok, out
+    assert "labnb image pull" in out
+
+
+FLOOD = r'''
+import json, socket, threading, time
+END = time.monotonic() + 90
+held = []
+def connect():
+    try:
+        s = socket.create_connection(("127.0.0.1", 5000), timeout=5)
+        held.append(s)
+        return s
+    except OSError:
+        return None
+def ask(path, accept=""):
+    s = connect()
+    s.sendall(f"GET {path} HTTP/1.1\r\nAccept: {accept}\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data.partition(b"\r\n\r\n")[2]
+manifest = json.loads(ask("/v2/labnbtest/big/manifests/1", "application/vnd.docker.distribution.manifest.v2+json"))
+blob = manifest["layers"][-1]["digest"]
+for _ in range(8):   # readers that never read a big blob
+    s = connect()
+    if s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(f"GET /v2/labnbtest/big/blobs/{blob} HTTP/1.1\r\n\r\n".encode())
+def huge():
+    while time.monotonic() < END:
+        s = connect()
+        try:
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nX: " + b"a" * (1 << 20))
+        except (OSError, AttributeError):
+            pass
+def churn():
+    while time.monotonic() < END:
+        s = connect()
+        if s:
+            held.remove(s)
+            s.close()
+for target in [huge] * 4 + [churn] * 4:
+    threading.Thread(target=target, daemon=True).start()
+print("flooding", flush=True)
+time.sleep(max(0, END - time.monotonic()))
+'''
+
+
+def test_a_lab_host_flooding_the_forwarder_slows_only_itself(images, tmp_path):
+    """Lab host A holds its connections with readers that never read and huge heads, and opens and closes
+    more without end; lab host B pulls a 48 MiB image meanwhile and runs it."""
+    flooder = create(images.settings, prepare=images.prepare)
+    puller = create(images.settings, prepare=images.prepare)
+    try:
+        from webapp import executor
+        from conftest import Output
+        out = Output()
+        flood = executor.start(flooder, f"cat > /tmp/flood.py <<'EOF'\n{FLOOD}\nEOF\npython3 /tmp/flood.py",
+                               on_output=out, timeout=120, window=None)
+        deadline = time.monotonic() + 60
+        while "flooding" not in out.text:
+            assert time.monotonic() < deadline and flood.outcome is None, out.text
+            time.sleep(0.2)
+        outcome, said = sh(puller, "docker pull labnbtest/big:1 && docker run --rm labnbtest/big:1", timeout=85)
+        assert outcome.ok and "big" in said, said
+        assert flood.outcome is None, out.text   # the flood was still on while B pulled
+    finally:
+        flooder.destroy()
+        puller.destroy()

@@ -1,0 +1,35 @@
+"""The images part of a server or a ``labnb run``: the cache opened, the forwarder ready to attach to each
+new lab host (the pool's ``prepare`` hook). Made only when wanted (``cache.wanted``): the README's
+default starts no registry and attaches no forwarder."""
+from __future__ import annotations
+
+from ..config import Settings
+from ..labhost import backends
+from ..labhost.base import LabHost
+from .cache import open_cache, wanted
+from .forwarder import Forwarder
+
+
+class Images:
+    def __init__(self, settings: Settings):
+        self.cache = open_cache(settings)
+        try:
+            self.forwarder = Forwarder(settings, self.cache)
+        except BaseException:
+            self.cache.close()
+            raise
+        self.attach = backends.get(settings.backend).isolated   # the plain backend's dockerd is the machine's
+
+    def prepare(self, host: LabHost) -> None:
+        """The pool's hook: the forwarder in the new lab host, before a learner has it."""
+        if self.attach:
+            self.forwarder.attach(host)
+
+    def close(self) -> None:
+        self.forwarder.close()
+        self.cache.close()
+
+
+def for_labs(settings: Settings, labs) -> Images | None:
+    """The images part if a lab of ``labs`` names images or the operator set LABNB_IMAGE_CACHE, else None."""
+    return Images(settings) if wanted(settings, labs) else None
