@@ -23,10 +23,17 @@
     return iface.name + " (" + iface.kind + ")\n" + (shown || "no address") + "\n" + iface.state;
   }
 
+  /* A set of hosts (docs/network.md): each host's boxes inside a group of its own, the lab network's box
+   * above them; a one-host picture has no hosts. */
   function elements(pic) {
-    var out = [];
+    var out = [], group = {};
+    (pic.hosts || []).forEach(function (h) {
+      group[h.name] = h.id;
+      out.push({ group: "nodes", data: { id: h.id, label: h.label }, classes: "host" });
+    });
     pic.namespaces.forEach(function (ns) {
-      out.push({ group: "nodes", data: { id: ns.id, label: ns.label, kind: ns.kind }, classes: "box" });
+      out.push({ group: "nodes", data: { id: ns.id, label: ns.label, kind: ns.kind, parent: group[ns.host] },
+                 classes: "box" });
       ns.interfaces.forEach(function (i) {
         out.push({ group: "nodes", data: { id: i.id, parent: ns.id, label: label(i), state: i.state, iface: i },
                    position: { x: i.x, y: i.y }, classes: "iface" });
@@ -43,7 +50,7 @@
     var css = getComputedStyle(document.documentElement);
     function c(name) { return css.getPropertyValue("--net-" + name).trim(); }
     var state = { "UP": c("up"), "NO-CARRIER": c("no-carrier"), "DOWN": c("down") };
-    var box = { "lab host": c("host"), "container": c("container"), "netns": c("netns") };
+    var box = { "lab host": c("host"), "container": c("container"), "netns": c("netns"), "lab network": c("lab") };
     return [
       { selector: "node", style: { "color": c("text") } },
       { selector: "node.box", style: {
@@ -56,7 +63,12 @@
         "font-family": "ui-monospace, DejaVu Sans Mono, monospace", "font-size": 11, "shape": "round-rectangle",
         "width": 180, "height": 58, "background-color": c("iface"), "border-width": 2,
         "border-color": function (n) { return state[n.data("state")] || state.DOWN; } } },
+      { selector: "node.host", style: {
+        "label": "data(label)", "text-valign": "top", "text-halign": "center", "text-margin-y": -4,
+        "font-size": 14, "font-weight": "bold", "padding": 14, "shape": "round-rectangle",
+        "background-opacity": 0, "border-color": c("veth"), "border-width": 2, "border-style": "dashed" } },
       { selector: "node.iface:selected", style: { "background-color": c("selected") } },
+      { selector: "edge.lab", style: { "width": 3, "line-color": c("lab-line"), "curve-style": "straight" } },
       { selector: "edge.veth", style: { "width": 2, "line-color": c("veth"), "line-opacity": 0.7,
         "curve-style": "straight" } },
       { selector: "edge.port", style: { "width": 1.5, "line-color": c("port"), "line-style": "dashed",
@@ -69,6 +81,7 @@
     pic.read = new Date();
     notes.textContent = pic.notes.join("; ");
     notes.hidden = !pic.notes.length;
+    panel.querySelector(".legend-hosts").hidden = !pic.hosts;
     window.labnb.networkText.render(text, pic);
     if (view === "picture") drawPicture(pic); else describe(pic);
   }
@@ -86,7 +99,10 @@
   }
 
   function paint(pic) {
-    screen.setAttribute("aria-label", "A picture of the lab host's network, " + pic.namespaces.length +
+    screen.setAttribute("aria-label", pic.hosts ? "A picture of the network of lab hosts " +
+                        pic.hosts.map(function (h) { return h.name; }).join(", ") + " and the lab network between " +
+                        "them, " + pic.namespaces.length + " boxes: Text lists them"
+                        : "A picture of the lab host's network, " + pic.namespaces.length +
                         " namespaces: Text lists them");
     if (cy) cy.destroy();
     cy = api.cy = window.cytoscape({ container: screen, elements: elements(pic), style: style(),
@@ -96,6 +112,7 @@
     describe(pic);
     cy.on("tap", "node.iface", function (e) {
       var i = e.target.data("iface");
+      if (i.kind === "port" && !i.mac) { info.textContent = "the lab network's port to " + i.name; return; }
       info.textContent = i.name + " (" + i.kind + ") " + i.state + " · mac " + i.mac + " · mtu " + i.mtu +
         (i.addresses.length ? " · " + i.addresses.join(", ") : "") + (i.peer_note ? " · " + i.peer_note : "");
     });

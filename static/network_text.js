@@ -38,6 +38,9 @@
       if (link.kind === "veth") {
         say(link.source, "veth pair with " + b.iface.name + (a.ns === b.ns ? "" : " in " + b.ns.label));
         say(link.target, "veth pair with " + a.iface.name + (a.ns === b.ns ? "" : " in " + a.ns.label));
+      } else if (link.kind === "lab") {   // a host's ens33 and its port of the lab network
+        say(link.source, "the lab network");
+        say(link.target, a.iface.name + " of " + a.ns.host);
       } else {   // a bridge port: source the port, target its bridge
         say(link.source, "port of bridge " + b.iface.name);
         say(link.target, "bridge of " + a.iface.name);
@@ -49,13 +52,21 @@
     return said;
   }
 
+  /* A set of hosts: each host, its lab host and what listens on it, before the tables. */
+  function hostList(hosts) {
+    var list = el("ul");
+    list.className = "network-hosts";
+    hosts.forEach(function (h) { list.appendChild(el("li", h.label + " (lab host " + h.lab_host + ")")); });
+    return list;
+  }
+
   /* Draw `pic` into `box` as text, replacing what was there. */
   function render(box, pic) {
     var said = linksOf(pic);
     var parts = pic.namespaces.map(function (ns) {
       var table = el("table");
       table.className = "network-table";
-      table.appendChild(el("caption", ns.label));
+      table.appendChild(el("caption", ns.host ? ns.host + ": " + ns.label : ns.label));
       var head = el("thead");
       head.appendChild(row(["Interface", "Kind", "State", "Addresses", "Linked to"], true));
       table.appendChild(head);
@@ -73,6 +84,7 @@
       return table;
     });
     if (!parts.length) parts = [el("p", "No network namespaces were read.")];
+    if (pic.hosts) parts.unshift(hostList(pic.hosts));
     box.replaceChildren.apply(box, parts);
   }
 

@@ -1,5 +1,7 @@
 /* The lab page's terminal panel (after static/labnb.js): a free shell on
- * the lab host, and a tab for each of the lab's named terminals (b1, b2 in
+ * the lab host (in a lab of several hosts, a tab per host, each its own
+ * shell on that host, named as the lab names it: shell_open's `host`), and a
+ * tab for each of the lab's named terminals (b1, b2 in
  * lab 1: what the steps typed into them and what came back, live, and what
  * the learner types there), each in its own xterm.js. Nothing typed or
  * printed here is stored; the server keeps the last 64 KiB of each one's
@@ -38,7 +40,7 @@
   var keysEl = panel.querySelector(".terminal-keys");
   var readerButton = panel.querySelector(".terminal-reader");
   var open = false;
-  var views = {};   // by term: "" the free shell, else a named terminal
+  var views = {};   // by key: a named terminal's name, or "@" and a host's name for the free shell on it
   var active = null;
   var tabMovesFocus = remembered(TAB_KEY), screenReader = remembered(READER_KEY);
 
@@ -70,10 +72,16 @@
     return { background: c("bg"), foreground: c("fg"), cursor: c("fg"), selectionBackground: c("selection") };
   }
 
+  /* A view's key: a named terminal's name, or the free shell's host prefixed with "@" (a name cannot start so). */
+  function keyOf(term, host) { return term || "@" + (host || ""); }
+
   function ShellView(tab) {
     this.term = tab.dataset.term;
+    this.host = tab.dataset.host || "";
+    this.key = keyOf(this.term, this.host);
     this.tab = tab;
-    this.el = panel.querySelector('.shell-view[data-term="' + CSS.escape(this.term) + '"]');
+    this.el = panel.querySelector('.shell-view[data-term="' + CSS.escape(this.term) + '"]' +
+                                  (this.term ? "" : '[data-host="' + CSS.escape(this.host) + '"]'));
     this.xterm = null; this.fit = null;
     this.joined = false; this.joining = false; this.ended = false;
     this.awaitOutput = false;   // what is typed waits for the shell's first output (it would show twice)
@@ -86,6 +94,7 @@
   /* an event's payload about this shell (and the learner watched, if any) */
   ShellView.prototype.about = function (payload) {
     if (this.term) payload.term = this.term;
+    if (this.host) payload.host = this.host;
     return page.about(payload);
   };
 
@@ -106,7 +115,8 @@
     xterm.loadAddon(this.fit);
     xterm.open(this.el);
     xterm.attachCustomKeyEventHandler(forTerminal);
-    xterm.textarea.setAttribute("aria-label", this.term ? "Terminal " + this.term : "Shell on your lab host");
+    xterm.textarea.setAttribute("aria-label", this.term ? "Terminal " + this.term
+                                              : this.host ? "Shell on host " + this.host : "Shell on your lab host");
     xterm.textarea.setAttribute("aria-describedby", keysEl.id);
     xterm.onData(function (data) { self.input(data); });
     xterm.onResize(function (dims) {
@@ -209,14 +219,15 @@
 
   ShellView.prototype.exited = function () {
     this.ended = true;
-    var what = this.term ? "terminal " + this.term : "the shell";
+    var what = this.term ? "terminal " + this.term : this.host ? "the shell on " + this.host : "the shell";
     var then = watching ? "press Enter to look again" : "press Enter for a new one";
     if (this.xterm) this.xterm.write("\r\n\x1b[2m[" + what + " ended; " + then + "]\x1b[0m\r\n");
     this.setStatus(what + " ended");
   };
 
-  /* Show ``view`` in the panel (its xterm made and its terminal opened once the panel is open). */
-  function select(view) {
+  /* Show ``view`` in the panel (its xterm made and its terminal opened once the panel is open; the focus
+   * in it, but with ``stay``: on the tabs, as the arrow keys move along them). */
+  function select(view, stay) {
     active = view;
     Object.keys(views).forEach(function (t) {
       var s = views[t];
@@ -230,11 +241,11 @@
       if (!view.xterm) view.make();
       view.fitTerm();
       if (!view.joined) view.join();
-      view.xterm.focus();
+      if (!stay) view.xterm.focus();
     }, function (err) { view.setStatus("The terminal " + err.message); });
   }
 
-  function showTerminal(show) {
+  function showTerminal(show, stay) {
     open = show;
     panel.dataset.open = String(show);
     body.hidden = !show;
@@ -242,14 +253,26 @@
     toggle.setAttribute("aria-expanded", String(show));
     document.body.classList.toggle("terminal-open", show);
     try { sessionStorage.setItem(OPEN_KEY, show ? "1" : ""); } catch (e) { /* storage off */ }
-    if (show) { page.front("terminal"); select(active); }
+    if (show) { page.front("terminal"); select(active, stay); }
   }
 
-  panel.querySelectorAll(".terminal-tab").forEach(function (tab) {
+  var tabs = Array.prototype.slice.call(panel.querySelectorAll(".terminal-tab"));
+  tabs.forEach(function (tab) {
     var view = new ShellView(tab);
-    views[view.term] = view;
+    views[view.key] = view;
+    if (!active) active = view;
+    // The tabs as a tab list: arrow keys, Home and End move between them (and show the one reached).
+    tab.addEventListener("keydown", function (e) {
+      var n = tabs.indexOf(tab), to = { ArrowLeft: n - 1, ArrowRight: n + 1, Home: 0, End: tabs.length - 1 }[e.key];
+      if (to === undefined) return;
+      e.preventDefault();
+      var next = tabs[(to + tabs.length) % tabs.length];
+      next.focus();
+      select(views[keyOf(next.dataset.term, next.dataset.host)], true);
+      showTerminal(true, true);
+    });
   });
-  active = views[""];
+  var shells = tabs.filter(function (t) { return !t.dataset.term; }).map(function (t) { return views[keyOf("", t.dataset.host)]; });
   toggle.addEventListener("click", function () { showTerminal(!open); });
   readerButton.addEventListener("click", function () {
     screenReader = !screenReader;
@@ -269,8 +292,8 @@
     button.type = "button";
     button.textContent = "▶ terminal";
     button.title = "Type this into the terminal below";
-    button.addEventListener("click", function () {
-      var shell = views[""];
+    button.addEventListener("click", function () {   // into the shell on the command's host (the first if none)
+      var shell = (block.dataset.host && views[keyOf("", block.dataset.host)]) || shells[0];
       if (!shell.joined || shell.ended) {
         // Typed before the shell's first prompt, it would show twice (the
         // terminal echoes what waits): send it with the shell's first output.
@@ -291,7 +314,7 @@
     each(function (s) { if (s.xterm) s.xterm.options.theme = theme(); });
   });
 
-  function viewOf(msg) { return views[(msg && msg.term) || ""]; }
+  function viewOf(msg) { return msg ? views[keyOf(msg.term, msg.host)] : undefined; }
   socket.on("shell_output", function (msg) { var s = viewOf(msg); if (s) s.output(msg); });
   socket.on("shell_exit", function (msg) { var s = viewOf(msg); if (s) s.exited(); });
   function each(fn) { Object.keys(views).forEach(function (t) { fn(views[t]); }); }

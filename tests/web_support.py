@@ -351,11 +351,12 @@ def chromium_browser():
         browser.close()
 
 
-def own_server(name: str):
+def own_server(name: str, env: dict | None = None):
     """A test module's own server, for a module that makes a new learner (a lab host) per test: they hold
     their lab hosts until the server stops, which the session's server (24, for every module) cannot
-    spare. Its uid ranges are found machine-wide from slot 32 up, whatever the others hold."""
-    yield from serving(Server(_state_dir(name), uid_slot=32))
+    spare. Its uid ranges are found machine-wide from slot 32 up, whatever the others hold. ``env``: its
+    settings besides (a labs dir of its own, say)."""
+    yield from serving(Server(_state_dir(name), uid_slot=32, env=env))
 
 
 @pytest.fixture(scope="session")

@@ -114,11 +114,11 @@ def test_a_tabs_payload_is_read_in_declared_order_with_the_whose_rule(operator):
     shell_open = protocol.TO_SERVER["shell_open"]
     with app.test_request_context():
         session["learner"] = "ada"
-        assert shell_open.read({"lab": "l1"}) == ["l1", None, 24, 80, "ada"]
-        assert shell_open.read({"lab": "l1", "term": "b1", "rows": 30, "cols": 100, "learner": "ada"}) == [
-            "l1", "b1", 30, 100, "ada"]
+        assert shell_open.read({"lab": "l1"}) == ["l1", None, 24, 80, "ada", None]
+        assert shell_open.read({"lab": "l1", "term": "b1", "rows": 30, "cols": 100, "learner": "ada",
+                                "host": "node2"}) == ["l1", "b1", 30, 100, "ada", "node2"]
         if operator:
-            assert shell_open.read({"lab": "l1", "learner": "bob"})[-1] == "bob"
+            assert shell_open.read({"lab": "l1", "learner": "bob"})[-2] == "bob"
         else:
             with pytest.raises(BadEvent, match="only the instructor"):
                 shell_open.read({"lab": "l1", "learner": "bob"})

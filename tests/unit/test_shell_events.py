@@ -101,7 +101,7 @@ def test_a_tab_that_does_not_acknowledge_holds_the_shell_within_its_window(app, 
     try:
         tab.call("shell_open", {"lab": LAB})
         joined = tab.wait(lambda: tab.named("shell_output"), "the backlog")[0]["end"]
-        fanout = services(app).shells.shells[session_value(http, "learner")].fanout
+        fanout = services(app).shells.shells[session_value(http, "learner"), ""].fanout
         tab.send("shell_input", {"data": "head -c 3000000 /dev/zero | tr '\\0' y; echo; echo END-$((6*7))\n"})
         tab.wait(lambda: fanout.total >= SHELL_WINDOW, "a window's worth of output")
         assert fanout.total <= joined + SHELL_WINDOW and "END-42" not in tab.screen()

@@ -84,44 +84,48 @@ class NodeShells(_Elsewhere):
     def __init__(self, shells: ShellManager, bus: Bus, store, node: str, learners):
         super().__init__(bus, store, node, learners)
         self.shells = shells
-        bus.on("shell_open", lambda origin, sid, learner, lab, term, rows, cols, watching:
-               shells.open(sid, learner, lab, rows, cols, term or "", watching))
-        bus.on("shell_input", lambda origin, sid, learner, term, data:
-               shells.input(sid, learner, data.encode(), term or ""))
-        bus.on("shell_resize", lambda origin, sid, learner, term, rows, cols:
-               shells.resize(sid, learner, rows, cols, term or ""))
-        bus.on("shell_ack", lambda origin, sid, learner, term, end: shells.ack(sid, learner, end, term or ""))
+        bus.on("shell_open", lambda origin, sid, learner, lab, term, rows, cols, watching, host=None:
+               shells.open(sid, learner, lab, rows, cols, term or "", watching, host or ""))
+        bus.on("shell_input", lambda origin, sid, learner, term, data, host=None:
+               shells.input(sid, learner, data.encode(), term or "", host or ""))
+        bus.on("shell_resize", lambda origin, sid, learner, term, rows, cols, host=None:
+               shells.resize(sid, learner, rows, cols, term or "", host or ""))
+        bus.on("shell_ack", lambda origin, sid, learner, term, end, host=None:
+               shells.ack(sid, learner, end, term or "", host or ""))
         bus.on("shell_detach", lambda origin, sid: shells.detach(sid))
 
     def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80, term: str = "",
-             watching: bool = False) -> None:
+             watching: bool = False, host_name: str = "") -> None:
         node = self._node_of(learner_id)
         if not node and watching and self.learners.peek(learner_id) is None:
             # opened here, it would make them a lab host on this node, beside the one their node makes
             raise ShellError("the learner has no lab host now: one is made when they open a lab")
         if not node:
-            return self.shells.open(sid, learner_id, lab_id, rows, cols, term, watching)
+            return self.shells.open(sid, learner_id, lab_id, rows, cols, term, watching, host_name)
         self._ask(node, "shell_open", sid=sid, learner=learner_id, lab=lab_id, term=term or None, rows=rows,
-                  cols=cols, watching=watching)
+                  cols=cols, watching=watching, host=host_name or None)
         self._opened(sid, learner_id, node)
 
-    def input(self, sid: str, learner_id: str, data: bytes, term: str = "") -> None:
+    def input(self, sid: str, learner_id: str, data: bytes, term: str = "", host_name: str = "") -> None:
         node = self._remote_of(sid, learner_id)
         if not node:
-            return self.shells.input(sid, learner_id, data, term)
-        self._ask(node, "shell_input", sid=sid, learner=learner_id, term=term or None, data=data.decode())
+            return self.shells.input(sid, learner_id, data, term, host_name)
+        self._ask(node, "shell_input", sid=sid, learner=learner_id, term=term or None, data=data.decode(),
+                  host=host_name or None)
 
-    def resize(self, sid: str, learner_id: str, rows: int, cols: int, term: str = "") -> None:
+    def resize(self, sid: str, learner_id: str, rows: int, cols: int, term: str = "", host_name: str = "") -> None:
         node = self._remote_of(sid, learner_id)
         if not node:
-            return self.shells.resize(sid, learner_id, rows, cols, term)
-        self._ask(node, "shell_resize", sid=sid, learner=learner_id, term=term or None, rows=rows, cols=cols)
+            return self.shells.resize(sid, learner_id, rows, cols, term, host_name)
+        self._ask(node, "shell_resize", sid=sid, learner=learner_id, term=term or None, rows=rows, cols=cols,
+                  host=host_name or None)
 
-    def ack(self, sid: str, learner_id: str, position: int, term: str = "") -> None:
+    def ack(self, sid: str, learner_id: str, position: int, term: str = "", host_name: str = "") -> None:
         node = self._remote_of(sid, learner_id)
         if not node:
-            return self.shells.ack(sid, learner_id, position, term)
-        self._send(node, "shell_ack", sid=sid, learner=learner_id, term=term or None, end=position)
+            return self.shells.ack(sid, learner_id, position, term, host_name)
+        self._send(node, "shell_ack", sid=sid, learner=learner_id, term=term or None, end=position,
+                   host=host_name or None)
 
     def detach(self, sid: str) -> None:
         self.shells.detach(sid)

@@ -11,6 +11,7 @@ from .layout import IFACE_H, IFACE_W
 
 STATE_COLOURS = {"UP": "#2e7d32", "NO-CARRIER": "#ef6c00", "DOWN": "#9e9e9e"}
 BOX_COLOURS = {"lab host": "#e3f2fd", "container": "#f1f8e9", "netns": "#fff8e1"}
+NETWORK_COLOUR = "#ede7f6"   # the lab network of a set of hosts (hosts.py)
 LEGEND_H = 64
 STYLE = """
 text { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 11px; fill: #212121; }
@@ -19,6 +20,8 @@ text { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 11px
 .iface { fill: #ffffff; stroke-width: 2; }
 .veth { stroke: #37474f; stroke-width: 2; fill: none; stroke-opacity: .7; }
 .port { stroke: #1565c0; stroke-width: 1.5; stroke-dasharray: 5 4; fill: none; }
+.host { fill: none; stroke: #37474f; stroke-width: 2; stroke-dasharray: 10 5; }
+.lab { stroke: #5e35b1; stroke-width: 3; fill: none; }
 """
 
 
@@ -27,11 +30,15 @@ def render(picture: dict) -> str:
     ifaces = {i["id"]: i for ns in picture["namespaces"] for i in ns["interfaces"]}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}">',
-           f"<title>Network of lab host {escape(picture['lab_host'])}</title>",
+           f"<title>{escape(_title(picture))}</title>",
            f"<style>{STYLE}</style>", f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
+    for host in picture.get("hosts", []):   # a set of hosts: each host's group around its boxes
+        out.append(f'<rect class="host" x="{host["x"]}" y="{host["y"]}" width="{host["width"]}" '
+                   f'height="{host["height"]}" rx="12"/>')
+        out.append(f'<text class="label" x="{host["x"] + 12}" y="{host["y"] + 18}">{escape(host["label"])}</text>')
     for ns in picture["namespaces"]:
         out.append(f'<rect class="box" x="{ns["x"]}" y="{ns["y"]}" width="{ns["width"]}" height="{ns["height"]}" '
-                   f'rx="8" fill="{BOX_COLOURS.get(ns["kind"], "#fafafa")}"/>')
+                   f'rx="8" fill="{BOX_COLOURS.get(ns["kind"], NETWORK_COLOUR)}"/>')
         out.append(f'<text class="label" x="{ns["x"] + 10}" y="{ns["y"] + 18}">{escape(ns["label"])}</text>')
     for link in picture["links"]:
         a, b = ifaces[link["source"]], ifaces[link["target"]]
@@ -41,12 +48,19 @@ def render(picture: dict) -> str:
         else:   # from the upper interface's bottom edge to the lower one's top: the lines keep off the text
             a, b = sorted((a, b), key=lambda i: i["y"])
             drop = IFACE_H / 2 if b["y"] - a["y"] > IFACE_H else 0
-            out.append(f'<line class="veth" x1="{a["x"]}" y1="{a["y"] + drop}" x2="{b["x"]}" y2="{b["y"] - drop}"/>')
+            out.append(f'<line class="{"lab" if link["kind"] == "lab" else "veth"}" x1="{a["x"]}" y1="{a["y"] + drop}" '
+                       f'x2="{b["x"]}" y2="{b["y"] - drop}"/>')
     for iface in ifaces.values():
         out.append(_iface(iface))
     out.append(_legend(picture["height"]))
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _title(picture: dict) -> str:
+    if "hosts" in picture:
+        return "Network of lab hosts " + ", ".join(f'{h["name"]} ({h["lab_host"]})' for h in picture["hosts"])
+    return f"Network of lab host {picture['lab_host']}"
 
 
 def _iface(iface: dict) -> str:

@@ -30,8 +30,11 @@ Emit = Callable[[str, dict, str], None]   # (event, payload, to: a sid)
 class Fanout:
     """One terminal's output, sent to every tab that shows it."""
 
-    def __init__(self, emit: Emit, term: str = "", on_feed: Callable[[], None] = lambda: None):
-        self.emit, self.term = emit, term   # term: the named terminal's name, "" for the free shell
+    def __init__(self, emit: Emit, term: str = "", on_feed: Callable[[], None] = lambda: None, host: str = ""):
+        self.emit = emit
+        # what each event says it is about: term, the named terminal's name ("" for the free shell), and the
+        # free shell's host if the tab named one
+        self.about = {"term": term, **({"host": host} if host else {})}
         self.lock = threading.Lock()        # output, tabs, positions; held while emitting, for order
         self.backlog = bytearray()
         self.total = 0                      # the position after the output so far
@@ -73,7 +76,7 @@ class Fanout:
         with self.lock:
             sids = list(self.tabs)
         for sid in sids:
-            self.emit("shell_exit", {"term": self.term}, sid)
+            self.emit("shell_exit", dict(self.about), sid)
 
     # -- tabs ------------------------------------------------------------------
     def join(self, sid: str, running: bool) -> None:
@@ -88,7 +91,7 @@ class Fanout:
             self.unwatched_since = None
             self._send(tab, replay, replay=True)
         if not running:
-            self.emit("shell_exit", {"term": self.term}, sid)
+            self.emit("shell_exit", dict(self.about), sid)
 
     def leave(self, sid: str) -> None:
         with self.lock:
@@ -128,7 +131,7 @@ class Fanout:
         tab.skip(skipped)
         tab.sent += len(data)
         if shown or replay:
-            payload = {"term": self.term, "data": shown, "end": tab.sent}
+            payload = {**self.about, "data": shown, "end": tab.sent}
             if replay:
                 payload["replay"] = True
             self.emit("shell_output", payload, tab.sid)

@@ -6,7 +6,9 @@ declares them and their fields), read and checked
 only its own learner's shell, and only after ``shell_open``.
 
 ``term`` names one of the lab's named terminals (b1 in lab 1); without it,
-the event is about the learner's free shell. Each is a stream of its own.
+the event is about the learner's free shell, on the lab's host ``host`` (a
+lab of several hosts has a shell per host; none: its first). Each is a
+stream of its own.
 ``learner`` (``shell_open``, ``shell_ack``): the instructor watching a
 learner's page names them, and sees their shell and terminals read-only:
 nothing is started for a watcher, and its input and sizes are refused.
@@ -39,18 +41,19 @@ def register(events: Events, manager: ShellManager) -> None:
     events.on_disconnect(manager.detach)
 
     @events.on("shell_open", expected)
-    def shell_open(lab_id, term, rows, cols, owner):
-        manager.open(request.sid, owner, lab_id, rows, cols, term or "", watching=owner != session["learner"])
+    def shell_open(lab_id, term, rows, cols, owner, host):
+        manager.open(request.sid, owner, lab_id, rows, cols, term or "", watching=owner != session["learner"],
+                     host_name=host or "")
         return {"ok": True}
 
     @events.on("shell_input", expected)
-    def shell_input(term, raw):
-        manager.input(request.sid, session["learner"], raw, term or "")
+    def shell_input(term, raw, host):
+        manager.input(request.sid, session["learner"], raw, term or "", host or "")
 
     @events.on("shell_resize", expected)
-    def shell_resize(term, rows, cols):
-        manager.resize(request.sid, session["learner"], rows, cols, term or "")
+    def shell_resize(term, rows, cols, host):
+        manager.resize(request.sid, session["learner"], rows, cols, term or "", host or "")
 
     @events.on("shell_ack", expected)
-    def shell_ack(term, end, owner):
-        manager.ack(request.sid, owner, end, term or "")
+    def shell_ack(term, end, owner, host):
+        manager.ack(request.sid, owner, end, term or "", host or "")

@@ -1,6 +1,13 @@
-"""Shells: one interactive bash per learner on their lab host, typed into from
+"""Shells: an interactive bash per learner on their lab host, typed into from
 the lab page's terminal panel (xterm.js), like Killercoda's; and, in tabs
 beside it, the lab's named terminals (``NamedTerminal``).
+
+A lab of several hosts (``hosts: [node1, node2]``) has a shell per host, each
+in a tab named for its host (``host``, the lab's name for it; none: the
+primary, as a one-host lab's). A learner has at most SHELLS_PER_LEARNER
+shells (the most hosts a lab may have): opening one more ends the one they
+opened longest ago, so that labs of other host names, one after the other,
+do not pile shells up; the machine's shells stay bounded by its learners.
 
 A shell is not a run: what is typed and printed is not stored. The server
 keeps only the last 64 KiB of its output in memory (``Fanout``), so that a
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SHELL_WINDOW = 512 << 10       # unacknowledged bytes (furthest tab) before the PTY is not read
 ACTIVE_EVERY = 5.0             # seconds between two signs of a learner's activity in their terminals
+SHELLS_PER_LEARNER = 5         # free shells a learner has at once: one per host of the largest lab
 
 
 class ShellError(LabnbError):
@@ -77,9 +85,9 @@ class Shell(Shown):
     ended = "the shell has ended; open the terminal again for a new one"
 
     def __init__(self, learner_id: str, host: LabHost, emit: Emit, rows: int, cols: int, note: str = "",
-                 on_feed: Callable[[], None] = lambda: None):
-        self.host = host
-        fanout = Fanout(emit, on_feed=on_feed)
+                 on_feed: Callable[[], None] = lambda: None, name: str = ""):
+        self.host, self.name = host, name   # name: the host's in the lab ("": the primary, unnamed)
+        fanout = Fanout(emit, on_feed=on_feed, host=name)
         # A note to the learner comes first, as if output, but is not the PTY's to acknowledge.
         fanout.feed(note.encode(), own=False, activity=False)
         argv = ["bash", "--noprofile", "--rcfile", host.shell_rc(), "-i"]
@@ -91,7 +99,7 @@ class Shell(Shown):
         self.process.start()
         if self.process.outcome is not None:   # it could not even start
             raise ShellError(f"the shell could not start: {self.process.outcome.error}")
-        threading.Thread(target=self._watch, name=f"shell-{self.learner[:8]}", daemon=True).start()
+        threading.Thread(target=self._watch, name=f"shell-{self.learner[:8]}-{self.name}", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -112,17 +120,18 @@ class NamedTerminal(Shown):
 
 
 class ShellManager:
-    """Each learner's shell: started on first open, again if it ended; stopped
-    when their lab host goes (reset, released) and when the server stops. And
-    the tabs of their labs' named terminals (``term``), which their
-    benches own."""
+    """Each learner's shells, one per host name: started on first open, again if
+    it ended; stopped when their lab host goes (reset, released) and when the
+    server stops. And the tabs of their labs' named terminals (``term``), which
+    their benches own. A tab's view is named by ``(term, host)``: one of them
+    is "" (a named terminal's host is the lab's)."""
 
     def __init__(self, learners: Learners, labs: dict[str, Lab], emit: Emit, idle_timeout: float = 0):
         self.learners, self.labs, self.emit = learners, labs, emit
         self.idle_timeout = idle_timeout
-        self.shells: dict[str, Shell] = {}
+        self.shells: dict[tuple[str, str], Shell] = {}   # (learner, host name): in the order opened
         self.named: dict[tuple[str, str, str], NamedTerminal] = {}   # (learner, lab, terminal)
-        self.by_sid: dict[str, dict[str, Shown]] = {}   # sid: term ("" the shell): shown
+        self.by_sid: dict[str, dict[tuple[str, str], Shown]] = {}   # sid: (term, host): shown
         self.watchers: set[str] = set()   # the sids of the instructor's tabs that watch a learner's
         self._active: dict[str, float] = {}
         self.ended_idle: set[str] = set()    # learners whose last shell the idle timeout ended
@@ -137,33 +146,40 @@ class ShellManager:
             threading.Thread(target=self._end_idle, name="shells-idle", daemon=True).start()
 
     def open(self, sid: str, learner_id: str, lab_id: str, rows: int = 24, cols: int = 80, term: str = "",
-             watching: bool = False) -> None:
-        """Show the learner's shell (or, with ``term``, the lab's named terminal) in tab ``sid``, starting it
-        if need be; for the instructor ``watching``, only one that runs, read-only (input, sizes and
-        acknowledgements from ``sid`` are not the learner's: ``shown`` refuses the first two)."""
+             watching: bool = False, host_name: str = "") -> None:
+        """Show the learner's shell on ``host_name`` (or, with ``term``, the lab's named terminal) in tab
+        ``sid``, starting it if need be; for the instructor ``watching``, only one that runs, read-only
+        (input, sizes and acknowledgements from ``sid`` are not the learner's: ``shown`` refuses the first
+        two)."""
         lab = self.labs.get(lab_id)
         if lab is None:
             raise ShellError(f"there is no lab {lab_id!r}")
         if term and term not in lab.terminals:
             raise ShellError(f"lab {lab_id} has no terminal {term!r}")
+        if term and host_name:
+            raise ShellError(f"terminal {term} is on the host the lab names for it: give a terminal or a host")
         learner = self.learners.get(learner_id)   # NotReady if its lab host cannot take commands now
         with learner.lock:
             bench = self.learners.bench(learner, lab)   # the lab's setup has run
-            host = bench.lab_host
+            try:
+                host = bench.host(host_name or None)
+            except LabHostError as e:
+                raise ShellError(f"lab {lab_id}: {e.what}") from None
             if not host.alive():
                 raise ShellError(f"lab host {host.id} is gone; reset the lab host to get a fresh one")
             with self._lock:
                 if self._closed:
                     raise ShellError("the server is stopping")
             if watching:
-                shown = self._running(learner_id, bench, term)
+                shown = self._running(learner_id, bench, term, host, host_name)
             else:
-                shown = self._named(learner_id, bench, term) if term else self._shell(learner_id, host, rows, cols)
+                shown = (self._named(learner_id, bench, term) if term
+                         else self._shell(learner_id, host, rows, cols, host_name))
             with self._lock:
                 closed = self._closed
                 if not closed:
                     tabs = self.by_sid.setdefault(sid, {})
-                    previous, tabs[term] = tabs.get(term), shown
+                    previous, tabs[term, host_name] = tabs.get((term, host_name)), shown
             if closed:
                 if not term:
                     shown.stop()
@@ -176,22 +192,26 @@ class ShellManager:
             shown.resize(rows, cols)
         shown.fanout.join(sid, shown.running)
 
-    def _running(self, learner_id: str, bench, term: str) -> Shown:
-        """What a watcher may see: the learner's shell or terminal ``term`` as it runs now, never a new one."""
+    def _running(self, learner_id: str, bench, term: str, host: LabHost, host_name: str) -> Shown:
+        """What a watcher may see: the learner's shell on ``host`` or terminal ``term`` as it runs now, never
+        a new one."""
         if not term:
-            shell = self.shells.get(learner_id)
-            if shell is None or not shell.running or shell.host is not bench.lab_host:
-                raise ShellError("the learner has no shell open now")
+            shell = self.shells.get((learner_id, host_name))
+            if shell is None or not shell.running or shell.host is not host:
+                raise ShellError(f"the learner has no shell open on {host_name} now" if host_name
+                                 else "the learner has no shell open now")
             return shell
         terminal = bench.terminals.get(term)
         if terminal is None or not terminal.alive:
             raise ShellError(f"the learner's terminal {term} is not running now")
         return self._named(learner_id, bench, term)
 
-    def _shell(self, learner_id: str, host: LabHost, rows: int, cols: int) -> Shell:
-        """The learner's running shell on ``host``, or a new one (the learner's lock held)."""
+    def _shell(self, learner_id: str, host: LabHost, rows: int, cols: int, name: str) -> Shell:
+        """The learner's running shell on ``host`` (named ``name`` in the lab), or a new one (the learner's
+        lock held)."""
+        key = (learner_id, name)
         with self._lock:
-            old = self.shells.get(learner_id)
+            old = self.shells.get(key)
         if old is not None and old.running and old.host is host:
             return old
         note = ""
@@ -202,12 +222,15 @@ class ShellManager:
                 after = f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
                 note = (f"\x1b[2m[labnb: your previous shell was ended after {after}"
                         " with no terminal showing it; this is a new one]\x1b[0m\r\n")
-        shell = Shell(learner_id, host, self.emit, rows, cols, note, lambda: self._touch(learner_id))
+        shell = Shell(learner_id, host, self.emit, rows, cols, note, lambda: self._touch(learner_id), name)
         shell.start()
-        if old is not None:
-            threading.Thread(target=old.stop, daemon=True).start()
         with self._lock:
-            self.shells[learner_id] = shell
+            self.shells.pop(key, None)
+            self.shells[key] = shell
+            theirs = [k for k in self.shells if k[0] == learner_id]
+            ended = [self.shells.pop(k) for k in theirs[:max(0, len(theirs) - SHELLS_PER_LEARNER)]]
+        for gone in ended + ([old] if old is not None else []):
+            threading.Thread(target=gone.stop, daemon=True).start()
         return shell
 
     def _named(self, learner_id: str, bench, term: str) -> NamedTerminal:
@@ -231,30 +254,30 @@ class ShellManager:
             self._active[learner_id] = now
             self.learners.touch(learner_id)   # a learner who works in the terminal panel is not idle
 
-    def shown(self, sid: str, learner_id: str, term: str = "") -> Shown:
-        """What tab ``sid`` opened as ``term``: always the learner's own."""
-        shown = self.by_sid.get(sid, {}).get(term)
+    def shown(self, sid: str, learner_id: str, term: str = "", host_name: str = "") -> Shown:
+        """What tab ``sid`` opened as ``term`` or ``host_name``: always the learner's own."""
+        shown = self.by_sid.get(sid, {}).get((term, host_name))
         if shown is None or shown.learner != learner_id:
             raise ShellError("open the terminal first (shell_open)")
         return shown
 
-    def _typed_into(self, sid: str, learner_id: str, term: str) -> Shown:
+    def _typed_into(self, sid: str, learner_id: str, term: str, host_name: str) -> Shown:
         if sid in self.watchers:
             raise ShellError("watching is reading: only the learner types into their terminals")
-        return self.shown(sid, learner_id, term)
+        return self.shown(sid, learner_id, term, host_name)
 
-    def input(self, sid: str, learner_id: str, data: bytes, term: str = "") -> None:
-        shown = self._typed_into(sid, learner_id, term)
+    def input(self, sid: str, learner_id: str, data: bytes, term: str = "", host_name: str = "") -> None:
+        shown = self._typed_into(sid, learner_id, term, host_name)
         self._touch(learner_id)
         if not shown.running:
             raise ShellError(shown.ended)
         shown.write(data)
 
-    def resize(self, sid: str, learner_id: str, rows: int, cols: int, term: str = "") -> None:
-        self._typed_into(sid, learner_id, term).resize(rows, cols)
+    def resize(self, sid: str, learner_id: str, rows: int, cols: int, term: str = "", host_name: str = "") -> None:
+        self._typed_into(sid, learner_id, term, host_name).resize(rows, cols)
 
-    def ack(self, sid: str, learner_id: str, position: int, term: str = "") -> None:
-        self.shown(sid, learner_id, term).fanout.ack(sid, position)
+    def ack(self, sid: str, learner_id: str, position: int, term: str = "", host_name: str = "") -> None:
+        self.shown(sid, learner_id, term, host_name).fanout.ack(sid, position)
 
     def detach(self, sid: str) -> None:
         """A tab went away; the shell and the terminals go on."""
@@ -265,16 +288,14 @@ class ShellManager:
             shown.fanout.leave(sid)
 
     def release(self, learner_id: str, host: LabHost) -> None:
-        """The learner's lab host is going (reset, released): end its shell; its benches close their
+        """The learner's lab host is going (reset, released): end its shells; its benches close their
         terminals, whose tabs hear of it."""
         with self._lock:
             for key in [k for k, v in self.named.items() if k[0] == learner_id and v.process.host is host]:
                 del self.named[key]
-            shell = self.shells.get(learner_id)
-            if shell is None or shell.host is not host:
-                return
-            del self.shells[learner_id]
-        shell.stop()
+            gone = [self.shells.pop(k) for k, v in list(self.shells.items()) if k[0] == learner_id and v.host is host]
+        for shell in gone:
+            shell.stop()
 
     def _end_idle(self) -> None:
         """End shells that no tab has shown for the idle timeout."""
@@ -284,7 +305,7 @@ class ShellManager:
                 idle = [s for s in self.shells.values() if s.fanout.unwatched_since is not None
                         and now - s.fanout.unwatched_since >= self.idle_timeout]
                 for shell in idle:
-                    del self.shells[shell.learner]
+                    del self.shells[shell.learner, shell.name]
                     self.ended_idle.add(shell.learner)
             for shell in idle:
                 log.info("ending the shell of learner %s: no tab for %g s", shell.learner[:8], self.idle_timeout)

@@ -31,6 +31,7 @@ from .fields import (MAX_POSITION, POSITION, SEQ, BadEvent, Bytes, Data, Flag, I
 MAX_INPUT = 64 << 10           # bytes of a terminal's input per event
 ROWS, COLS = (2, 500), (2, 1000)
 TERM = Name(optional=True)     # a lab's named terminal; absent: the learner's free shell
+HOST = Name(optional=True)     # the free shell's host, by the lab's name for it; absent: the lab's first
 
 # Socket.IO's own events, which the page's socket.io client raises by itself
 RESERVED = {"connect": "the socket connected (again): the page opens its lab and re-attaches its runs",
@@ -102,16 +103,16 @@ TO_SERVER = _events(
     Event("stop", {"run": RunId()}, reply="{ok: true}",
           about="Stops one of the learner's own runs (^C, then harder)."),
     Event("shell_open", {"lab": Name(), "term": TERM, "rows": Int(*ROWS, default=24), "cols": Int(*COLS, default=80),
-                         "learner": Owner()}, reply="{ok: true}",
-          about="Shows the learner's free shell, or with `term` the lab's named terminal, in this tab, started "
-                "if need be; its first `shell_output` is the backlog. The instructor watching sees only one that "
-                "runs, read-only."),
-    Event("shell_input", {"term": TERM, "data": Text(MAX_INPUT)},
+                         "learner": Owner(), "host": HOST}, reply="{ok: true}",
+          about="Shows the learner's free shell (on the lab's host `host`, one per host), or with `term` the "
+                "lab's named terminal, in this tab, started if need be; its first `shell_output` is the backlog. "
+                "The instructor watching sees only one that runs, read-only."),
+    Event("shell_input", {"term": TERM, "data": Text(MAX_INPUT), "host": HOST},
           about="Typed text, into the terminal's input whole; refused, never waited for, while the terminal "
                 "leaves 256 KiB of input unread."),
-    Event("shell_resize", {"term": TERM, "rows": Int(*ROWS), "cols": Int(*COLS)},
+    Event("shell_resize", {"term": TERM, "rows": Int(*ROWS), "cols": Int(*COLS), "host": HOST},
           about="The tab's terminal size (the learner's own tabs only)."),
-    Event("shell_ack", {"term": TERM, "end": POSITION, "learner": Owner()},
+    Event("shell_ack", {"term": TERM, "end": POSITION, "learner": Owner(), "host": HOST},
           about="The tab has written the terminal's output up to `end` to xterm.js: it is sent on within its "
                 "window (1 MiB), and the terminal is read on as far as the furthest tab."),
 )
@@ -139,12 +140,13 @@ TO_TAB = _events(
           about="The run's end as stored; seq: its last chunk (-1: none)."),
     Event("run_ended", {"run": RunId(), "step": Name()}, to="the learner's tabs showing the lab",
           about="A run ended, after each attached tab had its `end`."),
-    Event("shell_output", {"term": Str(), "data": Bytes(), "end": POSITION, "replay": Flag(optional=True)},
+    Event("shell_output", {"term": Str(), "host": HOST, "data": Bytes(), "end": POSITION,
+                           "replay": Flag(optional=True)},
           to="the tabs showing the terminal",
           about="Terminal output: `data` is what xterm.js writes, `end` the position after it in the terminal's "
-                "raw output (acknowledged with shell_ack); `term` \"\" is the free shell. replay: the backlog "
-                "after shell_open (the tab clears its xterm first)."),
-    Event("shell_exit", {"term": Str()}, to="the tabs showing the terminal",
+                "raw output (acknowledged with shell_ack); `term` \"\" is the free shell, on `host` if the tab "
+                "named one. replay: the backlog after shell_open (the tab clears its xterm first)."),
+    Event("shell_exit", {"term": Str(), "host": HOST}, to="the tabs showing the terminal",
           about="The terminal's process ended, or was not running when the tab opened it."),
     Event("error", {"event": Str(), "message": Str()}, to="the tab whose event it was",
           about="What went wrong with the tab's event `event` (the acknowledgement says the same), or with a "
