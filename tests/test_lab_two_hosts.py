@@ -93,3 +93,13 @@ def test_two_host_lab_passes_in_chromium(page, lab_server):
         expect(cell.locator(".checks li.fail")).to_have_count(0)
     # node2's commands ran on node2: its hostname is in the first step's output
     expect(page.locator(".cell[data-step='hosts']")).to_contain_text("node2")
+    # the picture: both hosts on their lab network, web and c1 on node1, c2 on node2
+    page.locator("button.network-toggle").first.click()
+    page.wait_for_function("""() => { const p = window.labnb.network.picture;
+        return p && p.hosts && ['container web', 'container c1', 'container c2'].every(
+            label => p.namespaces.some(ns => ns.label === label)); }""", timeout=LONG)
+    pic = page.evaluate("window.labnb.network.picture")
+    assert [h["name"] for h in pic["hosts"]] == ["node1", "node2"]
+    assert pic["namespaces"][0]["kind"] == "lab network"
+    where = {ns["label"]: ns["host"] for ns in pic["namespaces"] if ns["label"].startswith("container ")}
+    assert (where["container web"], where["container c1"], where["container c2"]) == ("node1", "node1", "node2")
