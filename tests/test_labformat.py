@@ -38,6 +38,8 @@ EXPECTED_STEPS = {
                       "add-ns1", "move", "addresses", "ping", "rename"],
     "03-container-ops": ["hostname", "set-hostname", "resolv-conf", "dns", "embedded-dns", "add-host",
                          "daemon-json"],
+    "04-two-hosts": ["hosts", "publish", "from-node2", "same-subnet", "bip", "routes", "forward", "masquerade",
+                     "vxlan", "vxlan-netns", "swarm", "overlay", "overlay-inside"],
 }
 
 
@@ -91,6 +93,29 @@ def test_container_ops_lab_restarts_docker_after_daemon_json():
     all_text = "\n".join(c.text for s in lab.steps for c in s.commands)
     for needle in ("--hostname daxinyu", "--dns", "--add-host www.a.com:1.1.1.1", "cat /etc/resolv.conf"):
         assert needle in all_text
+
+
+def test_two_hosts_lab_names_the_host_of_each_block():
+    """Lab 4 runs on node1 and node2: node2's blocks and checks say so, the rest run on node1; it sets node2's
+    bridge subnet and puts it back in setup, which every host runs."""
+    lab = load_lab(LABS / "04-two-hosts.md")
+    assert lab.hosts == ["node1", "node2"]
+    blocks = [b for s in lab.steps for b in s.blocks if isinstance(b, (Command, Check))]
+    assert {b.host for b in blocks} == {"node1", "node2"}
+    on = {host: "\n".join(b.text for b in blocks if isinstance(b, Command) and b.host == host)
+          for host in lab.hosts}
+    for needle in ("-p 8080:80", "ip route replace 172.18.0.0/16 via 192.168.118.138",
+                   "ip link add vxlan0 type vxlan id 42 remote 192.168.118.138 dstport 4789 dev ens33",
+                   "docker swarm init --advertise-addr 192.168.118.137",
+                   "docker network create -d overlay --attachable ov"):
+        assert needle in on["node1"], needle
+    for needle in ("wget -q -O - http://node1:8080/", '"bip": "172.18.0.1/16"', "restart-docker",
+                   "ip route replace 172.17.0.0/16 via 192.168.118.137", "remote 192.168.118.137", "docker swarm join"):
+        assert needle in on["node2"], needle
+    assert any(isinstance(b, Check) and b.host == "node2" and "node1" in b.text for b in blocks)
+    assert "docker swarm leave --force" in lab.setup and '"bip": "172.17.0.1/16"' in lab.setup
+    assert "busybox" in on["node1"] and not any(image in lab.setup + on["node1"] + on["node2"]
+                                                for image in ("nginx", "alpine", "ubuntu"))
 
 
 # -- the documented example -----------------------------------------------------

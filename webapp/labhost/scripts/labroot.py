@@ -79,6 +79,12 @@ def build(root, data, uid, disk_mb, tmpfs_mb, pts_fd):
               "oldroot", data.lstrip("/")):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.symlink("/run", os.path.join(root, "var/run"))
+    # dockerd 20.10 writes a swarm overlay network's load-balancer files under /var/lib/docker whatever its
+    # --data-root (an overlay attach fails with "mkdir /var/lib/docker: permission denied" without it), and
+    # learners look there as on any Docker host: the lab host's own, bounded docker data, under that name
+    # (unless the state dir itself is below /var/lib/docker)
+    if not os.path.lexists(os.path.join(root, "var/lib/docker")):
+        os.symlink(data, os.path.join(root, "var/lib/docker"))
     os.symlink("/run/lock", os.path.join(root, "var/lock"))
     # HOME, /run (netns names, the docker socket), the world-writable dirs,
     # /etc/docker (daemon.json) and dockerd's data: the lab host's own, in
