@@ -45,7 +45,7 @@ def test_the_web_app_runs_each_part_on_its_host(server):
     http = server.learner()
     server.open_lab(http, LAB)
     page = http.get(f"{server.url}/labs/{LAB}", timeout=10).text
-    assert '<span class="host" title="Runs on the lab host node2">on node2</span>' in page
+    assert '<span class="on-host" title="Runs on the lab host node2">on node2</span>' in page
     tab = Tab(server, http, lab=LAB)
     try:
         end = tab.wait_end(tab.run("on-node2"))

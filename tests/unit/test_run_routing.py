@@ -189,7 +189,7 @@ def test_the_notebook_shows_each_commands_host_on_a_lab_of_several_only(tmp_path
     with apps.serving(tmp_path / "state", labs_dir=str(labs)) as app:
         http = apps.browser(app)
         two, one = http.get("/labs/two").text, http.get("/labs/one").text
-    heads = re.findall(r'<span class="host" title="Runs on the lab host (\w+)">on (\w+)</span>', two)
+    heads = re.findall(r'<span class="on-host" title="Runs on the lab host (\w+)">on (\w+)</span>', two)
     assert heads == [("node2", "node2"), ("node1", "node1"), ("node2", "node2"), ("node1", "node1")]
     assert 'class="host"' not in one
 
