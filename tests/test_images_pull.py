@@ -172,3 +172,14 @@ def test_a_lab_host_flooding_the_forwarder_slows_only_itself(images, tmp_path):
     finally:
         flooder.destroy()
         puller.destroy()
+
+
+def test_the_forwarder_lets_go_of_a_lab_host_that_went(images):
+    """Its listening socket would keep the lab host's network namespace: it goes with the lab host."""
+    h = create(images.settings, prepare=images.prepare)
+    assert h.id in images.forwarder.attached()
+    h.destroy()
+    deadline = time.monotonic() + 30
+    while h.id in images.forwarder.attached():
+        assert time.monotonic() < deadline, "the forwarder still holds a lab host that went"
+        time.sleep(0.2)

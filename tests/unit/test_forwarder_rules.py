@@ -141,6 +141,9 @@ class FakeCache:
     def sources(self, path):
         return self.registries
 
+    def revive(self):
+        self.revived = True
+
 
 @pytest.fixture
 def fake():
@@ -215,6 +218,10 @@ def test_a_cache_that_does_not_answer_is_said(forwarding, fake):
         registry.close()
     status, _, body = ask(at["a"], head("GET /v2/library/nginx/manifests/1.27 HTTP/1.1"))
     assert status == 503 and "does not answer" in json.loads(body)["errors"][0]["message"]
+    deadline = time.monotonic() + 20
+    while not getattr(fw.cache, "revived", False):   # its owner may have gone: started here again
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_connections_per_lab_host_are_bounded(forwarding):

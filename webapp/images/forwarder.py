@@ -78,10 +78,19 @@ class Forwarder:
         self.rate = settings.image_rate_mbps << 20
         self.total = settings.image_total_mb << 20
         self._labs: dict[str, _Lab] = {}
+        self._reviving = False
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="image-forwarder", daemon=True)
         self._thread.start()
         self._sweeper = asyncio.run_coroutine_threadsafe(self._sweep(), self.loop)
+
+    def _revive(self) -> None:
+        try:
+            self.cache.revive()
+        except Exception as e:
+            log.error("image forwarder: the cache could not be started again: %s", e)
+        finally:
+            self._reviving = False
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -235,6 +244,9 @@ class Forwarder:
             finally:
                 up_writer.transport.abort()
         log.warning("image forwarder: the cache did not answer lab host %s: %s", lab.id, trouble)
+        if not self._reviving:   # its owner (a `labnb image` command) may have gone: run it here, once at a time
+            self._reviving = True
+            self.loop.run_in_executor(None, self._revive)
         await self._send(lab, writer, rules.error_answer(
             503, "UNAVAILABLE", "labnb's image cache does not answer: ask the operator (the server's log says "
             "why)", request.method == "HEAD"), count=False)
