@@ -5,11 +5,12 @@ at once, and a lab host flooding its forwarder slows only itself."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import time
 
 import pytest
 
-from conftest import labnb, labnb_env, sh
+from conftest import LABNB, labnb_env, sh
 from registry_support import Upstream, build_image
 from webapp.images import service
 from webapp.images.ensure import ImageMissing, ensure
@@ -25,6 +26,7 @@ def upstream(settings, tmp_path_factory):
     up.push("labnbtest/hello:1", build_image(str(work / "hello.tar"), "hello from the upstream"))
     up.push("labnbtest/both:1", build_image(str(work / "both-up.tar"), "the upstream's both"))
     up.push("labnbtest/big:1", build_image(str(work / "big.tar"), "big", padding=48 << 20))
+    up.push("labnbtest/unnamed:1", build_image(str(work / "unnamed.tar"), "no lab names me"))
     yield up
     up.close()
 
@@ -34,7 +36,7 @@ def images(settings, upstream):
     """The machine's cache (labnb's own registries, the pull-through one of the stand-in upstream) and the
     forwarder, as the server makes them; ``images.settings`` for lab hosts and the CLI."""
     s = dataclasses.replace(settings, image_cache="local", image_upstream=upstream.url)
-    made = service.Images(s)
+    made = service.Images(s, ["labnbtest/hello:1", "labnbtest/both:1", "labnbtest/big:1", "labnbtest/nope:1"])
     made.settings = s
     yield made
     made.close()
@@ -58,9 +60,6 @@ def cli_env(images) -> dict[str, str]:
 
 
 def image_command(images, *args):
-    import subprocess
-
-    from conftest import LABNB
     return subprocess.run([*LABNB, "image", *args], env={**labnb_env(images.settings), **cli_env(images)},
                           capture_output=True, text=True, timeout=300)
 
@@ -183,3 +182,17 @@ def test_the_forwarder_lets_go_of_a_lab_host_that_went(images):
     while h.id in images.forwarder.attached():
         assert time.monotonic() < deadline, "the forwarder still holds a lab host that went"
         time.sleep(0.2)
+
+
+def test_the_cache_fetches_for_lab_hosts_only_what_labs_name_or_the_operator_pulled(images, host):
+    """A learner cannot fill the machine's disk with images of their choosing from the upstream."""
+    outcome, out = sh(host, "docker pull labnbtest/unnamed:1", timeout=60)
+    assert not outcome.ok and "labnb image pull" in out, out
+    done = subprocess.run([*LABNB, "image", "pull", "labnbtest/unnamed:1"], capture_output=True, text=True,
+                          env={**labnb_env(images.settings), **cli_env(images)}, timeout=300)
+    assert done.returncode == 0 and "cached labnbtest/unnamed:1" in done.stdout, done.stderr
+    outcome, out = sh(host, "docker pull labnbtest/unnamed:1 && docker run --rm labnbtest/unnamed:1", timeout=120)
+    assert outcome.ok and "no lab names me" in out, out
+    listed = subprocess.run([*LABNB, "image", "ls"], capture_output=True, text=True,
+                            env={**labnb_env(images.settings), **cli_env(images)}, timeout=300)
+    assert "cached    labnbtest/unnamed:1" in listed.stdout, listed.stdout

@@ -138,7 +138,7 @@ class FakeCache:
     def __init__(self, *registries):
         self.registries = [Registry(r.address) for r in registries]
 
-    def sources(self, path):
+    def sources(self, path, named):
         return self.registries
 
     def revive(self):
@@ -280,3 +280,20 @@ def test_a_flooding_lab_host_slows_only_itself(forwarding):
     finally:
         for s in flood:
             s.close()
+
+
+def test_the_pull_through_cache_is_asked_only_for_named_or_held_hub_repositories(tmp_path):
+    from webapp.images.cache import Cache
+
+    class Local:
+        dir = str(tmp_path)
+    (tmp_path / "cache/docker/registry/v2/repositories/library/held").mkdir(parents=True)
+    cache = Cache(Registry("unix:/store"), Registry("unix:/cache"), Local())
+    named = frozenset({"library/nginx"})
+    both, store = [cache.store, cache.cache], [cache.store]
+    assert cache.sources("library/nginx", named) == both
+    assert cache.sources("library/held", named) == both
+    assert cache.sources("library/other", named) == store
+    assert cache.sources("registry.example/team/tool", frozenset({"registry.example/team/tool"})) == store
+    operators = Cache(Registry("http://127.0.0.1:5000"), Registry("http://127.0.0.1:5000"), None)
+    assert operators.sources("library/other", named) == [operators.store]

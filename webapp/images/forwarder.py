@@ -72,8 +72,9 @@ class _Lab:
 class Forwarder:
     """Forwarders for every lab host the server attaches, on one event loop thread."""
 
-    def __init__(self, settings: Settings, cache):
+    def __init__(self, settings: Settings, cache, named: frozenset[str] = frozenset()):
         self.settings, self.cache = settings, cache
+        self.named = named   # the repositories (``Ref.path``) the served labs name: the cache may fetch them
         self.most = settings.image_connections
         self.rate = settings.image_rate_mbps << 20
         self.total = settings.image_total_mb << 20
@@ -214,7 +215,7 @@ class Forwarder:
 
     async def _relay(self, lab: _Lab, request: rules.Request, writer) -> None:
         """Ask each of the cache's registries in turn; send on the first answer that is not a 404."""
-        sources = self.cache.sources(request.name)
+        sources = self.cache.sources(request.name, self.named)
         trouble = ""
         for i, registry in enumerate(sources):
             try:
