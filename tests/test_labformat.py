@@ -188,7 +188,7 @@ BROKEN = [
     ("match-unknown-terminal", GOOD_HEAD + '## S\n\n```match {"hint": "h", "terminal": "x"}\nok\n```\n', 7,
      "unknown terminal 'x'"),
     ("terminal-on-check", GOOD_HEAD + '## S\n\n```check {"hint": "h", "terminal": "b1"}\ntrue\n```\n', 7,
-     "unknown attribute 'terminal' for a check block (known: hint, timeout)"),
+     "unknown attribute 'terminal' for a check block (known: hint, timeout, host)"),
     ("empty-command", GOOD_HEAD + "## S\n\n```bash\n\n```\n", 7, "empty bash block"),
     ("check-without-command", GOOD_HEAD + '## S\n\ntext\n\n```check {"hint": "h"}\n  \n```\n', 9,
      "check without a command"),

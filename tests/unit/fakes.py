@@ -4,6 +4,8 @@ fakes its spawners.
 
 - ``FakeLabHost`` runs each command as a subprocess of this machine under a PTY of its own, as the
   test's user (no root, no namespaces, no dockerd); its ports and network picture are scripted.
+- ``FakeNet`` is the lab network of a set of fake lab hosts: it records whom it joined and the names it
+  gave them (``hostset.Network``).
 - ``SlowLabHost`` takes ``SLOW_READY`` seconds to get ready; ``NeverLabHost`` never gets ready and
   says so once the ready timeout has passed.
 
@@ -216,6 +218,34 @@ class FakeLabHost(LabHost):
         raise LabHostError(f"fake lab host {self.id} has no docker engine")
 
 
+class FakeNet:
+    """A set's lab network that joins nothing: ``wired`` the lab host ids on it, ``names`` the name each was
+    given; ``destroyed`` once removed. Every one made is in ``FakeNet.made`` (a test's look at them)."""
+
+    made: list["FakeNet"] = []
+    _ids = itertools.count(1)
+
+    def __init__(self, settings: Settings):
+        self.id = f"fakenet-{next(self._ids)}"
+        self.wired: list[str] = []
+        self.names: dict[str, str] = {}
+        self.destroyed = False
+        FakeNet.made.append(self)
+
+    def wire(self, members: list[tuple[str, LabHost]]) -> None:
+        if self.destroyed:
+            raise LabHostError(f"lab network {self.id} is gone")
+        for name, host in members:
+            if not host.alive():
+                raise LabHostError(f"lab host {host.id} is gone", "Reset the lab host")
+            if host.id not in self.wired:
+                self.wired.append(host.id)
+            self.names[host.id] = name
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
 class SlowLabHost(FakeLabHost):
     """Gets ready SLOW_READY seconds after it was started (a loaded machine)."""
 
@@ -241,9 +271,9 @@ class NeverLabHost(FakeLabHost):
 # Not isolated: their commands are this machine's, and how many there may be does not depend on its memory
 # (an isolated backend's count is fitted to it: the fast tier's limits would differ from machine to machine).
 BACKENDS = [
-    backends.Backend("fake", FakeLabHost, pooled=True, recorded=False, isolated=False),
-    backends.Backend("fake-slow", SlowLabHost, pooled=True, recorded=False, isolated=False),
-    backends.Backend("fake-never", NeverLabHost, pooled=True, recorded=False, isolated=False),
+    backends.Backend("fake", FakeLabHost, pooled=True, recorded=False, isolated=False, network=FakeNet),
+    backends.Backend("fake-slow", SlowLabHost, pooled=True, recorded=False, isolated=False, network=FakeNet),
+    backends.Backend("fake-never", NeverLabHost, pooled=True, recorded=False, isolated=False, network=FakeNet),
 ]
 
 

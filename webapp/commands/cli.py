@@ -234,8 +234,8 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     from ..images.ensure import ensure as ensure_images
     from ..learners import runner
     from ..lab import LabError, load_lab, requires
-    from ..labhost import pool
     from ..labhost.base import LabHostError
+    from ..labhost.hostset import HostSet, names_of
     from ..labhost.statedir import prepare_state_dir
 
     try:
@@ -260,7 +260,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     def interrupted(signum, frame):
         raise KeyboardInterrupt
 
-    host, images, code = None, None, 130
+    hosts, images, code = HostSet(), None, 130
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     try:
@@ -268,15 +268,18 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
             if chosen.recorded:
                 prepare_state_dir(settings)
             images = image_service.for_labs(settings, [lab])   # the cache and forwarder, if the lab names images
-            host = pool.create(settings, images.prepare if images else None)
+            hosts = _host_set(settings, names_of(lab), images.prepare if images else None)
+            host = hosts.host()
         except LabnbError as e:
             click.echo(f"cannot make a lab host: {e}", err=True)
             sys.exit(3)
-        click.echo(f"{lab.path}: {lab.title}, on {host.backend} lab host {host.id}")
+        on = ", ".join(f"{name}: {id_}" for name, id_ in hosts.ids().items()) if lab.hosts else host.id
+        click.echo(f"{lab.path}: {lab.title}, on {host.backend} lab host{'s' if len(hosts) > 1 else ''} {on}")
         try:
-            ensure_images(host, getattr(lab, "images", []))
+            for _, member in hosts.members():
+                ensure_images(member, lab.images)
         except LabHostError as e:
-            click.echo(f"cannot give lab host {host.id} the lab's images: {e}", err=True)
+            click.echo(f"cannot give lab host {member.id} the lab's images: {e}", err=True)
             sys.exit(3)
         try:
             missing = requires.lacking(host, lab.requires)
@@ -288,7 +291,7 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
             sys.exit(3)
         printer = runner.Printer()
         result = runner.run_lab(lab, host, steps=steps, endless_for=endless_for, on_event=printer,
-                                network=bool(json_file))
+                                network=bool(json_file), hosts=dict(hosts.members()))
         printer.summary(result)
         if json_file:
             runner.write_json(result, json_file)
@@ -300,11 +303,38 @@ def run(lab_file: str, step_no: int | None, json_file: str | None, junit_file: s
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second ^C must not cut the teardown short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if host is not None:
-            host.destroy()
+        _dispose(hosts)
         if images is not None:
             images.close()
     sys.exit(code)
+
+
+def _host_set(settings: Settings, names: list[str], prepare=None) -> "HostSet":
+    """A headless run's lab hosts, one per name the lab gives (each given to ``prepare``, the images'
+    forwarder, as the pool does), on a lab network of their own when several; every one made is destroyed
+    if the next cannot be."""
+    from ..labhost import pool
+    from ..labhost.hostset import HostSet
+
+    members, network = [], None
+    try:
+        for name in names:
+            members.append((name, pool.create(settings, prepare)))
+        if len(members) > 1:
+            network = backends.get(settings.backend).new_network(settings)
+            network.wire(members)
+        return HostSet(members, network)
+    except BaseException:
+        _dispose(HostSet(members, network))
+        raise
+
+
+def _dispose(hosts: "HostSet") -> None:
+    """Remove a headless run's lab network, then its lab hosts (each, whatever the others do)."""
+    if hosts.network is not None:
+        hosts.network.destroy()
+    for _, host in hosts.members():
+        host.destroy()
 
 
 @main.command()

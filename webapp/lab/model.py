@@ -57,7 +57,8 @@ class Sample:
 @dataclass
 class Command:
     """A shell block. With ``terminal`` it is typed into that long-lived shell,
-    otherwise it runs in a fresh ``sh`` on the lab host."""
+    otherwise it runs in a fresh ``sh`` on the lab host. ``host``: the lab's name
+    for the host it runs on (its terminal's), None in a lab without ``hosts``."""
 
     text: str
     line: int
@@ -68,6 +69,7 @@ class Command:
     stop_after: float | None = None
     run: bool = True
     name: str | None = None
+    host: str | None = None
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Check:
     line: int
     hint: str
     timeout: float = 30
+    host: str | None = None   # where it looks: as Command.host
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Match:
     line: int
     hint: str
     terminal: str | None = None
+    host: str | None = None   # only the output of the commands run on this host, if given
 
     def test(self, output: str) -> bool:
         return re.search(self.pattern, plain_text(output), re.MULTILINE) is not None
@@ -122,6 +126,10 @@ class Lab:
     duration_min: int | None = None
     requires: list[str] = field(default_factory=list)
     terminals: list[str] = field(default_factory=list)
+    # the lab's names for its hosts, first the primary; empty: one lab host, unnamed, as before
+    hosts: list[str] = field(default_factory=list)
+    terminal_hosts: dict[str, str] = field(default_factory=dict)   # terminal -> its host (with hosts)
+    images: list[str] = field(default_factory=list)   # image names as the lab writes them (nginx:1.27)
     setup: str | None = None
     cleanup: str | None = None
     intro_md: str = ""
@@ -131,6 +139,10 @@ class Lab:
     def id(self) -> str:
         """The file name without ``.md``: stable, and what URLs use."""
         return self.path.stem
+
+    def terminal_host(self, terminal: str) -> str | None:
+        """The host a named terminal runs on: its own, else the first (None without ``hosts``)."""
+        return self.terminal_hosts.get(terminal, self.hosts[0] if self.hosts else None)
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)

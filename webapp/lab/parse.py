@@ -155,7 +155,7 @@ def _body(lab: Lab, tokens: list[Token], lines: list[str], start: int, report) -
         elif tok.type == "fence" and _is_block(tok, lines, step, report):
             prose_until(tok.map[0])
             cursor = tok.map[1]
-            block = _block(tok, lab.terminals, report)
+            block = _block(tok, lab, report)
             if block:
                 step.blocks.append(block)
     prose_until(len(lines))
@@ -209,14 +209,15 @@ def _is_block(tok: Token, lines: list[str], step: Step | None, report) -> bool:
     return True
 
 
-def _block(tok: Token, terminals: list[str], report) -> Block | None:
+def _block(tok: Token, lab: Lab, report) -> Block | None:
     line = tok.map[0] + 1
     lang, rest = split_info(tok.info)
     body = tok.content.removesuffix("\n")
     if lang not in validate.RUNNABLE_LANGS:
         return Sample(lang, body, line)
     attrs = _attributes(rest, line, report)
-    return None if attrs is None else validate.block(lang, body, attrs, line, terminals, report)
+    return None if attrs is None else validate.block(lang, body, attrs, line, lab.terminals, report, lab.hosts,
+                                                     lab.terminal_hosts)
 
 
 class _DuplicateKey(ValueError):

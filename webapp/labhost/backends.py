@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError
 from . import records
+from .errors import LabHostError
 
 if TYPE_CHECKING:
     from ..config import Settings
     from .base import LabHost
     from .errors import CannotMake
+    from .hostset import Network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,16 +37,30 @@ class Backend:
     # Why the machine lets no lab host of this kind be made now, whoever asks (the sandbox: every uid range
     # claimed), or None: cheap, as the warm pool, a join and the node's health ask it. None: no such bound.
     refusal: Callable[[Settings], CannotMake | None] | None = None
+    # The lab network that joins a learner's set of several lab hosts of this kind (``hostset.Network``),
+    # made empty ("module:function" or callable); None: labs of several hosts cannot run on it.
+    network: str | Callable[[Settings], Network] | None = None
 
     def new(self, settings: Settings) -> LabHost:
-        make = self.make
-        if isinstance(make, str):
-            module, _, name = make.partition(":")
-            make = getattr(importlib.import_module(module), name)
-        return make(settings)
+        return _resolved(self.make)(settings)
+
+    def new_network(self, settings: Settings) -> Network:
+        """A new, empty lab network for a set of this kind's lab hosts; LabHostError if it has none."""
+        if self.network is None:
+            raise LabHostError(f"lab hosts of the {self.name} backend cannot be joined in a set of several",
+                               "Run labs of several hosts with LABNB_BACKEND=sandbox")
+        return _resolved(self.network)(settings)
 
     def cannot_make(self, settings: Settings) -> CannotMake | None:
         return self.refusal(settings) if self.refusal else None
+
+
+def _resolved(make: str | Callable) -> Callable:
+    """A callable named "module:name" is imported on first use."""
+    if isinstance(make, str):
+        module, _, name = make.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return make
 
 
 _backends: dict[str, Backend] = {}
@@ -83,5 +99,5 @@ def _no_uid_range(settings: Settings) -> CannotMake | None:
 
 
 register(Backend("sandbox", "webapp.labhost.sandbox:SandboxLabHost", pooled=True, recorded=True, isolated=True,
-                 refusal=_no_uid_range))
+                 refusal=_no_uid_range, network="webapp.labhost.labnet:LabNet"))
 register(Backend("plain", "webapp.labhost.plain:PlainLabHost", pooled=False, recorded=False, isolated=False))

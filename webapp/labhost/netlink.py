@@ -41,10 +41,10 @@ class NetlinkError(OSError):
 def sockets_in(nsfds: list[int], protocol: int = socket.NETLINK_ROUTE) -> list[socket.socket | OSError]:
     """A connected netlink socket of ``protocol`` in each network namespace of ``nsfds`` (or why there is
     none), in order."""
-    return nsfs.made_in(nsfds, lambda: _connected(protocol))
+    return nsfs.made_in(nsfds, lambda: connected(protocol))
 
 
-def _connected(protocol: int) -> socket.socket:
+def connected(protocol: int) -> socket.socket:
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
     try:
         sock.settimeout(TIMEOUT)

@@ -89,3 +89,32 @@ def made_in(nsfds: list[int], make: Callable[[], T]) -> list[T | OSError]:
     thread.start()
     thread.join()
     return made
+
+
+def new_net(make: Callable[[], T]) -> tuple[int, T]:
+    """A new network namespace of the server's (its descriptor, close-on-exec) with ``make()`` called in it:
+    a throwaway thread unshares into it (``unshare`` moves only the calling thread), makes what it must
+    there, opens the descriptor, and ends. The server never enters it, nothing is forked, and no process
+    lives in it: the descriptor (and what ``make`` made there) alone keep it."""
+    made: list = []
+
+    def unshare() -> None:
+        try:
+            if _libc.unshare(CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"cannot make a network namespace: {os.strerror(err)}")
+            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                made.append((fd, make()))
+            except BaseException:
+                os.close(fd)
+                raise
+        except Exception as e:   # said in the server's thread
+            made.append(e)
+
+    thread = threading.Thread(target=unshare, name="netns-new", daemon=True)
+    thread.start()
+    thread.join()
+    if isinstance(made[0], Exception):
+        raise made[0]
+    return made[0]

@@ -4,6 +4,10 @@ A lab host outlives a server killed with SIGKILL (its namespaces live on
 under the ``unshare`` process that made it). Its record names the server
 process that owns it; ``gc`` removes lab hosts whose owner is gone, and any
 cgroup subtree or dir without a record (a crash mid-creation).
+
+A learner's set of lab hosts (labnet.py) is recorded too: its lab network's namespace is held by its server
+alone and went with it; ``gc`` removes the record of a set whose server is gone (its members are lab hosts
+like any, removed as above).
 """
 from __future__ import annotations
 
@@ -35,10 +39,14 @@ def remove(settings: Settings, meta: dict) -> None:
 
 
 def gc(settings: Settings, everything: bool = False) -> list[str]:
-    """Remove orphaned lab hosts (all of them with ``everything``); return their ids."""
+    """Remove orphaned lab hosts and sets (all of them with ``everything``); return their ids."""
     removed = []
     for meta in list_all(settings):
         if everything or not meta["owner_alive"]:
             remove(settings, meta)
+            removed.append(meta["id"])
+    for meta in records.read_sets(settings.state_dir):
+        if everything or not records.process_alive(meta.get("owner"), meta.get("owner_start")):
+            records.remove_set(settings.state_dir, meta["id"])
             removed.append(meta["id"])
     return removed

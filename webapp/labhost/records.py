@@ -3,7 +3,8 @@ restarted after a crash, can find and remove what an earlier server made.
 
 ``<state_dir>/hosts/<id>/meta.json`` describes a lab host;
 ``<state_dir>/slots/<n>`` reserves uid range n (made with O_EXCL: atomic
-across processes).
+across processes); ``<state_dir>/sets/<id>.json`` describes a learner's set
+of lab hosts and its lab network (labnet.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .subids import RANGE, RANGES
 
 HOSTS = "hosts"
 SLOTS = "slots"
+SETS = "sets"
 ID_BYTES = 3       # of randomness at the end of a lab host's id
 
 
@@ -200,6 +202,42 @@ def slots_of(state_dir: str) -> dict[str, int]:
         except (OSError, ValueError):
             pass
     return found
+
+
+def new_set_id() -> str:
+    """A set's id, short enough to name its links (``br-<id>``, ``<id>-<n>``: interface names are 15 bytes)."""
+    return "ls" + secrets.token_hex(ID_BYTES)
+
+
+def write_set(state_dir: str, meta: dict) -> None:
+    d = os.path.join(state_dir, SETS)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    path = os.path.join(d, meta["id"] + ".json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(meta, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_sets(state_dir: str) -> list[dict]:
+    """Every recorded set; an unreadable record still shows, by id."""
+    d = os.path.join(state_dir, SETS)
+    found = []
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(d, name)) as f:
+                found.append(json.load(f))
+        except (OSError, ValueError):
+            found.append({"id": name[:-len(".json")]})
+    return found
+
+
+def remove_set(state_dir: str, set_id: str) -> None:
+    try:
+        os.unlink(os.path.join(state_dir, SETS, set_id + ".json"))
+    except FileNotFoundError:
+        pass
 
 
 def process_alive(pid: int | None, start_time: int | None) -> bool:

@@ -1,5 +1,5 @@
-"""A learner's bench: one lab set up on one lab host, its named terminals, and
-the runs of its steps. The headless runner and the web notebook both drive
+"""A learner's bench: one lab set up on its lab hosts (one, or a set named by
+the lab's ``hosts``), its named terminals, and the runs of its steps. The headless runner and the web notebook both drive
 labs through this, so a step means the same thing in CI and in a browser.
 
 A run of a step types or starts the step's commands in order, then judges
@@ -19,10 +19,13 @@ from .. import executor
 from ..executor import DONE, ERROR, FAILED, INTERRUPTED, TIMED_OUT, Outcome
 from ..lab import Check, Command, Lab, Match, Step, plain_text
 from ..labhost.base import LabHost
+from ..labhost.hostset import HostSet, names_of
 from .events import CheckJudged, CommandEnded, CommandStarted, OnEvent, Output, RunEnded
 
 MATCH_HEAD = MATCH_TAIL = 4 << 20   # characters of a run's output that its matches see, at each end
 SCRIPT_TIMEOUT = 300.0              # seconds a lab's setup or cleanup may take
+
+_Source = tuple[str | None, str | None]   # (terminal, host) a chunk of a run's output came from
 
 
 class StepRun:
@@ -38,11 +41,11 @@ class StepRun:
         self.endless_for, self.window = endless_for, window
         self.status: str | None = None
         self.waits_for_stop = False     # its command now is endless: it runs until the learner stops it
-        # (terminal, text) per chunk, for matches: of a long output, its start and its end
-        self.output: list[tuple[str | None, str]] = []
-        self._tail: collections.deque[tuple[str | None, str]] = collections.deque()
+        # ((terminal, host), text) per chunk, for matches: of a long output, its start and its end
+        self.output: list[tuple[_Source, str]] = []
+        self._tail: collections.deque[tuple[_Source, str]] = collections.deque()
         self._kept = self._tail_kept = 0
-        self._terminal: str | None = None
+        self._source: _Source = (None, None)   # where the output now comes from
         self._mid_line = False          # the output so far ends in a line not ended
         self._at_prompt: str | None = None   # ... which is this named terminal's prompt, after its last command
         self._current = None            # the PtyProcess or TypedCommand now running
@@ -103,10 +106,10 @@ class StepRun:
         """Keep output for matches within MATCH_HEAD + MATCH_TAIL characters, so
         that an endless or huge output does not grow the server's memory."""
         if self._kept < MATCH_HEAD:
-            self.output.append((self._terminal, text))
+            self.output.append((self._source, text))
             self._kept += len(text)
             return
-        self._tail.append((self._terminal, text))
+        self._tail.append((self._source, text))
         self._tail_kept += len(text)
         while self._tail_kept > MATCH_TAIL and len(self._tail) > 1:
             self._tail_kept -= len(self._tail.popleft()[1])
@@ -139,8 +142,8 @@ class StepRun:
         at_prompt, self._at_prompt = self._at_prompt, None
         if self._mid_line and not (cmd.terminal and at_prompt == cmd.terminal):
             self._emit_output(b"\r\n")   # what comes next starts a line
-        self.on_event(CommandStarted(i, cmd.line, cmd.text, cmd.terminal))
-        self._terminal = cmd.terminal
+        self.on_event(CommandStarted(i, cmd.line, cmd.text, cmd.terminal, cmd.host))
+        self._source = (cmd.terminal, cmd.host)
         term = self.bench.terminal(cmd.terminal) if cmd.terminal else None
         if term and at_prompt != cmd.terminal:
             # The terminal echoes the command where it is typed: after its prompt, which it showed
@@ -155,7 +158,7 @@ class StepRun:
             self._current = term.type(cmd.text, on_output=self._emit_output,
                                       timeout=None if cmd.endless else cmd.timeout, endless=cmd.endless)
         else:
-            self._current = executor.start(self.bench.lab_host, cmd.text, on_output=self._emit_output,
+            self._current = executor.start(self.bench.host(cmd.host), cmd.text, on_output=self._emit_output,
                                          timeout=None if cmd.endless else cmd.timeout, window=self.window)
         if self._stop.is_set():
             _halt(self._current)
@@ -182,8 +185,8 @@ class StepRun:
         passed_all = True
         for idx, check in enumerate(self.step.checks):
             if isinstance(check, Match):
-                text = "".join(t for term, t in itertools.chain(self.output, self._tail)
-                               if check.terminal in (None, term))
+                text = "".join(t for (term, host), t in itertools.chain(self.output, self._tail)
+                               if check.terminal in (None, term) and check.host in (None, host))
                 passed, detail = check.test(text), f"output must match /{check.pattern}/"
             else:
                 passed, detail = self._run_check(check)
@@ -193,7 +196,7 @@ class StepRun:
         return DONE if passed_all else FAILED
 
     def _run_check(self, check: Check) -> tuple[bool, str]:
-        outcome, output = executor.capture(self.bench.lab_host, check.text, check.timeout)
+        outcome, output = executor.capture(self.bench.host(check.host), check.text, check.timeout)
         tail = plain_text(output).strip()[-500:]
         if outcome.status == TIMED_OUT:
             return False, f"the check timed out after {check.timeout:g} s"
@@ -211,6 +214,20 @@ def _halt(current: executor.PtyProcess | executor.TypedCommand) -> None:
         current.end()
     else:
         threading.Thread(target=current.interrupt, name="halt-typed", daemon=True).start()
+
+
+def script(lab_host: LabHost, name: str | None, text: str) -> tuple[Outcome, str]:
+    """A lab's setup or cleanup on one of its lab hosts, knowing the lab's name for it as ``$LABNB_HOST``
+    (``name`` None, a lab without ``hosts``: as it always ran, without)."""
+    if name is not None:   # a name of the lab format's (a-z, 0-9, -): nothing to quote
+        text = f"LABNB_HOST={name}; export LABNB_HOST\n{text}"
+    return executor.capture(lab_host, text, SCRIPT_TIMEOUT)
+
+
+def prompt(host: str | None) -> str:
+    """What a run's output shows before a command run in a fresh shell: ``$ ``, or on a lab of several
+    hosts ``node2$ `` (the host it ran on)."""
+    return f"{host}$ " if host else "$ "
 
 
 def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
@@ -234,21 +251,54 @@ def verdict(cmd: Command, outcome: Outcome) -> tuple[bool, str]:
 
 
 class Bench:
-    """One lab on one lab host. One step runs at a time, as in a terminal."""
+    """One lab on a learner's lab hosts: ``lab_host`` the primary, ``hosts`` every one by the lab's names
+    (None: the primary alone, by the lab's first name). One step runs at a time, as in a terminal."""
 
-    def __init__(self, lab: Lab, lab_host: LabHost):
+    def __init__(self, lab: Lab, lab_host: LabHost, hosts: dict[str, LabHost] | None = None):
         self.lab, self.lab_host = lab, lab_host
+        self.hosts = HostSet(list(hosts.items()) if hosts else [(names_of(lab)[0], lab_host)])
+        if self.hosts.host() is not lab_host:
+            raise ValueError("a bench's lab_host must be the first of its hosts")
         self.terminals: dict[str, executor.Terminal] = {}
         self.current: StepRun | None = None
         self._lock = threading.Lock()
+
+    def host(self, name: str | None = None) -> LabHost:
+        """The lab host the lab names ``name`` (None: the first); LabHostError naming the set's hosts for
+        a name the lab does not declare."""
+        return self.hosts.host(name)
 
     def terminal(self, name: str) -> executor.Terminal:
         """The named terminal, started on first use (or again if it ended)."""
         with self._lock:
             term = self.terminals.get(name)
             if term is None or not term.alive:
-                term = self.terminals[name] = executor.open_terminal(self.lab_host, name)
+                term = self.terminals[name] = executor.open_terminal(self.host(self.lab.terminal_host(name)), name)
             return term
+
+    def run_script(self, text: str) -> list[tuple[str | None, Outcome, str]]:
+        """Run a lab's setup or cleanup on every lab host at once (``script``); (host, outcome, output)
+        each, the host None in a lab of one unnamed lab host."""
+        names = self.lab.hosts or [None]
+        results: list = [None] * len(names)
+
+        def run(i: int, name: str | None) -> None:
+            try:
+                results[i] = (name, *script(self.host(name), name, text))
+            except Exception as e:   # a lab host gone: raised below, as for one lab host
+                results[i] = e
+
+        threads = [threading.Thread(target=run, args=(i, n), name=f"script-{n}", daemon=True)
+                   for i, n in enumerate(names[1:], 1)]
+        for t in threads:
+            t.start()
+        run(0, names[0])
+        for t in threads:
+            t.join()
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
 
     def run_step(self, step: Step, on_event: OnEvent, *, endless_for: float | None = None,
                  window: int | None = executor.DEFAULT_WINDOW) -> StepRun:

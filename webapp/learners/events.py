@@ -30,6 +30,7 @@ class CommandStarted:
     command: str
     terminal: str | None = None   # typed into this named terminal: its output shows the command, after
                                   # the terminal's prompt, as typed there (a consumer adds no header)
+    host: str | None = None       # the lab's name for the host it runs on; None in a lab of one lab host
 
 
 @_event

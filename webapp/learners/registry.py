@@ -29,6 +29,7 @@ with their new one, as above.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -37,13 +38,13 @@ from typing import Callable, Protocol
 from flask import has_request_context, request, session
 from prometheus_client import Histogram
 
-from .. import executor
 from ..errors import LabnbError
 from ..images.ensure import ImageMissing, ensure as ensure_images
 from ..lab import Lab, requires
 from ..labhost.base import LabHost, LabHostError
+from ..labhost.hostset import DEFAULT_NAME, HostSet, names_of
 from ..labhost.pool import Pool
-from .bench import SCRIPT_TIMEOUT, Bench
+from .bench import Bench, script
 from ..guard.limits import LabHostsPerAddress, client_address
 from ..guard.admission import OPEN, Admission
 
@@ -74,7 +75,7 @@ class Learner:
     def __init__(self, learner_id: str):
         self.id = learner_id
         self.state = STARTING
-        self.host: LabHost | None = None
+        self.hosts = HostSet()         # their lab hosts by the lab's names; empty while none is theirs
         self.error = ""
         self.since = time.time()       # when the current state began
         self.generation = 0            # bumped by every (re)start: a late claim for an old one is released
@@ -82,14 +83,25 @@ class Learner:
         self.benches: dict[str, Bench] = {}   # labs whose setup has run on this lab host
         self.setups: dict[str, tuple[str, float]] = {}   # lab: ("", since) while its setup runs, or (why it failed, since)
         self.lock = threading.RLock()  # also serialises starting runs
+        self.growing = threading.Lock()   # one growth of their set at a time (two labs opened at once)
         self.address = ""              # the client address the lab host was claimed for (per-address limit)
         self.active = time.time()      # the learner's last activity (Learners.touch)
         self.note = ""                 # why their last lab host was given back, told with this one
 
     @property
+    def host(self) -> LabHost | None:
+        """The primary of their lab hosts (what a lab of one host uses), None while they have none."""
+        return self.hosts.host() if self.hosts else None
+
+    @property
     def holds(self) -> bool:
         """Whether a lab host is theirs, or being claimed for them."""
         return self.state == STARTING or self.host is not None
+
+    @property
+    def holding(self) -> int:
+        """How many lab hosts are theirs (a set counts as its hosts), or being claimed for them."""
+        return len(self.hosts) or (1 if self.state == STARTING else 0)
 
     @property
     def working(self) -> bool:
@@ -107,12 +119,13 @@ class Learner:
         for the store and the lab host, and a workshop's dashboard reads every
         learner's status on each push, which must not queue behind them. A
         field may be a moment newer than another; the next poll or push shows both."""
-        state, error, since, setup, host = self.state, self.error, self.since, False, self.host
+        state, error, since, setup, hosts = self.state, self.error, self.since, False, self.hosts
+        host = hosts.host() if hosts else None
         if state == READY and lab_id is not None and lab_id not in self.benches:
             error, since = self.setups.get(lab_id, ("", time.time()))
             state, setup = FAILED if error else STARTING, True
         return {"state": state, "error": error, "elapsed": time.time() - since, "setup": setup,
-                "host": host.id if host else None, "note": self.note}
+                "host": host.id if host else None, "hosts": self.hosts.ids(), "note": self.note}
 
 
 class Learners:
@@ -207,8 +220,8 @@ class Learners:
         with learner.lock:
             learner.generation += 1   # a claim still under way is released
             learner.ended = True      # and so is one that a reset racing this end starts
-            old = (learner.host, list(learner.benches.values()))
-            learner.host, learner.benches, learner.setups = None, {}, {}
+            old = (learner.hosts, list(learner.benches.values()))
+            learner.hosts, learner.benches, learner.setups = HostSet(), {}, {}
             learner.state, learner.error, learner.since = FAILED, "ended", time.time()
         threading.Thread(target=self._dispose, args=(learner_id, *old), name=f"end-{learner_id[:8]}",
                          daemon=True).start()
@@ -247,8 +260,8 @@ class Learners:
             return self.get(learner_id)
         learner = self.get(learner_id)
         with learner.lock, self._lock:
-            old = (learner.host, list(learner.benches.values()))
-            learner.host, learner.benches, learner.setups, learner.note = None, {}, {}, ""
+            old = (learner.hosts, list(learner.benches.values()))
+            learner.hosts, learner.benches, learner.setups, learner.note = HostSet(), {}, {}, ""
             self._start(learner, old)
         return learner
 
@@ -285,8 +298,11 @@ class Learners:
         for learner in learners:
             with learner.lock:
                 benches, learner.benches = list(learner.benches.values()), {}
+                network = learner.hosts.network
             for s in benches:
                 s.close()
+            if network is not None:
+                network.destroy()
 
     # -- internals ------------------------------------------------------------
     def _start(self, learner: Learner, old: tuple = ()) -> None:
@@ -295,8 +311,7 @@ class Learners:
         started at once, so parallel requests cannot pass the count together)."""
         learner.generation += 1
         learner.address = (client_address(request.remote_addr) if has_request_context() else None) or learner.address
-        held = sum(1 for other in self._learners.values()
-                   if other is not learner and other.address == learner.address and other.holds)
+        held = self._held_at(learner.address, learner)
         why = self.per_address.refusal(learner.address, held) if self.per_address else None
         if why:
             learner.state, learner.error, learner.since = FAILED, why, time.time()
@@ -307,6 +322,12 @@ class Learners:
         learner.state, learner.error, learner.since = STARTING, "", time.time()
         threading.Thread(target=self._claim, args=(learner, learner.generation, old),
                          name=f"claim-{learner.id[:8]}", daemon=True).start()
+
+    def _held_at(self, address: str, but: Learner | None = None) -> int:
+        """Lab hosts the learners at ``address`` hold (a set counts as its hosts), ``but`` one (under
+        ``self._lock``)."""
+        return sum(other.holding for other in self._learners.values()
+                   if other is not but and other.address == address)
 
     def _claim(self, learner: Learner, generation: int, old: tuple) -> None:
         if old:
@@ -326,7 +347,7 @@ class Learners:
         with learner.lock:
             current = generation == learner.generation and not self._closed and not learner.ended
             if current:
-                learner.host = host
+                learner.hosts = HostSet([(DEFAULT_NAME, host)]) if host else HostSet()
                 learner.state = READY if host else FAILED
                 learner.error, learner.since = error, time.time()
         if current:
@@ -352,20 +373,14 @@ class Learners:
                          name=f"setup-{learner.id[:8]}", daemon=True).start()
 
     def _setup(self, learner: Learner, lab: Lab, host: LabHost, generation: int) -> None:
-        bench, why = Bench(lab, host), ""
+        bench, why = None, ""
         try:
-            ensure_images(host, getattr(lab, "images", []))   # a lab's images first: its setup may run them
-            missing = requires.lacking(host, lab.requires)
-            if missing:
-                why = requires.refusal(lab.id, missing, host)
-            elif lab.setup:
-                outcome, output = executor.capture(host, lab.setup, SCRIPT_TIMEOUT)
-                if not outcome.ok:
-                    why = (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
-                           f"{output.strip()[-500:]}. Retry to get a fresh lab host")
-        except ImageMissing as e:   # which image, and what the operator can do
-            why = str(e)
-        except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
+            members = self._grow(learner, lab, generation)
+            bench = Bench(lab, host, dict(members))
+            why = self._prepare_all(lab, members)
+        except (LabHostError, NotReady) as e:   # no more lab hosts, one that died meanwhile: say it
+            why = f"the lab's hosts could not be made ready: {e}. Retry to get fresh lab hosts"
+        except Exception as e:   # a bug: say it, keep serving
             log.exception("setting up lab %s for learner %s", lab.id, learner.id)
             why = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
         with learner.lock:
@@ -375,8 +390,89 @@ class Learners:
             elif current:
                 learner.benches[lab.id] = bench
                 del learner.setups[lab.id]
-        if why or not current:
+        if bench is not None and (why or not current):
             bench.close()
+
+    def _grow(self, learner: Learner, lab: Lab, generation: int) -> list[tuple[str, LabHost]]:
+        """The learner's lab hosts by ``lab``'s names: for a lab of several, their set grown to as many (more
+        lab hosts claimed from the pool, within the per-address limit), joined by its lab network, and each
+        named as the lab names it (a set's hosts past the lab's keep theirs). A lab of one host: the
+        primary, as it is."""
+        names = names_of(lab)
+        with learner.growing:
+            with learner.lock:
+                hosts = learner.hosts
+                if generation != learner.generation or not hosts:
+                    raise NotReady("your lab hosts were reset meanwhile")
+            if len(names) == 1:
+                return [(names[0], hosts.host())]
+            need = len(names) - len(hosts)
+            if need > 0 and self.per_address:
+                with self._lock:
+                    why = self.per_address.refusal(learner.address, self._held_at(learner.address) + need - 1)
+                if why:
+                    raise NotReady(f"this lab has {len(names)} hosts, {need} more than you hold: {why}")
+            claimed: list[LabHost] = []
+            network = hosts.network
+            try:
+                for _ in range(need):
+                    claimed.append(self.pool.claim())
+                named = _named(names, hosts.hosts() + claimed, hosts.names)
+                if network is None:
+                    network = self.pool.backend.new_network(self.pool.settings)
+                network.wire(named)
+                with learner.lock:
+                    if generation != learner.generation or learner.hosts is not hosts:
+                        raise NotReady("your lab hosts were reset meanwhile")
+                    learner.hosts = HostSet(named, network)
+            except BaseException:
+                for host in claimed:
+                    self.pool.release(host)
+                if network is not None and network is not hosts.network:
+                    network.destroy()
+                raise
+            return named[:len(names)]
+
+    def _prepare_all(self, lab: Lab, members: list[tuple[str, LabHost]]) -> str:
+        """The lab made ready on each of its hosts at once (a thread each, at most hostset.MOST): why one
+        could not be, or ""."""
+        whys: dict[str, str] = {}
+
+        def prepare(name: str, host: LabHost) -> None:
+            try:
+                whys[name] = self._prepare(lab, name, host)
+            except Exception as e:   # a lab host that died meanwhile, a bug: say it, keep serving
+                log.exception("setting up lab %s on lab host %s", lab.id, host.id)
+                whys[name] = f"the lab's setup could not run: {e}. Retry to get a fresh lab host"
+
+        threads = [threading.Thread(target=prepare, args=m, name=f"setup-{m[1].id[-6:]}", daemon=True)
+                   for m in members]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failed = [(name, why) for name, why in ((n, whys.get(n, "")) for n, _ in members) if why]
+        if len(members) == 1:
+            return failed[0][1] if failed else ""
+        return "; ".join(f"on {name}: {why}" for name, why in failed)
+
+    @staticmethod
+    def _prepare(lab: Lab, name: str, host: LabHost) -> str:
+        """The lab made ready on one of its hosts: its images (first: its setup may run them), what it
+        requires there, its setup: why not, or ""."""
+        try:
+            ensure_images(host, getattr(lab, "images", []))
+        except ImageMissing as e:   # which image, and what the operator can do
+            return str(e)
+        missing = requires.lacking(host, lab.requires)
+        if missing:
+            return requires.refusal(lab.id, missing, host)
+        if lab.setup:
+            outcome, output = script(host, name if lab.hosts else None, lab.setup)
+            if not outcome.ok:
+                return (f"the lab's setup failed ({outcome.status}, exit code {outcome.exit_code}): "
+                        f"{output.strip()[-500:]}. Retry to get a fresh lab host")
+        return ""
 
     # -- idle lab hosts --------------------------------------------------------
     def _idle_since(self, learner: Learner) -> float | None:
@@ -406,8 +502,8 @@ class Learners:
             if host is None or since is None or time.time() - since < self.idle:
                 return
             learner.generation += 1   # a lab's setup under way is not kept
-            old = (host, list(learner.benches.values()))
-            learner.host, learner.benches, learner.setups = None, {}, {}
+            old = (learner.hosts, list(learner.benches.values()))
+            learner.hosts, learner.benches, learner.setups = HostSet(), {}, {}
             learner.note = (f"Your last lab host, {host.id}, was given back after {_span(self.idle)} with no activity "
                             f"(no lab page opened, no run, nothing typed in a terminal), so that other learners could "
                             f"have one. Your recorded runs are kept; what you made on it (containers, namespaces, "
@@ -432,8 +528,10 @@ class Learners:
         return (f"A lab host with no activity for {_span(self.idle)} is given back, the next in about "
                 f"{_span(max(0.0, min(ends) - time.time()))} if its learner stays away: press Retry then")
 
-    def _dispose(self, learner_id: str, host: LabHost | None, benches: list[Bench]) -> None:
-        if host is not None:
+    def _dispose(self, learner_id: str, hosts: HostSet, benches: list[Bench]) -> None:
+        """End what ran on each of the learner's old lab hosts, then give every one back and remove the
+        lab network that joined them: a set goes as one."""
+        for _, host in hosts.members():
             for callback in self._on_release:
                 try:
                     callback(learner_id, host)
@@ -441,8 +539,22 @@ class Learners:
                     log.exception("ending what ran on lab host %s", host.id)
         for s in benches:
             s.close()
-        if host is not None:
+        for host in hosts.hosts():
             self.pool.release(host)
+        if hosts.network is not None:
+            hosts.network.destroy()
+
+def _named(names: list[str], hosts: list[LabHost], before: list[str]) -> list[tuple[str, LabHost]]:
+    """``hosts`` named: the first by ``names``, those past them by their names ``before`` (``hostN``, N their
+    place, where a lab's name took theirs)."""
+    named = list(zip(names, hosts))
+    for i, host in enumerate(hosts[len(names):], start=len(names)):
+        taken = {n for n, _ in named}
+        kept = before[i] if i < len(before) else ""
+        name = kept if kept and kept not in taken else next(f"host{k}" for k in itertools.count(i + 1)
+                                                             if f"host{k}" not in taken)
+        named.append((name, host))
+    return named
 
 
 def _span(seconds: float) -> str:

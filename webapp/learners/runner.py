@@ -1,4 +1,4 @@
-"""The headless runner: a whole lab on one lab host, as CI runs it (and
+"""The headless runner: a whole lab on its lab hosts, as CI runs it (and
 Runme's ``run --all``). It drives steps through a Bench, so a step means
 here what it means in the browser; what it adds is the record of a run
 (LabResult) and its reports: live text, JSON and JUnit XML.
@@ -13,13 +13,12 @@ import time
 from typing import Callable, TextIO
 from xml.etree import ElementTree as ET
 
-from .. import executor
 from ..executor import DONE
 from ..lab import Lab, Step, plain_text
 from ..network import picture
 from ..labhost.base import HeadTail, LabHost, LabHostError
 from .events import CheckJudged, CommandEnded, CommandStarted, Event, Output
-from .bench import SCRIPT_TIMEOUT, Bench
+from .bench import Bench, prompt
 from ..status import SKIPPED, label
 
 REPORT_KEEP = 1 << 20   # bytes of a command's output its report keeps at each end (the live text shows all)
@@ -31,6 +30,7 @@ class CommandResult:
     line: int
     command: str
     terminal: str | None
+    host: str | None = None     # the lab's name for the host it ran on (None: a lab of one lab host)
     output: str = ""
     status: str = ""
     exit_code: int | None = None
@@ -121,6 +121,7 @@ class LabResult:
     setup: ScriptResult | None = None
     cleanup: ScriptResult | None = None
     duration: float = 0.0
+    lab_hosts: dict[str, str] = dataclasses.field(default_factory=dict)   # a lab's name for each host: its id
 
     @property
     def passed(self) -> bool:
@@ -129,8 +130,10 @@ class LabResult:
 
 
 def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, endless_for: float = 3.0,
-            on_event: Callable[[RunnerEvent], None] | None = None, network: bool = False) -> LabResult:
-    """Run setup, the steps (all, or the ones given) in order, then cleanup.
+            on_event: Callable[[RunnerEvent], None] | None = None, network: bool = False,
+            hosts: dict[str, LabHost] | None = None) -> LabResult:
+    """Run setup, the steps (all, or the ones given) in order, then cleanup; ``lab_host`` is the primary,
+    ``hosts`` every lab host of a lab that declares several, by the lab's names (``Bench``).
 
     After a failing step the rest are skipped: they build on it, and their
     failures would only hide the first. ``on_event`` sees the bench's events
@@ -144,7 +147,8 @@ def run_lab(lab: Lab, lab_host: LabHost, *, steps: list[Step] | None = None, end
     started = time.monotonic()
     chosen = lab.steps if steps is None else steps
     result = LabResult(lab, lab_host.id, [StepResult(s.index, s.id, s.title) for s in chosen])
-    bench = Bench(lab, lab_host)
+    bench = Bench(lab, lab_host, hosts)
+    result.lab_hosts = bench.hosts.ids()
     keys: dict[str, str] = {}   # the containers' sandbox keys, from one picture to the next
     try:
         if lab.setup:
@@ -176,8 +180,17 @@ def _picture(lab_host: LabHost, keys: dict[str, str]) -> dict:
 
 
 def _script(bench: Bench, name: str, text: str, emit) -> ScriptResult:
-    outcome, output = executor.capture(bench.lab_host, text, SCRIPT_TIMEOUT)
-    script = ScriptResult(name, outcome.status, outcome.exit_code, plain_text(output), round(outcome.duration, 3))
+    """Setup or cleanup on every lab host; on several, one result: the first host's that failed (its
+    output first), and every host's output under its name."""
+    ran = bench.run_script(text)
+    host, outcome, output = next((r for r in ran if not r[1].ok), ran[0])
+    if host is None:
+        shown = plain_text(output)
+    else:
+        ran.sort(key=lambda r: r[0] != host)
+        shown = "".join(f"[{h}]\n{plain_text(o)}" + ("" if o.endswith("\n") or not o else "\n") for h, _, o in ran)
+    script = ScriptResult(name, outcome.status, outcome.exit_code, shown,
+                          round(max(o.duration for _, o, _ in ran), 3))
     emit(ScriptEnded(script))
     return script
 
@@ -191,8 +204,8 @@ def _run_step(bench: Bench, step: Step, record: StepResult, endless_for: float, 
         match event:
             case Output(data=data):
                 kept.feed(data)
-            case CommandStarted(block=block, line=line, command=command):
-                record.commands.append(CommandResult(line, command, step.blocks[block].terminal))
+            case CommandStarted(block=block, line=line, command=command, host=host):
+                record.commands.append(CommandResult(line, command, step.blocks[block].terminal, host))
                 kept = HeadTail(REPORT_KEEP, REPORT_KEEP)
             case CommandEnded(outcome=outcome, ok=ok, note=note):
                 c = record.commands[-1]
@@ -246,9 +259,11 @@ class Printer:
             case StepStarted(step=step):
                 self._line()
                 self._line(self._paint(f"── step {step.index}/{event.of}: {step.title} ({step.id})", "1"))
-            case CommandStarted(command=command, terminal=None):   # a terminal shows what is typed into it
+            case CommandStarted(command=command, terminal=None, host=host):   # a terminal shows what is typed
                 for i, line in enumerate(command.splitlines()):
-                    self._line(self._paint(f"  {'> ' if i else '$ '}{line}", "36"))
+                    self._line(self._paint(f"  {'> ' if i else prompt(host)}{line}", "36"))
+            case CommandStarted(terminal=terminal, host=str(host)):
+                self._line(self._paint(f"  [terminal {terminal} on {host}]", "2"))
             case CommandEnded(ok=ok, note=note):
                 self._flush_output()
                 if not ok:
@@ -324,6 +339,7 @@ def to_json(result: LabResult) -> dict:
 
     return {
         "lab": str(result.lab.path), "title": result.lab.title, "lab_host": result.lab_host,
+        **({"lab_hosts": result.lab_hosts} if result.lab.hosts else {}),
         "passed": result.passed, "duration": result.duration,
         "setup": script(result.setup), "cleanup": script(result.cleanup),
         "steps": [{**dataclasses.asdict(s), "passed": s.passed,
@@ -355,7 +371,7 @@ def to_junit(result: LabResult) -> ET.ElementTree:
         elif not s.passed:
             detail = [c.detail for c in s.checks if not c.passed]
             ET.SubElement(case, "failure", message=_xml(s.failure()), type=s.status).text = _xml("\n".join(detail))
-        out = "".join(("" if c.terminal else f"$ {c.command}\n") + c.output for c in s.commands)
+        out = "".join(("" if c.terminal else f"{prompt(c.host)}{c.command}\n") + c.output for c in s.commands)
         if out:
             ET.SubElement(case, "system-out").text = _xml(out)
     failures = sum(s.status not in (DONE, SKIPPED) for s in result.steps)

@@ -44,7 +44,7 @@ from ..stream.flow import Credit, Reader
 from ..lab import Lab
 from ..learners.registry import Learners
 from ..learners.events import CheckJudged, CommandEnded, CommandStarted, Event, Output, RunEnded
-from ..learners.bench import StepRun
+from ..learners.bench import StepRun, prompt
 from ..status import FINISHED
 from ..store import Store
 
@@ -315,9 +315,9 @@ class RunManager:
                         live.silent = False
                         self.first_output.observe(time.monotonic() - live.begun)
                     live.feed(data)
-            case CommandStarted(command=command, terminal=None):   # a terminal shows what is typed into it
+            case CommandStarted(command=command, terminal=None, host=host):   # a terminal shows what is typed
                 lines = command.split("\n")
-                text = "\r\n".join(("$ " if i == 0 else "> ") + line for i, line in enumerate(lines))
+                text = "\r\n".join((prompt(host) if i == 0 else "> ") + line for i, line in enumerate(lines))
                 live.feed(f"\x1b[1;34m{text}\x1b[0m\r\n".encode(), ours=True)
             case CommandEnded(outcome=outcome, note=note):
                 live.exit_code, live.signal = outcome.exit_code, outcome.signal

@@ -51,6 +51,7 @@ for p in /proc/bus /proc/irq /proc/sysrq-trigger; do
 done
 
 hostname "$name"
+if [ -w /etc/hostname ]; then printf '%s\n' "$name" > /etc/hostname; fi   # its own (labroot.py build)
 ip link set lo up
 # The stand-in for the host's network card: a link with a MAC address and an
 # address, that leads nowhere (vxlan without remote: no module needed).

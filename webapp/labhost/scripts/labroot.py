@@ -84,6 +84,7 @@ def build(root, data, uid, disk_mb, tmpfs_mb, pts_fd):
         tmpfs(f"{tmpfs_mb}m", mode, os.path.join(root, path))
     tmpfs("1m", "755", os.path.join(root, "etc/docker"))
     tmpfs(f"{disk_mb}m", "700", root + data)
+    own_names(root, int(uid))
     # A /dev of its own: the harmless devices of the machine, and a devpts
     # instance of its own (made by the server: ``devpts.py``), so its PTYs
     # count against its own cap, not the machine's.
@@ -103,6 +104,25 @@ def build(root, data, uid, disk_mb, tmpfs_mb, pts_fd):
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, os.path.join(dev, name))
     tmpfs(f"{tmpfs_mb}m", "1777", os.path.join(dev, "shm"))
+
+
+def own_names(root, uid):
+    """/etc/hosts and /etc/hostname of the lab host's own, writable by its root (its hostname, the hosts of
+    its set by name: labnet.py), not the machine's: files in its /run bound over the read-only /etc's, so
+    locked there (a learner may write them, not unmount them). Where the machine has no such file there is
+    nothing to bind over: the read-only /etc has no room for a new one."""
+    own = os.path.join(root, "run/names")
+    os.mkdir(own, 0o755)
+    for name, text in (("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+                       ("hostname", "localhost\n")):
+        path, target = os.path.join(own, name), os.path.join(root, "etc", name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chown(path, uid, uid)
+        if os.path.isfile(target):
+            mount(path, target, None, BIND)
+            mount(None, target, None, BIND | REMOUNT | NOSUID | NODEV | NOEXEC)
+    os.chown(own, uid, uid)
 
 
 def user_namespace(uid, pids):
