@@ -196,3 +196,40 @@ def test_the_cache_fetches_for_lab_hosts_only_what_labs_name_or_the_operator_pul
     listed = subprocess.run([*LABNB, "image", "ls"], capture_output=True, text=True,
                             env={**labnb_env(images.settings), **cli_env(images)}, timeout=300)
     assert "cached    labnbtest/unnamed:1" in listed.stdout, listed.stdout
+
+
+LAB = """---
+title: Images named by a lab
+summary: For the images tests - an image from the upstream and an imported one under another registry's name.
+images: [labnbtest/hello:1, registry.example/team/tool:2]
+---
+# Images named by a lab
+
+## Run them {#run}
+
+```sh
+docker run --rm labnbtest/hello:1
+docker run --rm registry.example/team/tool:2
+```
+
+```match {"hint": "both images should run"}
+hello from the upstream
+```
+"""
+
+
+def test_labnb_run_gives_the_lab_host_the_labs_images(images, tmp_path):
+    """The headless runner makes sure of a lab's images before its steps; a missing one stops it at once,
+    naming the image and what to do."""
+    archive = build_image(str(tmp_path / "tool.tar"), "the team's tool", tag="registry.example/team/tool:2")
+    assert image_command(images, "import", archive).returncode == 0
+    lab = tmp_path / "lab.md"
+    lab.write_text(LAB)
+    env = {**labnb_env(images.settings), **cli_env(images)}
+    done = subprocess.run([*LABNB, "run", str(lab)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the team's tool" in done.stdout
+    lab.write_text(LAB.replace("registry.example/team/tool:2]", "registry.example/team/gone:1]"))
+    done = subprocess.run([*LABNB, "run", str(lab)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "registry.example/team/gone:1" in done.stderr and "labnb image import" in done.stderr
