@@ -233,3 +233,35 @@ def test_labnb_run_gives_the_lab_host_the_labs_images(images, tmp_path):
     done = subprocess.run([*LABNB, "run", str(lab)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "registry.example/team/gone:1" in done.stderr and "labnb image import" in done.stderr
+
+
+STEAL = r'''
+import socket, sys
+for opts in ([], [socket.SO_REUSEADDR], [socket.SO_REUSEADDR, socket.SO_REUSEPORT]):
+    s = socket.socket()
+    for o in opts:
+        s.setsockopt(socket.SOL_SOCKET, o, 1)
+    try:
+        s.bind(("127.0.0.1", 5000))
+        print("BOUND", opts)
+    except OSError as e:
+        print("refused", e.errno)
+for path in sys.argv[1:]:
+    u = socket.socket(socket.AF_UNIX)
+    try:
+        u.connect(path)
+        print("REACHED", path)
+    except OSError as e:
+        print("unreachable", path, e.errno)
+'''
+
+
+def test_a_lab_host_can_neither_take_the_forwarders_address_nor_reach_the_cache(images, host):
+    """Its root cannot bind 127.0.0.1:5000 in its place (any socket option), nor connect to the cache's
+    sockets by their path: only the forwarder leads there."""
+    run = f"{images.settings.state_dir}/registry/run"
+    outcome, out = sh(host, f"cat > /tmp/steal.py <<'EOF'\n{STEAL}\nEOF\n"
+                            f"python3 /tmp/steal.py {run}/store.sock {run}/cache.sock")
+    assert outcome.ok, out
+    assert "BOUND" not in out and "REACHED" not in out, out
+    assert out.count("refused") == 3 and out.count("unreachable") == 2, out
