@@ -297,3 +297,12 @@ def test_the_pull_through_cache_is_asked_only_for_named_or_held_hub_repositories
     assert cache.sources("registry.example/team/tool", frozenset({"registry.example/team/tool"})) == store
     operators = Cache(Registry("http://127.0.0.1:5000"), Registry("http://127.0.0.1:5000"), None)
     assert operators.sources("library/other", named) == [operators.store]
+
+
+def test_a_tls_handshake_is_answered_at_once_in_plain_http(forwarding):
+    """dockerd tries TLS first with a registry on 127.0.0.1 and falls back to HTTP on an HTTP answer: it
+    must not wait for the head's deadline."""
+    _fw, at = forwarding()
+    with socket.create_connection(at["a"], timeout=5) as s:
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40)
+        assert s.recv(12) == b"HTTP/1.1 400"

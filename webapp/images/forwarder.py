@@ -36,6 +36,7 @@ UPSTREAM_TIMEOUT = 60.0     # for the cache to answer (a pull-through cache may 
 IDLE_TIMEOUT = 30.0         # for any read or write of a body to make progress
 MAX_ANSWER_HEAD = 16 << 10  # the cache's answer's head
 CHUNK = 64 << 10
+TLS_HANDSHAKE = b"\x16"     # the first byte of a TLS record that opens a handshake
 SWEEP = 5.0                 # seconds between looks for lab hosts that went
 PASSED = {"content-type", "content-length", "docker-content-digest", "docker-distribution-api-version", "etag",
           "transfer-encoding", "last-modified"}
@@ -188,7 +189,11 @@ class Forwarder:
 
     async def _one_request(self, lab: _Lab, reader, writer) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+            first = await asyncio.wait_for(reader.readexactly(1), HEAD_TIMEOUT)
+            if first == TLS_HANDSHAKE:   # dockerd tries TLS first with a registry on 127.0.0.1: no, at once
+                await self._send(lab, writer, rules.error_answer(400, "UNSUPPORTED", "plain HTTP only"), count=False)
+                return
+            head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
         except asyncio.LimitOverrunError:
             await self._send(lab, writer, rules.Refused(431, "TOOLARGE", "the request head is over "
                                                        f"{rules.MAX_HEAD} bytes").answer(), count=False)
