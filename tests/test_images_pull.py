@@ -5,11 +5,12 @@ at once, and a lab host flooding its forwarder slows only itself."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import time
 
 import pytest
 
-from conftest import labnb, labnb_env, sh
+from conftest import LABNB, labnb_env, sh
 from registry_support import Upstream, build_image
 from webapp.images import service
 from webapp.images.ensure import ImageMissing, ensure
@@ -25,6 +26,7 @@ def upstream(settings, tmp_path_factory):
     up.push("labnbtest/hello:1", build_image(str(work / "hello.tar"), "hello from the upstream"))
     up.push("labnbtest/both:1", build_image(str(work / "both-up.tar"), "the upstream's both"))
     up.push("labnbtest/big:1", build_image(str(work / "big.tar"), "big", padding=48 << 20))
+    up.push("labnbtest/unnamed:1", build_image(str(work / "unnamed.tar"), "no lab names me"))
     yield up
     up.close()
 
@@ -34,7 +36,7 @@ def images(settings, upstream):
     """The machine's cache (labnb's own registries, the pull-through one of the stand-in upstream) and the
     forwarder, as the server makes them; ``images.settings`` for lab hosts and the CLI."""
     s = dataclasses.replace(settings, image_cache="local", image_upstream=upstream.url)
-    made = service.Images(s)
+    made = service.Images(s, ["labnbtest/hello:1", "labnbtest/both:1", "labnbtest/big:1", "labnbtest/nope:1"])
     made.settings = s
     yield made
     made.close()
@@ -58,9 +60,6 @@ def cli_env(images) -> dict[str, str]:
 
 
 def image_command(images, *args):
-    import subprocess
-
-    from conftest import LABNB
     return subprocess.run([*LABNB, "image", *args], env={**labnb_env(images.settings), **cli_env(images)},
                           capture_output=True, text=True, timeout=300)
 
@@ -172,3 +171,97 @@ def test_a_lab_host_flooding_the_forwarder_slows_only_itself(images, tmp_path):
     finally:
         flooder.destroy()
         puller.destroy()
+
+
+def test_the_forwarder_lets_go_of_a_lab_host_that_went(images):
+    """Its listening socket would keep the lab host's network namespace: it goes with the lab host."""
+    h = create(images.settings, prepare=images.prepare)
+    assert h.id in images.forwarder.attached()
+    h.destroy()
+    deadline = time.monotonic() + 30
+    while h.id in images.forwarder.attached():
+        assert time.monotonic() < deadline, "the forwarder still holds a lab host that went"
+        time.sleep(0.2)
+
+
+def test_the_cache_fetches_for_lab_hosts_only_what_labs_name_or_the_operator_pulled(images, host):
+    """A learner cannot fill the machine's disk with images of their choosing from the upstream."""
+    outcome, out = sh(host, "docker pull labnbtest/unnamed:1", timeout=60)
+    assert not outcome.ok and "labnb image pull" in out, out
+    done = subprocess.run([*LABNB, "image", "pull", "labnbtest/unnamed:1"], capture_output=True, text=True,
+                          env={**labnb_env(images.settings), **cli_env(images)}, timeout=300)
+    assert done.returncode == 0 and "cached labnbtest/unnamed:1" in done.stdout, done.stderr
+    outcome, out = sh(host, "docker pull labnbtest/unnamed:1 && docker run --rm labnbtest/unnamed:1", timeout=120)
+    assert outcome.ok and "no lab names me" in out, out
+    listed = subprocess.run([*LABNB, "image", "ls"], capture_output=True, text=True,
+                            env={**labnb_env(images.settings), **cli_env(images)}, timeout=300)
+    assert "cached    labnbtest/unnamed:1" in listed.stdout, listed.stdout
+
+
+LAB = """---
+title: Images named by a lab
+summary: For the images tests - an image from the upstream and an imported one under another registry's name.
+images: [labnbtest/hello:1, registry.example/team/tool:2]
+---
+# Images named by a lab
+
+## Run them {#run}
+
+```sh
+docker run --rm labnbtest/hello:1
+docker run --rm registry.example/team/tool:2
+```
+
+```match {"hint": "both images should run"}
+hello from the upstream
+```
+"""
+
+
+def test_labnb_run_gives_the_lab_host_the_labs_images(images, tmp_path):
+    """The headless runner makes sure of a lab's images before its steps; a missing one stops it at once,
+    naming the image and what to do."""
+    archive = build_image(str(tmp_path / "tool.tar"), "the team's tool", tag="registry.example/team/tool:2")
+    assert image_command(images, "import", archive).returncode == 0
+    lab = tmp_path / "lab.md"
+    lab.write_text(LAB)
+    env = {**labnb_env(images.settings), **cli_env(images)}
+    done = subprocess.run([*LABNB, "run", str(lab)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the team's tool" in done.stdout
+    lab.write_text(LAB.replace("registry.example/team/tool:2]", "registry.example/team/gone:1]"))
+    done = subprocess.run([*LABNB, "run", str(lab)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "registry.example/team/gone:1" in done.stderr and "labnb image import" in done.stderr
+
+
+STEAL = r'''
+import socket, sys
+for opts in ([], [socket.SO_REUSEADDR], [socket.SO_REUSEADDR, socket.SO_REUSEPORT]):
+    s = socket.socket()
+    for o in opts:
+        s.setsockopt(socket.SOL_SOCKET, o, 1)
+    try:
+        s.bind(("127.0.0.1", 5000))
+        print("BOUND", opts)
+    except OSError as e:
+        print("refused", e.errno)
+for path in sys.argv[1:]:
+    u = socket.socket(socket.AF_UNIX)
+    try:
+        u.connect(path)
+        print("REACHED", path)
+    except OSError as e:
+        print("unreachable", path, e.errno)
+'''
+
+
+def test_a_lab_host_can_neither_take_the_forwarders_address_nor_reach_the_cache(images, host):
+    """Its root cannot bind 127.0.0.1:5000 in its place (any socket option), nor connect to the cache's
+    sockets by their path: only the forwarder leads there."""
+    run = f"{images.settings.state_dir}/registry/run"
+    outcome, out = sh(host, f"cat > /tmp/steal.py <<'EOF'\n{STEAL}\nEOF\n"
+                            f"python3 /tmp/steal.py {run}/store.sock {run}/cache.sock")
+    assert outcome.ok, out
+    assert "BOUND" not in out and "REACHED" not in out, out
+    assert out.count("refused") == 3 and out.count("unreachable") == 2, out

@@ -297,8 +297,11 @@ def create_app(settings: Settings | None = None, pool=None, bind_host: str = "12
     websocket.bound(socketio)
     labs = served_labs(settings) if labs is None else labs
     # the image cache and each new lab host's forwarder, when a served lab names images (webapp/images/)
-    images = image_service.for_labs(settings, labs.values()) if pool is None else None
-    pool = pool or Pool(settings, prepare=images.prepare if images else None)
+    images = image_service.for_labs(settings, labs.values())
+    if pool is None:
+        pool = Pool(settings, prepare=images.prepare if images else None)
+    elif images:   # made before the fork (labnb serve), started after this: each lab host it makes gets one
+        pool.prepare = images.prepare
     app.extensions["labnb"] = build_services(settings, app, socketio, pool, labs, key, bind_host, cookie, port,
                                              images)
     app.register_blueprint(bp)

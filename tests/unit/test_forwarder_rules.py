@@ -138,8 +138,11 @@ class FakeCache:
     def __init__(self, *registries):
         self.registries = [Registry(r.address) for r in registries]
 
-    def sources(self, path):
+    def sources(self, path, named):
         return self.registries
+
+    def revive(self):
+        self.revived = True
 
 
 @pytest.fixture
@@ -215,6 +218,10 @@ def test_a_cache_that_does_not_answer_is_said(forwarding, fake):
         registry.close()
     status, _, body = ask(at["a"], head("GET /v2/library/nginx/manifests/1.27 HTTP/1.1"))
     assert status == 503 and "does not answer" in json.loads(body)["errors"][0]["message"]
+    deadline = time.monotonic() + 20
+    while not getattr(fw.cache, "revived", False):   # its owner may have gone: started here again
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_connections_per_lab_host_are_bounded(forwarding):
@@ -273,3 +280,29 @@ def test_a_flooding_lab_host_slows_only_itself(forwarding):
     finally:
         for s in flood:
             s.close()
+
+
+def test_the_pull_through_cache_is_asked_only_for_named_or_held_hub_repositories(tmp_path):
+    from webapp.images.cache import Cache
+
+    class Local:
+        dir = str(tmp_path)
+    (tmp_path / "cache/docker/registry/v2/repositories/library/held").mkdir(parents=True)
+    cache = Cache(Registry("unix:/store"), Registry("unix:/cache"), Local())
+    named = frozenset({"library/nginx"})
+    both, store = [cache.store, cache.cache], [cache.store]
+    assert cache.sources("library/nginx", named) == both
+    assert cache.sources("library/held", named) == both
+    assert cache.sources("library/other", named) == store
+    assert cache.sources("registry.example/team/tool", frozenset({"registry.example/team/tool"})) == store
+    operators = Cache(Registry("http://127.0.0.1:5000"), Registry("http://127.0.0.1:5000"), None)
+    assert operators.sources("library/other", named) == [operators.store]
+
+
+def test_a_tls_handshake_is_answered_at_once_in_plain_http(forwarding):
+    """dockerd tries TLS first with a registry on 127.0.0.1 and falls back to HTTP on an HTTP answer: it
+    must not wait for the head's deadline."""
+    _fw, at = forwarding()
+    with socket.create_connection(at["a"], timeout=5) as s:
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40)
+        assert s.recv(12) == b"HTTP/1.1 400"

@@ -72,14 +72,23 @@ class Cache:
     def __init__(self, store: Registry, cache: Registry, local: "Local | None"):
         self.store, self.cache, self.local = store, cache, local
 
-    def sources(self, path: str) -> list[Registry]:
-        """The registries to ask for repository ``path``, in order. A name of another registry than the Hub
-        (``registry.example/...``) is only ever imported: the pull-through cache is not asked."""
+    def sources(self, path: str, named: frozenset[str] = frozenset()) -> list[Registry]:
+        """The registries a lab host's pull of repository ``path`` may read, in order: the import store, then
+        the pull-through cache, only for a Docker Hub name (``registry.example/...`` is only ever imported)
+        that a served lab names (``named``: their ``Ref.path``) or that the cache holds already (the
+        operator's ``labnb image pull``): a learner cannot fill the machine's disk with images of their
+        choosing. A registry the operator runs is asked for anything."""
         if self.store.address == self.cache.address:
             return [self.store]
         first = path.split("/", 1)[0]
         hub = "." not in first and "_" not in first
-        return [self.store, self.cache] if hub else [self.store]
+        return [self.store, self.cache] if hub and (path in named or self.holds(path)) else [self.store]
+
+    def holds(self, path: str) -> bool:
+        """Whether labnb's pull-through cache has repository ``path`` (``path`` matched the API's grammar:
+        no dot segments), by its data dir (distribution's layout), without asking it."""
+        return bool(self.local) and os.path.isdir(
+            os.path.join(self.local.dir, "cache", "docker", "registry", "v2", "repositories", path))
 
     def revive(self) -> None:
         """After a registry did not answer: run them here if their owner went (a CLI command ended)."""

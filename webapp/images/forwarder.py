@@ -36,6 +36,7 @@ UPSTREAM_TIMEOUT = 60.0     # for the cache to answer (a pull-through cache may 
 IDLE_TIMEOUT = 30.0         # for any read or write of a body to make progress
 MAX_ANSWER_HEAD = 16 << 10  # the cache's answer's head
 CHUNK = 64 << 10
+TLS_HANDSHAKE = b"\x16"     # the first byte of a TLS record that opens a handshake
 SWEEP = 5.0                 # seconds between looks for lab hosts that went
 PASSED = {"content-type", "content-length", "docker-content-digest", "docker-distribution-api-version", "etag",
           "transfer-encoding", "last-modified"}
@@ -72,16 +73,26 @@ class _Lab:
 class Forwarder:
     """Forwarders for every lab host the server attaches, on one event loop thread."""
 
-    def __init__(self, settings: Settings, cache):
+    def __init__(self, settings: Settings, cache, named: frozenset[str] = frozenset()):
         self.settings, self.cache = settings, cache
+        self.named = named   # the repositories (``Ref.path``) the served labs name: the cache may fetch them
         self.most = settings.image_connections
         self.rate = settings.image_rate_mbps << 20
         self.total = settings.image_total_mb << 20
         self._labs: dict[str, _Lab] = {}
+        self._reviving = False
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="image-forwarder", daemon=True)
         self._thread.start()
         self._sweeper = asyncio.run_coroutine_threadsafe(self._sweep(), self.loop)
+
+    def _revive(self) -> None:
+        try:
+            self.cache.revive()
+        except Exception as e:
+            log.error("image forwarder: the cache could not be started again: %s", e)
+        finally:
+            self._reviving = False
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -178,7 +189,11 @@ class Forwarder:
 
     async def _one_request(self, lab: _Lab, reader, writer) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+            first = await asyncio.wait_for(reader.readexactly(1), HEAD_TIMEOUT)
+            if first == TLS_HANDSHAKE:   # dockerd tries TLS first with a registry on 127.0.0.1: no, at once
+                await self._send(lab, writer, rules.error_answer(400, "UNSUPPORTED", "plain HTTP only"), count=False)
+                return
+            head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
         except asyncio.LimitOverrunError:
             await self._send(lab, writer, rules.Refused(431, "TOOLARGE", "the request head is over "
                                                        f"{rules.MAX_HEAD} bytes").answer(), count=False)
@@ -205,7 +220,7 @@ class Forwarder:
 
     async def _relay(self, lab: _Lab, request: rules.Request, writer) -> None:
         """Ask each of the cache's registries in turn; send on the first answer that is not a 404."""
-        sources = self.cache.sources(request.name)
+        sources = self.cache.sources(request.name, self.named)
         trouble = ""
         for i, registry in enumerate(sources):
             try:
@@ -235,6 +250,9 @@ class Forwarder:
             finally:
                 up_writer.transport.abort()
         log.warning("image forwarder: the cache did not answer lab host %s: %s", lab.id, trouble)
+        if not self._reviving:   # its owner (a `labnb image` command) may have gone: run it here, once at a time
+            self._reviving = True
+            self.loop.run_in_executor(None, self._revive)
         await self._send(lab, writer, rules.error_answer(
             503, "UNAVAILABLE", "labnb's image cache does not answer: ask the operator (the server's log says "
             "why)", request.method == "HEAD"), count=False)

@@ -6,15 +6,19 @@ from __future__ import annotations
 from ..config import Settings
 from ..labhost import backends
 from ..labhost.base import LabHost
+from . import names
 from .cache import open_cache, wanted
 from .forwarder import Forwarder
 
 
 class Images:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, images: list[str]):
+        """``images``: the names the served labs use; the pull-through cache fetches only those (and what
+        it holds already) for lab hosts."""
+        named = frozenset(names.parse(name).path for name in images)
         self.cache = open_cache(settings)
         try:
-            self.forwarder = Forwarder(settings, self.cache)
+            self.forwarder = Forwarder(settings, self.cache, named)
         except BaseException:
             self.cache.close()
             raise
@@ -32,4 +36,6 @@ class Images:
 
 def for_labs(settings: Settings, labs) -> Images | None:
     """The images part if a lab of ``labs`` names images or the operator set LABNB_IMAGE_CACHE, else None."""
-    return Images(settings) if wanted(settings, labs) else None
+    labs = list(labs)
+    return Images(settings, [i for lab in labs for i in getattr(lab, "images", None) or []]) \
+        if wanted(settings, labs) else None

@@ -461,7 +461,7 @@ class Learners:
         """The lab made ready on one of its hosts: its images (first: its setup may run them), what it
         requires there, its setup: why not, or ""."""
         try:
-            ensure_images(host, getattr(lab, "images", []))
+            ensure_images(host, lab.images)
         except ImageMissing as e:   # which image, and what the operator can do
             return str(e)
         missing = requires.lacking(host, lab.requires)
