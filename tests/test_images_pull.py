@@ -72,7 +72,7 @@ def test_an_imported_image_under_another_registrys_name_is_ensured_and_runs(imag
     ensure(host, ["registry.example/team/tool:2"])
     outcome, out = sh(host, "docker run --rm registry.example/team/tool:2; docker images --format '{{.Repository}}'")
     assert outcome.ok and "the team's tool" in out, out
-    assert "127.0.0.1:5000" not in out   # only the lab's name is left
+    assert "127.0.0.1:4999" not in out   # only the lab's name is left
 
 
 def test_an_imported_image_wins_over_the_upstreams(images, host, tmp_path):
@@ -90,8 +90,8 @@ def test_a_missing_image_names_itself_and_what_to_do(host):
 
 
 def test_a_push_from_a_lab_host_is_refused(host):
-    outcome, out = sh(host, "docker pull labnbtest/hello:1 && docker tag labnbtest/hello:1 127.0.0.1:5000/mine/x:1 "
-                            "&& docker push 127.0.0.1:5000/mine/x:1", timeout=180)
+    outcome, out = sh(host, "docker pull labnbtest/hello:1 && docker tag labnbtest/hello:1 127.0.0.1:4999/mine/x:1 "
+                            "&& docker push 127.0.0.1:4999/mine/x:1", timeout=180)
     print(out)
     assert not outcome.ok
     assert "takes no pushes" in out
@@ -111,7 +111,7 @@ END = time.monotonic() + 90
 held = []
 def connect():
     try:
-        s = socket.create_connection(("127.0.0.1", 5000), timeout=5)
+        s = socket.create_connection(("127.0.0.1", 4999), timeout=5)
         held.append(s)
         return s
     except OSError:
@@ -242,7 +242,7 @@ for opts in ([], [socket.SO_REUSEADDR], [socket.SO_REUSEADDR, socket.SO_REUSEPOR
     for o in opts:
         s.setsockopt(socket.SOL_SOCKET, o, 1)
     try:
-        s.bind(("127.0.0.1", 5000))
+        s.bind(("127.0.0.1", 4999))
         print("BOUND", opts)
     except OSError as e:
         print("refused", e.errno)
@@ -257,7 +257,7 @@ for path in sys.argv[1:]:
 
 
 def test_a_lab_host_can_neither_take_the_forwarders_address_nor_reach_the_cache(images, host):
-    """Its root cannot bind 127.0.0.1:5000 in its place (any socket option), nor connect to the cache's
+    """Its root cannot bind 127.0.0.1:4999 in its place (any socket option), nor connect to the cache's
     sockets by their path: only the forwarder leads there."""
     run = f"{images.settings.state_dir}/registry/run"
     outcome, out = sh(host, f"cat > /tmp/steal.py <<'EOF'\n{STEAL}\nEOF\n"

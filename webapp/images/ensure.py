@@ -1,7 +1,7 @@
 """Making sure a lab host's dockerd has a lab's images under the lab's names before its setup runs.
 
 An image already there (the shared layers of a bundle, or pulled before) is kept; another is pulled by
-the lab host's own dockerd through its forwarder (``127.0.0.1:5000/<path>``: the cache serves every
+the lab host's own dockerd through its forwarder (``127.0.0.1:4999/<path>``: the cache serves every
 registry's names, Docker Hub's and others', under ``Ref.path``) and tagged with the lab's name, so that
 ``docker run registry.example/team/tool:2`` finds it without a registry of that name."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The forwarder: the image cache at ``127.0.0.1:5000`` inside each lab host, without a route.
+"""The forwarder: the image cache at ``127.0.0.1:4999`` inside each lab host, without a route.
 
 The server makes a listening socket in a lab host's network namespace (``nsfs.made_in``, as netlink.py
 makes its sockets) when the pool makes the lab host, before a learner has it: the lab host's dockerd
@@ -29,7 +29,7 @@ from . import rules
 
 log = logging.getLogger(__name__)
 
-ADDRESS = ("127.0.0.1", 5000)
+ADDRESS = ("127.0.0.1", 4999)
 BACKLOG = 16
 HEAD_TIMEOUT = 10.0         # seconds for a lab host to send a whole request head
 UPSTREAM_TIMEOUT = 60.0     # for the cache to answer (a pull-through cache may fetch the upstream first)

@@ -12,13 +12,13 @@ name=$1 address=$2 data=$3 seeded=${4:-}
 {
 echo '{}' > /etc/docker/daemon.json
 # Images come from the machine's cache through the server's forwarder at
-# 127.0.0.1:5000 (docs/images.md): a flag, not daemon.json, which the learner
+# 127.0.0.1:4999 (docs/images.md): a flag, not daemon.json, which the learner
 # owns and labs rewrite. dockerd's fall back to Docker Hub goes to the same
 # forwarder as its HTTPS proxy (start-docker), which refuses it saying why.
 printf '%s\n' --data-root "$data" --cgroup-parent /docker \
     --pidfile /run/docker.pid --host unix:///run/docker.sock \
     --containerd /run/containerd/containerd.sock \
-    --registry-mirror http://127.0.0.1:5000 \
+    --registry-mirror http://127.0.0.1:4999 \
     --log-level warn > /run/labnb/dockerd.args
 # containerd is started by start-docker, not by dockerd, to give it this
 # config: dockerd's own has no say in containerd's GC scheduler, whose default
