@@ -3,8 +3,11 @@ gets its forwarder from the pool, and a learner's lab has its images before its 
 through the cache from a stand-in upstream, one imported under another registry's name)."""
 from __future__ import annotations
 
+import glob
+import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -65,6 +68,37 @@ def test_a_learner_runs_the_labs_images(server):
         assert "from the upstream, in the browser" in text and "the imported tool" in text
     finally:
         tab.close()
+
+
+def test_the_pools_lab_hosts_share_the_labs_images(server):
+    """The server puts the labs' images in one shared copy (``layers.ensure``) before its warm pool fills:
+    every lab host made after that has them from the bundle, without a pull (one that a learner claimed
+    before, made there and then, pulled its own)."""
+    link = os.path.join(server.state_dir, "images", "bundle")
+    _wait(lambda: os.path.islink(link), "the bundle of the labs' images")
+    bundle = os.readlink(link)
+    with open(os.path.join(server.state_dir, "images", bundle + ".json")) as f:
+        meta = json.load(f)
+    assert {"labnbtest/web:1", "registry.example/team/webtool:2"} <= set(meta["images"])
+
+    def after() -> list:
+        made = []
+        for path in glob.glob(os.path.join(server.state_dir, "hosts", "*", "meta.json")):
+            with open(path) as f:
+                record = json.load(f)
+            if record.get("created", 0) > meta["created"]:
+                made.append(record.get("bundle"))
+        return made
+
+    _wait(after, "a lab host of the warm pool made after the bundle")
+    assert all("bundle-" + b == bundle for b in after()), after()
+
+
+def _wait(predicate, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(0.2)
 
 
 def _is_registry_of(pid: str, state_dir: str) -> bool:

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import logging
 import secrets
+import threading
 
 from flask import Flask
 from flask_socketio import SocketIO
@@ -65,8 +66,10 @@ def resolve(settings: Settings, given: frozenset[str] | None = None) -> Resolved
     total_mb = mem_total_mb() if isolated else None
     sizing = ""
     if settings.workshop:
+        hosts = max((len(lab.hosts) for lab in served_labs(settings).values()), default=1) or 1
         settings, sizing = size_for_room(
-            dataclasses.replace(settings, access_code=settings.access_code or new_access_code()), given, total_mb)
+            dataclasses.replace(settings, access_code=settings.access_code or new_access_code()), given, total_mb,
+            hosts)
     if isolated:
         settings = fit_memory(settings, "max_lab_hosts" in given or bool(settings.workshop), total_mb)
     return Resolved(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}, sizing=sizing)
@@ -102,10 +105,18 @@ class Services:
             self.bus.start()
         self.learners.start()
         self.shells.start()
-        self.pool.start()
+        if self.images is None:
+            self.pool.start()
+        else:   # the labs' images shared first (seconds), so that the warm pool's lab hosts have them
+            threading.Thread(target=self._share_images, name="image-layers", daemon=True).start()
         if self.agent is not None:
             self.agent.start()
         return self
+
+    def _share_images(self) -> None:
+        """A learner who comes meanwhile gets a lab host made now, which pulls its own copies."""
+        self.images.share_layers()
+        self.pool.start()
 
     def close(self) -> None:
         """Stop every run (recorded as interrupted) and shell, then destroy every lab host."""

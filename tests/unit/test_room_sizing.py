@@ -80,6 +80,31 @@ def test_the_plain_backend_is_not_sized_by_memory():
 
 def test_resolve_sizes_the_room_to_the_machine_and_keeps_the_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(app_module, "mem_total_mb", lambda: 24 * GIB)
-    resolved = resolve(Settings(state_dir=str(tmp_path), workshop=1), frozenset())
+    resolved = resolve(Settings(state_dir=str(tmp_path), workshop=1, workshop_labs="01-network-modes"), frozenset())
     assert (resolved.capacity, resolved.max_lab_hosts) == (21, 23)
     assert resolved.sizing.startswith("room capacity 21: 23 lab hosts")
+    # every built-in lab, the two-host one among them: a place is a set of two
+    resolved = resolve(Settings(state_dir=str(tmp_path), workshop=1), frozenset())
+    assert (resolved.capacity, resolved.max_lab_hosts, resolved.pool_size) == (9, 22, 18)
+
+
+def test_a_room_whose_lab_has_two_hosts_counts_places_in_sets_of_two():
+    """Each learner of a two-host lab holds two lab hosts: the places are as many sets as fit, the warm pool
+    holds every place's set, and the headroom is in sets too."""
+    settings, note = size_for_room(Settings(workshop=1), frozenset(), 24 * GIB, hosts=2)
+    assert (settings.capacity, settings.max_lab_hosts, settings.pool_size) == (9, 22, 18)
+    assert "11 learners' sets of 2" in note, note
+
+
+def test_a_two_host_room_given_too_few_lab_hosts_says_how_many_it_needs():
+    with pytest.raises(ConfigError) as e:
+        size_for_room(Settings(workshop=1, capacity=10, max_lab_hosts=12), frozenset({"capacity", "max_lab_hosts"}),
+                      None, hosts=2)
+    assert "needs 20 lab hosts, but LABNB_MAX_LAB_HOSTS is 12" in str(e.value)
+
+
+def test_resolve_sizes_a_workshop_by_the_most_hosts_a_served_lab_names(tmp_path):
+    (tmp_path / "two.md").write_text("---\ntitle: Two\nhosts: [node1, node2]\n---\n# Two\n\n## A {#a}\n\n```sh\ntrue\n```\n")
+    settings = resolve(Settings(workshop="two", labs_dir=str(tmp_path), capacity=3, state_dir=str(tmp_path / "s")),
+                       frozenset({"capacity", "labs_dir", "workshop", "state_dir"}))
+    assert settings.pool_size == 6 and settings.max_lab_hosts >= 6

@@ -3,18 +3,24 @@ new lab host (the pool's ``prepare`` hook). Made only when wanted (``cache.wante
 default starts no registry and attaches no forwarder."""
 from __future__ import annotations
 
+import logging
+
 from ..config import Settings
-from ..labhost import backends
-from ..labhost.base import LabHost
+from ..labhost import backends, layers
+from ..labhost.base import LabHost, LabHostError
 from . import names
+from .ensure import ensure
 from .cache import open_cache, wanted
 from .forwarder import Forwarder
+
+log = logging.getLogger(__name__)
 
 
 class Images:
     def __init__(self, settings: Settings, images: list[str]):
         """``images``: the names the served labs use; the pull-through cache fetches only those (and what
         it holds already) for lab hosts."""
+        self.settings, self.names = settings, sorted(set(images))
         named = frozenset(names.parse(name).path for name in images)
         self.cache = open_cache(settings)
         try:
@@ -28,6 +34,17 @@ class Images:
         """The pool's hook: the forwarder in the new lab host, before a learner has it."""
         if self.attach:
             self.forwarder.attach(host)
+
+    def share_layers(self) -> None:
+        """The served labs' images in one shared copy on disk (``layers.ensure``), before the warm pool
+        fills: the pool's lab hosts then have them without a pull. Where that cannot be (an image the cache
+        lacks, a kernel without idmapped mounts) it is logged, and lab hosts pull their own copies."""
+        if not (self.attach and self.names):
+            return
+        try:
+            layers.ensure(self.settings, self.names, lambda host: (self.prepare(host), ensure(host, self.names)))
+        except LabHostError as e:
+            log.warning("the labs' images are not shared between lab hosts; each pulls its own copy: %s", e)
 
     def close(self) -> None:
         self.forwarder.close()

@@ -72,7 +72,7 @@ def new_access_code() -> str:
 HEADROOM = 2   # lab hosts beyond a room's places: the instructor's own and a learner's being reset
 
 
-def size_for_room(settings, given: frozenset[str], total_mb: int | None = None):
+def size_for_room(settings, given: frozenset[str], total_mb: int | None = None, hosts: int = 1):
     """The settings for a room whose learners get a lab host at once, and a line saying how its capacity
     was chosen. The warm pool holds one for each place, and HEADROOM more lab hosts may exist, unless
     LABNB_POOL_SIZE or LABNB_MAX_LAB_HOSTS were ``given``. A whole room may join from one address (a NAT),
@@ -81,15 +81,20 @@ def size_for_room(settings, given: frozenset[str], total_mb: int | None = None):
     A capacity not ``given`` is the default, or as many places as there are lab hosts for: as many as
     LABNB_MAX_LAB_HOSTS if given, and as fit ``total_mb`` of memory (None: not limited by it, the plain
     backend's lab hosts have no memory limit of their own), HEADROOM of them kept beyond the places where
-    there are enough. A capacity given that does not fit is a ConfigError."""
-    fits = None if total_mb is None else lab_hosts_that_fit(settings, total_mb)
-    memory = (f"{fits} lab hosts of {settings.memory_mb} MiB (LABNB_MEMORY_MB) fit this machine's {total_mb} MiB "
-              f"beside the server's {settings.server_memory_mb} MiB (LABNB_SERVER_MEMORY_MB)")
+    there are enough. A capacity given that does not fit is a ConfigError.
+
+    ``hosts``: lab hosts per learner (the most a served lab names, ``hosts:``): places, the pool and the
+    headroom count in sets of that many."""
+    every = None if total_mb is None else lab_hosts_that_fit(settings, total_mb)
+    fits = None if every is None else every // hosts   # learners' sets
+    sets = "" if hosts == 1 else f" ({fits} learners' sets of {hosts}: the labs' hosts)"
+    memory = (f"{every} lab hosts of {settings.memory_mb} MiB (LABNB_MEMORY_MB) fit this machine's {total_mb} MiB "
+              f"beside the server's {settings.server_memory_mb} MiB (LABNB_SERVER_MEMORY_MB){sets}")
     if settings.node:
-        return _size_node(settings, given, fits, memory)
+        return _size_node(settings, given, fits, memory, hosts)
     bounds = [(fits, memory)] if fits is not None else []
     if "max_lab_hosts" in given:
-        bounds.append((settings.max_lab_hosts, f"LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}"))
+        bounds.append((settings.max_lab_hosts // hosts, f"LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}"))
     most, why = min(bounds, default=(None, ""))
     if "capacity" in given:
         if fits is not None and fits < settings.capacity:
@@ -106,31 +111,32 @@ def size_for_room(settings, given: frozenset[str], total_mb: int | None = None):
         note = f"room capacity {settings.capacity}, the default; set --capacity (LABNB_CAPACITY) to choose"
     sized = {}
     if "pool_size" not in given:
-        sized["pool_size"] = settings.capacity
+        sized["pool_size"] = settings.capacity * hosts
     if "max_lab_hosts" not in given:   # the headroom, as far as the memory has room for it
         lab_hosts = settings.capacity + HEADROOM
-        sized["max_lab_hosts"] = lab_hosts if fits is None else max(settings.capacity, min(lab_hosts, fits))
+        sized["max_lab_hosts"] = hosts * (lab_hosts if fits is None else max(settings.capacity, min(lab_hosts, fits)))
     if "new_learners_per_address" not in given:   # a classroom behind one NAT address
         sized["new_learners_per_address"] = max(settings.new_learners_per_address, 2 * settings.capacity)
     settings = dataclasses.replace(settings, **sized)
-    if settings.max_lab_hosts < settings.capacity:
+    if settings.max_lab_hosts < settings.capacity * hosts:
         raise ConfigError("LABNB_MAX_LAB_HOSTS", f"a workshop for {settings.capacity} learners (LABNB_CAPACITY) "
-                          f"needs as many lab hosts, but LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
+                          f"needs {'as many' if hosts == 1 else settings.capacity * hosts} lab hosts, but "
+                          f"LABNB_MAX_LAB_HOSTS is {settings.max_lab_hosts}",
                           "Raise LABNB_MAX_LAB_HOSTS or lower the capacity")
     return settings, note
 
 
-def _size_node(settings, given: frozenset[str], fits: int | None, memory: str):
+def _size_node(settings, given: frozenset[str], fits: int | None, memory: str, hosts: int):
     """A cluster node's share of a room that spans the nodes (docs/cluster.md): as many lab hosts as fit its
     machine (or LABNB_MAX_LAB_HOSTS), its warm pool as many of them as the room has places. No node need
     hold the whole room: HAProxy sends new learners where the nodes' agent-checks say there is room, and the
     room's queue holds the rest."""
     sized = {}
     if "max_lab_hosts" not in given and fits is not None:
-        sized["max_lab_hosts"] = fits
+        sized["max_lab_hosts"] = fits * hosts
     most = sized.get("max_lab_hosts", settings.max_lab_hosts)
     if "pool_size" not in given:
-        sized["pool_size"] = min(settings.capacity, most)
+        sized["pool_size"] = min(settings.capacity * hosts, most)
     if "new_learners_per_address" not in given:   # a classroom behind one NAT address
         sized["new_learners_per_address"] = max(settings.new_learners_per_address, 2 * settings.capacity)
     why = memory if "max_lab_hosts" in sized else f"LABNB_MAX_LAB_HOSTS is {most}"
