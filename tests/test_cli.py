@@ -21,7 +21,7 @@ def test_check_builtin_labs():
     result = check(str(ROOT / "labs"))
     assert result.exit_code == 0, result.output
     labs = sorted((ROOT / "labs").glob("*.md"))
-    assert len(labs) == 3
+    assert len(labs) == 4
     assert result.output.splitlines() == [f"{lab}: OK" for lab in labs]
 
 

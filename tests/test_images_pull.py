@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from conftest import LABNB, labnb_env, sh
+from conftest import LABNB, Output, labnb_env, sh
 from registry_support import Upstream, build_image
+from webapp import executor
 from webapp.images import service
 from webapp.images.ensure import ImageMissing, ensure
 from webapp.labhost.pool import create
@@ -156,8 +157,6 @@ def test_a_lab_host_flooding_the_forwarder_slows_only_itself(images, tmp_path):
     flooder = create(images.settings, prepare=images.prepare)
     puller = create(images.settings, prepare=images.prepare)
     try:
-        from webapp import executor
-        from conftest import Output
         out = Output()
         flood = executor.start(flooder, f"cat > /tmp/flood.py <<'EOF'\n{FLOOD}\nEOF\npython3 /tmp/flood.py",
                                on_output=out, timeout=120, window=None)

@@ -44,7 +44,19 @@ def test_a_message_is_read_whole_and_checked():
     assert read(message()) == ("reset", "b", None, {"learner": "l1"})
     assert read(write("shell_open", "a", {"sid": "s", "learner": "l", "lab": "x", "rows": 24, "cols": 80,
                                          "watching": True}))[3] == \
-        {"sid": "s", "learner": "l", "lab": "x", "term": None, "rows": 24, "cols": 80, "watching": True}
+        {"sid": "s", "learner": "l", "lab": "x", "term": None, "rows": 24, "cols": 80, "watching": True, "host": None}
+
+
+@pytest.mark.parametrize("verb, args", [
+    ("shell_open", {"lab": "x", "rows": 24, "cols": 80, "watching": True}),
+    ("shell_input", {"data": "ls\n"}),
+    ("shell_resize", {"rows": 24, "cols": 80}),
+    ("shell_ack", {"end": 5}),
+])
+def test_a_shell_command_to_another_node_names_the_host_of_the_set(verb, args):
+    """Watching or typing into a learner's shell on node2 of their set, from another cluster node."""
+    args = {"sid": "s", "learner": "l", "host": "node2", **args}
+    assert read(write(verb, "a", args))[3]["host"] == "node2"
 
 
 @pytest.mark.parametrize("raw, why", [
@@ -64,6 +76,7 @@ def test_a_message_is_read_whole_and_checked():
     (message(verb="shell_ack", sid="s", learner="l", end=-1), "end: expected an integer"),
     (message(verb="shell_ack", sid="s", learner="l", end=True), "end: expected an integer"),
     (message(verb="shell_resize", sid="s", learner="l", rows=10 ** 9, cols=80), "rows: expected an integer"),
+    (message(verb="shell_input", sid="s", learner="l", data="x", host="n" * 10_000), "host: expected a name"),
     ("x" * (MAX_MESSAGE + 1), "at most"),
     (12, "expected a JSON text"),
 ])

@@ -44,6 +44,7 @@ RETRY_MOST = 30.0         # seconds between two attempts to subscribe again, at 
 ALL = "labnb:all"
 
 LEARNER, SID, TERM = Name(), Name(), Name(optional=True)
+HOST = Name(optional=True)   # a lab's name for one host of the learner's set (none: the first)
 ROWS, COLS = Int(2, 500), Int(2, 1000)
 
 # verb: its fields. Handlers get them as keyword arguments, checked.
@@ -52,10 +53,10 @@ VERBS: dict[str, dict] = {
     "reset": {"learner": LEARNER},
     "catch_up": {"learner": LEARNER, "lab": Name(), "step": Name()},
     "shell_open": {"sid": SID, "learner": LEARNER, "lab": Name(), "term": TERM, "rows": ROWS, "cols": COLS,
-                   "watching": Flag()},   # the sending node checked the tab: the instructor's, or the learner's own
-    "shell_input": {"sid": SID, "learner": LEARNER, "term": TERM, "data": Str()},
-    "shell_resize": {"sid": SID, "learner": LEARNER, "term": TERM, "rows": ROWS, "cols": COLS},
-    "shell_ack": {"sid": SID, "learner": LEARNER, "term": TERM, "end": POSITION},
+                   "watching": Flag(), "host": HOST},   # the sending node checked the tab: the instructor's, or the learner's own
+    "shell_input": {"sid": SID, "learner": LEARNER, "term": TERM, "data": Str(), "host": HOST},
+    "shell_resize": {"sid": SID, "learner": LEARNER, "term": TERM, "rows": ROWS, "cols": COLS, "host": HOST},
+    "shell_ack": {"sid": SID, "learner": LEARNER, "term": TERM, "end": POSITION, "host": HOST},
     "shell_detach": {"sid": SID},
     "run_running": {"learner": LEARNER, "lab": Name()},
     "run_attach": {"sid": SID, "learner": LEARNER, "run": RunId(), "after": SEQ, "end": POSITION},
