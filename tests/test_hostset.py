@@ -91,7 +91,7 @@ def test_the_lab_network_has_no_route_anywhere(pair):
             sh(node1, "ip route del default")
 
 
-def test_a_set_of_two_is_wired_in_milliseconds(settings, capsys):
+def test_wiring_a_set_of_two_joins_them_and_prints_how_long_it_took(settings, capsys):
     a, b = create(settings), create(settings)
     net = LabNet(settings)
     try:
