@@ -5,10 +5,15 @@ reaper (``gc --all`` on that state dir), whatever the tests did.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +78,44 @@ def labnb(settings, *args: str, timeout: float = 300) -> subprocess.CompletedPro
     """`labnb ARGS...` run to its end, as an operator would, with the test session's settings."""
     return subprocess.run([*LABNB, *args], env=labnb_env(settings), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def passing_run(settings, lab_path, report: Path, timeout: float = 300):
+    """`labnb run LAB --json REPORT`, asserting that every step is done (a failed step's commands and output in
+    the message) and that it exited 0: what it printed and the report, for a test's own assertions."""
+    out = labnb(settings, "run", str(lab_path), "--json", str(report), timeout=timeout)
+    assert report.exists(), out.stdout[-3000:] + out.stderr
+    result = json.loads(report.read_text())
+    failed = [f"step {s['index']} {s['id']}: {s['status']}\n"
+              + "".join(f"$ {c['command']}\n{c['output']}" for c in s["commands"])
+              for s in result["steps"] if s["status"] != "done"]
+    assert not failed, "\n".join(failed) + out.stdout[-3000:]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    return out, result
+
+
+@contextlib.contextmanager
+def unreached_port():
+    """A TCP port of the machine's, listening on every address, that no lab host may reach: yields it and
+    the machine's IPv4 addresses to try; the test fails if anyone connected."""
+    server = socket.socket()
+    server.bind(("0.0.0.0", 0))
+    server.listen()
+    accepted = []
+
+    def accept():
+        try:
+            accepted.append(server.accept())
+        except OSError:   # closed at the end of the test, with nobody having come
+            pass
+    threading.Thread(target=accept, daemon=True).start()
+    addresses = [a for a in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+                 if ":" not in a]
+    try:
+        yield server.getsockname()[1], addresses
+    finally:
+        server.close()
+    assert not accepted
 
 
 class Output:

@@ -8,16 +8,14 @@ import dataclasses
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 
-from conftest import sh
+from conftest import sh, unreached_port
 from hostset_support import host_set
 from test_labhost_leaks import snapshot
 from web_support import wait_for
@@ -79,36 +77,21 @@ def test_node1_reaches_node2_by_name_over_ens33(pair):
 def test_the_lab_network_has_no_route_anywhere(pair):
     """Not to the machine's addresses, nor its loopback, nor a server's port on them: with a default route
     of the learner's through the lab network, a gateway of their choosing, nothing answers."""
-    server = socket.socket()
-    server.bind(("0.0.0.0", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    accepted = []
-
-    def accept():
-        try:
-            accepted.append(server.accept())
-        except OSError:   # closed at the end of the test, with nobody having come
-            pass
-    threading.Thread(target=accept, daemon=True).start()
     node1 = pair.host("node1")
-    machine = [a for a in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-               if ":" not in a][:3]
-    sh(node1, "ip route replace default via 192.168.118.1 dev ens33 onlink")
-    try:
-        for addr in ["127.0.0.1", "192.168.118.1", *machine]:
-            _, out = sh(node1, f"timeout 3 bash -c 'echo > /dev/tcp/{addr}/{port}' && echo REACHED; "
-                               f"ping -c 1 -W 1 {addr} >/dev/null && echo PINGED", timeout=30)
-            assert "REACHED" not in out, f"{addr}:{port} reached from a set's host"
-            if addr != "127.0.0.1":   # its own loopback answers pings
-                assert "PINGED" not in out, f"{addr} answered a set's host"
-    finally:
-        sh(node1, "ip route del default")
-        server.close()
-    assert not accepted
+    with unreached_port() as (port, machine):
+        sh(node1, "ip route replace default via 192.168.118.1 dev ens33 onlink")
+        try:
+            for addr in ["127.0.0.1", "192.168.118.1", *machine[:3]]:
+                _, out = sh(node1, f"timeout 3 bash -c 'echo > /dev/tcp/{addr}/{port}' && echo REACHED; "
+                                   f"ping -c 1 -W 1 {addr} >/dev/null && echo PINGED", timeout=30)
+                assert "REACHED" not in out, f"{addr}:{port} reached from a set's host"
+                if addr != "127.0.0.1":   # its own loopback answers pings
+                    assert "PINGED" not in out, f"{addr} answered a set's host"
+        finally:
+            sh(node1, "ip route del default")
 
 
-def test_a_set_of_two_is_wired_in_milliseconds(settings, capsys):
+def test_wiring_a_set_of_two_joins_them_and_prints_how_long_it_took(settings, capsys):
     a, b = create(settings), create(settings)
     net = LabNet(settings)
     try:

@@ -83,6 +83,16 @@ def test_an_imported_image_wins_over_the_upstreams(images, host, tmp_path):
     assert outcome.ok and "the imported both" in out, out
 
 
+def test_an_image_named_by_tag_and_digest_is_pulled_by_digest_and_named_by_tag(upstream, host):
+    """``nginx:1.27@sha256:...`` pins the image; ``docker run nginx:1.27`` must then find it."""
+    _status, headers, _ = upstream.registry.manifest("labnbtest/hello", "1")
+    digest = headers["docker-content-digest"]
+    ensure(host, [f"labnbtest/hello:1@{digest}"])
+    outcome, out = sh(host, "docker run --rm labnbtest/hello:1; docker images --digests --format '{{.Repository}}'")
+    assert outcome.ok and "hello from the upstream" in out, out
+    assert "127.0.0.1:4999" not in out   # only the lab's name is left
+
+
 def test_a_missing_image_names_itself_and_what_to_do(host):
     with pytest.raises(ImageMissing) as missing:
         ensure(host, ["registry.example/team/nothing:9"])

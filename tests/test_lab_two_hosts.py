@@ -3,14 +3,13 @@ hosts wired on their own lab network, and in Chromium, every step run through th
 needs for its swarm overlay step (a /var/lib/docker of its own)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from conftest import labnb, sh
-from web_support import Server, _state_dir, chromium_browser, serving
+from conftest import passing_run, sh
+from web_support import Server, _state_dir, checked_page, chromium_browser, serving
 from webapp.lab import load_lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,15 +35,7 @@ def test_two_host_lab_passes_headless(settings, tmp_path):
     ran on both hosts."""
     lab = load_lab(LAB)
     assert lab.hosts == ["node1", "node2"]
-    report = tmp_path / "report.json"
-    out = labnb(settings, "run", str(LAB), "--json", str(report), timeout=900)
-    assert report.exists(), out.stdout[-3000:] + out.stderr
-    result = json.loads(report.read_text())
-    failed = [f"step {s['index']} {s['id']}: {s['status']}\n"
-              + "".join(f"$ {c['command']}\n{c['output']}" for c in s["commands"])
-              for s in result["steps"] if s["status"] != "done"]
-    assert not failed, "\n".join(failed) + out.stdout[-3000:]
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    out, result = passing_run(settings, LAB, tmp_path / "report.json", timeout=900)
     assert [s["id"] for s in result["steps"]] == [s.id for s in lab.steps]
     # what only two hosts show: node2 fetched node1's page, the containers' own addresses crossed the routes,
     # the tunnel and the overlay carried pings
@@ -68,14 +59,7 @@ def lab_server():
 @pytest.fixture(scope="module")
 def page(lab_server):
     for browser in chromium_browser():
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        yield page
-        context.close()
-        assert not errors, errors
+        yield from checked_page(browser, 1600, 1000)
 
 
 @pytest.mark.slow

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import cmdline, sh
+from conftest import cmdline, sh, unreached_port
 from webapp import executor
 from webapp.labhost.pool import create
 
@@ -95,29 +93,12 @@ def test_netns_names_are_per_lab_host(lab_host, other_lab_host):
 
 
 def test_server_port_is_unreachable(lab_host):
-    server = socket.socket()
-    server.bind(("0.0.0.0", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    accepted = []
-
-    def accept():
-        try:
-            accepted.append(server.accept())
-        except OSError:   # closed at the end of the test, with nobody having come
-            pass
-    threading.Thread(target=accept, daemon=True).start()
-    host_addrs = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-    targets = ["127.0.0.1"] + [a for a in host_addrs if ":" not in a][:2]
-    try:
-        for addr in targets:
+    with unreached_port() as (port, machine):
+        for addr in ["127.0.0.1", *machine[:2]]:
             outcome, out = sh(lab_host, f"timeout 5 bash -c 'echo > /dev/tcp/{addr}/{port}' && echo REACHED")
             assert "REACHED" not in out, f"{addr}:{port} reached from a lab host"
             outcome, out = sh(lab_host, f"docker run --rm busybox nc -w 2 {addr} {port} </dev/null && echo REACHED")
             assert "REACHED" not in out, f"{addr}:{port} reached from a container"
-    finally:
-        server.close()
-    assert not accepted
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from conftest import LABNB, labnb, labnb_env
+from conftest import LABNB, labnb, labnb_env, passing_run
 from webapp.lab import load_labs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,14 +25,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runner"
 @pytest.mark.parametrize("lab", load_labs(ROOT / "labs"), ids=lambda lab: lab.id)
 def test_builtin_lab_passes(settings, lab, tmp_path):
     """`labnb run` on each built-in lab, as an author would run it in CI."""
-    report = tmp_path / "report.json"
-    out = labnb(settings, "run", str(lab.path), "--json", str(report))
-    result = json.loads(report.read_text())
-    failed = [f"step {s['index']} {s['id']}: {s['status']}\n"
-              + "".join(f"$ {c['command']}\n{c['output']}" for c in s["commands"])
-              for s in result["steps"] if s["status"] != "done"]
-    assert not failed, "\n".join(failed) + out.stdout[-3000:]
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    out, result = passing_run(settings, lab.path, tmp_path / "report.json")
     assert len(result["steps"]) == len(lab.steps)
     _check_pictures(lab.id, {s["id"]: s["network"] for s in result["steps"]})
     assert not _our_lab_hosts(settings) or all(m["owner_alive"] for m in _our_lab_hosts(settings))

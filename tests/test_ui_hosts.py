@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from test_accessibility import audit
-from web_support import ROOT, chromium_browser, own_server
+from web_support import ROOT, checked_page, chromium_browser, own_server
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +31,13 @@ def browser():
 def page(browser, web_server):
     """One learner for the module (their set of two lab hosts is made once), who ran the lab's step; no
     script error on their page."""
-    context = browser.new_context(viewport={"width": 1366, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{web_server.url}/labs/{LAB}?token={web_server.token}")
-    expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
-    cell = page.locator(".cell[data-step='each']")
-    cell.locator("button.run").click()
-    expect(cell).to_have_attribute("data-status", "done", timeout=LONG)
-    yield page
-    context.close()
-    assert not errors, errors
+    for page in checked_page(browser):
+        page.goto(f"{web_server.url}/labs/{LAB}?token={web_server.token}")
+        expect(page.locator("#host")).to_have_attribute("data-state", "ready", timeout=LONG)
+        cell = page.locator(".cell[data-step='each']")
+        cell.locator("button.run").click()
+        expect(cell).to_have_attribute("data-status", "done", timeout=LONG)
+        yield page
 
 
 def test_the_picture_shows_both_hosts_what_runs_on_each_and_the_lab_network(page, web_server):

@@ -351,6 +351,19 @@ def chromium_browser():
         browser.close()
 
 
+def checked_page(browser, width: int = 1366, height: int = 800):
+    """A page in a browser context of its own (60 s for each wait), for a fixture to yield: at the end the
+    test fails if a script on the page threw, which a step that passed would not show."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
 def own_server(name: str, env: dict | None = None):
     """A test module's own server, for a module that makes a new learner (a lab host) per test: they hold
     their lab hosts until the server stops, which the session's server (24, for every module) cannot

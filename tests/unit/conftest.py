@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+import fakes
 from apps import Tab, browser, ready, serving
 from webapp.store import Limits, Store
 
@@ -39,6 +40,15 @@ def clock(monkeypatch):
         return c
     c.into = into
     return c
+
+
+@pytest.fixture
+def fake_backends():
+    """The fake lab hosts (fakes.py) registered as backends for one test: a module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("fake_backends")``."""
+    fakes.register()
+    yield
+    fakes.unregister()
 
 
 @pytest.fixture

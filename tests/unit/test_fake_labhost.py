@@ -14,11 +14,7 @@ from webapp.network import picture
 from webapp.proxy import ports
 
 
-@pytest.fixture(autouse=True)
-def fake_backends():
-    fakes.register()
-    yield
-    fakes.unregister()
+pytestmark = pytest.mark.usefixtures("fake_backends")
 
 
 @pytest.fixture

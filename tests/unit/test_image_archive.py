@@ -1,5 +1,6 @@
 """Image archives are read in place and refused, saying what is wrong, when they are not what
-``docker save`` or an OCI layout writes; the README's default wants no cache."""
+``docker save`` or an OCI layout writes; the README's default wants no cache; ``labnb image pull`` through a
+cache that does not answer says what to check."""
 from __future__ import annotations
 
 import hashlib
@@ -88,3 +89,15 @@ def test_the_readme_default_wants_no_cache():
     Lab.images = ["nginx:1.27"]
     assert cache.wanted(Settings(), [Lab()])
     assert cache.wanted(Settings(image_cache="local"), [])
+
+
+def test_a_pull_through_a_cache_that_does_not_answer_says_what_to_check(tmp_path):
+    """`labnb image pull` when the cache (or its upstream) does not answer: an error the command prints,
+    naming the setting to check, not a traceback."""
+    from webapp.images import admin
+    from webapp.images.client import Registry
+    from webapp.labhost.errors import LabHostError
+
+    gone = cache.Cache(Registry(f"unix:{tmp_path}/store.sock"), Registry(f"unix:{tmp_path}/cache.sock"), None)
+    with pytest.raises(LabHostError, match="nginx:1.27 through the image cache failed.*LABNB_IMAGE_UPSTREAM"):
+        admin.pull(gone, "nginx:1.27", lambda said: None)

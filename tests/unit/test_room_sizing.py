@@ -103,6 +103,14 @@ def test_a_two_host_room_given_too_few_lab_hosts_says_how_many_it_needs():
     assert "needs 20 lab hosts, but LABNB_MAX_LAB_HOSTS is 12" in str(e.value)
 
 
+def test_a_two_host_room_that_does_not_fit_names_the_memory_its_sets_would_fit_in():
+    with pytest.raises(ConfigError) as e:
+        size_for_room(Settings(workshop=1, capacity=15), frozenset({"capacity"}), 24 * GIB, hosts=2)
+    said = str(e.value)
+    assert "needs 30 lab hosts" in said and "at most 11" in said, said
+    assert f"LABNB_MEMORY_MB to at most {(24 * GIB - 1024) // 30}" in said, said
+
+
 def test_resolve_sizes_a_workshop_by_the_most_hosts_a_served_lab_names(tmp_path):
     (tmp_path / "two.md").write_text("---\ntitle: Two\nhosts: [node1, node2]\n---\n# Two\n\n## A {#a}\n\n```sh\ntrue\n```\n")
     settings = resolve(Settings(workshop="two", labs_dir=str(tmp_path), capacity=3, state_dir=str(tmp_path / "s")),

@@ -75,11 +75,7 @@ true
 """
 
 
-@pytest.fixture(autouse=True)
-def fake_backends():
-    fakes.register()
-    yield
-    fakes.unregister()
+pytestmark = pytest.mark.usefixtures("fake_backends")
 
 
 @pytest.fixture

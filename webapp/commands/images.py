@@ -7,7 +7,7 @@ import contextlib
 import click
 
 from ..config import Settings
-from ..errors import ConfigError, LabnbError
+from ..errors import LabnbError
 
 
 @contextlib.contextmanager

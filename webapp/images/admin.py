@@ -21,7 +21,7 @@ def import_archive(cache: Cache, path: str, name: str | None, say: Say) -> list[
     try:
         images = archive.images()
         if not images:
-            raise ArchiveError(f"{path}: it holds no image")
+            raise ArchiveError(f"{path}: it holds no image; `docker save -o FILE.tar NAME` writes one")
         if name and len(images) > 1:
             raise ArchiveError(f"{path}: it holds {len(images)} images; --name names an archive of one")
         done = []
@@ -54,7 +54,16 @@ def pull(cache: Cache, text: str, say: Say) -> str:
     trouble = cache.local.cache_trouble if cache.local else ""
     if trouble:
         raise LabHostError(f"the pull-through cache cannot pull: {trouble}", "Check LABNB_IMAGE_UPSTREAM")
-    registry = cache.cache
+    try:
+        _pull(cache.cache, ref, say)
+    except OSError as e:   # a RegistryError, or a read cut short: the cache or its upstream stopped answering
+        said = f"{cache.local.dir}/cache.log" if cache.local else "the log of the registry you run"
+        raise LabHostError(f"pulling {ref} through the image cache failed: {e}",
+                           f"Check that this machine reaches LABNB_IMAGE_UPSTREAM, and see {said}") from None
+    return str(ref)
+
+
+def _pull(registry: Registry, ref: names.Ref, say: Say) -> None:
     manifest, media = _manifest(registry, ref.path, ref.reference, ref)
     if media in (OCI_INDEX, DOCKER_LIST):
         entry = _platform(manifest, ref)
@@ -63,7 +72,6 @@ def pull(cache: Cache, text: str, say: Say) -> str:
     for blob in blobs:
         say(f"  blob {blob['digest'][7:19]} ({int(blob.get('size', 0)) >> 10} KiB)")
         _read_through(registry, ref.path, blob["digest"])
-    return str(ref)
 
 
 def _manifest(registry: Registry, path: str, reference: str, ref: names.Ref) -> tuple[dict, str]:
@@ -74,7 +82,8 @@ def _manifest(registry: Registry, path: str, reference: str, ref: names.Ref) -> 
     try:
         return json.loads(data), headers.get("content-type", "").split(";")[0]
     except ValueError:
-        raise LabHostError(f"the manifest of {ref} is not JSON") from None
+        raise LabHostError(f"the manifest of {ref} is not JSON",
+                           "Check that LABNB_IMAGE_UPSTREAM is a registry's URL") from None
 
 
 def _platform(index: dict, ref: names.Ref) -> dict:
@@ -83,7 +92,8 @@ def _platform(index: dict, ref: names.Ref) -> dict:
         platform = entry.get("platform") or {}
         if platform.get("os") == "linux" and platform.get("architecture") == arch:
             return entry
-    raise LabHostError(f"image {ref} has no linux/{arch} variant")
+    raise LabHostError(f"image {ref} has no linux/{arch} variant",
+                       f"Use a tag built for linux/{arch}, or import an archive of one (labnb image import)")
 
 
 def _read_through(registry: Registry, path: str, digest: str) -> None:

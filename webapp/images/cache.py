@@ -218,7 +218,8 @@ class Local:
             time.sleep(0.1)
 
     def _log_tail(self, role: str) -> str:
-        """The first lines of what the registry said last (a Go panic's reason is its first line)."""
+        """What the registry said last, for an error: its last panic's reason (a Go panic's first line),
+        else its last three lines."""
         try:
             with open(os.path.join(self.dir, f"{role}.log"), "rb") as f:
                 f.seek(max(0, os.fstat(f.fileno()).st_size - 4000))

@@ -53,7 +53,7 @@ def _one(client, host: LabHost, ref: names.Ref) -> None:
     try:
         if ref.tag:
             client.api.tag(pulled, ref.name, tag=ref.tag)
-            client.api.remove_image(f"{via}:{ref.tag}")   # the forwarder's name goes; the image stays
+            client.api.remove_image(pulled)   # the forwarder's name goes (by digest, if pulled so); the image stays
     except docker.errors.APIError as e:
         raise LabHostError(f"lab host {host.id}: cannot name image {ref}: {e.explanation or e}",
                            "Reset the lab host") from None

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class Images:
+    """One per server (or ``labnb run``), shared by all its lab hosts: the cache is the machine's, and the
+    forwarder serves every lab host from one event loop thread, so neither is made per lab host."""
+
     def __init__(self, settings: Settings, images: list[str]):
         """``images``: the names the served labs use; the pull-through cache fetches only those (and what
         it holds already) for lab hosts."""

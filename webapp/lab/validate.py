@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..images import names
+from ..labhost.hostset import MOST as MAX_HOSTS, NAME as HOST_NAME   # what a learner's set can be
 from ..labhost.offers import PROBES
 from .model import Check, Command, Match
 
@@ -18,8 +19,6 @@ Report = Callable[[int, str], None]
 
 REQUIRES = tuple(PROBES)
 TERMINAL_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-HOST_NAME = re.compile(r"[a-z][a-z0-9-]{0,15}")   # a hostname label each host gets, short enough for a picture
-MAX_HOSTS = 5
 MAX_TIMEOUT = 3600
 DEFAULT_STOP_AFTER = 3
 

@@ -47,9 +47,11 @@ class HostSet:
             raise LabHostError(f"{bad[0]!r} is not a host name: lowercase letters, digits and '-', a letter first, "
                                "at most 16", "Name the lab's hosts so in its front matter (`hosts:`)")
         if len(self._members) > MOST:
-            raise LabHostError(f"a set of {len(self._members)} lab hosts is more than the {MOST} a lab may have")
+            raise LabHostError(f"a set of {len(self._members)} lab hosts is more than the {MOST} a lab may have",
+                               f"Declare at most {MOST} hosts in the lab's front matter (`hosts:`)")
         if len({name for name, _ in self._members}) != len(self._members):
-            raise LabHostError(f"two lab hosts of one set have the same name: {self.names}")
+            raise LabHostError(f"two lab hosts of one set have the same name: {self.names}",
+                               "Name each of the lab's hosts once in its front matter (`hosts:`)")
         self.network = network
 
     @property

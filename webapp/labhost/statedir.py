@@ -6,6 +6,8 @@
     <state_dir>/images/       the busybox image archive and the docker data dirs seeded with it;
                               bundle-<id>.tar/.json and `bundle`, the current one (layers.py)
     <state_dir>/layers/       root's only: store/<chain id>, image layers shared by every lab host
+    <state_dir>/sets/<id>.json a learner's set of lab hosts and its lab network (records.py, labnet.py)
+    <state_dir>/registry/     the machine's image cache, its registries' data and sockets (images/cache.py)
     <state_dir>/labnb.sqlite  the run store (Settings.store_file)
 """
 from __future__ import annotations

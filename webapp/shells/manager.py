@@ -34,6 +34,7 @@ from typing import Callable
 from ..executor import PtyProcess, Terminal
 from ..errors import LabnbError
 from ..lab import Lab
+from ..labhost import hostset
 from ..labhost.base import LabHost, LabHostError
 from ..learners.registry import Learners
 from .fanout import Emit, Fanout
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 SHELL_WINDOW = 512 << 10       # unacknowledged bytes (furthest tab) before the PTY is not read
 ACTIVE_EVERY = 5.0             # seconds between two signs of a learner's activity in their terminals
-SHELLS_PER_LEARNER = 5         # free shells a learner has at once: one per host of the largest lab
+SHELLS_PER_LEARNER = hostset.MOST   # free shells a learner has at once: one per host of the largest lab
 
 
 class ShellError(LabnbError):

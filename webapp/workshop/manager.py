@@ -98,10 +98,11 @@ def size_for_room(settings, given: frozenset[str], total_mb: int | None = None, 
     most, why = min(bounds, default=(None, ""))
     if "capacity" in given:
         if fits is not None and fits < settings.capacity:
+            needs = settings.capacity * hosts   # every place a set of the labs' hosts
             raise ConfigError("LABNB_CAPACITY", f"a room of {settings.capacity} places (--capacity, LABNB_CAPACITY) "
-                              f"needs as many lab hosts, but {memory}",
+                              f"needs {'as many' if hosts == 1 else needs} lab hosts, but {memory}",
                               f"Lower the capacity to at most {fits}, or LABNB_MEMORY_MB to at most "
-                              f"{max(total_mb - settings.server_memory_mb, 0) // settings.capacity}")
+                              f"{max(total_mb - settings.server_memory_mb, 0) // needs}")
         note = f"room capacity {settings.capacity}, as set"
     elif most is not None and most < settings.capacity + HEADROOM:
         settings = dataclasses.replace(settings, capacity=max(1, most - HEADROOM))
