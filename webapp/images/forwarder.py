@@ -75,7 +75,7 @@ class Forwarder:
 
     def __init__(self, settings: Settings, cache, named: frozenset[str] = frozenset()):
         self.settings, self.cache = settings, cache
-        self.named = named   # the repositories (``Ref.path``) the served labs name: the cache may fetch them
+        self.named = named   # what the served labs name (``cache.named``): the cache may fetch it
         self.most = settings.image_connections
         self.rate = settings.image_rate_mbps << 20
         self.total = settings.image_total_mb << 20
@@ -220,7 +220,7 @@ class Forwarder:
 
     async def _relay(self, lab: _Lab, request: rules.Request, writer) -> None:
         """Ask each of the cache's registries in turn; send on the first answer that is not a 404."""
-        sources = self.cache.sources(request.name, self.named)
+        sources = self.cache.sources(request.name, self.named, request.tag)
         trouble = ""
         for i, registry in enumerate(sources):
             try:
