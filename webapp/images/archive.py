@@ -3,8 +3,9 @@ layer) and OCI image layouts (``index.json`` and ``blobs/``, also what newer ``d
 pushed to the cache's import store through the registry API, blob by blob, then the manifest.
 
 The archive is read in place (nothing is extracted): each JSON file within a bound, every blob
-found by its exact member name, a regular file, its digest checked (by the registry for blobs, here
-for what the manifest names). A bad archive is refused saying what is wrong with it."""
+found by its exact member name, a regular file (not a sparse one: its size is what is read and pushed),
+its digest checked (by the registry for blobs, here for what the manifest names). A bad archive is
+refused saying what is wrong with it."""
 from __future__ import annotations
 
 import dataclasses
@@ -77,6 +78,8 @@ class Archive:
             raise self.bad(f"it names {name!r}, which it does not hold")
         if not member.isfile():
             raise self.bad(f"{name!r} is not a regular file")
+        if member.issparse():   # a few bytes in the archive that read as a TiB of zeros, pushed whole
+            raise self.bad(f"{name!r} is a sparse file ({member.size} bytes, mostly holes)")
         return member
 
     def read(self, name: str, most: int = MAX_JSON) -> bytes:
