@@ -20,7 +20,8 @@ def pulling(tmp_path):
     """A forwarder for lab host "a" over a real ``Cache`` (a fake store and pull-through cache), the served
     labs naming nginx:1.27; the pull-through cache's data dir holds library/held:1 (the operator's pull)."""
     store = FakeRegistry({})
-    upstream = FakeRegistry({"/v2/library/nginx/manifests/1.27": MANIFEST, "/v2/library/nginx/manifests/latest": MANIFEST,
+    upstream = FakeRegistry({"/v2/library/nginx/manifests/1.27": MANIFEST,
+                             "/v2/library/nginx/manifests/latest": MANIFEST,
                              f"/v2/library/nginx/blobs/{DIGEST}": b"x", "/v2/library/held/manifests/1": MANIFEST})
 
     class Local:

@@ -102,7 +102,7 @@ def test_a_huge_answer_is_cut_at_a_bound():
 
 
 def gzip_bomb(host, sock, request):
-    body = gzip.compress(b'{"Id": "' + b"a" * (256 << 20) + b'"}')
+    body = gzip.compress(b'{"Id": "' + b"a" * (64 << 20) + b'"}')
     host.send(sock, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
@@ -140,3 +140,20 @@ def test_a_missing_image_is_still_said_with_what_to_do():
     assert isinstance(raised, ensure_mod.ImageMissing)
     assert "manifest unknown" in str(raised) and "\x1b" not in str(raised) and "labnb image pull" in raised.todo
 
+
+
+def tiny_lines(host, sock, request):
+    """Not there; then a pull of endless two-byte progress lines, at full speed."""
+    if request.startswith(b"GET "):
+        body = b'{"message": "No such image: nginx:1.27"}'
+        host.send(sock, b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return
+    host.send(sock, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+    while True:
+        host.send(sock, b"1\n" * (1 << 15))
+
+
+def test_a_pull_of_endless_tiny_lines_is_read_in_one_pass_and_cut():
+    """Each line cost a copy of what followed it, a JSON parse each: hours of the server's CPU."""
+    raised = finishes(HostileDockerd(tiny_lines), ["nginx:1.27"])
+    assert isinstance(raised, LabHostError) and "larger than" in str(raised)

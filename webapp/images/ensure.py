@@ -6,6 +6,7 @@ registry's names, Docker Hub's and others', under ``Ref.path``) and tagged with 
 ``docker run registry.example/team/tool:2`` finds it without a registry of that name."""
 from __future__ import annotations
 
+import json
 from urllib.parse import quote, urlencode
 
 from ..labhost import engine
@@ -35,20 +36,30 @@ def _one(host: LabHost, ref: names.Ref) -> None:
         return
     via = f"{MIRROR}/{ref.path}"
     try:
-        for event in engine.lines(host, "POST", "/images/create?" + urlencode({"fromImage": via, "tag": ref.reference}),
-                                  PULL_TIMEOUT):
-            if isinstance(event, dict) and event.get("error"):
-                raise _missing(host, ref, engine.clean(str(event["error"]), 300))
+        line = engine.first_line(host, "POST", "/images/create?" + urlencode({"fromImage": via, "tag": ref.reference}),
+                                 PULL_TIMEOUT, b'"error"')
+        if line is not None:   # a progress message never says "error"
+            raise _missing(host, ref, _error(line))
     except engine.Refused as e:
         raise _missing(host, ref, e.message) from None
     pulled = f"{via}@{ref.digest}" if ref.digest else f"{via}:{ref.tag}"
     if ref.tag:   # the forwarder's name goes; the image stays
-        for method, path, ok in (("POST", f"/images/{_quoted(pulled)}/tag?" + urlencode({"repo": ref.name, "tag": ref.tag}),
-                                  201), ("DELETE", f"/images/{_quoted(pulled)}", 200)):
+        tag = f"/images/{_quoted(pulled)}/tag?" + urlencode({"repo": ref.name, "tag": ref.tag})
+        for method, path, ok in (("POST", tag, 201), ("DELETE", f"/images/{_quoted(pulled)}", 200)):
             status, body = engine.ask(host, method, path, ASK_TIMEOUT)
             if status != ok:
                 raise LabHostError(f"lab host {host.id}: cannot name image {ref}: {engine.said(body)}",
                                    "Reset the lab host")
+
+
+def _error(line: bytes) -> str:
+    """What a pull's message that names an error says (the line itself, if it is not the JSON it should be)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    error = event.get("error") if isinstance(event, dict) else None
+    return engine.clean(str(error) if error else line.decode("utf-8", "replace"), 300)
 
 
 def _present(host: LabHost, name: str) -> bool:

@@ -5,8 +5,8 @@ The learner is root in the lab host and may put any program on its
 without a deadline as long as bytes trickle in, with no bound on its size,
 and inflates a gzip answer whole (a few KiB from the lab host, gigabytes in
 the server). Here a question is one HTTP/1.0 request with an overall deadline
-and a bound on the answer's size (``ask``; ``lines`` reads a streamed one, a
-message at a time); only an uncompressed answer is taken. What
+and a bound on the answer's size (``ask``; ``first_line`` searches a streamed
+one); only an uncompressed answer is taken. What
 it names is the learner's text: ``clean`` makes it safe to show. (The SDK
 client, ``SandboxLabHost.docker``, is only for the server's own jobs on a lab
 host it just made, before any learner command ran.)
@@ -58,7 +58,8 @@ def get(host: LabHost, path: str, deadline: float = DEADLINE, limit: int = MAX_A
         raise EngineError(f"dockerd's answer to {path} is not JSON") from None
 
 
-def ask(host: LabHost, method: str, path: str, deadline: float = DEADLINE, limit: int = MAX_ANSWER) -> tuple[int, bytes]:
+def ask(host: LabHost, method: str, path: str, deadline: float = DEADLINE,
+        limit: int = MAX_ANSWER) -> tuple[int, bytes]:
     """The status and body of the lab host's dockerd's answer to ``method path``, read whole."""
     end = time.monotonic() + deadline
     sock = _asked(host, method, path, deadline)
@@ -67,7 +68,7 @@ def ask(host: LabHost, method: str, path: str, deadline: float = DEADLINE, limit
         while part := _part(sock, end, path, deadline):
             data += part
             if len(data) > limit:
-                raise EngineError(f"dockerd's answer to {path} is larger than {limit >> 10} KiB")
+                raise EngineError(f"dockerd's answer to {path} is larger than {limit >> 20} MiB")
     finally:
         sock.close()
     head, sep, body = bytes(data).partition(b"\r\n\r\n")
@@ -76,10 +77,12 @@ def ask(host: LabHost, method: str, path: str, deadline: float = DEADLINE, limit
     return _status(head, path), body
 
 
-def lines(host: LabHost, method: str, path: str, deadline: float, limit: int = MAX_STREAM):
-    """Each JSON message of a streamed answer (``docker pull``'s progress) as it comes: ``deadline`` seconds
-    and ``limit`` bytes in all, MAX_LINE a message. A status other than 200 is ``Refused``, with what dockerd
-    said."""
+def first_line(host: LabHost, method: str, path: str, deadline: float, containing: bytes,
+               limit: int = MAX_STREAM) -> bytes | None:
+    """The first line (stripped) of a streamed answer (``docker pull``'s progress messages) that contains
+    ``containing``, read up to it; None if the answer ended without one. ``deadline`` seconds and ``limit``
+    bytes in all, MAX_LINE a line; searched, never split line by line (a million tiny lines cost no more
+    than one). A status other than 200 is ``Refused``, with what dockerd said."""
     end = time.monotonic() + deadline
     sock = _asked(host, method, path, deadline)
     try:
@@ -91,25 +94,27 @@ def lines(host: LabHost, method: str, path: str, deadline: float, limit: int = M
             data += part
             if status is None:
                 head, sep, rest = bytes(data).partition(b"\r\n\r\n")
+                if not sep and len(data) > MAX_LINE:
+                    raise EngineError(f"dockerd's answer to {path} has a head over {MAX_LINE >> 10} KiB")
                 if not sep:
                     continue
                 status, data = _status(head, path), bytearray(rest)
             if status != 200:
                 continue   # its error, read whole below
-            while (end_of_line := data.find(b"\n")) >= 0:
-                line, data = bytes(data[:end_of_line]).strip(), data[end_of_line + 1:]
-                if line:
-                    yield _json(line, path)
+            found = data.find(containing)
+            start = data.rfind(b"\n", 0, found if found >= 0 else len(data)) + 1
+            if found >= 0 and data.find(b"\n", found) >= 0:
+                return bytes(data[start:data.find(b"\n", found)]).strip()
+            del data[:start]   # the line not ended yet, all that is kept
             if len(data) > MAX_LINE:
-                raise EngineError(f"a message of dockerd's answer to {path} is over {MAX_LINE >> 10} KiB")
+                raise EngineError(f"a line of dockerd's answer to {path} is over {MAX_LINE >> 10} KiB")
     finally:
         sock.close()
     if status is None:
         raise EngineError(f"dockerd's answer to {path} is not HTTP")
     if status != 200:
         raise Refused(status, said(bytes(data)))
-    if data.strip():
-        yield _json(bytes(data).strip(), path)
+    return bytes(data).strip() if containing in data else None
 
 
 def said(body: bytes) -> str:
@@ -157,9 +162,3 @@ def _status(head: bytes, path: str) -> int:
                           " not plain")
     return int(status[1])
 
-
-def _json(line: bytes, path: str):
-    try:
-        return json.loads(line)
-    except ValueError:
-        raise EngineError(f"a message of dockerd's answer to {path} is not JSON") from None
