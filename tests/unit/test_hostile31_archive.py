@@ -3,12 +3,23 @@ tar's ``--sparse``; ``docker save`` never writes one). Read in place, it was has
 pushed whole into the import store: the machine's disk filled from a 10 KiB file."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import threading
 
 from webapp.images import archive
+
+
+def write_tar(path, files: dict[str, bytes]) -> str:
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
 
 
 def test_a_sparse_layer_is_refused_at_once(tmp_path):
@@ -35,3 +46,18 @@ def test_a_sparse_layer_is_refused_at_once(tmp_path):
     thread.join(20)
     assert raised, "the archive's sparse layer is still being read"
     assert raised[0] is not None and "sparse" in str(raised[0])
+
+
+def test_a_layer_named_over_and_over_is_hashed_once(tmp_path, monkeypatch):
+    """manifest.json's 256 entries of 256 layers each, all one member: a 1 GiB layer was hashed 65,536
+    times (64 TiB read) before anything was pushed."""
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    entries = [{"Config": "config.json", "RepoTags": [f"evil:{i}"], "Layers": ["layer.tar"] * archive.MAX_LAYERS}
+               for i in range(archive.MAX_LAYERS)]
+    path = write_tar(tmp_path / "evil.tar", {"manifest.json": json.dumps(entries).encode(), "config.json": config,
+                                             "layer.tar": b"x" * 1024})
+    hashed = []
+    real = archive.Archive._sha256
+    monkeypatch.setattr(archive.Archive, "_sha256", lambda self, member: hashed.append(member.name) or real(self, member))
+    images = archive.Archive(path).images()
+    assert len(images) == archive.MAX_LAYERS and len(hashed) == 1

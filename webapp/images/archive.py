@@ -65,6 +65,7 @@ class Archive:
             raise ArchiveError(f"{path}: not a readable tar archive ({e}); `docker save -o FILE.tar NAME` "
                                "writes one") from None
         self.members = {m.name.removeprefix("./"): m for m in members}
+        self._digests: dict[str, str] = {}   # a member's, once: manifest.json may name one layer 65,536 times
 
     def bad(self, what: str) -> ArchiveError:
         return ArchiveError(f"{self.path}: {what}; `docker save -o FILE.tar NAME` writes an archive labnb reads")
@@ -159,7 +160,7 @@ class Archive:
             blobs = [Blob("sha256:" + hashlib.sha256(config).hexdigest(), len(config), self.member(entry["Config"]))]
             for layer in layers:
                 member = self.member(layer)
-                blobs.append(Blob(self._sha256(member), member.size, member))
+                blobs.append(Blob(self._digest_of(member), member.size, member))
             manifest = json.dumps({
                 "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
                 "config": {"mediaType": DOCKER_CONFIG, "size": blobs[0].size, "digest": blobs[0].digest},
@@ -168,6 +169,11 @@ class Archive:
             tags = entry.get("RepoTags") or []
             found.append(Image([t for t in tags if isinstance(t, str)], manifest, DOCKER_MANIFEST, blobs))
         return found
+
+    def _digest_of(self, member: tarfile.TarInfo) -> str:
+        if member.name not in self._digests:
+            self._digests[member.name] = self._sha256(member)
+        return self._digests[member.name]
 
     def _sha256(self, member: tarfile.TarInfo) -> str:
         digest = hashlib.sha256()
