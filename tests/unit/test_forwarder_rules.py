@@ -138,7 +138,7 @@ class FakeCache:
     def __init__(self, *registries):
         self.registries = [Registry(r.address) for r in registries]
 
-    def sources(self, path, named):
+    def sources(self, path, named, tag=""):
         return self.registries
 
     def revive(self):

@@ -7,7 +7,7 @@ from typing import Callable
 
 from ..labhost.errors import LabHostError
 from . import names
-from .archive import DOCKER_LIST, OCI_INDEX, Archive, ArchiveError
+from .archive import DOCKER_LIST, MAX_LAYERS, OCI_INDEX, SHA256, Archive, ArchiveError
 from .cache import Cache
 from .client import Registry, RegistryError
 
@@ -66,12 +66,34 @@ def pull(cache: Cache, text: str, say: Say) -> str:
 def _pull(registry: Registry, ref: names.Ref, say: Say) -> None:
     manifest, media = _manifest(registry, ref.path, ref.reference, ref)
     if media in (OCI_INDEX, DOCKER_LIST):
-        entry = _platform(manifest, ref)
-        manifest, media = _manifest(registry, ref.path, entry["digest"], ref)
-    blobs = [manifest["config"]] + list(manifest.get("layers") or [])
-    for blob in blobs:
-        say(f"  blob {blob['digest'][7:19]} ({int(blob.get('size', 0)) >> 10} KiB)")
+        manifest, media = _manifest(registry, ref.path, _digest(_platform(manifest, ref), ref), ref)
+    for blob in _blobs(manifest, ref):
+        say(f"  blob {blob['digest'][7:19]} ({blob['size'] >> 10} KiB)")
         _read_through(registry, ref.path, blob["digest"])
+
+
+def _blobs(manifest, ref: names.Ref) -> list[dict]:
+    """The config and layers an image manifest names, each checked (what the upstream sends is hostile:
+    a "digest" that is a path would be sent on as one), or LabHostError."""
+    layers = manifest.get("layers") if isinstance(manifest, dict) else None
+    if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
+        raise LabHostError(f"the manifest of {ref} from the upstream is not an image manifest of at most "
+                           f"{MAX_LAYERS} layers", "Check LABNB_IMAGE_UPSTREAM and the name")
+    blobs = [manifest.get("config")] + layers
+    for blob in blobs:
+        _digest(blob, ref)
+        if not isinstance(blob.get("size"), int) or blob["size"] < 0:
+            raise LabHostError(f"the manifest of {ref} from the upstream names a blob of no size",
+                               "Check LABNB_IMAGE_UPSTREAM and the name")
+    return blobs
+
+
+def _digest(entry, ref: names.Ref) -> str:
+    digest = entry.get("digest") if isinstance(entry, dict) else None
+    if not isinstance(digest, str) or not SHA256.match(digest):
+        raise LabHostError(f"the manifest of {ref} from the upstream names {str(digest)[:80]!r}, not a "
+                           "sha256 digest", "Check LABNB_IMAGE_UPSTREAM and the name")
+    return digest
 
 
 def _manifest(registry: Registry, path: str, reference: str, ref: names.Ref) -> tuple[dict, str]:
@@ -86,10 +108,13 @@ def _manifest(registry: Registry, path: str, reference: str, ref: names.Ref) -> 
                            "Check that LABNB_IMAGE_UPSTREAM is a registry's URL") from None
 
 
-def _platform(index: dict, ref: names.Ref) -> dict:
+def _platform(index, ref: names.Ref) -> dict:
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-    for entry in index.get("manifests") or []:
-        platform = entry.get("platform") or {}
+    entries = index.get("manifests") if isinstance(index, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        platform = (entry.get("platform") if isinstance(entry, dict) else None) or {}
+        if not isinstance(platform, dict):
+            continue
         if platform.get("os") == "linux" and platform.get("architecture") == arch:
             return entry
     raise LabHostError(f"image {ref} has no linux/{arch} variant",

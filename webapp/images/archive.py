@@ -3,8 +3,9 @@ layer) and OCI image layouts (``index.json`` and ``blobs/``, also what newer ``d
 pushed to the cache's import store through the registry API, blob by blob, then the manifest.
 
 The archive is read in place (nothing is extracted): each JSON file within a bound, every blob
-found by its exact member name, a regular file, its digest checked (by the registry for blobs, here
-for what the manifest names). A bad archive is refused saying what is wrong with it."""
+found by its exact member name, a regular file (not a sparse one: its size is what is read and pushed),
+its digest checked (by the registry for blobs, here for what the manifest names). A bad archive is
+refused saying what is wrong with it."""
 from __future__ import annotations
 
 import dataclasses
@@ -64,6 +65,7 @@ class Archive:
             raise ArchiveError(f"{path}: not a readable tar archive ({e}); `docker save -o FILE.tar NAME` "
                                "writes one") from None
         self.members = {m.name.removeprefix("./"): m for m in members}
+        self._digests: dict[str, str] = {}   # a member's, once: manifest.json may name one layer 65,536 times
 
     def bad(self, what: str) -> ArchiveError:
         return ArchiveError(f"{self.path}: {what}; `docker save -o FILE.tar NAME` writes an archive labnb reads")
@@ -77,6 +79,8 @@ class Archive:
             raise self.bad(f"it names {name!r}, which it does not hold")
         if not member.isfile():
             raise self.bad(f"{name!r} is not a regular file")
+        if member.issparse():   # a few bytes in the archive that read as a TiB of zeros, pushed whole
+            raise self.bad(f"{name!r} is a sparse file ({member.size} bytes, mostly holes)")
         return member
 
     def read(self, name: str, most: int = MAX_JSON) -> bytes:
@@ -156,7 +160,7 @@ class Archive:
             blobs = [Blob("sha256:" + hashlib.sha256(config).hexdigest(), len(config), self.member(entry["Config"]))]
             for layer in layers:
                 member = self.member(layer)
-                blobs.append(Blob(self._sha256(member), member.size, member))
+                blobs.append(Blob(self._digest_of(member), member.size, member))
             manifest = json.dumps({
                 "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
                 "config": {"mediaType": DOCKER_CONFIG, "size": blobs[0].size, "digest": blobs[0].digest},
@@ -165,6 +169,11 @@ class Archive:
             tags = entry.get("RepoTags") or []
             found.append(Image([t for t in tags if isinstance(t, str)], manifest, DOCKER_MANIFEST, blobs))
         return found
+
+    def _digest_of(self, member: tarfile.TarInfo) -> str:
+        if member.name not in self._digests:
+            self._digests[member.name] = self._sha256(member)
+        return self._digests[member.name]
 
     def _sha256(self, member: tarfile.TarInfo) -> str:
         digest = hashlib.sha256()

@@ -33,6 +33,7 @@ import time
 from ..config import Settings
 from ..errors import ConfigError
 from ..labhost.errors import LabHostError
+from . import names
 from .client import Registry
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ def open_cache(settings: Settings) -> "Cache":
     return Cache(Registry("unix:" + local.socket("store")), Registry("unix:" + local.socket("cache")), local)
 
 
+def named(images: list[str]) -> frozenset[str]:
+    """What the served labs' ``images`` let the pull-through cache fetch for lab hosts: each repository
+    (``Ref.path``: by digest, as a tag's manifest list names its manifests) and each tag (``path:tag``)."""
+    refs = [names.parse(image) for image in images]
+    return frozenset([ref.path for ref in refs] + [f"{ref.path}:{ref.tag}" for ref in refs if ref.tag])
+
+
 class Cache:
     """Where images are read (``sources``: the store first, then the pull-through cache) and imported
     (``store``)."""
@@ -72,23 +80,25 @@ class Cache:
     def __init__(self, store: Registry, cache: Registry, local: "Local | None"):
         self.store, self.cache, self.local = store, cache, local
 
-    def sources(self, path: str, named: frozenset[str] = frozenset()) -> list[Registry]:
-        """The registries a lab host's pull of repository ``path`` may read, in order: the import store, then
-        the pull-through cache, only for a Docker Hub name (``registry.example/...`` is only ever imported)
-        that a served lab names (``named``: their ``Ref.path``) or that the cache holds already (the
-        operator's ``labnb image pull``): a learner cannot fill the machine's disk with images of their
-        choosing. A registry the operator runs is asked for anything."""
+    def sources(self, path: str, named: frozenset[str] = frozenset(), tag: str = "") -> list[Registry]:
+        """The registries a lab host's pull of repository ``path`` (of its manifest ``tag``, if asked by tag)
+        may read, in order: the import store, then the pull-through cache, only for a Docker Hub name
+        (``registry.example/...`` is only ever imported) that a served lab names (``named``, from
+        ``named()``) or that the cache holds already (the operator's ``labnb image pull``), a tag only if
+        that tag is so: a learner cannot fill the machine's disk with images of their choosing, nor with
+        every tag of a repository a lab names. A registry the operator runs is asked for anything."""
         if self.store.address == self.cache.address:
             return [self.store]
         first = path.split("/", 1)[0]
         hub = "." not in first and "_" not in first
-        return [self.store, self.cache] if hub and (path in named or self.holds(path)) else [self.store]
+        wanted = f"{path}:{tag}" in named if tag else path in named
+        return [self.store, self.cache] if hub and (wanted or self.holds(path, tag)) else [self.store]
 
-    def holds(self, path: str) -> bool:
-        """Whether labnb's pull-through cache has repository ``path`` (``path`` matched the API's grammar:
-        no dot segments), by its data dir (distribution's layout), without asking it."""
-        return bool(self.local) and os.path.isdir(
-            os.path.join(self.local.dir, "cache", "docker", "registry", "v2", "repositories", path))
+    def holds(self, path: str, tag: str = "") -> bool:
+        """Whether labnb's pull-through cache has repository ``path`` (its ``tag``, if given; both matched
+        the API's grammar: no dot segments), by its data dir (distribution's layout), without asking it."""
+        where = [self.local.dir, "cache", "docker", "registry", "v2", "repositories", path] if self.local else []
+        return bool(where) and os.path.isdir(os.path.join(*where, *(["_manifests", "tags", tag] if tag else [])))
 
     def revive(self) -> None:
         """After a registry did not answer: run them here if their owner went (a CLI command ended)."""

@@ -6,15 +6,16 @@ registry's names, Docker Hub's and others', under ``Ref.path``) and tagged with 
 ``docker run registry.example/team/tool:2`` finds it without a registry of that name."""
 from __future__ import annotations
 
-import time
+import json
+from urllib.parse import quote, urlencode
 
-import docker.errors
-
+from ..labhost import engine
 from ..labhost.base import LabHost, LabHostError
 from . import names
 from .forwarder import ADDRESS
 
 PULL_TIMEOUT = 600.0        # seconds for one image's pull through the forwarder (its bounds apply too)
+ASK_TIMEOUT = 30.0          # for dockerd to say whether it has an image, to tag one (a busy lab host)
 MIRROR = f"{ADDRESS[0]}:{ADDRESS[1]}"
 
 
@@ -24,47 +25,53 @@ class ImageMissing(LabHostError):
 
 def ensure(host: LabHost, images: list[str]) -> None:
     """Every image of ``images`` in ``host``'s dockerd under its name, or LabHostError naming the first
-    one missing and what the operator can do."""
-    if not images:
-        return
-    client = host.docker(timeout=int(PULL_TIMEOUT))
-    try:
-        for name in images:
-            _one(client, host, names.parse(name))
-    finally:
-        client.close()
+    one missing and what the operator can do. The lab host may be a learner's who ran anything there: its
+    dockerd is asked through ``engine`` (bounded answers, a deadline), never the docker SDK."""
+    for name in images:
+        _one(host, names.parse(name))
 
 
-def _one(client, host: LabHost, ref: names.Ref) -> None:
-    if _present(client, str(ref)):
+def _one(host: LabHost, ref: names.Ref) -> None:
+    if _present(host, str(ref)):
         return
     via = f"{MIRROR}/{ref.path}"
-    deadline = time.monotonic() + PULL_TIMEOUT
     try:
-        for event in client.api.pull(via, tag=ref.reference, stream=True, decode=True):
-            if isinstance(event, dict) and event.get("error"):
-                raise _missing(host, ref, str(event["error"])[:300])
-            if time.monotonic() > deadline:
-                raise LabHostError(f"lab host {host.id}: pulling image {ref} took over {PULL_TIMEOUT:.0f} s",
-                                   "Check the machine's load and LABNB_IMAGE_RATE_MBPS")
-    except docker.errors.APIError as e:
-        raise _missing(host, ref, str(e.explanation or e)[:300]) from None
+        line = engine.first_line(host, "POST", "/images/create?" + urlencode({"fromImage": via, "tag": ref.reference}),
+                                 PULL_TIMEOUT, b'"error"')
+        if line is not None:   # a progress message never says "error"
+            raise _missing(host, ref, _error(line))
+    except engine.Refused as e:
+        raise _missing(host, ref, e.message) from None
     pulled = f"{via}@{ref.digest}" if ref.digest else f"{via}:{ref.tag}"
-    try:
-        if ref.tag:
-            client.api.tag(pulled, ref.name, tag=ref.tag)
-            client.api.remove_image(pulled)   # the forwarder's name goes (by digest, if pulled so); the image stays
-    except docker.errors.APIError as e:
-        raise LabHostError(f"lab host {host.id}: cannot name image {ref}: {e.explanation or e}",
-                           "Reset the lab host") from None
+    if ref.tag:   # the forwarder's name goes; the image stays
+        tag = f"/images/{_quoted(pulled)}/tag?" + urlencode({"repo": ref.name, "tag": ref.tag})
+        for method, path, ok in (("POST", tag, 201), ("DELETE", f"/images/{_quoted(pulled)}", 200)):
+            status, body = engine.ask(host, method, path, ASK_TIMEOUT)
+            if status != ok:
+                raise LabHostError(f"lab host {host.id}: cannot name image {ref}: {engine.said(body)}",
+                                   "Reset the lab host")
 
 
-def _present(client, name: str) -> bool:
+def _error(line: bytes) -> str:
+    """What a pull's message that names an error says (the line itself, if it is not the JSON it should be)."""
     try:
-        client.api.inspect_image(name)
-        return True
-    except docker.errors.NotFound:
-        return False
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    error = event.get("error") if isinstance(event, dict) else None
+    return engine.clean(str(error) if error else line.decode("utf-8", "replace"), 300)
+
+
+def _present(host: LabHost, name: str) -> bool:
+    status, body = engine.ask(host, "GET", f"/images/{_quoted(name)}/json", ASK_TIMEOUT)
+    if status not in (200, 404):
+        raise LabHostError(f"lab host {host.id}: its dockerd answered {status} for image {name}: "
+                           f"{engine.said(body)}", "Reset the lab host")
+    return status == 200
+
+
+def _quoted(name: str) -> str:
+    return quote(name, safe="/:@")
 
 
 def _missing(host: LabHost, ref: names.Ref, said: str) -> ImageMissing:

@@ -8,8 +8,8 @@ falls back from the mirror to Docker Hub is refused at once with the reason (``r
 Each connection carries one request (``Connection: close``), checked by ``rules.parse`` and sent on as
 rebuilt from what was checked, to the cache's registries in turn (the import store first). All of it
 runs on one event loop thread, whatever the number of lab hosts; each lab host has its own bounds:
-connections at once, bytes per second (a token bucket) and bytes in all, with a deadline on every wait,
-so one that floods or stalls the forwarder slows only itself.
+connections at once and accepted per second, bytes per second (token buckets) and bytes in all, with a
+deadline on every wait, so one that floods or stalls the forwarder slows only itself.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 ADDRESS = ("127.0.0.1", 4999)
 BACKLOG = 16
+ACCEPTS = 100               # connections a second one lab host's are accepted at (a token bucket): one that opens
+                            # them in a loop waits in its own kernel's backlog, not on the forwarder's thread
 HEAD_TIMEOUT = 10.0         # seconds for a lab host to send a whole request head
 UPSTREAM_TIMEOUT = 60.0     # for the cache to answer (a pull-through cache may fetch the upstream first)
 IDLE_TIMEOUT = 30.0         # for any read or write of a body to make progress
@@ -63,8 +65,9 @@ class _Lab:
     """One lab host's share of the forwarder."""
     id: str
     host: object
-    server: asyncio.base_events.Server | None = None
+    server: asyncio.Task | None = None   # accepting its connections
     bucket: Bucket | None = None
+    accepts: Bucket | None = None
     connections: int = 0
     sent: int = 0
     tasks: set = dataclasses.field(default_factory=set)
@@ -75,7 +78,7 @@ class Forwarder:
 
     def __init__(self, settings: Settings, cache, named: frozenset[str] = frozenset()):
         self.settings, self.cache = settings, cache
-        self.named = named   # the repositories (``Ref.path``) the served labs name: the cache may fetch them
+        self.named = named   # what the served labs name (``cache.named``): the cache may fetch it
         self.most = settings.image_connections
         self.rate = settings.image_rate_mbps << 20
         self.total = settings.image_total_mb << 20
@@ -119,12 +122,11 @@ class Forwarder:
         future.result(10)
 
     async def _start(self, lab_id: str, sock: socket.socket, host) -> None:
-        lab = _Lab(lab_id, host, bucket=Bucket(self.rate))
+        lab = _Lab(lab_id, host, bucket=Bucket(self.rate), accepts=Bucket(ACCEPTS))
         old = self._labs.pop(lab_id, None)
         if old:
             await self._stop(old)
-        lab.server = await asyncio.start_server(lambda r, w: self._accepted(lab, r, w), sock=sock,
-                                                limit=rules.MAX_HEAD, backlog=BACKLOG)
+        lab.server = self.loop.create_task(self._accepting(lab, sock))
         self._labs[lab_id] = lab
 
     def detach(self, lab_id: str) -> None:
@@ -136,7 +138,8 @@ class Forwarder:
             await self._stop(lab)
 
     async def _stop(self, lab: _Lab) -> None:
-        lab.server.close()   # its socket goes, and with it the hold on the lab host's namespace
+        lab.server.cancel()   # its socket goes, and with it the hold on the lab host's namespace
+        await asyncio.gather(lab.server, return_exceptions=True)
         for task in list(lab.tasks):
             task.cancel()
 
@@ -162,6 +165,29 @@ class Forwarder:
             self._thread.join(10)
 
     # -- one connection --------------------------------------------------------------------------------------
+
+    async def _accepting(self, lab: _Lab, sock: socket.socket) -> None:
+        """Accept the lab host's connections, at most ACCEPTS a second: each costs this one thread an accept,
+        a task, a parse and an answer, within its connections or not."""
+        try:
+            while True:
+                wait = lab.accepts.delay(1)
+                if wait:
+                    await asyncio.sleep(wait)
+                try:
+                    conn, _ = await self.loop.sock_accept(sock)
+                except OSError as e:   # out of descriptors, a connection gone before it was taken: a moment later
+                    log.warning("image forwarder of lab host %s cannot accept: %s", lab.id, e)
+                    await asyncio.sleep(1)
+                    continue
+                try:
+                    reader, writer = await asyncio.open_connection(sock=conn, limit=rules.MAX_HEAD)
+                except OSError:
+                    conn.close()
+                    continue
+                self.loop.create_task(self._accepted(lab, reader, writer))
+        finally:
+            sock.close()
 
     async def _accepted(self, lab: _Lab, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -220,7 +246,7 @@ class Forwarder:
 
     async def _relay(self, lab: _Lab, request: rules.Request, writer) -> None:
         """Ask each of the cache's registries in turn; send on the first answer that is not a 404."""
-        sources = self.cache.sources(request.name, self.named)
+        sources = self.cache.sources(request.name, self.named, request.tag)
         trouble = ""
         for i, registry in enumerate(sources):
             try:

@@ -46,6 +46,7 @@ class Request:
     path: str              # "/v2/" or a path PATH matches
     name: str | None       # the repository, for PATH's paths
     accept: str            # the Accept header(s), joined (manifests' media types)
+    tag: str = ""          # the tag of a manifest asked by tag ("" for anything else)
 
     @property
     def ping(self) -> bool:
@@ -133,4 +134,5 @@ def parse(head: bytes) -> Request:
                       "/v2/<name>/blobs/<digest>, /v2/<name>/tags/list")
     if len(match["name"]) > 255:
         raise Refused(400, "NAME_INVALID", "a repository name is at most 255 characters")
-    return Request(method, target, match["name"], joined)
+    reference = match["reference"] or ""
+    return Request(method, target, match["name"], joined, "" if ":" in reference else reference)

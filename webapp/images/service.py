@@ -8,9 +8,8 @@ import logging
 from ..config import Settings
 from ..labhost import backends, layers
 from ..labhost.base import LabHost, LabHostError
-from . import names
 from .ensure import ensure
-from .cache import open_cache, wanted
+from .cache import named, open_cache, wanted
 from .forwarder import Forwarder
 
 log = logging.getLogger(__name__)
@@ -24,10 +23,9 @@ class Images:
         """``images``: the names the served labs use; the pull-through cache fetches only those (and what
         it holds already) for lab hosts."""
         self.settings, self.names = settings, sorted(set(images))
-        named = frozenset(names.parse(name).path for name in images)
         self.cache = open_cache(settings)
         try:
-            self.forwarder = Forwarder(settings, self.cache, named)
+            self.forwarder = Forwarder(settings, self.cache, named(images))
         except BaseException:
             self.cache.close()
             raise

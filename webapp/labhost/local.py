@@ -60,6 +60,8 @@ class LocalLabHost(LabHost):
             raise LabHostError(f"cannot read the ports of lab host {self.id}: {sock}")
         try:
             found = netlink.Diag(sock).listening_tcp()
+        except OSError as e:   # more listeners than a dump is read for (the learner's choice), a timeout
+            raise LabHostError(f"cannot read the ports of lab host {self.id}: {e}") from None
         finally:
             sock.close()
         return [(m["idiag_sport"], m["idiag_src"]) for m in found]
