@@ -37,8 +37,11 @@ from .process import OutputCallback, PtyProcess
 PROMPT_GRACE = 1.0
 # How long a command typed right after a run waits for the shell to show its next prompt: typed before the
 # shell's line editor has the terminal (while it is still in cooked mode), the kernel echoes it and the
-# editor shows it again. A shell that shows no prompt (a bare ``cat`` swallowing input) costs this once.
+# editor shows it again, and the step's output would show it without its prompt. The terminal's own bash
+# always shows one after its marker (a loaded machine may take seconds); a shell inside it (a container's)
+# may show none, which costs SETTLE once.
 SETTLE = 0.5
+SETTLE_OWN = 5.0
 RECENT = 64 << 10   # bytes of what a terminal showed kept for a fanout that starts to mirror it later
 LINE_KEPT = 512     # bytes of the terminal's last line kept: the prompt a command is typed at
 # a marker, or the echo of a marker line
@@ -185,6 +188,7 @@ class Terminal:
         self._skip_prompt = False   # the prompt after a marker line the terminal's bash ran
         self._settled = threading.Event()   # the shell showed something (its prompt) since the last marker
         self._settled.set()
+        self._settle_for = SETTLE           # how long the next command waits for it (``SETTLE_OWN``: our bash's)
         self._lock = threading.Lock()
         self._route_lock = threading.Lock()
 
@@ -206,7 +210,7 @@ class Terminal:
              endless: bool = False) -> TypedCommand:
         """Type ``command``, then (unless endless) the marker line, once the shell shows its prompt after the
         last run (``SETTLE``); returns then."""
-        self._settled.wait(SETTLE)
+        self._settled.wait(self._settle_for)
         self._release()
         with self._lock:
             if self.current is not None:
@@ -228,7 +232,9 @@ class Terminal:
 
     @property
     def prompt(self) -> bytes:
-        """The line the terminal shows last (between runs, its prompt): where a command typed now shows."""
+        """The line the terminal shows last (between runs, its prompt, once the shell showed it: ``SETTLE``):
+        where a command typed now shows."""
+        self._settled.wait(self._settle_for)
         self._release()
         with self._route_lock:
             return bytes(self.line)
@@ -274,6 +280,7 @@ class Terminal:
             elif part[0] == "marker":
                 _, token, status, outer = part
                 self._settled.clear()
+                self._settle_for = SETTLE_OWN if outer else SETTLE
                 if echoed:   # a shell ran the marker line: the prompt it showed for it goes, the next replaces it
                     self._shown(ERASE_LINE)
                     if fanout is not None:
